@@ -1,0 +1,25 @@
+//! Every label key and annotation Accord reads or writes, in one place.
+//!
+//! The keys are those of the `k8s.otterize.com` operator so that clusters can switch between the
+//! two without relabelling.
+
+/// On every pod of a workload in scope: the workload's formatted identity (without kind).
+pub const SERVICE: &str = "intents.otterize.com/service";
+/// On every pod of a workload in scope: the kind of its root owner.
+pub const OWNER_KIND: &str = "intents.otterize.com/owner-kind";
+/// On client pods: the client's formatted identity (without kind).
+pub const CLIENT: &str = "intents.otterize.com/client";
+/// Prefix of the label a client pod carries for each workload (or kafka) target.
+pub const ACCESS_PREFIX: &str = "intents.otterize.com/access-";
+/// Prefix of the label a client pod carries for each Service target.
+pub const SVC_ACCESS_PREFIX: &str = "intents.otterize.com/svc-access-";
+/// On generated NetworkPolicies: the formatted identity of the workload they protect. Only
+/// policies with this label are ever updated or deleted.
+pub const NETWORK_POLICY: &str = "intents.otterize.com/network-policy";
+/// On the default-deny policy a ProtectedService creates.
+pub const DEFAULT_DENY: &str = "intents.otterize.com/network-policy-service-default-deny";
+
+/// Whether a pod label key is one Accord manages (and may therefore remove).
+pub fn is_managed_pod_label(key: &str) -> bool {
+    key == SERVICE || key == OWNER_KIND || key == CLIENT || key.starts_with(ACCESS_PREFIX) || key.starts_with(SVC_ACCESS_PREFIX)
+}

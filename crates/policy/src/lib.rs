@@ -1,0 +1,28 @@
+//! `accord-policy`: Accord's pure policy core.
+//!
+//! In: manifest text (ClientIntents of every served version, and the Kubernetes objects they
+//! refer to). Out: an [`Inventory`] with workload identities, the NetworkPolicies and pod labels
+//! that enforce the intents ([`generate`]), and [`Diagnostic`]s for everything wrong with the
+//! input.
+//!
+//! **This crate does no I/O**: no filesystem, network, clock or async runtime. Inputs and time
+//! arrive as arguments, outputs are deterministic, and it builds for `wasm32-unknown-unknown`
+//! so the dashboard can preview drafts in the browser with the same code the operator runs.
+
+pub mod diagnostic;
+pub mod generate;
+pub mod identity;
+pub mod intents;
+pub mod inventory;
+pub mod labels;
+pub mod load;
+pub mod net;
+pub mod objects;
+pub mod render;
+
+pub use diagnostic::{Diagnostic, Origin, Severity};
+pub use generate::{GenerateOptions, Generated, generate};
+pub use identity::WorkloadId;
+pub use intents::ClientIntents;
+pub use inventory::Inventory;
+pub use load::{Source, load};

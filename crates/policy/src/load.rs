@@ -1,0 +1,422 @@
+//! Reading manifests: text in, [`Inventory`] and diagnostics out.
+//!
+//! A source is a file's name and contents (the caller does the reading). Each source may hold
+//! several YAML documents, or JSON; `kind: List` (and `PodList`, `NamespaceList`, …) is expanded.
+//! Documents that are not Kubernetes objects, and kinds Accord does not use, are skipped quietly.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::diagnostic::{Diagnostic, Origin};
+use crate::intents;
+use crate::inventory::{Inventory, Namespace, PodTemplate, PolicyObject, ProtectedService, Workload, WORKLOAD_KINDS};
+use crate::objects::{ContainerPort, Labels, NetworkPolicy, ObjectMeta, Service, ServicePort};
+use crate::inventory::Pod;
+
+/// One input file.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub path: String,
+    pub text: String,
+}
+
+impl Source {
+    pub fn new(path: impl Into<String>, text: impl Into<String>) -> Self {
+        Source {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// Load every source into a finished inventory.
+pub fn load(sources: &[Source]) -> (Inventory, Vec<Diagnostic>) {
+    let mut inv = Inventory::default();
+    let mut diags = Vec::new();
+    for s in sources {
+        load_into(&mut inv, s, &mut diags);
+    }
+    inv.finish();
+    (inv, diags)
+}
+
+/// Split a source into documents (as JSON values). A document that cannot be parsed produces a
+/// diagnostic and is skipped; the following documents are still read.
+pub fn documents(source: &Source, diags: &mut Vec<Diagnostic>) -> Vec<(Origin, Value)> {
+    let mut out = Vec::new();
+    let trimmed = source.text.trim_start();
+    if source.path.ends_with(".json") || trimmed.starts_with('{') || trimmed.starts_with('[') {
+        let mut stream = serde_json::Deserializer::from_str(&source.text).into_iter::<Value>();
+        let mut n = 0;
+        loop {
+            n += 1;
+            match stream.next() {
+                None => break,
+                Some(Ok(v)) => out.push((Origin::new(&source.path, n), v)),
+                Some(Err(e)) => {
+                    diags.push(Diagnostic::error(&Origin::new(&source.path, n), "", "", format!("invalid JSON: {e}")));
+                    break;
+                }
+            }
+        }
+        return out;
+    }
+    for (i, doc) in serde_yaml::Deserializer::from_str(&source.text).enumerate() {
+        let origin = Origin::new(&source.path, i + 1);
+        match Value::deserialize(doc) {
+            Ok(Value::Null) => {}
+            Ok(v) => out.push((origin, v)),
+            Err(e) => {
+                diags.push(Diagnostic::error(&origin, "", "", format!("invalid YAML: {e}")));
+                // The YAML parser cannot resynchronise after a syntax error inside a stream, so
+                // the remaining documents of this file are lost; say so rather than guess.
+                if e.location().is_some() {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Add the objects of one source to an inventory (call [`Inventory::finish`] afterwards).
+pub fn load_into(inv: &mut Inventory, source: &Source, diags: &mut Vec<Diagnostic>) {
+    for (origin, doc) in documents(source, diags) {
+        add_object(inv, &origin, &doc, None, diags);
+    }
+}
+
+fn object_label(kind: &str, doc: &Value) -> String {
+    let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>");
+    match doc.pointer("/metadata/namespace").and_then(Value::as_str) {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    }
+}
+
+fn typed<T: DeserializeOwned>(origin: &Origin, kind: &str, doc: &Value, diags: &mut Vec<Diagnostic>) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(doc) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            diags.push(Diagnostic::error(origin, object_label(kind, doc), path, e.into_inner().to_string()));
+            None
+        }
+    }
+}
+
+/// Add one document. `list_item_kind` is the kind implied by an enclosing `XList`.
+pub fn add_object(inv: &mut Inventory, origin: &Origin, doc: &Value, list_item_kind: Option<&str>, diags: &mut Vec<Diagnostic>) {
+    let Some(obj) = doc.as_object() else { return };
+    let kind = obj.get("kind").and_then(Value::as_str).or(list_item_kind).unwrap_or("");
+    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    if kind.ends_with("List") {
+        let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
+        for item in obj.get("items").and_then(Value::as_array).into_iter().flatten() {
+            add_object(inv, origin, item, item_kind, diags);
+        }
+        return;
+    }
+    match kind {
+        "Namespace" => {
+            if let Some(meta) = typed::<Meta>(origin, kind, doc, diags) {
+                let name = meta.metadata.name.clone();
+                if name.is_empty() {
+                    diags.push(Diagnostic::error(origin, "Namespace", "metadata.name", "missing name"));
+                    return;
+                }
+                inv.namespaces.insert(
+                    name.clone(),
+                    Namespace {
+                        name,
+                        labels: meta.metadata.labels,
+                        declared: true,
+                    },
+                );
+            }
+        }
+        "Pod" => {
+            if let Some(p) = typed::<PodDoc>(origin, kind, doc, diags) {
+                let mut metadata = p.metadata;
+                let ns = metadata.namespace.take().unwrap_or_else(|| "default".to_string());
+                metadata.namespace = Some(ns);
+                inv.pods.push(Pod {
+                    origin: origin.clone(),
+                    metadata,
+                    ports: p.spec.ports(),
+                    from_template: false,
+                    workload: Default::default(),
+                });
+            }
+        }
+        "Service" if api_version == "v1" || api_version.is_empty() => {
+            if let Some(s) = typed::<ServiceDoc>(origin, kind, doc, diags) {
+                let mut metadata = s.metadata;
+                metadata.namespace.get_or_insert_with(|| "default".to_string());
+                inv.services.push(Service {
+                    metadata,
+                    selector: s.spec.selector.filter(|sel| !sel.is_empty()),
+                    ports: s.spec.ports,
+                });
+            }
+        }
+        "NetworkPolicy" if api_version.starts_with("networking.k8s.io") || api_version.is_empty() => {
+            if let Some(mut policy) = typed::<NetworkPolicy>(origin, kind, doc, diags) {
+                policy.metadata.namespace.get_or_insert_with(|| "default".to_string());
+                inv.network_policies.push(PolicyObject {
+                    origin: origin.clone(),
+                    policy,
+                });
+            }
+        }
+        "ClientIntents" => {
+            if let Some(i) = intents::parse(origin, doc, diags) {
+                inv.intents.push(i);
+            }
+        }
+        "ProtectedService" => {
+            let Some(meta) = typed::<Meta>(origin, kind, doc, diags) else { return };
+            let namespace = meta.metadata.namespace.unwrap_or_else(|| "default".to_string());
+            let object = format!("ProtectedService {namespace}/{}", meta.metadata.name);
+            match doc.pointer("/spec/name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+                Some(service_name) => inv.protected_services.push(ProtectedService {
+                    origin: origin.clone(),
+                    name: meta.metadata.name,
+                    namespace,
+                    service_name: service_name.to_string(),
+                }),
+                None => diags.push(Diagnostic::error(origin, object, "spec.name", "missing: the protected server must be named")),
+            }
+        }
+        k if WORKLOAD_KINDS.contains(&k) => {
+            if let Some(w) = typed::<WorkloadDoc>(origin, kind, doc, diags) {
+                let mut metadata = w.metadata;
+                metadata.namespace.get_or_insert_with(|| "default".to_string());
+                let template = w.spec.pod_template();
+                inv.workloads.push(Workload {
+                    origin: origin.clone(),
+                    kind: k.to_string(),
+                    metadata,
+                    template,
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+#[derive(Deserialize)]
+struct Meta {
+    #[serde(default)]
+    metadata: ObjectMeta,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PodSpecDoc {
+    #[serde(default)]
+    containers: Vec<ContainerDoc>,
+    #[serde(default)]
+    init_containers: Vec<ContainerDoc>,
+}
+
+impl PodSpecDoc {
+    fn ports(self) -> Vec<ContainerPort> {
+        let mut ports: Vec<ContainerPort> = self
+            .containers
+            .into_iter()
+            .chain(self.init_containers)
+            .flat_map(|c| c.ports)
+            .collect();
+        ports.sort();
+        ports.dedup();
+        ports
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct ContainerDoc {
+    #[serde(default)]
+    ports: Vec<ContainerPort>,
+}
+
+#[derive(Deserialize)]
+struct PodDoc {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: PodSpecDoc,
+}
+
+#[derive(Deserialize, Default)]
+struct ServiceSpecDoc {
+    #[serde(default)]
+    selector: Option<Labels>,
+    #[serde(default)]
+    ports: Vec<ServicePort>,
+}
+
+#[derive(Deserialize)]
+struct ServiceDoc {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: ServiceSpecDoc,
+}
+
+#[derive(Deserialize, Default)]
+struct TemplateDoc {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: PodSpecDoc,
+}
+
+#[derive(Deserialize, Default)]
+struct JobTemplateDoc {
+    #[serde(default)]
+    spec: Option<Box<WorkloadSpecDoc>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct WorkloadSpecDoc {
+    #[serde(default)]
+    template: Option<TemplateDoc>,
+    #[serde(default)]
+    job_template: Option<JobTemplateDoc>,
+}
+
+impl WorkloadSpecDoc {
+    fn pod_template(self) -> PodTemplate {
+        if let Some(t) = self.template {
+            return PodTemplate {
+                labels: t.metadata.labels,
+                annotations: t.metadata.annotations,
+                ports: t.spec.ports(),
+            };
+        }
+        self.job_template
+            .and_then(|j| j.spec)
+            .map(|s| s.pod_template())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Deserialize)]
+struct WorkloadDoc {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: WorkloadSpecDoc,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_multi_document_yaml_and_lists() {
+        let text = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop, labels: {team: a}}
+---
+apiVersion: v1
+kind: List
+items:
+  - apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: web, namespace: shop}
+    spec:
+      template:
+        metadata: {labels: {app: web}}
+        spec: {containers: [{name: c, ports: [{containerPort: 80, name: http}]}]}
+---
+kind: PodList
+items:
+  - metadata: {name: lone}
+---
+just: a config file
+"#;
+        let (inv, diags) = load(&[Source::new("in.yaml", text)]);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(inv.namespaces["shop"].labels["team"], "a");
+        assert_eq!(inv.namespaces["shop"].labels["kubernetes.io/metadata.name"], "shop");
+        assert!(!inv.namespaces["default"].declared);
+        assert_eq!(inv.pods.len(), 2);
+        let web = inv.pods.iter().find(|p| p.from_template).unwrap();
+        assert_eq!(web.workload.to_string(), "shop/web[Deployment]");
+        assert_eq!(web.named_port("http", crate::objects::Protocol::Tcp), Some(80));
+        let lone = inv.pods.iter().find(|p| !p.from_template).unwrap();
+        assert_eq!(lone.workload.to_string(), "default/lone[Pod]");
+    }
+
+    #[test]
+    fn bad_documents_are_reported_with_their_field_and_the_rest_is_kept() {
+        let text = r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: bad, namespace: a}
+spec:
+  podSelector: {}
+  ingress:
+    - ports: [{port: 80, protocol: HTTP}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: fine, namespace: a}
+"#;
+        let (inv, diags) = load(&[Source::new("np.yaml", text)]);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].object, "NetworkPolicy a/bad");
+        assert_eq!(diags[0].field, "spec.ingress[0].ports[0].protocol");
+        assert_eq!(diags[0].origin.document, 1);
+        assert_eq!(inv.pods.len(), 1);
+    }
+
+    #[test]
+    fn invalid_yaml_names_the_file() {
+        let (_, diags) = load(&[Source::new("broken.yaml", "a: [1, 2\n")]);
+        assert_eq!(diags.len(), 1);
+        assert!(diags[0].to_string().starts_with("error: broken.yaml"), "{}", diags[0]);
+    }
+
+    #[test]
+    fn pods_resolve_through_replicasets_to_their_deployment() {
+        let text = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: a}
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: api-7c9
+  namespace: a
+  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: api, controller: true}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: api-7c9-x
+  namespace: a
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: api-7c9, controller: true}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: named
+  namespace: a
+  annotations: {intents.otterize.com/workload-name: legacy.name}
+"#;
+        let (inv, diags) = load(&[Source::new("x.yaml", text)]);
+        assert!(diags.is_empty(), "{diags:?}");
+        let ids: Vec<String> = inv.pods.iter().map(|p| p.workload.to_string()).collect();
+        // The Deployment has a real pod, so no template pod stands in for it.
+        assert_eq!(ids, ["a/api[Deployment]", "a/legacy_name"]);
+        assert_eq!(inv.pods[0].direct_owner(), ("api-7c9".to_string(), "ReplicaSet".to_string()));
+    }
+}

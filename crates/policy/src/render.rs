@@ -1,0 +1,103 @@
+//! Rendering: policies and labels as YAML or JSON text, deterministically.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::identity::WorkloadId;
+use crate::objects::{Labels, NetworkPolicy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("could not serialize to YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("could not serialize to JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Policies as a multi-document YAML stream (`---` between documents).
+pub fn policies_yaml(policies: &[NetworkPolicy]) -> Result<String> {
+    let mut out = String::new();
+    for (i, p) in policies.iter().enumerate() {
+        if i > 0 {
+            out.push_str("---\n");
+        }
+        out.push_str(&serde_yaml::to_string(p)?);
+    }
+    Ok(out)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct List<'a, T> {
+    api_version: &'static str,
+    kind: &'static str,
+    items: &'a [T],
+}
+
+/// Policies as one JSON `List` object.
+pub fn policies_json(policies: &[NetworkPolicy]) -> Result<String> {
+    let list = List {
+        api_version: "v1",
+        kind: "List",
+        items: policies,
+    };
+    Ok(serde_json::to_string_pretty(&list)? + "\n")
+}
+
+/// A label change for one workload: labels to set and Accord-managed labels to remove.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LabelChange {
+    pub workload: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: Labels,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// The label changes that bring each workload's pods from their current labels to the desired
+/// ones. `current` is the workload's present pod labels.
+pub fn label_changes<'a>(
+    desired: &BTreeMap<WorkloadId, Labels>,
+    current: impl Fn(&WorkloadId) -> Option<&'a Labels>,
+    all: impl IntoIterator<Item = &'a WorkloadId>,
+) -> Vec<LabelChange> {
+    let mut out = Vec::new();
+    let empty = Labels::new();
+    for id in all {
+        let want = desired.get(id).unwrap_or(&empty);
+        let have = current(id).unwrap_or(&empty);
+        let set: Labels = want
+            .iter()
+            .filter(|(k, v)| have.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let remove: Vec<String> = have
+            .keys()
+            .filter(|k| crate::labels::is_managed_pod_label(k) && !want.contains_key(*k))
+            .cloned()
+            .collect();
+        if !set.is_empty() || !remove.is_empty() {
+            out.push(LabelChange {
+                workload: id.to_string(),
+                set,
+                remove,
+            });
+        }
+    }
+    out
+}
+
+/// Label changes as YAML: a list of `{workload, set, remove}`.
+pub fn label_changes_yaml(changes: &[LabelChange]) -> Result<String> {
+    if changes.is_empty() {
+        return Ok("[]\n".to_string());
+    }
+    Ok(serde_yaml::to_string(changes)?)
+}
+
+pub fn label_changes_json(changes: &[LabelChange]) -> Result<String> {
+    Ok(serde_json::to_string_pretty(changes)? + "\n")
+}
