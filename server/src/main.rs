@@ -1,1 +1,28 @@
-fn main() {}
+//! The `accord` binary: the CLI, and later the operator and the dashboard backend.
+//!
+//! Exit status: 0 when the command succeeded and found nothing wrong, 1 when the input has
+//! errors (or, for `can-reach`, when the answer is "no"), 2 on usage errors.
+
+mod cli;
+mod manifests;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("accord: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

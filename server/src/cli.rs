@@ -1,0 +1,47 @@
+//! Command-line interface: one `Args` struct per subcommand.
+
+mod render;
+
+use std::process::ExitCode;
+
+use accord_policy::Diagnostic;
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Accord: zero-trust between Kubernetes workloads, declared by each client team as
+/// `ClientIntents` (the k8s.otterize.com API).
+#[derive(Debug, Parser)]
+#[command(name = "accord", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Render the NetworkPolicies (or pod labels) that the intents in the given manifests produce.
+    Render(render::Args),
+}
+
+impl Cli {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Render(args) => render::run(args),
+        }
+    }
+}
+
+/// Output formats of policy-producing commands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    #[default]
+    Yaml,
+    Json,
+}
+
+/// Print diagnostics to standard error; return whether any counts as an error.
+pub fn report(diagnostics: &[Diagnostic], strict: bool) -> bool {
+    for d in diagnostics {
+        eprintln!("{d}");
+    }
+    diagnostics.iter().any(|d| strict || d.is_error())
+}
