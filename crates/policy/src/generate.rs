@@ -34,13 +34,6 @@ pub struct GenerateOptions {
     pub api_server_ips: Vec<String>,
 }
 
-/// What a client workload's pods must carry, as declared by one ClientIntents.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ClientLabels {
-    pub client: WorkloadId,
-    pub labels: Labels,
-}
-
 /// Everything generation produces.
 #[derive(Clone, Debug, Default)]
 pub struct Generated {
@@ -49,24 +42,32 @@ pub struct Generated {
     /// Workloads (as declared: a kind-less identity matches any kind) whose pods get the
     /// `service` and `owner-kind` labels: every client and every workload target.
     pub in_scope: BTreeSet<WorkloadId>,
-    /// Access labels per declared client.
-    pub client_labels: Vec<ClientLabels>,
+    /// The client and access labels per declared client.
+    pub client_labels: BTreeMap<WorkloadId, Labels>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl Generated {
+    /// The declared identities that designate a resolved workload: itself, and its kind-less form.
+    fn declared_forms(workload: &WorkloadId) -> [WorkloadId; 2] {
+        [workload.clone(), WorkloadId { kind: None, ..workload.clone() }]
+    }
+
     /// The labels Accord wants on the pods of a (resolved) workload. Empty when the workload is
     /// not in scope.
     pub fn labels_for(&self, workload: &WorkloadId) -> Labels {
         let mut out = Labels::new();
-        if self.in_scope.iter().any(|d| d.matches(workload)) {
+        let forms = Self::declared_forms(workload);
+        if forms.iter().any(|f| self.in_scope.contains(f)) {
             out.insert(labels::SERVICE.to_string(), formatted(&workload.name, &workload.namespace, None));
             if let Some(kind) = &workload.kind {
                 out.insert(labels::OWNER_KIND.to_string(), kind.clone());
             }
         }
-        for c in self.client_labels.iter().filter(|c| c.client.matches(workload)) {
-            out.extend(c.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for f in &forms {
+            if let Some(l) = self.client_labels.get(f) {
+                out.extend(l.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
         }
         out
     }
@@ -78,6 +79,20 @@ impl Generated {
             .map(|id| (id.clone(), self.labels_for(id)))
             .filter(|(_, l)| !l.is_empty())
             .collect()
+    }
+}
+
+/// Put the generated labels on the inventory's pods, as the operator does in a cluster, so that
+/// evaluating the generated policies sees the labels they select on. Accord-managed labels the
+/// pods no longer should carry are removed.
+pub fn apply_pod_labels(inv: &mut Inventory, generated: &Generated) {
+    let mut cache: HashMap<WorkloadId, Labels> = HashMap::new();
+    for pod in &mut inv.pods {
+        let want = cache
+            .entry(pod.workload.clone())
+            .or_insert_with(|| generated.labels_for(&pod.workload));
+        pod.metadata.labels.retain(|k, _| !labels::is_managed_pod_label(k));
+        pod.metadata.labels.extend(want.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 }
 
@@ -231,10 +246,7 @@ impl Generator<'_> {
         for target in &intents.targets {
             self.add_target(intents, &client, &formatted_client, target, &mut client_labels, &mut egress);
         }
-        self.out.client_labels.push(ClientLabels {
-            client: client.clone(),
-            labels: client_labels,
-        });
+        self.out.client_labels.entry(client.clone()).or_default().extend(client_labels);
         if self.opts.egress && self.enforced(&client) {
             egress.push(NetworkPolicyEgressRule {
                 ports: [Protocol::Udp, Protocol::Tcp]

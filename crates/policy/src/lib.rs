@@ -19,9 +19,10 @@ pub mod load;
 pub mod net;
 pub mod objects;
 pub mod render;
+pub mod synthetic;
 
 pub use diagnostic::{Diagnostic, Origin, Severity};
-pub use generate::{GenerateOptions, Generated, generate};
+pub use generate::{GenerateOptions, Generated, apply_pod_labels, generate};
 pub use identity::WorkloadId;
 pub use intents::ClientIntents;
 pub use inventory::Inventory;
