@@ -1,5 +1,7 @@
 //! Command-line interface: one `Args` struct per subcommand.
 
+mod connlist;
+mod peers;
 mod render;
 
 use std::process::ExitCode;
@@ -20,12 +22,16 @@ pub struct Cli {
 enum Command {
     /// Render the NetworkPolicies (or pod labels) that the intents in the given manifests produce.
     Render(render::Args),
+    /// List the connections that the NetworkPolicies in the given manifests allow, in
+    /// netpol-analyzer's connectivity-list format.
+    Connlist(connlist::Args),
 }
 
 impl Cli {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::Render(args) => render::run(args),
+            Command::Connlist(args) => connlist::run(args),
         }
     }
 }

@@ -10,6 +10,7 @@
 //! so the dashboard can preview drafts in the browser with the same code the operator runs.
 
 pub mod diagnostic;
+pub mod evaluate;
 pub mod generate;
 pub mod identity;
 pub mod intents;
@@ -22,6 +23,7 @@ pub mod render;
 pub mod synthetic;
 
 pub use diagnostic::{Diagnostic, Origin, Severity};
+pub use evaluate::{Connectivity, Evaluator, Naming, Peer, evaluate};
 pub use generate::{GenerateOptions, Generated, apply_pod_labels, generate};
 pub use identity::WorkloadId;
 pub use intents::ClientIntents;

@@ -280,6 +280,9 @@ pub struct NetworkPolicyPort {
 pub struct ContainerPort {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Defaults to 0 (no port) rather than rejecting the whole workload: hand-written manifests
+    /// misspell it, and the rest of the pod is still worth reading. Port 0 never matches.
+    #[serde(default)]
     pub container_port: i32,
     #[serde(default)]
     pub protocol: Protocol,

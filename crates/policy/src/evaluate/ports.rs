@@ -223,13 +223,17 @@ impl Conns {
 
     pub fn intersection(&self, other: &Conns) -> Conns {
         Conns {
-            by_protocol: std::array::from_fn(|i| self.by_protocol[i].intersection(&other.by_protocol[i])),
+            by_protocol: std::array::from_fn(|i| {
+                self.by_protocol[i].intersection(&other.by_protocol[i])
+            }),
         }
     }
 
     pub fn difference(&self, other: &Conns) -> Conns {
         Conns {
-            by_protocol: std::array::from_fn(|i| self.by_protocol[i].difference(&other.by_protocol[i])),
+            by_protocol: std::array::from_fn(|i| {
+                self.by_protocol[i].difference(&other.by_protocol[i])
+            }),
         }
     }
 
@@ -298,7 +302,8 @@ impl Serialize for Conns {
 impl<'de> Deserialize<'de> for Conns {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        Conns::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("invalid connections {text:?}")))
+        Conns::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("invalid connections {text:?}")))
     }
 }
 
@@ -338,9 +343,20 @@ mod tests {
         assert_eq!(a.intersection(&b).ranges(), &[(50, 100), (200, 250)]);
         assert_eq!(a.difference(&b).ranges(), &[(1, 49), (251, 300)]);
         assert_eq!(b.difference(&a).ranges(), &[(101, 199)]);
-        assert_eq!(PortRanges::full().difference(&mk_ranges(&[(80, 80)])).ranges(), &[(1, 79), (81, 65535)]);
+        assert_eq!(
+            PortRanges::full()
+                .difference(&mk_ranges(&[(80, 80)]))
+                .ranges(),
+            &[(1, 79), (81, 65535)]
+        );
         assert!(a.difference(&PortRanges::full()).is_empty());
-        assert!(a.contains(1) && a.contains(100) && a.contains(250) && !a.contains(150) && !a.contains(301));
+        assert!(
+            a.contains(1)
+                && a.contains(100)
+                && a.contains(250)
+                && !a.contains(150)
+                && !a.contains(301)
+        );
     }
 
     #[test]
@@ -358,7 +374,12 @@ mod tests {
         s.add(Protocol::Tcp, 81, 65535);
         assert_eq!(s.to_string(), "SCTP 1-9002,9004-65535,TCP 1-79,81-65535");
         assert_eq!(Conns::all().to_string(), "All Connections");
-        for text in ["TCP 80,443,UDP 53", "SCTP 1-9002,9004-65535,TCP 1-79,81-65535", "All Connections", "No Connections"] {
+        for text in [
+            "TCP 80,443,UDP 53",
+            "SCTP 1-9002,9004-65535,TCP 1-79,81-65535",
+            "All Connections",
+            "No Connections",
+        ] {
             assert_eq!(Conns::parse(text).unwrap().to_string(), text);
         }
         assert!(Conns::parse("HTTP 80").is_none());

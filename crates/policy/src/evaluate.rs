@@ -1,0 +1,646 @@
+//! Evaluation: any set of `networking.k8s.io/v1` NetworkPolicies over an inventory → the allowed
+//! connections between workloads and external IPv4 ranges, per protocol and port, with the
+//! policies and rules that isolate or admit each pair.
+//!
+//! Semantics follow Kubernetes, with the decisions recorded in DESIGN.md: an `ipBlock` matches
+//! external addresses only, never pods; named ports resolve against the destination pod's
+//! container ports (an unresolvable name admits nothing); a pod is isolated for a direction when
+//! some policy selecting it has that policy type, and then only the union of those policies'
+//! rules admits traffic. A connection is allowed when the source's egress and the
+//! destination's ingress both allow it.
+//!
+//! The evaluator works on pods. Outputs name them by a [`Naming`]: the connectivity-list format
+//! uses the direct controller owner, everything else the root workload identity.
+
+mod compile;
+pub mod diff;
+pub mod ipranges;
+pub mod ports;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::Diagnostic;
+use crate::identity::WorkloadId;
+use crate::inventory::{Inventory, Pod};
+
+use compile::{Compiled, Endpoint, compile};
+pub use ipranges::Ipv4Range;
+pub use ports::{Conns, PortRanges};
+
+/// How pods are named (and so grouped) as peers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Naming {
+    /// The root owner identity ([`Pod::workload`]): graph, drift, can-reach, diff.
+    #[default]
+    Workload,
+    /// The direct controller owner ([`Pod::direct_owner`]), as the connectivity-list format does.
+    DirectOwner,
+}
+
+impl Naming {
+    pub fn name(self, pod: &Pod) -> WorkloadId {
+        match self {
+            Naming::Workload => pod.workload.clone(),
+            Naming::DirectOwner => {
+                let (name, kind) = pod.direct_owner();
+                WorkloadId::new(pod.namespace(), name, Some(&kind))
+            }
+        }
+    }
+}
+
+/// A traffic direction, as seen by the pod a policy selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Ingress,
+    Egress,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        })
+    }
+}
+
+/// One end of a connection.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Peer {
+    Workload(WorkloadId),
+    External(Ipv4Range),
+}
+
+impl Peer {
+    pub fn workload(&self) -> Option<&WorkloadId> {
+        match self {
+            Peer::Workload(w) => Some(w),
+            Peer::External(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Workload(w) => write!(f, "{w}"),
+            Peer::External(r) => write!(f, "{r}[External]"),
+        }
+    }
+}
+
+/// What one source may open to one destination.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Connection {
+    pub src: Peer,
+    pub dst: Peer,
+    pub conns: Conns,
+}
+
+/// Every allowed connection, sorted by source then destination. Denied pairs and self pairs are
+/// absent; external-to-external pairs are never listed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Connectivity {
+    pub connections: Vec<Connection>,
+    /// Every workload peer, whether or not it has connections (sorted).
+    pub workloads: Vec<WorkloadId>,
+    /// Problems found in the policies (invalid CIDRs, ports out of range, …).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Connectivity {
+    /// The connections from `src` to `dst`, if any are allowed.
+    pub fn get(&self, src: &Peer, dst: &Peer) -> Option<&Conns> {
+        self.connections
+            .binary_search_by(|c| (&c.src, &c.dst).cmp(&(src, dst)))
+            .ok()
+            .map(|i| &self.connections[i].conns)
+    }
+}
+
+/// A policy, by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PolicyRef {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for PolicyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A rule of a policy: `spec.ingress[index]` or `spec.egress[index]`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RuleRef {
+    pub policy: PolicyRef,
+    pub direction: Direction,
+    pub index: usize,
+}
+
+impl fmt::Display for RuleRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}[{}]", self.policy, self.direction, self.index)
+    }
+}
+
+/// A rule that admits a pair, and the connections it admits for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Admission {
+    pub rule: RuleRef,
+    pub conns: Conns,
+}
+
+/// One direction of an explanation: the destination's ingress, or the source's egress.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SideExplanation {
+    /// The policies that select the pod for this direction. Empty: not isolated, all allowed.
+    pub isolated_by: Vec<PolicyRef>,
+    /// The rules of those policies that admit the other end, with what each admits.
+    pub admitted_by: Vec<Admission>,
+    /// What this direction allows (all connections when not isolated).
+    pub allowed: Conns,
+}
+
+impl SideExplanation {
+    pub fn isolated(&self) -> bool {
+        !self.isolated_by.is_empty()
+    }
+}
+
+/// Why a source may (or may not) reach a destination.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Explanation {
+    pub src: Peer,
+    pub dst: Peer,
+    /// `egress.allowed ∩ ingress.allowed`.
+    pub allowed: Conns,
+    pub egress: SideExplanation,
+    pub ingress: SideExplanation,
+}
+
+/// An end of a pair inside the evaluator: an endpoint (a group of identical pods) or an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Endpoint(u32),
+    Ip(u32),
+}
+
+/// Compiled policies over one inventory; build once, then ask for the connectivity or explain
+/// pairs.
+pub struct Evaluator<'a> {
+    inv: &'a Inventory,
+    c: Compiled<'a>,
+}
+
+/// Evaluate every NetworkPolicy of the inventory, naming peers by `naming`.
+pub fn evaluate(inv: &Inventory, naming: Naming) -> Connectivity {
+    Evaluator::new(inv).connectivity(naming)
+}
+
+impl<'a> Evaluator<'a> {
+    pub fn new(inv: &'a Inventory) -> Self {
+        Evaluator {
+            inv,
+            c: compile(inv),
+        }
+    }
+
+    pub fn inventory(&self) -> &'a Inventory {
+        self.inv
+    }
+
+    /// Problems found while compiling the policies.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.c.diagnostics
+    }
+
+    /// The pieces the IPv4 space is cut into by the policies' ipBlocks.
+    pub fn external_pieces(&self) -> Vec<Ipv4Range> {
+        ipranges::pieces(self.c.ip_boundaries.clone())
+    }
+
+    fn endpoint(&self, e: u32) -> &Endpoint<'a> {
+        &self.c.endpoints[e as usize]
+    }
+
+    fn policy_ref(&self, compiled: u32) -> PolicyRef {
+        let p = &self.inv.network_policies[self.c.policies[compiled as usize].source].policy;
+        PolicyRef {
+            namespace: p.namespace().to_string(),
+            name: p.metadata.name.clone(),
+        }
+    }
+
+    /// What the ingress side of `dst` admits from `src`.
+    fn ingress_conns(&self, src: End, dst: u32) -> Conns {
+        let policies = &self.c.ingress_of[dst as usize];
+        if policies.is_empty() {
+            return Conns::all();
+        }
+        let mut acc = Conns::none();
+        let target = Some(self.endpoint(dst));
+        for &p in policies {
+            for rule in self.c.policies[p as usize].ingress.iter().flatten() {
+                let hit = match src {
+                    End::Endpoint(s) => rule.peers.has_endpoint(s),
+                    End::Ip(a) => rule.peers.has_ip(a),
+                };
+                if hit {
+                    rule.ports.add_to(&mut acc, target);
+                }
+            }
+        }
+        acc
+    }
+
+    /// What the egress side of `src` admits towards `dst`.
+    fn egress_conns(&self, src: u32, dst: End) -> Conns {
+        let policies = &self.c.egress_of[src as usize];
+        if policies.is_empty() {
+            return Conns::all();
+        }
+        let mut acc = Conns::none();
+        let target = match dst {
+            End::Endpoint(d) => Some(self.endpoint(d)),
+            End::Ip(_) => None,
+        };
+        for &p in policies {
+            for rule in self.c.policies[p as usize].egress.iter().flatten() {
+                let hit = match dst {
+                    End::Endpoint(d) => rule.peers.has_endpoint(d),
+                    End::Ip(a) => rule.peers.has_ip(a),
+                };
+                if hit {
+                    rule.ports.add_to(&mut acc, target);
+                }
+            }
+        }
+        acc
+    }
+
+    /// Every allowed endpoint pair. Candidate sources of a destination come from its ingress
+    /// rules' peer sets when it is isolated; otherwise from the sources whose egress is open or
+    /// names it. So the work follows the number of admitted pairs, not endpoints squared, unless
+    /// the policies really allow most pairs.
+    fn endpoint_pairs(&self) -> Vec<(u32, u32, Conns)> {
+        let n = self.c.endpoints.len();
+        // Sources whose egress admits every endpoint as a candidate: not isolated for egress, or
+        // with an egress rule towards all peers.
+        let mut open_sources = Vec::new();
+        let mut egress_rev: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for s in 0..n as u32 {
+            let policies = &self.c.egress_of[s as usize];
+            let rules = || {
+                policies
+                    .iter()
+                    .flat_map(|&p| self.c.policies[p as usize].egress.iter().flatten())
+            };
+            if policies.is_empty() || rules().any(|r| r.peers.all) {
+                open_sources.push(s);
+                continue;
+            }
+            for r in rules() {
+                for &d in &r.peers.endpoints {
+                    egress_rev[d as usize].push(s);
+                }
+            }
+        }
+        for v in &mut egress_rev {
+            v.sort_unstable();
+            v.dedup();
+        }
+
+        let mut out = Vec::new();
+        let mut acc: Vec<Option<Conns>> = vec![None; n];
+        let mut touched: Vec<u32> = Vec::new();
+        for d in 0..n as u32 {
+            let policies = &self.c.ingress_of[d as usize];
+            let target = Some(self.endpoint(d));
+            // What ingress rules towards all peers admit, for every source alike.
+            let mut wide: Option<Conns> = policies.is_empty().then(Conns::all);
+            for &p in policies {
+                for rule in self.c.policies[p as usize].ingress.iter().flatten() {
+                    if rule.peers.all {
+                        rule.ports
+                            .add_to(wide.get_or_insert_with(Conns::none), target);
+                        continue;
+                    }
+                    for &s in &rule.peers.endpoints {
+                        let slot = &mut acc[s as usize];
+                        if slot.is_none() {
+                            touched.push(s);
+                        }
+                        rule.ports
+                            .add_to(slot.get_or_insert_with(Conns::none), target);
+                    }
+                }
+            }
+            let mut emit = |s: u32, ingress: Conns| {
+                if ingress.is_empty() {
+                    return;
+                }
+                let egress = self.egress_conns(s, End::Endpoint(d));
+                let conns = if egress.is_all() {
+                    ingress
+                } else {
+                    ingress.intersection(&egress)
+                };
+                if !conns.is_empty() {
+                    out.push((s, d, conns));
+                }
+            };
+            match &wide {
+                Some(base) => {
+                    let sources = merge_sorted(&open_sources, &egress_rev[d as usize]);
+                    for s in sources {
+                        let mut ingress = base.clone();
+                        if let Some(extra) = acc[s as usize].as_ref() {
+                            ingress.union_with(extra);
+                        }
+                        emit(s, ingress);
+                    }
+                }
+                None => {
+                    touched.sort_unstable();
+                    for &s in &touched {
+                        let ingress = acc[s as usize].take().unwrap_or_default();
+                        emit(s, ingress);
+                    }
+                }
+            }
+            for s in touched.drain(..) {
+                acc[s as usize] = None;
+            }
+        }
+        out
+    }
+
+    /// The peer names of each endpoint under `naming`, as indices into a sorted table.
+    fn names(&self, naming: Naming) -> (Vec<WorkloadId>, Vec<Vec<u32>>) {
+        let table: BTreeSet<WorkloadId> = self.inv.pods.iter().map(|p| naming.name(p)).collect();
+        let table: Vec<WorkloadId> = table.into_iter().collect();
+        let per_endpoint = self
+            .c
+            .endpoints
+            .iter()
+            .map(|e| {
+                let mut ids: Vec<u32> = e
+                    .pods
+                    .iter()
+                    .map(|&p| {
+                        let name = naming.name(&self.inv.pods[p as usize]);
+                        table
+                            .binary_search(&name)
+                            .expect("every pod's name is in the table")
+                            as u32
+                    })
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            })
+            .collect();
+        (table, per_endpoint)
+    }
+
+    /// Every allowed connection between workloads, and between workloads and external ranges.
+    pub fn connectivity(&self, naming: Naming) -> Connectivity {
+        let (table, names) = self.names(naming);
+        let mut pairs: Vec<(u32, u32, Conns)> = Vec::new();
+        for (s, d, conns) in self.endpoint_pairs() {
+            for &ks in &names[s as usize] {
+                for &kd in &names[d as usize] {
+                    if ks != kd {
+                        pairs.push((ks, kd, conns.clone()));
+                    }
+                }
+            }
+        }
+        pairs.sort_unstable_by_key(|&(s, d, _)| (s, d));
+        let mut connections: Vec<Connection> = Vec::with_capacity(pairs.len());
+        let mut last: Option<(u32, u32)> = None;
+        for (s, d, conns) in pairs {
+            if last == Some((s, d)) {
+                connections
+                    .last_mut()
+                    .expect("a previous pair")
+                    .conns
+                    .union_with(&conns);
+                continue;
+            }
+            last = Some((s, d));
+            connections.push(Connection {
+                src: Peer::Workload(table[s as usize].clone()),
+                dst: Peer::Workload(table[d as usize].clone()),
+                conns,
+            });
+        }
+
+        // External ranges: a piece's connections depend only on the endpoint at the other end.
+        let pieces = self.external_pieces();
+        let mut external: BTreeMap<(Peer, Peer), Conns> = BTreeMap::new();
+        for e in 0..self.c.endpoints.len() as u32 {
+            for piece in &pieces {
+                let inbound = self.ingress_conns(End::Ip(piece.first), e);
+                let outbound = self.egress_conns(e, End::Ip(piece.first));
+                for &k in &names[e as usize] {
+                    let w = Peer::Workload(table[k as usize].clone());
+                    let x = Peer::External(*piece);
+                    if !inbound.is_empty() {
+                        external
+                            .entry((x.clone(), w.clone()))
+                            .or_default()
+                            .union_with(&inbound);
+                    }
+                    if !outbound.is_empty() {
+                        external.entry((w, x)).or_default().union_with(&outbound);
+                    }
+                }
+            }
+        }
+        connections.extend(external.into_iter().map(|((src, dst), conns)| Connection {
+            src,
+            dst,
+            conns,
+        }));
+        connections.sort_unstable_by(|a, b| (&a.src, &a.dst).cmp(&(&b.src, &b.dst)));
+        Connectivity {
+            connections,
+            workloads: table,
+            diagnostics: self.c.diagnostics.clone(),
+        }
+    }
+
+    /// The endpoints whose pods are named `id` (a kind-less `id` matches any kind).
+    fn endpoints_named(&self, id: &WorkloadId, naming: Naming) -> Vec<u32> {
+        let mut out: Vec<u32> = self
+            .inv
+            .pods
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| id.matches(&naming.name(p)))
+            .map(|(i, _)| self.c.pod_endpoint[i])
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn ends(&self, peer: &Peer, naming: Naming) -> Vec<End> {
+        match peer {
+            Peer::Workload(id) => self
+                .endpoints_named(id, naming)
+                .into_iter()
+                .map(End::Endpoint)
+                .collect(),
+            Peer::External(r) => vec![End::Ip(r.first)],
+        }
+    }
+
+    fn explain_side(
+        &self,
+        direction: Direction,
+        selected: u32,
+        other: End,
+        target: Option<&Endpoint>,
+        out: &mut SideExplanation,
+    ) {
+        let policies = match direction {
+            Direction::Ingress => &self.c.ingress_of[selected as usize],
+            Direction::Egress => &self.c.egress_of[selected as usize],
+        };
+        if policies.is_empty() {
+            out.allowed = Conns::all();
+            return;
+        }
+        for &p in policies {
+            out.isolated_by.push(self.policy_ref(p));
+            for (index, rule) in self.c.policies[p as usize]
+                .rules(direction)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let hit = match other {
+                    End::Endpoint(e) => rule.peers.has_endpoint(e),
+                    End::Ip(a) => rule.peers.has_ip(a),
+                };
+                if !hit {
+                    continue;
+                }
+                let conns = rule.ports.resolve(target);
+                out.allowed.union_with(&conns);
+                out.admitted_by.push(Admission {
+                    rule: RuleRef {
+                        policy: self.policy_ref(p),
+                        direction,
+                        index,
+                    },
+                    conns,
+                });
+            }
+        }
+    }
+
+    /// Explain what `src` may open to `dst`. Workloads are named by `naming` (a kind-less name
+    /// matches any kind); an external peer stands for its first address. Returns `None` when a
+    /// workload has no pods. When a workload's pods differ, the parts of the explanation are
+    /// merged over every pair of pods.
+    pub fn explain(&self, src: &Peer, dst: &Peer, naming: Naming) -> Option<Explanation> {
+        let srcs = self.ends(src, naming);
+        let dsts = self.ends(dst, naming);
+        if srcs.is_empty() || dsts.is_empty() {
+            return None;
+        }
+        let mut allowed = Conns::none();
+        let mut egress_parts: Vec<SideExplanation> = Vec::new();
+        let mut ingress_parts: Vec<SideExplanation> = Vec::new();
+        for &s in &srcs {
+            for &d in &dsts {
+                if matches!((s, d), (End::Ip(_), End::Ip(_))) {
+                    continue;
+                }
+                let mut egress = SideExplanation::default();
+                match s {
+                    End::Endpoint(se) => {
+                        let target = match d {
+                            End::Endpoint(de) => Some(self.endpoint(de)),
+                            End::Ip(_) => None,
+                        };
+                        self.explain_side(Direction::Egress, se, d, target, &mut egress);
+                    }
+                    End::Ip(_) => egress.allowed = Conns::all(),
+                }
+                let mut ingress = SideExplanation::default();
+                match d {
+                    End::Endpoint(de) => self.explain_side(
+                        Direction::Ingress,
+                        de,
+                        s,
+                        Some(self.endpoint(de)),
+                        &mut ingress,
+                    ),
+                    End::Ip(_) => ingress.allowed = Conns::all(),
+                }
+                allowed.union_with(&egress.allowed.intersection(&ingress.allowed));
+                egress_parts.push(egress);
+                ingress_parts.push(ingress);
+            }
+        }
+        Some(Explanation {
+            src: src.clone(),
+            dst: dst.clone(),
+            allowed,
+            egress: merge_sides(egress_parts),
+            ingress: merge_sides(ingress_parts),
+        })
+    }
+}
+
+fn merge_sides(parts: Vec<SideExplanation>) -> SideExplanation {
+    let mut isolated: BTreeSet<PolicyRef> = BTreeSet::new();
+    let mut admitted: BTreeMap<RuleRef, Conns> = BTreeMap::new();
+    let mut allowed = Conns::none();
+    for p in parts {
+        isolated.extend(p.isolated_by);
+        for a in p.admitted_by {
+            admitted.entry(a.rule).or_default().union_with(&a.conns);
+        }
+        allowed.union_with(&p.allowed);
+    }
+    SideExplanation {
+        isolated_by: isolated.into_iter().collect(),
+        admitted_by: admitted
+            .into_iter()
+            .map(|(rule, conns)| Admission { rule, conns })
+            .collect(),
+        allowed,
+    }
+}
+
+/// The sorted union of two sorted, disjoint lists.
+fn merge_sorted(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if j == b.len() || (i < a.len() && a[i] < b[j]) {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,443 @@
+//! Compiling an inventory's NetworkPolicies into indexed form for evaluation.
+//!
+//! Pods are grouped into *endpoints*: pods with the same namespace, labels and container ports
+//! are indistinguishable to NetworkPolicy, so replicas are evaluated once. Each policy's
+//! `podSelector` is matched only against its own namespace's endpoints, and each rule's peer set
+//! is computed once (with an `all` flag for an empty `from`/`to`), so evaluating a pair never
+//! rescans the policies.
+
+use std::collections::HashMap;
+
+use crate::diagnostic::Diagnostic;
+use crate::inventory::{Inventory, NAMESPACE_NAME_LABEL};
+use crate::objects::{
+    ContainerPort, IntOrString, LabelSelector, Labels, NetworkPolicyPeer, NetworkPolicyPort,
+    Protocol,
+};
+
+use super::Direction;
+use super::ipranges::{IpSet, block_boundaries, ip_block_set};
+use super::ports::{Conns, MAX_PORT};
+
+/// Pods that NetworkPolicy cannot tell apart: same namespace, labels and container ports.
+pub(crate) struct Endpoint<'a> {
+    pub ns: u32,
+    pub labels: &'a Labels,
+    pub ports: &'a [ContainerPort],
+    /// Indices into `Inventory::pods`.
+    pub pods: Vec<u32>,
+}
+
+impl Endpoint<'_> {
+    /// Resolve a named port against this endpoint's container ports.
+    pub fn named_port(&self, name: &str, protocol: Protocol) -> Option<u16> {
+        self.ports
+            .iter()
+            .find(|p| p.name.as_deref() == Some(name) && p.protocol == protocol)
+            .and_then(|p| u16::try_from(p.container_port).ok())
+            .filter(|&p| p >= 1)
+    }
+}
+
+/// The peers a rule admits.
+#[derive(Default)]
+pub(crate) struct Peers {
+    /// An empty `from`/`to`: every pod in every namespace and every external address.
+    pub all: bool,
+    /// Sorted endpoint indices.
+    pub endpoints: Vec<u32>,
+    pub ips: IpSet,
+}
+
+impl Peers {
+    pub fn has_endpoint(&self, e: u32) -> bool {
+        self.all || self.endpoints.binary_search(&e).is_ok()
+    }
+    pub fn has_ip(&self, addr: u32) -> bool {
+        self.all || self.ips.contains(addr)
+    }
+}
+
+/// The ports a rule admits, with named ports left to resolve against each destination.
+#[derive(Default)]
+pub(crate) struct RulePorts {
+    /// An empty `ports`: every port of every protocol.
+    pub any: bool,
+    pub fixed: Conns,
+    pub named: Vec<(Protocol, String)>,
+}
+
+impl RulePorts {
+    /// Add what this rule admits towards `dst` (`None` for an external destination, where a
+    /// named port cannot be resolved and so admits nothing).
+    pub fn add_to(&self, acc: &mut Conns, dst: Option<&Endpoint>) {
+        if self.any {
+            *acc = Conns::all();
+            return;
+        }
+        acc.union_with(&self.fixed);
+        if let Some(dst) = dst {
+            for (protocol, name) in &self.named {
+                if let Some(p) = dst.named_port(name, *protocol) {
+                    acc.add(*protocol, p, p);
+                }
+            }
+        }
+    }
+
+    pub fn resolve(&self, dst: Option<&Endpoint>) -> Conns {
+        let mut c = Conns::none();
+        self.add_to(&mut c, dst);
+        c
+    }
+}
+
+pub(crate) struct Rule {
+    pub peers: Peers,
+    pub ports: RulePorts,
+}
+
+pub(crate) struct CompiledPolicy {
+    /// Index into `Inventory::network_policies`.
+    pub source: usize,
+    /// `None` when the policy does not isolate for ingress.
+    pub ingress: Option<Vec<Rule>>,
+    pub egress: Option<Vec<Rule>>,
+}
+
+impl CompiledPolicy {
+    pub fn rules(&self, direction: Direction) -> Option<&[Rule]> {
+        match direction {
+            Direction::Ingress => self.ingress.as_deref(),
+            Direction::Egress => self.egress.as_deref(),
+        }
+    }
+}
+
+pub(crate) struct Compiled<'a> {
+    pub endpoints: Vec<Endpoint<'a>>,
+    /// Endpoint of each pod.
+    pub pod_endpoint: Vec<u32>,
+    pub policies: Vec<CompiledPolicy>,
+    /// Per endpoint: the policies that select it and isolate it for ingress (resp. egress).
+    pub ingress_of: Vec<Vec<u32>>,
+    pub egress_of: Vec<Vec<u32>>,
+    /// First addresses of the pieces the IPv4 space is cut into.
+    pub ip_boundaries: Vec<u32>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+struct Selectors<'a> {
+    namespaces: Vec<Labels>,
+    ns_endpoints: Vec<Vec<u32>>,
+    endpoints: &'a [Endpoint<'a>],
+    /// Endpoints by label, to avoid scanning every pod for selectors with `matchLabels`.
+    by_label: HashMap<(&'a str, &'a str), Vec<u32>>,
+    ns_cache: HashMap<LabelSelector, Vec<u32>>,
+}
+
+impl<'a> Selectors<'a> {
+    fn namespaces_matching(&mut self, sel: &LabelSelector) -> Vec<u32> {
+        if let Some(hit) = self.ns_cache.get(sel) {
+            return hit.clone();
+        }
+        let out: Vec<u32> = (0..self.namespaces.len() as u32)
+            .filter(|&i| sel.matches(&self.namespaces[i as usize]))
+            .collect();
+        self.ns_cache.insert(sel.clone(), out.clone());
+        out
+    }
+
+    /// Endpoints in the sorted namespace list `ns` that `sel` selects, sorted.
+    fn endpoints_matching(&self, ns: &[u32], sel: &LabelSelector) -> Vec<u32> {
+        let shortest = sel
+            .match_labels
+            .iter()
+            .map(|(k, v)| {
+                self.by_label
+                    .get(&(k.as_str(), v.as_str()))
+                    .map_or(&[][..], Vec::as_slice)
+            })
+            .min_by_key(|l| l.len());
+        let mut out: Vec<u32> = match shortest {
+            Some(candidates) => candidates
+                .iter()
+                .copied()
+                .filter(|&e| {
+                    let ep = &self.endpoints[e as usize];
+                    ns.binary_search(&ep.ns).is_ok() && sel.matches(ep.labels)
+                })
+                .collect(),
+            None => ns
+                .iter()
+                .flat_map(|&n| &self.ns_endpoints[n as usize])
+                .copied()
+                .filter(|&e| sel.matches(self.endpoints[e as usize].labels))
+                .collect(),
+        };
+        out.sort_unstable();
+        out
+    }
+}
+
+pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
+    let mut ns_index: HashMap<String, u32> = HashMap::new();
+    let mut namespaces: Vec<Labels> = Vec::new();
+    for (name, ns) in &inv.namespaces {
+        ns_index.insert(name.clone(), namespaces.len() as u32);
+        let mut labels = ns.labels.clone();
+        labels.insert(NAMESPACE_NAME_LABEL.to_string(), name.clone());
+        namespaces.push(labels);
+    }
+    // An unfinished inventory may miss namespaces that pods or policies are in; they exist with
+    // only their name label, as undeclared namespaces do.
+    let mut ns_of = |name: &str| -> u32 {
+        if let Some(&i) = ns_index.get(name) {
+            return i;
+        }
+        let i = namespaces.len() as u32;
+        namespaces.push(Labels::from([(
+            NAMESPACE_NAME_LABEL.to_string(),
+            name.to_string(),
+        )]));
+        ns_index.insert(name.to_string(), i);
+        i
+    };
+
+    let mut endpoints: Vec<Endpoint> = Vec::new();
+    let mut pod_endpoint = Vec::with_capacity(inv.pods.len());
+    let mut by_key: HashMap<(u32, &Labels, &[ContainerPort]), u32> = HashMap::new();
+    for (i, pod) in inv.pods.iter().enumerate() {
+        let ns = ns_of(pod.namespace());
+        let key = (ns, &pod.metadata.labels, pod.ports.as_slice());
+        let e = *by_key.entry(key).or_insert_with(|| {
+            endpoints.push(Endpoint {
+                ns,
+                labels: &pod.metadata.labels,
+                ports: &pod.ports,
+                pods: Vec::new(),
+            });
+            (endpoints.len() - 1) as u32
+        });
+        endpoints[e as usize].pods.push(i as u32);
+        pod_endpoint.push(e);
+    }
+    let policy_ns: Vec<u32> = inv
+        .network_policies
+        .iter()
+        .map(|p| ns_of(p.policy.namespace()))
+        .collect();
+
+    let mut ns_endpoints = vec![Vec::new(); namespaces.len()];
+    let mut by_label: HashMap<(&str, &str), Vec<u32>> = HashMap::new();
+    for (i, e) in endpoints.iter().enumerate() {
+        ns_endpoints[e.ns as usize].push(i as u32);
+        for (k, v) in e.labels {
+            by_label
+                .entry((k.as_str(), v.as_str()))
+                .or_default()
+                .push(i as u32);
+        }
+    }
+    let mut sel = Selectors {
+        namespaces,
+        ns_endpoints,
+        endpoints: &endpoints,
+        by_label,
+        ns_cache: HashMap::new(),
+    };
+
+    let mut diagnostics = Vec::new();
+    let mut ip_boundaries = Vec::new();
+    let mut policies = Vec::with_capacity(inv.network_policies.len());
+    let mut ingress_of = vec![Vec::new(); endpoints.len()];
+    let mut egress_of = vec![Vec::new(); endpoints.len()];
+    for (source, obj) in inv.network_policies.iter().enumerate() {
+        let p = &obj.policy;
+        let ns = policy_ns[source];
+        let object = format!("NetworkPolicy {}/{}", p.namespace(), p.metadata.name);
+        let mut diag = |field: String, msg: String| {
+            diagnostics.push(Diagnostic::warning(&obj.origin, object.clone(), field, msg))
+        };
+        let selected = sel.endpoints_matching(&[ns], &p.spec.pod_selector);
+        let (is_ingress, is_egress) = p.spec.effective_types();
+        let ingress = is_ingress.then(|| {
+            let rules = p.spec.ingress.as_deref().unwrap_or_default();
+            rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let field = format!("spec.ingress[{i}]");
+                    Rule {
+                        peers: compile_peers(
+                            &mut sel,
+                            ns,
+                            &r.from,
+                            &format!("{field}.from"),
+                            &mut ip_boundaries,
+                            &mut diag,
+                        ),
+                        ports: compile_ports(&r.ports, &format!("{field}.ports"), &mut diag),
+                    }
+                })
+                .collect::<Vec<_>>()
+        });
+        let egress = is_egress.then(|| {
+            let rules = p.spec.egress.as_deref().unwrap_or_default();
+            rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let field = format!("spec.egress[{i}]");
+                    Rule {
+                        peers: compile_peers(
+                            &mut sel,
+                            ns,
+                            &r.to,
+                            &format!("{field}.to"),
+                            &mut ip_boundaries,
+                            &mut diag,
+                        ),
+                        ports: compile_ports(&r.ports, &format!("{field}.ports"), &mut diag),
+                    }
+                })
+                .collect::<Vec<_>>()
+        });
+        let index = policies.len() as u32;
+        for &e in &selected {
+            if ingress.is_some() {
+                ingress_of[e as usize].push(index);
+            }
+            if egress.is_some() {
+                egress_of[e as usize].push(index);
+            }
+        }
+        policies.push(CompiledPolicy {
+            source,
+            ingress,
+            egress,
+        });
+    }
+    Compiled {
+        endpoints,
+        pod_endpoint,
+        policies,
+        ingress_of,
+        egress_of,
+        ip_boundaries,
+        diagnostics,
+    }
+}
+
+fn compile_peers(
+    sel: &mut Selectors,
+    policy_ns: u32,
+    peers: &[NetworkPolicyPeer],
+    field: &str,
+    boundaries: &mut Vec<u32>,
+    diag: &mut impl FnMut(String, String),
+) -> Peers {
+    let mut out = Peers {
+        all: peers.is_empty(),
+        ..Peers::default()
+    };
+    for (i, peer) in peers.iter().enumerate() {
+        let field = format!("{field}[{i}]");
+        match (&peer.pod_selector, &peer.namespace_selector, &peer.ip_block) {
+            (_, _, Some(block)) => {
+                if peer.pod_selector.is_some() || peer.namespace_selector.is_some() {
+                    diag(
+                        field.clone(),
+                        "ipBlock cannot be combined with podSelector or namespaceSelector; only the ipBlock is used".to_string(),
+                    );
+                }
+                match ip_block_set(block) {
+                    Ok(set) => {
+                        block_boundaries(block, boundaries);
+                        for r in set.ranges() {
+                            out.ips.insert(*r);
+                        }
+                    }
+                    Err(e) => diag(
+                        format!("{field}.ipBlock"),
+                        format!("{e}; the peer matches nothing"),
+                    ),
+                }
+            }
+            (None, None, None) => diag(field, "empty peer: it matches nothing".to_string()),
+            (pods, None, None) => {
+                let pods = pods
+                    .as_ref()
+                    .map_or_else(LabelSelector::default, Clone::clone);
+                out.endpoints
+                    .extend(sel.endpoints_matching(&[policy_ns], &pods));
+            }
+            (pods, Some(nss), None) => {
+                let ns = sel.namespaces_matching(nss);
+                let pods = pods
+                    .as_ref()
+                    .map_or_else(LabelSelector::default, Clone::clone);
+                out.endpoints.extend(sel.endpoints_matching(&ns, &pods));
+            }
+        }
+    }
+    out.endpoints.sort_unstable();
+    out.endpoints.dedup();
+    out
+}
+
+fn compile_ports(
+    ports: &[NetworkPolicyPort],
+    field: &str,
+    diag: &mut impl FnMut(String, String),
+) -> RulePorts {
+    let mut out = RulePorts {
+        any: ports.is_empty(),
+        ..RulePorts::default()
+    };
+    for (i, p) in ports.iter().enumerate() {
+        let field = format!("{field}[{i}]");
+        let protocol = p.protocol.unwrap_or_default();
+        let number = match &p.port {
+            None => {
+                out.fixed.add_protocol(protocol);
+                continue;
+            }
+            Some(IntOrString::Int(n)) => *n,
+            // A quoted number is read as the number; anything else names a container port.
+            Some(IntOrString::String(s)) => match s.parse::<i32>() {
+                Ok(n) => n,
+                Err(_) => {
+                    if p.end_port.is_some() {
+                        diag(
+                            field.clone(),
+                            "endPort cannot be used with a named port; it is ignored".to_string(),
+                        );
+                    }
+                    out.named.push((protocol, s.clone()));
+                    continue;
+                }
+            },
+        };
+        let Some(lo) = u16::try_from(number).ok().filter(|&n| n >= 1) else {
+            diag(
+                format!("{field}.port"),
+                format!("port {number} is outside 1-65535; the entry admits nothing"),
+            );
+            continue;
+        };
+        let hi = match p.end_port {
+            None => lo,
+            Some(end) if end >= i32::from(lo) => u16::try_from(end).unwrap_or(MAX_PORT),
+            Some(end) => {
+                diag(
+                    format!("{field}.endPort"),
+                    format!("endPort {end} is below port {lo}; the entry admits nothing"),
+                );
+                continue;
+            }
+        };
+        out.fixed.add(protocol, lo, hi);
+    }
+    out
+}
