@@ -1,8 +1,11 @@
 //! Command-line interface: one `Args` struct per subcommand.
 
+mod can_reach;
 mod connlist;
+mod diff;
 mod peers;
 mod render;
+mod who_can_reach;
 
 use std::process::ExitCode;
 
@@ -25,6 +28,15 @@ enum Command {
     /// List the connections that the NetworkPolicies in the given manifests allow, in
     /// netpol-analyzer's connectivity-list format.
     Connlist(connlist::Args),
+    /// Answer whether SRC may connect to DST under the NetworkPolicies in the manifests, and
+    /// explain which policies isolate them and which rules admit the connection. Exit status 0
+    /// means allowed, 1 denied, 2 a usage error or an unknown workload.
+    CanReach(can_reach::Args),
+    /// List every source (workload or external range) that may connect to a workload, with
+    /// the ports it may use.
+    WhoCanReach(who_can_reach::Args),
+    /// Compare the connectivity two manifest sets allow: connections added, removed, changed.
+    Diff(diff::Args),
 }
 
 impl Cli {
@@ -32,6 +44,9 @@ impl Cli {
         match self.command {
             Command::Render(args) => render::run(args),
             Command::Connlist(args) => connlist::run(args),
+            Command::CanReach(args) => can_reach::run(args),
+            Command::WhoCanReach(args) => who_can_reach::run(args),
+            Command::Diff(args) => diff::run(args),
         }
     }
 }
