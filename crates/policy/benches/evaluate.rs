@@ -1,0 +1,167 @@
+//! Benchmark: evaluate the NetworkPolicies generated for a synthetic cluster, printing figures.
+//!
+//! `cargo bench -p accord-policy --bench evaluate` runs the large estate (1,500 workloads, 9,300
+//! calls) and ten times that (15,000 workloads in 1,500 namespaces, 100,000 calls). The generated
+//! policies (one per protected workload) and pod labels are applied to the inventory first, as the
+//! operator would in a cluster; then the timed part compiles the policies and lists every allowed
+//! connection. Each size runs in its own process so the peak resident memory reported is that
+//! size's alone (it includes loading and generation, which happen before evaluation).
+//!
+//! `… --bench evaluate -- scaling` also prints how the cost grows with workloads and policies.
+
+use std::time::{Duration, Instant};
+
+use accord_policy::evaluate::Peer;
+use accord_policy::inventory::PolicyObject;
+use accord_policy::synthetic::{self, Spec};
+use accord_policy::{Evaluator, Inventory, Naming, apply_pod_labels, generate, load};
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The synthetic cluster with its generated policies and labels in place.
+fn cluster(spec: &Spec) -> Inventory {
+    let (mut inv, diags) = load(&synthetic::manifests(spec));
+    assert!(diags.is_empty(), "{diags:?}");
+    let g = generate(&inv, &Default::default());
+    apply_pod_labels(&mut inv, &g);
+    inv.network_policies = g
+        .policies
+        .into_iter()
+        .map(|policy| PolicyObject {
+            origin: Default::default(),
+            policy,
+        })
+        .collect();
+    inv
+}
+
+struct Figures {
+    compile: f64,
+    list: f64,
+    workload_pairs: usize,
+    external_lines: usize,
+}
+
+fn measure(inv: &Inventory, rounds: usize) -> Figures {
+    let mut best = Figures {
+        compile: f64::INFINITY,
+        list: f64::INFINITY,
+        workload_pairs: 0,
+        external_lines: 0,
+    };
+    for _ in 0..rounds {
+        let t0 = Instant::now();
+        let eval = Evaluator::new(inv);
+        let t1 = Instant::now();
+        let c = eval.connectivity(Naming::Workload);
+        let t2 = Instant::now();
+        best.compile = best.compile.min(ms(t1 - t0));
+        best.list = best.list.min(ms(t2 - t1));
+        best.workload_pairs = c
+            .connections
+            .iter()
+            .filter(|c| matches!((&c.src, &c.dst), (Peer::Workload(_), Peer::Workload(_))))
+            .count();
+        best.external_lines = c.connections.len() - best.workload_pairs;
+        std::hint::black_box(c);
+    }
+    best
+}
+
+fn run(label: &str, spec: &Spec, rounds: usize) {
+    let inv = cluster(spec);
+    let f = measure(&inv, rounds);
+    println!(
+        "{label}: {} workloads, {} namespaces, {} policies -> {} allowed workload pairs (+{} external lines)",
+        spec.workloads,
+        spec.namespaces,
+        inv.network_policies.len(),
+        f.workload_pairs,
+        f.external_lines
+    );
+    println!(
+        "  best of {rounds}: compile {:.0} ms, connectivity list {:.0} ms, total {:.0} ms; peak RSS {:.0} MiB",
+        f.compile,
+        f.list,
+        f.compile + f.list,
+        peak_rss_mib()
+    );
+}
+
+/// Vary one dimension at a time: workloads (with calls per workload fixed) and policies (with
+/// workloads fixed, by dropping generated policies).
+fn scaling() {
+    println!("scaling with workloads (6.2 calls per workload, 10 per namespace):");
+    for n in [1_500, 3_000, 6_000, 12_000] {
+        let spec = Spec {
+            workloads: n,
+            namespaces: n / 10,
+            calls: n * 62 / 10,
+            ..Spec::LARGE
+        };
+        let inv = cluster(&spec);
+        let f = measure(&inv, 2);
+        println!(
+            "  {n:>6} workloads, {:>6} policies: {:>7.0} ms ({} pairs)",
+            inv.network_policies.len(),
+            f.compile + f.list,
+            f.workload_pairs
+        );
+    }
+    println!("scaling with policies (6,000 workloads; unprotected workloads are open to all):");
+    let full = cluster(&Spec {
+        workloads: 6_000,
+        namespaces: 600,
+        calls: 37_200,
+        ..Spec::LARGE
+    });
+    for keep in [6_000, 4_500, 3_000, 1_500] {
+        let mut inv = full.clone();
+        inv.network_policies.truncate(keep);
+        let f = measure(&inv, 2);
+        println!(
+            "  {:>6} policies: {:>7.0} ms ({} pairs)",
+            inv.network_policies.len(),
+            f.compile + f.list,
+            f.workload_pairs
+        );
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a size argument selects one size (used for per-size RSS).
+    let size = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    match size.as_deref() {
+        Some("large") => run("large estate", &Spec::LARGE, 5),
+        Some("10x") => run("ten times larger", &Spec::TEN_X, 3),
+        Some("scaling") => scaling(),
+        _ => {
+            let exe = std::env::current_exe().expect("own path");
+            for size in ["large", "10x"] {
+                let status = std::process::Command::new(&exe)
+                    .arg(size)
+                    .status()
+                    .expect("run bench");
+                assert!(status.success());
+            }
+        }
+    }
+}
