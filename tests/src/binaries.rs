@@ -31,7 +31,11 @@ impl Binaries {
             kube_apiserver: dir.join("kube-apiserver"),
             kube_controller_manager: dir.join("kube-controller-manager"),
         };
-        for path in [&binaries.etcd, &binaries.kube_apiserver, &binaries.kube_controller_manager] {
+        for path in [
+            &binaries.etcd,
+            &binaries.kube_apiserver,
+            &binaries.kube_controller_manager,
+        ] {
             if !path.is_file() {
                 bail!("{} is missing; run tests/k8s/build.sh", path.display());
             }
@@ -53,6 +57,9 @@ fn build() -> Result<PathBuf> {
         bail!("{} failed with {}", script.display(), output.status);
     }
     let stdout = String::from_utf8(output.stdout).context("build.sh printed non-UTF-8")?;
-    let dir = stdout.lines().last().context("build.sh printed no directory")?;
+    let dir = stdout
+        .lines()
+        .last()
+        .context("build.sh printed no directory")?;
     Ok(PathBuf::from(dir.trim()))
 }

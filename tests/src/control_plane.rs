@@ -89,7 +89,9 @@ pub async fn shared() -> Result<&'static ControlPlane> {
             started.map_err(|error| format!("{error:#}"))
         })
         .await;
-    result.as_ref().map_err(|error| anyhow!("the shared control plane did not start: {error}"))
+    result
+        .as_ref()
+        .map_err(|error| anyhow!("the shared control plane did not start: {error}"))
 }
 
 impl ControlPlane {
@@ -177,7 +179,11 @@ impl ControlPlane {
             .context("loading KUBECONFIG")?;
         Ok(ControlPlane {
             kubeconfig,
-            server_url: config.cluster_url.to_string().trim_end_matches('/').to_owned(),
+            server_url: config
+                .cluster_url
+                .to_string()
+                .trim_end_matches('/')
+                .to_owned(),
             config,
             local: None,
         })
@@ -227,22 +233,38 @@ impl ControlPlane {
     /// Process names and ids (`etcd`, `kube-apiserver`, `kube-controller-manager`) of a local
     /// control plane; the API server is missing while stopped.
     pub async fn processes(&self) -> Vec<(String, u32)> {
-        let Some(local) = &self.local else { return Vec::new() };
+        let Some(local) = &self.local else {
+            return Vec::new();
+        };
         let mut processes = vec![(local.etcd.name().to_owned(), local.etcd.pid())];
         if let Some(api_server) = local.api_server.lock().await.as_ref() {
             processes.push((api_server.name().to_owned(), api_server.pid()));
         }
-        processes.push((local.controller_manager.name().to_owned(), local.controller_manager.pid()));
+        processes.push((
+            local.controller_manager.name().to_owned(),
+            local.controller_manager.pid(),
+        ));
         processes
     }
 
-    /// Stops the API server (SIGTERM, as a rolling update would) and waits until it exited.
+    /// Stops the API server gracefully (SIGTERM, as a rolling update would: open watches
+    /// are ended, then the process exits, in about a second) and waits until it exited.
     /// etcd and kube-controller-manager keep running.
     pub async fn stop_api_server(&self) -> Result<()> {
+        self.end_api_server(Duration::from_secs(30)).await
+    }
+
+    /// Kills the API server (SIGKILL, as a crash or an OOM kill would): connections drop
+    /// without a goodbye. etcd and kube-controller-manager keep running.
+    pub async fn kill_api_server(&self) -> Result<()> {
+        self.end_api_server(Duration::ZERO).await
+    }
+
+    async fn end_api_server(&self, grace: Duration) -> Result<()> {
         let local = self.local_only("stop the API server")?;
         let process = local.api_server.lock().await.take();
         if let Some(mut process) = process {
-            tokio::task::spawn_blocking(move || process.stop(Duration::from_secs(60))).await?;
+            tokio::task::spawn_blocking(move || process.stop(grace)).await?;
         }
         Ok(())
     }
@@ -252,10 +274,14 @@ impl ControlPlane {
     pub async fn start_api_server(&self) -> Result<()> {
         let local = self.local_only("start the API server")?;
         let mut slot = local.api_server.lock().await;
-        if slot.as_mut().is_some_and(|process| process.exited().is_none()) {
+        if slot
+            .as_mut()
+            .is_some_and(|process| process.exited().is_none())
+        {
             return Ok(());
         }
-        let mut process = spawn_api_server(&local.binaries, &local.api_server_args, local.dir.path())?;
+        let mut process =
+            spawn_api_server(&local.binaries, &local.api_server_args, local.dir.path())?;
         wait_ready(&mut process, &self.config).await?;
         *slot = Some(process);
         Ok(())
@@ -268,7 +294,9 @@ impl ControlPlane {
     }
 
     fn local_only(&self, what: &str) -> Result<&Local> {
-        self.local.as_ref().with_context(|| format!("cannot {what} of an existing cluster"))
+        self.local
+            .as_ref()
+            .with_context(|| format!("cannot {what} of an existing cluster"))
     }
 
     async fn wait_for_controller_manager(&mut self) -> Result<()> {
@@ -334,7 +362,10 @@ async fn start_etcd(binaries: &Binaries, root: &Path) -> Result<(Process, String
                 bail!("etcd exited with {status}:\n{}", process.log_tail(30));
             }
             if Instant::now() > deadline {
-                bail!("etcd did not listen within {START_TIMEOUT:?}:\n{}", process.log_tail(30));
+                bail!(
+                    "etcd did not listen within {START_TIMEOUT:?}:\n{}",
+                    process.log_tail(30)
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -352,13 +383,22 @@ fn api_server_args(pki: &Pki, etcd_url: &str, port: u16) -> Vec<String> {
         format!("--tls-private-key-file={}", path(&pki.serving_key)),
         format!("--client-ca-file={}", path(&pki.ca_cert)),
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_owned(),
-        format!("--service-account-key-file={}", path(&pki.service_account_key)),
-        format!("--service-account-signing-key-file={}", path(&pki.service_account_key)),
+        format!(
+            "--service-account-key-file={}",
+            path(&pki.service_account_public_key)
+        ),
+        format!(
+            "--service-account-signing-key-file={}",
+            path(&pki.service_account_key)
+        ),
         format!("--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}"),
         "--authorization-mode=Node,RBAC".to_owned(),
         "--allow-privileged=true".to_owned(),
         // Priority and fairness adds start-up work that a test cluster does not need.
         "--enable-priority-and-fairness=false".to_owned(),
+        // On SIGTERM, end open watches and wait at most 2 s for them. Without it, HTTP/2
+        // connections carrying watches hold the shutdown for the full 60 s timeout.
+        "--shutdown-watch-termination-grace-period=2s".to_owned(),
         "--profiling=false".to_owned(),
         "--v=1".to_owned(),
     ]
@@ -370,14 +410,22 @@ fn spawn_api_server(binaries: &Binaries, args: &[String], root: &Path) -> Result
     Process::spawn("kube-apiserver", command, &root.join("kube-apiserver.log"))
 }
 
-fn start_controller_manager(binaries: &Binaries, pki: &Pki, kubeconfig: &Path, root: &Path) -> Result<Process> {
+fn start_controller_manager(
+    binaries: &Binaries,
+    pki: &Pki,
+    kubeconfig: &Path,
+    root: &Path,
+) -> Result<Process> {
     let path = |p: &Path| p.display().to_string();
     let mut command = Command::new(&binaries.kube_controller_manager);
     command.args([
         format!("--kubeconfig={}", path(kubeconfig)),
         format!("--authentication-kubeconfig={}", path(kubeconfig)),
         format!("--authorization-kubeconfig={}", path(kubeconfig)),
-        format!("--service-account-private-key-file={}", path(&pki.service_account_key)),
+        format!(
+            "--service-account-private-key-file={}",
+            path(&pki.service_account_key)
+        ),
         format!("--root-ca-file={}", path(&pki.ca_cert)),
         format!("--cluster-signing-cert-file={}", path(&pki.ca_cert)),
         format!("--cluster-signing-key-file={}", path(&pki.ca_key)),
@@ -393,7 +441,11 @@ fn start_controller_manager(binaries: &Binaries, pki: &Pki, kubeconfig: &Path, r
         "--profiling=false".to_owned(),
         "--v=1".to_owned(),
     ]);
-    Process::spawn("kube-controller-manager", command, &root.join("kube-controller-manager.log"))
+    Process::spawn(
+        "kube-controller-manager",
+        command,
+        &root.join("kube-controller-manager.log"),
+    )
 }
 
 /// Polls `/readyz` until it answers `ok`, failing early if the process exits.
@@ -411,7 +463,11 @@ async fn wait_ready(process: &mut Process, config: &Config) -> Result<()> {
             Err(error) => error.to_string(),
         };
         if let Some(status) = process.exited() {
-            bail!("{} exited with {status}:\n{}", process.name(), process.log_tail(30));
+            bail!(
+                "{} exited with {status}:\n{}",
+                process.name(),
+                process.log_tail(30)
+            );
         }
         if Instant::now() > deadline {
             bail!(
@@ -441,13 +497,27 @@ fn server_url(port: u16) -> String {
 
 async fn admin_config(root: &Path, pki: &Pki, port: u16) -> Result<Config> {
     let path = root.join("admin.kubeconfig");
-    write_kubeconfig(&path, port, &pki.ca_cert, "accord-tests-admin", &pki.admin_cert, &pki.admin_key)?;
+    write_kubeconfig(
+        &path,
+        port,
+        &pki.ca_cert,
+        "accord-tests-admin",
+        &pki.admin_cert,
+        &pki.admin_key,
+    )?;
     let kubeconfig = Kubeconfig::read_from(&path)?;
     Ok(Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?)
 }
 
 /// Writes a kubeconfig (as JSON, which is YAML too) that refers to the PEM files by path.
-fn write_kubeconfig(path: &Path, port: u16, ca: &Path, user: &str, cert: &Path, key: &Path) -> Result<()> {
+fn write_kubeconfig(
+    path: &Path,
+    port: u16,
+    ca: &Path,
+    user: &str,
+    cert: &Path,
+    key: &Path,
+) -> Result<()> {
     let kubeconfig = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",

@@ -35,5 +35,7 @@ mod wait;
 
 pub use binaries::{BIN_DIR_ENV, Binaries};
 pub use control_plane::{ControlPlane, KEEP_DIR_ENV, USE_EXISTING_CLUSTER_ENV, shared};
-pub use namespace::{KEEP_NAMESPACES_ENV, NAMESPACE_LABEL, ServiceAccountCredentials, TestNamespace, random_name};
+pub use namespace::{
+    KEEP_NAMESPACES_ENV, NAMESPACE_LABEL, ServiceAccountCredentials, TestNamespace, random_name,
+};
 pub use wait::{DEFAULT_TIMEOUT, condition_status, wait_for_deletion, wait_for_object, wait_until};

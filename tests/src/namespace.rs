@@ -84,9 +84,11 @@ impl TestNamespace {
             files: tempfile::Builder::new().prefix("accord-ns-").tempdir()?,
         };
         let service_accounts: Api<ServiceAccount> = test_namespace.api();
-        wait_until("the namespace's default ServiceAccount", DEFAULT_TIMEOUT, || async {
-            Ok(service_accounts.get_opt("default").await?)
-        })
+        wait_until(
+            "the namespace's default ServiceAccount",
+            DEFAULT_TIMEOUT,
+            || async { Ok(service_accounts.get_opt("default").await?) },
+        )
         .await?;
         Ok(test_namespace)
     }
@@ -115,10 +117,16 @@ impl TestNamespace {
     pub async fn service_account(&self, name: &str) -> Result<ServiceAccountCredentials> {
         let service_accounts: Api<ServiceAccount> = self.api();
         let account = ServiceAccount {
-            metadata: ObjectMeta { name: Some(name.to_owned()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
             ..ServiceAccount::default()
         };
-        match service_accounts.create(&PostParams::default(), &account).await {
+        match service_accounts
+            .create(&PostParams::default(), &account)
+            .await
+        {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(error) => return Err(error).context(format!("creating ServiceAccount {name}")),
@@ -170,10 +178,14 @@ impl Drop for TestNamespace {
         let config = self.config.clone();
         let name = self.name.clone();
         let deletion = std::thread::spawn(move || -> Result<()> {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(async {
                 let client = Client::try_from(config)?;
-                Api::<Namespace>::all(client).delete(&name, &DeleteParams::background()).await?;
+                Api::<Namespace>::all(client)
+                    .delete(&name, &DeleteParams::background())
+                    .await?;
                 Ok(())
             })
         });
@@ -183,9 +195,18 @@ impl Drop for TestNamespace {
 
 /// Copies the current context's cluster from `admin` into a new kubeconfig at `path`
 /// whose user is the ServiceAccount with `token`.
-fn write_token_kubeconfig(admin: &Path, path: &Path, namespace: &str, name: &str, token: &str) -> Result<()> {
+fn write_token_kubeconfig(
+    admin: &Path,
+    path: &Path,
+    namespace: &str,
+    name: &str,
+    token: &str,
+) -> Result<()> {
     let admin = Kubeconfig::read_from(admin)?;
-    let context_name = admin.current_context.clone().context("admin kubeconfig without current-context")?;
+    let context_name = admin
+        .current_context
+        .clone()
+        .context("admin kubeconfig without current-context")?;
     let context = admin
         .contexts
         .iter()
@@ -218,6 +239,7 @@ fn write_token_kubeconfig(admin: &Path, path: &Path, namespace: &str, name: &str
 pub fn random_name(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let hash = RandomState::new().hash_one((std::process::id(), count, std::time::SystemTime::now()));
+    let hash =
+        RandomState::new().hash_one((std::process::id(), count, std::time::SystemTime::now()));
     format!("{prefix}-{:08x}", hash as u32)
 }

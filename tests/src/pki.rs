@@ -31,6 +31,7 @@ pub(crate) struct Pki {
     pub controller_manager_cert: PathBuf,
     pub controller_manager_key: PathBuf,
     pub service_account_key: PathBuf,
+    pub service_account_public_key: PathBuf,
 }
 
 impl Pki {
@@ -64,7 +65,10 @@ impl Pki {
             SanType::IpAddress(IpAddr::V4(KUBERNETES_SERVICE_IP)),
         ]);
         serving.distinguished_name = name("kube-apiserver", None);
-        serving.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        serving.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         serving.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let serving_key = KeyPair::generate()?;
         let serving_cert = serving.signed_by(&serving_key, &ca)?;
@@ -72,7 +76,10 @@ impl Pki {
         let client = |common_name: &str, organization: Option<&str>| -> Result<(String, String)> {
             let mut params = CertificateParams::default();
             params.distinguished_name = name(common_name, organization);
-            params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+            params.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ];
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             let key = KeyPair::generate()?;
             let cert = params.signed_by(&key, &ca)?;
@@ -83,7 +90,7 @@ impl Pki {
         // The bootstrap RBAC policy binds the controller-manager's role to this user name.
         let (cm_cert, cm_key) = client("system:kube-controller-manager", None)?;
 
-        let service_account_key = KeyPair::generate()?.serialize_pem();
+        let service_account = KeyPair::generate()?;
 
         let pki = Pki {
             ca_cert: file("ca.crt"),
@@ -96,6 +103,7 @@ impl Pki {
             controller_manager_cert: file("controller-manager.crt"),
             controller_manager_key: file("controller-manager.key"),
             service_account_key: file("service-account.key"),
+            service_account_public_key: file("service-account.pub"),
         };
         for (path, contents) in [
             (&pki.ca_cert, pki.ca_pem.as_str()),
@@ -106,9 +114,17 @@ impl Pki {
             (&pki.admin_key, admin_key.as_str()),
             (&pki.controller_manager_cert, cm_cert.as_str()),
             (&pki.controller_manager_key, cm_key.as_str()),
-            (&pki.service_account_key, service_account_key.as_str()),
+            (
+                &pki.service_account_key,
+                service_account.serialize_pem().as_str(),
+            ),
+            (
+                &pki.service_account_public_key,
+                service_account.public_key_pem().as_str(),
+            ),
         ] {
-            std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::write(path, contents)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         Ok(pki)
     }

@@ -74,7 +74,12 @@ impl Process {
                 return Err(error);
             }
         };
-        Ok(Process { name: name.to_owned(), child, watchdog, log: log.to_owned() })
+        Ok(Process {
+            name: name.to_owned(),
+            child,
+            watchdog,
+            log: log.to_owned(),
+        })
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -95,19 +100,20 @@ impl Process {
         log_tail(&self.log, lines)
     }
 
-    /// Sends SIGTERM, waits up to `grace` for the process to exit, then kills it.
+    /// Sends SIGTERM, waits up to `grace` for the process to exit, then kills it. A zero
+    /// `grace` kills it at once.
     pub(crate) fn stop(&mut self, grace: Duration) {
-        if self.exited().is_none() {
+        if self.exited().is_none() && !grace.is_zero() {
             let pid = Pid::from_raw(self.child.id() as i32);
             let _ = kill(pid, Signal::SIGTERM);
             let deadline = Instant::now() + grace;
             while self.exited().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            if self.exited().is_none() {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-            }
+        }
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
         let _ = self.watchdog.kill();
         let _ = self.watchdog.wait();
@@ -127,7 +133,9 @@ pub(crate) struct DirReaper(Child);
 
 impl DirReaper {
     pub(crate) fn start(dir: &Path) -> Result<Self> {
-        let dir = dir.to_str().context("temporary directory path is not UTF-8")?;
+        let dir = dir
+            .to_str()
+            .context("temporary directory path is not UTF-8")?;
         Ok(DirReaper(watch(DIR_REAPER, "accord-tests-reaper", dir)?))
     }
 }
@@ -154,8 +162,13 @@ fn watch(script: &str, name: &str, argument: &str) -> Result<Child> {
         .context("starting a watchdog with sh")
 }
 
+/// The last `lines` lines of a log, without the list of flags that the Kubernetes
+/// components print at start-up.
 pub(crate) fn log_tail(log: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
+    let all: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.contains("] FLAG: --"))
+        .collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }

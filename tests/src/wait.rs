@@ -51,7 +51,12 @@ where
 /// Watches the object `name` until `condition` holds, and returns it. The object may not
 /// exist yet. Conditions from `kube::runtime::wait::conditions` or closures `Fn(Option<&K>)
 /// -> bool` both work.
-pub async fn wait_for_object<K>(api: &Api<K>, name: &str, timeout: Duration, condition: impl Condition<K>) -> Result<K>
+pub async fn wait_for_object<K>(
+    api: &Api<K>,
+    name: &str,
+    timeout: Duration,
+    condition: impl Condition<K>,
+) -> Result<K>
 where
     K: Resource + Clone + Debug + Send + serde::de::DeserializeOwned + 'static,
     <K as Resource>::DynamicType: Default,

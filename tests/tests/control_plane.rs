@@ -1,7 +1,9 @@
 //! Smoke tests that the control plane is a real Kubernetes: controllers run, validation,
 //! authentication and RBAC are enforced, and CRDs are served and watched.
 
-use accord_tests::{DEFAULT_TIMEOUT, TestNamespace, random_name, shared, wait_for_object, wait_until};
+use accord_tests::{
+    DEFAULT_TIMEOUT, TestNamespace, random_name, shared, wait_for_object, wait_until,
+};
 use anyhow::{Context, Result, bail};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -9,7 +11,10 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams, WatchEvent,
+    WatchParams,
+};
 use kube::runtime::wait::conditions;
 use kube::{Api, ResourceExt};
 use serde_json::json;
@@ -41,42 +46,80 @@ async fn deployment_creates_replica_set_and_pods() -> Result<()> {
             },
         },
     }));
-    let created = deployments.create(&PostParams::default(), &deployment).await?;
+    let created = deployments
+        .create(&PostParams::default(), &deployment)
+        .await?;
     let deployment_uid = created.uid().context("created Deployment has a uid")?;
 
     let replica_sets = namespace.api::<ReplicaSet>();
-    let replica_set = wait_until("a ReplicaSet owned by the Deployment", DEFAULT_TIMEOUT, || async {
-        let list = replica_sets.list(&ListParams::default().labels("app=web")).await?;
-        Ok(list.items.into_iter().find(|rs| owned_by(&rs.metadata, &deployment_uid)))
-    })
+    let replica_set = wait_until(
+        "a ReplicaSet owned by the Deployment",
+        DEFAULT_TIMEOUT,
+        || async {
+            let list = replica_sets
+                .list(&ListParams::default().labels("app=web"))
+                .await?;
+            Ok(list
+                .items
+                .into_iter()
+                .find(|rs| owned_by(&rs.metadata, &deployment_uid)))
+        },
+    )
     .await?;
-    assert_eq!(replica_set.spec.as_ref().and_then(|spec| spec.replicas), Some(2));
+    assert_eq!(
+        replica_set.spec.as_ref().and_then(|spec| spec.replicas),
+        Some(2)
+    );
     let replica_set_uid = replica_set.uid().context("ReplicaSet has a uid")?;
 
     let pods = namespace.api::<Pod>();
-    let owned_pods = wait_until("two Pods owned by the ReplicaSet", DEFAULT_TIMEOUT, || async {
-        let list = pods.list(&ListParams::default().labels("app=web")).await?;
-        let owned: Vec<Pod> = list
-            .items
-            .into_iter()
-            .filter(|pod| owned_by(&pod.metadata, &replica_set_uid))
-            .collect();
-        Ok((owned.len() == 2).then_some(owned))
-    })
+    let owned_pods = wait_until(
+        "two Pods owned by the ReplicaSet",
+        DEFAULT_TIMEOUT,
+        || async {
+            let list = pods.list(&ListParams::default().labels("app=web")).await?;
+            let owned: Vec<Pod> = list
+                .items
+                .into_iter()
+                .filter(|pod| owned_by(&pod.metadata, &replica_set_uid))
+                .collect();
+            Ok((owned.len() == 2).then_some(owned))
+        },
+    )
     .await?;
     for pod in &owned_pods {
         let spec = pod.spec.as_ref().context("Pod has a spec")?;
         // The pod-template-hash label and the default ServiceAccount come from the
         // controllers and admission, not from this test.
-        assert!(pod.labels().contains_key("pod-template-hash"), "{:?}", pod.labels());
+        assert!(
+            pod.labels().contains_key("pod-template-hash"),
+            "{:?}",
+            pod.labels()
+        );
         assert_eq!(spec.service_account_name.as_deref(), Some("default"));
-        assert_eq!(spec.node_name, None, "no scheduler and no nodes, so Pods stay unscheduled");
-        assert_eq!(pod.status.as_ref().and_then(|status| status.phase.as_deref()), Some("Pending"));
+        assert_eq!(
+            spec.node_name, None,
+            "no scheduler and no nodes, so Pods stay unscheduled"
+        );
+        assert_eq!(
+            pod.status
+                .as_ref()
+                .and_then(|status| status.phase.as_deref()),
+            Some("Pending")
+        );
     }
 
-    let deployment = wait_for_object(&deployments, "web", DEFAULT_TIMEOUT, |deployment: Option<&Deployment>| {
-        deployment.and_then(|d| d.status.as_ref()).and_then(|status| status.replicas) == Some(2)
-    })
+    let deployment = wait_for_object(
+        &deployments,
+        "web",
+        DEFAULT_TIMEOUT,
+        |deployment: Option<&Deployment>| {
+            deployment
+                .and_then(|d| d.status.as_ref())
+                .and_then(|status| status.replicas)
+                == Some(2)
+        },
+    )
     .await?;
     let status = deployment.status.context("Deployment has a status")?;
     assert_eq!(status.unavailable_replicas, Some(2));
@@ -101,8 +144,16 @@ async fn api_server_rejects_invalid_network_policy() -> Result<()> {
     };
     assert_eq!(error.code, 422, "{error:?}");
     assert_eq!(error.reason, "Invalid", "{error:?}");
-    assert!(error.message.contains("spec.ingress[0].ports[0].port"), "{}", error.message);
-    assert!(error.message.contains("between 1 and 65535"), "{}", error.message);
+    assert!(
+        error.message.contains("spec.ingress[0].ports[0].port"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("between 1 and 65535"),
+        "{}",
+        error.message
+    );
     assert!(policies.get_opt("bad-port").await?.is_none());
 
     // The same policy with a valid port is accepted, so the rejection was about the port.
@@ -141,28 +192,48 @@ async fn service_account_without_rights_is_forbidden() -> Result<()> {
         "metadata": { "name": "pod-reader" },
         "rules": [{ "apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"] }],
     }));
-    namespace.api::<Role>().create(&PostParams::default(), &role).await?;
+    namespace
+        .api::<Role>()
+        .create(&PostParams::default(), &role)
+        .await?;
     let binding: RoleBinding = from_json(json!({
         "metadata": { "name": "reader-reads-pods" },
         "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader" },
         "subjects": [{ "kind": "ServiceAccount", "name": "reader", "namespace": namespace.name() }],
     }));
-    namespace.api::<RoleBinding>().create(&PostParams::default(), &binding).await?;
-    wait_until("the RoleBinding to take effect", DEFAULT_TIMEOUT, || async {
-        Ok(as_reader.list(&ListParams::default()).await.ok())
-    })
+    namespace
+        .api::<RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await?;
+    wait_until(
+        "the RoleBinding to take effect",
+        DEFAULT_TIMEOUT,
+        || async { Ok(as_reader.list(&ListParams::default()).await.ok()) },
+    )
     .await?;
 
     // The Role is namespaced: other namespaces and other verbs stay forbidden.
     let elsewhere: Api<Pod> = Api::namespaced(account.client()?, "kube-system");
-    let error = elsewhere.list(&ListParams::default()).await.expect_err("kube-system is off limits");
-    assert!(matches!(&error, kube::Error::Api(status) if status.code == 403), "{error:?}");
+    let error = elsewhere
+        .list(&ListParams::default())
+        .await
+        .expect_err("kube-system is off limits");
+    assert!(
+        matches!(&error, kube::Error::Api(status) if status.code == 403),
+        "{error:?}"
+    );
     let pod: Pod = from_json(json!({
         "metadata": { "name": "p" },
         "spec": { "containers": [{ "name": "c", "image": "registry.invalid/c:1" }] },
     }));
-    let error = as_reader.create(&PostParams::default(), &pod).await.expect_err("create is not granted");
-    assert!(matches!(&error, kube::Error::Api(status) if status.code == 403), "{error:?}");
+    let error = as_reader
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect_err("create is not granted");
+    assert!(
+        matches!(&error, kube::Error::Api(status) if status.code == 403),
+        "{error:?}"
+    );
     Ok(())
 }
 
@@ -172,9 +243,15 @@ async fn unauthenticated_requests_are_rejected() -> Result<()> {
     let mut config = control_plane.config().clone();
     config.auth_info = kube::config::AuthInfo::default();
     let anonymous: Api<Namespace> = Api::all(kube::Client::try_from(config)?);
-    let error = anonymous.list(&ListParams::default()).await.expect_err("anonymous may not list namespaces");
+    let error = anonymous
+        .list(&ListParams::default())
+        .await
+        .expect_err("anonymous may not list namespaces");
     // Anonymous requests are authenticated as system:anonymous, which RBAC forbids.
-    assert!(matches!(&error, kube::Error::Api(status) if status.code == 403), "{error:?}");
+    assert!(
+        matches!(&error, kube::Error::Api(status) if status.code == 403),
+        "{error:?}"
+    );
     Ok(())
 }
 
@@ -209,7 +286,13 @@ async fn custom_resource_definition_is_established_served_and_watched() -> Resul
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd_name = crd.name_any();
     crds.create(&PostParams::default(), &crd).await?;
-    let established = wait_for_object(&crds, &crd_name, DEFAULT_TIMEOUT, conditions::is_crd_established()).await;
+    let established = wait_for_object(
+        &crds,
+        &crd_name,
+        DEFAULT_TIMEOUT,
+        conditions::is_crd_established(),
+    )
+    .await;
     let result = exercise_widgets(&client, &group, namespace.name()).await;
     let _ = crds.delete(&crd_name, &DeleteParams::default()).await;
     established?;
@@ -217,17 +300,26 @@ async fn custom_resource_definition_is_established_served_and_watched() -> Resul
 }
 
 async fn exercise_widgets(client: &kube::Client, group: &str, namespace: &str) -> Result<()> {
-    let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", "Widget"), "widgets");
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", "Widget"), "widgets");
     let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
 
     // Watch from the list's resourceVersion, so the creation below arrives as ADDED.
-    let list = wait_until("the Widget resource to be served", DEFAULT_TIMEOUT, || async {
-        Ok(widgets.list(&ListParams::default()).await.ok())
-    })
+    let list = wait_until(
+        "the Widget resource to be served",
+        DEFAULT_TIMEOUT,
+        || async { Ok(widgets.list(&ListParams::default()).await.ok()) },
+    )
     .await?;
     assert!(list.items.is_empty());
-    let version = list.metadata.resource_version.context("list has a resourceVersion")?;
-    let mut events = widgets.watch(&WatchParams::default().timeout(60), &version).await?.boxed();
+    let version = list
+        .metadata
+        .resource_version
+        .context("list has a resourceVersion")?;
+    let mut events = widgets
+        .watch(&WatchParams::default().timeout(60), &version)
+        .await?
+        .boxed();
 
     let widget = DynamicObject::new("small", &resource).data(json!({ "spec": { "size": 3 } }));
     widgets.create(&PostParams::default(), &widget).await?;
