@@ -54,15 +54,13 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 /// Resolve a command-line name to a peer: an IPv4 address or range, or a workload known under
 /// `naming`. A name without a kind must designate one workload.
 pub fn resolve(text: &str, known: &[WorkloadId]) -> Result<Peer, Error> {
-    if !text.contains('/')
-        || text.contains('.')
-            && text
-                .chars()
-                .all(|c| c.is_ascii_digit() || "./-".contains(c))
-    {
-        if let Some(r) = Ipv4Range::parse(text) {
-            return Ok(Peer::External(r));
-        }
+    // An address, CIDR or range: digits, dots, and a slash or dash at most.
+    let looks_like_ip = text.contains('.')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_digit() || "./-".contains(c));
+    if looks_like_ip && let Some(r) = Ipv4Range::parse(text) {
+        return Ok(Peer::External(r));
     }
     let id = WorkloadId::parse(text, "default")
         .filter(|_| text.contains('/'))

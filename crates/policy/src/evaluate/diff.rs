@@ -59,13 +59,12 @@ impl ConnectionChange {
 
 /// Whether the workload is the source (egress towards the range) or destination.
 type ExternalKey = (WorkloadId, bool);
+/// Workload-to-workload connections by (source, destination).
+type Pairs<'a> = BTreeMap<(&'a Peer, &'a Peer), &'a Conns>;
+/// Connections with external ranges, per workload and direction.
+type Externals<'a> = BTreeMap<ExternalKey, Vec<(Ipv4Range, &'a Conns)>>;
 
-fn split(
-    c: &Connectivity,
-) -> (
-    BTreeMap<(&Peer, &Peer), &Conns>,
-    BTreeMap<ExternalKey, Vec<(Ipv4Range, &Conns)>>,
-) {
+fn split(c: &Connectivity) -> (Pairs<'_>, Externals<'_>) {
     let mut pairs = BTreeMap::new();
     let mut external: BTreeMap<ExternalKey, Vec<(Ipv4Range, &Conns)>> = BTreeMap::new();
     for Connection { src, dst, conns } in &c.connections {

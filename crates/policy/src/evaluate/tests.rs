@@ -1,1 +1,744 @@
+//! One test (or table row) per semantic rule of NetworkPolicy evaluation.
+//!
+//! Every case runs on the same small cluster:
+//!
+//! | pod | namespace labels | pod labels | container ports |
+//! |---|---|---|---|
+//! | `a/web` | team=x | app=web, tier=front | http 8080/TCP, dns 53/UDP, sig 9000/SCTP |
+//! | `a/db` | team=x | app=db | pg 5432/TCP |
+//! | `b/web` | team=y | app=web | http 9090/TCP |
+//! | `c/tool` | (undeclared) | app=tool, tier=ops | none |
+
 use super::*;
+use crate::inventory::{Namespace, PolicyObject};
+use crate::objects::{ContainerPort, Labels, NetworkPolicy, ObjectMeta, Protocol};
+
+fn mk_labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn mk_ns(inv: &mut Inventory, name: &str, labels: &[(&str, &str)]) {
+    inv.namespaces.insert(
+        name.to_string(),
+        Namespace {
+            name: name.to_string(),
+            labels: mk_labels(labels),
+            declared: true,
+        },
+    );
+}
+
+fn mk_pod(
+    inv: &mut Inventory,
+    ns: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+    ports: &[(&str, i32, Protocol)],
+) {
+    inv.pods.push(Pod {
+        metadata: ObjectMeta {
+            name: name.to_string(),
+            namespace: Some(ns.to_string()),
+            labels: mk_labels(labels),
+            ..Default::default()
+        },
+        ports: ports
+            .iter()
+            .map(|&(n, p, protocol)| ContainerPort {
+                name: Some(n.to_string()),
+                container_port: p,
+                protocol,
+            })
+            .collect(),
+        ..Default::default()
+    });
+}
+
+/// A policy from its `spec` written as YAML (flow style keeps table rows short).
+fn mk_policy(ns: &str, name: &str, spec: &str) -> PolicyObject {
+    let spec = serde_yaml::from_str(spec).unwrap_or_else(|e| panic!("bad spec {spec}: {e}"));
+    PolicyObject {
+        origin: Default::default(),
+        policy: NetworkPolicy {
+            api_version: NetworkPolicy::api_version(),
+            kind: NetworkPolicy::kind(),
+            metadata: ObjectMeta {
+                name: name.to_string(),
+                namespace: Some(ns.to_string()),
+                ..Default::default()
+            },
+            spec,
+        },
+    }
+}
+
+fn mk_cluster(policies: &[(&str, &str)]) -> Inventory {
+    let mut inv = Inventory::default();
+    mk_ns(&mut inv, "a", &[("team", "x")]);
+    mk_ns(&mut inv, "b", &[("team", "y")]);
+    mk_pod(
+        &mut inv,
+        "a",
+        "web",
+        &[("app", "web"), ("tier", "front")],
+        &[
+            ("http", 8080, Protocol::Tcp),
+            ("dns", 53, Protocol::Udp),
+            ("sig", 9000, Protocol::Sctp),
+        ],
+    );
+    mk_pod(
+        &mut inv,
+        "a",
+        "db",
+        &[("app", "db")],
+        &[("pg", 5432, Protocol::Tcp)],
+    );
+    mk_pod(
+        &mut inv,
+        "b",
+        "web",
+        &[("app", "web")],
+        &[("http", 9090, Protocol::Tcp)],
+    );
+    mk_pod(
+        &mut inv,
+        "c",
+        "tool",
+        &[("app", "tool"), ("tier", "ops")],
+        &[],
+    );
+    for (i, spec) in policies.iter().enumerate() {
+        inv.network_policies
+            .push(mk_policy(spec.0, &format!("p{i}"), spec.1));
+    }
+    inv.finish();
+    inv
+}
+
+fn peer(text: &str) -> Peer {
+    match Ipv4Range::parse(text) {
+        Some(r) if !text.contains('/') || text.contains('.') => Peer::External(r),
+        _ => {
+            let (ns, name) = text.split_once('/').expect("ns/name");
+            Peer::Workload(WorkloadId::new(ns, name, Some("Pod")))
+        }
+    }
+}
+
+/// The connections from `src` to `dst` (`ns/pod` or an IPv4 address), as the txt format prints
+/// them. An address is looked up in the external piece that contains it.
+fn conns(c: &Connectivity, src: &str, dst: &str) -> String {
+    let find = |p: &Peer, other: &Peer, flip: bool| -> Option<Conns> {
+        c.connections
+            .iter()
+            .find(|x| {
+                let (me, them) = if flip {
+                    (&x.dst, &x.src)
+                } else {
+                    (&x.src, &x.dst)
+                };
+                let me_ok = match (me, p) {
+                    (Peer::External(r), Peer::External(q)) => r.contains(q.first),
+                    (a, b) => a == b,
+                };
+                me_ok && them == other
+            })
+            .map(|x| x.conns.clone())
+    };
+    let (s, d) = (peer(src), peer(dst));
+    let found = match (&s, &d) {
+        (Peer::External(_), _) => find(&s, &d, false),
+        (_, Peer::External(_)) => find(&d, &s, true),
+        _ => c.get(&s, &d).cloned(),
+    };
+    found.unwrap_or_default().to_string()
+}
+
+const NONE: &str = "No Connections";
+const ALL: &str = "All Connections";
+
+struct Case {
+    name: &'static str,
+    policies: &'static [(&'static str, &'static str)],
+    want: &'static [(&'static str, &'static str, &'static str)],
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "without policies everything is allowed",
+        policies: &[],
+        want: &[
+            ("a/web", "a/db", ALL),
+            ("c/tool", "b/web", ALL),
+            ("8.8.8.8", "a/db", ALL),
+            ("a/db", "8.8.8.8", ALL),
+        ],
+    },
+    Case {
+        name: "an empty ingress policy isolates its pods for ingress only",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, policyTypes: [Ingress]}",
+        )],
+        want: &[
+            ("a/web", "a/db", NONE),
+            ("8.8.8.8", "a/db", NONE),
+            ("a/db", "a/web", ALL),
+            ("a/db", "8.8.8.8", ALL),
+        ],
+    },
+    Case {
+        name: "an egress-only policy isolates its pods for egress only",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, policyTypes: [Egress]}",
+        )],
+        want: &[
+            ("a/db", "a/web", NONE),
+            ("a/db", "8.8.8.8", NONE),
+            ("a/web", "a/db", ALL),
+        ],
+    },
+    Case {
+        name: "without policyTypes, egress rules make the policy isolate both directions",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, egress: [{to: [{podSelector: {}}]}]}",
+        )],
+        want: &[
+            ("a/web", "a/db", NONE),
+            ("a/db", "a/web", ALL),
+            ("a/db", "b/web", NONE),
+        ],
+    },
+    Case {
+        name: "an empty podSelector selects every pod of the policy's namespace and no other",
+        policies: &[("a", "{podSelector: {}, policyTypes: [Ingress]}")],
+        want: &[
+            ("b/web", "a/web", NONE),
+            ("b/web", "a/db", NONE),
+            ("a/web", "b/web", ALL),
+        ],
+    },
+    Case {
+        name: "a podSelector peer matches pods of the policy's namespace only",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]}",
+        )],
+        want: &[
+            ("a/web", "a/db", ALL),
+            ("b/web", "a/db", NONE),
+            ("c/tool", "a/db", NONE),
+        ],
+    },
+    Case {
+        name: "a namespaceSelector peer matches every pod of the selected namespaces",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{namespaceSelector: {matchLabels: {team: y}}}]}]}",
+        )],
+        want: &[
+            ("b/web", "a/db", ALL),
+            ("a/web", "a/db", NONE),
+            ("c/tool", "a/db", NONE),
+        ],
+    },
+    Case {
+        name: "undeclared namespaces carry only their name label",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: c}}}, {namespaceSelector: {matchExpressions: [{key: team, operator: DoesNotExist}]}}]}]}",
+        )],
+        want: &[("c/tool", "a/db", ALL), ("b/web", "a/db", NONE)],
+    },
+    Case {
+        name: "podSelector and namespaceSelector in one peer must both match",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{namespaceSelector: {}, podSelector: {matchLabels: {app: web}}}]}]}",
+        )],
+        want: &[
+            ("a/web", "a/db", ALL),
+            ("b/web", "a/db", ALL),
+            ("c/tool", "a/db", NONE),
+        ],
+    },
+    Case {
+        name: "matchExpressions In and NotIn",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{namespaceSelector: {}, podSelector: {matchExpressions: [{key: app, operator: In, values: [web, tool]}, {key: tier, operator: NotIn, values: [front]}]}}]}]}",
+        )],
+        want: &[
+            ("c/tool", "a/db", ALL),
+            ("b/web", "a/db", ALL),
+            ("a/web", "a/db", NONE),
+        ],
+    },
+    Case {
+        name: "matchExpressions Exists and DoesNotExist",
+        policies: &[(
+            "a",
+            "{podSelector: {matchExpressions: [{key: tier, operator: DoesNotExist}]}, ingress: [{from: [{namespaceSelector: {}, podSelector: {matchExpressions: [{key: tier, operator: Exists}]}}]}]}",
+        )],
+        want: &[
+            ("a/web", "a/db", ALL),
+            ("c/tool", "a/db", ALL),
+            ("b/web", "a/db", NONE),
+            ("c/tool", "a/web", ALL),
+        ],
+    },
+    Case {
+        name: "an ipBlock never matches pods, even with 0.0.0.0/0",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{ipBlock: {cidr: 0.0.0.0/0}}]}]}",
+        )],
+        want: &[("a/web", "a/db", NONE), ("8.8.8.8", "a/db", ALL)],
+    },
+    Case {
+        name: "an ipBlock matches its cidr minus its excepts",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}}]}]}",
+        )],
+        want: &[
+            ("10.2.3.4", "a/db", ALL),
+            ("10.1.3.4", "a/db", NONE),
+            ("11.0.0.1", "a/db", NONE),
+        ],
+    },
+    Case {
+        name: "an egress ipBlock admits external destinations only",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, policyTypes: [Egress], egress: [{to: [{ipBlock: {cidr: 192.168.0.0/16}}], ports: [{port: 443}]}]}",
+        )],
+        want: &[
+            ("a/db", "192.168.1.1", "TCP 443"),
+            ("a/db", "8.8.8.8", NONE),
+            ("a/db", "a/web", NONE),
+        ],
+    },
+    Case {
+        name: "an empty from admits every pod and every external address",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{ports: [{port: 5432}]}]}",
+        )],
+        want: &[
+            ("b/web", "a/db", "TCP 5432"),
+            ("c/tool", "a/db", "TCP 5432"),
+            ("1.2.3.4", "a/db", "TCP 5432"),
+        ],
+    },
+    Case {
+        name: "ports: protocol defaults to TCP, endPort makes a range, a protocol alone means all its ports",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{ports: [{port: 80}, {port: 8000, endPort: 8100, protocol: UDP}, {protocol: SCTP}]}]}",
+        )],
+        want: &[("a/web", "a/db", "SCTP 1-65535,TCP 80,UDP 8000-8100")],
+    },
+    Case {
+        name: "named ports resolve against the destination with a matching protocol",
+        policies: &[(
+            "a",
+            "{podSelector: {}, ingress: [{ports: [{port: http}, {port: dns, protocol: UDP}, {port: pg, protocol: UDP}, {port: sig, protocol: SCTP}]}]}",
+        )],
+        want: &[
+            ("b/web", "a/web", "SCTP 9000,TCP 8080,UDP 53"),
+            ("b/web", "a/db", NONE),
+            ("a/db", "a/web", "SCTP 9000,TCP 8080,UDP 53"),
+        ],
+    },
+    Case {
+        name: "named ports in egress resolve against each destination, never for external ones",
+        policies: &[(
+            "b",
+            "{podSelector: {}, policyTypes: [Egress], egress: [{ports: [{port: http}, {port: pg}]}]}",
+        )],
+        want: &[
+            ("b/web", "a/web", "TCP 8080"),
+            ("b/web", "a/db", "TCP 5432"),
+            ("b/web", "c/tool", NONE),
+            ("b/web", "8.8.8.8", NONE),
+        ],
+    },
+    Case {
+        name: "policies selecting the same pod are unioned",
+        policies: &[
+            (
+                "a",
+                "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {}}], ports: [{port: 5432}]}]}",
+            ),
+            (
+                "a",
+                "{podSelector: {}, ingress: [{from: [{podSelector: {}}], ports: [{port: 9187}]}]}",
+            ),
+        ],
+        want: &[
+            ("a/web", "a/db", "TCP 5432,9187"),
+            ("a/db", "a/web", "TCP 9187"),
+        ],
+    },
+    Case {
+        name: "a connection needs the source's egress and the destination's ingress",
+        policies: &[
+            (
+                "a",
+                "{podSelector: {matchLabels: {app: web}}, policyTypes: [Egress], egress: [{ports: [{port: 5000, endPort: 5500}]}]}",
+            ),
+            (
+                "a",
+                "{podSelector: {matchLabels: {app: db}}, ingress: [{ports: [{port: 5400, endPort: 6000}]}]}",
+            ),
+        ],
+        want: &[
+            ("a/web", "a/db", "TCP 5400-5500"),
+            ("b/web", "a/db", "TCP 5400-6000"),
+            ("a/web", "b/web", "TCP 5000-5500"),
+        ],
+    },
+    Case {
+        name: "a rule's peers and ports combine within the rule, rules combine by union",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: 1}]}, {from: [{namespaceSelector: {}}], ports: [{port: 2}]}]}",
+        )],
+        want: &[("a/web", "a/db", "TCP 1-2"), ("b/web", "a/db", "TCP 2")],
+    },
+    Case {
+        name: "invalid ports and addresses admit nothing rather than everything",
+        policies: &[(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{ipBlock: {cidr: not-an-ip}}]}, {ports: [{port: 70000}, {port: 90, endPort: 80}]}]}",
+        )],
+        want: &[("a/web", "a/db", NONE), ("8.8.8.8", "a/db", NONE)],
+    },
+];
+
+#[test]
+fn evaluates_every_semantic_rule() {
+    for case in CASES {
+        let inv = mk_cluster(case.policies);
+        let c = evaluate(&inv, Naming::DirectOwner);
+        for &(src, dst, want) in case.want {
+            assert_eq!(conns(&c, src, dst), want, "{}: {src} => {dst}", case.name);
+        }
+    }
+}
+
+#[test]
+fn invalid_policy_fields_are_reported() {
+    let inv = mk_cluster(&[(
+        "a",
+        "{podSelector: {}, ingress: [{from: [{ipBlock: {cidr: not-an-ip}}, {}]}, {ports: [{port: 70000}]}]}",
+    )]);
+    let eval = Evaluator::new(&inv);
+    let fields: Vec<&str> = eval
+        .diagnostics()
+        .iter()
+        .map(|d| d.field.as_str())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.ingress[0].from[0].ipBlock",
+            "spec.ingress[0].from[1]",
+            "spec.ingress[1].ports[0].port"
+        ]
+    );
+    assert!(
+        eval.diagnostics()
+            .iter()
+            .all(|d| d.object == "NetworkPolicy a/p0")
+    );
+}
+
+#[test]
+fn external_peers_are_the_pieces_cut_at_every_ip_block_boundary() {
+    let inv = mk_cluster(&[(
+        "a",
+        "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}}]}]}",
+    )]);
+    let eval = Evaluator::new(&inv);
+    let pieces: Vec<String> = eval
+        .external_pieces()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        pieces,
+        [
+            "0.0.0.0-9.255.255.255",
+            "10.0.0.0-10.0.255.255",
+            "10.1.0.0-10.1.255.255",
+            "10.2.0.0-10.255.255.255",
+            "11.0.0.0-255.255.255.255"
+        ]
+    );
+    let c = eval.connectivity(Naming::DirectOwner);
+    let into_db: Vec<String> = c
+        .connections
+        .iter()
+        .filter(|x| x.dst == peer("a/db"))
+        .map(|x| x.src.to_string())
+        .filter(|s| s.ends_with("[External]"))
+        .collect();
+    assert_eq!(
+        into_db,
+        [
+            "10.0.0.0-10.0.255.255[External]",
+            "10.2.0.0-10.255.255.255[External]"
+        ]
+    );
+    // Pieces are never paired with each other.
+    assert!(
+        c.connections
+            .iter()
+            .all(|x| x.src.workload().is_some() || x.dst.workload().is_some())
+    );
+}
+
+#[test]
+fn replicas_collapse_and_self_pairs_are_left_out() {
+    let mut inv = Inventory::default();
+    for (pod, labels) in [("api-1", "v1"), ("api-2", "v2")] {
+        mk_pod(
+            &mut inv,
+            "a",
+            pod,
+            &[("app", "api"), ("version", labels)],
+            &[],
+        );
+        inv.pods.last_mut().unwrap().metadata.owner_references =
+            vec![crate::objects::OwnerReference {
+                kind: "ReplicaSet".into(),
+                name: "api-7c9".into(),
+                controller: Some(true),
+                ..Default::default()
+            }];
+    }
+    mk_pod(&mut inv, "a", "client", &[("app", "client")], &[]);
+    // Only the v2 pod admits the client: the workload's connections are the union over its pods.
+    inv.network_policies.push(mk_policy(
+        "a",
+        "v2-only",
+        "{podSelector: {matchLabels: {version: v1}}, policyTypes: [Ingress]}",
+    ));
+    inv.finish();
+    let c = evaluate(&inv, Naming::DirectOwner);
+    let rs = Peer::Workload(WorkloadId::new("a", "api-7c9", Some("ReplicaSet")));
+    let client = Peer::Workload(WorkloadId::new("a", "client", Some("Pod")));
+    assert_eq!(c.get(&client, &rs), Some(&Conns::all()));
+    assert_eq!(c.get(&rs, &rs), None);
+    assert_eq!(c.workloads.len(), 2);
+}
+
+#[test]
+fn naming_chooses_direct_owner_or_root_workload() {
+    let text = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: a}
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: api-7c9
+  namespace: a
+  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: api, controller: true}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: api-7c9-x
+  namespace: a
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: api-7c9, controller: true}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: lone, namespace: a}
+"#;
+    let (inv, _) = crate::load(&[crate::Source::new("x.yaml", text)]);
+    let names = |n: Naming| -> Vec<String> {
+        evaluate(&inv, n)
+            .workloads
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(
+        names(Naming::DirectOwner),
+        ["a/api-7c9[ReplicaSet]", "a/lone[Pod]"]
+    );
+    assert_eq!(
+        names(Naming::Workload),
+        ["a/api[Deployment]", "a/lone[Pod]"]
+    );
+}
+
+#[test]
+fn explains_which_policies_isolate_and_which_rules_admit() {
+    let inv = mk_cluster(&[
+        (
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}], ports: [{port: pg}]}]}",
+        ),
+        ("a", "{podSelector: {}, policyTypes: [Ingress]}"),
+        (
+            "a",
+            "{podSelector: {matchLabels: {app: web}}, policyTypes: [Egress], egress: [{ports: [{port: 53, protocol: UDP}]}, {to: [{podSelector: {matchLabels: {app: db}}}]}]}",
+        ),
+    ]);
+    let eval = Evaluator::new(&inv);
+    let e = eval
+        .explain(&peer("a/web"), &peer("a/db"), Naming::DirectOwner)
+        .unwrap();
+    assert_eq!(e.allowed.to_string(), "TCP 5432");
+    let names = |s: &SideExplanation| {
+        s.isolated_by
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&e.ingress), ["p0", "p1"]);
+    assert_eq!(names(&e.egress), ["p2"]);
+    let admitted = |s: &SideExplanation| {
+        s.admitted_by
+            .iter()
+            .map(|a| format!("{} {}", a.rule, a.conns))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(admitted(&e.ingress), ["a/p0 ingress[0] TCP 5432"]);
+    assert_eq!(
+        admitted(&e.egress),
+        ["a/p2 egress[0] UDP 53", "a/p2 egress[1] All Connections"]
+    );
+
+    let denied = eval
+        .explain(&peer("b/web"), &peer("a/db"), Naming::DirectOwner)
+        .unwrap();
+    assert!(denied.allowed.is_empty());
+    assert!(!denied.egress.isolated() && denied.ingress.isolated());
+    assert!(denied.ingress.admitted_by.is_empty());
+
+    let outside = eval
+        .explain(&peer("8.8.8.8"), &peer("b/web"), Naming::DirectOwner)
+        .unwrap();
+    assert!(outside.allowed.is_all());
+    assert!(
+        eval.explain(&peer("a/nope"), &peer("a/db"), Naming::DirectOwner)
+            .is_none()
+    );
+}
+
+#[test]
+fn explanation_agrees_with_the_connectivity_list() {
+    let inv = mk_cluster(&[
+        (
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{namespaceSelector: {}}], ports: [{port: pg}, {port: 9000, protocol: UDP}]}]}",
+        ),
+        (
+            "b",
+            "{podSelector: {}, policyTypes: [Egress, Ingress], egress: [{to: [{namespaceSelector: {matchLabels: {team: x}}}]}]}",
+        ),
+    ]);
+    let eval = Evaluator::new(&inv);
+    let c = eval.connectivity(Naming::DirectOwner);
+    for src in &c.workloads {
+        for dst in &c.workloads {
+            if src == dst {
+                continue;
+            }
+            let (s, d) = (Peer::Workload(src.clone()), Peer::Workload(dst.clone()));
+            let e = eval.explain(&s, &d, Naming::DirectOwner).unwrap();
+            assert_eq!(
+                c.get(&s, &d).cloned().unwrap_or_default(),
+                e.allowed,
+                "{src} => {dst}"
+            );
+        }
+    }
+}
+
+mod diffs {
+    use super::*;
+    use crate::evaluate::diff::{ChangeKind, diff};
+
+    fn lines(old: &[(&str, &str)], new: &[(&str, &str)]) -> Vec<String> {
+        let a = evaluate(&mk_cluster(old), Naming::DirectOwner);
+        let b = evaluate(&mk_cluster(new), Naming::DirectOwner);
+        diff(&a, &b)
+            .iter()
+            .map(|c| {
+                format!(
+                    "{:?} {} => {} : {} -> {}",
+                    c.kind, c.src, c.dst, c.old, c.new
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn identical_inputs_have_no_changes() {
+        let p = [(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8}}]}]}",
+        )];
+        assert!(lines(&p, &p).is_empty());
+    }
+
+    #[test]
+    fn reports_removed_and_changed_pairs() {
+        let old = [(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{namespaceSelector: {}}], ports: [{port: 5432}]}]}",
+        )];
+        let new = [(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {}}], ports: [{port: 5432}, {port: 9187}]}]}",
+        )];
+        assert_eq!(
+            lines(&old, &new),
+            [
+                "Changed a/web[Pod] => a/db[Pod] : TCP 5432 -> TCP 5432,9187",
+                "Removed b/web[Pod] => a/db[Pod] : TCP 5432 -> No Connections",
+                "Removed c/tool[Pod] => a/db[Pod] : TCP 5432 -> No Connections",
+            ]
+        );
+    }
+
+    #[test]
+    fn external_ranges_are_compared_over_both_cuts() {
+        let old = [(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8}}]}]}",
+        )];
+        let new = [(
+            "a",
+            "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/16]}}, {ipBlock: {cidr: 172.16.0.0/12}}]}]}",
+        )];
+        let got = lines(&old, &new);
+        assert_eq!(
+            got,
+            [
+                "Removed 10.1.0.0-10.1.255.255[External] => a/db[Pod] : All Connections -> No Connections",
+                "Added 172.16.0.0-172.31.255.255[External] => a/db[Pod] : No Connections -> All Connections",
+            ]
+        );
+        let a = evaluate(&mk_cluster(&old), Naming::DirectOwner);
+        let b = evaluate(&mk_cluster(&new), Naming::DirectOwner);
+        let d = diff(&a, &b);
+        assert_eq!(d[0].kind, ChangeKind::Removed);
+        assert_eq!(d[0].lost().to_string(), ALL);
+        assert!(d[1].gained().is_all());
+    }
+}
