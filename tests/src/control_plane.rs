@@ -73,6 +73,14 @@ impl Directory {
 
 static SHARED: OnceCell<Result<ControlPlane, String>> = OnceCell::const_new();
 
+/// Whether [`shared`] uses an existing cluster (`KUBECONFIG` set and
+/// `ACCORD_TEST_USE_EXISTING_CLUSTER=1`). Tests that need a local control plane, such as
+/// API server restarts, skip themselves when this is true.
+pub fn use_existing_cluster() -> bool {
+    std::env::var(USE_EXISTING_CLUSTER_ENV).is_ok_and(|v| v == "1")
+        && std::env::var_os("KUBECONFIG").is_some()
+}
+
 /// The control plane shared by all tests of this test binary, started on first use.
 ///
 /// With `KUBECONFIG` set and `ACCORD_TEST_USE_EXISTING_CLUSTER=1`, it is that cluster
@@ -80,8 +88,7 @@ static SHARED: OnceCell<Result<ControlPlane, String>> = OnceCell::const_new();
 pub async fn shared() -> Result<&'static ControlPlane> {
     let result = SHARED
         .get_or_init(|| async {
-            let use_existing = std::env::var(USE_EXISTING_CLUSTER_ENV).is_ok_and(|v| v == "1");
-            let started = if use_existing && std::env::var_os("KUBECONFIG").is_some() {
+            let started = if use_existing_cluster() {
                 ControlPlane::existing().await
             } else {
                 ControlPlane::start().await

@@ -34,7 +34,9 @@ mod process;
 mod wait;
 
 pub use binaries::{BIN_DIR_ENV, Binaries};
-pub use control_plane::{ControlPlane, KEEP_DIR_ENV, USE_EXISTING_CLUSTER_ENV, shared};
+pub use control_plane::{
+    ControlPlane, KEEP_DIR_ENV, USE_EXISTING_CLUSTER_ENV, shared, use_existing_cluster,
+};
 pub use namespace::{
     KEEP_NAMESPACES_ENV, NAMESPACE_LABEL, ServiceAccountCredentials, TestNamespace, random_name,
 };

@@ -19,7 +19,7 @@ fn config_map(name: &str) -> ConfigMap {
 
 #[tokio::test]
 async fn api_server_restarts_on_the_same_port_and_watchers_resume() -> Result<()> {
-    if std::env::var(accord_tests::USE_EXISTING_CLUSTER_ENV).is_ok_and(|v| v == "1") {
+    if accord_tests::use_existing_cluster() {
         eprintln!("skipped: an existing cluster's API server cannot be restarted from here");
         return Ok(());
     }
