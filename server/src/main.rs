@@ -10,6 +10,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Parsing and generating for large clusters is allocation-heavy; mimalloc is markedly faster
+// than the system allocator for it.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()

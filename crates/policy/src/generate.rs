@@ -152,6 +152,9 @@ struct Generator<'a> {
     /// Kinds of the workloads present, by (namespace, name).
     present: HashMap<(&'a str, &'a str), BTreeSet<Option<&'a str>>>,
     services: HashMap<(&'a str, &'a str), &'a crate::objects::Service>,
+    /// Formatted identities already computed: each costs an MD5 and a few allocations, and the
+    /// same servers appear in many intents.
+    formatted: HashMap<(&'a str, &'a str, Option<&'a str>), String>,
     opts: &'a GenerateOptions,
     builders: BTreeMap<WorkloadId, PolicyBuilder>,
     out: Generated,
@@ -171,6 +174,7 @@ pub fn generate(inv: &Inventory, opts: &GenerateOptions) -> Generated {
         inv,
         present,
         services,
+        formatted: HashMap::new(),
         opts,
         builders: BTreeMap::new(),
         out: Generated::default(),
@@ -184,7 +188,14 @@ pub fn generate(inv: &Inventory, opts: &GenerateOptions) -> Generated {
     g.finish()
 }
 
-impl Generator<'_> {
+impl<'a> Generator<'a> {
+    fn formatted(&mut self, name: &'a str, namespace: &'a str, kind: Option<&'a str>) -> String {
+        self.formatted
+            .entry((name, namespace, kind))
+            .or_insert_with(|| formatted(name, namespace, kind))
+            .clone()
+    }
+
     fn check_duplicates(&mut self, intents: &[&ClientIntents]) {
         let mut seen: BTreeMap<(String, String, Option<String>), &ClientIntents> = BTreeMap::new();
         for i in intents {
@@ -229,7 +240,7 @@ impl Generator<'_> {
             .push(Diagnostic::warning(&intents.origin, intents.object_name(), field, msg));
     }
 
-    fn add_intents(&mut self, intents: &ClientIntents) {
+    fn add_intents(&mut self, intents: &'a ClientIntents) {
         let client = WorkloadId::new(&intents.namespace, &intents.workload.name, intents.workload.kind.as_deref());
         if !self.exists(&client) {
             self.warn(
@@ -271,10 +282,10 @@ impl Generator<'_> {
 
     fn add_target(
         &mut self,
-        intents: &ClientIntents,
+        intents: &'a ClientIntents,
         client: &WorkloadId,
         formatted_client: &str,
-        target: &Target,
+        target: &'a Target,
         client_labels: &mut Labels,
         egress: &mut Vec<NetworkPolicyEgressRule>,
     ) {
@@ -305,13 +316,17 @@ impl Generator<'_> {
                 if !self.exists(&server) {
                     self.warn(intents, &target.field, format!("target {server} resolves to no workload"));
                 }
-                self.out.in_scope.insert(server.clone());
-                let access = format!("{}{}", labels::ACCESS_PREFIX, formatted(name, namespace, kind.as_deref()));
+                if !self.out.in_scope.contains(&server) {
+                    self.out.in_scope.insert(server.clone());
+                }
+                let access = format!("{}{}", labels::ACCESS_PREFIX, self.formatted(name, namespace, kind.as_deref()));
                 client_labels.insert(access.clone(), "true".to_string());
                 let np_ports = target_ports(ports);
                 if self.enforced(&server) {
-                    let b = self.builders.entry(server.clone()).or_default();
-                    b.selector = workload_selector(&server);
+                    let b = builder(&mut self.builders, &server);
+                    if b.selector.is_empty() {
+                        b.selector = workload_selector(&server);
+                    }
                     b.wants_ingress = true;
                     b.access_label = access;
                     b.ingress.insert(IngressKey {
@@ -319,6 +334,9 @@ impl Generator<'_> {
                         client: (!ports.is_empty()).then(|| formatted_client.to_string()),
                         ports: np_ports.clone(),
                     });
+                }
+                if !self.opts.egress {
+                    return;
                 }
                 egress.push(NetworkPolicyEgressRule {
                     ports: np_ports,
@@ -330,7 +348,7 @@ impl Generator<'_> {
                 });
             }
             TargetKind::Service { name, namespace, ports } => {
-                let access = format!("{}{}", labels::SVC_ACCESS_PREFIX, formatted(name, namespace, Some("Service")));
+                let access = format!("{}{}", labels::SVC_ACCESS_PREFIX, self.formatted(name, namespace, Some("Service")));
                 client_labels.insert(access.clone(), "true".to_string());
                 let Some(service) = self.services.get(&(namespace.as_str(), name.as_str())).copied() else {
                     self.warn(
@@ -365,7 +383,7 @@ impl Generator<'_> {
                     target_ports(ports)
                 };
                 if self.enforced(&server) {
-                    let b = self.builders.entry(server).or_default();
+                    let b = builder(&mut self.builders, &server);
                     b.selector = LabelSelector {
                         match_labels: selector.clone(),
                         match_expressions: Vec::new(),
@@ -385,6 +403,9 @@ impl Generator<'_> {
                         client: (!ports.is_empty()).then(|| formatted_client.to_string()),
                         ports: ingress_ports.clone(),
                     });
+                }
+                if !self.opts.egress {
+                    return;
                 }
                 let egress_ports: Vec<NetworkPolicyPort> = if ports.is_empty() {
                     let mut v: Vec<NetworkPolicyPort> = service
@@ -545,6 +566,15 @@ impl Generator<'_> {
         self.out.diagnostics.sort();
         self.out
     }
+}
+
+/// The builder of a workload's policy, created on first use (looked up first so that the key is
+/// only cloned once per workload, not once per target).
+fn builder<'b>(builders: &'b mut BTreeMap<WorkloadId, PolicyBuilder>, id: &WorkloadId) -> &'b mut PolicyBuilder {
+    if !builders.contains_key(id) {
+        builders.insert(id.clone(), PolicyBuilder::default());
+    }
+    builders.get_mut(id).expect("inserted above")
 }
 
 fn ip_peer(cidr: String) -> NetworkPolicyPeer {

@@ -1,5 +1,7 @@
 //! Rendering: policies and labels as YAML or JSON text, deterministically.
 
+mod yaml;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -19,12 +21,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Policies as a multi-document YAML stream (`---` between documents).
 pub fn policies_yaml(policies: &[NetworkPolicy]) -> Result<String> {
-    let mut out = String::new();
+    let mut out = String::with_capacity(policies.len() * 900);
     for (i, p) in policies.iter().enumerate() {
         if i > 0 {
             out.push_str("---\n");
         }
-        out.push_str(&serde_yaml::to_string(p)?);
+        yaml::write_document(&mut out, &yaml::policy(p));
     }
     Ok(out)
 }

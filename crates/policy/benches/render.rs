@@ -1,0 +1,80 @@
+//! Benchmark: parse + generate + render a synthetic cluster, printing figures.
+//!
+//! `cargo bench -p accord-policy --bench render` runs the large estate (1,500 workloads, 9,300
+//! calls) and ten times that (15,000 workloads in 1,500 namespaces, 100,000 calls). Each size runs
+//! in its own process so the peak resident memory reported is that size's alone.
+
+use std::time::{Duration, Instant};
+
+// The `accord` binary uses mimalloc; measure with the allocator users run.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use accord_policy::synthetic::{self, Spec};
+use accord_policy::{generate, load, render};
+
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn run(label: &str, spec: &Spec, rounds: usize) {
+    let sources = synthetic::manifests(spec);
+    let bytes: usize = sources.iter().map(|s| s.text.len()).sum();
+    let mut best = [f64::INFINITY; 4];
+    let mut policies = 0;
+    for _ in 0..rounds {
+        let t0 = Instant::now();
+        let (inv, diags) = load(&sources);
+        let t1 = Instant::now();
+        let g = generate(&inv, &Default::default());
+        let t2 = Instant::now();
+        let yaml = render::policies_yaml(&g.policies).expect("render");
+        let t3 = Instant::now();
+        assert!(diags.is_empty() && g.diagnostics.is_empty());
+        policies = g.policies.len();
+        std::hint::black_box(yaml);
+        for (b, v) in best.iter_mut().zip([ms(t1 - t0), ms(t2 - t1), ms(t3 - t2), ms(t3 - t0)]) {
+            *b = b.min(v);
+        }
+    }
+    println!(
+        "{label}: {} workloads, {} namespaces, {} calls, {:.1} MiB of YAML -> {policies} policies",
+        spec.workloads,
+        spec.namespaces,
+        spec.calls,
+        bytes as f64 / 1048576.0
+    );
+    println!(
+        "  best of {rounds}: parse {:.0} ms, generate {:.0} ms, render YAML {:.0} ms, total {:.0} ms (generate+render {:.0} ms); peak RSS {:.0} MiB",
+        best[0],
+        best[1],
+        best[2],
+        best[3],
+        best[1] + best[2],
+        peak_rss_mib()
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a size argument selects one size (used for per-size RSS).
+    let size = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    match size.as_deref() {
+        Some("large") => run("large estate", &Spec::LARGE, 5),
+        Some("10x") => run("ten times larger", &Spec::TEN_X, 3),
+        _ => {
+            let exe = std::env::current_exe().expect("own path");
+            for size in ["large", "10x"] {
+                let status = std::process::Command::new(&exe).arg(size).status().expect("run bench");
+                assert!(status.success());
+            }
+        }
+    }
+}
