@@ -183,9 +183,11 @@ impl Drop for TestNamespace {
                 .build()?;
             runtime.block_on(async {
                 let client = Client::try_from(config)?;
-                Api::<Namespace>::all(client)
-                    .delete(&name, &DeleteParams::background())
-                    .await?;
+                let namespaces = Api::<Namespace>::all(client);
+                let params = DeleteParams::background();
+                // A stopped API server must not hang the end of the test.
+                let deletion = namespaces.delete(&name, &params);
+                tokio::time::timeout(Duration::from_secs(10), deletion).await??;
                 Ok(())
             })
         });
