@@ -9,13 +9,19 @@ pub enum Error {
     #[error("{path}: no such file or directory")]
     NotFound { path: String },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 fn is_manifest(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -67,8 +73,13 @@ pub fn read(paths: &[PathBuf]) -> Result<Vec<Source>> {
             } else {
                 std::fs::read_to_string(&path)
             };
-            let name = if path.as_os_str() == "-" { "<stdin>".to_string() } else { path.display().to_string() };
-            text.map(|t| Source::new(name.clone(), t)).map_err(|source| Error::Io { path: name, source })
+            let name = if path.as_os_str() == "-" {
+                "<stdin>".to_string()
+            } else {
+                path.display().to_string()
+            };
+            text.map(|t| Source::new(name.clone(), t))
+                .map_err(|source| Error::Io { path: name, source })
         })
         .collect()
 }

@@ -40,23 +40,46 @@ fn renders_the_demo_label_changes() {
 
 #[test]
 fn renders_the_demo_with_separate_egress_policies() {
-    let out = accord(&["render", "--egress", "--separate-policies", demo().to_str().unwrap()]);
+    let out = accord(&[
+        "render",
+        "--egress",
+        "--separate-policies",
+        demo().to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     insta::assert_snapshot!("demo_egress", stdout(&out));
     // The shipping domain is not resolved offline; that is a warning, not a failure.
-    assert!(stderr(&out).contains("api.carrier.example.com"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("api.carrier.example.com"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn shadow_mode_renders_only_enforced_namespaces_and_protected_services() {
-    let out = accord(&["render", "--shadow", "--enforced-namespace", "checkout", "-o", "json", demo().to_str().unwrap()]);
+    let out = accord(&[
+        "render",
+        "--shadow",
+        "--enforced-namespace",
+        "checkout",
+        "-o",
+        "json",
+        demo().to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let mut names: Vec<String> = list["items"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| format!("{}/{}", p["metadata"]["namespace"].as_str().unwrap(), p["metadata"]["name"].as_str().unwrap()))
+        .map(|p| {
+            format!(
+                "{}/{}",
+                p["metadata"]["namespace"].as_str().unwrap(),
+                p["metadata"]["name"].as_str().unwrap()
+            )
+        })
         .collect();
     names.sort();
     assert_eq!(
@@ -100,19 +123,36 @@ fn strict_makes_warnings_fail() {
     let dir = tempdir();
     let f = dir.join("i.yaml");
     std::fs::write(&f, "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: a, namespace: x}\nspec:\n  workload: {name: a}\n  targets: [{kubernetes: {name: ghost}}]\n").unwrap();
-    assert_eq!(accord(&["render", f.to_str().unwrap()]).status.code(), Some(0));
-    assert_eq!(accord(&["render", "--strict", f.to_str().unwrap()]).status.code(), Some(1));
+    assert_eq!(
+        accord(&["render", f.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        accord(&["render", "--strict", f.to_str().unwrap()])
+            .status
+            .code(),
+        Some(1)
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(accord(&["render"]).status.code(), Some(2));
-    assert_eq!(accord(&["render", "-o", "toml", "x"]).status.code(), Some(2));
+    assert_eq!(
+        accord(&["render", "-o", "toml", "x"]).status.code(),
+        Some(2)
+    );
     let missing = accord(&["render", "/no/such/path"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("/no/such/path: no such file or directory"));
-    assert_eq!(accord(&["render", "--enforced-namespace", "a", "x"]).status.code(), Some(2), "--enforced-namespace requires --shadow");
+    assert_eq!(
+        accord(&["render", "--enforced-namespace", "a", "x"])
+            .status
+            .code(),
+        Some(2),
+        "--enforced-namespace requires --shadow"
+    );
 }
 
 #[test]
@@ -120,17 +160,32 @@ fn help_explains_every_flag() {
     let out = accord(&["render", "--help"]);
     assert_eq!(out.status.code(), Some(0));
     let help = stdout(&out);
-    for flag in ["--labels", "--output", "--egress", "--separate-policies", "--shadow", "--enforced-namespace", "--strict"] {
+    for flag in [
+        "--labels",
+        "--output",
+        "--egress",
+        "--separate-policies",
+        "--shadow",
+        "--enforced-namespace",
+        "--strict",
+    ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
 }
 
 fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("accord-render-test-{}-{}", std::process::id(), rand_suffix()));
+    let dir = std::env::temp_dir().join(format!(
+        "accord-render-test-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }

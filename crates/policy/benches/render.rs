@@ -16,8 +16,16 @@ use accord_policy::{generate, load, render};
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_string)
+        })
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
@@ -41,7 +49,10 @@ fn run(label: &str, spec: &Spec, rounds: usize) {
         assert!(diags.is_empty() && g.diagnostics.is_empty());
         policies = g.policies.len();
         std::hint::black_box(yaml);
-        for (b, v) in best.iter_mut().zip([ms(t1 - t0), ms(t2 - t1), ms(t3 - t2), ms(t3 - t0)]) {
+        for (b, v) in best
+            .iter_mut()
+            .zip([ms(t1 - t0), ms(t2 - t1), ms(t3 - t2), ms(t3 - t0)])
+        {
             *b = b.min(v);
         }
     }
@@ -72,7 +83,10 @@ fn main() {
         _ => {
             let exe = std::env::current_exe().expect("own path");
             for size in ["large", "10x"] {
-                let status = std::process::Command::new(&exe).arg(size).status().expect("run bench");
+                let status = std::process::Command::new(&exe)
+                    .arg(size)
+                    .status()
+                    .expect("run bench");
                 assert!(status.success());
             }
         }

@@ -26,7 +26,10 @@ pub struct Origin {
 
 impl Origin {
     pub fn new(file: impl Into<String>, document: usize) -> Self {
-        Origin { file: file.into(), document }
+        Origin {
+            file: file.into(),
+            document,
+        }
     }
 }
 
@@ -52,7 +55,12 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(origin: &Origin, object: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn error(
+        origin: &Origin,
+        object: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Error,
             origin: origin.clone(),
@@ -62,7 +70,12 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(origin: &Origin, object: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn warning(
+        origin: &Origin,
+        object: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(origin, object, field, message)

@@ -13,8 +13,9 @@ use crate::inventory::{Inventory, NAMESPACE_NAME_LABEL};
 use crate::labels;
 use crate::net::parse_cidr_or_ip;
 use crate::objects::{
-    IntOrString, IpBlock, LabelSelector, Labels, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule,
-    NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec, ObjectMeta, OwnerReference, PolicyType, Protocol,
+    IntOrString, IpBlock, LabelSelector, Labels, NetworkPolicy, NetworkPolicyEgressRule,
+    NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec, ObjectMeta,
+    OwnerReference, PolicyType, Protocol,
 };
 
 /// Generation options; the defaults match the upstream operator's defaults (ingress policies
@@ -50,7 +51,13 @@ pub struct Generated {
 impl Generated {
     /// The declared identities that designate a resolved workload: itself, and its kind-less form.
     fn declared_forms(workload: &WorkloadId) -> [WorkloadId; 2] {
-        [workload.clone(), WorkloadId { kind: None, ..workload.clone() }]
+        [
+            workload.clone(),
+            WorkloadId {
+                kind: None,
+                ..workload.clone()
+            },
+        ]
     }
 
     /// The labels Accord wants on the pods of a (resolved) workload. Empty when the workload is
@@ -59,7 +66,10 @@ impl Generated {
         let mut out = Labels::new();
         let forms = Self::declared_forms(workload);
         if forms.iter().any(|f| self.in_scope.contains(f)) {
-            out.insert(labels::SERVICE.to_string(), formatted(&workload.name, &workload.namespace, None));
+            out.insert(
+                labels::SERVICE.to_string(),
+                formatted(&workload.name, &workload.namespace, None),
+            );
             if let Some(kind) = &workload.kind {
                 out.insert(labels::OWNER_KIND.to_string(), kind.clone());
             }
@@ -91,16 +101,22 @@ pub fn apply_pod_labels(inv: &mut Inventory, generated: &Generated) {
         let want = cache
             .entry(pod.workload.clone())
             .or_insert_with(|| generated.labels_for(&pod.workload));
-        pod.metadata.labels.retain(|k, _| !labels::is_managed_pod_label(k));
-        pod.metadata.labels.extend(want.iter().map(|(k, v)| (k.clone(), v.clone())));
+        pod.metadata
+            .labels
+            .retain(|k, _| !labels::is_managed_pod_label(k));
+        pod.metadata
+            .labels
+            .extend(want.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 }
 
 /// The pod selector that picks a workload's pods by the labels Accord puts on them.
 pub fn workload_selector(id: &WorkloadId) -> LabelSelector {
-    let mut sel = LabelSelector::labels([(labels::SERVICE, formatted(&id.name, &id.namespace, None))]);
+    let mut sel =
+        LabelSelector::labels([(labels::SERVICE, formatted(&id.name, &id.namespace, None))]);
     if let Some(kind) = &id.kind {
-        sel.match_labels.insert(labels::OWNER_KIND.to_string(), kind.clone());
+        sel.match_labels
+            .insert(labels::OWNER_KIND.to_string(), kind.clone());
     }
     sel
 }
@@ -169,7 +185,11 @@ pub fn generate(inv: &Inventory, opts: &GenerateOptions) -> Generated {
             .or_default()
             .insert(p.workload.kind.as_deref());
     }
-    let services = inv.services.iter().map(|s| ((s.namespace(), s.metadata.name.as_str()), s)).collect();
+    let services = inv
+        .services
+        .iter()
+        .map(|s| ((s.namespace(), s.metadata.name.as_str()), s))
+        .collect();
     let mut g = Generator {
         inv,
         present,
@@ -199,7 +219,11 @@ impl<'a> Generator<'a> {
     fn check_duplicates(&mut self, intents: &[&ClientIntents]) {
         let mut seen: BTreeMap<(String, String, Option<String>), &ClientIntents> = BTreeMap::new();
         for i in intents {
-            let key = (i.namespace.clone(), i.workload.name.clone(), i.workload.kind.clone());
+            let key = (
+                i.namespace.clone(),
+                i.workload.name.clone(),
+                i.workload.kind.clone(),
+            );
             if let Some(first) = seen.get(&key) {
                 self.out.diagnostics.push(Diagnostic::error(
                     &i.origin,
@@ -235,13 +259,20 @@ impl<'a> Generator<'a> {
     }
 
     fn warn(&mut self, intents: &ClientIntents, field: &str, msg: String) {
-        self.out
-            .diagnostics
-            .push(Diagnostic::warning(&intents.origin, intents.object_name(), field, msg));
+        self.out.diagnostics.push(Diagnostic::warning(
+            &intents.origin,
+            intents.object_name(),
+            field,
+            msg,
+        ));
     }
 
     fn add_intents(&mut self, intents: &'a ClientIntents) {
-        let client = WorkloadId::new(&intents.namespace, &intents.workload.name, intents.workload.kind.as_deref());
+        let client = WorkloadId::new(
+            &intents.namespace,
+            &intents.workload.name,
+            intents.workload.kind.as_deref(),
+        );
         if !self.exists(&client) {
             self.warn(
                 intents,
@@ -251,13 +282,27 @@ impl<'a> Generator<'a> {
         }
         self.out.in_scope.insert(client.clone());
         let mut client_labels = Labels::new();
-        client_labels.insert(labels::CLIENT.to_string(), formatted(&client.name, &client.namespace, None));
+        client_labels.insert(
+            labels::CLIENT.to_string(),
+            formatted(&client.name, &client.namespace, None),
+        );
         let formatted_client = formatted(&client.name, &client.namespace, None);
         let mut egress = Vec::new();
         for target in &intents.targets {
-            self.add_target(intents, &client, &formatted_client, target, &mut client_labels, &mut egress);
+            self.add_target(
+                intents,
+                &client,
+                &formatted_client,
+                target,
+                &mut client_labels,
+                &mut egress,
+            );
         }
-        self.out.client_labels.entry(client.clone()).or_default().extend(client_labels);
+        self.out
+            .client_labels
+            .entry(client.clone())
+            .or_default()
+            .extend(client_labels);
         if self.opts.egress && self.enforced(&client) {
             egress.push(NetworkPolicyEgressRule {
                 ports: [Protocol::Udp, Protocol::Tcp]
@@ -305,21 +350,38 @@ impl<'a> Generator<'a> {
                         "egress to the Kubernetes API server needs its addresses, which are only known in a live cluster".to_string(),
                     );
                 } else {
-                    egress.push(NetworkPolicyEgressRule { ports: Vec::new(), to });
+                    egress.push(NetworkPolicyEgressRule {
+                        ports: Vec::new(),
+                        to,
+                    });
                 }
             }
             return;
         }
         match &target.kind {
-            TargetKind::Workload { name, namespace, kind, ports, .. } => {
+            TargetKind::Workload {
+                name,
+                namespace,
+                kind,
+                ports,
+                ..
+            } => {
                 let server = WorkloadId::new(namespace, name, kind.as_deref());
                 if !self.exists(&server) {
-                    self.warn(intents, &target.field, format!("target {server} resolves to no workload"));
+                    self.warn(
+                        intents,
+                        &target.field,
+                        format!("target {server} resolves to no workload"),
+                    );
                 }
                 if !self.out.in_scope.contains(&server) {
                     self.out.in_scope.insert(server.clone());
                 }
-                let access = format!("{}{}", labels::ACCESS_PREFIX, self.formatted(name, namespace, kind.as_deref()));
+                let access = format!(
+                    "{}{}",
+                    labels::ACCESS_PREFIX,
+                    self.formatted(name, namespace, kind.as_deref())
+                );
                 client_labels.insert(access.clone(), "true".to_string());
                 let np_ports = target_ports(ports);
                 if self.enforced(&server) {
@@ -347,10 +409,22 @@ impl<'a> Generator<'a> {
                     }],
                 });
             }
-            TargetKind::Service { name, namespace, ports } => {
-                let access = format!("{}{}", labels::SVC_ACCESS_PREFIX, self.formatted(name, namespace, Some("Service")));
+            TargetKind::Service {
+                name,
+                namespace,
+                ports,
+            } => {
+                let access = format!(
+                    "{}{}",
+                    labels::SVC_ACCESS_PREFIX,
+                    self.formatted(name, namespace, Some("Service"))
+                );
                 client_labels.insert(access.clone(), "true".to_string());
-                let Some(service) = self.services.get(&(namespace.as_str(), name.as_str())).copied() else {
+                let Some(service) = self
+                    .services
+                    .get(&(namespace.as_str(), name.as_str()))
+                    .copied()
+                else {
                     self.warn(
                         intents,
                         &target.field,
@@ -412,10 +486,12 @@ impl<'a> Generator<'a> {
                         .ports
                         .iter()
                         .flat_map(|p| {
-                            [IntOrString::Int(p.port), p.effective_target_port()].map(|port| NetworkPolicyPort {
-                                port: Some(port),
-                                end_port: None,
-                                protocol: Some(p.protocol),
+                            [IntOrString::Int(p.port), p.effective_target_port()].map(|port| {
+                                NetworkPolicyPort {
+                                    port: Some(port),
+                                    end_port: None,
+                                    protocol: Some(p.protocol),
+                                }
                             })
                         })
                         .collect();
@@ -436,7 +512,11 @@ impl<'a> Generator<'a> {
                     }],
                 });
             }
-            TargetKind::Internet { ips, domains, ports } => {
+            TargetKind::Internet {
+                ips,
+                domains,
+                ports,
+            } => {
                 let mut addrs: Vec<String> = ips.clone();
                 for domain in domains {
                     match intents.resolved_ips.get(domain) {
@@ -485,7 +565,9 @@ impl<'a> Generator<'a> {
                 .map(|k| {
                     let mut pod_sel = LabelSelector::labels([(b.access_label.as_str(), "true")]);
                     if let Some(client) = &k.client {
-                        pod_sel.match_labels.insert(labels::CLIENT.to_string(), client.clone());
+                        pod_sel
+                            .match_labels
+                            .insert(labels::CLIENT.to_string(), client.clone());
                     }
                     NetworkPolicyIngressRule {
                         ports: k.ports.clone(),
@@ -499,7 +581,9 @@ impl<'a> Generator<'a> {
                 .collect();
             let has_ingress = b.wants_ingress;
             let has_egress = !b.egress.is_empty();
-            let make = |suffix: &str, ingress: Option<Vec<NetworkPolicyIngressRule>>, egress: Option<Vec<NetworkPolicyEgressRule>>| {
+            let make = |suffix: &str,
+                        ingress: Option<Vec<NetworkPolicyIngressRule>>,
+                        egress: Option<Vec<NetworkPolicyEgressRule>>| {
                 let mut types = Vec::new();
                 if ingress.is_some() {
                     types.push(PolicyType::Ingress);
@@ -513,7 +597,10 @@ impl<'a> Generator<'a> {
                     metadata: ObjectMeta {
                         name: format!("{base}-{suffix}"),
                         namespace: Some(id.namespace.clone()),
-                        labels: Labels::from([(labels::NETWORK_POLICY.to_string(), ownership.clone())]),
+                        labels: Labels::from([(
+                            labels::NETWORK_POLICY.to_string(),
+                            ownership.clone(),
+                        )]),
                         owner_references: b.owner.clone().into_iter().collect(),
                         ..Default::default()
                     },
@@ -530,7 +617,9 @@ impl<'a> Generator<'a> {
                     self.out.policies.push(make("ingress", Some(ingress), None));
                 }
                 if has_egress {
-                    self.out.policies.push(make("egress", None, Some(b.egress.clone())));
+                    self.out
+                        .policies
+                        .push(make("egress", None, Some(b.egress.clone())));
                 }
             } else if has_ingress || has_egress {
                 let policy = make(
@@ -552,17 +641,22 @@ impl<'a> Generator<'a> {
                     ..Default::default()
                 },
                 spec: NetworkPolicySpec {
-                    pod_selector: LabelSelector::labels([(labels::SERVICE, formatted(&p.service_name, &p.namespace, None))]),
+                    pod_selector: LabelSelector::labels([(
+                        labels::SERVICE,
+                        formatted(&p.service_name, &p.namespace, None),
+                    )]),
                     policy_types: vec![PolicyType::Ingress],
                     ingress: Some(Vec::new()),
                     egress: None,
                 },
             });
         }
+        self.out.policies.sort_by(|a, b| {
+            (a.namespace(), &a.metadata.name).cmp(&(b.namespace(), &b.metadata.name))
+        });
         self.out
             .policies
-            .sort_by(|a, b| (a.namespace(), &a.metadata.name).cmp(&(b.namespace(), &b.metadata.name)));
-        self.out.policies.dedup_by(|a, b| a.namespace() == b.namespace() && a.metadata.name == b.metadata.name);
+            .dedup_by(|a, b| a.namespace() == b.namespace() && a.metadata.name == b.metadata.name);
         self.out.diagnostics.sort();
         self.out
     }
@@ -570,7 +664,10 @@ impl<'a> Generator<'a> {
 
 /// The builder of a workload's policy, created on first use (looked up first so that the key is
 /// only cloned once per workload, not once per target).
-fn builder<'b>(builders: &'b mut BTreeMap<WorkloadId, PolicyBuilder>, id: &WorkloadId) -> &'b mut PolicyBuilder {
+fn builder<'b>(
+    builders: &'b mut BTreeMap<WorkloadId, PolicyBuilder>,
+    id: &WorkloadId,
+) -> &'b mut PolicyBuilder {
     if !builders.contains_key(id) {
         builders.insert(id.clone(), PolicyBuilder::default());
     }
@@ -581,7 +678,10 @@ fn ip_peer(cidr: String) -> NetworkPolicyPeer {
     NetworkPolicyPeer {
         pod_selector: None,
         namespace_selector: None,
-        ip_block: Some(IpBlock { cidr, except: Vec::new() }),
+        ip_block: Some(IpBlock {
+            cidr,
+            except: Vec::new(),
+        }),
     }
 }
 

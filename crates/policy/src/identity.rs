@@ -83,7 +83,10 @@ pub fn normalize_name(name: &str) -> String {
 
 /// Resolve a pod's identity. `owner` looks up a workload's metadata by (namespace, kind, name);
 /// the walk stops at the last owner that could be found.
-pub fn resolve<'a>(pod: &'a Pod, owner: impl Fn(&str, &str, &str) -> Option<&'a ObjectMeta>) -> WorkloadId {
+pub fn resolve<'a>(
+    pod: &'a Pod,
+    owner: impl Fn(&str, &str, &str) -> Option<&'a ObjectMeta>,
+) -> WorkloadId {
     let ns = pod.namespace();
     for key in [WORKLOAD_NAME_ANNOTATION, SERVICE_NAME_ANNOTATION] {
         if let Some(name) = pod.metadata.annotations.get(key).filter(|n| !n.is_empty()) {
@@ -95,8 +98,12 @@ pub fn resolve<'a>(pod: &'a Pod, owner: impl Fn(&str, &str, &str) -> Option<&'a 
     let mut meta = &pod.metadata;
     // Owner chains are short; the bound protects against cycles in hand-written manifests.
     for _ in 0..16 {
-        let Some(reference) = meta.owner_references.first() else { break };
-        let Some(next) = owner(ns, &reference.kind, &reference.name) else { break };
+        let Some(reference) = meta.owner_references.first() else {
+            break;
+        };
+        let Some(next) = owner(ns, &reference.kind, &reference.name) else {
+            break;
+        };
         name = &next.name;
         kind = &reference.kind;
         meta = next;
@@ -145,10 +152,30 @@ mod tests {
     #[test]
     fn formats_identities_like_the_upstream_operator() {
         let cases = [
-            ("test-server", "test-namespace", None, "test-server-test-namespace-8ddecb"),
-            ("client", "otterize-tutorial-npol", None, "client-otterize-tutorial-np-699302"),
-            ("server", "otterize-tutorial-npol", None, "server-otterize-tutorial-np-7e16db"),
-            ("server", "otterize-tutorial-npol", Some("Service"), "server-otterize-tutorial-n-servi-7dac8c"),
+            (
+                "test-server",
+                "test-namespace",
+                None,
+                "test-server-test-namespace-8ddecb",
+            ),
+            (
+                "client",
+                "otterize-tutorial-npol",
+                None,
+                "client-otterize-tutorial-np-699302",
+            ),
+            (
+                "server",
+                "otterize-tutorial-npol",
+                None,
+                "server-otterize-tutorial-np-7e16db",
+            ),
+            (
+                "server",
+                "otterize-tutorial-npol",
+                Some("Service"),
+                "server-otterize-tutorial-n-servi-7dac8c",
+            ),
         ];
         for (name, ns, kind, want) in cases {
             assert_eq!(formatted(name, ns, kind), want, "{name} {ns} {kind:?}");
@@ -161,8 +188,14 @@ mod tests {
             WorkloadId::parse("shop/cart[Deployment]", "default"),
             Some(WorkloadId::new("shop", "cart", Some("Deployment")))
         );
-        assert_eq!(WorkloadId::parse("shop/cart", "default"), Some(WorkloadId::new("shop", "cart", None)));
-        assert_eq!(WorkloadId::parse("cart", "default"), Some(WorkloadId::new("default", "cart", None)));
+        assert_eq!(
+            WorkloadId::parse("shop/cart", "default"),
+            Some(WorkloadId::new("shop", "cart", None))
+        );
+        assert_eq!(
+            WorkloadId::parse("cart", "default"),
+            Some(WorkloadId::new("default", "cart", None))
+        );
         assert_eq!(WorkloadId::parse("a/b/c", "default"), None);
         assert_eq!(WorkloadId::parse("shop/", "default"), None);
     }
@@ -171,7 +204,13 @@ mod tests {
     fn kindless_identity_matches_any_kind() {
         let legacy = WorkloadId::new("ns", "api", None);
         assert!(legacy.matches(&WorkloadId::new("ns", "api", Some("Deployment"))));
-        assert!(!WorkloadId::new("ns", "api", Some("StatefulSet")).matches(&WorkloadId::new("ns", "api", Some("Deployment"))));
+        assert!(
+            !WorkloadId::new("ns", "api", Some("StatefulSet")).matches(&WorkloadId::new(
+                "ns",
+                "api",
+                Some("Deployment")
+            ))
+        );
         assert!(!legacy.matches(&WorkloadId::new("other", "api", Some("Deployment"))));
     }
 }

@@ -77,7 +77,9 @@ impl Target {
     /// The namespace of a workload or Service target.
     pub fn namespace(&self) -> Option<&str> {
         match &self.kind {
-            TargetKind::Workload { namespace, .. } | TargetKind::Service { namespace, .. } => Some(namespace),
+            TargetKind::Workload { namespace, .. } | TargetKind::Service { namespace, .. } => {
+                Some(namespace)
+            }
             _ => None,
         }
     }
@@ -85,9 +87,12 @@ impl Target {
     /// True for the Kubernetes API server (`kubernetes.default`), which gets no ingress rule.
     pub fn is_api_server(&self) -> bool {
         match &self.kind {
-            TargetKind::Workload { name, namespace, .. } | TargetKind::Service { name, namespace, .. } => {
-                name == "kubernetes" && namespace == "default"
+            TargetKind::Workload {
+                name, namespace, ..
             }
+            | TargetKind::Service {
+                name, namespace, ..
+            } => name == "kubernetes" && namespace == "default",
             _ => false,
         }
     }
@@ -134,7 +139,11 @@ fn str_field<'a>(m: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
 
 fn string_list(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -146,23 +155,39 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn error(&mut self, field: impl Into<String>, msg: impl Into<String>) {
-        self.diags.push(Diagnostic::error(self.origin, self.object.clone(), field, msg));
+        self.diags.push(Diagnostic::error(
+            self.origin,
+            self.object.clone(),
+            field,
+            msg,
+        ));
     }
     fn warning(&mut self, field: impl Into<String>, msg: impl Into<String>) {
-        self.diags.push(Diagnostic::warning(self.origin, self.object.clone(), field, msg));
+        self.diags.push(Diagnostic::warning(
+            self.origin,
+            self.object.clone(),
+            field,
+            msg,
+        ));
     }
 }
 
 /// Parse a ClientIntents object of any served version. Returns `None` when the object is unusable
 /// (the reason is in `diags`).
 pub fn parse(origin: &Origin, doc: &Value, diags: &mut Vec<Diagnostic>) -> Option<ClientIntents> {
-    let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let api_version = doc
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let meta: ObjectMeta = doc
         .get("metadata")
         .cloned()
         .and_then(|m| serde_json::from_value(m).ok())
         .unwrap_or_default();
-    let namespace = meta.namespace.clone().unwrap_or_else(|| "default".to_string());
+    let namespace = meta
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
     let mut ctx = Ctx {
         origin,
         object: format!("ClientIntents {namespace}/{}", meta.name),
@@ -172,7 +197,10 @@ pub fn parse(origin: &Origin, doc: &Value, diags: &mut Vec<Diagnostic>) -> Optio
     if !VERSIONS.contains(&version) {
         ctx.error(
             "apiVersion",
-            format!("unknown ClientIntents version {api_version:?}; served versions are {}", VERSIONS.join(", ")),
+            format!(
+                "unknown ClientIntents version {api_version:?}; served versions are {}",
+                VERSIONS.join(", ")
+            ),
         );
         return None;
     }
@@ -189,18 +217,26 @@ pub fn parse(origin: &Origin, doc: &Value, diags: &mut Vec<Diagnostic>) -> Optio
         name: meta.name.clone(),
         namespace: namespace.clone(),
         uid: meta.uid.clone(),
-        generation: doc
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64),
+        generation: doc.pointer("/metadata/generation").and_then(Value::as_i64),
         ..Default::default()
     };
-    let workload_key = if version.starts_with("v1") { "service" } else { "workload" };
+    let workload_key = if version.starts_with("v1") {
+        "service"
+    } else {
+        "workload"
+    };
     let Some(workload) = spec.get(workload_key).and_then(Value::as_object) else {
-        ctx.error(format!("spec.{workload_key}"), "missing: the client workload must be named");
+        ctx.error(
+            format!("spec.{workload_key}"),
+            "missing: the client workload must be named",
+        );
         return None;
     };
     let Some(name) = str_field(workload, "name").filter(|n| !n.is_empty()) else {
-        ctx.error(format!("spec.{workload_key}.name"), "missing: the client workload must be named");
+        ctx.error(
+            format!("spec.{workload_key}.name"),
+            "missing: the client workload must be named",
+        );
         return None;
     };
     if name.contains('.') {
@@ -212,11 +248,20 @@ pub fn parse(origin: &Origin, doc: &Value, diags: &mut Vec<Diagnostic>) -> Optio
     }
     intents.workload = WorkloadRef {
         name: name.to_string(),
-        kind: str_field(workload, "kind").filter(|k| !k.is_empty()).map(str::to_string),
+        kind: str_field(workload, "kind")
+            .filter(|k| !k.is_empty())
+            .map(str::to_string),
     };
-    for entry in doc.pointer("/status/resolvedIPs").and_then(Value::as_array).into_iter().flatten() {
+    for entry in doc
+        .pointer("/status/resolvedIPs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if let Some(dns) = entry.get("dns").and_then(Value::as_str) {
-            intents.resolved_ips.insert(dns.to_string(), string_list(entry.get("ips")));
+            intents
+                .resolved_ips
+                .insert(dns.to_string(), string_list(entry.get("ips")));
         }
     }
     if version.starts_with("v1") {
@@ -238,7 +283,10 @@ fn parse_ports(v: Option<&Value>, field: &str, ctx: &mut Ctx) -> Vec<TargetPort>
         let f = format!("{field}[{i}]");
         let port = item.get("port").and_then(Value::as_i64);
         let Some(port) = port.filter(|p| (1..=65535).contains(p)) else {
-            ctx.error(format!("{f}.port"), "must be a port number between 1 and 65535");
+            ctx.error(
+                format!("{f}.port"),
+                "must be a port number between 1 and 65535",
+            );
             continue;
         };
         let protocol = match item.get("protocol").and_then(Value::as_str) {
@@ -246,7 +294,10 @@ fn parse_ports(v: Option<&Value>, field: &str, ctx: &mut Ctx) -> Vec<TargetPort>
             Some(p) => match Protocol::parse(p) {
                 Some(p) => p,
                 None => {
-                    ctx.error(format!("{f}.protocol"), format!("{p:?} is not TCP, UDP or SCTP"));
+                    ctx.error(
+                        format!("{f}.protocol"),
+                        format!("{p:?} is not TCP, UDP or SCTP"),
+                    );
                     continue;
                 }
             },
@@ -270,17 +321,42 @@ fn parse_ports(v: Option<&Value>, field: &str, ctx: &mut Ctx) -> Vec<TargetPort>
 }
 
 fn check_http(v: Option<&Value>, field: &str, ctx: &mut Ctx) {
-    for (i, item) in v.and_then(Value::as_array).into_iter().flatten().enumerate() {
-        if item.get("path").and_then(Value::as_str).is_none_or(str::is_empty) {
+    for (i, item) in v
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if item
+            .get("path")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             ctx.error(format!("{field}[{i}].path"), "an HTTP target needs a path");
         }
     }
 }
 
-const V2_TARGET_KEYS: &[&str] = &["kubernetes", "service", "kafka", "sql", "internet", "aws", "gcp", "azure"];
+const V2_TARGET_KEYS: &[&str] = &[
+    "kubernetes",
+    "service",
+    "kafka",
+    "sql",
+    "internet",
+    "aws",
+    "gcp",
+    "azure",
+];
 
-fn parse_v2_targets(spec: &Map<String, Value>, namespace: &str, out: &mut Vec<Target>, ctx: &mut Ctx) {
-    let Some(targets) = spec.get("targets") else { return };
+fn parse_v2_targets(
+    spec: &Map<String, Value>,
+    namespace: &str,
+    out: &mut Vec<Target>,
+    ctx: &mut Ctx,
+) {
+    let Some(targets) = spec.get("targets") else {
+        return;
+    };
     let Some(targets) = targets.as_array() else {
         ctx.error("spec.targets", "must be a list");
         return;
@@ -291,10 +367,25 @@ fn parse_v2_targets(spec: &Map<String, Value>, namespace: &str, out: &mut Vec<Ta
             ctx.error(field, "a target must be an object with exactly one key");
             continue;
         };
-        let keys: Vec<&str> = obj.keys().map(String::as_str).filter(|k| V2_TARGET_KEYS.contains(k)).collect();
-        let unknown: Vec<&str> = obj.keys().map(String::as_str).filter(|k| !V2_TARGET_KEYS.contains(k)).collect();
+        let keys: Vec<&str> = obj
+            .keys()
+            .map(String::as_str)
+            .filter(|k| V2_TARGET_KEYS.contains(k))
+            .collect();
+        let unknown: Vec<&str> = obj
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !V2_TARGET_KEYS.contains(k))
+            .collect();
         if !unknown.is_empty() {
-            ctx.error(&field, format!("unknown target key(s) {}; expected one of {}", unknown.join(", "), V2_TARGET_KEYS.join(", ")));
+            ctx.error(
+                &field,
+                format!(
+                    "unknown target key(s) {}; expected one of {}",
+                    unknown.join(", "),
+                    V2_TARGET_KEYS.join(", ")
+                ),
+            );
             continue;
         }
         if keys.len() != 1 {
@@ -310,14 +401,24 @@ fn parse_v2_targets(spec: &Map<String, Value>, namespace: &str, out: &mut Vec<Ta
         }
         let key = keys[0];
         let field = format!("{field}.{key}");
-        let body = obj.get(key).and_then(Value::as_object).cloned().unwrap_or_default();
+        let body = obj
+            .get(key)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         if let Some(t) = parse_v2_target(key, &body, namespace, &field, ctx) {
             out.push(Target { field, kind: t });
         }
     }
 }
 
-fn parse_v2_target(key: &str, body: &Map<String, Value>, namespace: &str, field: &str, ctx: &mut Ctx) -> Option<TargetKind> {
+fn parse_v2_target(
+    key: &str,
+    body: &Map<String, Value>,
+    namespace: &str,
+    field: &str,
+    ctx: &mut Ctx,
+) -> Option<TargetKind> {
     let named = |ctx: &mut Ctx| -> Option<(String, String)> {
         let Some(full) = str_field(body, "name").filter(|n| !n.is_empty()) else {
             ctx.error(format!("{field}.name"), "missing target name");
@@ -325,7 +426,10 @@ fn parse_v2_target(key: &str, body: &Map<String, Value>, namespace: &str, field:
         };
         let (name, ns, dots) = split_target_name(full, namespace);
         if dots > 1 {
-            ctx.error(format!("{field}.name"), format!("{full:?} has more than one dot; write name or name.namespace"));
+            ctx.error(
+                format!("{field}.name"),
+                format!("{full:?} has more than one dot; write name or name.namespace"),
+            );
             return None;
         }
         Some((name, ns))
@@ -337,7 +441,11 @@ fn parse_v2_target(key: &str, body: &Map<String, Value>, namespace: &str, field:
             let ports = parse_ports(body.get("ports"), &format!("{field}.ports"), ctx);
             let kind = str_field(body, "kind").filter(|k| !k.is_empty());
             if key == "service" || kind == Some("Service") {
-                Some(TargetKind::Service { name, namespace: ns, ports })
+                Some(TargetKind::Service {
+                    name,
+                    namespace: ns,
+                    ports,
+                })
             } else {
                 Some(TargetKind::Workload {
                     name,
@@ -374,22 +482,45 @@ fn parse_internet(body: &Map<String, Value>, field: &str, ctx: &mut Ctx) -> Opti
         return None;
     }
     let mut ports = Vec::new();
-    for (i, p) in body.get("ports").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, p) in body
+        .get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         match p.as_i64().filter(|p| (1..=65535).contains(p)) {
             Some(p) => ports.push(p as i32),
-            None => ctx.error(format!("{field}.ports[{i}]"), "must be a port number between 1 and 65535"),
+            None => ctx.error(
+                format!("{field}.ports[{i}]"),
+                "must be a port number between 1 and 65535",
+            ),
         }
     }
     for (i, ip) in ips.iter().enumerate() {
         if crate::net::parse_cidr_or_ip(ip).is_none() {
-            ctx.error(format!("{field}.ips[{i}]"), format!("{ip:?} is not an IP address or CIDR"));
+            ctx.error(
+                format!("{field}.ips[{i}]"),
+                format!("{ip:?} is not an IP address or CIDR"),
+            );
         }
     }
-    Some(TargetKind::Internet { ips, domains, ports })
+    Some(TargetKind::Internet {
+        ips,
+        domains,
+        ports,
+    })
 }
 
-fn parse_v1_calls(spec: &Map<String, Value>, namespace: &str, out: &mut Vec<Target>, ctx: &mut Ctx) {
-    let Some(calls) = spec.get("calls") else { return };
+fn parse_v1_calls(
+    spec: &Map<String, Value>,
+    namespace: &str,
+    out: &mut Vec<Target>,
+    ctx: &mut Ctx,
+) {
+    let Some(calls) = spec.get("calls") else {
+        return;
+    };
     let Some(calls) = calls.as_array() else {
         ctx.error("spec.calls", "must be a list");
         return;
@@ -402,7 +533,11 @@ fn parse_v1_calls(spec: &Map<String, Value>, namespace: &str, out: &mut Vec<Targ
         };
         let call_type = str_field(obj, "type").unwrap_or("http");
         if call_type == "internet" {
-            let body = obj.get("internet").and_then(Value::as_object).cloned().unwrap_or_default();
+            let body = obj
+                .get("internet")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             if let Some(t) = parse_internet(&body, &format!("{field}.internet"), ctx) {
                 out.push(Target { field, kind: t });
             }
@@ -418,13 +553,22 @@ fn parse_v1_calls(spec: &Map<String, Value>, namespace: &str, out: &mut Vec<Targ
         };
         let (name, ns, dots) = split_target_name(full, namespace);
         if dots > 1 {
-            ctx.warning(format!("{field}.name"), format!("{full:?} has more than one dot; read as name {name:?} in namespace {ns:?}"));
+            ctx.warning(
+                format!("{field}.name"),
+                format!(
+                    "{full:?} has more than one dot; read as name {name:?} in namespace {ns:?}"
+                ),
+            );
         }
         let kind = str_field(obj, "kind").filter(|k| !k.is_empty());
         let kind = match call_type {
             "http" | "kafka" => {
                 if svc_prefix || kind == Some("Service") {
-                    TargetKind::Service { name, namespace: ns, ports: Vec::new() }
+                    TargetKind::Service {
+                        name,
+                        namespace: ns,
+                        ports: Vec::new(),
+                    }
                 } else {
                     TargetKind::Workload {
                         name,

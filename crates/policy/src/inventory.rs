@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::diagnostic::Origin;
 use crate::identity::{self, WorkloadId};
 use crate::intents::ClientIntents;
-use crate::objects::{ContainerPort, Labels, NetworkPolicy, ObjectMeta, OwnerReference, Service};
+use crate::objects::{
+    AdminNetworkPolicy, ContainerPort, Labels, NetworkPolicy, ObjectMeta, OwnerReference, Service,
+};
 
 /// The label every namespace carries with its own name.
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
@@ -109,6 +111,15 @@ pub struct PolicyObject {
     pub policy: NetworkPolicy,
 }
 
+/// An AdminNetworkPolicy or BaselineAdminNetworkPolicy and where it was read from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdminPolicyObject {
+    pub origin: Origin,
+    /// True for a BaselineAdminNetworkPolicy.
+    pub baseline: bool,
+    pub policy: AdminNetworkPolicy,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
     pub namespaces: BTreeMap<String, Namespace>,
@@ -116,6 +127,8 @@ pub struct Inventory {
     pub pods: Vec<Pod>,
     pub services: Vec<Service>,
     pub network_policies: Vec<PolicyObject>,
+    /// AdminNetworkPolicies and BaselineAdminNetworkPolicies (evaluation only).
+    pub admin_policies: Vec<AdminPolicyObject>,
     pub intents: Vec<ClientIntents>,
     pub protected_services: Vec<ProtectedService>,
 }
@@ -126,13 +139,23 @@ impl Inventory {
     pub fn finish(&mut self) {
         self.pods.retain(|p| !p.from_template);
         for ns in self.namespaces.values_mut() {
-            ns.labels.insert(NAMESPACE_NAME_LABEL.to_string(), ns.name.clone());
+            ns.labels
+                .insert(NAMESPACE_NAME_LABEL.to_string(), ns.name.clone());
         }
         let owners: HashMap<(String, String, String), usize> = self
             .workloads
             .iter()
             .enumerate()
-            .map(|(i, w)| ((w.namespace().to_string(), w.kind.clone(), w.metadata.name.clone()), i))
+            .map(|(i, w)| {
+                (
+                    (
+                        w.namespace().to_string(),
+                        w.kind.clone(),
+                        w.metadata.name.clone(),
+                    ),
+                    i,
+                )
+            })
             .collect();
         let owned_by_present = |meta: &ObjectMeta, ns: &str| {
             meta.owner_references
@@ -146,7 +169,11 @@ impl Inventory {
             let mut meta = &pod.metadata;
             let mut guard = 0;
             while let Some(owner) = meta.owner_references.first() {
-                let key = (pod.namespace().to_string(), owner.kind.clone(), owner.name.clone());
+                let key = (
+                    pod.namespace().to_string(),
+                    owner.kind.clone(),
+                    owner.name.clone(),
+                );
                 let Some(&i) = owners.get(&key) else { break };
                 if !covered.insert(i) || guard > 16 {
                     break;
@@ -199,7 +226,11 @@ impl Inventory {
         let mut referenced: BTreeSet<String> = BTreeSet::new();
         referenced.extend(self.pods.iter().map(|p| p.namespace().to_string()));
         referenced.extend(self.services.iter().map(|s| s.namespace().to_string()));
-        referenced.extend(self.network_policies.iter().map(|p| p.policy.namespace().to_string()));
+        referenced.extend(
+            self.network_policies
+                .iter()
+                .map(|p| p.policy.namespace().to_string()),
+        );
         referenced.extend(self.intents.iter().map(|i| i.namespace.clone()));
         for intents in &self.intents {
             for t in &intents.targets {
@@ -209,11 +240,13 @@ impl Inventory {
             }
         }
         for name in referenced {
-            self.namespaces.entry(name.clone()).or_insert_with(|| Namespace {
-                labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), name.clone())]),
-                name,
-                declared: false,
-            });
+            self.namespaces
+                .entry(name.clone())
+                .or_insert_with(|| Namespace {
+                    labels: Labels::from([(NAMESPACE_NAME_LABEL.to_string(), name.clone())]),
+                    name,
+                    declared: false,
+                });
         }
     }
 

@@ -21,5 +21,9 @@ pub const DEFAULT_DENY: &str = "intents.otterize.com/network-policy-service-defa
 
 /// Whether a pod label key is one Accord manages (and may therefore remove).
 pub fn is_managed_pod_label(key: &str) -> bool {
-    key == SERVICE || key == OWNER_KIND || key == CLIENT || key.starts_with(ACCESS_PREFIX) || key.starts_with(SVC_ACCESS_PREFIX)
+    key == SERVICE
+        || key == OWNER_KIND
+        || key == CLIENT
+        || key.starts_with(ACCESS_PREFIX)
+        || key.starts_with(SVC_ACCESS_PREFIX)
 }

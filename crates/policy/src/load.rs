@@ -10,9 +10,14 @@ use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, Origin};
 use crate::intents;
-use crate::inventory::{Inventory, Namespace, PodTemplate, PolicyObject, ProtectedService, Workload, WORKLOAD_KINDS};
-use crate::objects::{ContainerPort, Labels, NetworkPolicy, ObjectMeta, Service, ServicePort};
 use crate::inventory::Pod;
+use crate::inventory::{
+    AdminPolicyObject, Inventory, Namespace, PodTemplate, PolicyObject, ProtectedService,
+    WORKLOAD_KINDS, Workload,
+};
+use crate::objects::{
+    AdminNetworkPolicy, ContainerPort, Labels, NetworkPolicy, ObjectMeta, Service, ServicePort,
+};
 
 /// One input file.
 #[derive(Clone, Debug)]
@@ -55,7 +60,12 @@ pub fn documents(source: &Source, diags: &mut Vec<Diagnostic>) -> Vec<(Origin, V
                 None => break,
                 Some(Ok(v)) => out.push((Origin::new(&source.path, n), v)),
                 Some(Err(e)) => {
-                    diags.push(Diagnostic::error(&Origin::new(&source.path, n), "", "", format!("invalid JSON: {e}")));
+                    diags.push(Diagnostic::error(
+                        &Origin::new(&source.path, n),
+                        "",
+                        "",
+                        format!("invalid JSON: {e}"),
+                    ));
                     break;
                 }
             }
@@ -68,7 +78,12 @@ pub fn documents(source: &Source, diags: &mut Vec<Diagnostic>) -> Vec<(Origin, V
             Ok(Value::Null) => {}
             Ok(v) => out.push((origin, v)),
             Err(e) => {
-                diags.push(Diagnostic::error(&origin, "", "", format!("invalid YAML: {e}")));
+                diags.push(Diagnostic::error(
+                    &origin,
+                    "",
+                    "",
+                    format!("invalid YAML: {e}"),
+                ));
                 // The YAML parser cannot resynchronise after a syntax error inside a stream, so
                 // the remaining documents of this file are lost; say so rather than guess.
                 if e.location().is_some() {
@@ -88,33 +103,61 @@ pub fn load_into(inv: &mut Inventory, source: &Source, diags: &mut Vec<Diagnosti
 }
 
 fn object_label(kind: &str, doc: &Value) -> String {
-    let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>");
+    let name = doc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("<unnamed>");
     match doc.pointer("/metadata/namespace").and_then(Value::as_str) {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
     }
 }
 
-fn typed<T: DeserializeOwned>(origin: &Origin, kind: &str, doc: &Value, diags: &mut Vec<Diagnostic>) -> Option<T> {
+fn typed<T: DeserializeOwned>(
+    origin: &Origin,
+    kind: &str,
+    doc: &Value,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<T> {
     match serde_path_to_error::deserialize::<_, T>(doc) {
         Ok(v) => Some(v),
         Err(e) => {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            diags.push(Diagnostic::error(origin, object_label(kind, doc), path, e.into_inner().to_string()));
+            diags.push(Diagnostic::error(
+                origin,
+                object_label(kind, doc),
+                path,
+                e.into_inner().to_string(),
+            ));
             None
         }
     }
 }
 
 /// Add one document. `list_item_kind` is the kind implied by an enclosing `XList`.
-pub fn add_object(inv: &mut Inventory, origin: &Origin, doc: &Value, list_item_kind: Option<&str>, diags: &mut Vec<Diagnostic>) {
+pub fn add_object(
+    inv: &mut Inventory,
+    origin: &Origin,
+    doc: &Value,
+    list_item_kind: Option<&str>,
+    diags: &mut Vec<Diagnostic>,
+) {
     let Some(obj) = doc.as_object() else { return };
-    let kind = obj.get("kind").and_then(Value::as_str).or(list_item_kind).unwrap_or("");
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .or(list_item_kind)
+        .unwrap_or("");
     let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     if kind.ends_with("List") {
         let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty());
-        for item in obj.get("items").and_then(Value::as_array).into_iter().flatten() {
+        for item in obj
+            .get("items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             add_object(inv, origin, item, item_kind, diags);
         }
         return;
@@ -124,7 +167,12 @@ pub fn add_object(inv: &mut Inventory, origin: &Origin, doc: &Value, list_item_k
             if let Some(meta) = typed::<Meta>(origin, kind, doc, diags) {
                 let name = meta.metadata.name.clone();
                 if name.is_empty() {
-                    diags.push(Diagnostic::error(origin, "Namespace", "metadata.name", "missing name"));
+                    diags.push(Diagnostic::error(
+                        origin,
+                        "Namespace",
+                        "metadata.name",
+                        "missing name",
+                    ));
                     return;
                 }
                 inv.namespaces.insert(
@@ -140,7 +188,10 @@ pub fn add_object(inv: &mut Inventory, origin: &Origin, doc: &Value, list_item_k
         "Pod" => {
             if let Some(p) = typed::<PodDoc>(origin, kind, doc, diags) {
                 let mut metadata = p.metadata;
-                let ns = metadata.namespace.take().unwrap_or_else(|| "default".to_string());
+                let ns = metadata
+                    .namespace
+                    .take()
+                    .unwrap_or_else(|| "default".to_string());
                 metadata.namespace = Some(ns);
                 inv.pods.push(Pod {
                     origin: origin.clone(),
@@ -154,7 +205,9 @@ pub fn add_object(inv: &mut Inventory, origin: &Origin, doc: &Value, list_item_k
         "Service" if api_version == "v1" || api_version.is_empty() => {
             if let Some(s) = typed::<ServiceDoc>(origin, kind, doc, diags) {
                 let mut metadata = s.metadata;
-                metadata.namespace.get_or_insert_with(|| "default".to_string());
+                metadata
+                    .namespace
+                    .get_or_insert_with(|| "default".to_string());
                 inv.services.push(Service {
                     metadata,
                     selector: s.spec.selector.filter(|sel| !sel.is_empty()),
@@ -162,11 +215,27 @@ pub fn add_object(inv: &mut Inventory, origin: &Origin, doc: &Value, list_item_k
                 });
             }
         }
-        "NetworkPolicy" if api_version.starts_with("networking.k8s.io") || api_version.is_empty() => {
+        "NetworkPolicy"
+            if api_version.starts_with("networking.k8s.io") || api_version.is_empty() =>
+        {
             if let Some(mut policy) = typed::<NetworkPolicy>(origin, kind, doc, diags) {
-                policy.metadata.namespace.get_or_insert_with(|| "default".to_string());
+                policy
+                    .metadata
+                    .namespace
+                    .get_or_insert_with(|| "default".to_string());
                 inv.network_policies.push(PolicyObject {
                     origin: origin.clone(),
+                    policy,
+                });
+            }
+        }
+        "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy"
+            if api_version.starts_with("policy.networking.k8s.io") =>
+        {
+            if let Some(policy) = typed::<AdminNetworkPolicy>(origin, kind, doc, diags) {
+                inv.admin_policies.push(AdminPolicyObject {
+                    origin: origin.clone(),
+                    baseline: kind == "BaselineAdminNetworkPolicy",
                     policy,
                 });
             }
@@ -177,23 +246,39 @@ pub fn add_object(inv: &mut Inventory, origin: &Origin, doc: &Value, list_item_k
             }
         }
         "ProtectedService" => {
-            let Some(meta) = typed::<Meta>(origin, kind, doc, diags) else { return };
-            let namespace = meta.metadata.namespace.unwrap_or_else(|| "default".to_string());
+            let Some(meta) = typed::<Meta>(origin, kind, doc, diags) else {
+                return;
+            };
+            let namespace = meta
+                .metadata
+                .namespace
+                .unwrap_or_else(|| "default".to_string());
             let object = format!("ProtectedService {namespace}/{}", meta.metadata.name);
-            match doc.pointer("/spec/name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+            match doc
+                .pointer("/spec/name")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+            {
                 Some(service_name) => inv.protected_services.push(ProtectedService {
                     origin: origin.clone(),
                     name: meta.metadata.name,
                     namespace,
                     service_name: service_name.to_string(),
                 }),
-                None => diags.push(Diagnostic::error(origin, object, "spec.name", "missing: the protected server must be named")),
+                None => diags.push(Diagnostic::error(
+                    origin,
+                    object,
+                    "spec.name",
+                    "missing: the protected server must be named",
+                )),
             }
         }
         k if WORKLOAD_KINDS.contains(&k) => {
             if let Some(w) = typed::<WorkloadDoc>(origin, kind, doc, diags) {
                 let mut metadata = w.metadata;
-                metadata.namespace.get_or_insert_with(|| "default".to_string());
+                metadata
+                    .namespace
+                    .get_or_insert_with(|| "default".to_string());
                 let template = w.spec.pod_template();
                 inv.workloads.push(Workload {
                     origin: origin.clone(),
@@ -344,12 +429,18 @@ just: a config file
         let (inv, diags) = load(&[Source::new("in.yaml", text)]);
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(inv.namespaces["shop"].labels["team"], "a");
-        assert_eq!(inv.namespaces["shop"].labels["kubernetes.io/metadata.name"], "shop");
+        assert_eq!(
+            inv.namespaces["shop"].labels["kubernetes.io/metadata.name"],
+            "shop"
+        );
         assert!(!inv.namespaces["default"].declared);
         assert_eq!(inv.pods.len(), 2);
         let web = inv.pods.iter().find(|p| p.from_template).unwrap();
         assert_eq!(web.workload.to_string(), "shop/web[Deployment]");
-        assert_eq!(web.named_port("http", crate::objects::Protocol::Tcp), Some(80));
+        assert_eq!(
+            web.named_port("http", crate::objects::Protocol::Tcp),
+            Some(80)
+        );
         let lone = inv.pods.iter().find(|p| !p.from_template).unwrap();
         assert_eq!(lone.workload.to_string(), "default/lone[Pod]");
     }
@@ -381,7 +472,11 @@ metadata: {name: fine, namespace: a}
     fn invalid_yaml_names_the_file() {
         let (_, diags) = load(&[Source::new("broken.yaml", "a: [1, 2\n")]);
         assert_eq!(diags.len(), 1);
-        assert!(diags[0].to_string().starts_with("error: broken.yaml"), "{}", diags[0]);
+        assert!(
+            diags[0].to_string().starts_with("error: broken.yaml"),
+            "{}",
+            diags[0]
+        );
     }
 
     #[test]
@@ -417,6 +512,9 @@ metadata:
         let ids: Vec<String> = inv.pods.iter().map(|p| p.workload.to_string()).collect();
         // The Deployment has a real pod, so no template pod stands in for it.
         assert_eq!(ids, ["a/api[Deployment]", "a/legacy_name"]);
-        assert_eq!(inv.pods[0].direct_owner(), ("api-7c9".to_string(), "ReplicaSet".to_string()));
+        assert_eq!(
+            inv.pods[0].direct_owner(),
+            ("api-7c9".to_string(), "ReplicaSet".to_string())
+        );
     }
 }

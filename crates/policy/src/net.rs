@@ -12,10 +12,16 @@ pub struct Cidr {
 impl Cidr {
     /// The first and last IPv4 address of the block, or `None` for IPv6.
     pub fn ipv4_range(&self) -> Option<(u32, u32)> {
-        let IpAddr::V4(v4) = self.addr else { return None };
+        let IpAddr::V4(v4) = self.addr else {
+            return None;
+        };
         let base = u32::from(v4);
         let host_bits = 32 - u32::from(self.prefix);
-        let mask = if host_bits == 32 { 0 } else { u32::MAX << host_bits };
+        let mask = if host_bits == 32 {
+            0
+        } else {
+            u32::MAX << host_bits
+        };
         let lo = base & mask;
         Some((lo, lo | !mask))
     }
@@ -57,7 +63,10 @@ mod tests {
         assert_eq!(c.ipv4_range(), Some((0x0a00_0000, 0x0aff_ffff)));
         assert_eq!(parse_cidr_or_ip("1.2.3.4").unwrap().prefix, 32);
         assert_eq!(parse_cidr_or_ip("::1").unwrap().prefix, 128);
-        assert_eq!(parse_cidr_or_ip("0.0.0.0/0").unwrap().ipv4_range(), Some((0, u32::MAX)));
+        assert_eq!(
+            parse_cidr_or_ip("0.0.0.0/0").unwrap().ipv4_range(),
+            Some((0, u32::MAX))
+        );
         assert!(parse_cidr_or_ip("1.2.3.4/33").is_none());
         assert!(parse_cidr_or_ip("example.com").is_none());
     }

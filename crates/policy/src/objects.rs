@@ -12,6 +12,16 @@ use serde::{Deserialize, Serialize};
 /// Labels or annotations.
 pub type Labels = BTreeMap<String, String>;
 
+/// Read an explicit `null` as the default: hand-written manifests say `podSelector:` or `from:`
+/// with nothing after it, which Kubernetes accepts as empty.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// `metadata` of an object, reduced to what Accord uses.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -75,9 +85,14 @@ pub enum SelectorOperator {
 
 impl LabelSelector {
     /// A selector with only `matchLabels`.
-    pub fn labels<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn labels<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         LabelSelector {
-            match_labels: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            match_labels: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             match_expressions: Vec::new(),
         }
     }
@@ -126,7 +141,9 @@ impl fmt::Display for IntOrString {
 }
 
 /// A transport protocol. Kubernetes defaults a missing protocol to TCP.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum Protocol {
     #[serde(rename = "SCTP")]
     Sctp,
@@ -193,9 +210,13 @@ impl NetworkPolicy {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkPolicySpec {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub pod_selector: LabelSelector,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub policy_types: Vec<PolicyType>,
     /// `None` (absent) and `Some(vec![])` mean the same to Kubernetes; both are kept so that
     /// an explicit `ingress: []` round-trips.
@@ -229,18 +250,34 @@ pub enum PolicyType {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkPolicyIngressRule {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ports: Vec<NetworkPolicyPort>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub from: Vec<NetworkPolicyPeer>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkPolicyEgressRule {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ports: Vec<NetworkPolicyPort>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub to: Vec<NetworkPolicyPeer>,
 }
 
@@ -259,7 +296,11 @@ pub struct NetworkPolicyPeer {
 #[serde(rename_all = "camelCase")]
 pub struct IpBlock {
     pub cidr: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub except: Vec<String>,
 }
 
@@ -304,7 +345,9 @@ pub struct ServicePort {
 impl ServicePort {
     /// The port on the pod that traffic to this Service port reaches (defaults to `port`).
     pub fn effective_target_port(&self) -> IntOrString {
-        self.target_port.clone().unwrap_or(IntOrString::Int(self.port))
+        self.target_port
+            .clone()
+            .unwrap_or(IntOrString::Int(self.port))
     }
 }
 
@@ -321,4 +364,119 @@ impl Service {
     pub fn namespace(&self) -> &str {
         self.metadata.namespace.as_deref().unwrap_or("default")
     }
+}
+
+/// `policy.networking.k8s.io/v1alpha1` AdminNetworkPolicy, or (with `baseline` set by the
+/// loader) BaselineAdminNetworkPolicy, which has the same shape without a priority. Both are
+/// cluster-scoped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminNetworkPolicy {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: AdminNetworkPolicySpec,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminNetworkPolicySpec {
+    /// Lower numbers take precedence (0–1000). Absent in a BaselineAdminNetworkPolicy.
+    #[serde(default)]
+    pub priority: i32,
+    #[serde(default)]
+    pub subject: AdminSubject,
+    #[serde(default)]
+    pub ingress: Vec<AdminRule>,
+    #[serde(default)]
+    pub egress: Vec<AdminRule>,
+}
+
+/// The pods an admin policy applies to: every pod of the selected namespaces, or selected pods.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminSubject {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<LabelSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<NamespacedPods>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespacedPods {
+    #[serde(default)]
+    pub namespace_selector: LabelSelector,
+    #[serde(default)]
+    pub pod_selector: LabelSelector,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AdminAction {
+    Allow,
+    Deny,
+    /// Delegate to NetworkPolicies (AdminNetworkPolicy only).
+    Pass,
+}
+
+/// An ingress (`from`) or egress (`to`) rule of an admin policy; rules apply in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminRule {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    pub action: AdminAction,
+    /// `from` in ingress rules, `to` in egress rules.
+    #[serde(
+        default,
+        rename = "from",
+        alias = "to",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub peers: Vec<AdminPeer>,
+    /// `None`: every port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<AdminPort>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminPeer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<LabelSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<NamespacedPods>,
+    /// Egress only: CIDRs outside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networks: Option<Vec<String>>,
+    /// Egress only: nodes, which Accord does not model (they match nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<LabelSelector>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminPort {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_number: Option<AdminPortNumber>,
+    /// A container port name, of any protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named_port: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_range: Option<AdminPortRange>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminPortNumber {
+    #[serde(default)]
+    pub protocol: Protocol,
+    pub port: i32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminPortRange {
+    #[serde(default)]
+    pub protocol: Protocol,
+    pub start: i32,
+    pub end: i32,
 }

@@ -139,7 +139,11 @@ pub fn manifests(spec: &Spec) -> Vec<Source> {
             "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  workload:\n    name: {name}\n    kind: Deployment\n  targets:\n"
         );
         for &(s, svc) in targets {
-            let target = format!("{}.{}", workload_name(s), namespace_name(namespace_of(spec, s)));
+            let target = format!(
+                "{}.{}",
+                workload_name(s),
+                namespace_name(namespace_of(spec, s))
+            );
             let key = if svc { "service" } else { "kubernetes" };
             let _ = writeln!(intents, "    - {key}:\n        name: {target}");
         }

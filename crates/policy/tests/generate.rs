@@ -40,7 +40,15 @@ fn tutorial(extra: &[String]) -> Vec<Source> {
     vec![Source::new("cluster.yaml", docs.join("---\n"))]
 }
 
-fn run(sources: &[Source], opts: &GenerateOptions) -> (Vec<NetworkPolicy>, Vec<Diagnostic>, accord_policy::Generated, accord_policy::Inventory) {
+fn run(
+    sources: &[Source],
+    opts: &GenerateOptions,
+) -> (
+    Vec<NetworkPolicy>,
+    Vec<Diagnostic>,
+    accord_policy::Generated,
+    accord_policy::Inventory,
+) {
     let (inv, mut diags) = load(sources);
     let g = generate(&inv, opts);
     diags.extend(g.diagnostics.clone());
@@ -53,7 +61,10 @@ fn yaml(policies: &[NetworkPolicy]) -> String {
 
 #[test]
 fn worked_example_with_a_service_target_is_reproduced_exactly() {
-    let (policies, diags, g, inv) = run(&tutorial(&[mk_intents(NS, "client", "    - service: {name: server}\n")]), &Default::default());
+    let (policies, diags, g, inv) = run(
+        &tutorial(&[mk_intents(NS, "client", "    - service: {name: server}\n")]),
+        &Default::default(),
+    );
     assert!(diags.is_empty(), "{diags:?}");
     assert_eq!(
         yaml(&policies),
@@ -91,19 +102,41 @@ spec:
     let labels = g.pod_labels(&inv);
     let client = &labels[&WorkloadId::new(NS, "client", Some("Deployment"))];
     let want: Vec<(&str, &str)> = vec![
-        ("intents.otterize.com/client", "client-otterize-tutorial-np-699302"),
+        (
+            "intents.otterize.com/client",
+            "client-otterize-tutorial-np-699302",
+        ),
         ("intents.otterize.com/owner-kind", "Deployment"),
-        ("intents.otterize.com/service", "client-otterize-tutorial-np-699302"),
-        ("intents.otterize.com/svc-access-server-otterize-tutorial-n-servi-7dac8c", "true"),
+        (
+            "intents.otterize.com/service",
+            "client-otterize-tutorial-np-699302",
+        ),
+        (
+            "intents.otterize.com/svc-access-server-otterize-tutorial-n-servi-7dac8c",
+            "true",
+        ),
     ];
-    assert_eq!(client.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>(), want);
+    assert_eq!(
+        client
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        want
+    );
     // A Service target does not put the server itself in scope.
     assert!(!labels.contains_key(&WorkloadId::new(NS, "server", Some("Deployment"))));
 }
 
 #[test]
 fn worked_example_with_a_workload_target_is_reproduced_exactly() {
-    let (policies, diags, g, inv) = run(&tutorial(&[mk_intents(NS, "client", "    - kubernetes: {name: server}\n")]), &Default::default());
+    let (policies, diags, g, inv) = run(
+        &tutorial(&[mk_intents(
+            NS,
+            "client",
+            "    - kubernetes: {name: server}\n",
+        )]),
+        &Default::default(),
+    );
     assert!(diags.is_empty(), "{diags:?}");
     assert_eq!(
         yaml(&policies),
@@ -136,7 +169,10 @@ spec:
         "true"
     );
     let server = &labels[&WorkloadId::new(NS, "server", Some("Deployment"))];
-    assert_eq!(server["intents.otterize.com/service"], "server-otterize-tutorial-np-7e16db");
+    assert_eq!(
+        server["intents.otterize.com/service"],
+        "server-otterize-tutorial-np-7e16db"
+    );
     assert_eq!(server["intents.otterize.com/owner-kind"], "Deployment");
     assert!(!server.contains_key("intents.otterize.com/client"));
 }
@@ -146,7 +182,10 @@ fn smallest_v1alpha2_file_protects_the_server_in_the_default_namespace() {
     let text = "apiVersion: k8s.otterize.com/v1alpha2\nkind: ClientIntents\nmetadata:\n  name: client-intents\nspec:\n  service:\n    name: client\n  calls:\n    - name: server\n";
     let (policies, diags, ..) = run(&[Source::new("intents.yaml", text)], &Default::default());
     // The workloads are not in the input: generation still works, with warnings.
-    assert!(diags.iter().all(|d| d.severity == Severity::Warning), "{diags:?}");
+    assert!(
+        diags.iter().all(|d| d.severity == Severity::Warning),
+        "{diags:?}"
+    );
     assert_eq!(policies.len(), 1);
     assert_eq!(policies[0].metadata.name, "server-access");
     assert_eq!(policies[0].namespace(), "default");
@@ -155,11 +194,15 @@ fn smallest_v1alpha2_file_protects_the_server_in_the_default_namespace() {
 #[test]
 fn policy_names_selectors_and_access_labels_per_target_form() {
     // (target as written, policy name, podSelector labels, access label key)
-    let cases: &[(&str, &str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         (
             "kubernetes: {name: server}",
             "server-access",
-            &[("intents.otterize.com/service", "server-otterize-tutorial-np-7e16db")],
+            &[(
+                "intents.otterize.com/service",
+                "server-otterize-tutorial-np-7e16db",
+            )],
             "intents.otterize.com/access-server-otterize-tutorial-np-7e16db",
         ),
         (
@@ -167,7 +210,10 @@ fn policy_names_selectors_and_access_labels_per_target_form() {
             "server-deployment-access",
             &[
                 ("intents.otterize.com/owner-kind", "Deployment"),
-                ("intents.otterize.com/service", "server-otterize-tutorial-np-7e16db"),
+                (
+                    "intents.otterize.com/service",
+                    "server-otterize-tutorial-np-7e16db",
+                ),
             ],
             "intents.otterize.com/access-server-otterize-tutorial-n-deplo-",
         ),
@@ -180,20 +226,39 @@ fn policy_names_selectors_and_access_labels_per_target_form() {
         (
             "kafka: {name: server, topics: [{name: orders, operations: [consume]}]}",
             "server-access",
-            &[("intents.otterize.com/service", "server-otterize-tutorial-np-7e16db")],
+            &[(
+                "intents.otterize.com/service",
+                "server-otterize-tutorial-np-7e16db",
+            )],
             "intents.otterize.com/access-server-otterize-tutorial-np-7e16db",
         ),
     ];
     for (target, name, selector, access) in cases {
-        let (policies, diags, ..) = run(&tutorial(&[mk_intents(NS, "client", &format!("    - {target}\n"))]), &Default::default());
+        let (policies, diags, ..) = run(
+            &tutorial(&[mk_intents(NS, "client", &format!("    - {target}\n"))]),
+            &Default::default(),
+        );
         assert!(diags.is_empty(), "{target}: {diags:?}");
         assert_eq!(policies.len(), 1, "{target}");
         let p = &policies[0];
         assert_eq!(p.metadata.name, *name, "{target}");
-        let got: Vec<(&str, &str)> = p.spec.pod_selector.match_labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let got: Vec<(&str, &str)> = p
+            .spec
+            .pod_selector
+            .match_labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         assert_eq!(got, *selector, "{target}");
         let from = &p.spec.ingress.as_ref().unwrap()[0].from[0];
-        let key = from.pod_selector.as_ref().unwrap().match_labels.keys().next().unwrap();
+        let key = from
+            .pod_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .keys()
+            .next()
+            .unwrap();
         assert!(key.starts_with(access), "{target}: {key}");
     }
 }
@@ -209,7 +274,10 @@ fn targets_without_network_rules_generate_nothing() {
         "azure: {scope: /subscriptions/x}",
         "internet: {ips: [1.2.3.4]}",
     ] {
-        let (policies, diags, ..) = run(&tutorial(&[mk_intents(NS, "client", &format!("    - {target}\n"))]), &Default::default());
+        let (policies, diags, ..) = run(
+            &tutorial(&[mk_intents(NS, "client", &format!("    - {target}\n"))]),
+            &Default::default(),
+        );
         assert!(diags.iter().all(|d| !d.is_error()), "{target}: {diags:?}");
         assert!(policies.is_empty(), "{target} generated {policies:?}");
     }
@@ -222,8 +290,16 @@ fn clients_from_several_namespaces_share_one_policy_with_a_rule_per_namespace() 
         mk_namespace("b"),
         mk_deployment("b", "c2"),
         mk_deployment("a", "c1"),
-        mk_intents("b", "c2", &format!("    - kubernetes: {{name: server.{NS}}}\n")),
-        mk_intents("a", "c1", &format!("    - kubernetes: {{name: server.{NS}}}\n")),
+        mk_intents(
+            "b",
+            "c2",
+            &format!("    - kubernetes: {{name: server.{NS}}}\n"),
+        ),
+        mk_intents(
+            "a",
+            "c1",
+            &format!("    - kubernetes: {{name: server.{NS}}}\n"),
+        ),
         mk_intents(NS, "client", "    - kubernetes: {name: server}\n"),
     ];
     let (policies, diags, ..) = run(&tutorial(&docs), &Default::default());
@@ -237,28 +313,56 @@ fn clients_from_several_namespaces_share_one_policy_with_a_rule_per_namespace() 
 
 #[test]
 fn service_target_ports_keep_named_target_ports() {
-    let mut sources = vec![mk_namespace(NS), mk_deployment(NS, "client"), mk_deployment(NS, "server"), mk_service(NS, "server", "http")];
+    let mut sources = vec![
+        mk_namespace(NS),
+        mk_deployment(NS, "client"),
+        mk_deployment(NS, "server"),
+        mk_service(NS, "server", "http"),
+    ];
     sources.push(mk_intents(NS, "client", "    - service: {name: server}\n"));
-    let (policies, ..) = run(&[Source::new("c.yaml", sources.join("---\n"))], &Default::default());
+    let (policies, ..) = run(
+        &[Source::new("c.yaml", sources.join("---\n"))],
+        &Default::default(),
+    );
     let ports = &policies[0].spec.ingress.as_ref().unwrap()[0].ports;
-    assert_eq!(serde_json::to_string(ports).unwrap(), r#"[{"port":"http","protocol":"TCP"}]"#);
+    assert_eq!(
+        serde_json::to_string(ports).unwrap(),
+        r#"[{"port":"http","protocol":"TCP"}]"#
+    );
 }
 
 #[test]
 fn unresolved_targets_and_selectorless_services_are_reported_by_field() {
-    let selectorless = format!("apiVersion: v1\nkind: Service\nmetadata: {{name: external, namespace: {NS}}}\nspec:\n  type: ExternalName\n  externalName: db.example.com\n");
+    let selectorless = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: external, namespace: {NS}}}\nspec:\n  type: ExternalName\n  externalName: db.example.com\n"
+    );
     let intents = mk_intents(
         NS,
         "client",
         "    - service: {name: external}\n    - service: {name: missing}\n    - kubernetes: {name: ghost}\n    - kubernetes: {name: server}\n",
     );
     let (policies, diags, ..) = run(&tutorial(&[selectorless, intents]), &Default::default());
-    let fields: Vec<(&str, &str)> = diags.iter().map(|d| (d.field.as_str(), d.message.as_str())).collect();
+    let fields: Vec<(&str, &str)> = diags
+        .iter()
+        .map(|d| (d.field.as_str(), d.message.as_str()))
+        .collect();
     assert_eq!(diags.len(), 3, "{fields:?}");
-    assert!(diags.iter().all(|d| d.severity == Severity::Warning && d.object == format!("ClientIntents {NS}/client")));
-    assert!(fields[0].0 == "spec.targets[0].service" && fields[0].1.contains("has no selector"), "{fields:?}");
-    assert!(fields[1].0 == "spec.targets[1].service" && fields[1].1.contains("resolves to nothing"), "{fields:?}");
-    assert!(fields[2].0 == "spec.targets[2].kubernetes" && fields[2].1.contains("resolves to no workload"), "{fields:?}");
+    assert!(diags.iter().all(
+        |d| d.severity == Severity::Warning && d.object == format!("ClientIntents {NS}/client")
+    ));
+    assert!(
+        fields[0].0 == "spec.targets[0].service" && fields[0].1.contains("has no selector"),
+        "{fields:?}"
+    );
+    assert!(
+        fields[1].0 == "spec.targets[1].service" && fields[1].1.contains("resolves to nothing"),
+        "{fields:?}"
+    );
+    assert!(
+        fields[2].0 == "spec.targets[2].kubernetes"
+            && fields[2].1.contains("resolves to no workload"),
+        "{fields:?}"
+    );
     // The valid targets are still processed (ghost's policy is label-based and still generated).
     let names: Vec<&str> = policies.iter().map(|p| p.metadata.name.as_str()).collect();
     assert_eq!(names, ["ghost-access", "server-access"]);
@@ -267,24 +371,58 @@ fn unresolved_targets_and_selectorless_services_are_reported_by_field() {
 #[test]
 fn invalid_intents_are_reported_and_the_rest_of_the_input_is_kept() {
     let bad_docs = [
-        ("apiVersion: k8s.otterize.com/v3\nkind: ClientIntents\nmetadata: {name: a, namespace: x}\nspec: {workload: {name: a}}\n", "apiVersion", "unknown ClientIntents version"),
-        ("apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: b, namespace: x}\nspec:\n  workload: {name: b}\n  targets:\n    - {kubernetes: {name: s}, service: {name: s}}\n", "spec.targets[0]", "exactly one key"),
-        ("apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: c, namespace: x}\nspec: {workload: {name: c.d}}\n", "spec.workload.name", "contains a dot"),
-        ("apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: d, namespace: x}\nspec:\n  workload: {name: d}\n  targets: [{kubernetes: {name: s, http: [{methods: [GET]}]}}]\n", "spec.targets[0].kubernetes.http[0].path", "needs a path"),
-        ("apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: e, namespace: x}\nspec:\n  workload: {name: e}\n  targets: [{internet: {ports: [443]}}]\n", "spec.targets[0].internet", "needs ips or domains"),
-        ("apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: f, namespace: x}\nspec:\n  workload: {name: f}\n  targets: [{kubernetes: {name: a.b.c}}]\n", "spec.targets[0].kubernetes.name", "more than one dot"),
-        ("apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata: {name: g, namespace: x}\nspec:\n  service: {name: g}\n  calls: [{name: s, type: carrier-pigeon}]\n", "spec.calls[0].type", "unknown call type"),
+        (
+            "apiVersion: k8s.otterize.com/v3\nkind: ClientIntents\nmetadata: {name: a, namespace: x}\nspec: {workload: {name: a}}\n",
+            "apiVersion",
+            "unknown ClientIntents version",
+        ),
+        (
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: b, namespace: x}\nspec:\n  workload: {name: b}\n  targets:\n    - {kubernetes: {name: s}, service: {name: s}}\n",
+            "spec.targets[0]",
+            "exactly one key",
+        ),
+        (
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: c, namespace: x}\nspec: {workload: {name: c.d}}\n",
+            "spec.workload.name",
+            "contains a dot",
+        ),
+        (
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: d, namespace: x}\nspec:\n  workload: {name: d}\n  targets: [{kubernetes: {name: s, http: [{methods: [GET]}]}}]\n",
+            "spec.targets[0].kubernetes.http[0].path",
+            "needs a path",
+        ),
+        (
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: e, namespace: x}\nspec:\n  workload: {name: e}\n  targets: [{internet: {ports: [443]}}]\n",
+            "spec.targets[0].internet",
+            "needs ips or domains",
+        ),
+        (
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: f, namespace: x}\nspec:\n  workload: {name: f}\n  targets: [{kubernetes: {name: a.b.c}}]\n",
+            "spec.targets[0].kubernetes.name",
+            "more than one dot",
+        ),
+        (
+            "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata: {name: g, namespace: x}\nspec:\n  service: {name: g}\n  calls: [{name: s, type: carrier-pigeon}]\n",
+            "spec.calls[0].type",
+            "unknown call type",
+        ),
     ];
     for (doc, field, message) in bad_docs {
         let good = mk_intents("x", "ok", "    - kubernetes: {name: fine}\n");
-        let (policies, diags, ..) = run(&[Source::new("bad.yaml", format!("{doc}---\n{good}"))], &Default::default());
+        let (policies, diags, ..) = run(
+            &[Source::new("bad.yaml", format!("{doc}---\n{good}"))],
+            &Default::default(),
+        );
         let errors: Vec<&Diagnostic> = diags.iter().filter(|d| d.is_error()).collect();
         assert_eq!(errors.len(), 1, "{doc}: {diags:?}");
         assert_eq!(errors[0].origin.file, "bad.yaml");
         assert_eq!(errors[0].origin.document, 1);
         assert_eq!(errors[0].field, field, "{doc}");
         assert!(errors[0].message.contains(message), "{}", errors[0].message);
-        assert!(policies.iter().any(|p| p.metadata.name == "fine-access"), "{doc}: the valid document must still be processed");
+        assert!(
+            policies.iter().any(|p| p.metadata.name == "fine-access"),
+            "{doc}: the valid document must still be processed"
+        );
     }
 }
 
@@ -305,7 +443,11 @@ fn v1_call_forms_name_namespaces_and_services() {
         "apiVersion: k8s.otterize.com/v1alpha3\nkind: ClientIntents\nmetadata: {{name: client, namespace: {NS}}}\nspec:\n  service: {{name: client}}\n  calls:\n    - name: svc:server.{NS}\n    - name: other.elsewhere\n    - name: server\n      kind: Service\n    - name: db\n      type: database\n"
     );
     let (inv, _) = load(&tutorial(&[text]));
-    let kinds: Vec<String> = inv.intents[0].targets.iter().map(|t| serde_json::to_string(&t.kind).unwrap()).collect();
+    let kinds: Vec<String> = inv.intents[0]
+        .targets
+        .iter()
+        .map(|t| serde_json::to_string(&t.kind).unwrap())
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -320,15 +462,32 @@ fn v1_call_forms_name_namespaces_and_services() {
 #[test]
 fn every_served_version_normalizes_to_the_same_model() {
     let forms = [
-        ("v1alpha2", "service: {name: client}\n  calls: [{name: server}]"),
-        ("v1alpha3", "service: {name: client}\n  calls: [{name: server, type: http}]"),
-        ("v1beta1", "service: {name: client}\n  calls: [{name: server}]"),
-        ("v2alpha1", "workload: {name: client}\n  targets: [{kubernetes: {name: server}}]"),
-        ("v2beta1", "workload: {name: client}\n  targets: [{kubernetes: {name: server}}]"),
+        (
+            "v1alpha2",
+            "service: {name: client}\n  calls: [{name: server}]",
+        ),
+        (
+            "v1alpha3",
+            "service: {name: client}\n  calls: [{name: server, type: http}]",
+        ),
+        (
+            "v1beta1",
+            "service: {name: client}\n  calls: [{name: server}]",
+        ),
+        (
+            "v2alpha1",
+            "workload: {name: client}\n  targets: [{kubernetes: {name: server}}]",
+        ),
+        (
+            "v2beta1",
+            "workload: {name: client}\n  targets: [{kubernetes: {name: server}}]",
+        ),
     ];
     let mut outputs = Vec::new();
     for (version, spec) in forms {
-        let text = format!("apiVersion: k8s.otterize.com/{version}\nkind: ClientIntents\nmetadata: {{name: client, namespace: {NS}}}\nspec:\n  {spec}\n");
+        let text = format!(
+            "apiVersion: k8s.otterize.com/{version}\nkind: ClientIntents\nmetadata: {{name: client, namespace: {NS}}}\nspec:\n  {spec}\n"
+        );
         let (policies, diags, ..) = run(&tutorial(&[text]), &Default::default());
         assert!(diags.is_empty(), "{version}: {diags:?}");
         outputs.push(yaml(&policies));
@@ -338,7 +497,11 @@ fn every_served_version_normalizes_to_the_same_model() {
 
 #[test]
 fn port_level_targets_restrict_the_rule_to_those_ports_and_that_client() {
-    let intents = mk_intents(NS, "client", "    - kubernetes:\n        name: server\n        ports: [{port: 8080}, {port: 9000, endPort: 9010, protocol: UDP}]\n");
+    let intents = mk_intents(
+        NS,
+        "client",
+        "    - kubernetes:\n        name: server\n        ports: [{port: 8080}, {port: 9000, endPort: 9010, protocol: UDP}]\n",
+    );
     let (policies, diags, ..) = run(&tutorial(&[intents]), &Default::default());
     assert!(diags.is_empty(), "{diags:?}");
     let rule = &policies[0].spec.ingress.as_ref().unwrap()[0];
@@ -347,7 +510,10 @@ fn port_level_targets_restrict_the_rule_to_those_ports_and_that_client() {
         r#"[{"port":8080,"protocol":"TCP"},{"port":9000,"endPort":9010,"protocol":"UDP"}]"#
     );
     let sel = &rule.from[0].pod_selector.as_ref().unwrap().match_labels;
-    assert_eq!(sel["intents.otterize.com/client"], "client-otterize-tutorial-np-699302");
+    assert_eq!(
+        sel["intents.otterize.com/client"],
+        "client-otterize-tutorial-np-699302"
+    );
 }
 
 #[test]
@@ -357,18 +523,30 @@ fn egress_mode_adds_dns_workload_service_and_internet_rules() {
         "client",
         "    - kubernetes: {name: server}\n    - service: {name: server}\n    - internet: {ips: [203.0.113.7, 198.51.100.0/24], ports: [443]}\n",
     );
-    let opts = GenerateOptions { egress: true, ..Default::default() };
+    let opts = GenerateOptions {
+        egress: true,
+        ..Default::default()
+    };
     let (policies, diags, ..) = run(&tutorial(&[intents]), &opts);
     assert!(diags.is_empty(), "{diags:?}");
-    let client = policies.iter().find(|p| p.metadata.name == "client-access").expect("client policy");
-    assert_eq!(serde_json::to_string(&client.spec.policy_types).unwrap(), r#"["Egress"]"#);
+    let client = policies
+        .iter()
+        .find(|p| p.metadata.name == "client-access")
+        .expect("client policy");
+    assert_eq!(
+        serde_json::to_string(&client.spec.policy_types).unwrap(),
+        r#"["Egress"]"#
+    );
     let egress = client.spec.egress.as_ref().unwrap();
     assert_eq!(egress.len(), 4, "{egress:#?}");
     assert_eq!(
         serde_json::to_string(&egress[0].to[0].pod_selector).unwrap(),
         r#"{"matchLabels":{"intents.otterize.com/service":"server-otterize-tutorial-np-7e16db"}}"#
     );
-    assert_eq!(serde_json::to_string(&egress[1].ports).unwrap(), r#"[{"port":80,"protocol":"TCP"}]"#);
+    assert_eq!(
+        serde_json::to_string(&egress[1].ports).unwrap(),
+        r#"[{"port":80,"protocol":"TCP"}]"#
+    );
     assert_eq!(
         serde_json::to_string(&egress[2]).unwrap(),
         r#"{"ports":[{"port":443,"protocol":"TCP"}],"to":[{"ipBlock":{"cidr":"198.51.100.0/24"}},{"ipBlock":{"cidr":"203.0.113.7/32"}}]}"#
@@ -377,8 +555,19 @@ fn egress_mode_adds_dns_workload_service_and_internet_rules() {
         serde_json::to_string(&egress[3]).unwrap(),
         r#"{"ports":[{"port":53,"protocol":"UDP"},{"port":53,"protocol":"TCP"}]}"#
     );
-    let separate = GenerateOptions { egress: true, separate_policies: true, ..Default::default() };
-    let (policies, ..) = run(&tutorial(&[mk_intents(NS, "client", "    - kubernetes: {name: server}\n")]), &separate);
+    let separate = GenerateOptions {
+        egress: true,
+        separate_policies: true,
+        ..Default::default()
+    };
+    let (policies, ..) = run(
+        &tutorial(&[mk_intents(
+            NS,
+            "client",
+            "    - kubernetes: {name: server}\n",
+        )]),
+        &separate,
+    );
     let names: Vec<&str> = policies.iter().map(|p| p.metadata.name.as_str()).collect();
     assert_eq!(names, ["client-egress", "server-ingress"]);
 }
@@ -388,20 +577,36 @@ fn shadow_mode_protects_only_enforced_namespaces_and_protected_services() {
     let docs = vec![
         mk_namespace("enforced"),
         mk_deployment("enforced", "api"),
-        mk_intents(NS, "client", "    - kubernetes: {name: server}\n    - kubernetes: {name: api.enforced}\n"),
+        mk_intents(
+            NS,
+            "client",
+            "    - kubernetes: {name: server}\n    - kubernetes: {name: api.enforced}\n",
+        ),
     ];
-    let shadow = GenerateOptions { shadow: true, enforced_namespaces: ["enforced".to_string()].into(), ..Default::default() };
+    let shadow = GenerateOptions {
+        shadow: true,
+        enforced_namespaces: ["enforced".to_string()].into(),
+        ..Default::default()
+    };
     let (policies, ..) = run(&tutorial(&docs), &shadow);
     let names: Vec<&str> = policies.iter().map(|p| p.metadata.name.as_str()).collect();
     assert_eq!(names, ["api-access"]);
 
-    let protected = format!("apiVersion: k8s.otterize.com/v2beta1\nkind: ProtectedService\nmetadata: {{name: server, namespace: {NS}}}\nspec: {{name: server}}\n");
+    let protected = format!(
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ProtectedService\nmetadata: {{name: server, namespace: {NS}}}\nspec: {{name: server}}\n"
+    );
     let mut docs = docs;
     docs.push(protected);
     let (policies, ..) = run(&tutorial(&docs), &shadow);
     let names: Vec<&str> = policies.iter().map(|p| p.metadata.name.as_str()).collect();
-    assert_eq!(names, ["api-access", "default-deny-server", "server-access"]);
-    let deny = policies.iter().find(|p| p.metadata.name == "default-deny-server").unwrap();
+    assert_eq!(
+        names,
+        ["api-access", "default-deny-server", "server-access"]
+    );
+    let deny = policies
+        .iter()
+        .find(|p| p.metadata.name == "default-deny-server")
+        .unwrap();
     assert_eq!(
         yaml(std::slice::from_ref(deny)),
         r#"apiVersion: networking.k8s.io/v1
@@ -439,12 +644,20 @@ fn label_changes_remove_access_labels_when_intents_go_away() {
     let (inv, _) = load(&[Source::new("p.yaml", labelled)]);
     let g = generate(&inv, &Default::default());
     let desired = g.pod_labels(&inv);
-    let current: std::collections::BTreeMap<_, _> = inv.pods.iter().map(|p| (&p.workload, &p.metadata.labels)).collect();
-    let changes = render::label_changes(&desired, |id| current.get(id).copied(), inv.workload_ids());
+    let current: std::collections::BTreeMap<_, _> = inv
+        .pods
+        .iter()
+        .map(|p| (&p.workload, &p.metadata.labels))
+        .collect();
+    let changes =
+        render::label_changes(&desired, |id| current.get(id).copied(), inv.workload_ids());
     assert_eq!(changes.len(), 1);
     assert_eq!(
         changes[0].remove,
-        ["intents.otterize.com/access-server-otterize-tutorial-np-7e16db", "intents.otterize.com/client"]
+        [
+            "intents.otterize.com/access-server-otterize-tutorial-np-7e16db",
+            "intents.otterize.com/client"
+        ]
     );
     assert!(changes[0].set.is_empty());
 }

@@ -1,9 +1,9 @@
 //! Property: rendered policies parse back to the same policies.
 
 use accord_policy::objects::{
-    IntOrString, IpBlock, LabelSelector, LabelSelectorRequirement, Labels, NetworkPolicy, NetworkPolicyEgressRule,
-    NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec, ObjectMeta, PolicyType, Protocol,
-    SelectorOperator,
+    IntOrString, IpBlock, LabelSelector, LabelSelectorRequirement, Labels, NetworkPolicy,
+    NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec, ObjectMeta, PolicyType, Protocol, SelectorOperator,
 };
 use accord_policy::{Source, load, render};
 use proptest::prelude::*;
@@ -14,7 +14,12 @@ fn name() -> impl Strategy<Value = String> {
 
 fn labels() -> impl Strategy<Value = Labels> {
     // Values that YAML could read as another type ("true", "1", "null") must survive too.
-    let value = prop_oneof!["[a-z0-9]{0,6}", Just("true".to_string()), Just("1".to_string()), Just("null".to_string())];
+    let value = prop_oneof![
+        "[a-z0-9]{0,6}",
+        Just("true".to_string()),
+        Just("1".to_string()),
+        Just("null".to_string())
+    ];
     prop::collection::btree_map("([a-z]{1,5}\\.io/)?[a-z]{1,8}", value, 0..3)
 }
 
@@ -25,45 +30,85 @@ fn selector() -> impl Strategy<Value = LabelSelector> {
         Just(SelectorOperator::Exists),
         Just(SelectorOperator::DoesNotExist)
     ];
-    let req = ("[a-z]{1,6}", op, prop::collection::vec("[a-z0-9]{1,4}", 0..3))
-        .prop_map(|(key, operator, values)| LabelSelectorRequirement { key, operator, values });
-    (labels(), prop::collection::vec(req, 0..2)).prop_map(|(match_labels, match_expressions)| LabelSelector {
-        match_labels,
-        match_expressions,
-    })
-}
-
-fn port() -> impl Strategy<Value = NetworkPolicyPort> {
-    let p = prop_oneof![(1..65535i32).prop_map(IntOrString::Int), "[a-z]{1,8}".prop_map(IntOrString::String)];
-    let proto = prop_oneof![Just(None), Just(Some(Protocol::Tcp)), Just(Some(Protocol::Udp)), Just(Some(Protocol::Sctp))];
-    (prop::option::of(p), prop::option::of(1..65535i32), proto).prop_map(|(port, end_port, protocol)| NetworkPolicyPort {
-        port,
-        end_port,
-        protocol,
-    })
-}
-
-fn peer() -> impl Strategy<Value = NetworkPolicyPeer> {
-    let block = ((0u8..=255, 0u8..=255, 0u8..=32), prop::collection::vec((0u8..=255, 24u8..=32), 0..2)).prop_map(|((a, b, n), ex)| IpBlock {
-        cidr: format!("{a}.{b}.0.0/{n}"),
-        except: ex.into_iter().map(|(c, m)| format!("{a}.{b}.{c}.0/{m}")).collect(),
-    });
-    (prop::option::of(selector()), prop::option::of(selector()), prop::option::of(block)).prop_map(|(pod_selector, namespace_selector, ip_block)| {
-        NetworkPolicyPeer {
-            pod_selector,
-            namespace_selector,
-            ip_block,
+    let req = (
+        "[a-z]{1,6}",
+        op,
+        prop::collection::vec("[a-z0-9]{1,4}", 0..3),
+    )
+        .prop_map(|(key, operator, values)| LabelSelectorRequirement {
+            key,
+            operator,
+            values,
+        });
+    (labels(), prop::collection::vec(req, 0..2)).prop_map(|(match_labels, match_expressions)| {
+        LabelSelector {
+            match_labels,
+            match_expressions,
         }
     })
 }
 
+fn port() -> impl Strategy<Value = NetworkPolicyPort> {
+    let p = prop_oneof![
+        (1..65535i32).prop_map(IntOrString::Int),
+        "[a-z]{1,8}".prop_map(IntOrString::String)
+    ];
+    let proto = prop_oneof![
+        Just(None),
+        Just(Some(Protocol::Tcp)),
+        Just(Some(Protocol::Udp)),
+        Just(Some(Protocol::Sctp))
+    ];
+    (prop::option::of(p), prop::option::of(1..65535i32), proto).prop_map(
+        |(port, end_port, protocol)| NetworkPolicyPort {
+            port,
+            end_port,
+            protocol,
+        },
+    )
+}
+
+fn peer() -> impl Strategy<Value = NetworkPolicyPeer> {
+    let block = (
+        (0u8..=255, 0u8..=255, 0u8..=32),
+        prop::collection::vec((0u8..=255, 24u8..=32), 0..2),
+    )
+        .prop_map(|((a, b, n), ex)| IpBlock {
+            cidr: format!("{a}.{b}.0.0/{n}"),
+            except: ex
+                .into_iter()
+                .map(|(c, m)| format!("{a}.{b}.{c}.0/{m}"))
+                .collect(),
+        });
+    (
+        prop::option::of(selector()),
+        prop::option::of(selector()),
+        prop::option::of(block),
+    )
+        .prop_map(
+            |(pod_selector, namespace_selector, ip_block)| NetworkPolicyPeer {
+                pod_selector,
+                namespace_selector,
+                ip_block,
+            },
+        )
+}
+
 fn policy() -> impl Strategy<Value = NetworkPolicy> {
     let ingress = prop::collection::vec(
-        (prop::collection::vec(port(), 0..3), prop::collection::vec(peer(), 0..3)).prop_map(|(ports, from)| NetworkPolicyIngressRule { ports, from }),
+        (
+            prop::collection::vec(port(), 0..3),
+            prop::collection::vec(peer(), 0..3),
+        )
+            .prop_map(|(ports, from)| NetworkPolicyIngressRule { ports, from }),
         0..3,
     );
     let egress = prop::collection::vec(
-        (prop::collection::vec(port(), 0..3), prop::collection::vec(peer(), 0..3)).prop_map(|(ports, to)| NetworkPolicyEgressRule { ports, to }),
+        (
+            prop::collection::vec(port(), 0..3),
+            prop::collection::vec(peer(), 0..3),
+        )
+            .prop_map(|(ports, to)| NetworkPolicyEgressRule { ports, to }),
         0..3,
     );
     let types = prop_oneof![
@@ -72,24 +117,35 @@ fn policy() -> impl Strategy<Value = NetworkPolicy> {
         Just(vec![PolicyType::Egress]),
         Just(vec![PolicyType::Ingress, PolicyType::Egress])
     ];
-    (name(), name(), labels(), selector(), types, prop::option::of(ingress), prop::option::of(egress)).prop_map(
-        |(name, namespace, labels, pod_selector, policy_types, ingress, egress)| NetworkPolicy {
-            api_version: NetworkPolicy::api_version(),
-            kind: NetworkPolicy::kind(),
-            metadata: ObjectMeta {
-                name,
-                namespace: Some(namespace),
-                labels,
-                ..Default::default()
-            },
-            spec: NetworkPolicySpec {
-                pod_selector,
-                policy_types,
-                ingress,
-                egress,
-            },
-        },
+    (
+        name(),
+        name(),
+        labels(),
+        selector(),
+        types,
+        prop::option::of(ingress),
+        prop::option::of(egress),
     )
+        .prop_map(
+            |(name, namespace, labels, pod_selector, policy_types, ingress, egress)| {
+                NetworkPolicy {
+                    api_version: NetworkPolicy::api_version(),
+                    kind: NetworkPolicy::kind(),
+                    metadata: ObjectMeta {
+                        name,
+                        namespace: Some(namespace),
+                        labels,
+                        ..Default::default()
+                    },
+                    spec: NetworkPolicySpec {
+                        pod_selector,
+                        policy_types,
+                        ingress,
+                        egress,
+                    },
+                }
+            },
+        )
 }
 
 proptest! {

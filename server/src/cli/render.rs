@@ -39,7 +39,13 @@ pub struct Args {
     shadow: bool,
 
     /// A namespace whose servers are protected in shadow mode (repeatable, or comma-separated).
-    #[arg(long = "enforced-namespace", value_name = "NS", value_delimiter = ',', env = "ACCORD_ENFORCED_NAMESPACES", requires = "shadow")]
+    #[arg(
+        long = "enforced-namespace",
+        value_name = "NS",
+        value_delimiter = ',',
+        env = "ACCORD_ENFORCED_NAMESPACES",
+        requires = "shadow"
+    )]
     enforced_namespaces: Vec<String>,
 
     /// Treat warnings (such as a target that resolves to nothing) as errors for the exit status.
@@ -61,7 +67,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     diagnostics.extend(generated.diagnostics.iter().cloned());
     let text = if args.labels {
         let desired = generated.pod_labels(&inv);
-        let current: BTreeMap<_, _> = inv.pods.iter().map(|p| (&p.workload, &p.metadata.labels)).collect();
+        let current: BTreeMap<_, _> = inv
+            .pods
+            .iter()
+            .map(|p| (&p.workload, &p.metadata.labels))
+            .collect();
         let ids = inv.workload_ids();
         let changes = render::label_changes(&desired, |id| current.get(id).copied(), ids);
         match args.output {
@@ -76,5 +86,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     print!("{text}");
     let failed = report(&diagnostics, args.strict);
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -6,7 +6,8 @@
 //! but the same string.
 
 use crate::objects::{
-    IntOrString, LabelSelector, Labels, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, OwnerReference,
+    IntOrString, LabelSelector, Labels, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort,
+    OwnerReference,
 };
 
 /// A YAML node borrowing from the object being rendered.
@@ -107,15 +108,22 @@ pub(crate) fn write_document(out: &mut String, root: &Node) {
 
 /// Whether a plain scalar would be read back as this same string (by YAML 1.1 and 1.2 readers).
 fn plain_is_safe(s: &str) -> bool {
-    let Some(first) = s.chars().next() else { return false };
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
     if !(first.is_ascii_alphanumeric() || first == '_' || first == '/' || first == '.') {
         return false;
     }
-    if !s.chars().all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c)) {
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c))
+    {
         return false;
     }
     let lower = s.to_ascii_lowercase();
-    const SPECIAL: &[&str] = &["true", "false", "yes", "no", "on", "off", "y", "n", "null", ".inf", ".nan"];
+    const SPECIAL: &[&str] = &[
+        "true", "false", "yes", "no", "on", "off", "y", "n", "null", ".inf", ".nan",
+    ];
     !(SPECIAL.contains(&lower.as_str()) || looks_numeric(&lower) || looks_like_date(s))
 }
 
@@ -125,7 +133,9 @@ fn looks_numeric(lower: &str) -> bool {
     let digits = t.strip_prefix(['-', '+']).unwrap_or(&t);
     t.parse::<f64>().is_ok()
         || ["0x", "0o", "0b"].iter().any(|p| digits.starts_with(p))
-        || (!digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit() || c == '.') && digits.matches('.').count() <= 1)
+        || (!digits.is_empty()
+            && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && digits.matches('.').count() <= 1)
 }
 
 fn looks_like_date(s: &str) -> bool {
@@ -160,9 +170,15 @@ fn selector(s: &LabelSelector) -> Node<'_> {
             .match_expressions
             .iter()
             .map(|r| {
-                let mut e = vec![("key", Node::Str(&r.key)), ("operator", Node::Str(operator(r.operator)))];
+                let mut e = vec![
+                    ("key", Node::Str(&r.key)),
+                    ("operator", Node::Str(operator(r.operator))),
+                ];
                 if !r.values.is_empty() {
-                    e.push(("values", Node::Seq(r.values.iter().map(|v| Node::Str(v)).collect())));
+                    e.push((
+                        "values",
+                        Node::Seq(r.values.iter().map(|v| Node::Str(v)).collect()),
+                    ));
                 }
                 Node::Map(e)
             })
@@ -209,7 +225,10 @@ fn peer(p: &NetworkPolicyPeer) -> Node<'_> {
     if let Some(b) = &p.ip_block {
         let mut ib = vec![("cidr", Node::Str(&b.cidr))];
         if !b.except.is_empty() {
-            ib.push(("except", Node::Seq(b.except.iter().map(|e| Node::Str(e)).collect())));
+            ib.push((
+                "except",
+                Node::Seq(b.except.iter().map(|e| Node::Str(e)).collect()),
+            ));
         }
         m.push(("ipBlock", Node::Map(ib)));
     }
@@ -217,7 +236,11 @@ fn peer(p: &NetworkPolicyPeer) -> Node<'_> {
 }
 
 fn owner(o: &OwnerReference) -> Node<'_> {
-    let mut m = vec![("apiVersion", Node::Str(&o.api_version)), ("kind", Node::Str(&o.kind)), ("name", Node::Str(&o.name))];
+    let mut m = vec![
+        ("apiVersion", Node::Str(&o.api_version)),
+        ("kind", Node::Str(&o.kind)),
+        ("name", Node::Str(&o.name)),
+    ];
     if !o.uid.is_empty() {
         m.push(("uid", Node::Str(&o.uid)));
     }
@@ -230,7 +253,11 @@ fn owner(o: &OwnerReference) -> Node<'_> {
     Node::Map(m)
 }
 
-fn rule<'a>(ports: &'a [NetworkPolicyPort], peers_key: &'static str, peers: &'a [NetworkPolicyPeer]) -> Node<'a> {
+fn rule<'a>(
+    ports: &'a [NetworkPolicyPort],
+    peers_key: &'static str,
+    peers: &'a [NetworkPolicyPeer],
+) -> Node<'a> {
     let mut m = Vec::new();
     if !ports.is_empty() {
         m.push(("ports", Node::Seq(ports.iter().map(port).collect())));
@@ -261,7 +288,10 @@ pub(crate) fn policy(p: &NetworkPolicy) -> Node<'_> {
         meta.push(("annotations", labels(&md.annotations)));
     }
     if !md.owner_references.is_empty() {
-        meta.push(("ownerReferences", Node::Seq(md.owner_references.iter().map(owner).collect())));
+        meta.push((
+            "ownerReferences",
+            Node::Seq(md.owner_references.iter().map(owner).collect()),
+        ));
     }
     let s = &p.spec;
     let mut spec = vec![("podSelector", selector(&s.pod_selector))];
@@ -279,10 +309,21 @@ pub(crate) fn policy(p: &NetworkPolicy) -> Node<'_> {
         spec.push(("policyTypes", Node::Seq(types)));
     }
     if let Some(ingress) = &s.ingress {
-        spec.push(("ingress", Node::Seq(ingress.iter().map(|r| rule(&r.ports, "from", &r.from)).collect())));
+        spec.push((
+            "ingress",
+            Node::Seq(
+                ingress
+                    .iter()
+                    .map(|r| rule(&r.ports, "from", &r.from))
+                    .collect(),
+            ),
+        ));
     }
     if let Some(egress) = &s.egress {
-        spec.push(("egress", Node::Seq(egress.iter().map(|r| rule(&r.ports, "to", &r.to)).collect())));
+        spec.push((
+            "egress",
+            Node::Seq(egress.iter().map(|r| rule(&r.ports, "to", &r.to)).collect()),
+        ));
     }
     Node::Map(vec![
         ("apiVersion", Node::Str(&p.api_version)),
@@ -300,7 +341,10 @@ mod tests {
     fn quotes_strings_that_yaml_would_read_as_something_else() {
         let cases = [
             ("server", "server"),
-            ("intents.otterize.com/service", "intents.otterize.com/service"),
+            (
+                "intents.otterize.com/service",
+                "intents.otterize.com/service",
+            ),
             ("true", "'true'"),
             ("No", "'No'"),
             ("1", "'1'"),
