@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::diagnostic::Diagnostic;
 use crate::identity::WorkloadId;
 use crate::inventory::{Inventory, Pod};
+use crate::objects::AdminAction;
 
 use compile::{Compiled, Endpoint, compile};
 pub use ipranges::Ipv4Range;
@@ -46,7 +47,14 @@ impl Naming {
             Naming::Workload => pod.workload.clone(),
             Naming::DirectOwner => {
                 let (name, kind) = pod.direct_owner();
-                WorkloadId::new(pod.namespace(), name, Some(&kind))
+                // An owner reference without a kind still names the peer; netpol-analyzer
+                // then calls it a Pod.
+                let kind = if kind.is_empty() {
+                    "Pod"
+                } else {
+                    kind.as_str()
+                };
+                WorkloadId::new(pod.namespace(), name, Some(kind))
             }
         }
     }
@@ -158,6 +166,40 @@ pub struct Admission {
     pub conns: Conns,
 }
 
+/// An admin policy rule that decided some ports of a pair (the first matching rule in
+/// precedence order decides each port).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminDecision {
+    pub policy: String,
+    /// True for the BaselineAdminNetworkPolicy.
+    pub baseline: bool,
+    pub direction: Direction,
+    pub index: usize,
+    pub rule_name: String,
+    pub action: AdminAction,
+    /// The ports this rule decided.
+    pub conns: Conns,
+}
+
+impl fmt::Display for AdminDecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.baseline {
+            "BaselineAdminNetworkPolicy"
+        } else {
+            "AdminNetworkPolicy"
+        };
+        write!(
+            f,
+            "{kind} {} {}[{}]",
+            self.policy, self.direction, self.index
+        )?;
+        if !self.rule_name.is_empty() {
+            write!(f, " ({})", self.rule_name)?;
+        }
+        write!(f, ": {:?} {}", self.action, self.conns)
+    }
+}
+
 /// One direction of an explanation: the destination's ingress, or the source's egress.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SideExplanation {
@@ -165,6 +207,10 @@ pub struct SideExplanation {
     pub isolated_by: Vec<PolicyRef>,
     /// The rules of those policies that admit the other end, with what each admits.
     pub admitted_by: Vec<Admission>,
+    /// Admin policy rules that allowed, denied or passed ports, before and after the
+    /// NetworkPolicies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin: Vec<AdminDecision>,
     /// What this direction allows (all connections when not isolated).
     pub allowed: Conns,
 }
@@ -239,51 +285,176 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// What the ingress side of `dst` admits from `src`.
-    fn ingress_conns(&self, src: End, dst: u32) -> Conns {
-        let policies = &self.c.ingress_of[dst as usize];
-        if policies.is_empty() {
-            return Conns::all();
+    /// Whether `end` is among a rule's peers.
+    fn hits(peers: &compile::Peers, end: End) -> bool {
+        match end {
+            End::Endpoint(e) => peers.has_endpoint(e),
+            End::Ip(a) => peers.has_ip(a),
         }
+    }
+
+    /// The destination whose container ports resolve named ports for a pair.
+    fn target(&self, direction: Direction, selected: u32, other: End) -> Option<&Endpoint<'a>> {
+        match (direction, other) {
+            (Direction::Ingress, _) => Some(self.endpoint(selected)),
+            (Direction::Egress, End::Endpoint(d)) => Some(self.endpoint(d)),
+            (Direction::Egress, End::Ip(_)) => None,
+        }
+    }
+
+    /// What the NetworkPolicies of `selected` admit in `direction` with `other`, or `None` when
+    /// none isolates it in that direction.
+    fn np_conns(&self, direction: Direction, selected: u32, other: End) -> Option<Conns> {
+        let policies = match direction {
+            Direction::Ingress => &self.c.ingress_of[selected as usize],
+            Direction::Egress => &self.c.egress_of[selected as usize],
+        };
+        if policies.is_empty() {
+            return None;
+        }
+        let target = self.target(direction, selected, other);
         let mut acc = Conns::none();
-        let target = Some(self.endpoint(dst));
         for &p in policies {
-            for rule in self.c.policies[p as usize].ingress.iter().flatten() {
-                let hit = match src {
-                    End::Endpoint(s) => rule.peers.has_endpoint(s),
-                    End::Ip(a) => rule.peers.has_ip(a),
-                };
-                if hit {
+            for rule in self.c.policies[p as usize]
+                .rules(direction)
+                .into_iter()
+                .flatten()
+            {
+                if Self::hits(&rule.peers, other) {
                     rule.ports.add_to(&mut acc, target);
                 }
             }
         }
-        acc
+        Some(acc)
+    }
+
+    /// What one side (the destination's ingress, or the source's egress) allows, through the
+    /// three layers: AdminNetworkPolicies in precedence order (the first rule matching a port
+    /// decides it: Allow, Deny, or Pass to the next layer), then NetworkPolicies if any isolates
+    /// the pod, else the BaselineAdminNetworkPolicy, else allowed. With `trace`, the admin rules
+    /// that decided ports are recorded.
+    fn side_conns(
+        &self,
+        direction: Direction,
+        selected: u32,
+        other: End,
+        mut trace: Option<&mut Vec<AdminDecision>>,
+    ) -> Conns {
+        let admins = &self.c.admin_of[selected as usize];
+        let baselines = &self.c.baseline_of[selected as usize];
+        if admins.is_empty() && baselines.is_empty() {
+            return self
+                .np_conns(direction, selected, other)
+                .unwrap_or_else(Conns::all);
+        }
+        let target = self.target(direction, selected, other);
+        let mut record = |a: u32, index: usize, action: AdminAction, conns: &Conns| {
+            if let Some(t) = trace.as_deref_mut() {
+                let obj = &self.inv.admin_policies[self.c.admins[a as usize].source];
+                t.push(AdminDecision {
+                    policy: obj.policy.metadata.name.clone(),
+                    baseline: obj.baseline,
+                    direction,
+                    index,
+                    rule_name: match direction {
+                        Direction::Ingress => &obj.policy.spec.ingress,
+                        Direction::Egress => &obj.policy.spec.egress,
+                    }[index]
+                        .name
+                        .clone(),
+                    action,
+                    conns: conns.clone(),
+                });
+            }
+        };
+        let mut undecided = Conns::all();
+        let mut allowed = Conns::none();
+        let mut passed = Conns::none();
+        'admins: for &a in admins {
+            for (index, rule) in self.c.admins[a as usize]
+                .rules(direction)
+                .iter()
+                .enumerate()
+            {
+                if !Self::hits(&rule.peers, other) {
+                    continue;
+                }
+                let decided = rule.ports.resolve(target).intersection(&undecided);
+                if decided.is_empty() {
+                    continue;
+                }
+                undecided = undecided.difference(&decided);
+                match rule.action {
+                    AdminAction::Allow => allowed.union_with(&decided),
+                    AdminAction::Deny => {}
+                    AdminAction::Pass => passed.union_with(&decided),
+                }
+                record(a, index, rule.action, &decided);
+                if undecided.is_empty() {
+                    break 'admins;
+                }
+            }
+        }
+        let mut rest = undecided;
+        rest.union_with(&passed);
+        if let Some(np) = self.np_conns(direction, selected, other) {
+            allowed.union_with(&np.intersection(&rest));
+            return allowed;
+        }
+        for &b in baselines {
+            for (index, rule) in self.c.admins[b as usize]
+                .rules(direction)
+                .iter()
+                .enumerate()
+            {
+                if rest.is_empty() || !Self::hits(&rule.peers, other) {
+                    continue;
+                }
+                let decided = rule.ports.resolve(target).intersection(&rest);
+                if decided.is_empty() {
+                    continue;
+                }
+                rest = rest.difference(&decided);
+                if rule.action == AdminAction::Allow {
+                    allowed.union_with(&decided);
+                }
+                record(b, index, rule.action, &decided);
+            }
+        }
+        allowed.union_with(&rest);
+        allowed
+    }
+
+    /// What the ingress side of `dst` admits from `src`.
+    fn ingress_conns(&self, src: End, dst: u32) -> Conns {
+        self.side_conns(Direction::Ingress, dst, src, None)
     }
 
     /// What the egress side of `src` admits towards `dst`.
     fn egress_conns(&self, src: u32, dst: End) -> Conns {
-        let policies = &self.c.egress_of[src as usize];
-        if policies.is_empty() {
-            return Conns::all();
-        }
-        let mut acc = Conns::none();
-        let target = match dst {
-            End::Endpoint(d) => Some(self.endpoint(d)),
-            End::Ip(_) => None,
-        };
-        for &p in policies {
-            for rule in self.c.policies[p as usize].egress.iter().flatten() {
-                let hit = match dst {
-                    End::Endpoint(d) => rule.peers.has_endpoint(d),
-                    End::Ip(a) => rule.peers.has_ip(a),
-                };
-                if hit {
-                    rule.ports.add_to(&mut acc, target);
+        self.side_conns(Direction::Egress, src, dst, None)
+    }
+
+    /// Every allowed endpoint pair when admin policies are present: they can allow or deny any
+    /// pair, so every pair is evaluated (quadratic in endpoints).
+    fn endpoint_pairs_with_admin(&self) -> Vec<(u32, u32, Conns)> {
+        let n = self.c.endpoints.len() as u32;
+        let mut out = Vec::new();
+        for s in 0..n {
+            for d in 0..n {
+                let egress = self.egress_conns(s, End::Endpoint(d));
+                if egress.is_empty() {
+                    continue;
+                }
+                let conns = self
+                    .ingress_conns(End::Endpoint(s), d)
+                    .intersection(&egress);
+                if !conns.is_empty() {
+                    out.push((s, d, conns));
                 }
             }
         }
-        acc
+        out
     }
 
     /// Every allowed endpoint pair. Candidate sources of a destination come from its ingress
@@ -291,6 +462,9 @@ impl<'a> Evaluator<'a> {
     /// names it. So the work follows the number of admitted pairs, not endpoints squared, unless
     /// the policies really allow most pairs.
     fn endpoint_pairs(&self) -> Vec<(u32, u32, Conns)> {
+        if !self.c.admins.is_empty() {
+            return self.endpoint_pairs_with_admin();
+        }
         let n = self.c.endpoints.len();
         // Sources whose egress admits every endpoint as a candidate: not isolated for egress, or
         // with an egress rule towards all peers.
@@ -510,17 +684,13 @@ impl<'a> Evaluator<'a> {
         direction: Direction,
         selected: u32,
         other: End,
-        target: Option<&Endpoint>,
         out: &mut SideExplanation,
     ) {
         let policies = match direction {
             Direction::Ingress => &self.c.ingress_of[selected as usize],
             Direction::Egress => &self.c.egress_of[selected as usize],
         };
-        if policies.is_empty() {
-            out.allowed = Conns::all();
-            return;
-        }
+        let target = self.target(direction, selected, other);
         for &p in policies {
             out.isolated_by.push(self.policy_ref(p));
             for (index, rule) in self.c.policies[p as usize]
@@ -529,25 +699,20 @@ impl<'a> Evaluator<'a> {
                 .flatten()
                 .enumerate()
             {
-                let hit = match other {
-                    End::Endpoint(e) => rule.peers.has_endpoint(e),
-                    End::Ip(a) => rule.peers.has_ip(a),
-                };
-                if !hit {
+                if !Self::hits(&rule.peers, other) {
                     continue;
                 }
-                let conns = rule.ports.resolve(target);
-                out.allowed.union_with(&conns);
                 out.admitted_by.push(Admission {
                     rule: RuleRef {
                         policy: self.policy_ref(p),
                         direction,
                         index,
                     },
-                    conns,
+                    conns: rule.ports.resolve(target),
                 });
             }
         }
+        out.allowed = self.side_conns(direction, selected, other, Some(&mut out.admin));
     }
 
     /// Explain what `src` may open to `dst`. Workloads are named by `naming` (a kind-less name
@@ -570,24 +735,12 @@ impl<'a> Evaluator<'a> {
                 }
                 let mut egress = SideExplanation::default();
                 match s {
-                    End::Endpoint(se) => {
-                        let target = match d {
-                            End::Endpoint(de) => Some(self.endpoint(de)),
-                            End::Ip(_) => None,
-                        };
-                        self.explain_side(Direction::Egress, se, d, target, &mut egress);
-                    }
+                    End::Endpoint(se) => self.explain_side(Direction::Egress, se, d, &mut egress),
                     End::Ip(_) => egress.allowed = Conns::all(),
                 }
                 let mut ingress = SideExplanation::default();
                 match d {
-                    End::Endpoint(de) => self.explain_side(
-                        Direction::Ingress,
-                        de,
-                        s,
-                        Some(self.endpoint(de)),
-                        &mut ingress,
-                    ),
+                    End::Endpoint(de) => self.explain_side(Direction::Ingress, de, s, &mut ingress),
                     End::Ip(_) => ingress.allowed = Conns::all(),
                 }
                 allowed.union_with(&egress.allowed.intersection(&ingress.allowed));
@@ -609,7 +762,17 @@ fn merge_sides(parts: Vec<SideExplanation>) -> SideExplanation {
     let mut isolated: BTreeSet<PolicyRef> = BTreeSet::new();
     let mut admitted: BTreeMap<RuleRef, Conns> = BTreeMap::new();
     let mut allowed = Conns::none();
+    let mut admin: Vec<AdminDecision> = Vec::new();
     for p in parts {
+        for d in p.admin {
+            match admin.iter_mut().find(|a| {
+                (&a.policy, a.baseline, a.index, a.action)
+                    == (&d.policy, d.baseline, d.index, d.action)
+            }) {
+                Some(a) => a.conns.union_with(&d.conns),
+                None => admin.push(d),
+            }
+        }
         isolated.extend(p.isolated_by);
         for a in p.admitted_by {
             admitted.entry(a.rule).or_default().union_with(&a.conns);
@@ -618,6 +781,7 @@ fn merge_sides(parts: Vec<SideExplanation>) -> SideExplanation {
     }
     SideExplanation {
         isolated_by: isolated.into_iter().collect(),
+        admin,
         admitted_by: admitted
             .into_iter()
             .map(|(rule, conns)| Admission { rule, conns })

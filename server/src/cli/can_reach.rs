@@ -135,10 +135,29 @@ fn side(out: &mut String, what: &str, peer: &Peer, s: &SideExplanation, port: Op
         );
         return;
     }
+    let concerns =
+        |c: &accord_policy::evaluate::Conns| port.is_none_or(|p| c.allows(p.protocol, p.port));
+    // Admin policies come first: their rules decide ports before NetworkPolicies are consulted.
+    for d in s.admin.iter().filter(|d| concerns(&d.conns)) {
+        let _ = writeln!(out, "  {what} of {peer}: decided by {d}");
+    }
+    // An admin Allow or Deny of the asked port is final; NetworkPolicies are not consulted.
+    let settled = port.is_some()
+        && s.admin
+            .iter()
+            .any(|d| concerns(&d.conns) && d.action != accord_policy::objects::AdminAction::Pass);
+    if settled {
+        return;
+    }
     if !s.isolated() {
+        let rest = if s.admin.is_empty() {
+            ", all connections allowed"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            "  {what} of {peer}: not isolated (no NetworkPolicy selects it for {what}), all connections allowed"
+            "  {what} of {peer}: not isolated (no NetworkPolicy selects it for {what}){rest}"
         );
         return;
     }
@@ -147,18 +166,15 @@ fn side(out: &mut String, what: &str, peer: &Peer, s: &SideExplanation, port: Op
     let relevant: Vec<_> = s
         .admitted_by
         .iter()
-        .filter(|a| port.is_none_or(|p| a.conns.allows(p.protocol, p.port)))
+        .filter(|a| concerns(&a.conns))
         .collect();
     if relevant.is_empty() {
-        let _ = writeln!(
-            out,
-            "    no rule admits {}",
-            if port.is_some() {
-                "this port"
-            } else {
-                "this peer"
-            }
-        );
+        let what = if port.is_some() {
+            "this port"
+        } else {
+            "this peer"
+        };
+        let _ = writeln!(out, "    no rule admits {what}");
     }
     for a in relevant {
         let _ = writeln!(out, "    admitted by {}: {}", a.rule, a.conns);

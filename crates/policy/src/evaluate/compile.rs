@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use crate::diagnostic::Diagnostic;
 use crate::inventory::{Inventory, NAMESPACE_NAME_LABEL};
 use crate::objects::{
-    ContainerPort, IntOrString, LabelSelector, Labels, NetworkPolicyPeer, NetworkPolicyPort,
-    Protocol,
+    AdminAction, AdminPeer, AdminPort, ContainerPort, IntOrString, LabelSelector, Labels,
+    NetworkPolicyPeer, NetworkPolicyPort, Protocol,
 };
 
 use super::Direction;
@@ -29,13 +29,24 @@ pub(crate) struct Endpoint<'a> {
 }
 
 impl Endpoint<'_> {
-    /// Resolve a named port against this endpoint's container ports.
-    pub fn named_port(&self, name: &str, protocol: Protocol) -> Option<u16> {
+    /// Resolve a named port against this endpoint's container ports: the ports of that name
+    /// and protocol (of any protocol when `protocol` is `None`, as admin policies name ports).
+    pub fn named_ports<'s>(
+        &'s self,
+        name: &'s str,
+        protocol: Option<Protocol>,
+    ) -> impl Iterator<Item = (Protocol, u16)> + 's {
         self.ports
             .iter()
-            .find(|p| p.name.as_deref() == Some(name) && p.protocol == protocol)
-            .and_then(|p| u16::try_from(p.container_port).ok())
-            .filter(|&p| p >= 1)
+            .filter(move |p| {
+                p.name.as_deref() == Some(name) && protocol.is_none_or(|want| p.protocol == want)
+            })
+            .filter_map(|p| {
+                Some((
+                    p.protocol,
+                    u16::try_from(p.container_port).ok().filter(|&n| n >= 1)?,
+                ))
+            })
     }
 }
 
@@ -64,7 +75,8 @@ pub(crate) struct RulePorts {
     /// An empty `ports`: every port of every protocol.
     pub any: bool,
     pub fixed: Conns,
-    pub named: Vec<(Protocol, String)>,
+    /// Named ports, with their protocol (`None`: any protocol).
+    pub named: Vec<(Option<Protocol>, String)>,
 }
 
 impl RulePorts {
@@ -78,8 +90,8 @@ impl RulePorts {
         acc.union_with(&self.fixed);
         if let Some(dst) = dst {
             for (protocol, name) in &self.named {
-                if let Some(p) = dst.named_port(name, *protocol) {
-                    acc.add(*protocol, p, p);
+                for (protocol, p) in dst.named_ports(name, *protocol) {
+                    acc.add(protocol, p, p);
                 }
             }
         }
@@ -114,6 +126,29 @@ impl CompiledPolicy {
     }
 }
 
+/// A rule of an AdminNetworkPolicy or BaselineAdminNetworkPolicy.
+pub(crate) struct AdminRule {
+    pub action: AdminAction,
+    pub peers: Peers,
+    pub ports: RulePorts,
+}
+
+pub(crate) struct CompiledAdmin {
+    /// Index into `Inventory::admin_policies`.
+    pub source: usize,
+    pub ingress: Vec<AdminRule>,
+    pub egress: Vec<AdminRule>,
+}
+
+impl CompiledAdmin {
+    pub fn rules(&self, direction: Direction) -> &[AdminRule] {
+        match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+}
+
 pub(crate) struct Compiled<'a> {
     pub endpoints: Vec<Endpoint<'a>>,
     /// Endpoint of each pod.
@@ -122,6 +157,11 @@ pub(crate) struct Compiled<'a> {
     /// Per endpoint: the policies that select it and isolate it for ingress (resp. egress).
     pub ingress_of: Vec<Vec<u32>>,
     pub egress_of: Vec<Vec<u32>>,
+    pub admins: Vec<CompiledAdmin>,
+    /// Per endpoint: the AdminNetworkPolicies whose subject it is, in precedence order.
+    pub admin_of: Vec<Vec<u32>>,
+    /// Per endpoint: the BaselineAdminNetworkPolicies whose subject it is.
+    pub baseline_of: Vec<Vec<u32>>,
     /// First addresses of the pieces the IPv4 space is cut into.
     pub ip_boundaries: Vec<u32>,
     pub diagnostics: Vec<Diagnostic>,
@@ -318,15 +358,209 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
             egress,
         });
     }
+    let (admins, admin_of, baseline_of) =
+        compile_admins(inv, &mut sel, &mut ip_boundaries, &mut diagnostics);
     Compiled {
         endpoints,
         pod_endpoint,
         policies,
         ingress_of,
         egress_of,
+        admins,
+        admin_of,
+        baseline_of,
         ip_boundaries,
         diagnostics,
     }
+}
+
+type AdminIndex = (Vec<CompiledAdmin>, Vec<Vec<u32>>, Vec<Vec<u32>>);
+
+fn compile_admins(
+    inv: &Inventory,
+    sel: &mut Selectors,
+    boundaries: &mut Vec<u32>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> AdminIndex {
+    let n = sel.endpoints.len();
+    let mut admins = Vec::new();
+    let mut admin_of = vec![Vec::new(); n];
+    let mut baseline_of = vec![Vec::new(); n];
+    // Precedence: lower priority first; ties (undefined upstream) are broken by name.
+    let mut order: Vec<usize> = (0..inv.admin_policies.len()).collect();
+    order.sort_by_key(|&i| {
+        let p = &inv.admin_policies[i];
+        (
+            p.baseline,
+            p.policy.spec.priority,
+            p.policy.metadata.name.clone(),
+        )
+    });
+    for source in order {
+        let obj = &inv.admin_policies[source];
+        let kind = if obj.baseline {
+            "BaselineAdminNetworkPolicy"
+        } else {
+            "AdminNetworkPolicy"
+        };
+        let object = format!("{kind} {}", obj.policy.metadata.name);
+        let mut diag = |field: String, msg: String| {
+            diagnostics.push(Diagnostic::warning(&obj.origin, object.clone(), field, msg))
+        };
+        let spec = &obj.policy.spec;
+        let subject = match (&spec.subject.namespaces, &spec.subject.pods) {
+            (Some(ns), None) => {
+                let ns = sel.namespaces_matching(ns);
+                sel.endpoints_matching(&ns, &LabelSelector::default())
+            }
+            (None, Some(pods)) => {
+                let ns = sel.namespaces_matching(&pods.namespace_selector);
+                sel.endpoints_matching(&ns, &pods.pod_selector)
+            }
+            _ => {
+                diag(
+                    "spec.subject".to_string(),
+                    "set exactly one of namespaces and pods; the policy applies to nothing"
+                        .to_string(),
+                );
+                Vec::new()
+            }
+        };
+        let mut rules = |list: &[crate::objects::AdminRule],
+                         what: &str,
+                         diag: &mut dyn FnMut(String, String)|
+         -> Vec<AdminRule> {
+            list.iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let field = format!("spec.{what}[{i}]");
+                    if obj.baseline && r.action == AdminAction::Pass {
+                        diag(
+                            format!("{field}.action"),
+                            "Pass is not allowed in a baseline policy; treated as Deny".to_string(),
+                        );
+                    }
+                    AdminRule {
+                        action: if obj.baseline && r.action == AdminAction::Pass {
+                            AdminAction::Deny
+                        } else {
+                            r.action
+                        },
+                        peers: compile_admin_peers(sel, &r.peers, &field, boundaries, diag),
+                        ports: compile_admin_ports(
+                            r.ports.as_deref(),
+                            &format!("{field}.ports"),
+                            diag,
+                        ),
+                    }
+                })
+                .collect()
+        };
+        let ingress = rules(&spec.ingress, "ingress", &mut diag);
+        let egress = rules(&spec.egress, "egress", &mut diag);
+        let index = admins.len() as u32;
+        for &e in &subject {
+            if obj.baseline {
+                baseline_of[e as usize].push(index);
+            } else {
+                admin_of[e as usize].push(index);
+            }
+        }
+        admins.push(CompiledAdmin {
+            source,
+            ingress,
+            egress,
+        });
+    }
+    (admins, admin_of, baseline_of)
+}
+
+fn compile_admin_peers(
+    sel: &mut Selectors,
+    peers: &[AdminPeer],
+    field: &str,
+    boundaries: &mut Vec<u32>,
+    diag: &mut dyn FnMut(String, String),
+) -> Peers {
+    let mut out = Peers::default();
+    if peers.is_empty() {
+        diag(
+            field.to_string(),
+            "a rule without peers matches nothing".to_string(),
+        );
+    }
+    for peer in peers {
+        if let Some(ns) = &peer.namespaces {
+            let ns = sel.namespaces_matching(ns);
+            out.endpoints
+                .extend(sel.endpoints_matching(&ns, &LabelSelector::default()));
+        }
+        if let Some(pods) = &peer.pods {
+            let ns = sel.namespaces_matching(&pods.namespace_selector);
+            out.endpoints
+                .extend(sel.endpoints_matching(&ns, &pods.pod_selector));
+        }
+        for cidr in peer.networks.iter().flatten() {
+            let block = crate::objects::IpBlock {
+                cidr: cidr.clone(),
+                except: Vec::new(),
+            };
+            match ip_block_set(&block) {
+                Ok(set) => {
+                    block_boundaries(&block, boundaries);
+                    for r in set.ranges() {
+                        out.ips.insert(*r);
+                    }
+                }
+                Err(e) => diag(
+                    format!("{field}.networks"),
+                    format!("{e}; it matches nothing"),
+                ),
+            }
+        }
+    }
+    out.endpoints.sort_unstable();
+    out.endpoints.dedup();
+    out
+}
+
+fn compile_admin_ports(
+    ports: Option<&[AdminPort]>,
+    field: &str,
+    diag: &mut dyn FnMut(String, String),
+) -> RulePorts {
+    let Some(ports) = ports.filter(|p| !p.is_empty()) else {
+        return RulePorts {
+            any: true,
+            ..RulePorts::default()
+        };
+    };
+    let mut out = RulePorts::default();
+    let valid = |n: i32| u16::try_from(n).ok().filter(|&n| n >= 1);
+    for (i, p) in ports.iter().enumerate() {
+        if let Some(n) = &p.port_number {
+            match valid(n.port) {
+                Some(port) => out.fixed.add(n.protocol, port, port),
+                None => diag(
+                    format!("{field}[{i}].portNumber"),
+                    format!("port {} is outside 1-65535", n.port),
+                ),
+            }
+        }
+        if let Some(r) = &p.port_range {
+            match (valid(r.start), valid(r.end)) {
+                (Some(lo), Some(hi)) if lo <= hi => out.fixed.add(r.protocol, lo, hi),
+                _ => diag(
+                    format!("{field}[{i}].portRange"),
+                    format!("invalid range {}-{}", r.start, r.end),
+                ),
+            }
+        }
+        if let Some(name) = &p.named_port {
+            out.named.push((None, name.clone()));
+        }
+    }
+    out
 }
 
 fn compile_peers(
@@ -414,7 +648,7 @@ fn compile_ports(
                             "endPort cannot be used with a named port; it is ignored".to_string(),
                         );
                     }
-                    out.named.push((protocol, s.clone()));
+                    out.named.push((Some(protocol), s.clone()));
                     continue;
                 }
             },

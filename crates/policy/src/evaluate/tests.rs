@@ -742,3 +742,187 @@ mod diffs {
         assert!(d[1].gained().is_all());
     }
 }
+
+mod admin {
+    //! AdminNetworkPolicy and BaselineAdminNetworkPolicy layering.
+
+    use super::*;
+    use crate::inventory::AdminPolicyObject;
+    use crate::objects::AdminNetworkPolicy;
+
+    /// `("anp" | "banp", spec)` admin policies and `(namespace, spec)` NetworkPolicies.
+    fn mk_layered(admin: &[(&str, &str)], policies: &[(&str, &str)]) -> Inventory {
+        let mut inv = mk_cluster(policies);
+        for (i, (kind, spec)) in admin.iter().enumerate() {
+            let spec =
+                serde_yaml::from_str(spec).unwrap_or_else(|e| panic!("bad spec {spec}: {e}"));
+            inv.admin_policies.push(AdminPolicyObject {
+                origin: Default::default(),
+                baseline: *kind == "banp",
+                policy: AdminNetworkPolicy {
+                    metadata: ObjectMeta {
+                        name: format!("{kind}{i}"),
+                        ..Default::default()
+                    },
+                    spec,
+                },
+            });
+        }
+        inv
+    }
+
+    struct AdminCase {
+        name: &'static str,
+        admin: &'static [(&'static str, &'static str)],
+        policies: &'static [(&'static str, &'static str)],
+        want: &'static [(&'static str, &'static str, &'static str)],
+    }
+
+    const DB_INGRESS_ONLY_FROM_WEB: (&str, &str) = (
+        "a",
+        "{podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]}",
+    );
+
+    const CASES: &[AdminCase] = &[
+        AdminCase {
+            name: "an admin Deny wins over a NetworkPolicy that allows",
+            admin: &[(
+                "anp",
+                "{priority: 1, subject: {namespaces: {matchLabels: {team: x}}}, ingress: [{action: Deny, from: [{namespaces: {matchLabels: {team: x}}}], ports: [{portNumber: {port: 5432}}]}]}",
+            )],
+            policies: &[DB_INGRESS_ONLY_FROM_WEB],
+            want: &[
+                (
+                    "a/web",
+                    "a/db",
+                    "SCTP 1-65535,TCP 1-5431,5433-65535,UDP 1-65535",
+                ),
+                ("b/web", "a/db", NONE),
+            ],
+        },
+        AdminCase {
+            name: "an admin Allow wins over NetworkPolicy isolation",
+            admin: &[(
+                "anp",
+                "{priority: 1, subject: {pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: db}}}}, ingress: [{action: Allow, from: [{namespaces: {matchLabels: {team: y}}}], ports: [{portRange: {protocol: UDP, start: 1000, end: 2000}}]}]}",
+            )],
+            policies: &[DB_INGRESS_ONLY_FROM_WEB],
+            want: &[
+                ("b/web", "a/db", "UDP 1000-2000"),
+                ("c/tool", "a/db", NONE),
+                ("a/web", "a/db", ALL),
+            ],
+        },
+        AdminCase {
+            name: "Pass delegates to NetworkPolicies, and without them to the baseline",
+            admin: &[
+                (
+                    "anp",
+                    "{priority: 5, subject: {namespaces: {}}, ingress: [{action: Pass, from: [{namespaces: {}}]}]}",
+                ),
+                (
+                    "banp",
+                    "{subject: {namespaces: {}}, ingress: [{action: Deny, from: [{namespaces: {matchLabels: {team: y}}}]}]}",
+                ),
+            ],
+            policies: &[DB_INGRESS_ONLY_FROM_WEB],
+            want: &[
+                ("a/web", "a/db", ALL),
+                ("b/web", "a/db", NONE),
+                ("b/web", "a/web", NONE),
+                ("c/tool", "a/web", ALL),
+                ("a/web", "b/web", ALL),
+            ],
+        },
+        AdminCase {
+            name: "the lower priority number takes precedence",
+            admin: &[
+                (
+                    "anp",
+                    "{priority: 20, subject: {namespaces: {}}, egress: [{action: Allow, to: [{namespaces: {}}]}]}",
+                ),
+                (
+                    "anp",
+                    "{priority: 10, subject: {namespaces: {}}, egress: [{action: Deny, to: [{pods: {namespaceSelector: {}, podSelector: {matchLabels: {app: tool}}}}]}]}",
+                ),
+            ],
+            policies: &[],
+            want: &[("a/web", "c/tool", NONE), ("a/web", "a/db", ALL)],
+        },
+        AdminCase {
+            name: "within a policy the first matching rule decides each port",
+            admin: &[(
+                "anp",
+                "{priority: 1, subject: {namespaces: {matchLabels: {team: y}}}, egress: [{action: Allow, to: [{namespaces: {}}], ports: [{namedPort: http}]}, {action: Deny, to: [{namespaces: {}}]}]}",
+            )],
+            policies: &[],
+            want: &[
+                ("b/web", "a/web", "TCP 8080"),
+                ("b/web", "a/db", NONE),
+                ("b/web", "8.8.8.8", ALL),
+            ],
+        },
+        AdminCase {
+            name: "the baseline applies only where no NetworkPolicy isolates",
+            admin: &[(
+                "banp",
+                "{subject: {namespaces: {}}, ingress: [{action: Deny, from: [{namespaces: {}}]}]}",
+            )],
+            policies: &[DB_INGRESS_ONLY_FROM_WEB],
+            want: &[
+                ("a/web", "a/db", ALL),
+                ("a/db", "a/web", NONE),
+                ("8.8.8.8", "a/web", ALL),
+            ],
+        },
+        AdminCase {
+            name: "networks peers match external addresses in egress",
+            admin: &[(
+                "anp",
+                "{priority: 1, subject: {namespaces: {}}, egress: [{action: Deny, to: [{networks: [10.0.0.0/8]}]}]}",
+            )],
+            policies: &[],
+            want: &[
+                ("a/web", "10.1.2.3", NONE),
+                ("a/web", "11.1.2.3", ALL),
+                ("a/web", "a/db", ALL),
+            ],
+        },
+    ];
+
+    #[test]
+    fn evaluates_admin_policy_layers() {
+        for case in CASES {
+            let inv = mk_layered(case.admin, case.policies);
+            let c = evaluate(&inv, Naming::DirectOwner);
+            for &(src, dst, want) in case.want {
+                assert_eq!(conns(&c, src, dst), want, "{}: {src} => {dst}", case.name);
+            }
+        }
+    }
+
+    #[test]
+    fn explanation_names_the_deciding_admin_rules() {
+        let inv = mk_layered(
+            &[(
+                "anp",
+                "{priority: 1, subject: {namespaces: {matchLabels: {team: y}}}, egress: [{name: web-only, action: Allow, to: [{namespaces: {}}], ports: [{namedPort: http}]}, {name: rest, action: Deny, to: [{namespaces: {}}]}]}",
+            )],
+            &[],
+        );
+        let eval = Evaluator::new(&inv);
+        let e = eval
+            .explain(&peer("b/web"), &peer("a/web"), Naming::DirectOwner)
+            .unwrap();
+        assert_eq!(e.allowed.to_string(), "TCP 8080");
+        let decisions: Vec<String> = e.egress.admin.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            decisions,
+            [
+                "AdminNetworkPolicy anp0 egress[0] (web-only): Allow TCP 8080",
+                "AdminNetworkPolicy anp0 egress[1] (rest): Deny SCTP 1-65535,TCP 1-8079,8081-65535,UDP 1-65535"
+            ]
+        );
+        assert!(e.ingress.admin.is_empty() && !e.ingress.isolated());
+    }
+}
