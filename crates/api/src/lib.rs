@@ -1,0 +1,644 @@
+//! `accord-api`: the JSON of Accord's dashboard HTTP API, shared by the server (`accord serve`)
+//! and the Leptos frontend.
+//!
+//! In: nothing but serde. Out: plain data types. This crate has no logic beyond small helpers
+//! and builds for `wasm32-unknown-unknown`. Every type round-trips through `serde_json`.
+//!
+//! Conventions: identifiers of workloads are `namespace/name[Kind]` strings (the root workload
+//! identity); times are RFC 3339 UTC strings; enums are lowercase strings; optional fields are
+//! omitted when empty.
+
+use serde::{Deserialize, Serialize};
+
+/// Path prefix of every API endpoint.
+pub const API_PREFIX: &str = "/api";
+
+// ---------------------------------------------------------------------------------------------
+// Graph
+
+/// The state of one client→server edge: what was declared compared with what is enforced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeState {
+    /// Declared, allowed, and the server is isolated for ingress: zero-trust as intended.
+    Enforced,
+    /// Declared but denied: the client will fail.
+    Blocked,
+    /// Declared and allowed, but the server is not isolated: anyone else may call it too.
+    Unprotected,
+    /// Allowed into an isolated server although no intent declares it: over-permission.
+    Undeclared,
+    /// Allowed because nothing isolates the server (default-allow), and not declared.
+    Open,
+}
+
+impl EdgeState {
+    pub const ALL: [EdgeState; 5] = [
+        EdgeState::Enforced,
+        EdgeState::Blocked,
+        EdgeState::Unprotected,
+        EdgeState::Undeclared,
+        EdgeState::Open,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeState::Enforced => "enforced",
+            EdgeState::Blocked => "blocked",
+            EdgeState::Unprotected => "unprotected",
+            EdgeState::Undeclared => "undeclared",
+            EdgeState::Open => "open",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EdgeState> {
+        EdgeState::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the edge is a problem worth showing in a drift report.
+    pub fn is_drift(self) -> bool {
+        matches!(
+            self,
+            EdgeState::Blocked | EdgeState::Unprotected | EdgeState::Undeclared
+        )
+    }
+}
+
+impl std::fmt::Display for EdgeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A workload node of the graph.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// `namespace/name[Kind]`.
+    pub id: String,
+    pub namespace: String,
+    pub name: String,
+    /// Workload kind (`Deployment`, `StatefulSet`, …); empty for a kind-less identity.
+    #[serde(default)]
+    pub kind: String,
+    /// Whether some policy isolates the workload for ingress.
+    #[serde(default)]
+    pub ingress_isolated: bool,
+    /// Whether some ClientIntents declares calls from this workload.
+    #[serde(default)]
+    pub has_intents: bool,
+    /// Number of pods (template pods count as one).
+    #[serde(default)]
+    pub pods: u32,
+    /// Number of drift items concerning this workload.
+    #[serde(default)]
+    pub drift: u32,
+}
+
+/// A client→server edge of the graph.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Edge {
+    /// Client workload id.
+    pub source: String,
+    /// Server workload id.
+    pub target: String,
+    pub state: EdgeState,
+    /// Allowed ports, e.g. `TCP 8080,8443` or `All Connections`; empty when nothing is allowed.
+    #[serde(default)]
+    pub ports: String,
+    /// Declared ports (from intents), e.g. `TCP 8443` or `All Connections`; empty if undeclared.
+    #[serde(default)]
+    pub declared_ports: String,
+    /// Whether an intent declares the call.
+    pub declared: bool,
+    /// Whether the live policies allow the call (on some port).
+    pub allowed: bool,
+    /// RFC 3339 time the edge was first seen by the dashboard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    /// RFC 3339 time the edge last changed state or ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_changed: Option<String>,
+}
+
+/// `GET /api/graph`: workloads and the edges between them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+    pub edges: Vec<Edge>,
+    /// Number of each edge state in the (filtered) graph.
+    #[serde(default)]
+    pub counts: StateCounts,
+    /// RFC 3339 time of the sync this graph comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_at: Option<String>,
+}
+
+/// Number of edges per state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateCounts {
+    #[serde(default)]
+    pub enforced: u32,
+    #[serde(default)]
+    pub blocked: u32,
+    #[serde(default)]
+    pub unprotected: u32,
+    #[serde(default)]
+    pub undeclared: u32,
+    #[serde(default)]
+    pub open: u32,
+}
+
+impl StateCounts {
+    pub fn add(&mut self, state: EdgeState, n: u32) {
+        match state {
+            EdgeState::Enforced => self.enforced += n,
+            EdgeState::Blocked => self.blocked += n,
+            EdgeState::Unprotected => self.unprotected += n,
+            EdgeState::Undeclared => self.undeclared += n,
+            EdgeState::Open => self.open += n,
+        }
+    }
+
+    pub fn get(&self, state: EdgeState) -> u32 {
+        match state {
+            EdgeState::Enforced => self.enforced,
+            EdgeState::Blocked => self.blocked,
+            EdgeState::Unprotected => self.unprotected,
+            EdgeState::Undeclared => self.undeclared,
+            EdgeState::Open => self.open,
+        }
+    }
+
+    pub fn total(&self) -> u32 {
+        EdgeState::ALL.iter().map(|s| self.get(*s)).sum()
+    }
+}
+
+/// Query of `GET /api/graph`. All fields optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphQuery {
+    /// Only workloads in these namespaces (comma-separated in the query string); edges are kept
+    /// when either end is in one of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Only edges in these states (comma-separated). Default: every state but `open`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Neighbourhood of this workload id only…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// …to this depth (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth: Option<u32>,
+    /// `workload` (default) or `namespace` (aggregate to a [`NamespaceGraph`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+}
+
+/// A namespace node of the aggregated graph.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceNode {
+    /// The namespace name (also its id).
+    pub id: String,
+    pub workloads: u32,
+    #[serde(default)]
+    pub counts: StateCounts,
+}
+
+/// An aggregated edge between namespaces (intra-namespace edges have `source == target`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceEdge {
+    pub source: String,
+    pub target: String,
+    /// Number of workload edges per state.
+    pub counts: StateCounts,
+}
+
+/// `GET /api/graph?level=namespace`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceGraph {
+    pub nodes: Vec<NamespaceNode>,
+    pub edges: Vec<NamespaceEdge>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_at: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Explanations and workload detail
+
+/// Where an object came from: a manifest file (and YAML document) or the cluster.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// `ClientIntents`, `NetworkPolicy`, `Pod`, …
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// File (and `#document`) or `cluster`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub origin: String,
+    /// Field path inside the object, e.g. `spec.targets[1]`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub field: String,
+}
+
+/// A policy rule taking part in a decision.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRef {
+    /// `namespace/name` of the NetworkPolicy.
+    pub policy: String,
+    /// `ingress` or `egress`.
+    pub direction: String,
+    /// Index of the rule in the policy's list.
+    pub index: u32,
+    /// Ports the rule admits, e.g. `TCP 8080`.
+    #[serde(default)]
+    pub ports: String,
+}
+
+/// Why an edge has its state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeExplanation {
+    /// One or two sentences a developer can read.
+    pub summary: String,
+    /// The intents that declare the call (with the target's field path).
+    #[serde(default)]
+    pub declared_by: Vec<ObjectRef>,
+    /// Policies isolating the server for ingress (`namespace/name`).
+    #[serde(default)]
+    pub ingress_isolated_by: Vec<String>,
+    /// Ingress rules admitting the client.
+    #[serde(default)]
+    pub ingress_admitted_by: Vec<RuleRef>,
+    /// Policies isolating the client for egress.
+    #[serde(default)]
+    pub egress_isolated_by: Vec<String>,
+    /// Egress rules admitting the server.
+    #[serde(default)]
+    pub egress_admitted_by: Vec<RuleRef>,
+    /// Admin (baseline) policy decisions, formatted.
+    #[serde(default)]
+    pub admin: Vec<String>,
+}
+
+/// An edge with its explanation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExplainedEdge {
+    #[serde(flatten)]
+    pub edge: Edge,
+    pub explanation: EdgeExplanation,
+}
+
+/// `GET /api/workloads/{id}`: one workload and everything about its access.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadDetail {
+    pub node: Node,
+    /// Edges into this workload.
+    pub callers: Vec<ExplainedEdge>,
+    /// Edges out of this workload.
+    pub callees: Vec<ExplainedEdge>,
+    /// NetworkPolicies whose pod selector selects this workload.
+    pub policies: Vec<ObjectRef>,
+    /// ClientIntents declared by this workload (as a client).
+    pub intents: Vec<ObjectRef>,
+    /// ClientIntents of other workloads that declare calls to this one.
+    pub declared_callers: Vec<ObjectRef>,
+    /// Drift items concerning this workload.
+    pub drift: Vec<DriftItem>,
+    /// Labels of the workload's pods (merged).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drift
+
+/// How bad a drift item is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftSeverity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// What kind of drift an item is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftKind {
+    /// A declared call is denied.
+    Blocked,
+    /// A declared call is allowed, but the server is not isolated.
+    Unprotected,
+    /// A policy lets in a caller nobody declared.
+    Undeclared,
+    /// A policy labelled as Accord's differs from what Accord would generate now.
+    ModifiedPolicy,
+    /// A policy Accord would generate is absent.
+    MissingPolicy,
+    /// A policy labelled as Accord's that Accord would no longer generate.
+    StalePolicy,
+    /// A client pod lacks an access label the intents require.
+    MissingLabel,
+}
+
+/// The suggested fix for a drift item.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuggestedFix {
+    /// What to do, in a sentence.
+    pub description: String,
+    /// YAML to apply (ClientIntents, NetworkPolicy) or a label patch; may be empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub yaml: String,
+}
+
+/// One drift item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftItem {
+    pub kind: DriftKind,
+    pub severity: DriftSeverity,
+    pub namespace: String,
+    /// The workload concerned (the client for a call, the server for `undeclared`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// The edge, for drift of a call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The object at fault (a policy, a pod, an intent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<ObjectRef>,
+    /// What is wrong, in a sentence or two.
+    pub explanation: String,
+    pub fix: SuggestedFix,
+}
+
+/// Drift items of one namespace.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceDrift {
+    pub namespace: String,
+    pub items: Vec<DriftItem>,
+}
+
+/// `GET /api/drift`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftReport {
+    pub namespaces: Vec<NamespaceDrift>,
+    /// Total number of items.
+    pub total: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_at: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Diagnostics, what-if, drafts
+
+/// A problem in the input, naming file, object and field.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    /// `error` or `warning`.
+    pub severity: String,
+    /// File (and document) the problem is in.
+    #[serde(default)]
+    pub origin: String,
+    /// `Kind namespace/name` of the object.
+    #[serde(default)]
+    pub object: String,
+    /// Field path, e.g. `spec.targets[0].kubernetes.name`.
+    #[serde(default)]
+    pub field: String,
+    pub message: String,
+}
+
+/// `POST /api/what-if`: a draft evaluated against the current inventory.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatIfRequest {
+    /// One or more ClientIntents (YAML or JSON, multi-document allowed). They replace intents
+    /// of the same namespace/name in the inventory.
+    pub yaml: String,
+}
+
+/// An edge whose state would change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeChange {
+    pub source: String,
+    pub target: String,
+    /// `None` when the edge does not exist before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<EdgeState>,
+    /// `None` when the edge disappears.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<EdgeState>,
+    #[serde(default)]
+    pub ports_before: String,
+    #[serde(default)]
+    pub ports_after: String,
+}
+
+/// Response of `POST /api/what-if` (also 422 body when the draft has errors, with `ok: false`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhatIfResponse {
+    /// Whether the draft parsed without errors.
+    pub ok: bool,
+    pub diagnostics: Vec<Diagnostic>,
+    /// The NetworkPolicies the intents (current + draft) would generate for the draft's
+    /// servers, as YAML.
+    pub policies_yaml: String,
+    /// Pod label changes the draft implies, as YAML.
+    #[serde(default)]
+    pub labels_yaml: String,
+    /// Edges whose state would change, sorted.
+    pub changes: Vec<EdgeChange>,
+}
+
+/// A saved draft.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draft {
+    pub id: i64,
+    pub name: String,
+    pub yaml: String,
+    /// RFC 3339.
+    pub created: String,
+    /// RFC 3339.
+    #[serde(default)]
+    pub updated: String,
+}
+
+/// `POST /api/drafts` body (also `PUT /api/drafts/{id}`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewDraft {
+    pub name: String,
+    pub yaml: String,
+}
+
+/// `GET /api/drafts`: drafts without their YAML bodies trimmed (the list is small).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftList {
+    pub drafts: Vec<Draft>,
+}
+
+/// Result of `POST /api/drafts/{id}/apply`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyResult {
+    /// `namespace/name` of each ClientIntents applied.
+    pub applied: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// History
+
+/// What happened to an edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChangeKind {
+    /// Access became allowed (the edge appeared, or went from not-allowed to allowed).
+    Granted,
+    /// Access was taken away (the edge disappeared or became blocked).
+    Revoked,
+    /// Same access, different state (e.g. `open` → `enforced`) or ports.
+    StateChanged,
+}
+
+/// One change-log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub id: i64,
+    /// RFC 3339.
+    pub time: String,
+    /// The workload concerned (the server of the edge).
+    pub workload: String,
+    pub source: String,
+    pub target: String,
+    pub change: ChangeKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<EdgeState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<EdgeState>,
+    /// The objects that changed in the same sync and decide the edge (`Kind ns/name`).
+    #[serde(default)]
+    pub by: Vec<String>,
+}
+
+/// Query of `GET /api/history`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryQuery {
+    /// Entries whose source or target is this workload id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// Return entries with `id < before` (paging backwards; newest first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
+    /// Page size (default 100, max 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/history`: newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub entries: Vec<HistoryEntry>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status, events, errors
+
+/// `GET /api/status`: where the data comes from and how fresh it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// `demo`, `manifests:PATH` or `cluster`.
+    pub source: String,
+    /// Whether a first sync completed.
+    pub ready: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_at: Option<String>,
+    /// Sync passes completed since start.
+    pub syncs: u64,
+    pub workloads: u32,
+    pub edges: u32,
+    /// Diagnostics of the input of the last sync.
+    #[serde(default)]
+    pub diagnostics: Vec<Diagnostic>,
+    /// Whether `POST /api/drafts/{id}/apply` is enabled.
+    #[serde(default)]
+    pub apply_enabled: bool,
+}
+
+/// Data of a server-sent event on `/api/events` (event name `sync`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncEvent {
+    /// Sync run id.
+    pub run: i64,
+    pub synced_at: String,
+    /// Number of edges that changed in this pass.
+    pub changed: u32,
+}
+
+/// Body of every error response.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<Vec<Diagnostic>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edge_state_serializes_lowercase_and_parses_back() {
+        for s in EdgeState::ALL {
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(json, format!("\"{}\"", s.as_str()));
+            assert_eq!(EdgeState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(EdgeState::parse("nope"), None);
+    }
+
+    #[test]
+    fn explained_edge_flattens_the_edge() {
+        let e = ExplainedEdge {
+            edge: Edge {
+                source: "a/b[Deployment]".into(),
+                target: "a/c[Deployment]".into(),
+                state: EdgeState::Blocked,
+                ports: String::new(),
+                declared_ports: "TCP 80".into(),
+                declared: true,
+                allowed: false,
+                first_seen: None,
+                last_changed: None,
+            },
+            explanation: EdgeExplanation::default(),
+        };
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["state"], "blocked");
+        assert_eq!(v["source"], "a/b[Deployment]");
+        let back: ExplainedEdge = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn error_body_omits_absent_diagnostics() {
+        let e = ErrorBody {
+            error: "not found".into(),
+            diagnostics: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"error":"not found"}"#
+        );
+    }
+
+    #[test]
+    fn state_counts_add_up() {
+        let mut c = StateCounts::default();
+        c.add(EdgeState::Open, 2);
+        c.add(EdgeState::Blocked, 1);
+        assert_eq!(c.total(), 3);
+        assert_eq!(c.get(EdgeState::Open), 2);
+    }
+}
