@@ -400,6 +400,10 @@ fn api_server_args(pki: &Pki, etcd_url: &str, port: u16) -> Vec<String> {
         ),
         format!("--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}"),
         "--authorization-mode=Node,RBAC".to_owned(),
+        // The endpoint reconciler would publish 127.0.0.1 as the `kubernetes` Service's
+        // endpoint, which validation rejects every 10 s. Pods cannot reach a loopback
+        // address anyway, so that Service has no endpoints here.
+        "--endpoint-reconciler-type=none".to_owned(),
         "--allow-privileged=true".to_owned(),
         // Priority and fairness adds start-up work that a test cluster does not need.
         "--enable-priority-and-fairness=false".to_owned(),
