@@ -245,3 +245,22 @@ pub fn random_name(prefix: &str) -> String {
         RandomState::new().hash_one((std::process::id(), count, std::time::SystemTime::now()));
     format!("{prefix}-{:08x}", hash as u32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::random_name;
+
+    #[test]
+    fn random_names_are_valid_namespace_names_and_differ() {
+        let first = random_name("accord-test");
+        let second = random_name("accord-test");
+        assert_ne!(first, second);
+        assert_eq!(first.len(), "accord-test-".len() + 8);
+        assert!(
+            first
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "{first}"
+        );
+    }
+}

@@ -95,3 +95,30 @@ pub fn condition_status(object: &impl serde::Serialize, condition_type: &str) ->
         .and_then(Value::as_str)
         .map(str::to_owned)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::condition_status;
+    use serde_json::json;
+
+    #[test]
+    fn condition_status_reads_the_named_condition() {
+        let crd = json!({ "status": { "conditions": [
+            { "type": "NamesAccepted", "status": "True" },
+            { "type": "Established", "status": "False" },
+        ] } });
+        assert_eq!(
+            condition_status(&crd, "Established").as_deref(),
+            Some("False")
+        );
+        assert_eq!(
+            condition_status(&crd, "NamesAccepted").as_deref(),
+            Some("True")
+        );
+        assert_eq!(condition_status(&crd, "Terminating"), None);
+        assert_eq!(
+            condition_status(&json!({ "spec": {} }), "Established"),
+            None
+        );
+    }
+}
