@@ -10,6 +10,7 @@
 //! so the dashboard can preview drafts in the browser with the same code the operator runs.
 
 pub mod diagnostic;
+pub mod drift;
 pub mod evaluate;
 pub mod generate;
 pub mod identity;

@@ -1,0 +1,845 @@
+//! Drift: declared intents compared with evaluated reality.
+//!
+//! In: an [`Inventory`] (with its live NetworkPolicies) and the generation options. Out: a
+//! [`Report`] with one [`EdgeReport`] per client→server workload pair that is declared or
+//! allowed, in one of the states of DESIGN.md's drift model, and the [`DriftItem`]s a platform
+//! team should act on, each with a suggested fix: declared calls that are blocked or
+//! unprotected, undeclared access, and drift of Accord's own output (a generated policy edited,
+//! missing or stale, a client pod missing its access label).
+//!
+//! Workloads are named by their root identity ([`Naming::Workload`]). Edges are computed for the
+//! whole inventory at once from the evaluator's connectivity, so the cost follows the number of
+//! allowed pairs; per-rule explanations are left to [`Evaluator::explain`], which callers ask for
+//! the few edges a user looks at.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::{Diagnostic, Origin};
+use crate::evaluate::{Conns, Evaluator, Naming, Peer, PolicyRef};
+use crate::generate::{GenerateOptions, Generated, generate};
+use crate::identity::WorkloadId;
+use crate::intents::{ClientIntents, TargetKind, TargetPort};
+use crate::inventory::Inventory;
+use crate::labels;
+use crate::objects::{IntOrString, Labels, NetworkPolicy};
+
+/// The state of one client→server edge (DESIGN.md, "Edge states").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EdgeState {
+    Enforced,
+    Blocked,
+    Unprotected,
+    Undeclared,
+    Open,
+}
+
+impl EdgeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeState::Enforced => "enforced",
+            EdgeState::Blocked => "blocked",
+            EdgeState::Unprotected => "unprotected",
+            EdgeState::Undeclared => "undeclared",
+            EdgeState::Open => "open",
+        }
+    }
+
+    /// The state of a pair: whether it is declared, allowed, and the server isolated for ingress.
+    /// `None` for a pair that is neither declared nor allowed.
+    pub fn of(declared: bool, allowed: bool, isolated: bool) -> Option<EdgeState> {
+        Some(match (declared, allowed, isolated) {
+            (true, true, true) => EdgeState::Enforced,
+            (true, false, _) => EdgeState::Blocked,
+            (true, true, false) => EdgeState::Unprotected,
+            (false, true, true) => EdgeState::Undeclared,
+            (false, true, false) => EdgeState::Open,
+            (false, false, _) => return None,
+        })
+    }
+}
+
+impl fmt::Display for EdgeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An object, by kind, namespace and name, with where it came from and the field concerned.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub origin: Origin,
+    /// A field path inside the object (empty for the whole object).
+    pub field: String,
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)?;
+        if !self.field.is_empty() {
+            write!(f, " {}", self.field)?;
+        }
+        Ok(())
+    }
+}
+
+/// One declaration of a call: the intent and target that declare it, and its ports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Declaration {
+    pub intents: ObjectRef,
+    /// The ports declared (all connections when the target names none).
+    pub conns: Conns,
+}
+
+/// One client→server workload pair that is declared or allowed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeReport {
+    pub source: WorkloadId,
+    pub target: WorkloadId,
+    pub state: EdgeState,
+    /// The intents declaring the call (empty when undeclared).
+    pub declared_by: Vec<Declaration>,
+    /// The union of the declared ports (empty when undeclared).
+    pub declared: Conns,
+    /// What the live policies allow from source to target.
+    pub allowed: Conns,
+    /// Policies isolating the server for ingress (empty: the server admits everyone).
+    pub ingress_isolated_by: Vec<PolicyRef>,
+    /// One or two sentences.
+    pub summary: String,
+}
+
+impl EdgeReport {
+    pub fn is_declared(&self) -> bool {
+        !self.declared_by.is_empty()
+    }
+
+    pub fn is_allowed(&self) -> bool {
+        !self.allowed.is_empty()
+    }
+}
+
+/// What the report knows about one workload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadReport {
+    pub id: WorkloadId,
+    pub pods: u32,
+    /// Policies isolating the workload for ingress.
+    pub ingress_isolated_by: Vec<PolicyRef>,
+    /// Every NetworkPolicy selecting the workload's pods (either direction).
+    pub selected_by: Vec<PolicyRef>,
+    /// ClientIntents declaring calls from this workload.
+    pub intents: Vec<ObjectRef>,
+    /// The labels of the workload's pods (the first pod's, when they differ).
+    pub labels: Labels,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DriftKind {
+    Blocked,
+    Unprotected,
+    Undeclared,
+    ModifiedPolicy,
+    MissingPolicy,
+    StalePolicy,
+    MissingLabel,
+}
+
+impl DriftKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::Blocked => "blocked",
+            DriftKind::Unprotected => "unprotected",
+            DriftKind::Undeclared => "undeclared",
+            DriftKind::ModifiedPolicy => "modified-policy",
+            DriftKind::MissingPolicy => "missing-policy",
+            DriftKind::StalePolicy => "stale-policy",
+            DriftKind::MissingLabel => "missing-label",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftSeverity {
+    Info,
+    Warning,
+    Critical,
+}
+
+/// One thing to act on, with a suggested fix.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftItem {
+    pub kind: DriftKind,
+    pub severity: DriftSeverity,
+    pub namespace: String,
+    /// The workload concerned: the client of a blocked or unprotected call, the server of an
+    /// undeclared one, the selected workload of a policy.
+    pub workload: Option<WorkloadId>,
+    pub source: Option<WorkloadId>,
+    pub target: Option<WorkloadId>,
+    /// The object at fault.
+    pub object: Option<ObjectRef>,
+    pub explanation: String,
+    pub fix: String,
+    /// YAML to apply for the fix (intents, a policy or a label patch); may be empty.
+    pub fix_yaml: String,
+}
+
+/// Everything [`analyze`] finds.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Sorted by id.
+    pub workloads: Vec<WorkloadReport>,
+    /// Sorted by (source, target).
+    pub edges: Vec<EdgeReport>,
+    /// Sorted by namespace, then kind, then workload.
+    pub items: Vec<DriftItem>,
+    /// What generation produced from the inventory's intents.
+    pub generated: Generated,
+    /// Problems of the input found while generating and evaluating.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Report {
+    pub fn edge(&self, source: &WorkloadId, target: &WorkloadId) -> Option<&EdgeReport> {
+        self.edges
+            .binary_search_by(|e| (&e.source, &e.target).cmp(&(source, target)))
+            .ok()
+            .map(|i| &self.edges[i])
+    }
+
+    pub fn workload(&self, id: &WorkloadId) -> Option<&WorkloadReport> {
+        self.workloads
+            .binary_search_by(|w| w.id.cmp(id))
+            .ok()
+            .map(|i| &self.workloads[i])
+    }
+}
+
+fn policy_object_ref(p: &NetworkPolicy, origin: &Origin) -> ObjectRef {
+    ObjectRef {
+        kind: "NetworkPolicy".to_string(),
+        namespace: p.namespace().to_string(),
+        name: p.metadata.name.clone(),
+        origin: origin.clone(),
+        field: String::new(),
+    }
+}
+
+fn intents_ref(i: &ClientIntents, field: &str) -> ObjectRef {
+    ObjectRef {
+        kind: "ClientIntents".to_string(),
+        namespace: i.namespace.clone(),
+        name: i.name.clone(),
+        origin: i.origin.clone(),
+        field: field.to_string(),
+    }
+}
+
+fn ports_conns(ports: &[TargetPort]) -> Conns {
+    let mut c = Conns::none();
+    for p in ports {
+        let lo = p.port.clamp(0, 65535) as u16;
+        let hi = p.end_port.unwrap_or(p.port).clamp(0, 65535) as u16;
+        c.add(p.protocol, lo, hi.max(lo));
+    }
+    c
+}
+
+/// The ports a Service target reaches on a pod of the workload, resolving named target ports
+/// against the pod's container ports.
+fn service_conns(service: &crate::objects::Service, pod: Option<&crate::inventory::Pod>) -> Conns {
+    let mut c = Conns::none();
+    for p in &service.ports {
+        match p.effective_target_port() {
+            IntOrString::Int(n) => {
+                let n = n.clamp(0, 65535) as u16;
+                c.add(p.protocol, n, n);
+            }
+            IntOrString::String(name) => {
+                if let Some(n) = pod.and_then(|pod| pod.named_port(&name, p.protocol)) {
+                    let n = n.clamp(0, 65535) as u16;
+                    c.add(p.protocol, n, n);
+                }
+            }
+        }
+    }
+    c
+}
+
+struct Index<'a> {
+    inv: &'a Inventory,
+    /// Resolved workload ids by (namespace, name).
+    by_name: HashMap<(&'a str, &'a str), Vec<&'a WorkloadId>>,
+    /// First pod index of each workload.
+    first_pod: HashMap<&'a WorkloadId, usize>,
+}
+
+impl<'a> Index<'a> {
+    fn new(inv: &'a Inventory) -> Self {
+        let mut by_name: HashMap<(&str, &str), Vec<&WorkloadId>> = HashMap::new();
+        let mut first_pod = HashMap::new();
+        for (i, p) in inv.pods.iter().enumerate() {
+            if first_pod.insert(&p.workload, i).is_none() {
+                by_name
+                    .entry((p.workload.namespace.as_str(), p.workload.name.as_str()))
+                    .or_default()
+                    .push(&p.workload);
+            }
+        }
+        Index {
+            inv,
+            by_name,
+            first_pod,
+        }
+    }
+
+    /// The resolved workloads a declared identity designates.
+    fn resolve(&self, id: &WorkloadId) -> Vec<&'a WorkloadId> {
+        self.by_name
+            .get(&(id.namespace.as_str(), id.name.as_str()))
+            .map(|v| v.iter().copied().filter(|w| id.matches(w)).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Compare declared intents with what the inventory's live NetworkPolicies allow.
+pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
+    let generated = generate(inv, opts);
+    let evaluator = Evaluator::new(inv);
+    let connectivity = evaluator.connectivity(Naming::Workload);
+    let index = Index::new(inv);
+
+    // Which policies select each workload, and which isolate it for ingress.
+    let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, p) in inv.network_policies.iter().enumerate() {
+        by_namespace
+            .entry(p.policy.namespace())
+            .or_default()
+            .push(i);
+    }
+    let mut selected: BTreeMap<&WorkloadId, (BTreeSet<PolicyRef>, BTreeSet<PolicyRef>, u32)> =
+        BTreeMap::new();
+    for pod in &inv.pods {
+        let entry = selected.entry(&pod.workload).or_default();
+        entry.2 += 1;
+        for &i in by_namespace.get(pod.namespace()).into_iter().flatten() {
+            let p = &inv.network_policies[i].policy;
+            if !p.spec.pod_selector.matches(&pod.metadata.labels) {
+                continue;
+            }
+            let r = PolicyRef {
+                namespace: p.namespace().to_string(),
+                name: p.metadata.name.clone(),
+            };
+            if p.spec.effective_types().0 {
+                entry.1.insert(r.clone());
+            }
+            entry.0.insert(r);
+        }
+    }
+
+    // Declared calls, resolved to workloads.
+    let mut declared: BTreeMap<(&WorkloadId, &WorkloadId), Vec<Declaration>> = BTreeMap::new();
+    let mut intents_of: BTreeMap<&WorkloadId, Vec<ObjectRef>> = BTreeMap::new();
+    for i in &inv.intents {
+        let client = WorkloadId::new(&i.namespace, &i.workload.name, i.workload.kind.as_deref());
+        let clients = index.resolve(&client);
+        for c in &clients {
+            intents_of
+                .entry(c)
+                .or_default()
+                .push(intents_ref(i, "spec.workload"));
+        }
+        for t in &i.targets {
+            if t.is_api_server() {
+                continue;
+            }
+            let servers: Vec<(&WorkloadId, Conns)> = match &t.kind {
+                TargetKind::Workload {
+                    name,
+                    namespace,
+                    kind,
+                    ports,
+                    ..
+                } => {
+                    let conns = if ports.is_empty() {
+                        Conns::all()
+                    } else {
+                        ports_conns(ports)
+                    };
+                    index
+                        .resolve(&WorkloadId::new(namespace, name, kind.as_deref()))
+                        .into_iter()
+                        .map(|w| (w, conns.clone()))
+                        .collect()
+                }
+                TargetKind::Service {
+                    name,
+                    namespace,
+                    ports,
+                } => {
+                    let Some(svc) = inv.service(namespace, name) else {
+                        continue;
+                    };
+                    let Some(sel) = &svc.selector else { continue };
+                    let mut out: BTreeMap<&WorkloadId, Conns> = BTreeMap::new();
+                    for pod in &inv.pods {
+                        if pod.namespace() != namespace.as_str()
+                            || sel.is_empty()
+                            || !sel
+                                .iter()
+                                .all(|(k, v)| pod.metadata.labels.get(k) == Some(v))
+                        {
+                            continue;
+                        }
+                        let conns = if ports.is_empty() {
+                            service_conns(svc, Some(pod))
+                        } else {
+                            ports_conns(ports)
+                        };
+                        out.entry(&pod.workload).or_default().union_with(&conns);
+                    }
+                    out.into_iter().collect()
+                }
+                _ => continue,
+            };
+            for c in &clients {
+                for (s, conns) in &servers {
+                    if c == s {
+                        continue;
+                    }
+                    declared.entry((c, s)).or_default().push(Declaration {
+                        intents: intents_ref(i, &t.field),
+                        conns: conns.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    let isolated_by = |w: &WorkloadId| -> Vec<PolicyRef> {
+        selected
+            .get(w)
+            .map(|s| s.1.iter().cloned().collect())
+            .unwrap_or_default()
+    };
+
+    // Every declared or allowed workload pair.
+    let mut edges: Vec<EdgeReport> = Vec::new();
+    let mut allowed_pairs: BTreeMap<(&WorkloadId, &WorkloadId), &Conns> = BTreeMap::new();
+    for c in &connectivity.connections {
+        if let (Peer::Workload(s), Peer::Workload(d)) = (&c.src, &c.dst) {
+            allowed_pairs.insert((s, d), &c.conns);
+        }
+    }
+    let mut keys: BTreeSet<(&WorkloadId, &WorkloadId)> = allowed_pairs.keys().copied().collect();
+    keys.extend(declared.keys().copied());
+    for (s, d) in keys {
+        let decls = declared.get(&(s, d)).cloned().unwrap_or_default();
+        let mut declared_conns = Conns::none();
+        for decl in &decls {
+            declared_conns.union_with(&decl.conns);
+        }
+        let allowed = allowed_pairs
+            .get(&(s, d))
+            .map(|c| (*c).clone())
+            .unwrap_or_default();
+        let isolation = isolated_by(d);
+        let is_declared = !decls.is_empty();
+        // A declared call counts as allowed when some declared port is allowed (a target with
+        // ports that resolve to nothing counts as allowed when anything is).
+        let declared_allowed = if declared_conns.is_empty() {
+            !allowed.is_empty()
+        } else {
+            !allowed.intersection(&declared_conns).is_empty()
+        };
+        let is_allowed = if is_declared {
+            declared_allowed
+        } else {
+            !allowed.is_empty()
+        };
+        let Some(state) = EdgeState::of(is_declared, is_allowed, !isolation.is_empty()) else {
+            continue;
+        };
+        let summary = summary(s, d, state, &decls, &allowed, &isolation);
+        edges.push(EdgeReport {
+            source: s.clone(),
+            target: d.clone(),
+            state,
+            declared_by: decls,
+            declared: declared_conns,
+            allowed,
+            ingress_isolated_by: isolation,
+            summary,
+        });
+    }
+
+    let workloads: Vec<WorkloadReport> = selected
+        .iter()
+        .map(|(id, (sel, iso, pods))| WorkloadReport {
+            id: (*id).clone(),
+            pods: *pods,
+            ingress_isolated_by: iso.iter().cloned().collect(),
+            selected_by: sel.iter().cloned().collect(),
+            intents: intents_of.get(id).cloned().unwrap_or_default(),
+            labels: index
+                .first_pod
+                .get(id)
+                .map(|&i| inv.pods[i].metadata.labels.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
+
+    let mut items = Vec::new();
+    edge_items(&edges, &generated, &index, &mut items);
+    policy_items(inv, &generated, &mut items);
+    label_items(inv, &generated, &mut items);
+    items.sort_by(|a, b| {
+        (&a.namespace, a.kind, &a.workload, &a.source, &a.target).cmp(&(
+            &b.namespace,
+            b.kind,
+            &b.workload,
+            &b.source,
+            &b.target,
+        ))
+    });
+
+    let mut diagnostics = generated.diagnostics.clone();
+    diagnostics.extend(evaluator.diagnostics().iter().cloned());
+    Report {
+        workloads,
+        edges,
+        items,
+        generated,
+        diagnostics,
+    }
+}
+
+fn summary(
+    s: &WorkloadId,
+    d: &WorkloadId,
+    state: EdgeState,
+    decls: &[Declaration],
+    allowed: &Conns,
+    isolation: &[PolicyRef],
+) -> String {
+    let declared_by = decls
+        .iter()
+        .map(|d| d.intents.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let isolated = isolation
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    match state {
+        EdgeState::Enforced => format!(
+            "{s} may call {d} ({allowed}) as declared by {declared_by}; {d} is isolated for ingress by {isolated}."
+        ),
+        EdgeState::Blocked => format!(
+            "{declared_by} declares the call from {s} to {d}, but the policies isolating {d} ({isolated}) do not admit it on the declared ports."
+        ),
+        EdgeState::Unprotected => format!(
+            "{s} may call {d} as declared by {declared_by}, but no NetworkPolicy isolates {d} for ingress, so every other workload may call it too."
+        ),
+        EdgeState::Undeclared => format!(
+            "{s} may call {d} ({allowed}) although no intent declares it; {d} is isolated by {isolated}, whose rules let it in."
+        ),
+        EdgeState::Open => format!(
+            "{s} may call {d} ({allowed}): no NetworkPolicy isolates {d} for ingress (default allow), and no intent declares the call."
+        ),
+    }
+}
+
+/// A ClientIntents (v2beta1) declaring that `client` calls `server`, as a fix suggestion.
+pub fn intents_yaml(client: &WorkloadId, servers: &[&WorkloadId]) -> String {
+    let mut out = format!(
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: {}\n  namespace: {}\nspec:\n  workload:\n    name: {}\n",
+        client.name, client.namespace, client.name
+    );
+    if let Some(kind) = &client.kind {
+        out.push_str(&format!("    kind: {kind}\n"));
+    }
+    out.push_str("  targets:\n");
+    for s in servers {
+        out.push_str(&format!(
+            "    - kubernetes:\n        name: {}.{}\n",
+            s.name, s.namespace
+        ));
+        if let Some(kind) = &s.kind {
+            out.push_str(&format!("        kind: {kind}\n"));
+        }
+    }
+    out
+}
+
+fn policy_yaml(p: &NetworkPolicy) -> String {
+    crate::render::policies_yaml(std::slice::from_ref(p)).unwrap_or_default()
+}
+
+fn generated_for<'g>(generated: &'g Generated, server: &WorkloadId) -> Vec<&'g NetworkPolicy> {
+    let sel = crate::generate::workload_selector(server);
+    generated
+        .policies
+        .iter()
+        .filter(|p| p.namespace() == server.namespace && p.spec.pod_selector == sel)
+        .collect()
+}
+
+fn label_patch_yaml(workload: &WorkloadId, labels: &Labels) -> String {
+    let mut out = format!(
+        "# Labels for the pods of {workload} (set in the pod template of the {})\nmetadata:\n  labels:\n",
+        workload.kind.as_deref().unwrap_or("workload")
+    );
+    for (k, v) in labels {
+        out.push_str(&format!("    {k}: \"{v}\"\n"));
+    }
+    out
+}
+
+fn edge_items(
+    edges: &[EdgeReport],
+    generated: &Generated,
+    index: &Index<'_>,
+    items: &mut Vec<DriftItem>,
+) {
+    for e in edges {
+        let (kind, severity, workload) = match e.state {
+            EdgeState::Blocked => (DriftKind::Blocked, DriftSeverity::Critical, &e.source),
+            EdgeState::Unprotected => (DriftKind::Unprotected, DriftSeverity::Warning, &e.target),
+            EdgeState::Undeclared => (DriftKind::Undeclared, DriftSeverity::Warning, &e.target),
+            EdgeState::Enforced | EdgeState::Open => continue,
+        };
+        let (fix, fix_yaml, object) = match e.state {
+            EdgeState::Blocked => {
+                // A missing access label on the client is the usual cause; otherwise the
+                // server's policy does not match what Accord generates.
+                let want = generated.labels_for(&e.source);
+                let have = index
+                    .first_pod
+                    .get(&e.source)
+                    .map(|&i| &index.inv.pods[i].metadata.labels);
+                let missing: Labels = want
+                    .iter()
+                    .filter(|(k, _)| {
+                        k.starts_with(labels::ACCESS_PREFIX)
+                            || k.starts_with(labels::SVC_ACCESS_PREFIX)
+                    })
+                    .filter(|(k, v)| have.is_none_or(|h| h.get(*k) != Some(*v)))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                if !missing.is_empty() {
+                    (
+                        format!(
+                            "Restore the access labels on the pods of {} (Accord's operator sets them; check that it runs).",
+                            e.source
+                        ),
+                        label_patch_yaml(&e.source, &missing),
+                        None,
+                    )
+                } else {
+                    let policies = generated_for(generated, &e.target);
+                    (
+                        format!(
+                            "Apply the NetworkPolicy Accord generates for {} so that its ingress admits the declared callers.",
+                            e.target
+                        ),
+                        policies
+                            .iter()
+                            .map(|p| policy_yaml(p))
+                            .collect::<Vec<_>>()
+                            .join("---\n"),
+                        None,
+                    )
+                }
+            }
+            EdgeState::Unprotected => {
+                let policies = generated_for(generated, &e.target);
+                (
+                    format!(
+                        "Apply the NetworkPolicy Accord generates for {} so that only declared clients may call it.",
+                        e.target
+                    ),
+                    policies
+                        .iter()
+                        .map(|p| policy_yaml(p))
+                        .collect::<Vec<_>>()
+                        .join("---\n"),
+                    None,
+                )
+            }
+            _ => {
+                let culprit = e
+                    .ingress_isolated_by
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                (
+                    format!(
+                        "If {} should call {}, declare it in the client's ClientIntents (below); otherwise remove the rule that admits it from {culprit}.",
+                        e.source, e.target
+                    ),
+                    intents_yaml(&e.source, &[&e.target]),
+                    None,
+                )
+            }
+        };
+        items.push(DriftItem {
+            kind,
+            severity,
+            namespace: workload.namespace.clone(),
+            workload: Some(workload.clone()),
+            source: Some(e.source.clone()),
+            target: Some(e.target.clone()),
+            object,
+            explanation: e.summary.clone(),
+            fix,
+            fix_yaml,
+        });
+    }
+}
+
+/// The fields of a policy that decide what it does (metadata aside).
+fn same_policy(live: &NetworkPolicy, want: &NetworkPolicy) -> bool {
+    fn norm(p: &NetworkPolicy) -> serde_json::Value {
+        let mut spec = p.spec.clone();
+        // Absent and empty rule lists mean the same.
+        if spec.ingress.as_ref().is_some_and(Vec::is_empty) {
+            spec.ingress = None;
+        }
+        if spec.egress.as_ref().is_some_and(Vec::is_empty) {
+            spec.egress = None;
+        }
+        serde_json::to_value(&spec).unwrap_or_default()
+    }
+    norm(live) == norm(want)
+}
+
+fn policy_items(inv: &Inventory, generated: &Generated, items: &mut Vec<DriftItem>) {
+    let live: BTreeMap<(&str, &str), &crate::inventory::PolicyObject> = inv
+        .network_policies
+        .iter()
+        .map(|p| ((p.policy.namespace(), p.policy.metadata.name.as_str()), p))
+        .collect();
+    let mut wanted: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for want in &generated.policies {
+        let key = (want.namespace(), want.metadata.name.as_str());
+        wanted.insert(key);
+        match live.get(&key) {
+            None => items.push(DriftItem {
+                kind: DriftKind::MissingPolicy,
+                severity: DriftSeverity::Critical,
+                namespace: key.0.to_string(),
+                workload: None,
+                source: None,
+                target: None,
+                object: Some(policy_object_ref(want, &Origin::default())),
+                explanation: format!(
+                    "NetworkPolicy {}/{} that the intents call for is missing, so the workload it protects admits everyone (or is isolated without its declared callers).",
+                    key.0, key.1
+                ),
+                fix: "Apply the generated policy (below); Accord's operator recreates it when it runs.".to_string(),
+                fix_yaml: policy_yaml(want),
+            }),
+            Some(obj) if !same_policy(&obj.policy, want) => items.push(DriftItem {
+                kind: DriftKind::ModifiedPolicy,
+                severity: DriftSeverity::Warning,
+                namespace: key.0.to_string(),
+                workload: None,
+                source: None,
+                target: None,
+                object: Some(policy_object_ref(&obj.policy, &obj.origin)),
+                explanation: format!(
+                    "NetworkPolicy {}/{} is Accord's but differs from what the intents generate now (edited by hand?).",
+                    key.0, key.1
+                ),
+                fix: "Replace it with the generated policy (below), and declare any extra access in ClientIntents instead.".to_string(),
+                fix_yaml: policy_yaml(want),
+            }),
+            Some(_) => {}
+        }
+    }
+    for obj in &inv.network_policies {
+        let p = &obj.policy;
+        let key = (p.namespace(), p.metadata.name.as_str());
+        if p.metadata.labels.contains_key(labels::NETWORK_POLICY) && !wanted.contains(&key) {
+            items.push(DriftItem {
+                kind: DriftKind::StalePolicy,
+                severity: DriftSeverity::Warning,
+                namespace: key.0.to_string(),
+                workload: None,
+                source: None,
+                target: None,
+                object: Some(policy_object_ref(p, &obj.origin)),
+                explanation: format!(
+                    "NetworkPolicy {}/{} carries Accord's label but no intent generates it any more.",
+                    key.0, key.1
+                ),
+                fix: format!("Delete it: kubectl delete networkpolicy -n {} {}", key.0, key.1),
+                fix_yaml: String::new(),
+            });
+        }
+    }
+}
+
+fn label_items(inv: &Inventory, generated: &Generated, items: &mut Vec<DriftItem>) {
+    let mut seen: BTreeSet<&WorkloadId> = BTreeSet::new();
+    let mut cache: HashMap<&WorkloadId, Labels> = HashMap::new();
+    for pod in &inv.pods {
+        let want = cache
+            .entry(&pod.workload)
+            .or_insert_with(|| generated.labels_for(&pod.workload));
+        let missing: Labels = want
+            .iter()
+            .filter(|(k, _)| {
+                k.starts_with(labels::ACCESS_PREFIX) || k.starts_with(labels::SVC_ACCESS_PREFIX)
+            })
+            .filter(|(k, v)| pod.metadata.labels.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if missing.is_empty() || !seen.insert(&pod.workload) {
+            continue;
+        }
+        let keys = missing.keys().cloned().collect::<Vec<_>>().join(", ");
+        items.push(DriftItem {
+            kind: DriftKind::MissingLabel,
+            severity: DriftSeverity::Critical,
+            namespace: pod.workload.namespace.clone(),
+            workload: Some(pod.workload.clone()),
+            source: None,
+            target: None,
+            object: Some(ObjectRef {
+                kind: if pod.from_template {
+                    pod.workload.kind.clone().unwrap_or_else(|| "Pod".to_string())
+                } else {
+                    "Pod".to_string()
+                },
+                namespace: pod.namespace().to_string(),
+                name: pod.metadata.name.clone(),
+                origin: pod.origin.clone(),
+                field: "metadata.labels".to_string(),
+            }),
+            explanation: format!(
+                "The pods of {} lack the access label(s) {keys} that its intents require, so the servers' policies do not admit it.",
+                pod.workload
+            ),
+            fix: "Set the labels (below) on the pods; Accord's operator does this when it runs."
+                .to_string(),
+            fix_yaml: label_patch_yaml(&pod.workload, &missing),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;
