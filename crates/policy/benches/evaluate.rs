@@ -126,16 +126,16 @@ fn scaling() {
             f.workload_pairs
         );
     }
-    println!("scaling with policies (6,000 workloads; unprotected workloads are open to all):");
-    let full = cluster(&Spec {
+    println!("scaling with policies (6,000 workloads; extra policies each admit one more caller):");
+    let base = cluster(&Spec {
         workloads: 6_000,
         namespaces: 600,
         calls: 37_200,
         ..Spec::LARGE
     });
-    for keep in [6_000, 4_500, 3_000, 1_500] {
-        let mut inv = full.clone();
-        inv.network_policies.truncate(keep);
+    for extra in [0, 6_000, 12_000, 24_000] {
+        let mut inv = base.clone();
+        add_extra_policies(&mut inv, extra);
         let f = measure(&inv, 2);
         println!(
             "  {:>6} policies: {:>7.0} ms ({} pairs)",
@@ -143,6 +143,44 @@ fn scaling() {
             f.compile + f.list,
             f.workload_pairs
         );
+    }
+}
+
+/// Add `n` policies, each selecting one workload's pods by their `app` label and admitting one
+/// other workload on one port (chosen deterministically).
+fn add_extra_policies(inv: &mut Inventory, n: usize) {
+    let pods: Vec<(String, String)> = inv
+        .pods
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.namespace().to_string(),
+                p.metadata.labels.get("app")?.clone(),
+            ))
+        })
+        .collect();
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = |m: usize| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % m as u64) as usize
+    };
+    for i in 0..n {
+        let (ns, app) = &pods[next(pods.len())];
+        let (cns, capp) = &pods[next(pods.len())];
+        let spec = format!(
+            "{{podSelector: {{matchLabels: {{app: {app}}}}}, ingress: [{{from: [{{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {cns}}}}}, podSelector: {{matchLabels: {{app: {capp}}}}}}}], ports: [{{port: {}}}]}}]}}",
+            9000 + i % 100
+        );
+        let mut policy: accord_policy::objects::NetworkPolicy = Default::default();
+        policy.metadata.name = format!("extra-{i}");
+        policy.metadata.namespace = Some(ns.clone());
+        policy.spec = serde_yaml::from_str(&spec).expect("valid spec");
+        inv.network_policies.push(PolicyObject {
+            origin: Default::default(),
+            policy,
+        });
     }
 }
 
