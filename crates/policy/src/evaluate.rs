@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::diagnostic::Diagnostic;
 use crate::identity::WorkloadId;
 use crate::inventory::{Inventory, Pod};
-use crate::objects::AdminAction;
+use crate::objects::{AdminAction, IntOrString};
 
 use compile::{Compiled, Endpoint, compile};
 pub use ipranges::Ipv4Range;
@@ -83,13 +83,15 @@ impl fmt::Display for Direction {
 pub enum Peer {
     Workload(WorkloadId),
     External(Ipv4Range),
+    /// The cluster's ingress controller, present when Ingress or Route objects expose Services.
+    IngressController,
 }
 
 impl Peer {
     pub fn workload(&self) -> Option<&WorkloadId> {
         match self {
             Peer::Workload(w) => Some(w),
-            Peer::External(_) => None,
+            Peer::External(_) | Peer::IngressController => None,
         }
     }
 }
@@ -99,6 +101,7 @@ impl fmt::Display for Peer {
         match self {
             Peer::Workload(w) => write!(f, "{w}"),
             Peer::External(r) => write!(f, "{r}[External]"),
+            Peer::IngressController => f.write_str("{ingress-controller}"),
         }
     }
 }
@@ -237,6 +240,7 @@ pub struct Explanation {
 enum End {
     Endpoint(u32),
     Ip(u32),
+    IngressController,
 }
 
 /// Compiled policies over one inventory; build once, then ask for the connectivity or explain
@@ -290,6 +294,7 @@ impl<'a> Evaluator<'a> {
         match end {
             End::Endpoint(e) => peers.has_endpoint(e),
             End::Ip(a) => peers.has_ip(a),
+            End::IngressController => peers.has_ingress_controller(),
         }
     }
 
@@ -298,7 +303,7 @@ impl<'a> Evaluator<'a> {
         match (direction, other) {
             (Direction::Ingress, _) => Some(self.endpoint(selected)),
             (Direction::Egress, End::Endpoint(d)) => Some(self.endpoint(d)),
-            (Direction::Egress, End::Ip(_)) => None,
+            (Direction::Egress, End::Ip(_) | End::IngressController) => None,
         }
     }
 
@@ -645,6 +650,23 @@ impl<'a> Evaluator<'a> {
             dst,
             conns,
         }));
+        let mut from_controller: BTreeMap<u32, Conns> = BTreeMap::new();
+        for (e, exposed) in self.exposed() {
+            let conns = self
+                .ingress_conns(End::IngressController, e)
+                .intersection(&exposed);
+            if conns.is_empty() {
+                continue;
+            }
+            for &k in &names[e as usize] {
+                from_controller.entry(k).or_default().union_with(&conns);
+            }
+        }
+        connections.extend(from_controller.into_iter().map(|(k, conns)| Connection {
+            src: Peer::IngressController,
+            dst: Peer::Workload(table[k as usize].clone()),
+            conns,
+        }));
         connections.sort_unstable_by(|a, b| (&a.src, &a.dst).cmp(&(&b.src, &b.dst)));
         Connectivity {
             connections,
@@ -676,7 +698,61 @@ impl<'a> Evaluator<'a> {
                 .map(End::Endpoint)
                 .collect(),
             Peer::External(r) => vec![End::Ip(r.first)],
+            Peer::IngressController => vec![End::IngressController],
         }
+    }
+
+    /// The ports Ingress and Route objects expose on each endpoint: the target ports of the
+    /// Service ports they name (all of the Service's ports when they name none).
+    fn exposed(&self) -> BTreeMap<u32, Conns> {
+        let mut out: BTreeMap<u32, Conns> = BTreeMap::new();
+        for b in &self.inv.ingress_backends {
+            let Some(svc) = self.inv.service(&b.namespace, &b.service) else {
+                continue;
+            };
+            let Some(selector) = &svc.selector else {
+                continue;
+            };
+            let ports: Vec<_> = svc
+                .ports
+                .iter()
+                .filter(|sp| match &b.port {
+                    None => true,
+                    Some(IntOrString::Int(n)) => {
+                        sp.port == *n || sp.effective_target_port() == IntOrString::Int(*n)
+                    }
+                    Some(IntOrString::String(name)) => {
+                        sp.name.as_deref() == Some(name.as_str())
+                            || sp.effective_target_port() == IntOrString::String(name.clone())
+                    }
+                })
+                .collect();
+            for (e, endpoint) in self.c.endpoints.iter().enumerate() {
+                if self.c.namespace_names[endpoint.ns as usize] != b.namespace
+                    || !selector
+                        .iter()
+                        .all(|(k, v)| endpoint.labels.get(k) == Some(v))
+                {
+                    continue;
+                }
+                let acc = out.entry(e as u32).or_default();
+                for sp in &ports {
+                    match sp.effective_target_port() {
+                        IntOrString::Int(n) => {
+                            if let Some(p) = u16::try_from(n).ok().filter(|&p| p >= 1) {
+                                acc.add(sp.protocol, p, p);
+                            }
+                        }
+                        IntOrString::String(name) => {
+                            for (protocol, p) in endpoint.named_ports(&name, Some(sp.protocol)) {
+                                acc.add(protocol, p, p);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn explain_side(
@@ -730,18 +806,27 @@ impl<'a> Evaluator<'a> {
         let mut ingress_parts: Vec<SideExplanation> = Vec::new();
         for &s in &srcs {
             for &d in &dsts {
-                if matches!((s, d), (End::Ip(_), End::Ip(_))) {
+                // Only pairs with a pod at one end are connections.
+                if !matches!((s, d), (End::Endpoint(_), _) | (_, End::Endpoint(_))) {
                     continue;
                 }
                 let mut egress = SideExplanation::default();
                 match s {
                     End::Endpoint(se) => self.explain_side(Direction::Egress, se, d, &mut egress),
+                    // The ingress controller only opens the ports Ingress and Route objects
+                    // expose.
+                    End::IngressController => {
+                        egress.allowed = match d {
+                            End::Endpoint(de) => self.exposed().remove(&de).unwrap_or_default(),
+                            _ => Conns::none(),
+                        }
+                    }
                     End::Ip(_) => egress.allowed = Conns::all(),
                 }
                 let mut ingress = SideExplanation::default();
                 match d {
                     End::Endpoint(de) => self.explain_side(Direction::Ingress, de, s, &mut ingress),
-                    End::Ip(_) => ingress.allowed = Conns::all(),
+                    End::Ip(_) | End::IngressController => ingress.allowed = Conns::all(),
                 }
                 allowed.union_with(&egress.allowed.intersection(&ingress.allowed));
                 egress_parts.push(egress);

@@ -120,6 +120,18 @@ pub struct AdminPolicyObject {
     pub policy: AdminNetworkPolicy,
 }
 
+/// A Service exposed outside the cluster by an Ingress or an OpenShift Route: traffic from the
+/// ingress controller reaches the Service's pods.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IngressBackend {
+    pub origin: Origin,
+    pub namespace: String,
+    pub service: String,
+    /// The Service port (by number or name; for a Route, also its target port), or `None` for
+    /// every port of the Service.
+    pub port: Option<crate::objects::IntOrString>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
     pub namespaces: BTreeMap<String, Namespace>,
@@ -129,6 +141,8 @@ pub struct Inventory {
     pub network_policies: Vec<PolicyObject>,
     /// AdminNetworkPolicies and BaselineAdminNetworkPolicies (evaluation only).
     pub admin_policies: Vec<AdminPolicyObject>,
+    /// Services exposed by Ingress and Route objects (evaluation only).
+    pub ingress_backends: Vec<IngressBackend>,
     pub intents: Vec<ClientIntents>,
     pub protected_services: Vec<ProtectedService>,
 }

@@ -10,11 +10,13 @@ use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, Origin};
 use crate::intents;
+use crate::inventory::IngressBackend;
 use crate::inventory::Pod;
 use crate::inventory::{
     AdminPolicyObject, Inventory, Namespace, PodTemplate, PolicyObject, ProtectedService,
     WORKLOAD_KINDS, Workload,
 };
+use crate::objects::IntOrString;
 use crate::objects::{
     AdminNetworkPolicy, ContainerPort, Labels, NetworkPolicy, ObjectMeta, Service, ServicePort,
 };
@@ -240,6 +242,12 @@ pub fn add_object(
                 });
             }
         }
+        "Ingress" if api_version.starts_with("networking.k8s.io") => {
+            inv.ingress_backends.extend(ingress_backends(origin, doc));
+        }
+        "Route" if api_version.starts_with("route.openshift.io") => {
+            inv.ingress_backends.extend(route_backends(origin, doc));
+        }
         "ClientIntents" => {
             if let Some(i) = intents::parse(origin, doc, diags) {
                 inv.intents.push(i);
@@ -290,6 +298,88 @@ pub fn add_object(
         }
         _ => {}
     }
+}
+
+fn namespace_of(doc: &Value) -> String {
+    doc.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default")
+        .to_string()
+}
+
+/// The Services an Ingress sends traffic to: its default backend and every path's backend.
+fn ingress_backends(origin: &Origin, doc: &Value) -> Vec<IngressBackend> {
+    let namespace = namespace_of(doc);
+    let mut services: Vec<&Value> = doc
+        .pointer("/spec/defaultBackend/service")
+        .into_iter()
+        .collect();
+    for rule in doc
+        .pointer("/spec/rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        for path in rule
+            .pointer("/http/paths")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            services.extend(path.pointer("/backend/service"));
+        }
+    }
+    services
+        .into_iter()
+        .filter_map(|s| {
+            let service = s.get("name")?.as_str()?.to_string();
+            let port = match (
+                s.pointer("/port/number").and_then(Value::as_i64),
+                s.pointer("/port/name").and_then(Value::as_str),
+            ) {
+                (Some(n), _) => Some(IntOrString::Int(n as i32)),
+                (None, Some(name)) => Some(IntOrString::String(name.to_string())),
+                (None, None) => None,
+            };
+            Some(IngressBackend {
+                origin: origin.clone(),
+                namespace: namespace.clone(),
+                service,
+                port,
+            })
+        })
+        .collect()
+}
+
+/// The Services an OpenShift Route sends traffic to: `to` and `alternateBackends`.
+fn route_backends(origin: &Origin, doc: &Value) -> Vec<IngressBackend> {
+    let namespace = namespace_of(doc);
+    let port = doc.pointer("/spec/port/targetPort").and_then(|p| match p {
+        Value::Number(n) => n.as_i64().map(|n| IntOrString::Int(n as i32)),
+        Value::String(s) => Some(IntOrString::String(s.clone())),
+        _ => None,
+    });
+    let targets = doc.pointer("/spec/to").into_iter().chain(
+        doc.pointer("/spec/alternateBackends")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten(),
+    );
+    targets
+        .filter(|t| {
+            t.get("kind")
+                .and_then(Value::as_str)
+                .is_none_or(|k| k == "Service")
+        })
+        .filter_map(|t| {
+            Some(IngressBackend {
+                origin: origin.clone(),
+                namespace: namespace.clone(),
+                service: t.get("name")?.as_str()?.to_string(),
+                port: port.clone(),
+            })
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]

@@ -55,6 +55,9 @@ impl Endpoint<'_> {
 pub(crate) struct Peers {
     /// An empty `from`/`to`: every pod in every namespace and every external address.
     pub all: bool,
+    /// A peer selecting every pod of every namespace (`namespaceSelector: {}`), which also
+    /// admits the ingress controller, a pod in some namespace Accord does not see.
+    pub any_namespace: bool,
     /// Sorted endpoint indices.
     pub endpoints: Vec<u32>,
     pub ips: IpSet,
@@ -66,6 +69,9 @@ impl Peers {
     }
     pub fn has_ip(&self, addr: u32) -> bool {
         self.all || self.ips.contains(addr)
+    }
+    pub fn has_ingress_controller(&self) -> bool {
+        self.all || self.any_namespace
     }
 }
 
@@ -151,6 +157,8 @@ impl CompiledAdmin {
 
 pub(crate) struct Compiled<'a> {
     pub endpoints: Vec<Endpoint<'a>>,
+    /// Namespace names, indexed like `Endpoint::ns`.
+    pub namespace_names: Vec<String>,
     /// Endpoint of each pod.
     pub pod_endpoint: Vec<u32>,
     pub policies: Vec<CompiledPolicy>,
@@ -268,6 +276,10 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
         .map(|p| ns_of(p.policy.namespace()))
         .collect();
 
+    let mut namespace_names = vec![String::new(); namespaces.len()];
+    for (name, &i) in &ns_index {
+        namespace_names[i as usize] = name.clone();
+    }
     let mut ns_endpoints = vec![Vec::new(); namespaces.len()];
     let mut by_label: HashMap<(&str, &str), Vec<u32>> = HashMap::new();
     for (i, e) in endpoints.iter().enumerate() {
@@ -362,6 +374,7 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
         compile_admins(inv, &mut sel, &mut ip_boundaries, &mut diagnostics);
     Compiled {
         endpoints,
+        namespace_names,
         pod_endpoint,
         policies,
         ingress_of,
@@ -491,11 +504,13 @@ fn compile_admin_peers(
     }
     for peer in peers {
         if let Some(ns) = &peer.namespaces {
+            out.any_namespace |= ns.is_empty();
             let ns = sel.namespaces_matching(ns);
             out.endpoints
                 .extend(sel.endpoints_matching(&ns, &LabelSelector::default()));
         }
         if let Some(pods) = &peer.pods {
+            out.any_namespace |= pods.namespace_selector.is_empty() && pods.pod_selector.is_empty();
             let ns = sel.namespaces_matching(&pods.namespace_selector);
             out.endpoints
                 .extend(sel.endpoints_matching(&ns, &pods.pod_selector));
@@ -607,6 +622,8 @@ fn compile_peers(
                     .extend(sel.endpoints_matching(&[policy_ns], &pods));
             }
             (pods, Some(nss), None) => {
+                out.any_namespace |=
+                    nss.is_empty() && pods.as_ref().is_none_or(LabelSelector::is_empty);
                 let ns = sel.namespaces_matching(nss);
                 let pods = pods
                     .as_ref()

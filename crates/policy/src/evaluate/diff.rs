@@ -77,10 +77,10 @@ fn split(c: &Connectivity) -> (Pairs<'_>, Externals<'_>) {
                 .entry((w.clone(), false))
                 .or_default()
                 .push((*r, conns)),
-            (Peer::Workload(_), Peer::Workload(_)) => {
+            (Peer::External(_), _) | (_, Peer::External(_)) => {}
+            _ => {
                 pairs.insert((src, dst), conns);
             }
-            (Peer::External(_), Peer::External(_)) => {}
         }
     }
     (pairs, external)

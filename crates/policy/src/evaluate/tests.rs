@@ -926,3 +926,63 @@ mod admin {
         assert!(e.ingress.admin.is_empty() && !e.ingress.isolated());
     }
 }
+
+#[test]
+fn ingress_controller_reaches_the_ports_ingresses_and_routes_expose() {
+    let text = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: shop}
+spec:
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, ports: [{name: http, containerPort: 8080}, {containerPort: 9090}, {containerPort: 7070}]}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  selector: {app: web}
+  ports: [{name: main, port: 80, targetPort: http}, {name: admin, port: 9090}, {name: debug, port: 7070}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: web, namespace: shop}
+spec:
+  rules: [{http: {paths: [{path: /, backend: {service: {name: web, port: {number: 80}}}}]}}]
+---
+apiVersion: route.openshift.io/v1
+kind: Route
+metadata: {name: admin, namespace: shop}
+spec: {to: {kind: Service, name: web}, port: {targetPort: admin}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  podSelector: {}
+  ingress:
+    - from: [{namespaceSelector: {}}]
+      ports: [{port: 8080}]
+    - from: [{namespaceSelector: {matchLabels: {team: ops}}}]
+      ports: [{port: 9090}]
+"#;
+    let (inv, diags) = crate::load(&[crate::Source::new("x.yaml", text)]);
+    assert!(diags.is_empty(), "{diags:?}");
+    let c = evaluate(&inv, Naming::Workload);
+    let web = Peer::Workload(WorkloadId::new("shop", "web", Some("Deployment")));
+    // 80 → http (8080) is exposed and admitted from any namespace; the Route exposes 9090, but
+    // only namespaces labelled team=ops may use it, and the controller's namespace is unknown.
+    assert_eq!(
+        c.get(&Peer::IngressController, &web)
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("TCP 8080")
+    );
+    let eval = Evaluator::new(&inv);
+    let e = eval
+        .explain(&Peer::IngressController, &web, Naming::Workload)
+        .unwrap();
+    assert_eq!(e.allowed.to_string(), "TCP 8080");
+    assert_eq!(Peer::IngressController.to_string(), "{ingress-controller}");
+}
