@@ -54,6 +54,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 /// Resolve a command-line name to a peer: an IPv4 address or range, or a workload known under
 /// `naming`. A name without a kind must designate one workload.
 pub fn resolve(text: &str, known: &[WorkloadId]) -> Result<Peer, Error> {
+    if text == "{ingress-controller}" {
+        return Ok(Peer::IngressController);
+    }
     // An address, CIDR or range: digits, dots, and a slash or dash at most.
     let looks_like_ip = text.contains('.')
         && text
