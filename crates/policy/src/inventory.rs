@@ -148,6 +148,21 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// Append the objects of another (unfinished) inventory, as if they had been loaded after
+    /// this one's. Lets callers load parts of the input independently, e.g. in parallel.
+    pub fn merge(&mut self, other: Inventory) {
+        self.namespaces.extend(other.namespaces);
+        self.workloads.extend(other.workloads);
+        self.pods
+            .extend(other.pods.into_iter().filter(|p| !p.from_template));
+        self.services.extend(other.services);
+        self.network_policies.extend(other.network_policies);
+        self.admin_policies.extend(other.admin_policies);
+        self.ingress_backends.extend(other.ingress_backends);
+        self.intents.extend(other.intents);
+        self.protected_services.extend(other.protected_services);
+    }
+
     /// Derive namespaces, template pods and identities. Call once after all objects are added;
     /// calling it again recomputes the derived parts.
     pub fn finish(&mut self) {

@@ -74,27 +74,85 @@ pub fn documents(source: &Source, diags: &mut Vec<Diagnostic>) -> Vec<(Origin, V
         }
         return out;
     }
-    for (i, doc) in serde_yaml::Deserializer::from_str(&source.text).enumerate() {
-        let origin = Origin::new(&source.path, i + 1);
-        match Value::deserialize(doc) {
-            Ok(Value::Null) => {}
-            Ok(v) => out.push((origin, v)),
-            Err(e) => {
-                diags.push(Diagnostic::error(
-                    &origin,
-                    "",
-                    "",
-                    format!("invalid YAML: {e}"),
-                ));
-                // The YAML parser cannot resynchronise after a syntax error inside a stream, so
-                // the remaining documents of this file are lost; say so rather than guess.
-                if e.location().is_some() {
-                    break;
-                }
-            }
+    for (number, text) in split_yaml_documents(&source.text) {
+        parse_yaml_document(&source.path, number, text, &mut out, diags);
+    }
+    out
+}
+
+/// Whether a line starts a new YAML document (`---` at column 0, alone or followed by a space).
+fn is_document_marker(line: &str) -> bool {
+    let line = line.trim_end_matches(['\r', '\n']);
+    line == "---" || line.starts_with("--- ") || line.starts_with("---\t")
+}
+
+/// Split a YAML stream into its documents' texts, each with its 1-based number in the stream.
+///
+/// A `---` at column 0 always starts a document in YAML (even inside a block scalar), so splitting
+/// on those lines is exact. Text before the first marker is a document only if it holds more
+/// than comments and blank lines. Documents can then be parsed independently: a syntax error
+/// in one does not lose the others, and large streams can be parsed in parallel by the caller.
+pub fn split_yaml_documents(text: &str) -> Vec<(usize, &str)> {
+    let mut starts = vec![0];
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if offset > 0 && is_document_marker(line) {
+            starts.push(offset);
+        }
+        offset += line.len();
+    }
+    starts.push(text.len());
+    let mut out = Vec::with_capacity(starts.len());
+    let mut number = 0;
+    for w in starts.windows(2) {
+        let chunk = &text[w[0]..w[1]];
+        let explicit = chunk.lines().next().is_some_and(is_document_marker);
+        let has_content = chunk.lines().any(|l| {
+            let t = l.trim();
+            !t.is_empty() && !t.starts_with('#')
+        });
+        if explicit || has_content {
+            number += 1;
+            out.push((number, chunk));
         }
     }
     out
+}
+
+/// Parse one YAML document's text (as returned by [`split_yaml_documents`]).
+pub fn parse_yaml_document(
+    path: &str,
+    number: usize,
+    text: &str,
+    out: &mut Vec<(Origin, Value)>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let origin = Origin::new(path, number);
+    match serde_yaml::from_str::<Value>(text) {
+        Ok(Value::Null) => {}
+        Ok(v) => out.push((origin, v)),
+        Err(e) => diags.push(Diagnostic::error(
+            &origin,
+            "",
+            "",
+            format!("invalid YAML: {e}"),
+        )),
+    }
+}
+
+/// Add one YAML document's objects to an inventory (call [`Inventory::finish`] afterwards).
+pub fn load_yaml_document(
+    inv: &mut Inventory,
+    path: &str,
+    number: usize,
+    text: &str,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut docs = Vec::with_capacity(1);
+    parse_yaml_document(path, number, text, &mut docs, diags);
+    for (origin, doc) in docs {
+        add_object(inv, &origin, &doc, None, diags);
+    }
 }
 
 /// Add the objects of one source to an inventory (call [`Inventory::finish`] afterwards).
@@ -556,6 +614,27 @@ metadata: {name: fine, namespace: a}
         assert_eq!(diags[0].field, "spec.ingress[0].ports[0].protocol");
         assert_eq!(diags[0].origin.document, 1);
         assert_eq!(inv.pods.len(), 1);
+    }
+
+    #[test]
+    fn splits_streams_into_numbered_documents() {
+        let text = "# header comment\n---\na: 1\n---\n# only a comment\n--- \nb: |\n  text\n---\n";
+        let docs: Vec<(usize, &str)> = split_yaml_documents(text);
+        let numbers: Vec<usize> = docs.iter().map(|d| d.0).collect();
+        assert_eq!(numbers, [1, 2, 3, 4]);
+        assert_eq!(docs[2].1, "--- \nb: |\n  text\n");
+        // Without a leading marker the first document starts at the top.
+        assert_eq!(split_yaml_documents("a: 1\n---\nb: 2\n").len(), 2);
+        assert!(split_yaml_documents("").is_empty());
+    }
+
+    #[test]
+    fn a_syntax_error_loses_only_its_own_document() {
+        let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\nkind: [oops\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: c}\n";
+        let (inv, diags) = load(&[Source::new("s.yaml", text)]);
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].origin.document, 2);
+        assert_eq!(inv.pods.len(), 2);
     }
 
     #[test]

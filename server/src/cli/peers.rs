@@ -28,12 +28,13 @@ fn suggestions(close: &[String]) -> String {
     }
 }
 
-/// Read and load manifests, printing load diagnostics to standard error.
-pub fn load(paths: &[PathBuf]) -> anyhow::Result<Inventory> {
+/// Read and load manifests, printing load diagnostics to standard error. The flag says whether
+/// any object could not be read (it is then missing from the inventory, so answers may be wrong).
+pub fn load(paths: &[PathBuf]) -> anyhow::Result<(Inventory, bool)> {
     let sources = manifests::read(paths)?;
-    let (inv, diagnostics) = accord_policy::load(&sources);
-    report(&diagnostics, false);
-    Ok(inv)
+    let (inv, diagnostics) = crate::manifests::load(&sources);
+    let failed = report(&diagnostics, false);
+    Ok((inv, failed))
 }
 
 /// Levenshtein distance, for suggesting names close to a mistyped one.

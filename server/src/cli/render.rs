@@ -55,7 +55,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let sources = manifests::read(&args.paths)?;
-    let (inv, mut diagnostics) = accord_policy::load(&sources);
+    let (inv, mut diagnostics) = manifests::load(&sources);
     let opts = GenerateOptions {
         egress: args.egress,
         separate_policies: args.separate_policies,
