@@ -9,6 +9,8 @@ cd "$ROOT"
 ensure_rust
 step "cargo build --release (first build takes a few minutes)"
 cargo build --release --locked -p accord-server >&2
+step "dashboard (scripts/build-frontend.sh → target/site, served by accord serve)"
+scripts/build-frontend.sh
 
 if (($#)); then
     exec target/release/accord "$@"

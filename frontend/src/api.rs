@@ -1,0 +1,117 @@
+//! Every HTTP call of the dashboard, and the server-sent events stream. Nothing else in the app
+//! touches the network.
+//!
+//! In: paths under `/api` of the serving `accord serve`. Out: `accord-api` types, or an error
+//! message fit to show the user.
+
+use accord_api::{
+    Draft, DraftList, DriftReport, ErrorBody, Graph, HistoryPage, NewDraft, WhatIfRequest,
+    WhatIfResponse, WorkloadDetail,
+};
+use gloo_net::http::{Request, Response};
+use serde::de::DeserializeOwned;
+use wasm_bindgen::JsCast;
+use wasm_bindgen::closure::Closure;
+
+pub type Result<T> = std::result::Result<T, String>;
+
+/// Percent-encodes a query or path component.
+pub fn encode(s: &str) -> String {
+    String::from(js_sys::encode_uri_component(s))
+}
+
+async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T> {
+    if resp.ok() {
+        return resp
+            .json::<T>()
+            .await
+            .map_err(|e| format!("unexpected response: {e}"));
+    }
+    let status = resp.status();
+    match resp.json::<ErrorBody>().await {
+        Ok(body) => Err(body.error),
+        Err(_) => Err(format!("request failed ({status})")),
+    }
+}
+
+async fn get<T: DeserializeOwned>(url: &str) -> Result<T> {
+    let resp = Request::get(url)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    decode(resp).await
+}
+
+/// Every workload and every edge, in all states; the view filters on the client.
+pub async fn graph() -> Result<Graph> {
+    get("/api/graph?state=enforced,blocked,unprotected,undeclared,open").await
+}
+
+/// One workload, by id `namespace/name[Kind]`.
+pub async fn workload(id: &str) -> Result<WorkloadDetail> {
+    let (ns, name) = id.split_once('/').unwrap_or(("", id));
+    get(&format!("/api/workloads/{}/{}", encode(ns), encode(name))).await
+}
+
+pub async fn drift() -> Result<DriftReport> {
+    get("/api/drift").await
+}
+
+pub async fn history(workload: Option<&str>) -> Result<HistoryPage> {
+    match workload {
+        Some(w) if !w.is_empty() => get(&format!("/api/history?workload={}", encode(w))).await,
+        _ => get("/api/history").await,
+    }
+}
+
+/// Evaluates a draft. A draft with errors answers 422 with a [`WhatIfResponse`] too.
+pub async fn what_if(yaml: String) -> Result<WhatIfResponse> {
+    let resp = Request::post("/api/what-if")
+        .json(&WhatIfRequest { yaml })
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    if resp.status() == 422
+        && let Ok(r) = resp.json::<WhatIfResponse>().await
+    {
+        return Ok(r);
+    }
+    decode(resp).await
+}
+
+pub async fn drafts() -> Result<DraftList> {
+    get("/api/drafts").await
+}
+
+pub async fn save_draft(draft: NewDraft) -> Result<Draft> {
+    let resp = Request::post("/api/drafts")
+        .json(&draft)
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    decode(resp).await
+}
+
+/// Subscribes to `/api/events`: calls `on_sync` on every `sync` event and `on_state(true/false)`
+/// when the stream opens or fails (the browser reconnects by itself). The stream stays open for
+/// the life of the page.
+pub fn subscribe(on_sync: impl Fn() + 'static, on_state: impl Fn(bool) + 'static) {
+    let Ok(es) = web_sys::EventSource::new("/api/events") else {
+        return;
+    };
+    let on_state = std::rc::Rc::new(on_state);
+    let sync = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |_| on_sync());
+    let _ = es.add_event_listener_with_callback("sync", sync.as_ref().unchecked_ref());
+    let s = on_state.clone();
+    let open = Closure::<dyn Fn(web_sys::Event)>::new(move |_| s(true));
+    es.set_onopen(Some(open.as_ref().unchecked_ref()));
+    let error = Closure::<dyn Fn(web_sys::Event)>::new(move |_| on_state(false));
+    es.set_onerror(Some(error.as_ref().unchecked_ref()));
+    // The listeners live as long as the page.
+    sync.forget();
+    open.forget();
+    error.forget();
+    std::mem::forget(es);
+}

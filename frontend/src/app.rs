@@ -1,0 +1,57 @@
+//! The application shell: shared state, the header and the routes.
+
+use accord_api::Graph;
+use leptos::prelude::*;
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+use crate::api;
+use crate::components::{
+    draft_page::DraftPage, drift_page::DriftPage, graph_page::GraphPage, header::Header,
+    history_page::HistoryPage,
+};
+
+/// State every page shares: the graph (workload inventory), reloaded on every sync event.
+#[derive(Clone, Copy)]
+pub struct AppState {
+    /// Bumped by each `sync` event; resources that depend on it reload.
+    pub refresh: RwSignal<u64>,
+    /// Whether the event stream is connected.
+    pub live: RwSignal<bool>,
+    pub graph: LocalResource<api::Result<Graph>>,
+}
+
+pub fn use_state() -> AppState {
+    expect_context::<AppState>()
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let refresh = RwSignal::new(0u64);
+    let live = RwSignal::new(false);
+    let graph = LocalResource::new(move || {
+        refresh.track();
+        api::graph()
+    });
+    provide_context(AppState {
+        refresh,
+        live,
+        graph,
+    });
+    api::subscribe(move || refresh.update(|n| *n += 1), move |ok| live.set(ok));
+
+    view! {
+        <Router>
+            <Header/>
+            <main class="main">
+                <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
+                    <Route path=path!("/") view=GraphPage/>
+                    <Route path=path!("/graph") view=GraphPage/>
+                    <Route path=path!("/drift") view=DriftPage/>
+                    <Route path=path!("/drafts") view=DraftPage/>
+                    <Route path=path!("/history") view=HistoryPage/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}

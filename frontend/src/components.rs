@@ -1,0 +1,14 @@
+//! One component per file.
+
+pub mod code_block;
+pub mod draft_page;
+pub mod drift_page;
+pub mod graph_canvas;
+pub mod graph_page;
+pub mod header;
+pub mod history_page;
+pub mod legend;
+pub mod loading;
+pub mod search;
+pub mod side_panel;
+pub mod workload_input;

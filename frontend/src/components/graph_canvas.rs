@@ -1,0 +1,255 @@
+//! The SVG drawing of a scene, with pan (drag) and zoom (wheel, buttons), fitted to the view
+//! whenever the scene changes. Every node and edge carries a stable `data-testid`.
+
+use leptos::html;
+use leptos::prelude::*;
+
+use crate::layout::{NODE_H, NODE_W};
+use crate::scene::{NodeKind, Scene, colour};
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct View {
+    x: f64,
+    y: f64,
+    k: f64,
+}
+
+/// Marks the first frame that shows a graph, for the performance test.
+fn mark_painted() {
+    let Some(w) = web_sys::window() else { return };
+    let cb = wasm_bindgen::closure::Closure::once_into_js(move || {
+        if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+            let _ = p.mark("accord-graph-painted");
+        }
+    });
+    let _ = w.request_animation_frame(wasm_bindgen::JsCast::unchecked_ref(&cb));
+}
+
+#[component]
+pub fn GraphCanvas(
+    #[prop(into)] scene: Signal<Scene>,
+    #[prop(into)] selected: Signal<Option<String>>,
+    #[prop(into)] highlight_edge: Signal<Option<String>>,
+    on_node: Callback<String>,
+    on_edge: Callback<(String, String)>,
+) -> impl IntoView {
+    let svg_ref = NodeRef::<html::Div>::new();
+    let view_tf = RwSignal::new(View {
+        x: 0.0,
+        y: 0.0,
+        k: 1.0,
+    });
+    let drag = StoredValue::new(None::<(f64, f64, View)>);
+
+    let fit = move || {
+        let s = scene.get_untracked();
+        let Some(el) = svg_ref.get_untracked() else {
+            return;
+        };
+        let rect = el.get_bounding_client_rect();
+        let (w, h) = (rect.width().max(200.0), rect.height().max(200.0));
+        let k = (w / s.width).min(h / s.height).clamp(0.05, 1.25);
+        view_tf.set(View {
+            x: (w - s.width * k) / 2.0,
+            y: ((h - s.height * k) / 2.0).max(0.0),
+            k,
+        });
+    };
+    Effect::new(move |_| {
+        scene.track();
+        fit();
+        mark_painted();
+    });
+    let zoom_at = move |factor: f64, cx: f64, cy: f64| {
+        view_tf.update(|v| {
+            let k = (v.k * factor).clamp(0.05, 4.0);
+            let f = k / v.k;
+            v.x = cx - (cx - v.x) * f;
+            v.y = cy - (cy - v.y) * f;
+            v.k = k;
+        });
+    };
+    let zoom_center = move |factor: f64| {
+        if let Some(el) = svg_ref.get_untracked() {
+            let r = el.get_bounding_client_rect();
+            zoom_at(factor, r.width() / 2.0, r.height() / 2.0);
+        }
+    };
+
+    let nodes = move || {
+        let s = scene.get();
+        s.nodes
+            .into_iter()
+            .map(|n| {
+                let id = n.id.clone();
+                let id_sel = n.id.clone();
+                let id_key = n.id.clone();
+                let ns = n.kind == NodeKind::Namespace;
+                let testid = if ns {
+                    format!("ns-{}", n.id)
+                } else {
+                    format!("node-{}", n.id)
+                };
+                let label = if n.label.chars().count() > 20 {
+                    format!("{}…", n.label.chars().take(19).collect::<String>())
+                } else {
+                    n.label.clone()
+                };
+                view! {
+                    <g
+                        class="node"
+                        class:namespace=ns
+                        class:selected=move || selected.get().as_deref() == Some(id_sel.as_str())
+                        data-testid=testid
+                        data-id=n.id.clone()
+                        tabindex="0"
+                        role="button"
+                        aria-label=if ns { format!("namespace {} ({})", n.label, n.detail) } else { n.id.clone() }
+                        transform=format!("translate({:.1},{:.1})", n.x, n.y)
+                        on:click=move |_| on_node.run(id.clone())
+                        on:keydown=move |ev| {
+                            if ev.key() == "Enter" || ev.key() == " " {
+                                ev.prevent_default();
+                                on_node.run(id_key.clone());
+                            }
+                        }
+                    >
+                        <title>{format!("{} — {}", n.id, n.detail)}</title>
+                        <rect class="node-box" width=NODE_W height=NODE_H rx="7"></rect>
+                        <text class="node-label" x="10" y="19">{label}</text>
+                        <text class="node-detail" x={NODE_W - 8.0} y="19" text-anchor="end">
+                            {if ns { n.detail.replace(" workloads", "").replace(" workload", "") } else { String::new() }}
+                        </text>
+                        {(n.drift > 0).then(|| view! {
+                            <circle class="drift-dot" cx={NODE_W - 2.0} cy="2" r="5"></circle>
+                        })}
+                    </g>
+                }
+            })
+            .collect_view()
+    };
+    let edges = move || {
+        let s = scene.get();
+        s.edges
+            .iter()
+            .map(|e| {
+                let src = s.nodes[e.source].id.clone();
+                let dst = s.nodes[e.target].id.clone();
+                let id = format!("{src}->{dst}");
+                let id2 = id.clone();
+                let total = e.counts.total();
+                let title = if total > 1 {
+                    format!("{src} → {dst}: {total} calls, worst {}", e.state)
+                } else {
+                    format!("{src} → {dst}: {} {}", e.state, e.ports)
+                };
+                view! {
+                    <path
+                        class=format!("edge state-{}", e.state)
+                        class:hl=move || highlight_edge.get().as_deref() == Some(id2.as_str())
+                        data-testid=format!("edge-{id}")
+                        data-state=e.state.as_str()
+                        d=e.path.clone()
+                        stroke=colour(e.state)
+                        stroke-width={if total > 1 { 1.4 + (total as f64).ln().min(3.0) } else { 1.6 }}
+                        marker-end=format!("url(#arrow-{})", e.state)
+                        on:click=move |_| on_edge.run((src.clone(), dst.clone()))
+                    >
+                        <title>{title}</title>
+                    </path>
+                }
+            })
+            .collect_view()
+    };
+    let groups = move || {
+        scene
+            .get()
+            .groups
+            .into_iter()
+            .map(|g| {
+                let testid = format!("group-{}", g.name);
+                view! {
+                    <g class="group" data-testid=testid>
+                        <rect x=g.x y=g.y width=g.w height=g.h rx="12"></rect>
+                        <text x={g.x + 12.0} y={g.y + 19.0}>{g.name}</text>
+                    </g>
+                }
+            })
+            .collect_view()
+    };
+
+    view! {
+        <div
+            class="canvas"
+            node_ref=svg_ref
+            on:wheel=move |ev: web_sys::WheelEvent| {
+                ev.prevent_default();
+                let Some(el) = svg_ref.get_untracked() else { return };
+                let r = el.get_bounding_client_rect();
+                let factor = (-ev.delta_y() * 0.0015).exp();
+                zoom_at(factor, ev.client_x() as f64 - r.left(), ev.client_y() as f64 - r.top());
+            }
+            on:pointerdown=move |ev: web_sys::PointerEvent| {
+                if ev.button() == 0 {
+                    drag.set_value(Some((ev.client_x() as f64, ev.client_y() as f64, view_tf.get_untracked())));
+                }
+            }
+            on:pointermove=move |ev: web_sys::PointerEvent| {
+                if let Some((x0, y0, v0)) = drag.get_value() {
+                    let (dx, dy) = (ev.client_x() as f64 - x0, ev.client_y() as f64 - y0);
+                    if dx.abs() + dy.abs() > 3.0 {
+                        view_tf.set(View { x: v0.x + dx, y: v0.y + dy, k: v0.k });
+                    }
+                }
+            }
+            on:pointerup=move |_| drag.set_value(None)
+            on:pointerleave=move |_| drag.set_value(None)
+        >
+            <svg
+                class="graph"
+                data-testid="graph-svg"
+                xmlns="http://www.w3.org/2000/svg"
+                width="100%"
+                height="100%"
+                role="img"
+                aria-label="Access graph"
+            >
+                <defs>
+                    {accord_api::EdgeState::ALL
+                        .into_iter()
+                        .map(|s| view! {
+                            <marker
+                                id=format!("arrow-{s}")
+                                viewBox="0 0 10 10"
+                                refX="9"
+                                refY="5"
+                                markerWidth="7"
+                                markerHeight="7"
+                                orient="auto-start-reverse"
+                            >
+                                <path d="M0,0 L10,5 L0,10 z" fill=colour(s)></path>
+                            </marker>
+                        })
+                        .collect_view()}
+                </defs>
+                <g
+                    class="viewport"
+                    data-testid="viewport"
+                    transform=move || {
+                        let v = view_tf.get();
+                        format!("translate({:.2},{:.2}) scale({:.4})", v.x, v.y, v.k)
+                    }
+                >
+                    <g class="groups">{groups}</g>
+                    <g class="edges">{edges}</g>
+                    <g class="nodes">{nodes}</g>
+                </g>
+            </svg>
+            <div class="zoom-controls" role="group" aria-label="Zoom">
+                <button class="btn icon" title="Zoom in" data-testid="zoom-in" on:click=move |_| zoom_center(1.25)>"+"</button>
+                <button class="btn icon" title="Zoom out" data-testid="zoom-out" on:click=move |_| zoom_center(0.8)>"−"</button>
+                <button class="btn icon" title="Fit to view" data-testid="zoom-fit" on:click=move |_| fit()>"⤢"</button>
+            </div>
+        </div>
+    }
+}

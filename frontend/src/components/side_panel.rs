@@ -1,0 +1,202 @@
+//! The workload panel: callers and callees, declared vs effective access, the policies and
+//! intents involved, and why each edge is in its state.
+
+use accord_api::{ExplainedEdge, ObjectRef, WorkloadDetail};
+use leptos::prelude::*;
+
+use super::legend::describe;
+use super::loading::{ErrorBox, Loading};
+use crate::api;
+use crate::app::use_state;
+use crate::scene::{colour, short_name};
+
+fn obj(o: &ObjectRef) -> String {
+    let mut s = format!("{} {}/{}", o.kind, o.namespace, o.name);
+    if !o.field.is_empty() {
+        s += &format!(" · {}", o.field);
+    }
+    s
+}
+
+#[component]
+fn EdgeRow(
+    e: ExplainedEdge,
+    outgoing: bool,
+    #[prop(into)] highlighted: Signal<Option<String>>,
+) -> impl IntoView {
+    let other = if outgoing {
+        e.edge.target.clone()
+    } else {
+        e.edge.source.clone()
+    };
+    let key = format!("{}->{}", e.edge.source, e.edge.target);
+    let key2 = key.clone();
+    let x = e.explanation;
+    let declared = if e.edge.declared {
+        if e.edge.declared_ports.is_empty() {
+            "yes".to_string()
+        } else {
+            e.edge.declared_ports.clone()
+        }
+    } else {
+        "no".to_string()
+    };
+    let effective = if e.edge.allowed {
+        if e.edge.ports.is_empty() {
+            "allowed".to_string()
+        } else {
+            e.edge.ports.clone()
+        }
+    } else {
+        "denied".to_string()
+    };
+    let open = Memo::new(move |_| highlighted.get().as_deref() == Some(key.as_str()));
+    let details = [
+        (
+            "Declared by",
+            x.declared_by.iter().map(obj).collect::<Vec<_>>(),
+        ),
+        ("Server isolated by", x.ingress_isolated_by.clone()),
+        (
+            "Admitted by (ingress)",
+            x.ingress_admitted_by
+                .iter()
+                .map(|r| format!("{} · ingress[{}] {}", r.policy, r.index, r.ports))
+                .collect(),
+        ),
+        ("Client isolated by", x.egress_isolated_by.clone()),
+        (
+            "Admitted by (egress)",
+            x.egress_admitted_by
+                .iter()
+                .map(|r| format!("{} · egress[{}] {}", r.policy, r.index, r.ports))
+                .collect(),
+        ),
+        ("Admin policies", x.admin.clone()),
+    ];
+    view! {
+        <li class="edge-row" class:hl=open data-testid=format!("panel-edge-{key2}") data-state=e.edge.state.as_str()>
+            <details open=move || open.get()>
+                <summary>
+                    <span class="pill" style=format!("--c:{}", colour(e.edge.state)) title=describe(e.edge.state)>
+                        {e.edge.state.as_str()}
+                    </span>
+                    <span class="arrow">{if outgoing { "→" } else { "←" }}</span>
+                    <span class="edge-other" title=other.clone()>{short_name(&other).to_string()}</span>
+                    <span class="muted">{other.split_once('/').map(|(n, _)| n.to_string()).unwrap_or_default()}</span>
+                </summary>
+                <dl class="kv">
+                    <dt>"Declared"</dt><dd>{declared}</dd>
+                    <dt>"Effective"</dt><dd>{effective}</dd>
+                </dl>
+                <p class="why" data-testid="why">{x.summary.clone()}</p>
+                {details
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, v)| view! {
+                        <div class="refs">
+                            <span class="refs-title">{k}</span>
+                            <ul>{v.into_iter().map(|s| view! { <li><code>{s}</code></li> }).collect_view()}</ul>
+                        </div>
+                    })
+                    .collect_view()}
+            </details>
+        </li>
+    }
+}
+
+#[component]
+fn Detail(
+    d: WorkloadDetail,
+    #[prop(into)] edge: Signal<Option<String>>,
+    on_focus: Callback<String>,
+) -> impl IntoView {
+    let n = d.node;
+    let id = n.id.clone();
+    let refs = |title: &'static str, list: Vec<ObjectRef>| {
+        (!list.is_empty()).then(|| view! {
+            <section class="panel-section">
+                <h3>{title}</h3>
+                <ul class="plain">{list.iter().map(|o| view! { <li><code>{obj(o)}</code></li> }).collect_view()}</ul>
+            </section>
+        })
+    };
+    let edges = |title: &'static str,
+                 list: Vec<ExplainedEdge>,
+                 outgoing: bool,
+                 testid: &'static str| {
+        view! {
+            <section class="panel-section" data-testid=testid>
+                <h3>{title}<span class="count">{list.len()}</span></h3>
+                {if list.is_empty() {
+                    view! { <p class="muted">"None."</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="edges-list">
+                            {list.into_iter().map(|e| view! { <EdgeRow e=e outgoing=outgoing highlighted=edge/> }).collect_view()}
+                        </ul>
+                    }.into_any()
+                }}
+            </section>
+        }
+    };
+    view! {
+        <div class="panel-head">
+            <div>
+                <h2 data-testid="panel-title">{n.name.clone()}</h2>
+                <p class="muted">{format!("{} · {}", n.namespace, if n.kind.is_empty() { "workload" } else { &n.kind })}</p>
+            </div>
+        </div>
+        <div class="badges">
+            {if n.ingress_isolated {
+                view! { <span class="badge good">"Ingress isolated"</span> }.into_any()
+            } else {
+                view! { <span class="badge warn">"Not isolated"</span> }.into_any()
+            }}
+            {if n.has_intents {
+                view! { <span class="badge">"Has intents"</span> }.into_any()
+            } else {
+                view! { <span class="badge muted">"No intents"</span> }.into_any()
+            }}
+            {(n.drift > 0).then(|| view! { <span class="badge bad">{format!("{} drift", n.drift)}</span> })}
+        </div>
+        <button class="btn small" data-testid="focus-btn" on:click=move |_| on_focus.run(id.clone())>"Focus neighbourhood"</button>
+        {edges("Calls", d.callees, true, "callees")}
+        {edges("Called by", d.callers, false, "callers")}
+        {refs("Intents of this workload", d.intents)}
+        {refs("Intents declaring calls to it", d.declared_callers)}
+        {refs("NetworkPolicies selecting it", d.policies)}
+        {(!d.drift.is_empty()).then(|| view! {
+            <section class="panel-section">
+                <h3>"Drift"</h3>
+                <ul class="plain">{d.drift.into_iter().map(|i| view! { <li>{i.explanation}</li> }).collect_view()}</ul>
+            </section>
+        })}
+    }
+}
+
+#[component]
+pub fn SidePanel(
+    id: String,
+    #[prop(into)] edge: Signal<Option<String>>,
+    on_close: Callback<()>,
+    on_focus: Callback<String>,
+) -> impl IntoView {
+    let state = use_state();
+    let key = id.clone();
+    let detail = LocalResource::new(move || {
+        state.refresh.track();
+        let id = key.clone();
+        async move { api::workload(&id).await }
+    });
+    view! {
+        <aside class="side-panel" data-testid="side-panel" aria-label=format!("Workload {id}")>
+            <button class="btn icon close" aria-label="Close panel (Escape)" data-testid="panel-close" on:click=move |_| on_close.run(())>"×"</button>
+            {move || match detail.get() {
+                None => view! { <Loading label="Loading workload…"/> }.into_any(),
+                Some(Err(e)) => view! { <ErrorBox message=e/> }.into_any(),
+                Some(Ok(d)) => view! { <Detail d=d edge=edge on_focus=on_focus/> }.into_any(),
+            }}
+        </aside>
+    }
+}

@@ -1,0 +1,260 @@
+//! The intent-drafting form's model: form fields → ClientIntents YAML, with validation. Pure,
+//! tested natively.
+
+/// What a target points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetKind {
+    Workload,
+    Service,
+}
+
+/// One target row of the form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub kind: TargetKind,
+    pub name: String,
+    pub namespace: String,
+    /// Comma-separated ports, e.g. `8080, 8443/TCP`.
+    pub ports: String,
+}
+
+/// The form: the client workload id (`namespace/name[Kind]`) and its targets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Form {
+    pub client: String,
+    pub targets: Vec<Target>,
+}
+
+/// A validation error of one field: `client`, or `targets[i].name` / `.ports` / `.namespace`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// `namespace/name[Kind]` → (namespace, name, kind).
+pub fn parse_workload_id(id: &str) -> Option<(String, String, String)> {
+    let (ns, rest) = id.trim().split_once('/')?;
+    let (name, kind) = match rest.split_once('[') {
+        Some((n, k)) => (n, k.strip_suffix(']')?),
+        None => (rest, ""),
+    };
+    (!ns.is_empty() && !name.is_empty()).then(|| (ns.into(), name.into(), kind.into()))
+}
+
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Ports of a target: `(port, protocol)`.
+pub fn parse_ports(text: &str) -> Result<Vec<(u16, String)>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (num, proto) = match part.split_once('/') {
+            Some((n, p)) => (n.trim(), p.trim().to_ascii_uppercase()),
+            None => (part, "TCP".to_string()),
+        };
+        let port: u16 = num
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("`{part}` is not a port number (1–65535)"))?;
+        if !matches!(proto.as_str(), "TCP" | "UDP" | "SCTP") {
+            return Err(format!("`{proto}` is not TCP, UDP or SCTP"));
+        }
+        out.push((port, proto));
+    }
+    Ok(out)
+}
+
+/// Field errors of the form; empty when it is valid.
+pub fn validate(form: &Form) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let mut err = |field: String, message: String| errs.push(FieldError { field, message });
+    if form.client.trim().is_empty() {
+        err("client".into(), "Pick the client workload.".into());
+    } else if parse_workload_id(&form.client).is_none() {
+        err(
+            "client".into(),
+            "Use namespace/name, e.g. storefront/cart.".into(),
+        );
+    }
+    if form.targets.is_empty() {
+        err("targets".into(), "Add at least one target.".into());
+    }
+    for (i, t) in form.targets.iter().enumerate() {
+        if t.name.trim().is_empty() {
+            err(format!("targets[{i}].name"), "Name the target.".into());
+        } else if !is_dns_label(t.name.trim()) {
+            err(
+                format!("targets[{i}].name"),
+                "Lowercase letters, digits and '-' only.".into(),
+            );
+        }
+        if !t.namespace.trim().is_empty() && !is_dns_label(t.namespace.trim()) {
+            err(
+                format!("targets[{i}].namespace"),
+                "Not a valid namespace name.".into(),
+            );
+        }
+        if let Err(m) = parse_ports(&t.ports) {
+            err(format!("targets[{i}].ports"), m);
+        }
+    }
+    errs
+}
+
+/// The ClientIntents (v2beta1) the form describes. Writes what it can even when the form is
+/// incomplete, so the preview follows typing.
+pub fn to_yaml(form: &Form) -> String {
+    let (ns, name, kind) = parse_workload_id(&form.client).unwrap_or_else(|| {
+        let c = form.client.trim();
+        (String::new(), c.to_string(), String::new())
+    });
+    let mut y =
+        String::from("apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n");
+    y += &format!("  name: {}\n", quote(&name));
+    if !ns.is_empty() {
+        y += &format!("  namespace: {}\n", quote(&ns));
+    }
+    y += "spec:\n  workload:\n";
+    y += &format!("    name: {}\n", quote(&name));
+    if !kind.is_empty() {
+        y += &format!("    kind: {}\n", quote(&kind));
+    }
+    if form.targets.is_empty() {
+        y += "  targets: []\n";
+        return y;
+    }
+    y += "  targets:\n";
+    for t in &form.targets {
+        let tname = t.name.trim();
+        let tns = t.namespace.trim();
+        let full = if tns.is_empty() || tns == ns {
+            tname.to_string()
+        } else {
+            format!("{tname}.{tns}")
+        };
+        let key = match t.kind {
+            TargetKind::Workload => "kubernetes",
+            TargetKind::Service => "service",
+        };
+        y += &format!("    - {key}:\n        name: {}\n", quote(&full));
+        if let Ok(ports) = parse_ports(&t.ports)
+            && !ports.is_empty()
+        {
+            y += "        ports:\n";
+            for (p, proto) in ports {
+                y += &format!("          - port: {p}\n            protocol: {proto}\n");
+            }
+        }
+    }
+    y
+}
+
+/// Quotes a scalar when plain YAML would misread it.
+fn quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        && s.parse::<f64>().is_err()
+        && !matches!(s, "true" | "false" | "null" | "yes" | "no" | "on" | "off");
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(kind: TargetKind, name: &str, ns: &str, ports: &str) -> Target {
+        Target {
+            kind,
+            name: name.into(),
+            namespace: ns.into(),
+            ports: ports.into(),
+        }
+    }
+
+    #[test]
+    fn writes_v2beta1_intents_with_cross_namespace_and_port_targets() {
+        let form = Form {
+            client: "storefront/cart[Deployment]".into(),
+            targets: vec![
+                target(TargetKind::Workload, "auth", "platform", "8080"),
+                target(TargetKind::Service, "catalog", "storefront", ""),
+            ],
+        };
+        assert!(validate(&form).is_empty());
+        assert_eq!(
+            to_yaml(&form),
+            "apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata:
+  name: cart
+  namespace: storefront
+spec:
+  workload:
+    name: cart
+    kind: Deployment
+  targets:
+    - kubernetes:
+        name: auth.platform
+        ports:
+          - port: 8080
+            protocol: TCP
+    - service:
+        name: catalog
+"
+        );
+    }
+
+    #[test]
+    fn reports_each_bad_field() {
+        let form = Form {
+            client: "cart".into(),
+            targets: vec![target(TargetKind::Workload, "Auth!", "", "80, 99999")],
+        };
+        let fields: Vec<String> = validate(&form).into_iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            vec!["client", "targets[0].name", "targets[0].ports"]
+        );
+        assert!(
+            validate(&Form::default())
+                .iter()
+                .any(|e| e.field == "targets")
+        );
+    }
+
+    #[test]
+    fn parses_ports_with_protocols() {
+        assert_eq!(
+            parse_ports("80, 53/udp").unwrap(),
+            vec![(80, "TCP".into()), (53, "UDP".into())]
+        );
+        assert!(parse_ports("0").is_err());
+        assert!(parse_ports("80/ICMP").is_err());
+    }
+
+    #[test]
+    fn parses_workload_ids() {
+        assert_eq!(
+            parse_workload_id("platform/ledger-db[StatefulSet]"),
+            Some(("platform".into(), "ledger-db".into(), "StatefulSet".into()))
+        );
+        assert_eq!(
+            parse_workload_id("a/b"),
+            Some(("a".into(), "b".into(), String::new()))
+        );
+        assert_eq!(parse_workload_id("nope"), None);
+    }
+}

@@ -1,0 +1,487 @@
+//! What the graph view shows, computed from the API's graph and the view's parameters: pure,
+//! tested natively.
+//!
+//! In: an [`accord_api::Graph`] and [`ViewParams`] (namespace and state filters, focus, which
+//! namespaces are expanded). Out: a [`Scene`] of nodes (workloads, or whole namespaces when
+//! aggregated) and edges, already laid out; plus the JSON and SVG exports of a scene.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use accord_api::{Edge, EdgeState, Graph, StateCounts};
+
+use crate::layout::{self, NODE_H, NODE_W};
+
+/// Clusters of at least this many workloads open at namespace level.
+pub const LARGE_CLUSTER: usize = 500;
+
+/// The view's parameters, as kept in the URL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ViewParams {
+    /// Only these namespaces (empty: all).
+    pub namespaces: BTreeSet<String>,
+    /// Only edges in these states.
+    pub states: BTreeSet<EdgeState>,
+    /// Neighbourhood of this workload only.
+    pub focus: Option<String>,
+    /// Show namespaces as single nodes, except those in `expanded`.
+    pub aggregate: bool,
+    pub expanded: BTreeSet<String>,
+}
+
+impl ViewParams {
+    /// Every state but `open`, which is default-allow and hidden unless asked for.
+    pub fn default_states() -> BTreeSet<EdgeState> {
+        EdgeState::ALL
+            .into_iter()
+            .filter(|s| *s != EdgeState::Open)
+            .collect()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    Workload,
+    Namespace,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SceneNode {
+    /// Workload id, or the namespace name for an aggregate.
+    pub id: String,
+    pub kind: NodeKind,
+    pub namespace: String,
+    pub label: String,
+    /// Kind of workload, or `N workloads`.
+    pub detail: String,
+    pub drift: u32,
+    pub x: f64,
+    pub y: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SceneEdge {
+    pub source: usize,
+    pub target: usize,
+    /// The worst state among the workload edges it stands for.
+    pub state: EdgeState,
+    pub counts: StateCounts,
+    pub ports: String,
+    pub path: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scene {
+    pub nodes: Vec<SceneNode>,
+    pub edges: Vec<SceneEdge>,
+    pub groups: Vec<layout::GroupBox>,
+    pub width: f64,
+    pub height: f64,
+}
+
+/// How bad a state is, for choosing the colour of an aggregated edge.
+pub fn severity(state: EdgeState) -> u8 {
+    match state {
+        EdgeState::Blocked => 4,
+        EdgeState::Undeclared => 3,
+        EdgeState::Unprotected => 2,
+        EdgeState::Enforced => 1,
+        EdgeState::Open => 0,
+    }
+}
+
+/// Colour of each state (also used inline in SVG exports, which carry no stylesheet).
+pub fn colour(state: EdgeState) -> &'static str {
+    match state {
+        EdgeState::Enforced => "#16a34a",
+        EdgeState::Blocked => "#dc2626",
+        EdgeState::Unprotected => "#d97706",
+        EdgeState::Undeclared => "#9333ea",
+        EdgeState::Open => "#94a3b8",
+    }
+}
+
+/// The short name of a workload id: `ns/name[Kind]` → `name`.
+pub fn short_name(id: &str) -> &str {
+    let rest = id.split_once('/').map_or(id, |(_, r)| r);
+    rest.split_once('[').map_or(rest, |(n, _)| n)
+}
+
+/// The edges the filters keep: state filter, then namespace filter (either end in one of the
+/// namespaces), then focus (edges touching the focused workload).
+pub fn visible_edges<'g>(graph: &'g Graph, p: &ViewParams) -> Vec<&'g Edge> {
+    let ns_of: BTreeMap<&str, &str> = graph
+        .nodes
+        .iter()
+        .map(|n| (n.id.as_str(), n.namespace.as_str()))
+        .collect();
+    let in_ns = |id: &str| {
+        p.namespaces.is_empty() || ns_of.get(id).is_some_and(|ns| p.namespaces.contains(*ns))
+    };
+    graph
+        .edges
+        .iter()
+        .filter(|e| p.states.contains(&e.state))
+        .filter(|e| in_ns(&e.source) || in_ns(&e.target))
+        .filter(|e| {
+            p.focus
+                .as_deref()
+                .is_none_or(|f| e.source == f || e.target == f)
+        })
+        .collect()
+}
+
+/// Builds and lays out the scene.
+pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
+    let edges = visible_edges(graph, p);
+    // Workloads shown: those in the namespace filter (or all), restricted to the focus'
+    // neighbourhood when focused; plus the far ends of kept edges.
+    let mut shown: BTreeSet<&str> = BTreeSet::new();
+    match &p.focus {
+        Some(f) => {
+            if graph.nodes.iter().any(|n| &n.id == f) {
+                shown.insert(f.as_str());
+            }
+        }
+        None => {
+            for n in &graph.nodes {
+                if p.namespaces.is_empty() || p.namespaces.contains(&n.namespace) {
+                    shown.insert(n.id.as_str());
+                }
+            }
+        }
+    }
+    for e in &edges {
+        shown.insert(&e.source);
+        shown.insert(&e.target);
+    }
+
+    let by_id: BTreeMap<&str, &accord_api::Node> =
+        graph.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+    let ns_of = |id: &str| -> String {
+        by_id.get(id).map_or_else(
+            || id.split_once('/').map_or("", |(ns, _)| ns).to_string(),
+            |n| n.namespace.clone(),
+        )
+    };
+    let aggregated = |ns: &str| p.aggregate && p.focus.is_none() && !p.expanded.contains(ns);
+
+    // Nodes, keyed by scene id.
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    let mut nodes: Vec<SceneNode> = Vec::new();
+    let mut ns_sizes: BTreeMap<String, (u32, u32)> = BTreeMap::new();
+    for n in &graph.nodes {
+        let e = ns_sizes.entry(n.namespace.clone()).or_default();
+        e.0 += 1;
+        e.1 += n.drift;
+    }
+    let scene_id = |id: &str| -> (String, bool) {
+        let ns = ns_of(id);
+        if aggregated(&ns) {
+            (ns, true)
+        } else {
+            (id.to_string(), false)
+        }
+    };
+    for id in &shown {
+        let (sid, agg) = scene_id(id);
+        if index.contains_key(&sid) {
+            continue;
+        }
+        index.insert(sid.clone(), nodes.len());
+        let ns = ns_of(id);
+        if agg {
+            let (count, drift) = ns_sizes.get(&ns).copied().unwrap_or_default();
+            nodes.push(SceneNode {
+                id: sid.clone(),
+                kind: NodeKind::Namespace,
+                namespace: ns.clone(),
+                label: ns.clone(),
+                detail: format!("{count} workload{}", if count == 1 { "" } else { "s" }),
+                drift,
+                x: 0.0,
+                y: 0.0,
+            });
+        } else {
+            let node = by_id.get(*id);
+            nodes.push(SceneNode {
+                id: sid.clone(),
+                kind: NodeKind::Workload,
+                namespace: ns.clone(),
+                label: node.map_or_else(|| short_name(id).to_string(), |n| n.name.clone()),
+                detail: node.map_or_else(String::new, |n| n.kind.clone()),
+                drift: node.map_or(0, |n| n.drift),
+                x: 0.0,
+                y: 0.0,
+            });
+        }
+    }
+
+    // Edges, merged per scene pair.
+    let mut merged: BTreeMap<(usize, usize), (StateCounts, EdgeState, BTreeSet<String>)> =
+        BTreeMap::new();
+    for e in &edges {
+        let a = index[scene_id(&e.source).0.as_str()];
+        let b = index[scene_id(&e.target).0.as_str()];
+        if a == b && nodes[a].kind == NodeKind::Namespace {
+            continue; // calls inside a collapsed namespace
+        }
+        let entry = merged
+            .entry((a, b))
+            .or_insert_with(|| (StateCounts::default(), e.state, BTreeSet::new()));
+        entry.0.add(e.state, 1);
+        if severity(e.state) > severity(entry.1) {
+            entry.1 = e.state;
+        }
+        if !e.ports.is_empty() {
+            entry.2.insert(e.ports.clone());
+        }
+    }
+
+    let lnodes: Vec<layout::Node> = nodes
+        .iter()
+        .map(|n| layout::Node {
+            id: n.id.clone(),
+            group: n.namespace.clone(),
+        })
+        .collect();
+    let pairs: Vec<(usize, usize)> = merged.keys().copied().collect();
+    let l = layout::layout(&lnodes, &pairs);
+    for (n, p) in nodes.iter_mut().zip(&l.nodes) {
+        n.x = p.x;
+        n.y = p.y;
+    }
+    let edges = merged
+        .into_iter()
+        .map(|((a, b), (counts, state, ports))| SceneEdge {
+            source: a,
+            target: b,
+            state,
+            counts,
+            ports: ports.into_iter().collect::<Vec<_>>().join("; "),
+            path: layout::edge_path(&l.nodes[a], &l.nodes[b]),
+        })
+        .collect();
+    Scene {
+        nodes,
+        edges,
+        groups: l.groups,
+        width: l.width,
+        height: l.height,
+    }
+}
+
+/// The scene as JSON: nodes and edges with their states, for export.
+pub fn to_json(scene: &Scene) -> String {
+    let nodes: Vec<serde_json::Value> = scene
+        .nodes
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "id": n.id,
+                "type": if n.kind == NodeKind::Namespace { "namespace" } else { "workload" },
+                "namespace": n.namespace,
+                "x": n.x, "y": n.y,
+            })
+        })
+        .collect();
+    let edges: Vec<serde_json::Value> = scene
+        .edges
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "source": scene.nodes[e.source].id,
+                "target": scene.nodes[e.target].id,
+                "state": e.state,
+                "counts": e.counts,
+                "ports": e.ports,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({"nodes": nodes, "edges": edges}))
+        .unwrap_or_default()
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A standalone SVG document of the scene, with inline styles.
+pub fn to_svg(scene: &Scene) -> String {
+    let mut s = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" font-family="Inter, system-ui, sans-serif"><rect width="100%" height="100%" fill="#ffffff"/>"##,
+        w = scene.width,
+        h = scene.height
+    );
+    for g in &scene.groups {
+        s += &format!(
+            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="10" fill="#f8fafc" stroke="#cbd5e1"/><text x="{:.1}" y="{:.1}" font-size="12" font-weight="600" fill="#475569">{}</text>"##,
+            g.x,
+            g.y,
+            g.w,
+            g.h,
+            g.x + 12.0,
+            g.y + 19.0,
+            esc(&g.name)
+        );
+    }
+    for e in &scene.edges {
+        s += &format!(
+            r#"<path d="{}" fill="none" stroke="{}" stroke-width="1.6"/>"#,
+            e.path,
+            colour(e.state)
+        );
+    }
+    for n in &scene.nodes {
+        s += &format!(
+            r##"<rect x="{:.1}" y="{:.1}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="#ffffff" stroke="#64748b"/><text x="{:.1}" y="{:.1}" font-size="12" fill="#0f172a">{}</text>"##,
+            n.x,
+            n.y,
+            n.x + 10.0,
+            n.y + 19.0,
+            esc(&n.label)
+        );
+    }
+    s + "</svg>"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use accord_api::Node;
+
+    fn node(id: &str) -> Node {
+        let (ns, rest) = id.split_once('/').unwrap();
+        Node {
+            id: id.into(),
+            namespace: ns.into(),
+            name: short_name(rest).into(),
+            kind: "Deployment".into(),
+            ..Node::default()
+        }
+    }
+
+    fn edge(s: &str, t: &str, state: EdgeState) -> Edge {
+        Edge {
+            source: s.into(),
+            target: t.into(),
+            state,
+            ports: "TCP 80".into(),
+            declared_ports: String::new(),
+            declared: true,
+            allowed: state != EdgeState::Blocked,
+            first_seen: None,
+            last_changed: None,
+        }
+    }
+
+    fn demo() -> Graph {
+        Graph {
+            nodes: [
+                "s/web[D]",
+                "s/cart[D]",
+                "p/auth[D]",
+                "c/pay[D]",
+                "c/orders[D]",
+            ]
+            .into_iter()
+            .map(node)
+            .collect(),
+            edges: vec![
+                edge("s/web[D]", "s/cart[D]", EdgeState::Enforced),
+                edge("s/cart[D]", "p/auth[D]", EdgeState::Blocked),
+                edge("s/web[D]", "c/pay[D]", EdgeState::Undeclared),
+                edge("c/orders[D]", "c/pay[D]", EdgeState::Open),
+            ],
+            ..Graph::default()
+        }
+    }
+
+    fn params() -> ViewParams {
+        ViewParams {
+            states: ViewParams::default_states(),
+            ..ViewParams::default()
+        }
+    }
+
+    #[test]
+    fn open_edges_are_hidden_by_default() {
+        let s = build(&demo(), &params());
+        assert_eq!(s.nodes.len(), 5);
+        assert_eq!(s.edges.len(), 3);
+        assert!(s.edges.iter().all(|e| e.state != EdgeState::Open));
+    }
+
+    #[test]
+    fn focus_keeps_the_neighbourhood_only() {
+        let p = ViewParams {
+            focus: Some("s/cart[D]".into()),
+            ..params()
+        };
+        let s = build(&demo(), &p);
+        let ids: Vec<&str> = s.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, vec!["p/auth[D]", "s/cart[D]", "s/web[D]"]);
+        assert_eq!(s.edges.len(), 2);
+    }
+
+    #[test]
+    fn namespace_filter_keeps_edges_with_either_end_inside() {
+        let p = ViewParams {
+            namespaces: ["p".to_string()].into(),
+            ..params()
+        };
+        let s = build(&demo(), &p);
+        let ids: Vec<&str> = s.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, vec!["p/auth[D]", "s/cart[D]"]);
+    }
+
+    #[test]
+    fn aggregation_merges_namespaces_and_keeps_the_worst_state() {
+        let mut g = demo();
+        g.edges
+            .push(edge("s/cart[D]", "p/auth[D]", EdgeState::Enforced));
+        let p = ViewParams {
+            aggregate: true,
+            ..params()
+        };
+        let s = build(&g, &p);
+        let ids: Vec<&str> = s.nodes.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, vec!["c", "p", "s"]);
+        let sp = s
+            .edges
+            .iter()
+            .find(|e| s.nodes[e.source].id == "s" && s.nodes[e.target].id == "p")
+            .unwrap();
+        assert_eq!(sp.state, EdgeState::Blocked);
+        assert_eq!(sp.counts.total(), 2);
+        // The call inside `s` disappears while `s` is collapsed…
+        assert_eq!(s.edges.len(), 2);
+        // …and comes back when it is expanded.
+        let p = ViewParams {
+            expanded: ["s".to_string()].into(),
+            ..p
+        };
+        let s = build(&g, &p);
+        assert!(s.nodes.iter().any(|n| n.id == "s/web[D]"));
+        assert!(
+            s.nodes
+                .iter()
+                .any(|n| n.id == "p" && n.kind == NodeKind::Namespace)
+        );
+        assert_eq!(s.edges.len(), 3);
+    }
+
+    #[test]
+    fn exports_name_every_node_and_edge() {
+        let s = build(&demo(), &params());
+        let json: serde_json::Value = serde_json::from_str(&to_json(&s)).unwrap();
+        assert_eq!(json["nodes"].as_array().unwrap().len(), 5);
+        assert_eq!(json["edges"].as_array().unwrap().len(), 3);
+        let svg = to_svg(&s);
+        assert!(svg.starts_with("<svg xmlns="));
+        assert_eq!(svg.matches("<path").count(), 3);
+        assert!(svg.contains(">cart<"));
+    }
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Build the dashboard (frontend/, a Leptos client-side app) into $CARGO_TARGET_DIR/site (default
+# target/site), which `accord serve` serves. Installs what it needs itself, pinned and cached
+# under ~/.cache/accord: the wasm32 target, wasm-bindgen-cli 0.2.130 (must equal the library's
+# version in Cargo.lock) and binaryen 132's wasm-opt from npm (Debian's binaryen 108 silently
+# breaks wasm-bindgen's output: a blank page).
+#
+#   scripts/build-frontend.sh            release build: size profile + wasm-opt -Oz
+#   scripts/build-frontend.sh --dev      debug build, no wasm-opt (faster)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+WASM_BINDGEN_VERSION=0.2.130
+BINARYEN_VERSION=132.0.0
+profile=wasm-release
+[[ "${1:-}" == "--dev" ]] && profile=dev
+
+target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+site="$target_dir/site"
+tools="$ACCORD_CACHE_DIR/tools"
+npm_prefix="$ACCORD_CACHE_DIR/npm"
+
+ensure_rust
+
+if [[ "$("$tools/bin/wasm-bindgen" --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]]; then
+    step "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION (once, into $tools)"
+    cargo install --root "$tools" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+fi
+wasm_opt="$npm_prefix/node_modules/.bin/wasm-opt"
+if [[ "$profile" != dev ]] && ! "$wasm_opt" --version 2>/dev/null | grep -q "version ${BINARYEN_VERSION%%.*}"; then
+    ensure_apt npm npm
+    step "npm install binaryen@$BINARYEN_VERSION (once, into $npm_prefix)"
+    mkdir -p "$npm_prefix"
+    npm install --silent --no-audit --no-fund --prefix "$npm_prefix" "binaryen@$BINARYEN_VERSION"
+fi
+
+step "cargo build -p accord-frontend --target wasm32-unknown-unknown --profile $profile"
+cargo build --locked -p accord-frontend --target wasm32-unknown-unknown --profile "$profile" >&2
+out_dir="$profile"
+[[ "$profile" == dev ]] && out_dir=debug
+wasm="$target_dir/wasm32-unknown-unknown/$out_dir/accord-frontend.wasm"
+
+step "wasm-bindgen --target web → $site"
+rm -rf "$site.tmp"
+mkdir -p "$site.tmp/pkg"
+"$tools/bin/wasm-bindgen" --target web --no-typescript --out-dir "$site.tmp/pkg" --out-name accord "$wasm"
+if [[ "$profile" != dev ]]; then
+    step "wasm-opt -Oz"
+    "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+        --enable-mutable-globals --enable-reference-types --enable-multivalue \
+        "$site.tmp/pkg/accord_bg.wasm" -o "$site.tmp/pkg/accord_bg.opt.wasm"
+    mv "$site.tmp/pkg/accord_bg.opt.wasm" "$site.tmp/pkg/accord_bg.wasm"
+fi
+cp frontend/index.html frontend/style.css "$site.tmp/"
+rm -rf "$site"
+mv "$site.tmp" "$site"
+
+raw=$(stat -c %s "$site/pkg/accord_bg.wasm")
+gz=$(gzip -9 -c "$site/pkg/accord_bg.wasm" | wc -c)
+step "dashboard built in $site: wasm $((raw / 1024)) KiB raw, $((gz / 1024)) KiB gzipped"
