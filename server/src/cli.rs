@@ -2,7 +2,9 @@
 
 mod can_reach;
 mod connlist;
+mod crd;
 mod diff;
+mod operator;
 mod peers;
 mod render;
 mod who_can_reach;
@@ -37,6 +39,10 @@ enum Command {
     WhoCanReach(who_can_reach::Args),
     /// Compare the connectivity two manifest sets allow: connections added, removed, changed.
     Diff(diff::Args),
+    /// Run the operator: reconcile ClientIntents into NetworkPolicies and pod labels.
+    Operator(operator::Args),
+    /// Print the k8s.otterize.com CustomResourceDefinitions generated from Accord's types.
+    Crd(crd::Args),
 }
 
 impl Cli {
@@ -47,6 +53,8 @@ impl Cli {
             Command::CanReach(args) => can_reach::run(args),
             Command::WhoCanReach(args) => who_can_reach::run(args),
             Command::Diff(args) => diff::run(args),
+            Command::Operator(args) => operator::run(args),
+            Command::Crd(args) => crd::run(args),
         }
     }
 }

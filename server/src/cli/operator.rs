@@ -1,0 +1,118 @@
+//! `accord operator`: run the operator in a cluster.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use accord_policy::GenerateOptions;
+
+use crate::operator::{self, Settings, leader::LeaseConfig};
+
+/// Reconcile ClientIntents into NetworkPolicies and pod labels. Connects with the in-cluster
+/// ServiceAccount, or `KUBECONFIG` / `~/.kube/config` outside a cluster.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Also generate egress rules for clients (with DNS allowed).
+    #[arg(long, env = "ACCORD_EGRESS")]
+    egress: bool,
+    /// Put ingress and egress in separate `-ingress` / `-egress` policies.
+    #[arg(long, env = "ACCORD_SEPARATE_POLICIES")]
+    separate_policies: bool,
+    /// Shadow mode: only servers in an enforced namespace, or named by a ProtectedService, get
+    /// policies (pods are still labelled).
+    #[arg(long, env = "ACCORD_SHADOW")]
+    shadow: bool,
+    /// A namespace where policies are enforced in shadow mode (repeatable, or comma-separated).
+    #[arg(
+        long = "enforced-namespace",
+        env = "ACCORD_ENFORCED_NAMESPACES",
+        value_delimiter = ','
+    )]
+    enforced_namespaces: Vec<String>,
+    /// Watch only this namespace (repeatable, or comma-separated); all namespaces by default.
+    #[arg(
+        long = "watched-namespace",
+        env = "ACCORD_WATCHED_NAMESPACES",
+        value_delimiter = ','
+    )]
+    watched_namespaces: Vec<String>,
+    /// Address of the Kubernetes API server, for egress to `kubernetes.default` (repeatable).
+    #[arg(
+        long = "api-server-ip",
+        env = "ACCORD_API_SERVER_IPS",
+        value_delimiter = ','
+    )]
+    api_server_ips: Vec<String>,
+    /// Where to serve `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, env = "ACCORD_METRICS_LISTEN", default_value = "0.0.0.0:8080")]
+    metrics_listen: SocketAddr,
+    /// Run without leader election (only one replica may then run).
+    #[arg(long, env = "ACCORD_NO_LEADER_ELECTION")]
+    no_leader_election: bool,
+    /// Name of the coordination.k8s.io Lease used for leader election.
+    #[arg(long, env = "ACCORD_LEASE_NAME", default_value = "accord-operator")]
+    lease_name: String,
+    /// Namespace of the Lease; the client's default namespace (the pod's own) if unset.
+    #[arg(long, env = "ACCORD_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// How long a lease is valid without renewal: a standby takes over this long after the
+    /// leader stops renewing. Renewal happens every third of it.
+    #[arg(long, env = "ACCORD_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// This replica's identity in the Lease; the hostname (the pod name) by default.
+    #[arg(long, env = "ACCORD_IDENTITY")]
+    identity: Option<String>,
+    /// Concurrent API requests while applying changes.
+    #[arg(long, env = "ACCORD_CONCURRENCY", default_value_t = 32)]
+    concurrency: usize,
+    /// Milliseconds to wait for more events before reconciling, so bursts become one batch.
+    #[arg(long, env = "ACCORD_DEBOUNCE_MS", default_value_t = 10)]
+    debounce_ms: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let lease = if args.no_leader_election {
+            None
+        } else {
+            let namespace = match args.lease_namespace {
+                Some(ns) => ns,
+                None => kube::Config::infer().await?.default_namespace,
+            };
+            let identity = args.identity.unwrap_or_else(|| {
+                std::env::var("HOSTNAME")
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| format!("accord-{}", std::process::id()))
+            });
+            Some(LeaseConfig {
+                namespace,
+                name: args.lease_name,
+                identity,
+                duration: Duration::from_secs(args.lease_duration_seconds.max(1)),
+            })
+        };
+        let settings = Settings {
+            options: GenerateOptions {
+                egress: args.egress,
+                separate_policies: args.separate_policies,
+                shadow: args.shadow,
+                enforced_namespaces: args.enforced_namespaces.into_iter().collect(),
+                api_server_ips: args.api_server_ips,
+            },
+            namespaces: args.watched_namespaces,
+            metrics_listen: args.metrics_listen,
+            lease,
+            concurrency: args.concurrency,
+            debounce: Duration::from_millis(args.debounce_ms),
+        };
+        match operator::run(settings).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => {
+                operator::log_fatal(&e);
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    })
+}

@@ -1,0 +1,769 @@
+//! The operator: watches ClientIntents and what they refer to, and keeps NetworkPolicies, pod
+//! labels and ClientIntents statuses as the core says they should be.
+//!
+//! In: watch events of ClientIntents and ProtectedServices (untyped, so a malformed object is
+//! reported on its status instead of breaking the watch), Pods and their owners (metadata only),
+//! Services, and the NetworkPolicies carrying Accord's labels. Out: server-side applied
+//! NetworkPolicies (field manager [`FIELD_MANAGER`]), merge patches of pod labels, deletions
+//! of policies carrying Accord's labels only, status patches, a finalizer on ClientIntents.
+//!
+//! One task owns the [`state::State`]: events update it and mark subjects dirty; when no event is
+//! waiting, the dirty subjects are planned and the writes run concurrently. Leader election on a
+//! Lease makes a second replica a standby.
+
+pub mod leader;
+pub mod metrics;
+pub mod state;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use accord_policy::diagnostic::Diagnostic;
+use accord_policy::inventory::Inventory;
+use accord_policy::labels;
+use accord_policy::objects::{NetworkPolicy, ObjectMeta};
+use accord_policy::{GenerateOptions, Origin};
+use futures::channel::mpsc;
+use futures::stream::{BoxStream, SelectAll};
+use futures::{FutureExt, SinkExt, StreamExt};
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy as K8sNetworkPolicy;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use tracing::{Instrument, debug, error, info, info_span, warn};
+
+use state::{Key, State, Write};
+
+/// The field manager of every server-side apply.
+pub const FIELD_MANAGER: &str = "accord-operator";
+/// The finalizer Accord puts on ClientIntents so that deleting them always cleans up.
+pub const FINALIZER: &str = "intents.otterize.com/accord-operator";
+
+/// Operator settings (from `accord operator`'s flags).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub options: GenerateOptions,
+    /// Namespaces to watch; empty means all.
+    pub namespaces: Vec<String>,
+    pub metrics_listen: SocketAddr,
+    /// `None` disables leader election.
+    pub lease: Option<leader::LeaseConfig>,
+    /// Concurrent API requests while applying a batch.
+    pub concurrency: usize,
+    /// How long to wait for more events before reconciling a batch.
+    pub debounce: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("connecting to the Kubernetes API: {0}")]
+    Client(#[source] kube::Error),
+    #[error("serving metrics on {0}: {1}")]
+    Listen(SocketAddr, #[source] std::io::Error),
+    #[error("lost the lease")]
+    LostLease,
+}
+
+pub fn client_intents_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(
+            crate::k8s::GROUP,
+            crate::k8s::STORAGE_VERSION,
+            "ClientIntents",
+        ),
+        "clientintents",
+    )
+}
+
+fn protected_service_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(
+            crate::k8s::GROUP,
+            crate::k8s::STORAGE_VERSION,
+            "ProtectedService",
+        ),
+        "protectedservices",
+    )
+}
+
+/// Run the operator until interrupted (or until it loses the lease).
+pub async fn run(settings: Settings) -> Result<(), Error> {
+    let client = Client::try_default().await.map_err(Error::Client)?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let listener = tokio::net::TcpListener::bind(settings.metrics_listen)
+        .await
+        .map_err(|e| Error::Listen(settings.metrics_listen, e))?;
+    info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /metrics, /healthz, /readyz");
+    tokio::spawn(metrics::serve(listener, metrics.clone()));
+
+    let Some(lease) = settings.lease.clone() else {
+        metrics.leader.store(true, Ordering::Relaxed);
+        tokio::select! {
+            () = Controller::new(client, settings, metrics).run() => {}
+            () = shutdown_signal() => info!("shutting down"),
+        }
+        return Ok(());
+    };
+    let mut elector = leader::Elector::new(client.clone(), lease);
+    tokio::select! {
+        () = elector.acquire() => {}
+        () = shutdown_signal() => { info!("shutting down while standing by"); return Ok(()); }
+    }
+    metrics.leader.store(true, Ordering::Relaxed);
+    let result = tokio::select! {
+        () = Controller::new(client, settings, metrics.clone()).run() => Ok(()),
+        () = elector.keep_renewing() => Err(Error::LostLease),
+        () = shutdown_signal() => { info!("shutting down"); elector.release().await; Ok(()) }
+    };
+    metrics.leader.store(false, Ordering::Relaxed);
+    result
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Intents,
+    Protected,
+    Pod,
+    ReplicaSet,
+    Job,
+    Service,
+    /// Policies with the ownership label.
+    Policy,
+    /// Default-deny policies of ProtectedServices.
+    DefaultDeny,
+}
+
+struct WatchInfo {
+    kind: Kind,
+    namespace: Option<String>,
+    synced: bool,
+    relist: Option<HashSet<Key>>,
+}
+
+enum Msg {
+    Watch(usize, Result<Event<Value>, watcher::Error>),
+    Retry(Key),
+}
+
+fn object_key(v: &Value) -> Key {
+    let ns = v
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let name = v
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    (ns.to_string(), name.to_string())
+}
+
+fn to_json<K: serde::Serialize>(event: Event<K>) -> Event<Value> {
+    let j = |k: K| serde_json::to_value(k).unwrap_or(Value::Null);
+    match event {
+        Event::Apply(k) => Event::Apply(j(k)),
+        Event::Delete(k) => Event::Delete(j(k)),
+        Event::Init => Event::Init,
+        Event::InitApply(k) => Event::InitApply(j(k)),
+        Event::InitDone => Event::InitDone,
+    }
+}
+
+fn meta_of(v: &Value) -> ObjectMeta {
+    v.get("metadata")
+        .cloned()
+        .and_then(|m| serde_json::from_value(m).ok())
+        .unwrap_or_default()
+}
+
+/// A Service or ProtectedService in the core's form (through the core's own loader).
+fn core_object(doc: &Value) -> (Inventory, Vec<Diagnostic>) {
+    let mut inv = Inventory::default();
+    let mut diags = Vec::new();
+    accord_policy::load::add_object(&mut inv, &Origin::default(), doc, None, &mut diags);
+    (inv, diags)
+}
+
+struct Controller {
+    client: Client,
+    settings: Settings,
+    metrics: Arc<metrics::Metrics>,
+    state: State,
+    watches: Vec<WatchInfo>,
+    intents_api: ApiResource,
+    /// ClientIntents being deleted whose finalizer is removed once their subjects are clean.
+    finalizing: HashMap<Key, Vec<String>>,
+    retry_tx: mpsc::UnboundedSender<Key>,
+    retry_rx: Option<mpsc::UnboundedReceiver<Key>>,
+    initial_done: bool,
+}
+
+impl Controller {
+    fn new(client: Client, settings: Settings, metrics: Arc<metrics::Metrics>) -> Self {
+        let (retry_tx, retry_rx) = mpsc::unbounded();
+        Controller {
+            client,
+            state: State::new(settings.options.clone()),
+            settings,
+            metrics,
+            watches: Vec::new(),
+            intents_api: client_intents_resource(),
+            finalizing: HashMap::new(),
+            retry_tx,
+            retry_rx: Some(retry_rx),
+            initial_done: false,
+        }
+    }
+
+    fn streams(&mut self) -> SelectAll<BoxStream<'static, Msg>> {
+        let mut all = SelectAll::new();
+        let scopes: Vec<Option<String>> = if self.settings.namespaces.is_empty() {
+            vec![None]
+        } else {
+            self.settings.namespaces.iter().cloned().map(Some).collect()
+        };
+        let client = self.client.clone();
+        for ns in scopes {
+            let dynamic = |ar: &ApiResource| match &ns {
+                Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, ar),
+                None => Api::<DynamicObject>::all_with(client.clone(), ar),
+            };
+            fn typed<K>(client: &Client, ns: &Option<String>) -> Api<K>
+            where
+                K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+                <K as kube::Resource>::DynamicType: Default,
+            {
+                match ns {
+                    Some(ns) => Api::namespaced(client.clone(), ns),
+                    None => Api::all(client.clone()),
+                }
+            }
+            let cfg = watcher::Config::default();
+            let mut add =
+                |kind: Kind, s: BoxStream<'static, Result<Event<Value>, watcher::Error>>| {
+                    let i = self.watches.len();
+                    self.watches.push(WatchInfo {
+                        kind,
+                        namespace: ns.clone(),
+                        synced: false,
+                        relist: None,
+                    });
+                    all.push(s.map(move |e| Msg::Watch(i, e)).boxed());
+                };
+            let intents = dynamic(&self.intents_api);
+            add(
+                Kind::Intents,
+                watcher(intents, cfg.clone())
+                    .default_backoff()
+                    .map(|e| e.map(to_json))
+                    .boxed(),
+            );
+            let protected = dynamic(&protected_service_resource());
+            add(
+                Kind::Protected,
+                watcher(protected, cfg.clone())
+                    .default_backoff()
+                    .map(|e| e.map(to_json))
+                    .boxed(),
+            );
+            add(
+                Kind::Pod,
+                watcher(typed::<PartialObjectMeta<Pod>>(&client, &ns), cfg.clone())
+                    .default_backoff()
+                    .map(|e| e.map(to_json))
+                    .boxed(),
+            );
+            add(
+                Kind::ReplicaSet,
+                watcher(
+                    typed::<PartialObjectMeta<ReplicaSet>>(&client, &ns),
+                    cfg.clone(),
+                )
+                .default_backoff()
+                .map(|e| e.map(to_json))
+                .boxed(),
+            );
+            add(
+                Kind::Job,
+                watcher(typed::<PartialObjectMeta<Job>>(&client, &ns), cfg.clone())
+                    .default_backoff()
+                    .map(|e| e.map(to_json))
+                    .boxed(),
+            );
+            add(
+                Kind::Service,
+                watcher(typed::<Service>(&client, &ns), cfg.clone())
+                    .default_backoff()
+                    .map(|e| e.map(to_json))
+                    .boxed(),
+            );
+            add(
+                Kind::Policy,
+                watcher(
+                    typed::<K8sNetworkPolicy>(&client, &ns),
+                    cfg.clone().labels(labels::NETWORK_POLICY),
+                )
+                .default_backoff()
+                .map(|e| e.map(to_json))
+                .boxed(),
+            );
+            add(
+                Kind::DefaultDeny,
+                watcher(
+                    typed::<K8sNetworkPolicy>(&client, &ns),
+                    cfg.clone().labels(labels::DEFAULT_DENY),
+                )
+                .default_backoff()
+                .map(|e| e.map(to_json))
+                .boxed(),
+            );
+        }
+        if let Some(rx) = self.retry_rx.take() {
+            all.push(rx.map(Msg::Retry).boxed());
+        }
+        all
+    }
+
+    async fn run(mut self) {
+        let mut streams = self.streams();
+        info!(watches = self.watches.len(), namespaces = ?self.settings.namespaces, "watching");
+        loop {
+            let Some(msg) = streams.next().await else {
+                return;
+            };
+            self.handle(msg).await;
+            // Take every event that is already waiting, then a short pause for stragglers, so a
+            // burst becomes one batch.
+            let deadline = tokio::time::Instant::now() + self.settings.debounce;
+            loop {
+                match streams.next().now_or_never() {
+                    Some(Some(msg)) => self.handle(msg).await,
+                    Some(None) => return,
+                    None => match tokio::time::timeout_at(deadline, streams.next()).await {
+                        Ok(Some(msg)) => self.handle(msg).await,
+                        Ok(None) => return,
+                        Err(_) => break,
+                    },
+                }
+            }
+            if !self.initial_done {
+                if !self.watches.iter().all(|w| w.synced) {
+                    continue;
+                }
+                info!(
+                    intents = self.state.intents.len(),
+                    pods = self.state.pods.len(),
+                    services = self.state.services.len(),
+                    policies = self.state.live_policies.len(),
+                    "every watch has listed; reconciling everything"
+                );
+                self.state.mark_all_dirty();
+            }
+            if self.state.has_dirty() || !self.finalizing.is_empty() {
+                self.reconcile().await;
+            }
+            if !self.initial_done {
+                self.initial_done = true;
+                // Policies carrying our labels that nothing wants any more (their intents were
+                // deleted while no operator ran).
+                let orphans = self.state.orphan_policies();
+                for (ns, name) in orphans {
+                    info!(%ns, %name, "deleting a policy no intents want");
+                    let write = Write::DeletePolicy {
+                        subject: (ns.clone(), name.clone()),
+                        namespace: ns,
+                        name,
+                    };
+                    let _ = self.execute(write).await;
+                }
+                self.metrics.ready.store(true, Ordering::Relaxed);
+                info!("initial reconcile done; ready");
+            }
+        }
+    }
+
+    async fn handle(&mut self, msg: Msg) {
+        let (i, event) = match msg {
+            Msg::Retry(key) => {
+                self.state.mark_dirty(key);
+                return;
+            }
+            Msg::Watch(i, Ok(e)) => (i, e),
+            Msg::Watch(i, Err(e)) => {
+                warn!(kind = ?self.watches[i].kind, error = %e, "watch error; retrying with backoff");
+                return;
+            }
+        };
+        match event {
+            Event::Init => self.watches[i].relist = Some(HashSet::new()),
+            Event::InitApply(obj) => {
+                if let Some(set) = self.watches[i].relist.as_mut() {
+                    set.insert(object_key(&obj));
+                }
+                self.apply(i, obj).await;
+            }
+            Event::InitDone => {
+                // The objects that were not listed again are gone (deletes may be missed while
+                // a watch is down).
+                let seen = self.watches[i].relist.take().unwrap_or_default();
+                let kind = self.watches[i].kind;
+                let scope = self.watches[i].namespace.clone();
+                let known: Vec<Key> = match kind {
+                    Kind::Intents => self.state.intents.keys().cloned().collect(),
+                    Kind::Protected => self.state.protected.keys().cloned().collect(),
+                    Kind::Pod => self.state.pods.keys().cloned().collect(),
+                    Kind::ReplicaSet => self.state.owner_keys("ReplicaSet"),
+                    Kind::Job => self.state.owner_keys("Job"),
+                    Kind::Service => self.state.services.keys().cloned().collect(),
+                    Kind::Policy | Kind::DefaultDeny => {
+                        let label = if kind == Kind::Policy {
+                            labels::NETWORK_POLICY
+                        } else {
+                            labels::DEFAULT_DENY
+                        };
+                        self.state
+                            .live_policies
+                            .iter()
+                            .filter(|(_, p)| p.metadata.labels.contains_key(label))
+                            .map(|(k, _)| k.clone())
+                            .collect()
+                    }
+                };
+                for key in known {
+                    if scope.as_ref().is_none_or(|ns| *ns == key.0) && !seen.contains(&key) {
+                        self.delete(kind, &key);
+                    }
+                }
+                self.watches[i].synced = true;
+            }
+            Event::Apply(obj) => self.apply(i, obj).await,
+            Event::Delete(obj) => {
+                let key = object_key(&obj);
+                self.delete(self.watches[i].kind, &key);
+            }
+        }
+    }
+
+    async fn apply(&mut self, i: usize, obj: Value) {
+        let key = object_key(&obj);
+        match self.watches[i].kind {
+            Kind::Intents => {
+                self.apply_intents(obj)
+                    .instrument(info_span!("intents", ns = %key.0, name = %key.1))
+                    .await
+            }
+            Kind::Protected => {
+                let (inv, diags) = core_object(&obj);
+                match inv.protected_services.into_iter().next() {
+                    Some(p) => self.state.apply_protected(p),
+                    None => {
+                        warn!(ns = %key.0, name = %key.1, ?diags, "skipping an invalid ProtectedService")
+                    }
+                }
+            }
+            Kind::Pod => self.state.apply_pod(meta_of(&obj)),
+            Kind::ReplicaSet => self.state.apply_owner("ReplicaSet", meta_of(&obj)),
+            Kind::Job => self.state.apply_owner("Job", meta_of(&obj)),
+            Kind::Service => {
+                let (inv, diags) = core_object(&obj);
+                match inv.services.into_iter().next() {
+                    Some(s) => self.state.apply_service(s),
+                    None => {
+                        warn!(ns = %key.0, name = %key.1, ?diags, "skipping a Service that could not be read")
+                    }
+                }
+            }
+            Kind::Policy | Kind::DefaultDeny => {
+                match serde_json::from_value::<NetworkPolicy>(obj) {
+                    Ok(p) => self.state.apply_live_policy(p),
+                    Err(e) => {
+                        warn!(ns = %key.0, name = %key.1, error = %e, "skipping a NetworkPolicy that could not be read")
+                    }
+                }
+            }
+        }
+    }
+
+    fn delete(&mut self, kind: Kind, key: &Key) {
+        match kind {
+            Kind::Intents => {
+                self.state.delete_intents(key);
+                self.finalizing.remove(key);
+            }
+            Kind::Protected => self.state.delete_protected(key),
+            Kind::Pod => self.state.delete_pod(key),
+            Kind::ReplicaSet => self.state.delete_owner("ReplicaSet", &key.0, &key.1),
+            Kind::Job => self.state.delete_owner("Job", &key.0, &key.1),
+            Kind::Service => self.state.delete_service(key),
+            Kind::Policy | Kind::DefaultDeny => self.state.delete_live_policy(key),
+        }
+    }
+
+    async fn apply_intents(&mut self, obj: Value) {
+        let key = object_key(&obj);
+        let finalizers: Vec<String> = obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let has_finalizer = finalizers.iter().any(|f| f == FINALIZER);
+        if obj.pointer("/metadata/deletionTimestamp").is_some() {
+            info!("intents are being deleted; cleaning up");
+            self.state.delete_intents(&key);
+            if has_finalizer {
+                self.finalizing.insert(key, finalizers);
+            }
+            return;
+        }
+        if !has_finalizer {
+            let api = Api::<DynamicObject>::namespaced_with(
+                self.client.clone(),
+                &key.0,
+                &self.intents_api,
+            );
+            // The resourceVersion makes the merge patch conditional: finalizers another
+            // controller added meanwhile are not lost.
+            let mut all = finalizers.clone();
+            all.push(FINALIZER.to_string());
+            let patch = json!({"metadata": {"finalizers": all, "resourceVersion": obj.pointer("/metadata/resourceVersion")}});
+            self.metrics
+                .requests_finalizer
+                .fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = api
+                .patch(&key.1, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                // A conflict means a newer version is on its way through the watch.
+                debug!(error = %e, "adding the finalizer failed");
+            }
+        }
+        let diags = self.state.apply_intents(&obj);
+        if diags.iter().any(Diagnostic::is_error) {
+            self.metrics.invalid_intents.fetch_add(1, Ordering::Relaxed);
+            warn!(problems = %diags.iter().map(|d| format!("{}: {}", d.field, d.message)).collect::<Vec<_>>().join("; "), "invalid intents");
+        }
+    }
+
+    async fn reconcile(&mut self) {
+        let started = Instant::now();
+        let plan = self.state.plan();
+        let subjects = plan.subjects.len();
+        let writes = plan.writes.len();
+        let span = info_span!("reconcile", subjects, writes);
+        async {
+            let mut failed: BTreeSet<Key> = BTreeSet::new();
+            let results: Vec<(Option<Key>, Result<(), kube::Error>)> = futures::stream::iter(plan.writes)
+                .map(|w| {
+                    let subject = w.subject().cloned();
+                    let this = &*self;
+                    async move { (subject, this.execute_inner(w).await) }
+                })
+                .buffer_unordered(self.settings.concurrency.max(1))
+                .collect()
+                .await;
+            for (subject, result) in results {
+                match result {
+                    Ok(()) => {}
+                    Err(e) => {
+                        self.metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+                        if let Some(s) = subject {
+                            warn!(ns = %s.0, name = %s.1, error = %e, "write failed; will retry");
+                            failed.insert(s);
+                        }
+                    }
+                }
+            }
+            for s in &plan.subjects {
+                if failed.contains(s) {
+                    self.state.failed.insert(s.clone());
+                } else {
+                    self.state.failed.remove(s);
+                }
+            }
+            for s in failed {
+                let mut tx = self.retry_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let _ = tx.send(s).await;
+                });
+            }
+            // Statuses, after the writes they report on.
+            let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now()).to_string();
+            let patches: Vec<(Key, Value)> = plan
+                .statuses
+                .iter()
+                .filter_map(|s| state::status_patch(s, &self.state.failed, &now).map(|p| (s.key.clone(), p)))
+                .collect();
+            let results: Vec<(Key, Value, Result<(), kube::Error>)> = futures::stream::iter(patches)
+                .map(|(key, status)| {
+                    let this = &*self;
+                    async move {
+                        let r = this
+                            .execute_inner(Write::PatchStatus {
+                                namespace: key.0.clone(),
+                                name: key.1.clone(),
+                                status: status.clone(),
+                            })
+                            .await;
+                        (key, status, r)
+                    }
+                })
+                .buffer_unordered(self.settings.concurrency.max(1))
+                .collect()
+                .await;
+            for (key, status, r) in results {
+                match r {
+                    Ok(()) => {
+                        if let Some(e) = self.state.intents.get_mut(&key) {
+                            e.status = status;
+                        }
+                    }
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => {
+                        self.metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+                        warn!(ns = %key.0, name = %key.1, error = %e, "status update failed");
+                    }
+                }
+            }
+            // Finalizers of deleted intents whose subjects are clean.
+            let done: Vec<(Key, Vec<String>)> = self
+                .finalizing
+                .iter()
+                .filter(|(k, _)| !self.state.failed.iter().any(|f| f.0 == k.0) || self.state.failed.is_empty())
+                .map(|(k, f)| (k.clone(), f.clone()))
+                .collect();
+            for (key, finalizers) in done {
+                self.finalizing.remove(&key);
+                let api = Api::<DynamicObject>::namespaced_with(self.client.clone(), &key.0, &self.intents_api);
+                let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
+                let patch = json!({"metadata": {"finalizers": remaining}});
+                self.metrics.requests_finalizer.fetch_add(1, Ordering::Relaxed);
+                match api.patch(&key.1, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                    Ok(_) => info!(ns = %key.0, name = %key.1, "cleaned up; finalizer removed"),
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => warn!(ns = %key.0, name = %key.1, error = %e, "removing the finalizer failed; the next event retries"),
+                }
+            }
+        }
+        .instrument(span)
+        .await;
+        self.metrics
+            .reconcile_batches
+            .fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .reconcile_subjects
+            .fetch_add(subjects as u64, Ordering::Relaxed);
+        self.metrics
+            .reconcile_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        debug!(
+            subjects,
+            writes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "reconciled"
+        );
+    }
+
+    async fn execute(&mut self, write: Write) -> Result<(), kube::Error> {
+        let r = self.execute_inner(write.clone()).await;
+        if r.is_ok()
+            && let Write::DeletePolicy {
+                namespace, name, ..
+            } = write
+        {
+            self.state.live_policies.remove(&(namespace, name));
+        }
+        r
+    }
+
+    async fn execute_inner(&self, write: Write) -> Result<(), kube::Error> {
+        let m = &self.metrics;
+        match write {
+            Write::ApplyPolicy { policy, .. } => {
+                let ns = policy.namespace().to_string();
+                let name = policy.metadata.name.clone();
+                let api: Api<K8sNetworkPolicy> = Api::namespaced(self.client.clone(), &ns);
+                m.requests_apply_policy.fetch_add(1, Ordering::Relaxed);
+                let params = PatchParams::apply(FIELD_MANAGER).force();
+                api.patch(&name, &params, &Patch::Apply(&policy)).await?;
+                info!(%ns, %name, "applied NetworkPolicy");
+            }
+            Write::DeletePolicy {
+                namespace, name, ..
+            } => {
+                let api: Api<K8sNetworkPolicy> = Api::namespaced(self.client.clone(), &namespace);
+                m.requests_delete_policy.fetch_add(1, Ordering::Relaxed);
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => info!(ns = %namespace, %name, "deleted NetworkPolicy"),
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Write::PatchPodLabels {
+                namespace,
+                name,
+                labels,
+                ..
+            } => {
+                let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+                m.requests_patch_pod.fetch_add(1, Ordering::Relaxed);
+                let patch = json!({"metadata": {"labels": labels}});
+                match api
+                    .patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(_) => debug!(ns = %namespace, %name, "patched pod labels"),
+                    // The pod is gone; its replacement gets its own event.
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Write::PatchStatus {
+                namespace,
+                name,
+                status,
+            } => {
+                let api = Api::<DynamicObject>::namespaced_with(
+                    self.client.clone(),
+                    &namespace,
+                    &self.intents_api,
+                );
+                m.requests_patch_status.fetch_add(1, Ordering::Relaxed);
+                api.patch_status(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&json!({ "status": status })),
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Log a fatal error the same way everywhere.
+pub fn log_fatal(e: &Error) {
+    error!(error = %e, "operator stopped");
+}

@@ -1,0 +1,851 @@
+//! The operator's in-memory view of the cluster, and what to change in it.
+//!
+//! Synchronous and free of I/O, like an index in linkerd's policy controller: watch events go in
+//! ([`State::apply_intents`], [`State::apply_pod`], …) and mark *subjects* dirty; [`State::plan`]
+//! turns the dirty subjects into the writes that bring the cluster to the desired state.
+//!
+//! A subject is a `(namespace, name)` that intents refer to, as a client or as a target. The
+//! desired policies and pod labels of a subject depend only on the intents that refer to it, so
+//! a change to one client's intents recomputes only the servers it names (and the client
+//! itself), never the whole cluster: the core generates over a small inventory holding just
+//! those intents and the Services and pods they refer to.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use accord_policy::diagnostic::{Diagnostic, Origin};
+use accord_policy::identity::{self, WorkloadId, formatted};
+use accord_policy::intents::{self, ClientIntents, TargetKind};
+use accord_policy::inventory::{Inventory, Pod, ProtectedService};
+use accord_policy::labels;
+use accord_policy::objects::{Labels, NetworkPolicy, ObjectMeta, Service};
+use accord_policy::{GenerateOptions, generate};
+use serde_json::{Value, json};
+
+/// `(namespace, name)` of an object, or of a subject.
+pub type Key = (String, String);
+
+/// What the operator knows about one ClientIntents object.
+#[derive(Clone, Debug)]
+pub struct IntentsEntry {
+    pub generation: Option<i64>,
+    /// The normalized intents, `None` when the object could not be used at all.
+    pub parsed: Option<ClientIntents>,
+    /// Problems found parsing the object.
+    pub parse_diagnostics: Vec<Diagnostic>,
+    /// The status currently on the object.
+    pub status: Value,
+    pub subjects: BTreeSet<Key>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PodEntry {
+    pub meta: ObjectMeta,
+    pub workload: WorkloadId,
+}
+
+/// One change to make in the cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Write {
+    /// Server-side apply of a generated policy.
+    ApplyPolicy {
+        subject: Key,
+        policy: Box<NetworkPolicy>,
+    },
+    DeletePolicy {
+        subject: Key,
+        namespace: String,
+        name: String,
+    },
+    /// Merge patch of a pod's labels (a `null` value removes the label).
+    PatchPodLabels {
+        subject: Key,
+        namespace: String,
+        name: String,
+        labels: BTreeMap<String, Value>,
+    },
+    /// Merge patch of a ClientIntents status.
+    PatchStatus {
+        namespace: String,
+        name: String,
+        status: Value,
+    },
+}
+
+impl Write {
+    pub fn subject(&self) -> Option<&Key> {
+        match self {
+            Write::ApplyPolicy { subject, .. }
+            | Write::DeletePolicy { subject, .. }
+            | Write::PatchPodLabels { subject, .. } => Some(subject),
+            Write::PatchStatus { .. } => None,
+        }
+    }
+}
+
+/// Everything the watches told us, with indexes from subjects to what depends on them.
+#[derive(Default)]
+pub struct State {
+    pub options: GenerateOptions,
+    pub intents: HashMap<Key, IntentsEntry>,
+    /// Subject → the ClientIntents that refer to it.
+    by_subject: HashMap<Key, BTreeSet<Key>>,
+    pub services: HashMap<Key, Service>,
+    pub pods: HashMap<Key, PodEntry>,
+    /// Subject (the pod's workload `(namespace, name)`) → pods.
+    pods_by_workload: HashMap<Key, BTreeSet<Key>>,
+    /// Metadata of pod owners (ReplicaSets, Jobs, …) by `(namespace, kind, name)`.
+    owners: HashMap<(String, String, String), ObjectMeta>,
+    pub protected: HashMap<Key, ProtectedService>,
+    /// The policies carrying Accord's ownership labels, as the API server last showed them.
+    pub live_policies: HashMap<Key, NetworkPolicy>,
+    /// Which subject each desired policy belongs to (from the last plan).
+    desired_owner: HashMap<Key, Key>,
+    /// The names of the policies last planned per subject.
+    desired_by_subject: HashMap<Key, BTreeSet<String>>,
+    dirty: BTreeSet<Key>,
+    /// ClientIntents whose status must be recomputed even if no subject of theirs is dirty.
+    status_dirty: BTreeSet<Key>,
+    /// Subjects whose last writes failed.
+    pub failed: HashSet<Key>,
+}
+
+/// Root kinds are never owned in practice; their metadata need not be watched to end an owner
+/// chain at them.
+const ROOT_KINDS: &[&str] = &[
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "CronJob",
+    "ReplicationController",
+];
+
+fn key_of(meta: &ObjectMeta) -> Key {
+    (
+        meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        meta.name.clone(),
+    )
+}
+
+/// The subjects of parsed intents: the client and every workload or Service target.
+fn subjects_of(i: &ClientIntents) -> BTreeSet<Key> {
+    let mut out = BTreeSet::from([(i.namespace.clone(), i.workload.name.clone())]);
+    for t in &i.targets {
+        match &t.kind {
+            TargetKind::Workload {
+                name, namespace, ..
+            }
+            | TargetKind::Service {
+                name, namespace, ..
+            } => {
+                out.insert((namespace.clone(), name.clone()));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl State {
+    pub fn new(options: GenerateOptions) -> Self {
+        State {
+            options,
+            ..Default::default()
+        }
+    }
+
+    pub fn has_dirty(&self) -> bool {
+        !self.dirty.is_empty() || !self.status_dirty.is_empty()
+    }
+
+    pub fn mark_dirty(&mut self, key: Key) {
+        self.dirty.insert(key);
+    }
+
+    /// Marks every subject dirty (the initial full reconcile, and periodic resyncs).
+    pub fn mark_all_dirty(&mut self) {
+        let keys: Vec<Key> = self
+            .by_subject
+            .keys()
+            .chain(self.pods_by_workload.keys())
+            .chain(self.desired_by_subject.keys())
+            .cloned()
+            .collect();
+        self.dirty.extend(keys);
+        self.dirty.extend(
+            self.protected
+                .values()
+                .map(|p| (p.namespace.clone(), p.service_name.clone())),
+        );
+        self.status_dirty.extend(self.intents.keys().cloned());
+    }
+
+    // ---- ClientIntents ----
+
+    /// A ClientIntents object was added or changed (given as JSON). Returns the parse
+    /// diagnostics. Only a change of the normalized model marks subjects dirty, so status
+    /// updates do not cause recomputation.
+    pub fn apply_intents(&mut self, doc: &Value) -> Vec<Diagnostic> {
+        let meta: ObjectMeta = doc
+            .get("metadata")
+            .cloned()
+            .and_then(|m| serde_json::from_value(m).ok())
+            .unwrap_or_default();
+        let key = key_of(&meta);
+        let mut diags = Vec::new();
+        let parsed = intents::parse(&Origin::default(), doc, &mut diags).map(|mut i| {
+            // The origin and generation do not change what is generated; clear them so that
+            // equality below means "same intents".
+            i.generation = None;
+            i
+        });
+        let generation = doc.pointer("/metadata/generation").and_then(Value::as_i64);
+        let status = doc.get("status").cloned().unwrap_or(Value::Null);
+        let subjects = parsed.as_ref().map(subjects_of).unwrap_or_default();
+        let previous = self.intents.get(&key);
+        let changed = previous.is_none_or(|p| p.parsed != parsed || p.parse_diagnostics != diags);
+        let generation_changed = previous.is_none_or(|p| p.generation != generation);
+        if changed {
+            self.remove_intents_index(&key);
+            for s in &subjects {
+                self.by_subject
+                    .entry(s.clone())
+                    .or_default()
+                    .insert(key.clone());
+                self.dirty.insert(s.clone());
+            }
+        }
+        if changed || generation_changed {
+            self.status_dirty.insert(key.clone());
+        }
+        self.intents.insert(
+            key,
+            IntentsEntry {
+                generation,
+                parsed,
+                parse_diagnostics: diags.clone(),
+                status,
+                subjects,
+            },
+        );
+        diags
+    }
+
+    fn remove_intents_index(&mut self, key: &Key) {
+        if let Some(old) = self.intents.get(key) {
+            for s in old.subjects.clone() {
+                if let Some(set) = self.by_subject.get_mut(&s) {
+                    set.remove(key);
+                    if set.is_empty() {
+                        self.by_subject.remove(&s);
+                    }
+                }
+                self.dirty.insert(s);
+            }
+        }
+    }
+
+    /// A ClientIntents object is gone (or being deleted): its subjects are recomputed without it.
+    pub fn delete_intents(&mut self, key: &Key) {
+        self.remove_intents_index(key);
+        self.intents.remove(key);
+        self.status_dirty.remove(key);
+    }
+
+    // ---- Pods and their owners ----
+
+    fn resolve(&self, meta: &ObjectMeta) -> WorkloadId {
+        let pod = Pod {
+            metadata: meta.clone(),
+            ..Default::default()
+        };
+        let ns = pod.namespace().to_string();
+        // Root owners (Deployments, …) are not watched: the chain ends at them anyway, so stand
+        // in for them with the name from the reference.
+        let mut roots: Vec<(String, String, ObjectMeta)> = Vec::new();
+        let mut current = meta;
+        for _ in 0..16 {
+            let Some(r) = current.owner_references.first() else {
+                break;
+            };
+            match self
+                .owners
+                .get(&(ns.clone(), r.kind.clone(), r.name.clone()))
+            {
+                Some(m) => current = m,
+                None => {
+                    if ROOT_KINDS.contains(&r.kind.as_str()) {
+                        let stand_in = ObjectMeta {
+                            name: r.name.clone(),
+                            namespace: Some(ns.clone()),
+                            ..Default::default()
+                        };
+                        roots.push((r.kind.clone(), r.name.clone(), stand_in));
+                    }
+                    break;
+                }
+            }
+        }
+        identity::resolve(&pod, |ns, kind, name| {
+            self.owners
+                .get(&(ns.to_string(), kind.to_string(), name.to_string()))
+                .or_else(|| {
+                    roots
+                        .iter()
+                        .find(|(k, n, _)| k == kind && n == name)
+                        .map(|(_, _, m)| m)
+                })
+        })
+    }
+
+    pub fn apply_pod(&mut self, meta: ObjectMeta) {
+        let key = key_of(&meta);
+        self.remove_pod(&key);
+        let workload = self.resolve(&meta);
+        let subject = (workload.namespace.clone(), workload.name.clone());
+        self.pods_by_workload
+            .entry(subject.clone())
+            .or_default()
+            .insert(key.clone());
+        self.dirty.insert(subject);
+        self.pods.insert(key, PodEntry { meta, workload });
+    }
+
+    pub fn delete_pod(&mut self, key: &Key) {
+        self.remove_pod(key);
+    }
+
+    fn remove_pod(&mut self, key: &Key) {
+        if let Some(old) = self.pods.remove(key) {
+            let subject = (old.workload.namespace.clone(), old.workload.name.clone());
+            if let Some(set) = self.pods_by_workload.get_mut(&subject) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.pods_by_workload.remove(&subject);
+                }
+            }
+        }
+    }
+
+    /// A ReplicaSet, Job or other pod owner was added or changed: re-resolve the pods it owns.
+    pub fn apply_owner(&mut self, kind: &str, meta: ObjectMeta) {
+        let (ns, name) = key_of(&meta);
+        let changed = self
+            .owners
+            .get(&(ns.clone(), kind.to_string(), name.clone()))
+            .is_none_or(|old| {
+                old.owner_references != meta.owner_references || old.annotations != meta.annotations
+            });
+        self.owners
+            .insert((ns.clone(), kind.to_string(), name.clone()), meta);
+        if changed {
+            self.reresolve_owned_by(&ns, kind, &name);
+        }
+    }
+
+    pub fn delete_owner(&mut self, kind: &str, ns: &str, name: &str) {
+        if self
+            .owners
+            .remove(&(ns.to_string(), kind.to_string(), name.to_string()))
+            .is_some()
+        {
+            self.reresolve_owned_by(ns, kind, name);
+        }
+    }
+
+    fn reresolve_owned_by(&mut self, ns: &str, kind: &str, name: &str) {
+        let owned: Vec<ObjectMeta> = self
+            .pods
+            .iter()
+            .filter(|((pns, _), p)| {
+                pns == ns
+                    && p.meta
+                        .owner_references
+                        .first()
+                        .is_some_and(|o| o.kind == kind && o.name == name)
+            })
+            .map(|(_, p)| p.meta.clone())
+            .collect();
+        for meta in owned {
+            self.apply_pod(meta);
+        }
+    }
+
+    /// The owner keys currently known for one kind (for relists).
+    pub fn owner_keys(&self, kind: &str) -> Vec<Key> {
+        self.owners
+            .keys()
+            .filter(|(_, k, _)| k == kind)
+            .map(|(ns, _, name)| (ns.clone(), name.clone()))
+            .collect()
+    }
+
+    // ---- Services, ProtectedServices, policies ----
+
+    pub fn apply_service(&mut self, service: Service) {
+        let key = key_of(&service.metadata);
+        if self.services.get(&key) != Some(&service) {
+            self.dirty.insert(key.clone());
+            self.services.insert(key, service);
+        }
+    }
+
+    pub fn delete_service(&mut self, key: &Key) {
+        if self.services.remove(key).is_some() {
+            self.dirty.insert(key.clone());
+        }
+    }
+
+    pub fn apply_protected(&mut self, p: ProtectedService) {
+        let key = (p.namespace.clone(), p.name.clone());
+        if let Some(old) = self.protected.get(&key) {
+            self.dirty
+                .insert((old.namespace.clone(), old.service_name.clone()));
+        }
+        self.dirty
+            .insert((p.namespace.clone(), p.service_name.clone()));
+        self.protected.insert(key, p);
+    }
+
+    pub fn delete_protected(&mut self, key: &Key) {
+        if let Some(old) = self.protected.remove(key) {
+            self.dirty
+                .insert((old.namespace.clone(), old.service_name.clone()));
+        }
+    }
+
+    /// An owned policy changed or appeared: recompute its subject so that an edit is undone.
+    /// Returns true when no subject wants the policy (it is an orphan to delete).
+    pub fn apply_live_policy(&mut self, policy: NetworkPolicy) {
+        let key = key_of(&policy.metadata);
+        match self.desired_owner.get(&key) {
+            Some(subject) => {
+                self.dirty.insert(subject.clone());
+            }
+            None => {
+                // Not (or no longer) desired by any subject we know: find its subject by label so
+                // the next plan deletes it.
+                self.dirty.insert(self.subject_of_orphan(&policy));
+            }
+        }
+        self.live_policies.insert(key, policy);
+    }
+
+    pub fn delete_live_policy(&mut self, key: &Key) {
+        self.live_policies.remove(key);
+        if let Some(subject) = self.desired_owner.get(key) {
+            self.dirty.insert(subject.clone());
+        }
+    }
+
+    /// The best guess of the subject of a policy nobody wants: its name without the suffix.
+    fn subject_of_orphan(&self, policy: &NetworkPolicy) -> Key {
+        let name = &policy.metadata.name;
+        let base = ["-access", "-ingress", "-egress"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .or_else(|| name.strip_prefix("default-deny-"))
+            .unwrap_or(name);
+        (policy.namespace().to_string(), base.to_string())
+    }
+
+    /// Policies carrying Accord's labels that no subject wants, once everything is known.
+    pub fn orphan_policies(&self) -> Vec<Key> {
+        self.live_policies
+            .keys()
+            .filter(|k| !self.desired_owner.contains_key(*k))
+            .cloned()
+            .collect()
+    }
+
+    // ---- Planning ----
+
+    /// Compute the writes for every dirty subject, and the statuses of the intents involved.
+    /// Clears the dirty sets.
+    pub fn plan(&mut self) -> Plan {
+        let dirty = std::mem::take(&mut self.dirty);
+        let status_dirty = std::mem::take(&mut self.status_dirty);
+
+        // The intents that refer to a dirty subject.
+        let mut relevant: BTreeSet<Key> = status_dirty.clone();
+        for s in &dirty {
+            if let Some(set) = self.by_subject.get(s) {
+                relevant.extend(set.iter().cloned());
+            }
+        }
+        let mut mini = Inventory::default();
+        let mut referenced: BTreeSet<Key> = dirty.clone();
+        for k in &relevant {
+            if let Some(e) = self.intents.get(k) {
+                referenced.extend(e.subjects.iter().cloned());
+                if let Some(p) = &e.parsed {
+                    mini.intents.push(p.clone());
+                }
+            }
+        }
+        for s in &referenced {
+            if let Some(svc) = self.services.get(s) {
+                mini.services.push(svc.clone());
+            }
+            for pod in self.pods_by_workload.get(s).into_iter().flatten() {
+                if let Some(p) = self.pods.get(pod) {
+                    mini.pods.push(Pod {
+                        metadata: ObjectMeta {
+                            name: p.meta.name.clone(),
+                            namespace: p.meta.namespace.clone(),
+                            ..Default::default()
+                        },
+                        workload: p.workload.clone(),
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        mini.protected_services = self.protected.values().cloned().collect();
+        let generated = generate(&mini, &self.options);
+
+        // The ownership label values each dirty subject's policies may carry.
+        let mut owned_labels: HashMap<&Key, HashSet<String>> = HashMap::new();
+        for k in &relevant {
+            let Some(i) = self.intents.get(k).and_then(|e| e.parsed.as_ref()) else {
+                continue;
+            };
+            let client = (i.namespace.clone(), i.workload.name.clone());
+            if let Some(s) = dirty.get(&client) {
+                owned_labels.entry(s).or_default().insert(formatted(
+                    &i.workload.name,
+                    &i.namespace,
+                    i.workload.kind.as_deref(),
+                ));
+            }
+            for t in &i.targets {
+                let (name, ns, kind) = match &t.kind {
+                    TargetKind::Workload {
+                        name,
+                        namespace,
+                        kind,
+                        ..
+                    } => (name, namespace, kind.as_deref()),
+                    TargetKind::Service {
+                        name, namespace, ..
+                    } => (name, namespace, Some("Service")),
+                    _ => continue,
+                };
+                if let Some(s) = dirty.get(&(ns.clone(), name.clone())) {
+                    owned_labels
+                        .entry(s)
+                        .or_default()
+                        .insert(formatted(name, ns, kind));
+                }
+            }
+        }
+
+        let mut writes = Vec::new();
+        let mut desired_now: HashMap<Key, Vec<&NetworkPolicy>> = HashMap::new();
+        for p in &generated.policies {
+            let ns = p.namespace().to_string();
+            let subject = if p.metadata.labels.contains_key(labels::DEFAULT_DENY) {
+                let base = p
+                    .metadata
+                    .name
+                    .strip_prefix("default-deny-")
+                    .unwrap_or(&p.metadata.name);
+                Some((ns, base.to_string())).filter(|k| dirty.contains(k))
+            } else {
+                let label = p.metadata.labels.get(labels::NETWORK_POLICY);
+                dirty
+                    .iter()
+                    .find(|s| {
+                        s.0 == ns
+                            && label.is_some_and(|l| {
+                                owned_labels.get(s).is_some_and(|set| set.contains(l))
+                            })
+                    })
+                    .cloned()
+            };
+            if let Some(subject) = subject {
+                desired_now.entry(subject).or_default().push(p);
+            }
+        }
+        for subject in &dirty {
+            let wanted = desired_now.remove(subject).unwrap_or_default();
+            let names: BTreeSet<String> = wanted.iter().map(|p| p.metadata.name.clone()).collect();
+            for p in &wanted {
+                let key = (subject.0.clone(), p.metadata.name.clone());
+                self.desired_owner.insert(key.clone(), subject.clone());
+                let up_to_date = self
+                    .live_policies
+                    .get(&key)
+                    .is_some_and(|live| same_policy(p, live));
+                if !up_to_date || self.failed.contains(subject) {
+                    writes.push(Write::ApplyPolicy {
+                        subject: subject.clone(),
+                        policy: Box::new((*p).clone()),
+                    });
+                }
+            }
+            // Policies this subject had, or that carry its labels, and that are no longer wanted.
+            let mut unwanted: BTreeSet<String> = self
+                .desired_by_subject
+                .get(subject)
+                .map(|old| old.difference(&names).cloned().collect())
+                .unwrap_or_default();
+            for (key, live) in &self.live_policies {
+                if key.0 == subject.0
+                    && !names.contains(&key.1)
+                    && self.desired_owner.get(key).is_none_or(|o| o == subject)
+                {
+                    let label = live.metadata.labels.get(labels::NETWORK_POLICY);
+                    let ours = label
+                        .is_some_and(|l| owned_labels.get(subject).is_some_and(|s| s.contains(l)))
+                        || self.subject_of_orphan(live) == *subject;
+                    if ours {
+                        unwanted.insert(key.1.clone());
+                    }
+                }
+            }
+            for name in unwanted {
+                let key = (subject.0.clone(), name.clone());
+                if self.desired_owner.get(&key).is_some_and(|o| o != subject) {
+                    continue;
+                }
+                self.desired_owner.remove(&key);
+                if self.live_policies.contains_key(&key) {
+                    writes.push(Write::DeletePolicy {
+                        subject: subject.clone(),
+                        namespace: subject.0.clone(),
+                        name,
+                    });
+                }
+            }
+            if names.is_empty() {
+                self.desired_by_subject.remove(subject);
+            } else {
+                self.desired_by_subject.insert(subject.clone(), names);
+            }
+
+            // Pod labels.
+            for pod_key in self.pods_by_workload.get(subject).into_iter().flatten() {
+                let Some(pod) = self.pods.get(pod_key) else {
+                    continue;
+                };
+                let want = generated.labels_for(&pod.workload);
+                if let Some(patch) = label_patch(&pod.meta.labels, &want) {
+                    writes.push(Write::PatchPodLabels {
+                        subject: subject.clone(),
+                        namespace: pod_key.0.clone(),
+                        name: pod_key.1.clone(),
+                        labels: patch,
+                    });
+                }
+            }
+        }
+
+        let mut statuses = Vec::new();
+        for k in &relevant {
+            if let Some(e) = self.intents.get(k) {
+                statuses.push(StatusInput {
+                    key: k.clone(),
+                    subjects: e.subjects.clone(),
+                    generation: e.generation,
+                    parse_diagnostics: e.parse_diagnostics.clone(),
+                    generate_diagnostics: generated
+                        .diagnostics
+                        .iter()
+                        .filter(|d| d.object == format!("ClientIntents {}/{}", k.0, k.1))
+                        .cloned()
+                        .collect(),
+                    current: e.status.clone(),
+                    policies: e
+                        .subjects
+                        .iter()
+                        .flat_map(|s| {
+                            self.desired_by_subject
+                                .get(s)
+                                .into_iter()
+                                .flatten()
+                                .map(move |n| format!("{}/{n}", s.0))
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Plan {
+            subjects: dirty,
+            writes,
+            statuses,
+        }
+    }
+}
+
+/// What a status is computed from, after the writes are done.
+#[derive(Clone, Debug)]
+pub struct StatusInput {
+    pub key: Key,
+    pub subjects: BTreeSet<Key>,
+    pub generation: Option<i64>,
+    pub parse_diagnostics: Vec<Diagnostic>,
+    pub generate_diagnostics: Vec<Diagnostic>,
+    pub current: Value,
+    /// `namespace/name` of the policies generated for the intents' subjects.
+    pub policies: BTreeSet<String>,
+}
+
+/// The result of planning a batch.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub subjects: BTreeSet<Key>,
+    pub writes: Vec<Write>,
+    pub statuses: Vec<StatusInput>,
+}
+
+/// The merge patch that gives a pod exactly Accord's `want` labels among the managed ones, or
+/// `None` when it already has them.
+pub fn label_patch(have: &Labels, want: &Labels) -> Option<BTreeMap<String, Value>> {
+    let mut patch = BTreeMap::new();
+    for (k, v) in want {
+        if have.get(k) != Some(v) {
+            patch.insert(k.clone(), Value::String(v.clone()));
+        }
+    }
+    for k in have.keys() {
+        if labels::is_managed_pod_label(k) && !want.contains_key(k) {
+            patch.insert(k.clone(), Value::Null);
+        }
+    }
+    (!patch.is_empty()).then_some(patch)
+}
+
+/// Whether a live policy is the generated one: same spec (absent and empty lists alike), the
+/// ownership labels present, the same owner references.
+pub fn same_policy(desired: &NetworkPolicy, live: &NetworkPolicy) -> bool {
+    let norm = |p: &NetworkPolicy| {
+        let mut s = p.spec.clone();
+        if s.ingress.as_ref().is_some_and(Vec::is_empty) {
+            s.ingress = None;
+        }
+        if s.egress.as_ref().is_some_and(Vec::is_empty) {
+            s.egress = None;
+        }
+        s
+    };
+    let owners = |p: &NetworkPolicy| {
+        p.metadata
+            .owner_references
+            .iter()
+            .map(|o| (o.kind.clone(), o.name.clone(), o.uid.clone()))
+            .collect::<Vec<_>>()
+    };
+    norm(desired) == norm(live)
+        && desired
+            .metadata
+            .labels
+            .iter()
+            .all(|(k, v)| live.metadata.labels.get(k) == Some(v))
+        && owners(desired) == owners(live)
+}
+
+/// The conditions and `upToDate` of a ClientIntents, as a status merge patch, or `None` when
+/// the object already shows them. `failed` holds the subjects whose writes failed.
+pub fn status_patch(input: &StatusInput, failed: &HashSet<Key>, now: &str) -> Option<Value> {
+    let errors: Vec<String> = input
+        .parse_diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{}: {}", d.field, d.message))
+        .collect();
+    let unresolved: Vec<String> = input
+        .generate_diagnostics
+        .iter()
+        .map(|d| format!("{}: {}", d.field, d.message))
+        .collect();
+    let write_failures: Vec<String> = input
+        .subjects
+        .iter()
+        .filter(|s| failed.contains(*s))
+        .map(|s| format!("{}/{}", s.0, s.1))
+        .collect();
+    let mut conditions = vec![
+        if errors.is_empty() {
+            cond("Valid", true, "Valid", "the intents are valid".into())
+        } else {
+            cond("Valid", false, "InvalidIntents", errors.join("; "))
+        },
+        if unresolved.is_empty() {
+            cond(
+                "TargetsResolved",
+                true,
+                "Resolved",
+                "every target resolves".into(),
+            )
+        } else {
+            let reason = if unresolved.iter().any(|m| m.contains("no selector")) {
+                "ServiceWithoutSelector"
+            } else {
+                "TargetNotFound"
+            };
+            cond("TargetsResolved", false, reason, unresolved.join("; "))
+        },
+        if write_failures.is_empty() {
+            let msg = if input.policies.is_empty() {
+                "no NetworkPolicy is needed; pod labels applied".to_string()
+            } else {
+                format!(
+                    "applied {}",
+                    input
+                        .policies
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            cond("PoliciesApplied", true, "Applied", msg)
+        } else {
+            cond(
+                "PoliciesApplied",
+                false,
+                "ApplyFailed",
+                format!("writes failed for {}; retrying", write_failures.join(", ")),
+            )
+        },
+    ];
+    let up_to_date = errors.is_empty() && write_failures.is_empty();
+    // Keep the transition time of conditions whose status did not change.
+    let current = input.current.get("conditions").and_then(Value::as_array);
+    for c in &mut conditions {
+        let old = current.and_then(|cs| cs.iter().find(|o| o.get("type") == c.get("type")));
+        let time = match old {
+            Some(o) if o.get("status") == c.get("status") => {
+                o.get("lastTransitionTime").cloned().unwrap_or(json!(now))
+            }
+            _ => json!(now),
+        };
+        c["lastTransitionTime"] = time;
+        c["observedGeneration"] = json!(input.generation);
+    }
+    let status = json!({
+        "upToDate": up_to_date,
+        "observedGeneration": input.generation,
+        "conditions": conditions,
+    });
+    let same = input.current.get("upToDate") == status.get("upToDate")
+        && input.current.get("observedGeneration") == status.get("observedGeneration")
+        && current.is_some_and(|cs| {
+            cs.len() == conditions.len()
+                && cs.iter().zip(&conditions).all(|(a, b)| {
+                    ["type", "status", "reason", "message"]
+                        .iter()
+                        .all(|f| a.get(f) == b.get(f))
+                })
+        });
+    (!same).then_some(status)
+}
+
+fn cond(kind: &str, ok: bool, reason: &str, message: String) -> Value {
+    json!({
+        "type": kind,
+        "status": if ok { "True" } else { "False" },
+        "reason": reason,
+        "message": message,
+    })
+}

@@ -1,0 +1,641 @@
+//! The operator against a real control plane (kube-apiserver, etcd, kube-controller-manager),
+//! running as the ServiceAccount `deploy/rbac.yaml` grants. Each test works in namespaces of
+//! its own with an operator of its own that watches only them.
+
+#[path = "support/operator.rs"]
+mod support;
+
+use accord_policy::identity::formatted;
+use accord_tests::{DEFAULT_TIMEOUT, TestNamespace, wait_until};
+use anyhow::{Context, Result};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use support::*;
+
+async fn setup(
+    extra_namespaces: usize,
+) -> Result<(
+    TestNamespace,
+    Vec<TestNamespace>,
+    accord_tests::ServiceAccountCredentials,
+)> {
+    let ns = TestNamespace::new().await?;
+    install_crds(&ns.client()).await?;
+    let account = operator_account(&ns).await?;
+    let mut others = Vec::new();
+    for _ in 0..extra_namespaces {
+        others.push(TestNamespace::new().await?);
+    }
+    Ok((ns, others, account))
+}
+
+/// The worked example of otterize-compat.md, in its own namespace name so that every hash is
+/// the documented one.
+#[tokio::test]
+async fn worked_example_gives_the_upstream_policy_and_pod_labels() -> Result<()> {
+    let (home, _, account) = setup(0).await?;
+    let client = home.client();
+    let ns = "otterize-tutorial-npol";
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces.delete(ns, &DeleteParams::default()).await;
+    wait_until(
+        "the tutorial namespace to be free",
+        DEFAULT_TIMEOUT,
+        || async { Ok(namespaces.get_opt(ns).await?.is_none().then_some(())) },
+    )
+    .await?;
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
+        )
+        .await?;
+    let _cleanup = NamespaceGuard(client.clone(), ns.to_owned());
+    wait_until("the default ServiceAccount", DEFAULT_TIMEOUT, || async {
+        Ok(
+            Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), ns)
+                .get_opt("default")
+                .await?,
+        )
+    })
+    .await?;
+    create_deployment(&client, ns, "client").await?;
+    create_deployment(&client, ns, "server").await?;
+    let services: Api<Service> = Api::namespaced(client.clone(), ns);
+    let server = services
+        .create(
+            &PostParams::default(),
+            &service("server", json!({"app": "server"}), 80),
+        )
+        .await?;
+    let operator = Operator::start(&account, &[ns], &[])?;
+    create_intents(
+        &client,
+        ns,
+        "client",
+        json!({"workload": {"name": "client"}, "targets": [{"service": {"name": "server"}}]}),
+    )
+    .await?;
+
+    let policy = wait_policy(&client, ns, "server-service-access", "exists", |_| true).await?;
+    assert_eq!(
+        policy.metadata.labels.clone().unwrap_or_default(),
+        [(
+            "intents.otterize.com/network-policy".to_owned(),
+            "server-otterize-tutorial-n-servi-7dac8c".to_owned()
+        )]
+        .into()
+    );
+    let owners = policy.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(
+        (
+            owners[0].api_version.as_str(),
+            owners[0].kind.as_str(),
+            owners[0].name.as_str()
+        ),
+        ("v1", "Service", "server")
+    );
+    assert_eq!(Some(&owners[0].uid), server.metadata.uid.as_ref());
+    assert_eq!(
+        spec_json(&policy),
+        json!({
+            "podSelector": {"matchLabels": {"app": "server"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "ports": [{"port": 80, "protocol": "TCP"}],
+                "from": [{
+                    "podSelector": {"matchLabels": {"intents.otterize.com/svc-access-server-otterize-tutorial-n-servi-7dac8c": "true"}},
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+                }],
+            }],
+        })
+    );
+    let pods = wait_pod_labels(
+        &client,
+        ns,
+        "client",
+        &[
+            (
+                "intents.otterize.com/svc-access-server-otterize-tutorial-n-servi-7dac8c",
+                Some("true"),
+            ),
+            (
+                "intents.otterize.com/client",
+                Some("client-otterize-tutorial-np-699302"),
+            ),
+            (
+                "intents.otterize.com/service",
+                Some("client-otterize-tutorial-np-699302"),
+            ),
+            ("intents.otterize.com/owner-kind", Some("Deployment")),
+        ],
+    )
+    .await?;
+    let managed: Vec<String> = pods[0]
+        .metadata
+        .labels
+        .clone()
+        .unwrap_or_default()
+        .into_keys()
+        .filter(|k| k.starts_with("intents.otterize.com/"))
+        .collect();
+    assert_eq!(
+        managed.len(),
+        4,
+        "exactly the documented labels: {managed:?}"
+    );
+
+    let status = wait_status(&client, ns, "client", "up to date", |s| {
+        s["upToDate"] == true
+    })
+    .await?;
+    assert_eq!(
+        condition(&status, "Valid").context("Valid")?["status"],
+        "True"
+    );
+    assert_eq!(
+        condition(&status, "PoliciesApplied").context("PoliciesApplied")?["status"],
+        "True"
+    );
+    assert_eq!(status["observedGeneration"], 1);
+    let intents = intents_api(&client, ns).get("client").await?;
+    assert!(
+        intents
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"intents.otterize.com/accord-operator".to_owned())
+    );
+
+    // Deleting the intents removes the policy and the access labels; the finalizer lets it go.
+    intents_api(&client, ns)
+        .delete("client", &DeleteParams::default())
+        .await?;
+    wait_policy_gone(&client, ns, "server-service-access").await?;
+    wait_pod_labels(
+        &client,
+        ns,
+        "client",
+        &[
+            (
+                "intents.otterize.com/svc-access-server-otterize-tutorial-n-servi-7dac8c",
+                None,
+            ),
+            ("intents.otterize.com/client", None),
+        ],
+    )
+    .await?;
+    let intents = intents_api(&client, ns);
+    wait_until("the intents to be finalized", DEFAULT_TIMEOUT, || async {
+        Ok(intents.get_opt("client").await?.is_none().then_some(()))
+    })
+    .await?;
+    drop(operator);
+    Ok(())
+}
+
+struct NamespaceGuard(Client, String);
+
+impl Drop for NamespaceGuard {
+    fn drop(&mut self) {
+        let (client, name) = (self.0.clone(), self.1.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    Api::<Namespace>::all(client).delete(&name, &DeleteParams::background()),
+                )
+                .await;
+            });
+            Some(())
+        })
+        .join();
+    }
+}
+
+/// Clients in two namespaces share one policy with a rule per namespace; removing one client's
+/// intents keeps the policy and removes that client's labels; removing the last deletes it.
+#[tokio::test]
+async fn policy_follows_its_clients_until_none_remain() -> Result<()> {
+    let (a, others, account) = setup(1).await?;
+    let b = &others[0];
+    let client = a.client();
+    let (na, nb) = (a.name(), b.name());
+    create_deployment(&client, na, "server").await?;
+    create_deployment(&client, na, "client-a").await?;
+    create_deployment(&client, nb, "client-b").await?;
+    let _operator = Operator::start(&account, &[na, nb], &[])?;
+    let target = json!([{"kubernetes": {"name": format!("server.{na}"), "kind": "Deployment"}}]);
+    create_intents(
+        &client,
+        na,
+        "client-a",
+        json!({"workload": {"name": "client-a"}, "targets": target}),
+    )
+    .await?;
+    create_intents(
+        &client,
+        nb,
+        "client-b",
+        json!({"workload": {"name": "client-b"}, "targets": target}),
+    )
+    .await?;
+
+    let access = format!(
+        "intents.otterize.com/access-{}",
+        formatted("server", na, Some("Deployment"))
+    );
+    let rule = |ns: &str| {
+        json!({"from": [{
+            "podSelector": {"matchLabels": {access.clone(): "true"}},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}},
+        }]})
+    };
+    let two_rules = {
+        let mut rules = vec![rule(na), rule(nb)];
+        rules.sort_by_key(|r| r.to_string());
+        rules
+    };
+    let policy = wait_policy(&client, na, "server-deployment-access", "two rules", |p| {
+        let mut rules = spec_json(p)["ingress"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        rules.sort_by_key(|r| r.to_string());
+        rules == two_rules
+    })
+    .await?;
+    assert_eq!(
+        spec_json(&policy)["podSelector"],
+        json!({"matchLabels": {"intents.otterize.com/owner-kind": "Deployment", "intents.otterize.com/service": formatted("server", na, None)}})
+    );
+    wait_pod_labels(&client, nb, "client-b", &[(access.as_str(), Some("true"))]).await?;
+    wait_pod_labels(&client, na, "client-a", &[(access.as_str(), Some("true"))]).await?;
+    wait_pod_labels(
+        &client,
+        na,
+        "server",
+        &[("intents.otterize.com/owner-kind", Some("Deployment"))],
+    )
+    .await?;
+
+    intents_api(&client, nb)
+        .delete("client-b", &DeleteParams::default())
+        .await?;
+    wait_policy(&client, na, "server-deployment-access", "one rule", |p| {
+        spec_json(p)["ingress"] == json!([rule(na)])
+    })
+    .await?;
+    wait_pod_labels(
+        &client,
+        nb,
+        "client-b",
+        &[
+            (access.as_str(), None),
+            ("intents.otterize.com/client", None),
+        ],
+    )
+    .await?;
+    wait_pod_labels(&client, na, "client-a", &[(access.as_str(), Some("true"))]).await?;
+
+    intents_api(&client, na)
+        .delete("client-a", &DeleteParams::default())
+        .await?;
+    wait_policy_gone(&client, na, "server-deployment-access").await?;
+    wait_pod_labels(&client, na, "client-a", &[(access.as_str(), None)]).await?;
+    Ok(())
+}
+
+/// A generated policy edited or deleted by hand is restored; a policy without the ownership
+/// label is never touched, even when it has a generated policy's name pattern.
+#[tokio::test]
+async fn hand_edited_policy_is_restored_and_foreign_policy_left_alone() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    create_deployment(&client, n, "server").await?;
+    create_deployment(&client, n, "client").await?;
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), n);
+    let foreign: NetworkPolicy = serde_json::from_value(json!({
+        "metadata": {"name": "other-access", "labels": {"team": "platform"}},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}
+    }))?;
+    let foreign = policies.create(&PostParams::default(), &foreign).await?;
+    let _operator = Operator::start(&account, &[n], &[])?;
+    create_intents(
+        &client,
+        n,
+        "client",
+        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}]}),
+    )
+    .await?;
+    let original = wait_policy(&client, n, "server-access", "exists", |_| true).await?;
+    let original_spec = spec_json(&original);
+    assert_eq!(
+        original_spec["podSelector"],
+        json!({"matchLabels": {"intents.otterize.com/service": formatted("server", n, None)}})
+    );
+
+    // An edit by another field manager is undone.
+    let edit = json!({"spec": {"ingress": [{"from": [{"podSelector": {}}]}]}});
+    policies
+        .patch(
+            "server-access",
+            &PatchParams::default(),
+            &Patch::Merge(&edit),
+        )
+        .await?;
+    wait_policy(&client, n, "server-access", "restored after an edit", |p| {
+        spec_json(p) == original_spec
+    })
+    .await?;
+
+    // A deletion is undone.
+    policies
+        .delete("server-access", &DeleteParams::default())
+        .await?;
+    wait_policy(
+        &client,
+        n,
+        "server-access",
+        "recreated after deletion",
+        |p| spec_json(p) == original_spec && p.metadata.uid != original.metadata.uid,
+    )
+    .await?;
+
+    // The foreign policy was never written to.
+    let now = policies.get("other-access").await?;
+    assert_eq!(
+        now.metadata.resource_version,
+        foreign.metadata.resource_version
+    );
+    intents_api(&client, n)
+        .delete("client", &DeleteParams::default())
+        .await?;
+    wait_policy_gone(&client, n, "server-access").await?;
+    assert!(
+        policies.get_opt("other-access").await?.is_some(),
+        "the foreign policy must survive"
+    );
+    Ok(())
+}
+
+/// Deleting and recreating the server's Deployment changes nothing on the client side, and
+/// the policy stays in place throughout.
+#[tokio::test]
+async fn server_redeploy_keeps_client_access() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    create_deployment(&client, n, "server").await?;
+    create_deployment(&client, n, "client").await?;
+    let _operator = Operator::start(&account, &[n], &[])?;
+    create_intents(
+        &client,
+        n,
+        "client",
+        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}]}),
+    )
+    .await?;
+    let access = format!(
+        "intents.otterize.com/access-{}",
+        formatted("server", n, None)
+    );
+    let service_label = formatted("server", n, None);
+    let policy = wait_policy(&client, n, "server-access", "exists", |_| true).await?;
+    let client_pods =
+        wait_pod_labels(&client, n, "client", &[(access.as_str(), Some("true"))]).await?;
+    wait_pod_labels(
+        &client,
+        n,
+        "server",
+        &[("intents.otterize.com/service", Some(service_label.as_str()))],
+    )
+    .await?;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), n);
+    deployments
+        .delete("server", &DeleteParams::foreground())
+        .await?;
+    accord_tests::wait_for_deletion(&deployments, "server", DEFAULT_TIMEOUT).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), n);
+    wait_until("the server's pods to go", DEFAULT_TIMEOUT, || async {
+        Ok(pods
+            .list(&ListParams::default().labels("app=server"))
+            .await?
+            .items
+            .is_empty()
+            .then_some(()))
+    })
+    .await?;
+    create_deployment(&client, n, "server").await?;
+    let new_server = wait_pod_labels(
+        &client,
+        n,
+        "server",
+        &[("intents.otterize.com/service", Some(service_label.as_str()))],
+    )
+    .await?;
+    assert!(
+        new_server
+            .iter()
+            .all(|p| !client_pods.iter().any(|c| c.metadata.uid == p.metadata.uid))
+    );
+
+    let after = Api::<NetworkPolicy>::namespaced(client.clone(), n)
+        .get("server-access")
+        .await?;
+    assert_eq!(
+        after.metadata.uid, policy.metadata.uid,
+        "the policy was never removed"
+    );
+    assert_eq!(
+        after.metadata.resource_version, policy.metadata.resource_version,
+        "nor rewritten"
+    );
+    let client_after = pods
+        .list(&ListParams::default().labels("app=client"))
+        .await?
+        .items;
+    assert_eq!(
+        client_after
+            .iter()
+            .map(|p| (p.metadata.uid.clone(), p.metadata.labels.clone()))
+            .collect::<Vec<_>>(),
+        client_pods
+            .iter()
+            .map(|p| (p.metadata.uid.clone(), p.metadata.labels.clone()))
+            .collect::<Vec<_>>(),
+        "client pods unchanged"
+    );
+    Ok(())
+}
+
+/// Invalid intents: the schema rejects a missing workload name naming the field; what the
+/// schema admits but upstream rejects is reported on the status, naming the field.
+#[tokio::test]
+async fn invalid_intents_are_rejected_or_reported_by_field() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    let rejected = create_intents(
+        &client,
+        n,
+        "nameless",
+        json!({"workload": {}, "targets": []}),
+    )
+    .await;
+    let message = format!(
+        "{:#}",
+        rejected.expect_err("the API server must reject a nameless workload")
+    );
+    assert!(message.contains("spec.workload.name"), "{message}");
+
+    let _operator = Operator::start(&account, &[n], &[])?;
+    create_intents(
+        &client,
+        n,
+        "two-keys",
+        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "a"}, "service": {"name": "b"}}]}),
+    )
+    .await?;
+    let status = wait_status(&client, n, "two-keys", "reported invalid", |s| {
+        condition(s, "Valid").is_some_and(|c| c["status"] == "False")
+    })
+    .await?;
+    let valid = condition(&status, "Valid").context("Valid")?;
+    assert_eq!(valid["reason"], "InvalidIntents");
+    assert!(
+        valid["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("spec.targets[0]"),
+        "{valid}"
+    );
+    assert_eq!(status["upToDate"], false);
+
+    create_intents(
+        &client,
+        n,
+        "missing-target",
+        json!({"workload": {"name": "other"}, "targets": [{"service": {"name": "nowhere"}}]}),
+    )
+    .await?;
+    let status = wait_status(&client, n, "missing-target", "target not found", |s| {
+        condition(s, "TargetsResolved").is_some_and(|c| c["status"] == "False")
+    })
+    .await?;
+    let resolved = condition(&status, "TargetsResolved").context("TargetsResolved")?;
+    assert_eq!(resolved["reason"], "TargetNotFound");
+    assert!(
+        resolved["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("spec.targets[0].service"),
+        "{resolved}"
+    );
+    Ok(())
+}
+
+/// Two replicas: one holds the lease and acts; when it dies, the other takes over.
+#[tokio::test]
+async fn standby_replica_takes_over_when_the_leader_dies() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    create_deployment(&client, n, "server").await?;
+    create_deployment(&client, n, "client").await?;
+    let mut first = Operator::start(&account, &[n], &["--identity", "first"])?;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), n);
+    let holder = || async {
+        Ok::<_, anyhow::Error>(
+            leases
+                .get_opt("accord-operator")
+                .await?
+                .and_then(|l| l.spec)
+                .and_then(|s| s.holder_identity),
+        )
+    };
+    wait_until("the first replica to lead", DEFAULT_TIMEOUT, || async {
+        Ok(holder().await?.filter(|h| h == "first"))
+    })
+    .await?;
+    let second = Operator::start(&account, &[n], &["--identity", "second"])?;
+    create_intents(
+        &client,
+        n,
+        "client",
+        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}]}),
+    )
+    .await?;
+    wait_policy(&client, n, "server-access", "applied by the leader", |_| {
+        true
+    })
+    .await?;
+    let (_, metrics) = second.http_get("/metrics").await?;
+    assert!(
+        metrics.contains("reconcile_leader 0"),
+        "the standby must not lead:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("reconcile_api_requests_total{op=\"apply_policy\"} 0"),
+        "the standby must not write:\n{metrics}"
+    );
+
+    first.kill();
+    wait_until(
+        "the second replica to take over",
+        DEFAULT_TIMEOUT,
+        || async { Ok(holder().await?.filter(|h| h == "second")) },
+    )
+    .await?;
+    create_deployment(&client, n, "late").await?;
+    create_intents(
+        &client,
+        n,
+        "late",
+        json!({"workload": {"name": "late"}, "targets": [{"kubernetes": {"name": "client"}}]}),
+    )
+    .await?;
+    wait_policy(
+        &client,
+        n,
+        "client-access",
+        "applied by the new leader",
+        |_| true,
+    )
+    .await?;
+    let (_, metrics) = second.http_get("/metrics").await?;
+    assert!(metrics.contains("reconcile_leader 1"), "{metrics}");
+    Ok(())
+}
+
+/// /healthz, /readyz and /metrics answer.
+#[tokio::test]
+async fn serves_health_and_metrics() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let operator = Operator::start(&account, &[ns.name()], &[])?;
+    operator.wait_ready().await?;
+    assert_eq!(operator.http_get("/healthz").await?.0, 200);
+    assert_eq!(operator.http_get("/readyz").await?.0, 200);
+    let (_, body) = operator.http_get("/metrics").await?;
+    for name in [
+        "reconcile_batches_total",
+        "reconcile_api_requests_total",
+        "reconcile_duration_seconds_total",
+        "reconcile_leader 1",
+    ] {
+        assert!(body.contains(name), "{name} missing:\n{body}");
+    }
+    Ok(())
+}
