@@ -264,3 +264,28 @@ fn diff_reports_added_removed_and_changed_connections() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     insta::assert_snapshot!("demo_diff_md", stdout(&out));
 }
+
+#[test]
+fn unreadable_input_is_reported_and_fails_the_list() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("evaluate-bad-input");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("bad.yaml"),
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: broken, namespace: a}\nspec: {podSelector: 5}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: q, namespace: a}\n",
+    )
+    .unwrap();
+    let out = accord(&["connlist", dir.to_str().unwrap()]);
+    // The policy that could not be read might have denied something: say so in the status.
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("NetworkPolicy a/broken: spec.podSelector"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("a/p[Pod] => a/q[Pod] : All Connections"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -95,7 +95,9 @@ pub fn resolve_pair(
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let inv = peers::load(&args.paths)?;
+    // Unreadable objects are reported on standard error; the answer uses what could be read,
+    // since the exit status already carries the answer.
+    let (inv, _) = peers::load(&args.paths)?;
     let (src, dst, naming) = resolve_pair(&inv, &args.src, &args.dst)?;
     if matches!((&src, &dst), (Peer::External(_), Peer::External(_))) {
         anyhow::bail!("at least one of SRC and DST must be a workload");

@@ -53,7 +53,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let inv = peers::load(&args.paths)?;
+    let (inv, failed) = peers::load(&args.paths)?;
     let naming = if args.root_owner {
         Naming::Workload
     } else {
@@ -81,7 +81,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     print!("{}", format_rows(&rows, args.output)?);
-    Ok(ExitCode::SUCCESS)
+    // The list is printed either way; the status says some input could not be read.
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn csv_field(s: &str) -> String {

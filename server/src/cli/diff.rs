@@ -41,8 +41,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let old_inv = peers::load(std::slice::from_ref(&args.old))?;
-    let new_inv = peers::load(std::slice::from_ref(&args.new))?;
+    let (old_inv, old_failed) = peers::load(std::slice::from_ref(&args.old))?;
+    let (new_inv, new_failed) = peers::load(std::slice::from_ref(&args.new))?;
     let old_eval = Evaluator::new(&old_inv);
     let new_eval = Evaluator::new(&new_inv);
     report(old_eval.diagnostics(), false);
@@ -61,11 +61,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     print!("{text}");
-    Ok(if args.exit_code && !changes.is_empty() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    // As git diff: 1 with --exit-code and changes; also 1 when some input could not be read.
+    Ok(
+        if old_failed || new_failed || (args.exit_code && !changes.is_empty()) {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 fn counts(changes: &[ConnectionChange]) -> [usize; 3] {

@@ -52,7 +52,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let inv = peers::load(&args.paths)?;
+    let (inv, failed) = peers::load(&args.paths)?;
     let naming = Naming::Workload;
     let dst = match peers::resolve(&args.dst, &peers::known(&inv, naming)) {
         Ok(Peer::External(_)) => anyhow::bail!("{}: the destination must be a workload", args.dst),
@@ -100,5 +100,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     print!("{out}");
-    Ok(ExitCode::SUCCESS)
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
