@@ -32,7 +32,7 @@ fn suggestions(close: &[String]) -> String {
 /// any object could not be read (it is then missing from the inventory, so answers may be wrong).
 pub fn load(paths: &[PathBuf]) -> anyhow::Result<(Inventory, bool)> {
     let sources = manifests::read(paths)?;
-    let (inv, diagnostics) = accord_policy::load(&sources);
+    let (inv, diagnostics) = crate::manifests::load(&sources);
     let failed = report(&diagnostics, false);
     Ok((inv, failed))
 }
