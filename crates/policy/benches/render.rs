@@ -77,6 +77,27 @@ fn run(label: &str, spec: &Spec, rounds: usize) {
 fn main() {
     // `cargo bench` passes `--bench`; a size argument selects one size (used for per-size RSS).
     let size = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if let [cmd, size, dir] = args.as_slice()
+        && cmd == "write"
+    {
+        // Write a synthetic cluster to disk, for timing the `accord` binary end to end.
+        let spec = if size == "10x" {
+            Spec::TEN_X
+        } else {
+            Spec::LARGE
+        };
+        for s in synthetic::manifests(&spec) {
+            let path = std::path::Path::new(dir).join(&s.path);
+            std::fs::create_dir_all(path.parent().expect("file in a directory"))
+                .expect("create dir");
+            std::fs::write(&path, &s.text).expect("write manifests");
+        }
+        return;
+    }
     match size.as_deref() {
         Some("large") => run("large estate", &Spec::LARGE, 5),
         Some("10x") => run("ten times larger", &Spec::TEN_X, 3),
