@@ -2,11 +2,10 @@
 
 mod can_reach;
 mod connlist;
-mod crd;
 mod diff;
-mod operator;
 mod peers;
 mod render;
+mod serve;
 mod who_can_reach;
 
 use std::process::ExitCode;
@@ -39,10 +38,9 @@ enum Command {
     WhoCanReach(who_can_reach::Args),
     /// Compare the connectivity two manifest sets allow: connections added, removed, changed.
     Diff(diff::Args),
-    /// Run the operator: reconcile ClientIntents into NetworkPolicies and pod labels.
-    Operator(operator::Args),
-    /// Print the k8s.otterize.com CustomResourceDefinitions generated from Accord's types.
-    Crd(crd::Args),
+    /// Serve the dashboard: sync the demo, a manifest tree or a live cluster into SQLite and
+    /// serve the access graph, drift, what-if, drafts and history over HTTP.
+    Serve(serve::Args),
 }
 
 impl Cli {
@@ -53,8 +51,7 @@ impl Cli {
             Command::CanReach(args) => can_reach::run(args),
             Command::WhoCanReach(args) => who_can_reach::run(args),
             Command::Diff(args) => diff::run(args),
-            Command::Operator(args) => operator::run(args),
-            Command::Crd(args) => crd::run(args),
+            Command::Serve(args) => serve::run(args),
         }
     }
 }

@@ -1,0 +1,434 @@
+//! `accord serve`: the dashboard backend.
+//!
+//! A source (the bundled demo, a manifest tree polled for changes, or a live cluster watched
+//! with kube-runtime) feeds the in-memory [`index`]; a sync loop coalesces bursts of changes,
+//! runs the core's drift analysis ([`sync`]) and writes the result to SQLite ([`store`]) in one
+//! transaction per pass; the [`http`] router serves the JSON API (types from `accord-api`),
+//! server-sent events, metrics and the built frontend.
+
+pub mod cluster;
+pub mod demo;
+pub mod http;
+pub mod index;
+pub mod metrics;
+pub mod store;
+pub mod sync;
+pub mod what_if;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use accord_api as api;
+use accord_policy::Origin;
+use tokio::sync::{Notify, broadcast};
+
+use index::Index;
+use store::Store;
+use sync::{Syncer, View};
+
+/// Where the objects come from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// The demo shop bundled in the binary.
+    Demo,
+    /// Manifest files or directories, read again when they change.
+    Manifests(Vec<PathBuf>),
+    /// A live cluster: a kubeconfig file, or the default (KUBECONFIG / in-cluster).
+    Cluster { kubeconfig: Option<PathBuf> },
+}
+
+impl Source {
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Demo => "demo".to_string(),
+            Source::Manifests(p) => format!(
+                "manifests:{}",
+                p.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            Source::Cluster { .. } => "cluster".to_string(),
+        }
+    }
+}
+
+/// Applying drafts to the cluster: off unless configured.
+#[derive(Clone, Debug)]
+pub struct ApplyConfig {
+    pub token: String,
+}
+
+/// Everything `accord serve` needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub source: Source,
+    pub db: String,
+    pub listen: SocketAddr,
+    pub assets: Option<PathBuf>,
+    pub apply: Option<ApplyConfig>,
+    /// Coalesce changes arriving within this window into one pass.
+    pub debounce: Duration,
+}
+
+/// State shared by the sync loop and the HTTP handlers.
+pub struct AppState {
+    pub store: Store,
+    view: RwLock<Arc<View>>,
+    pub ready: AtomicBool,
+    pub syncs: AtomicU64,
+    pub events: broadcast::Sender<api::SyncEvent>,
+    pub metrics: metrics::Metrics,
+    pub source: String,
+    pub assets: Option<PathBuf>,
+    pub apply: Option<ApplyConfig>,
+    /// A client for applying drafts (cluster source with apply enabled only).
+    pub kube: Option<kube::Client>,
+}
+
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    pub fn new(store: Store, source: String) -> AppState {
+        AppState {
+            store,
+            view: RwLock::new(Arc::new(View::default())),
+            ready: AtomicBool::new(false),
+            syncs: AtomicU64::new(0),
+            events: broadcast::channel(64).0,
+            metrics: metrics::Metrics::default(),
+            source,
+            assets: None,
+            apply: None,
+            kube: None,
+        }
+    }
+
+    pub fn view(&self) -> Arc<View> {
+        self.view.read().expect("view lock").clone()
+    }
+
+    pub fn set_view(&self, view: View) {
+        *self.view.write().expect("view lock") = Arc::new(view);
+    }
+
+    /// Install the result of a pass and tell listeners.
+    pub fn publish(&self, outcome: sync::Outcome) {
+        let event = api::SyncEvent {
+            run: outcome.view.run,
+            synced_at: outcome.view.synced_at.clone().unwrap_or_default(),
+            changed: outcome.changed,
+        };
+        self.metrics.record_sync(
+            outcome.seconds,
+            outcome.view.nodes.len(),
+            outcome.view.edges.len(),
+            outcome.changed,
+        );
+        self.set_view(outcome.view);
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.ready.store(true, Ordering::Release);
+        let _ = self.events.send(event);
+    }
+}
+
+/// The current time as RFC 3339 UTC with milliseconds.
+pub fn now_rfc3339() -> String {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(d.as_secs() as i64, d.subsec_millis())
+}
+
+/// Seconds since the epoch as RFC 3339 (civil-from-days, proleptic Gregorian).
+pub fn rfc3339(secs: i64, millis: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The default database path: `$XDG_DATA_HOME/accord/accord.db` or
+/// `~/.local/share/accord/accord.db`.
+pub fn default_db() -> String {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("accord/accord.db").display().to_string()
+}
+
+/// The default assets directory: `<exe dir>/../site` (e.g. `target/site` next to
+/// `target/release/accord`), else `<exe dir>/../share/accord/site`.
+pub fn default_assets() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?;
+    [dir.join("site"), dir.join("share/accord/site")]
+        .into_iter()
+        .find(|p| p.join("index.html").is_file())
+}
+
+/// The objects of manifest files, as index entries.
+fn read_manifests(paths: &[PathBuf]) -> (Vec<(Origin, serde_json::Value)>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let sources = match crate::manifests::read(paths) {
+        Ok(s) => s,
+        Err(e) => {
+            errors.push(e.to_string());
+            return (out, errors);
+        }
+    };
+    let mut diags = Vec::new();
+    for s in &sources {
+        for (origin, doc) in accord_policy::load::documents(s, &mut diags) {
+            flatten_lists(origin, doc, &mut out);
+        }
+    }
+    errors.extend(diags.iter().map(|d| d.to_string()));
+    (out, errors)
+}
+
+/// `List` documents hold their objects in `items`: index each item on its own.
+fn flatten_lists(
+    origin: Origin,
+    doc: serde_json::Value,
+    out: &mut Vec<(Origin, serde_json::Value)>,
+) {
+    let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+    if let Some(item_kind) = kind.strip_suffix("List") {
+        let item_kind = item_kind.to_string();
+        let api_version = doc.get("apiVersion").cloned();
+        if let Some(items) = doc.get("items").and_then(|i| i.as_array()) {
+            for item in items {
+                let mut item = item.clone();
+                if let Some(o) = item.as_object_mut() {
+                    if !o.contains_key("kind") && !item_kind.is_empty() {
+                        o.insert("kind".into(), item_kind.clone().into());
+                    }
+                    if !o.contains_key("apiVersion")
+                        && let Some(v) = &api_version
+                    {
+                        o.insert("apiVersion".into(), v.clone());
+                    }
+                }
+                flatten_lists(origin.clone(), item, out);
+            }
+        }
+        return;
+    }
+    out.push((origin, doc));
+}
+
+/// The modification times of every manifest file, to notice changes.
+fn manifest_stamp(paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
+    crate::manifests::files(paths)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| {
+            let meta = std::fs::metadata(&p).ok();
+            (
+                p,
+                meta.as_ref().and_then(|m| m.modified().ok()),
+                meta.map(|m| m.len()).unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// Shared between a source and the sync loop.
+pub struct Feed {
+    pub index: Mutex<Index>,
+    pub notify: Notify,
+    /// Set once the source has delivered its initial state.
+    pub initialized: AtomicBool,
+}
+
+impl Feed {
+    pub fn new() -> Arc<Feed> {
+        Arc::new(Feed {
+            index: Mutex::new(Index::default()),
+            notify: Notify::new(),
+            initialized: AtomicBool::new(false),
+        })
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut Index)) {
+        f(&mut self.index.lock().expect("index lock"));
+        self.notify.notify_one();
+    }
+
+    pub fn set_initialized(&self) {
+        self.initialized.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+}
+
+/// Feed the index from the source until the process ends.
+async fn run_source(source: Source, feed: Arc<Feed>) -> anyhow::Result<()> {
+    match source {
+        Source::Demo => {
+            feed.update(|idx| idx.reset_all(demo::objects()));
+            feed.set_initialized();
+            // The demo never changes; keep serving.
+            std::future::pending().await
+        }
+        Source::Manifests(paths) => {
+            let mut last = None;
+            loop {
+                let stamp = {
+                    let paths = paths.clone();
+                    tokio::task::spawn_blocking(move || manifest_stamp(&paths)).await?
+                };
+                if last.as_ref() != Some(&stamp) {
+                    let paths2 = paths.clone();
+                    let (objects, errors) =
+                        tokio::task::spawn_blocking(move || read_manifests(&paths2)).await?;
+                    for e in &errors {
+                        tracing::warn!(error = %e, "reading manifests");
+                    }
+                    tracing::info!(objects = objects.len(), "manifests read");
+                    feed.update(|idx| idx.reset_all(objects));
+                    feed.set_initialized();
+                    last = Some(stamp);
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        Source::Cluster { kubeconfig } => {
+            let client = cluster::client(kubeconfig.as_deref()).await?;
+            cluster::run(client, feed).await
+        }
+    }
+}
+
+/// Run passes whenever the index changes, coalescing bursts.
+async fn run_sync(
+    state: SharedState,
+    feed: Arc<Feed>,
+    mut syncer: Syncer,
+    debounce: Duration,
+) -> anyhow::Result<()> {
+    let mut last_version = None;
+    loop {
+        feed.notify.notified().await;
+        if !feed.initialized.load(Ordering::Acquire) {
+            continue;
+        }
+        // Coalesce a burst: wait until no change arrived for the debounce window.
+        loop {
+            tokio::select! {
+                _ = feed.notify.notified() => continue,
+                _ = tokio::time::sleep(debounce) => break,
+            }
+        }
+        let snapshot = {
+            let mut idx = feed.index.lock().expect("index lock");
+            if last_version == Some(idx.version()) {
+                continue;
+            }
+            idx.take_changed();
+            Arc::new(idx.clone())
+        };
+        let version = snapshot.version();
+        tracing::info!(objects = snapshot.len(), "sync pass starting");
+        match syncer.pass(snapshot).await {
+            Ok(outcome) => {
+                tracing::info!(
+                    run = outcome.view.run,
+                    workloads = outcome.view.nodes.len(),
+                    edges = outcome.view.edges.len(),
+                    changed = outcome.changed,
+                    seconds = outcome.seconds,
+                    "sync pass done"
+                );
+                last_version = Some(version);
+                state.publish(outcome);
+            }
+            Err(e) => {
+                state.metrics.record_sync_failure();
+                tracing::error!(error = %e, "sync pass failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                feed.notify.notify_one();
+            }
+        }
+    }
+}
+
+/// Run the dashboard backend until Ctrl-C or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let store = Store::open(&config.db).await?;
+    let source_name = config.source.describe();
+    let mut state = AppState::new(store.clone(), source_name.clone());
+    state.set_view(View::from_stored(store.view().await?));
+    state.assets = config.assets.clone();
+    if let (Some(apply), Source::Cluster { kubeconfig }) = (&config.apply, &config.source) {
+        state.apply = Some(apply.clone());
+        state.kube = Some(cluster::client(kubeconfig.as_deref()).await?);
+    }
+    let state = Arc::new(state);
+    let syncer = Syncer::new(store, &source_name).await?;
+    let feed = Feed::new();
+
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, source = %source_name, db = %config.db, "serving");
+    eprintln!(
+        "accord serve: http://{addr} (source: {source_name}, database: {})",
+        config.db
+    );
+
+    let source_task = tokio::spawn(run_source(config.source.clone(), feed.clone()));
+    let sync_task = tokio::spawn(run_sync(state.clone(), feed, syncer, config.debounce));
+    let server = axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown());
+    tokio::select! {
+        r = server => r?,
+        r = source_task => r??,
+        r = sync_task => r??,
+    }
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.005Z");
+        assert_eq!(rfc3339(1_795_000_000, 0), "2026-11-18T11:06:40.000Z");
+    }
+}

@@ -1,0 +1,188 @@
+//! The in-memory index of the source's objects, keyed by (kind, namespace, name).
+//!
+//! Watch events and manifest reads feed it synchronously (`apply`, `delete`, `reset` of one
+//! kind, as linkerd's policy controller does); a sync pass takes a snapshot and builds the core
+//! [`Inventory`] from it. Objects are kept as JSON, so a malformed object becomes a diagnostic of
+//! the core parser at sync time, never an error here.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use accord_policy::{Diagnostic, Inventory, Origin, load};
+use serde_json::Value;
+
+use super::store::ObjectKey;
+
+/// One object and where it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub origin: Origin,
+    pub object: Value,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Index {
+    objects: BTreeMap<ObjectKey, Entry>,
+    /// Keys changed since the last [`Index::take_changed`].
+    changed: BTreeSet<ObjectKey>,
+    /// Bumped on every change, so a sync loop can tell whether anything happened.
+    version: u64,
+}
+
+/// The key of an object: kind, namespace (empty when absent) and name.
+pub fn key_of(object: &Value) -> Option<ObjectKey> {
+    let kind = object.get("kind")?.as_str()?;
+    let meta = object.get("metadata")?;
+    let name = meta.get("name")?.as_str()?;
+    let ns = meta.get("namespace").and_then(Value::as_str).unwrap_or("");
+    Some((kind.to_string(), ns.to_string(), name.to_string()))
+}
+
+/// Drop fields that change all the time without meaning anything to Accord, so they don't
+/// count as changes.
+pub fn strip_noise(object: &mut Value) {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+        meta.remove("resourceVersion");
+        meta.remove("generation");
+        if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            a.remove("kubectl.kubernetes.io/last-applied-configuration");
+        }
+    }
+    if object.get("kind").and_then(Value::as_str) != Some("ClientIntents")
+        && let Some(o) = object.as_object_mut()
+    {
+        o.remove("status");
+    }
+}
+
+impl Index {
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Add or replace an object. Objects without kind or name are ignored.
+    pub fn apply(&mut self, origin: Origin, mut object: Value) {
+        strip_noise(&mut object);
+        let Some(key) = key_of(&object) else { return };
+        let entry = Entry { origin, object };
+        if self.objects.get(&key) == Some(&entry) {
+            return;
+        }
+        self.objects.insert(key.clone(), entry);
+        self.changed.insert(key);
+        self.version += 1;
+    }
+
+    pub fn delete(&mut self, kind: &str, namespace: &str, name: &str) {
+        let key = (kind.to_string(), namespace.to_string(), name.to_string());
+        if self.objects.remove(&key).is_some() {
+            self.changed.insert(key);
+            self.version += 1;
+        }
+    }
+
+    /// Replace every object of `kind` with `objects` (a watch's initial list).
+    pub fn reset(&mut self, kind: &str, objects: Vec<(Origin, Value)>) {
+        let gone: Vec<ObjectKey> = self
+            .objects
+            .keys()
+            .filter(|k| k.0 == kind)
+            .cloned()
+            .collect();
+        let mut fresh = BTreeSet::new();
+        for (origin, object) in objects {
+            if let Some(k) = key_of(&object) {
+                fresh.insert(k);
+            }
+            self.apply(origin, object);
+        }
+        for k in gone {
+            if !fresh.contains(&k) {
+                self.delete(&k.0, &k.1, &k.2);
+            }
+        }
+    }
+
+    /// Replace everything (a manifest tree read again).
+    pub fn reset_all(&mut self, objects: Vec<(Origin, Value)>) {
+        let mut fresh = BTreeSet::new();
+        for (origin, object) in objects {
+            if let Some(k) = key_of(&object) {
+                fresh.insert(k);
+            }
+            self.apply(origin, object);
+        }
+        let gone: Vec<ObjectKey> = self
+            .objects
+            .keys()
+            .filter(|k| !fresh.contains(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            self.delete(&k.0, &k.1, &k.2);
+        }
+    }
+
+    /// The keys changed since the last call.
+    pub fn take_changed(&mut self) -> BTreeSet<ObjectKey> {
+        std::mem::take(&mut self.changed)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&ObjectKey, &Entry)> {
+        self.objects.iter()
+    }
+
+    /// The core inventory of every object, with the parser's diagnostics.
+    pub fn inventory(&self) -> (Inventory, Vec<Diagnostic>) {
+        let mut inv = Inventory::default();
+        let mut diags = Vec::new();
+        for e in self.objects.values() {
+            load::add_object(&mut inv, &e.origin, &e.object, None, &mut diags);
+        }
+        inv.finish();
+        (inv, diags)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cm(ns: &str, name: &str, v: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns, "resourceVersion": v}})
+    }
+
+    #[test]
+    fn apply_ignores_noise_and_reset_deletes_what_is_gone() {
+        let mut idx = Index::default();
+        idx.apply(Origin::default(), cm("a", "x", "1"));
+        idx.apply(Origin::default(), cm("a", "y", "1"));
+        let v = idx.version();
+        idx.apply(Origin::default(), cm("a", "x", "2"));
+        assert_eq!(idx.version(), v, "a resourceVersion bump is not a change");
+        idx.take_changed();
+        idx.reset("ConfigMap", vec![(Origin::default(), cm("a", "x", "3"))]);
+        assert_eq!(idx.len(), 1);
+        let changed = idx.take_changed();
+        assert!(changed.contains(&("ConfigMap".into(), "a".into(), "y".into())));
+        assert_eq!(changed.len(), 1);
+    }
+
+    #[test]
+    fn malformed_objects_become_diagnostics_not_errors() {
+        let mut idx = Index::default();
+        idx.apply(
+            Origin::new("cluster", 0),
+            json!({"apiVersion": "k8s.otterize.com/v2beta1", "kind": "ClientIntents",
+                   "metadata": {"name": "bad", "namespace": "a"}, "spec": {"workload": 7}}),
+        );
+        let (inv, diags) = idx.inventory();
+        assert!(inv.intents.is_empty());
+        assert!(diags.iter().any(|d| d.is_error()), "{diags:?}");
+    }
+}

@@ -1,0 +1,602 @@
+//! All SQL of the dashboard: SQLite through sqlx, schema in `migrations/`.
+//!
+//! A sync pass is written in one transaction ([`Store::write_pass`]), so a crash mid-sync leaves
+//! the previous pass intact. The database is a cache of the source plus history (`changes`),
+//! drafts and sync runs.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use accord_api as api;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqlitePool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("creating the database directory {0}: {1}")]
+    Dir(String, std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// An inventory object's key: kind, namespace ("" for cluster-scoped), name.
+pub type ObjectKey = (String, String, String);
+
+/// An edge as stored, without its explanation.
+#[derive(Clone, Debug, PartialEq, Eq, FromRow)]
+pub struct EdgeRow {
+    pub source: String,
+    pub target: String,
+    pub state: String,
+    pub ports: String,
+    pub declared_ports: String,
+    pub declared: bool,
+    pub allowed: bool,
+    pub first_seen: String,
+    pub last_changed: String,
+}
+
+/// One change-log entry to insert.
+#[derive(Clone, Debug)]
+pub struct ChangeRow {
+    pub workload: String,
+    pub source: String,
+    pub target: String,
+    pub change: api::ChangeKind,
+    pub before: Option<api::EdgeState>,
+    pub after: Option<api::EdgeState>,
+    pub by: Vec<String>,
+}
+
+/// Everything one sync pass writes.
+#[derive(Debug, Default)]
+pub struct Pass {
+    pub started_at: String,
+    pub finished_at: String,
+    pub source: String,
+    pub objects: u32,
+    /// Objects whose content changed (or appeared): key, hash, origin, JSON.
+    pub objects_upsert: Vec<(ObjectKey, i64, String, String)>,
+    pub objects_delete: Vec<ObjectKey>,
+    /// Every workload, replacing the stored set: (id, namespace, node JSON, detail JSON).
+    pub workloads: Vec<(String, String, String, String)>,
+    /// Edges that appeared or changed, with their explanation JSON.
+    pub edges_upsert: Vec<(EdgeRow, String)>,
+    pub edges_delete: Vec<(String, String)>,
+    /// Every drift item, replacing the stored set: (namespace, workload, item JSON).
+    pub drift: Vec<(String, Option<String>, String)>,
+    pub changes: Vec<ChangeRow>,
+    pub edges_total: u32,
+    pub diagnostics: Vec<api::Diagnostic>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+#[derive(FromRow)]
+struct DraftRow {
+    id: i64,
+    name: String,
+    yaml: String,
+    created: String,
+    updated: String,
+}
+
+impl From<DraftRow> for api::Draft {
+    fn from(r: DraftRow) -> Self {
+        api::Draft {
+            id: r.id,
+            name: r.name,
+            yaml: r.yaml,
+            created: r.created,
+            updated: r.updated,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct ChangeDbRow {
+    id: i64,
+    time: String,
+    workload: String,
+    source: String,
+    target: String,
+    change: String,
+    state_before: Option<String>,
+    state_after: Option<String>,
+    changed_by: String,
+}
+
+fn change_str(c: api::ChangeKind) -> &'static str {
+    match c {
+        api::ChangeKind::Granted => "granted",
+        api::ChangeKind::Revoked => "revoked",
+        api::ChangeKind::StateChanged => "state-changed",
+    }
+}
+
+fn parse_change(s: &str) -> api::ChangeKind {
+    match s {
+        "granted" => api::ChangeKind::Granted,
+        "revoked" => api::ChangeKind::Revoked,
+        _ => api::ChangeKind::StateChanged,
+    }
+}
+
+/// The stored graph, as the API serves it.
+#[derive(Debug, Default)]
+pub struct StoredView {
+    pub nodes: Vec<(String, String)>,
+    pub edges: Vec<(EdgeRow, String)>,
+    pub drift: Vec<String>,
+    pub run: Option<(i64, String)>,
+}
+
+impl Store {
+    /// Open (creating if needed) the database at `path`, or an in-memory one for `:memory:`,
+    /// and run the migrations.
+    pub async fn open(path: &str) -> Result<Store> {
+        let memory = path == ":memory:";
+        let options = if memory {
+            SqliteConnectOptions::from_str("sqlite::memory:")?
+        } else {
+            if let Some(dir) = std::path::Path::new(path).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::Dir(dir.display().to_string(), e))?;
+            }
+            SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+        }
+        .foreign_keys(true)
+        .busy_timeout(std::time::Duration::from_secs(10));
+        // An in-memory database exists once per connection: keep exactly one, forever.
+        let pool = if memory {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await?
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?
+        };
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// The hashes of the stored inventory objects, to write only what changed.
+    pub async fn object_hashes(&self) -> Result<HashMap<ObjectKey, i64>> {
+        let rows: Vec<(String, String, String, i64)> =
+            sqlx::query_as("SELECT kind, namespace, name, hash FROM inventory_objects")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, ns, n, h)| ((k, ns, n), h))
+            .collect())
+    }
+
+    /// Every stored edge, without explanations.
+    pub async fn edges(&self) -> Result<Vec<EdgeRow>> {
+        Ok(sqlx::query_as(
+            "SELECT source, target, state, ports, declared_ports, declared, allowed, first_seen, last_changed FROM edges",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The stored graph, drift and last run, to serve before the first sync of this process.
+    pub async fn view(&self) -> Result<StoredView> {
+        let nodes: Vec<(String, String)> =
+            sqlx::query_as("SELECT node, detail FROM workloads ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        #[derive(FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            edge: EdgeRow,
+            explanation: String,
+        }
+        let edges: Vec<Row> = sqlx::query_as(
+            "SELECT source, target, state, ports, declared_ports, declared, allowed, first_seen, last_changed, explanation FROM edges ORDER BY source, target",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let drift: Vec<(String,)> = sqlx::query_as("SELECT item FROM drift_items ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        let run: Option<(i64, String)> =
+            sqlx::query_as("SELECT id, finished_at FROM sync_runs ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(StoredView {
+            nodes,
+            edges: edges.into_iter().map(|r| (r.edge, r.explanation)).collect(),
+            drift: drift.into_iter().map(|(d,)| d).collect(),
+            run,
+        })
+    }
+
+    /// Write one sync pass in one transaction; returns the run id.
+    pub async fn write_pass(&self, pass: &Pass) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let run_id: i64 = sqlx::query_scalar(
+            "INSERT INTO sync_runs (started_at, finished_at, source, objects, workloads, edges, changed, diagnostics) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&pass.started_at)
+        .bind(&pass.finished_at)
+        .bind(&pass.source)
+        .bind(pass.objects)
+        .bind(pass.workloads.len() as u32)
+        .bind(pass.edges_total)
+        .bind(pass.changes.len() as u32)
+        .bind(serde_json::to_string(&pass.diagnostics)?)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (k, ns, n) in &pass.objects_delete {
+            sqlx::query(
+                "DELETE FROM inventory_objects WHERE kind = ? AND namespace = ? AND name = ?",
+            )
+            .bind(k)
+            .bind(ns)
+            .bind(n)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for ((k, ns, n), hash, origin, json) in &pass.objects_upsert {
+            sqlx::query(
+                "INSERT INTO inventory_objects (kind, namespace, name, hash, origin, object, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (kind, namespace, name) DO UPDATE SET hash = excluded.hash, origin = excluded.origin, object = excluded.object, updated_at = excluded.updated_at",
+            )
+            .bind(k)
+            .bind(ns)
+            .bind(n)
+            .bind(hash)
+            .bind(origin)
+            .bind(json)
+            .bind(&pass.finished_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM workloads")
+            .execute(&mut *tx)
+            .await?;
+        for (id, ns, node, detail) in &pass.workloads {
+            sqlx::query("INSERT INTO workloads (id, namespace, node, detail) VALUES (?, ?, ?, ?)")
+                .bind(id)
+                .bind(ns)
+                .bind(node)
+                .bind(detail)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (s, t) in &pass.edges_delete {
+            sqlx::query("DELETE FROM edges WHERE source = ? AND target = ?")
+                .bind(s)
+                .bind(t)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (e, explanation) in &pass.edges_upsert {
+            sqlx::query(
+                "INSERT INTO edges (source, target, state, ports, declared_ports, declared, allowed, explanation, first_seen, last_changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (source, target) DO UPDATE SET state = excluded.state, ports = excluded.ports, declared_ports = excluded.declared_ports,
+                 declared = excluded.declared, allowed = excluded.allowed, explanation = excluded.explanation, last_changed = excluded.last_changed",
+            )
+            .bind(&e.source)
+            .bind(&e.target)
+            .bind(&e.state)
+            .bind(&e.ports)
+            .bind(&e.declared_ports)
+            .bind(e.declared)
+            .bind(e.allowed)
+            .bind(explanation)
+            .bind(&e.first_seen)
+            .bind(&e.last_changed)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM drift_items")
+            .execute(&mut *tx)
+            .await?;
+        for (ns, workload, item) in &pass.drift {
+            sqlx::query("INSERT INTO drift_items (namespace, workload, item) VALUES (?, ?, ?)")
+                .bind(ns)
+                .bind(workload)
+                .bind(item)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for c in &pass.changes {
+            sqlx::query(
+                "INSERT INTO changes (run_id, time, workload, source, target, change, state_before, state_after, changed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(run_id)
+            .bind(&pass.finished_at)
+            .bind(&c.workload)
+            .bind(&c.source)
+            .bind(&c.target)
+            .bind(change_str(c.change))
+            .bind(c.before.map(|s| s.as_str()))
+            .bind(c.after.map(|s| s.as_str()))
+            .bind(serde_json::to_string(&c.by)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(run_id)
+    }
+
+    /// Change-log entries, newest first.
+    pub async fn history(&self, q: &api::HistoryQuery) -> Result<api::HistoryPage> {
+        let limit = q.limit.unwrap_or(100).clamp(1, 1000) as i64;
+        let before = q.before.unwrap_or(i64::MAX);
+        let rows: Vec<ChangeDbRow> = match &q.workload {
+            Some(w) => {
+                sqlx::query_as(
+                    "SELECT * FROM (
+                       SELECT id, time, workload, source, target, change, state_before, state_after, changed_by FROM changes WHERE source = ?1 AND id < ?2
+                       UNION SELECT id, time, workload, source, target, change, state_before, state_after, changed_by FROM changes WHERE target = ?1 AND id < ?2)
+                     ORDER BY id DESC LIMIT ?3",
+                )
+                .bind(w)
+                .bind(before)
+                .bind(limit + 1)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_as(
+                    "SELECT id, time, workload, source, target, change, state_before, state_after, changed_by FROM changes WHERE id < ? ORDER BY id DESC LIMIT ?",
+                )
+                .bind(before)
+                .bind(limit + 1)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        let more = rows.len() as i64 > limit;
+        let entries: Vec<api::HistoryEntry> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|r| api::HistoryEntry {
+                id: r.id,
+                time: r.time,
+                workload: r.workload,
+                source: r.source,
+                target: r.target,
+                change: parse_change(&r.change),
+                before: r.state_before.as_deref().and_then(api::EdgeState::parse),
+                after: r.state_after.as_deref().and_then(api::EdgeState::parse),
+                by: serde_json::from_str(&r.changed_by).unwrap_or_default(),
+            })
+            .collect();
+        let next_before = if more {
+            entries.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(api::HistoryPage {
+            entries,
+            next_before,
+        })
+    }
+
+    #[cfg(test)]
+    pub async fn sync_runs(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM sync_runs")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub async fn create_draft(&self, d: &api::NewDraft, now: &str) -> Result<api::Draft> {
+        let row: DraftRow = sqlx::query_as(
+            "INSERT INTO drafts (name, yaml, created, updated) VALUES (?, ?, ?, ?) RETURNING id, name, yaml, created, updated",
+        )
+        .bind(&d.name)
+        .bind(&d.yaml)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.into())
+    }
+
+    pub async fn update_draft(
+        &self,
+        id: i64,
+        d: &api::NewDraft,
+        now: &str,
+    ) -> Result<Option<api::Draft>> {
+        let row: Option<DraftRow> = sqlx::query_as(
+            "UPDATE drafts SET name = ?, yaml = ?, updated = ? WHERE id = ? RETURNING id, name, yaml, created, updated",
+        )
+        .bind(&d.name)
+        .bind(&d.yaml)
+        .bind(now)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Into::into))
+    }
+
+    pub async fn drafts(&self) -> Result<Vec<api::Draft>> {
+        let rows: Vec<DraftRow> =
+            sqlx::query_as("SELECT id, name, yaml, created, updated FROM drafts ORDER BY id DESC")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    pub async fn draft(&self, id: i64) -> Result<Option<api::Draft>> {
+        let row: Option<DraftRow> =
+            sqlx::query_as("SELECT id, name, yaml, created, updated FROM drafts WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(Into::into))
+    }
+
+    /// Whether a draft was deleted.
+    pub async fn delete_draft(&self, id: i64) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM drafts WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edge(s: &str, t: &str, state: &str) -> EdgeRow {
+        EdgeRow {
+            source: s.into(),
+            target: t.into(),
+            state: state.into(),
+            ports: "All Connections".into(),
+            declared_ports: String::new(),
+            declared: false,
+            allowed: true,
+            first_seen: "2026-01-01T00:00:00Z".into(),
+            last_changed: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    async fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("accord.db");
+        let store = Store::open(path.to_str().unwrap()).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn pass_writes_edges_and_changes_and_history_pages_newest_first() {
+        let (_dir, store) = temp_store().await;
+        for i in 0..3 {
+            let pass = Pass {
+                started_at: "t".into(),
+                finished_at: format!("2026-01-01T00:00:0{i}Z"),
+                source: "test".into(),
+                edges_upsert: vec![(edge("a/x", &format!("a/y{i}"), "open"), "{}".into())],
+                changes: vec![ChangeRow {
+                    workload: format!("a/y{i}"),
+                    source: "a/x".into(),
+                    target: format!("a/y{i}"),
+                    change: api::ChangeKind::Granted,
+                    before: None,
+                    after: Some(api::EdgeState::Open),
+                    by: vec!["NetworkPolicy a/p".into()],
+                }],
+                ..Pass::default()
+            };
+            store.write_pass(&pass).await.unwrap();
+        }
+        assert_eq!(store.edges().await.unwrap().len(), 3);
+        let page = store
+            .history(&api::HistoryQuery {
+                limit: Some(2),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.entries.len(), 2);
+        assert_eq!(page.entries[0].target, "a/y2");
+        let next = store
+            .history(&api::HistoryQuery {
+                before: page.next_before,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(next.entries.len(), 1);
+        assert_eq!(next.entries[0].target, "a/y0");
+        assert_eq!(next.next_before, None);
+        let by_workload = store
+            .history(&api::HistoryQuery {
+                workload: Some("a/y1".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(by_workload.entries.len(), 1);
+        assert_eq!(by_workload.entries[0].by, vec!["NetworkPolicy a/p"]);
+    }
+
+    #[tokio::test]
+    async fn failed_pass_leaves_the_previous_one_intact() {
+        let (_dir, store) = temp_store().await;
+        let pass = Pass {
+            edges_upsert: vec![(edge("a/x", "a/y", "open"), "{}".into())],
+            ..Pass::default()
+        };
+        store.write_pass(&pass).await.unwrap();
+        // Make the pass fail after its edge deletion ran inside the transaction.
+        sqlx::query("CREATE TRIGGER fail BEFORE INSERT ON drift_items BEGIN SELECT RAISE(ABORT, 'boom'); END")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let bad = Pass {
+            edges_delete: vec![("a/x".into(), "a/y".into())],
+            drift: vec![("a".into(), None, "{}".into())],
+            ..Pass::default()
+        };
+        assert!(store.write_pass(&bad).await.is_err());
+        assert_eq!(store.edges().await.unwrap().len(), 1);
+        assert_eq!(store.sync_runs().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn drafts_round_trip() {
+        let store = Store::open(":memory:").await.unwrap();
+        let d = store
+            .create_draft(
+                &api::NewDraft {
+                    name: "n".into(),
+                    yaml: "y".into(),
+                },
+                "now",
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.draft(d.id).await.unwrap().unwrap().yaml, "y");
+        let u = store
+            .update_draft(
+                d.id,
+                &api::NewDraft {
+                    name: "n2".into(),
+                    yaml: "y2".into(),
+                },
+                "later",
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((u.name.as_str(), u.updated.as_str()), ("n2", "later"));
+        assert_eq!(store.drafts().await.unwrap().len(), 1);
+        assert!(store.delete_draft(d.id).await.unwrap());
+        assert!(!store.delete_draft(d.id).await.unwrap());
+        assert!(store.draft(d.id).await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,581 @@
+//! Sync: the index's objects → the core's drift analysis → SQLite and the in-memory view.
+//!
+//! A pass builds the inventory from a snapshot of the index, runs [`drift::analyze`], compares
+//! the edges with the stored ones (keeping `first_seen`, moving `last_changed`, logging access
+//! granted or revoked and by which changed objects), and writes everything in one transaction.
+//! Only after the commit does the in-memory state move on, so a failed or interrupted pass is
+//! simply redone from the source.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use accord_api as api;
+use accord_policy::drift::{self, EdgeReport, Report};
+use accord_policy::{GenerateOptions, Inventory, WorkloadId};
+use serde::{Deserialize, Serialize};
+
+use super::index::Index;
+use super::now_rfc3339;
+use super::store::{self, ChangeRow, EdgeRow, ObjectKey, Pass, Store};
+
+/// What the API knows about a workload beyond its node.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct WorkloadExtra {
+    pub policies: Vec<api::ObjectRef>,
+    pub intents: Vec<api::ObjectRef>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The current graph, drift and inventory, as the HTTP API serves them.
+#[derive(Debug, Default)]
+pub struct View {
+    /// Sorted by id.
+    pub nodes: Vec<api::Node>,
+    pub extras: Vec<WorkloadExtra>,
+    /// Sorted by (source, target).
+    pub edges: Vec<api::Edge>,
+    /// Parallel to `edges`.
+    pub explanations: Vec<api::EdgeExplanation>,
+    /// Edge indices by source and by target node id.
+    pub out_edges: HashMap<String, Vec<usize>>,
+    pub in_edges: HashMap<String, Vec<usize>>,
+    pub drift: Vec<api::DriftItem>,
+    pub run: i64,
+    pub synced_at: Option<String>,
+    pub diagnostics: Vec<api::Diagnostic>,
+    /// The objects of the last pass (absent when the view was loaded from the database).
+    pub index: Option<Arc<Index>>,
+    pub inventory: Option<Arc<Inventory>>,
+    /// The unfiltered graph as JSON, serialized on first request.
+    pub default_graph: std::sync::OnceLock<axum::body::Bytes>,
+}
+
+impl View {
+    pub fn node(&self, id: &str) -> Option<usize> {
+        self.nodes.binary_search_by(|n| n.id.as_str().cmp(id)).ok()
+    }
+
+    fn link(&mut self) {
+        self.out_edges.clear();
+        self.in_edges.clear();
+        for (i, e) in self.edges.iter().enumerate() {
+            self.out_edges.entry(e.source.clone()).or_default().push(i);
+            self.in_edges.entry(e.target.clone()).or_default().push(i);
+        }
+    }
+
+    /// The view stored by an earlier process, served until this one's first pass.
+    pub fn from_stored(v: store::StoredView) -> View {
+        let mut nodes = Vec::new();
+        let mut extras = Vec::new();
+        for (node, detail) in v.nodes {
+            if let Ok(n) = serde_json::from_str::<api::Node>(&node) {
+                nodes.push(n);
+                extras.push(serde_json::from_str(&detail).unwrap_or_default());
+            }
+        }
+        let mut edges = Vec::new();
+        let mut explanations = Vec::new();
+        for (row, expl) in v.edges {
+            let Some(state) = api::EdgeState::parse(&row.state) else {
+                continue;
+            };
+            edges.push(api::Edge {
+                source: row.source,
+                target: row.target,
+                state,
+                ports: row.ports,
+                declared_ports: row.declared_ports,
+                declared: row.declared,
+                allowed: row.allowed,
+                first_seen: Some(row.first_seen),
+                last_changed: Some(row.last_changed),
+            });
+            explanations.push(serde_json::from_str(&expl).unwrap_or_default());
+        }
+        let mut view = View {
+            nodes,
+            extras,
+            edges,
+            explanations,
+            drift: v
+                .drift
+                .iter()
+                .filter_map(|d| serde_json::from_str(d).ok())
+                .collect(),
+            run: v.run.as_ref().map(|r| r.0).unwrap_or(0),
+            synced_at: v.run.map(|r| r.1),
+            ..View::default()
+        };
+        view.link();
+        view
+    }
+}
+
+pub fn state_to_api(s: drift::EdgeState) -> api::EdgeState {
+    match s {
+        drift::EdgeState::Enforced => api::EdgeState::Enforced,
+        drift::EdgeState::Blocked => api::EdgeState::Blocked,
+        drift::EdgeState::Unprotected => api::EdgeState::Unprotected,
+        drift::EdgeState::Undeclared => api::EdgeState::Undeclared,
+        drift::EdgeState::Open => api::EdgeState::Open,
+    }
+}
+
+pub fn object_ref(o: &drift::ObjectRef) -> api::ObjectRef {
+    api::ObjectRef {
+        kind: o.kind.clone(),
+        namespace: o.namespace.clone(),
+        name: o.name.clone(),
+        origin: if o.origin.file.is_empty() {
+            String::new()
+        } else {
+            o.origin.to_string()
+        },
+        field: o.field.clone(),
+    }
+}
+
+pub fn diagnostic(d: &accord_policy::Diagnostic) -> api::Diagnostic {
+    api::Diagnostic {
+        severity: if d.is_error() { "error" } else { "warning" }.to_string(),
+        origin: d.origin.to_string(),
+        object: d.object.clone(),
+        field: d.field.clone(),
+        message: d.message.clone(),
+    }
+}
+
+pub fn edge_to_api(e: &EdgeReport) -> (api::Edge, api::EdgeExplanation) {
+    let edge = api::Edge {
+        source: e.source.to_string(),
+        target: e.target.to_string(),
+        state: state_to_api(e.state),
+        ports: if e.allowed.is_empty() {
+            String::new()
+        } else {
+            e.allowed.to_string()
+        },
+        declared_ports: if e.declared_by.is_empty() {
+            String::new()
+        } else {
+            e.declared.to_string()
+        },
+        declared: e.is_declared(),
+        allowed: e.state != drift::EdgeState::Blocked && e.is_allowed(),
+        first_seen: None,
+        last_changed: None,
+    };
+    let explanation = api::EdgeExplanation {
+        summary: e.summary.clone(),
+        declared_by: e
+            .declared_by
+            .iter()
+            .map(|d| object_ref(&d.intents))
+            .collect(),
+        ingress_isolated_by: e
+            .ingress_isolated_by
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+        ..Default::default()
+    };
+    (edge, explanation)
+}
+
+pub fn drift_item_to_api(i: &drift::DriftItem) -> api::DriftItem {
+    api::DriftItem {
+        kind: match i.kind {
+            drift::DriftKind::Blocked => api::DriftKind::Blocked,
+            drift::DriftKind::Unprotected => api::DriftKind::Unprotected,
+            drift::DriftKind::Undeclared => api::DriftKind::Undeclared,
+            drift::DriftKind::ModifiedPolicy => api::DriftKind::ModifiedPolicy,
+            drift::DriftKind::MissingPolicy => api::DriftKind::MissingPolicy,
+            drift::DriftKind::StalePolicy => api::DriftKind::StalePolicy,
+            drift::DriftKind::MissingLabel => api::DriftKind::MissingLabel,
+        },
+        severity: match i.severity {
+            drift::DriftSeverity::Info => api::DriftSeverity::Info,
+            drift::DriftSeverity::Warning => api::DriftSeverity::Warning,
+            drift::DriftSeverity::Critical => api::DriftSeverity::Critical,
+        },
+        namespace: i.namespace.clone(),
+        workload: i.workload.as_ref().map(WorkloadId::to_string),
+        source: i.source.as_ref().map(WorkloadId::to_string),
+        target: i.target.as_ref().map(WorkloadId::to_string),
+        object: i.object.as_ref().map(object_ref),
+        explanation: i.explanation.clone(),
+        fix: api::SuggestedFix {
+            description: i.fix.clone(),
+            yaml: i.fix_yaml.clone(),
+        },
+    }
+}
+
+/// Build the view of a report (without timestamps, which the pass fills in).
+pub fn view_of(report: &Report) -> View {
+    let items: Vec<api::DriftItem> = report.items.iter().map(drift_item_to_api).collect();
+    let mut drift_count: HashMap<&str, u32> = HashMap::new();
+    for i in &items {
+        let mut seen = BTreeSet::new();
+        for w in [&i.workload, &i.source, &i.target].into_iter().flatten() {
+            if seen.insert(w.as_str()) {
+                *drift_count.entry(w.as_str()).or_default() += 1;
+            }
+        }
+    }
+    let mut nodes = Vec::with_capacity(report.workloads.len());
+    let mut extras = Vec::with_capacity(report.workloads.len());
+    for w in &report.workloads {
+        let id = w.id.to_string();
+        nodes.push(api::Node {
+            namespace: w.id.namespace.clone(),
+            name: w.id.name.clone(),
+            kind: w.id.kind.clone().unwrap_or_default(),
+            ingress_isolated: !w.ingress_isolated_by.is_empty(),
+            has_intents: !w.intents.is_empty(),
+            pods: w.pods,
+            drift: drift_count.get(id.as_str()).copied().unwrap_or(0),
+            id,
+        });
+        extras.push(WorkloadExtra {
+            policies: w
+                .selected_by
+                .iter()
+                .map(|p| api::ObjectRef {
+                    kind: "NetworkPolicy".into(),
+                    namespace: p.namespace.clone(),
+                    name: p.name.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            intents: w.intents.iter().map(object_ref).collect(),
+            labels: w.labels.clone(),
+        });
+    }
+    // Workload ids sort as WorkloadId, which may differ from their string order.
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    order.sort_by(|&a, &b| nodes[a].id.cmp(&nodes[b].id));
+    let nodes: Vec<api::Node> = order.iter().map(|&i| nodes[i].clone()).collect();
+    let extras: Vec<WorkloadExtra> = order.iter().map(|&i| extras[i].clone()).collect();
+
+    let mut pairs: Vec<(api::Edge, api::EdgeExplanation)> =
+        report.edges.iter().map(edge_to_api).collect();
+    pairs.sort_by(|a, b| (&a.0.source, &a.0.target).cmp(&(&b.0.source, &b.0.target)));
+    let (edges, explanations) = pairs.into_iter().unzip();
+    let mut view = View {
+        nodes,
+        extras,
+        edges,
+        explanations,
+        drift: items,
+        diagnostics: report.diagnostics.iter().map(diagnostic).collect(),
+        ..View::default()
+    };
+    view.link();
+    view
+}
+
+fn hash_text(text: &str) -> i64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish() as i64
+}
+
+/// The objects among `changed` that plausibly decided an edge: those its explanation names,
+/// else the policies, intents and workloads changed in either end's namespace.
+fn changed_by(
+    edge: &api::Edge,
+    explanation: Option<&api::EdgeExplanation>,
+    changed: &[&ObjectKey],
+) -> Vec<String> {
+    let ns = |id: &str| id.split('/').next().unwrap_or("").to_string();
+    let (sn, tn) = (ns(&edge.source), ns(&edge.target));
+    let named: BTreeSet<String> = explanation
+        .map(|x| {
+            x.declared_by
+                .iter()
+                .map(|o| format!("{} {}/{}", o.kind, o.namespace, o.name))
+                .chain(
+                    x.ingress_isolated_by
+                        .iter()
+                        .map(|p| format!("NetworkPolicy {p}")),
+                )
+                .collect()
+        })
+        .unwrap_or_default();
+    let fmt = |k: &ObjectKey| format!("{} {}/{}", k.0, k.1, k.2);
+    let mut out: Vec<String> = changed
+        .iter()
+        .map(|k| fmt(k))
+        .filter(|s| named.contains(s))
+        .collect();
+    if out.is_empty() {
+        out = changed
+            .iter()
+            .filter(|k| k.1 == sn || k.1 == tn || (k.0 == "Namespace" && (k.2 == sn || k.2 == tn)))
+            .map(|k| fmt(k))
+            .collect();
+    }
+    out.truncate(8);
+    out
+}
+
+fn change_kind(before: Option<&EdgeRow>, after: Option<&api::Edge>) -> Option<api::ChangeKind> {
+    let was = before.is_some_and(|b| b.allowed);
+    let is = after.is_some_and(|a| a.allowed);
+    match (was, is) {
+        (false, true) => Some(api::ChangeKind::Granted),
+        (true, false) => Some(api::ChangeKind::Revoked),
+        _ => {
+            let same = match (before, after) {
+                (Some(b), Some(a)) => {
+                    b.state == a.state.as_str()
+                        && b.ports == a.ports
+                        && b.declared_ports == a.declared_ports
+                }
+                (None, None) => true,
+                _ => false,
+            };
+            (!same).then_some(api::ChangeKind::StateChanged)
+        }
+    }
+}
+
+/// The outcome of computing a pass, before it is written.
+pub struct Computed {
+    pub pass: Pass,
+    pub view: View,
+    pub edges: HashMap<(String, String), EdgeRow>,
+    pub hashes: HashMap<ObjectKey, i64>,
+}
+
+/// Compute a pass: pure apart from the clock. `edges` and `hashes` are what the database holds.
+pub fn compute(
+    index: Arc<Index>,
+    prev_edges: &HashMap<(String, String), EdgeRow>,
+    prev_hashes: &HashMap<ObjectKey, i64>,
+    opts: &GenerateOptions,
+    source: &str,
+) -> Computed {
+    let started_at = now_rfc3339();
+    let (inv, mut diags) = index.inventory();
+    let report = drift::analyze(&inv, opts);
+    diags.extend(report.diagnostics.iter().cloned());
+    let mut view = view_of(&report);
+    view.diagnostics = diags.iter().map(diagnostic).collect();
+    let now = now_rfc3339();
+
+    // Objects: write what changed since the stored pass.
+    let mut hashes = HashMap::with_capacity(index.len());
+    let mut upsert = Vec::new();
+    for (key, entry) in index.iter() {
+        let json = serde_json::to_string(&entry.object).unwrap_or_default();
+        let h = hash_text(&json);
+        if prev_hashes.get(key) != Some(&h) {
+            upsert.push((key.clone(), h, entry.origin.to_string(), json));
+        }
+        hashes.insert(key.clone(), h);
+    }
+    let deleted: Vec<ObjectKey> = prev_hashes
+        .keys()
+        .filter(|k| !hashes.contains_key(*k))
+        .cloned()
+        .collect();
+    let changed_keys: Vec<&ObjectKey> = upsert.iter().map(|u| &u.0).chain(&deleted).collect();
+
+    // Edges: keep first_seen, move last_changed, log changes.
+    let mut edges: HashMap<(String, String), EdgeRow> = HashMap::with_capacity(view.edges.len());
+    let mut edges_upsert = Vec::new();
+    let mut changes = Vec::new();
+    for (e, x) in view.edges.iter_mut().zip(&view.explanations) {
+        let key = (e.source.clone(), e.target.clone());
+        let before = prev_edges.get(&key);
+        let kind = change_kind(before, Some(e));
+        let first_seen = before.map_or_else(|| now.clone(), |b| b.first_seen.clone());
+        let last_changed = match (before, kind) {
+            (Some(b), None) => b.last_changed.clone(),
+            _ => now.clone(),
+        };
+        e.first_seen = Some(first_seen.clone());
+        e.last_changed = Some(last_changed.clone());
+        let row = EdgeRow {
+            source: e.source.clone(),
+            target: e.target.clone(),
+            state: e.state.as_str().to_string(),
+            ports: e.ports.clone(),
+            declared_ports: e.declared_ports.clone(),
+            declared: e.declared,
+            allowed: e.allowed,
+            first_seen,
+            last_changed,
+        };
+        if let Some(change) = kind {
+            changes.push(ChangeRow {
+                workload: e.target.clone(),
+                source: e.source.clone(),
+                target: e.target.clone(),
+                change,
+                before: before.and_then(|b| api::EdgeState::parse(&b.state)),
+                after: Some(e.state),
+                by: changed_by(e, Some(x), &changed_keys),
+            });
+        }
+        // The explanation text can change without the state (a renamed file): rewrite the row
+        // whenever it is new or anything stored differs.
+        if before != Some(&row) || kind.is_some() {
+            edges_upsert.push((row.clone(), serde_json::to_string(x).unwrap_or_default()));
+        }
+        edges.insert(key, row);
+    }
+    let mut edges_delete = Vec::new();
+    for (key, b) in prev_edges {
+        if edges.contains_key(key) {
+            continue;
+        }
+        edges_delete.push(key.clone());
+        let gone = api::Edge {
+            source: key.0.clone(),
+            target: key.1.clone(),
+            state: api::EdgeState::parse(&b.state).unwrap_or(api::EdgeState::Open),
+            ports: String::new(),
+            declared_ports: String::new(),
+            declared: false,
+            allowed: false,
+            first_seen: None,
+            last_changed: None,
+        };
+        let change = if b.allowed {
+            api::ChangeKind::Revoked
+        } else {
+            api::ChangeKind::StateChanged
+        };
+        changes.push(ChangeRow {
+            workload: key.1.clone(),
+            source: key.0.clone(),
+            target: key.1.clone(),
+            change,
+            before: api::EdgeState::parse(&b.state),
+            after: None,
+            by: changed_by(&gone, None, &changed_keys),
+        });
+    }
+    changes.sort_by(|a, b| (&a.target, &a.source).cmp(&(&b.target, &b.source)));
+
+    let pass = Pass {
+        started_at,
+        finished_at: now.clone(),
+        source: source.to_string(),
+        objects: index.len() as u32,
+        objects_upsert: upsert,
+        objects_delete: deleted,
+        workloads: view
+            .nodes
+            .iter()
+            .zip(&view.extras)
+            .map(|(n, x)| {
+                (
+                    n.id.clone(),
+                    n.namespace.clone(),
+                    serde_json::to_string(n).unwrap_or_default(),
+                    serde_json::to_string(x).unwrap_or_default(),
+                )
+            })
+            .collect(),
+        edges_upsert,
+        edges_delete,
+        drift: view
+            .drift
+            .iter()
+            .map(|d| {
+                (
+                    d.namespace.clone(),
+                    d.workload.clone(),
+                    serde_json::to_string(d).unwrap_or_default(),
+                )
+            })
+            .collect(),
+        changes,
+        edges_total: view.edges.len() as u32,
+        diagnostics: view.diagnostics.clone(),
+    };
+    view.synced_at = Some(now);
+    view.inventory = Some(Arc::new(inv));
+    view.index = Some(index);
+    Computed {
+        pass,
+        view,
+        edges,
+        hashes,
+    }
+}
+
+/// Runs passes against one store, remembering what the store holds.
+pub struct Syncer {
+    store: Store,
+    edges: HashMap<(String, String), EdgeRow>,
+    hashes: HashMap<ObjectKey, i64>,
+    opts: GenerateOptions,
+    source: String,
+}
+
+/// What a completed pass reports.
+pub struct Outcome {
+    pub view: View,
+    pub changed: u32,
+    pub seconds: f64,
+}
+
+impl Syncer {
+    pub async fn new(store: Store, source: &str) -> store::Result<Syncer> {
+        let edges = store
+            .edges()
+            .await?
+            .into_iter()
+            .map(|e| ((e.source.clone(), e.target.clone()), e))
+            .collect();
+        let hashes = store.object_hashes().await?;
+        Ok(Syncer {
+            store,
+            edges,
+            hashes,
+            opts: GenerateOptions::default(),
+            source: source.to_string(),
+        })
+    }
+
+    /// Compute and write one pass over `index`.
+    pub async fn pass(&mut self, index: Arc<Index>) -> store::Result<Outcome> {
+        let t = std::time::Instant::now();
+        let prev_edges = std::mem::take(&mut self.edges);
+        let prev_hashes = std::mem::take(&mut self.hashes);
+        let opts = self.opts.clone();
+        let source = self.source.clone();
+        let (computed, prev_edges, prev_hashes) = tokio::task::spawn_blocking(move || {
+            let c = compute(index, &prev_edges, &prev_hashes, &opts, &source);
+            (c, prev_edges, prev_hashes)
+        })
+        .await
+        .expect("the sync computation does not panic");
+        let mut computed = computed;
+        match self.store.write_pass(&computed.pass).await {
+            Ok(run) => {
+                self.edges = computed.edges;
+                self.hashes = computed.hashes;
+                computed.view.run = run;
+                let changed = computed.pass.changes.len() as u32;
+                Ok(Outcome {
+                    view: computed.view,
+                    changed,
+                    seconds: t.elapsed().as_secs_f64(),
+                })
+            }
+            Err(e) => {
+                self.edges = prev_edges;
+                self.hashes = prev_hashes;
+                Err(e)
+            }
+        }
+    }
+}
