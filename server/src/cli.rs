@@ -2,7 +2,9 @@
 
 mod can_reach;
 mod connlist;
+mod crd;
 mod diff;
+mod operator;
 mod peers;
 mod render;
 mod serve;
@@ -41,6 +43,10 @@ enum Command {
     /// Serve the dashboard: sync the demo, a manifest tree or a live cluster into SQLite and
     /// serve the access graph, drift, what-if, drafts and history over HTTP.
     Serve(serve::Args),
+    /// Run the operator: reconcile ClientIntents into NetworkPolicies and pod labels.
+    Operator(operator::Args),
+    /// Print the k8s.otterize.com CustomResourceDefinitions generated from Accord's types.
+    Crd(crd::Args),
 }
 
 impl Cli {
@@ -52,6 +58,8 @@ impl Cli {
             Command::WhoCanReach(args) => who_can_reach::run(args),
             Command::Diff(args) => diff::run(args),
             Command::Serve(args) => serve::run(args),
+            Command::Operator(args) => operator::run(args),
+            Command::Crd(args) => crd::run(args),
         }
     }
 }

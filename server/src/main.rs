@@ -4,7 +4,9 @@
 //! errors (or, for `can-reach`, when the answer is "no"), 2 on usage errors.
 
 mod cli;
+mod k8s;
 mod manifests;
+mod operator;
 mod serve;
 
 use std::process::ExitCode;
