@@ -1,1 +1,479 @@
+//! HTTP tests through `router(state).oneshot(request)`, each on a fresh SQLite file synced from
+//! the demo.
 
+use std::sync::Arc;
+
+use accord_api as api;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use tower::ServiceExt;
+
+use super::super::index::Index;
+use super::super::store::Store;
+use super::super::sync::Syncer;
+use super::super::{AppState, SharedState, demo};
+use super::router;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: SharedState,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("accord.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let state = Arc::new(AppState::new(store.clone(), "demo".into()));
+    let mut syncer = Syncer::new(store, "demo").await.unwrap();
+    let mut idx = Index::default();
+    idx.reset_all(demo::objects());
+    let outcome = syncer.pass(Arc::new(idx)).await.unwrap();
+    state.publish(outcome);
+    Fixture { _dir: dir, state }
+}
+
+async fn call(state: &SharedState, req: Request<Body>) -> (StatusCode, axum::body::Bytes) {
+    let res = router(state.clone()).oneshot(req).await.unwrap();
+    let status = res.status();
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, body)
+}
+
+async fn get(state: &SharedState, uri: &str) -> (StatusCode, axum::body::Bytes) {
+    call(state, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+fn json<T: serde::de::DeserializeOwned>(b: &[u8]) -> T {
+    serde_json::from_slice(b).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(b)))
+}
+
+#[tokio::test]
+async fn graph_hides_open_edges_by_default_and_filters_by_state_and_namespace() {
+    let f = fixture().await;
+    let (s, b) = get(&f.state, "/api/graph").await;
+    assert_eq!(s, StatusCode::OK);
+    let g: api::Graph = json(&b);
+    assert_eq!(g.nodes.len(), 13);
+    assert!(g.edges.iter().all(|e| e.state != api::EdgeState::Open));
+    assert!(g.counts.blocked >= 1 && g.counts.undeclared >= 1 && g.counts.enforced >= 1);
+
+    let (_, b) = get(&f.state, "/api/graph?state=blocked").await;
+    let g: api::Graph = json(&b);
+    assert!(!g.edges.is_empty());
+    assert!(g.edges.iter().all(|e| e.state == api::EdgeState::Blocked));
+
+    let (_, b) = get(&f.state, "/api/graph?namespace=platform&state=all").await;
+    let g: api::Graph = json(&b);
+    assert!(
+        g.edges
+            .iter()
+            .all(|e| e.source.starts_with("platform/") || e.target.starts_with("platform/"))
+    );
+
+    let (s, b) = get(&f.state, "/api/graph?state=bogus").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let e: api::ErrorBody = json(&b);
+    assert!(e.error.contains("bogus"));
+}
+
+#[tokio::test]
+async fn graph_neighbourhood_and_namespace_level() {
+    let f = fixture().await;
+    let (s, b) = get(
+        &f.state,
+        "/api/graph?workload=storefront/cart%5BDeployment%5D&depth=1",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let g: api::Graph = json(&b);
+    assert!(
+        g.nodes
+            .iter()
+            .any(|n| n.id == "storefront/cart[Deployment]")
+    );
+    assert!(g.edges.iter().all(|e| {
+        g.nodes.iter().any(|n| n.id == e.source) && g.nodes.iter().any(|n| n.id == e.target)
+    }));
+    assert!(g.nodes.len() < 13);
+
+    let (s, _) = get(&f.state, "/api/graph?workload=nope/nope").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let (s, b) = get(&f.state, "/api/graph?level=namespace").await;
+    assert_eq!(s, StatusCode::OK);
+    let g: api::NamespaceGraph = json(&b);
+    assert_eq!(
+        g.nodes.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+        ["checkout", "platform", "storefront"]
+    );
+    assert!(
+        g.edges
+            .iter()
+            .any(|e| e.source == "storefront" && e.target == "checkout")
+    );
+}
+
+#[tokio::test]
+async fn workload_detail_explains_edges_with_rules() {
+    let f = fixture().await;
+    let (s, b) = get(&f.state, "/api/workloads/storefront/cart%5BDeployment%5D").await;
+    assert_eq!(s, StatusCode::OK);
+    let d: api::WorkloadDetail = json(&b);
+    assert_eq!(d.node.id, "storefront/cart[Deployment]");
+    let blocked = d
+        .callees
+        .iter()
+        .find(|c| c.edge.target == "platform/auth[Deployment]")
+        .expect("cart → auth");
+    assert_eq!(blocked.edge.state, api::EdgeState::Blocked);
+    assert!(!blocked.explanation.declared_by.is_empty());
+    assert!(!blocked.explanation.ingress_isolated_by.is_empty());
+    assert!(
+        d.drift
+            .iter()
+            .any(|i| i.kind == api::DriftKind::MissingLabel)
+    );
+    assert!(!d.intents.is_empty());
+    let enforced = d
+        .callers
+        .iter()
+        .find(|c| c.edge.state == api::EdgeState::Enforced)
+        .expect("an enforced caller");
+    assert!(!enforced.explanation.ingress_admitted_by.is_empty());
+
+    // Without the kind, the only workload of that name.
+    let (s, _) = get(&f.state, "/api/workloads/storefront/cart").await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, b) = get(&f.state, "/api/workloads/storefront/nope").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let e: api::ErrorBody = json(&b);
+    assert!(e.error.contains("storefront/nope"));
+}
+
+#[tokio::test]
+async fn drift_report_groups_by_namespace() {
+    let f = fixture().await;
+    let (s, b) = get(&f.state, "/api/drift").await;
+    assert_eq!(s, StatusCode::OK);
+    let r: api::DriftReport = json(&b);
+    let namespaces: Vec<&str> = r.namespaces.iter().map(|n| n.namespace.as_str()).collect();
+    assert_eq!(namespaces, ["checkout", "platform", "storefront"]);
+    let kinds: Vec<api::DriftKind> = r
+        .namespaces
+        .iter()
+        .flat_map(|n| n.items.iter().map(|i| i.kind))
+        .collect();
+    for k in [
+        api::DriftKind::ModifiedPolicy,
+        api::DriftKind::MissingPolicy,
+        api::DriftKind::Undeclared,
+        api::DriftKind::Unprotected,
+        api::DriftKind::Blocked,
+        api::DriftKind::MissingLabel,
+    ] {
+        assert!(kinds.contains(&k), "{k:?} missing from {kinds:?}");
+    }
+    let (_, b) = get(&f.state, "/api/drift?namespace=platform").await;
+    let r: api::DriftReport = json(&b);
+    assert_eq!(r.namespaces.len(), 1);
+}
+
+const DRAFT: &str = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: search\n  namespace: storefront\nspec:\n  workload:\n    name: search\n    kind: Deployment\n  targets:\n    - kubernetes:\n        name: ledger-db.platform\n        kind: StatefulSet\n";
+
+#[tokio::test]
+async fn what_if_reports_changed_edges_and_rejects_bad_drafts() {
+    let f = fixture().await;
+    let body = serde_json::to_vec(&api::WhatIfRequest { yaml: DRAFT.into() }).unwrap();
+    let (s, b) = call(
+        &f.state,
+        Request::post("/api/what-if")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let r: api::WhatIfResponse = json(&b);
+    assert!(r.ok);
+    assert!(
+        r.changes
+            .iter()
+            .any(|c| c.source == "storefront/search[Deployment]"
+                && c.target == "platform/ledger-db[StatefulSet]"
+                && c.after == Some(api::EdgeState::Enforced))
+    );
+
+    // Raw YAML works too; a malformed draft is a 422 with field-level diagnostics.
+    let (s, b) = call(
+        &f.state,
+        Request::post("/api/what-if")
+            .header(header::CONTENT_TYPE, "application/yaml")
+            .body(Body::from(
+                DRAFT.replace("name: search\n    kind", "name: 12\n    kind: ["),
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let e: api::ErrorBody = json(&b);
+    assert!(!e.diagnostics.unwrap().is_empty());
+
+    let (s, b) = call(
+        &f.state,
+        Request::post("/api/what-if")
+            .header(header::CONTENT_TYPE, "application/yaml")
+            .body(Body::from(
+                DRAFT
+                    .replace("    kind: Deployment\n  targets", "  targets")
+                    .replace("  workload:\n    name: search\n", "  workload: {}\n"),
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        String::from_utf8_lossy(&b)
+    );
+    let e: api::ErrorBody = json(&b);
+    assert!(
+        e.diagnostics
+            .unwrap()
+            .iter()
+            .any(|d| d.field.starts_with("spec.workload"))
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let f = fixture().await;
+    let big = "#".repeat(super::BODY_LIMIT + 10);
+    let (s, _) = call(
+        &f.state,
+        Request::post("/api/what-if")
+            .header(header::CONTENT_TYPE, "application/yaml")
+            .body(Body::from(big))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn drafts_are_saved_listed_fetched_exported_and_deleted() {
+    let f = fixture().await;
+    let new = serde_json::to_vec(&api::NewDraft {
+        name: "search to ledger".into(),
+        yaml: DRAFT.into(),
+    })
+    .unwrap();
+    let (s, b) = call(
+        &f.state,
+        Request::post("/api/drafts")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(new))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let d: api::Draft = json(&b);
+    let (_, b) = get(&f.state, "/api/drafts").await;
+    let list: api::DraftList = json(&b);
+    assert_eq!(list.drafts.len(), 1);
+    let (s, b) = get(&f.state, &format!("/api/drafts/{}", d.id)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(json::<api::Draft>(&b).yaml, DRAFT);
+    let (s, b) = get(&f.state, &format!("/api/drafts/{}/export", d.id)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(&b[..], DRAFT.as_bytes());
+    // Applying is off for the demo.
+    let (s, _) = call(
+        &f.state,
+        Request::post(format!("/api/drafts/{}/apply", d.id))
+            .header(header::AUTHORIZATION, "Bearer x")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = call(
+        &f.state,
+        Request::delete(format!("/api/drafts/{}", d.id))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = get(&f.state, &format!("/api/drafts/{}", d.id)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = call(
+        &f.state,
+        Request::post("/api/drafts")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{\"name\": \"\", \"yaml\": \"\"}"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn history_logs_the_first_sync_and_pages() {
+    let f = fixture().await;
+    let (s, b) = get(&f.state, "/api/history?limit=5").await;
+    assert_eq!(s, StatusCode::OK);
+    let p: api::HistoryPage = json(&b);
+    assert_eq!(p.entries.len(), 5);
+    assert!(p.next_before.is_some());
+    let (_, b) = get(
+        &f.state,
+        "/api/history?workload=storefront/cart%5BDeployment%5D",
+    )
+    .await;
+    let p: api::HistoryPage = json(&b);
+    assert!(!p.entries.is_empty());
+    assert!(
+        p.entries
+            .iter()
+            .all(|e| e.source == "storefront/cart[Deployment]"
+                || e.target == "storefront/cart[Deployment]")
+    );
+}
+
+#[tokio::test]
+async fn exports_health_metrics_and_openapi() {
+    let f = fixture().await;
+    let (s, b) = get(&f.state, "/api/export/intents").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&b).contains("kind: ClientIntents"));
+    let (s, b) = get(&f.state, "/api/export/policies").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&b).contains("kind: NetworkPolicy"));
+    let (s, b) = get(&f.state, "/api/export/graph").await;
+    assert_eq!(s, StatusCode::OK);
+    let g: api::Graph = json(&b);
+    assert!(g.edges.iter().any(|e| e.state == api::EdgeState::Open) || g.counts.open == 0);
+    assert_eq!(get(&f.state, "/healthz").await.0, StatusCode::OK);
+    assert_eq!(get(&f.state, "/readyz").await.0, StatusCode::OK);
+    let (_, b) = get(&f.state, "/metrics").await;
+    let text = String::from_utf8_lossy(&b);
+    assert!(text.contains("sync_passes_total 1"), "{text}");
+    let (s, b) = get(&f.state, "/api/openapi.json").await;
+    assert_eq!(s, StatusCode::OK);
+    let doc: serde_json::Value = json(&b);
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/api/graph",
+        "/api/workloads/{namespace}/{name}",
+        "/api/drift",
+        "/api/what-if",
+        "/api/drafts",
+        "/api/drafts/{id}",
+        "/api/drafts/{id}/export",
+        "/api/drafts/{id}/apply",
+        "/api/history",
+        "/api/export/intents",
+        "/api/export/policies",
+        "/api/export/graph",
+        "/api/events",
+        "/api/status",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ] {
+        assert!(paths.contains_key(p), "{p} not documented");
+    }
+    let (s, b) = get(&f.state, "/api/nope").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(json::<api::ErrorBody>(&b).error.contains("openapi"));
+}
+
+#[tokio::test]
+async fn not_ready_before_the_first_sync_and_placeholder_page_without_assets() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("a.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let state = Arc::new(AppState::new(store, "demo".into()));
+    assert_eq!(
+        get(&state, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let (s, b) = get(&state, "/some/client/route").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&b).contains("scripts/run.sh"));
+    let (s, _) = call(
+        &state,
+        Request::post("/api/what-if")
+            .body(Body::from(DRAFT))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn assets_are_served_with_index_html_for_client_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<html>app</html>").unwrap();
+    std::fs::write(dir.path().join("app.js"), "js").unwrap();
+    let store = Store::open(":memory:").await.unwrap();
+    let mut state = AppState::new(store, "demo".into());
+    state.assets = Some(dir.path().to_path_buf());
+    let state = Arc::new(state);
+    let (s, b) = get(&state, "/app.js").await;
+    assert_eq!((s, &b[..]), (StatusCode::OK, &b"js"[..]));
+    let (s, b) = get(&state, "/graph/storefront").await;
+    assert_eq!((s, &b[..]), (StatusCode::OK, &b"<html>app</html>"[..]));
+    let (_, b) = get(&state, "/../../etc/passwd").await;
+    assert_eq!(&b[..], b"<html>app</html>");
+}
+
+#[tokio::test]
+async fn a_second_pass_logs_granted_and_revoked_access_by_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("accord.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let mut syncer = Syncer::new(store.clone(), "demo").await.unwrap();
+    let mut idx = Index::default();
+    idx.reset_all(demo::objects());
+    syncer.pass(Arc::new(idx.clone())).await.unwrap();
+    // Delete the hand-written policy that lets every namespace call the catalog.
+    idx.delete("NetworkPolicy", "storefront", "allow-catalog-from-anywhere");
+    let outcome = syncer.pass(Arc::new(idx)).await.unwrap();
+    assert!(outcome.changed > 0);
+    let page = store
+        .history(&api::HistoryQuery {
+            workload: Some("storefront/catalog[Deployment]".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let revoked = page
+        .entries
+        .iter()
+        .find(|e| {
+            e.change == api::ChangeKind::Revoked && e.source == "platform/ledger-backup[CronJob]"
+        })
+        .unwrap_or_else(|| panic!("{:#?}", page.entries));
+    assert!(
+        revoked
+            .by
+            .iter()
+            .any(|b| b == "NetworkPolicy storefront/allow-catalog-from-anywhere"),
+        "{:?}",
+        revoked.by
+    );
+    // A restarted syncer reads the stored edges: an identical pass changes nothing.
+    let mut again = Syncer::new(store.clone(), "demo").await.unwrap();
+    let mut idx = Index::default();
+    idx.reset_all(demo::objects());
+    idx.delete("NetworkPolicy", "storefront", "allow-catalog-from-anywhere");
+    let outcome = again.pass(Arc::new(idx)).await.unwrap();
+    assert_eq!(outcome.changed, 0);
+}
