@@ -241,6 +241,8 @@ enum End {
     Endpoint(u32),
     Ip(u32),
     IngressController,
+    /// Any endpoint that no rule lists by name (only `all` and every-pod peers match it).
+    Unlisted,
 }
 
 /// Compiled policies over one inventory; build once, then ask for the connectivity or explain
@@ -295,6 +297,7 @@ impl<'a> Evaluator<'a> {
             End::Endpoint(e) => peers.has_endpoint(e),
             End::Ip(a) => peers.has_ip(a),
             End::IngressController => peers.has_ingress_controller(),
+            End::Unlisted => peers.has_unlisted(),
         }
     }
 
@@ -303,7 +306,7 @@ impl<'a> Evaluator<'a> {
         match (direction, other) {
             (Direction::Ingress, _) => Some(self.endpoint(selected)),
             (Direction::Egress, End::Endpoint(d)) => Some(self.endpoint(d)),
-            (Direction::Egress, End::Ip(_) | End::IngressController) => None,
+            (Direction::Egress, End::Ip(_) | End::IngressController | End::Unlisted) => None,
         }
     }
 
@@ -440,93 +443,113 @@ impl<'a> Evaluator<'a> {
         self.side_conns(Direction::Egress, src, dst, None)
     }
 
-    /// Every allowed endpoint pair when admin policies are present: they can allow or deny any
-    /// pair, so every pair is evaluated (quadratic in endpoints).
-    fn endpoint_pairs_with_admin(&self) -> Vec<(u32, u32, Conns)> {
-        let n = self.c.endpoints.len() as u32;
-        let mut out = Vec::new();
-        for s in 0..n {
-            for d in 0..n {
-                let egress = self.egress_conns(s, End::Endpoint(d));
-                if egress.is_empty() {
-                    continue;
-                }
-                let conns = self
-                    .ingress_conns(End::Endpoint(s), d)
-                    .intersection(&egress);
-                if !conns.is_empty() {
-                    out.push((s, d, conns));
-                }
+    /// Calls `f` with the peers and ports of every rule (admin, NetworkPolicy, baseline) that
+    /// applies to endpoint `e` in `direction`.
+    fn for_each_rule(
+        &self,
+        direction: Direction,
+        e: u32,
+        mut f: impl FnMut(&compile::Peers, &compile::RulePorts),
+    ) {
+        let policies = match direction {
+            Direction::Ingress => &self.c.ingress_of[e as usize],
+            Direction::Egress => &self.c.egress_of[e as usize],
+        };
+        for &p in policies {
+            for rule in self.c.policies[p as usize]
+                .rules(direction)
+                .into_iter()
+                .flatten()
+            {
+                f(&rule.peers, &rule.ports);
             }
         }
-        out
+        for &a in self.c.admin_of[e as usize]
+            .iter()
+            .chain(&self.c.baseline_of[e as usize])
+        {
+            for rule in self.c.admins[a as usize].rules(direction) {
+                f(&rule.peers, &rule.ports);
+            }
+        }
     }
 
-    /// Every allowed endpoint pair. Candidate sources of a destination come from its ingress
-    /// rules' peer sets when it is isolated; otherwise from the sources whose egress is open or
-    /// names it. So the work follows the number of admitted pairs, not endpoints squared, unless
-    /// the policies really allow most pairs.
+    /// Every allowed endpoint pair.
+    ///
+    /// A rule tells endpoints apart only by listing them, so all endpoints that no rule of a
+    /// destination's ingress lists get the same ingress verdict, computed once (likewise for a
+    /// source's egress, unless named ports make it depend on the destination). A destination
+    /// whose default admits nothing is then only paired with the sources its rules list; one
+    /// whose default admits something, with the sources whose egress is open by default or
+    /// lists it. So the work follows the number of allowed pairs plus the rules' peer lists,
+    /// not the square of the number of endpoints, with or without admin policies.
     fn endpoint_pairs(&self) -> Vec<(u32, u32, Conns)> {
-        if !self.c.admins.is_empty() {
-            return self.endpoint_pairs_with_admin();
-        }
         let n = self.c.endpoints.len();
-        // Sources whose egress admits every endpoint as a candidate: not isolated for egress, or
-        // with an egress rule towards all peers.
-        let mut open_sources = Vec::new();
-        let mut egress_rev: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let listed = |direction: Direction, e: u32| {
+            let mut out: Vec<u32> = Vec::new();
+            self.for_each_rule(direction, e, |peers, _| out.extend(&peers.endpoints));
+            out.sort_unstable();
+            out.dedup();
+            out
+        };
+        let listed_in: Vec<Vec<u32>> = (0..n as u32)
+            .map(|d| listed(Direction::Ingress, d))
+            .collect();
+        let in_default: Vec<Conns> = (0..n as u32)
+            .map(|d| self.side_conns(Direction::Ingress, d, End::Unlisted, None))
+            .collect();
+        let listed_out: Vec<Vec<u32>> = (0..n as u32)
+            .map(|s| listed(Direction::Egress, s))
+            .collect();
+        // `None`: the source's egress depends on each destination's named ports.
+        let out_default: Vec<Option<Conns>> = (0..n as u32)
+            .map(|s| {
+                let mut per_destination = false;
+                self.for_each_rule(Direction::Egress, s, |_, ports| {
+                    per_destination |= ports.depends_on_destination()
+                });
+                (!per_destination)
+                    .then(|| self.side_conns(Direction::Egress, s, End::Unlisted, None))
+            })
+            .collect();
+        // Sources that may reach a destination they do not list, and per destination the other
+        // sources that list it.
+        let mut open_out: Vec<u32> = Vec::new();
+        let mut rev_out: Vec<Vec<u32>> = vec![Vec::new(); n];
         for s in 0..n as u32 {
-            let policies = &self.c.egress_of[s as usize];
-            let rules = || {
-                policies
-                    .iter()
-                    .flat_map(|&p| self.c.policies[p as usize].egress.iter().flatten())
-            };
-            if policies.is_empty() || rules().any(|r| r.peers.all) {
-                open_sources.push(s);
-                continue;
-            }
-            for r in rules() {
-                for &d in &r.peers.endpoints {
-                    egress_rev[d as usize].push(s);
+            if out_default[s as usize]
+                .as_ref()
+                .is_none_or(|c| !c.is_empty())
+            {
+                open_out.push(s);
+            } else {
+                for &d in &listed_out[s as usize] {
+                    rev_out[d as usize].push(s);
                 }
             }
-        }
-        for v in &mut egress_rev {
-            v.sort_unstable();
-            v.dedup();
         }
 
         let mut out = Vec::new();
-        let mut acc: Vec<Option<Conns>> = vec![None; n];
-        let mut touched: Vec<u32> = Vec::new();
         for d in 0..n as u32 {
-            let policies = &self.c.ingress_of[d as usize];
-            let target = Some(self.endpoint(d));
-            // What ingress rules towards all peers admit, for every source alike.
-            let mut wide: Option<Conns> = policies.is_empty().then(Conns::all);
-            for &p in policies {
-                for rule in self.c.policies[p as usize].ingress.iter().flatten() {
-                    if rule.peers.all {
-                        rule.ports
-                            .add_to(wide.get_or_insert_with(Conns::none), target);
-                        continue;
-                    }
-                    for &s in &rule.peers.endpoints {
-                        let slot = &mut acc[s as usize];
-                        if slot.is_none() {
-                            touched.push(s);
-                        }
-                        rule.ports
-                            .add_to(slot.get_or_insert_with(Conns::none), target);
-                    }
-                }
-            }
-            let mut emit = |s: u32, ingress: Conns| {
+            let default_in = &in_default[d as usize];
+            let candidates = if default_in.is_empty() {
+                listed_in[d as usize].clone()
+            } else {
+                merge_sorted(&open_out, &rev_out[d as usize])
+            };
+            for s in candidates {
+                let ingress = if listed_in[d as usize].binary_search(&s).is_ok() {
+                    self.side_conns(Direction::Ingress, d, End::Endpoint(s), None)
+                } else {
+                    default_in.clone()
+                };
                 if ingress.is_empty() {
-                    return;
+                    continue;
                 }
-                let egress = self.egress_conns(s, End::Endpoint(d));
+                let egress = match &out_default[s as usize] {
+                    Some(c) if listed_out[s as usize].binary_search(&d).is_err() => c.clone(),
+                    _ => self.side_conns(Direction::Egress, s, End::Endpoint(d), None),
+                };
                 let conns = if egress.is_all() {
                     ingress
                 } else {
@@ -535,28 +558,6 @@ impl<'a> Evaluator<'a> {
                 if !conns.is_empty() {
                     out.push((s, d, conns));
                 }
-            };
-            match &wide {
-                Some(base) => {
-                    let sources = merge_sorted(&open_sources, &egress_rev[d as usize]);
-                    for s in sources {
-                        let mut ingress = base.clone();
-                        if let Some(extra) = acc[s as usize].as_ref() {
-                            ingress.union_with(extra);
-                        }
-                        emit(s, ingress);
-                    }
-                }
-                None => {
-                    touched.sort_unstable();
-                    for &s in &touched {
-                        let ingress = acc[s as usize].take().unwrap_or_default();
-                        emit(s, ingress);
-                    }
-                }
-            }
-            for s in touched.drain(..) {
-                acc[s as usize] = None;
             }
         }
         out
@@ -821,12 +822,14 @@ impl<'a> Evaluator<'a> {
                             _ => Conns::none(),
                         }
                     }
-                    End::Ip(_) => egress.allowed = Conns::all(),
+                    End::Ip(_) | End::Unlisted => egress.allowed = Conns::all(),
                 }
                 let mut ingress = SideExplanation::default();
                 match d {
                     End::Endpoint(de) => self.explain_side(Direction::Ingress, de, s, &mut ingress),
-                    End::Ip(_) | End::IngressController => ingress.allowed = Conns::all(),
+                    End::Ip(_) | End::IngressController | End::Unlisted => {
+                        ingress.allowed = Conns::all()
+                    }
                 }
                 allowed.union_with(&egress.allowed.intersection(&ingress.allowed));
                 egress_parts.push(egress);

@@ -56,22 +56,27 @@ pub(crate) struct Peers {
     /// An empty `from`/`to`: every pod in every namespace and every external address.
     pub all: bool,
     /// A peer selecting every pod of every namespace (`namespaceSelector: {}`), which also
-    /// admits the ingress controller, a pod in some namespace Accord does not see.
-    pub any_namespace: bool,
-    /// Sorted endpoint indices.
+    /// admits the ingress controller, a pod in some namespace Accord does not see. The
+    /// endpoints are then not listed, so such rules cost nothing per pair.
+    pub every_pod: bool,
+    /// Sorted endpoint indices (besides `all` and `every_pod`).
     pub endpoints: Vec<u32>,
     pub ips: IpSet,
 }
 
 impl Peers {
     pub fn has_endpoint(&self, e: u32) -> bool {
-        self.all || self.endpoints.binary_search(&e).is_ok()
+        self.all || self.every_pod || self.endpoints.binary_search(&e).is_ok()
+    }
+    /// Whether the rule admits an endpoint that no rule lists by name.
+    pub fn has_unlisted(&self) -> bool {
+        self.all || self.every_pod
     }
     pub fn has_ip(&self, addr: u32) -> bool {
         self.all || self.ips.contains(addr)
     }
     pub fn has_ingress_controller(&self) -> bool {
-        self.all || self.any_namespace
+        self.all || self.every_pod
     }
 }
 
@@ -83,6 +88,13 @@ pub(crate) struct RulePorts {
     pub fixed: Conns,
     /// Named ports, with their protocol (`None`: any protocol).
     pub named: Vec<(Option<Protocol>, String)>,
+}
+
+impl RulePorts {
+    /// Whether what the rule admits depends on the destination (through named ports).
+    pub fn depends_on_destination(&self) -> bool {
+        !self.any && !self.named.is_empty()
+    }
 }
 
 impl RulePorts {
@@ -504,16 +516,22 @@ fn compile_admin_peers(
     }
     for peer in peers {
         if let Some(ns) = &peer.namespaces {
-            out.any_namespace |= ns.is_empty();
-            let ns = sel.namespaces_matching(ns);
-            out.endpoints
-                .extend(sel.endpoints_matching(&ns, &LabelSelector::default()));
+            if ns.is_empty() {
+                out.every_pod = true;
+            } else {
+                let ns = sel.namespaces_matching(ns);
+                out.endpoints
+                    .extend(sel.endpoints_matching(&ns, &LabelSelector::default()));
+            }
         }
         if let Some(pods) = &peer.pods {
-            out.any_namespace |= pods.namespace_selector.is_empty() && pods.pod_selector.is_empty();
-            let ns = sel.namespaces_matching(&pods.namespace_selector);
-            out.endpoints
-                .extend(sel.endpoints_matching(&ns, &pods.pod_selector));
+            if pods.namespace_selector.is_empty() && pods.pod_selector.is_empty() {
+                out.every_pod = true;
+            } else {
+                let ns = sel.namespaces_matching(&pods.namespace_selector);
+                out.endpoints
+                    .extend(sel.endpoints_matching(&ns, &pods.pod_selector));
+            }
         }
         for cidr in peer.networks.iter().flatten() {
             let block = crate::objects::IpBlock {
@@ -621,9 +639,12 @@ fn compile_peers(
                 out.endpoints
                     .extend(sel.endpoints_matching(&[policy_ns], &pods));
             }
+            (pods, Some(nss), None)
+                if nss.is_empty() && pods.as_ref().is_none_or(LabelSelector::is_empty) =>
+            {
+                out.every_pod = true;
+            }
             (pods, Some(nss), None) => {
-                out.any_namespace |=
-                    nss.is_empty() && pods.as_ref().is_none_or(LabelSelector::is_empty);
                 let ns = sel.namespaces_matching(nss);
                 let pods = pods
                     .as_ref()
