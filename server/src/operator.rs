@@ -211,6 +211,9 @@ struct Controller {
     intents_api: ApiResource,
     /// ClientIntents being deleted whose finalizer is removed once their subjects are clean.
     finalizing: HashMap<Key, Vec<String>>,
+    /// ClientIntents that need Accord's finalizer: the full list to write, and the
+    /// resourceVersion it was computed from.
+    add_finalizer: HashMap<Key, (Vec<String>, Value)>,
     retry_tx: mpsc::UnboundedSender<Key>,
     retry_rx: Option<mpsc::UnboundedReceiver<Key>>,
     initial_done: bool,
@@ -227,6 +230,7 @@ impl Controller {
             watches: Vec::new(),
             intents_api: client_intents_resource(),
             finalizing: HashMap::new(),
+            add_finalizer: HashMap::new(),
             retry_tx,
             retry_rx: Some(retry_rx),
             initial_done: false,
@@ -377,7 +381,10 @@ impl Controller {
                 );
                 self.state.mark_all_dirty();
             }
-            if self.state.has_dirty() || !self.finalizing.is_empty() {
+            if self.state.has_dirty()
+                || !self.finalizing.is_empty()
+                || !self.add_finalizer.is_empty()
+            {
                 self.reconcile().await;
             }
             if !self.initial_done {
@@ -507,6 +514,7 @@ impl Controller {
             Kind::Intents => {
                 self.state.delete_intents(key);
                 self.finalizing.remove(key);
+                self.add_finalizer.remove(key);
             }
             Kind::Protected => self.state.delete_protected(key),
             Kind::Pod => self.state.delete_pod(key),
@@ -538,26 +546,14 @@ impl Controller {
             return;
         }
         if !has_finalizer {
-            let api = Api::<DynamicObject>::namespaced_with(
-                self.client.clone(),
-                &key.0,
-                &self.intents_api,
-            );
-            // The resourceVersion makes the merge patch conditional: finalizers another
-            // controller added meanwhile are not lost.
+            // Added with the next batch's writes, concurrently with the others.
             let mut all = finalizers.clone();
             all.push(FINALIZER.to_string());
-            let patch = json!({"metadata": {"finalizers": all, "resourceVersion": obj.pointer("/metadata/resourceVersion")}});
-            self.metrics
-                .requests_finalizer
-                .fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = api
-                .patch(&key.1, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                // A conflict means a newer version is on its way through the watch.
-                debug!(error = %e, "adding the finalizer failed");
-            }
+            let rv = obj
+                .pointer("/metadata/resourceVersion")
+                .cloned()
+                .unwrap_or(Value::Null);
+            self.add_finalizer.insert(key.clone(), (all, rv));
         }
         let diags = self.state.apply_intents(&obj);
         if diags.iter().any(Diagnostic::is_error) {
@@ -568,13 +564,28 @@ impl Controller {
 
     async fn reconcile(&mut self) {
         let started = Instant::now();
+        // The resourceVersion makes each merge patch conditional: finalizers another
+        // controller added meanwhile are not lost (a conflict means a newer version is on its
+        // way through the watch, and it is handled then).
+        let additions: Vec<(Key, (Vec<String>, Value))> = self.add_finalizer.drain().collect();
+        let this = &*self;
+        futures::stream::iter(additions)
+            .for_each_concurrent(self.settings.concurrency.max(1), |(key, (all, rv))| async move {
+                let api = Api::<DynamicObject>::namespaced_with(this.client.clone(), &key.0, &this.intents_api);
+                let patch = json!({"metadata": {"finalizers": all, "resourceVersion": rv}});
+                this.metrics.requests_finalizer.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = api.patch(&key.1, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                    debug!(ns = %key.0, name = %key.1, error = %e, "adding the finalizer failed");
+                }
+            })
+            .await;
         let plan = self.state.plan();
         let subjects = plan.subjects.len();
         let writes = plan.writes.len();
         let span = info_span!("reconcile", subjects, writes);
         async {
             let mut failed: BTreeSet<Key> = BTreeSet::new();
-            let results: Vec<(Option<Key>, Result<(), kube::Error>)> = futures::stream::iter(plan.writes)
+            let results: Vec<(Option<Key>, Result<Option<NetworkPolicy>, kube::Error>)> = futures::stream::iter(plan.writes)
                 .map(|w| {
                     let subject = w.subject().cloned();
                     let this = &*self;
@@ -585,7 +596,8 @@ impl Controller {
                 .await;
             for (subject, result) in results {
                 match result {
-                    Ok(()) => {}
+                    Ok(Some(applied)) => self.state.record_applied(applied),
+                    Ok(None) => {}
                     Err(e) => {
                         self.metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
                         if let Some(s) = subject {
@@ -616,7 +628,7 @@ impl Controller {
                 .iter()
                 .filter_map(|s| state::status_patch(s, &self.state.failed, &now).map(|p| (s.key.clone(), p)))
                 .collect();
-            let results: Vec<(Key, Value, Result<(), kube::Error>)> = futures::stream::iter(patches)
+            let results: Vec<(Key, Value, Result<Option<NetworkPolicy>, kube::Error>)> = futures::stream::iter(patches)
                 .map(|(key, status)| {
                     let this = &*self;
                     async move {
@@ -635,7 +647,7 @@ impl Controller {
                 .await;
             for (key, status, r) in results {
                 match r {
-                    Ok(()) => {
+                    Ok(_) => {
                         if let Some(e) = self.state.intents.get_mut(&key) {
                             e.status = status;
                         }
@@ -695,10 +707,11 @@ impl Controller {
         {
             self.state.live_policies.remove(&(namespace, name));
         }
-        r
+        r.map(|_| ())
     }
 
-    async fn execute_inner(&self, write: Write) -> Result<(), kube::Error> {
+    /// Run one write; an applied policy is returned as the API server stored it.
+    async fn execute_inner(&self, write: Write) -> Result<Option<NetworkPolicy>, kube::Error> {
         let m = &self.metrics;
         match write {
             Write::ApplyPolicy { policy, .. } => {
@@ -707,8 +720,11 @@ impl Controller {
                 let api: Api<K8sNetworkPolicy> = Api::namespaced(self.client.clone(), &ns);
                 m.requests_apply_policy.fetch_add(1, Ordering::Relaxed);
                 let params = PatchParams::apply(FIELD_MANAGER).force();
-                api.patch(&name, &params, &Patch::Apply(&policy)).await?;
+                let applied = api.patch(&name, &params, &Patch::Apply(&policy)).await?;
                 info!(%ns, %name, "applied NetworkPolicy");
+                return Ok(serde_json::to_value(applied)
+                    .ok()
+                    .and_then(|v| serde_json::from_value(v).ok()));
             }
             Write::DeletePolicy {
                 namespace, name, ..
@@ -759,7 +775,7 @@ impl Controller {
                 .await?;
             }
         }
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -97,11 +97,16 @@ pub struct State {
     owners: HashMap<(String, String, String), ObjectMeta>,
     pub protected: HashMap<Key, ProtectedService>,
     /// The policies carrying Accord's ownership labels, as the API server last showed them.
-    pub live_policies: HashMap<Key, NetworkPolicy>,
+    /// Ordered, so that the policies of one namespace are a range.
+    pub live_policies: BTreeMap<Key, NetworkPolicy>,
     /// Which subject each desired policy belongs to (from the last plan).
     desired_owner: HashMap<Key, Key>,
     /// The names of the policies last planned per subject.
     desired_by_subject: HashMap<Key, BTreeSet<String>>,
+    /// The policies last planned, to recognise the echoes of our own applies.
+    desired_policies: HashMap<Key, NetworkPolicy>,
+    /// The managed labels last planned per workload, to recognise echoes of label patches.
+    desired_labels: HashMap<WorkloadId, Labels>,
     dirty: BTreeSet<Key>,
     /// ClientIntents whose status must be recomputed even if no subject of theirs is dirty.
     status_dirty: BTreeSet<Key>,
@@ -306,7 +311,15 @@ impl State {
             .entry(subject.clone())
             .or_default()
             .insert(key.clone());
-        self.dirty.insert(subject);
+        // A pod that already carries the labels last planned for its workload (the echo of
+        // our own patch, or a status change) needs no work.
+        let settled = self
+            .desired_labels
+            .get(&workload)
+            .is_some_and(|want| label_patch(&meta.labels, want).is_none());
+        if !settled {
+            self.dirty.insert(subject);
+        }
         self.pods.insert(key, PodEntry { meta, workload });
     }
 
@@ -418,6 +431,12 @@ impl State {
     pub fn apply_live_policy(&mut self, policy: NetworkPolicy) {
         let key = key_of(&policy.metadata);
         match self.desired_owner.get(&key) {
+            // The echo of our own apply: nothing to do.
+            Some(_)
+                if self
+                    .desired_policies
+                    .get(&key)
+                    .is_some_and(|d| same_policy(d, &policy)) => {}
             Some(subject) => {
                 self.dirty.insert(subject.clone());
             }
@@ -428,6 +447,12 @@ impl State {
             }
         }
         self.live_policies.insert(key, policy);
+    }
+
+    /// Record what an apply returned, so the next plan compares with it rather than with a
+    /// state the watch has not caught up with.
+    pub fn record_applied(&mut self, policy: NetworkPolicy) {
+        self.live_policies.insert(key_of(&policy.metadata), policy);
     }
 
     pub fn delete_live_policy(&mut self, key: &Key) {
@@ -539,6 +564,11 @@ impl State {
             }
         }
 
+        // Which dirty subject owns a policy, by (namespace, ownership label).
+        let label_owner: HashMap<(&str, &str), &Key> = owned_labels
+            .iter()
+            .flat_map(|(s, set)| set.iter().map(move |l| ((s.0.as_str(), l.as_str()), *s)))
+            .collect();
         let mut writes = Vec::new();
         let mut desired_now: HashMap<Key, Vec<&NetworkPolicy>> = HashMap::new();
         for p in &generated.policies {
@@ -551,16 +581,11 @@ impl State {
                     .unwrap_or(&p.metadata.name);
                 Some((ns, base.to_string())).filter(|k| dirty.contains(k))
             } else {
-                let label = p.metadata.labels.get(labels::NETWORK_POLICY);
-                dirty
-                    .iter()
-                    .find(|s| {
-                        s.0 == ns
-                            && label.is_some_and(|l| {
-                                owned_labels.get(s).is_some_and(|set| set.contains(l))
-                            })
-                    })
-                    .cloned()
+                p.metadata
+                    .labels
+                    .get(labels::NETWORK_POLICY)
+                    .and_then(|l| label_owner.get(&(ns.as_str(), l.as_str())))
+                    .map(|s| (*s).clone())
             };
             if let Some(subject) = subject {
                 desired_now.entry(subject).or_default().push(p);
@@ -572,6 +597,7 @@ impl State {
             for p in &wanted {
                 let key = (subject.0.clone(), p.metadata.name.clone());
                 self.desired_owner.insert(key.clone(), subject.clone());
+                self.desired_policies.insert(key.clone(), (*p).clone());
                 let up_to_date = self
                     .live_policies
                     .get(&key)
@@ -589,7 +615,11 @@ impl State {
                 .get(subject)
                 .map(|old| old.difference(&names).cloned().collect())
                 .unwrap_or_default();
-            for (key, live) in &self.live_policies {
+            let in_namespace = self
+                .live_policies
+                .range((subject.0.clone(), String::new())..)
+                .take_while(|(k, _)| k.0 == subject.0);
+            for (key, live) in in_namespace {
                 if key.0 == subject.0
                     && !names.contains(&key.1)
                     && self.desired_owner.get(key).is_none_or(|o| o == subject)
@@ -609,6 +639,7 @@ impl State {
                     continue;
                 }
                 self.desired_owner.remove(&key);
+                self.desired_policies.remove(&key);
                 if self.live_policies.contains_key(&key) {
                     writes.push(Write::DeletePolicy {
                         subject: subject.clone(),
@@ -629,6 +660,8 @@ impl State {
                     continue;
                 };
                 let want = generated.labels_for(&pod.workload);
+                self.desired_labels
+                    .insert(pod.workload.clone(), want.clone());
                 if let Some(patch) = label_patch(&pod.meta.labels, &want) {
                     writes.push(Write::PatchPodLabels {
                         subject: subject.clone(),
@@ -640,6 +673,13 @@ impl State {
             }
         }
 
+        let mut by_object: HashMap<&str, Vec<Diagnostic>> = HashMap::new();
+        for d in &generated.diagnostics {
+            by_object
+                .entry(d.object.as_str())
+                .or_default()
+                .push(d.clone());
+        }
         let mut statuses = Vec::new();
         for k in &relevant {
             if let Some(e) = self.intents.get(k) {
@@ -648,12 +688,9 @@ impl State {
                     subjects: e.subjects.clone(),
                     generation: e.generation,
                     parse_diagnostics: e.parse_diagnostics.clone(),
-                    generate_diagnostics: generated
-                        .diagnostics
-                        .iter()
-                        .filter(|d| d.object == format!("ClientIntents {}/{}", k.0, k.1))
-                        .cloned()
-                        .collect(),
+                    generate_diagnostics: by_object
+                        .remove(format!("ClientIntents {}/{}", k.0, k.1).as_str())
+                        .unwrap_or_default(),
                     current: e.status.clone(),
                     policies: e
                         .subjects

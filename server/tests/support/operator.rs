@@ -182,8 +182,6 @@ impl Operator {
             .arg(format!("127.0.0.1:{metrics_port}"))
             .arg("--lease-duration-seconds")
             .arg("3")
-            .arg("--watched-namespace")
-            .arg(namespaces.join(","))
             .args(extra)
             .env("KUBECONFIG", &account.kubeconfig)
             .env(
@@ -194,6 +192,9 @@ impl Operator {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?);
+        if !namespaces.is_empty() {
+            cmd.arg("--watched-namespace").arg(namespaces.join(","));
+        }
         let child = cmd.spawn().context("starting accord operator")?;
         Ok(Operator {
             child: Some(child),
