@@ -202,6 +202,9 @@ fn core_object(doc: &Value) -> (Inventory, Vec<Diagnostic>) {
     (inv, diags)
 }
 
+/// The subject a write was for, and what it returned.
+type WriteResult = (Option<Key>, Result<Option<NetworkPolicy>, kube::Error>);
+
 struct Controller {
     client: Client,
     settings: Settings,
@@ -585,7 +588,7 @@ impl Controller {
         let span = info_span!("reconcile", subjects, writes);
         async {
             let mut failed: BTreeSet<Key> = BTreeSet::new();
-            let results: Vec<(Option<Key>, Result<Option<NetworkPolicy>, kube::Error>)> = futures::stream::iter(plan.writes)
+            let results: Vec<WriteResult> = futures::stream::iter(plan.writes)
                 .map(|w| {
                     let subject = w.subject().cloned();
                     let this = &*self;
