@@ -231,6 +231,7 @@ pub fn GraphPage() -> impl IntoView {
     });
     on_cleanup(move || handle.remove());
 
+    let selected = Memo::new(move |_| query.get().selected);
     let active_states = Signal::derive(move || query.get().params.states.into_iter().collect());
 
     view! {
@@ -300,7 +301,7 @@ pub fn GraphPage() -> impl IntoView {
                         })}
                     }.into_any(),
                 }}
-                {move || query.get().selected.map(|id| view! {
+                {move || selected.get().map(|id| view! {
                     <SidePanel id=id edge=Signal::derive(move || query.get().edge) on_close=close_panel on_focus=focus_on/>
                 })}
             </div>

@@ -1,0 +1,684 @@
+//! Browser journeys through the dashboard, in headless Chromium driven over WebDriver.
+//!
+//! Each test starts `accord serve` on the demo (a fresh SQLite file, a free loopback port, the
+//! built frontend from `scripts/build-frontend.sh`), chromedriver in its own process group, and a
+//! Chromium with a fresh profile; it walks one journey, saves a screenshot to
+//! `<target>/screenshots/<journey>.png` and fails on any browser console error.
+//!
+//! Prerequisites: Debian's `chromium` and `chromium-driver`, and the built site
+//! (`$CARGO_TARGET_DIR/site` or `target/site`, or `ACCORD_SITE`). Without them the tests print why
+//! and pass, unless `ACCORD_REQUIRE_BROWSER=1` (set by `scripts/test.sh`), which makes a missing
+//! prerequisite a failure.
+//!
+//! `cargo test -p accord-server --test browser -- --ignored --nocapture` runs the performance
+//! measurement on a synthetic cluster of 1,500 workloads instead.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use fantoccini::{Client, ClientBuilder, Locator, key::Key};
+use serde_json::{Value, json};
+
+/// One browser at a time: the machine has two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const DEMO_WORKLOADS: usize = 13;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("server/ has a parent")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn site_dir() -> PathBuf {
+    std::env::var_os("ACCORD_SITE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("site"))
+}
+
+fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(cmd))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The missing prerequisite, if any.
+fn missing_prerequisite() -> Option<String> {
+    if which("chromium").is_none() {
+        return Some("chromium is not installed (apt-get install chromium)".into());
+    }
+    if which("chromedriver").is_none() {
+        return Some("chromedriver is not installed (apt-get install chromium-driver)".into());
+    }
+    let site = site_dir();
+    if !site.join("index.html").is_file() || !site.join("pkg/accord_bg.wasm").is_file() {
+        return Some(format!(
+            "the dashboard is not built in {} (scripts/build-frontend.sh)",
+            site.display()
+        ));
+    }
+    None
+}
+
+/// Returns false (after saying why) when the test cannot run here and is not required to.
+fn can_run() -> bool {
+    let Some(why) = missing_prerequisite() else {
+        return true;
+    };
+    if std::env::var("ACCORD_REQUIRE_BROWSER").as_deref() == Ok("1") {
+        panic!("browser test prerequisite missing: {why}");
+    }
+    eprintln!("SKIPPED browser test: {why} (set ACCORD_REQUIRE_BROWSER=1 to fail instead)");
+    false
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A child process in its own process group, killed with its whole group on drop (chromedriver
+/// would otherwise orphan Chromium).
+struct Proc(Child);
+
+impl Proc {
+    fn spawn(cmd: &mut Command) -> Result<Proc> {
+        use std::os::unix::process::CommandExt;
+        let child = cmd
+            .process_group(0)
+            .spawn()
+            .with_context(|| format!("starting {cmd:?}"))?;
+        Ok(Proc(child))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let pgid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+/// A plain HTTP GET on loopback: (status, body).
+fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Ok((status, body))
+}
+
+/// chromedriver's legacy log endpoint: the browser console since the last call.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> std::result::Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
+    }
+}
+
+struct Dashboard {
+    client: Client,
+    base: String,
+    name: &'static str,
+    /// Console messages of level SEVERE seen so far.
+    errors: Vec<String>,
+    // Dropped last: the browser and server processes, then the temporary directory.
+    _driver: Proc,
+    _server: Proc,
+    tmp: tempfile::TempDir,
+}
+
+impl Dashboard {
+    /// Starts the server (on the demo, or on `manifests`), chromedriver and a browser.
+    async fn start(name: &'static str, manifests: Option<&Path>) -> Result<Dashboard> {
+        let tmp = tempfile::tempdir()?;
+        let port = free_port();
+        let log = std::fs::File::create(tmp.path().join("server.log"))?;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_accord"));
+        cmd.arg("serve")
+            .arg("--db")
+            .arg(tmp.path().join("accord.db"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--assets")
+            .arg(site_dir())
+            .env("RUST_LOG", "warn")
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if let Some(m) = manifests {
+            cmd.arg("--manifests").arg(m);
+        }
+        let server = Proc::spawn(&mut cmd)?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok((200, body)) = http_get(port, "/api/status") {
+                let v: Value = serde_json::from_str(&body).unwrap_or_default();
+                if v["ready"] == json!(true) {
+                    break;
+                }
+            }
+            if Instant::now() > deadline {
+                let log =
+                    std::fs::read_to_string(tmp.path().join("server.log")).unwrap_or_default();
+                bail!("accord serve did not become ready; its log:\n{log}");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+
+        let dport = free_port();
+        let driver = Proc::spawn(
+            Command::new("chromedriver")
+                .arg(format!("--port={dport}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", dport)).is_err() {
+            if Instant::now() > deadline {
+                bail!("chromedriver did not start");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tmp.path().join("chromium-profile");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": which("chromium").expect("chromium"),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--disable-quic",
+                    "--window-size=1280,800",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{dport}"))
+            .await
+            .context("connecting to chromedriver")?;
+        Ok(Dashboard {
+            client,
+            base: format!("http://127.0.0.1:{port}"),
+            name,
+            errors: Vec::new(),
+            _driver: driver,
+            _server: server,
+            tmp,
+        })
+    }
+
+    async fn goto(&self, path: &str) -> Result<()> {
+        self.client.goto(&format!("{}{path}", self.base)).await?;
+        Ok(())
+    }
+
+    async fn wait_for(&self, css: &str) -> Result<fantoccini::elements::Element> {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(30))
+            .for_element(Locator::Css(css))
+            .await
+            .with_context(|| format!("waiting for {css}"))
+    }
+
+    /// Waits until the JS expression is truthy.
+    async fn wait_js(&self, expr: &str) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self
+                .client
+                .execute(&format!("return !!({expr});"), vec![])
+                .await?;
+            if v == json!(true) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = self.screenshot(&format!("{}-timeout", self.name)).await;
+                bail!("timed out waiting for {expr}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn js(&self, expr: &str) -> Result<Value> {
+        Ok(self
+            .client
+            .execute(&format!("return ({expr});"), vec![])
+            .await?)
+    }
+
+    async fn collect_console(&mut self) -> Result<()> {
+        let log = self.client.issue_cmd(BrowserLog).await?;
+        for entry in log.as_array().into_iter().flatten() {
+            if entry["level"] == "SEVERE" {
+                self.errors
+                    .push(entry["message"].as_str().unwrap_or("").to_string());
+            }
+        }
+        Ok(())
+    }
+
+    async fn screenshot(&self, name: &str) -> Result<PathBuf> {
+        let dir = target_dir().join("screenshots");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, self.client.screenshot().await?)?;
+        eprintln!("screenshot: {}", path.display());
+        Ok(path)
+    }
+
+    /// Saves the journey's screenshot, fails on console errors and closes the session.
+    async fn finish(mut self) -> Result<()> {
+        self.screenshot(self.name).await?;
+        self.collect_console().await?;
+        let errors = std::mem::take(&mut self.errors);
+        let log_path = self.tmp.path().join("server.log");
+        self.client.clone().close().await?;
+        if !errors.is_empty() {
+            let log = std::fs::read_to_string(log_path).unwrap_or_default();
+            bail!(
+                "browser console errors:\n{}\nserver log:\n{log}",
+                errors.join("\n")
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn journey<F, Fut>(name: &'static str, f: F)
+where
+    F: FnOnce(Dashboard) -> Fut,
+    Fut: std::future::Future<Output = Result<Dashboard>>,
+{
+    if !can_run() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let d = Dashboard::start(name, None)
+        .await
+        .expect("start the dashboard");
+    let d = f(d)
+        .await
+        .unwrap_or_else(|e| panic!("journey {name}: {e:#}"));
+    d.finish()
+        .await
+        .unwrap_or_else(|e| panic!("journey {name}: {e:#}"));
+}
+
+const CART: &str = "storefront/cart[Deployment]";
+const AUTH: &str = "platform/auth[Deployment]";
+
+#[tokio::test]
+async fn graph_renders_every_demo_workload_grouped_by_namespace() {
+    journey("graph", |d| async move {
+        d.goto("/").await?;
+        d.wait_for("[data-testid='graph-svg'] g.node").await?;
+        let nodes = d.js("document.querySelectorAll('[data-testid^=\"node-\"]').length").await?;
+        assert_eq!(nodes, json!(DEMO_WORKLOADS), "one node per demo workload");
+        for ns in ["storefront", "checkout", "platform"] {
+            d.wait_for(&format!("[data-testid='group-{ns}']")).await?;
+        }
+        d.wait_for(&format!("[data-testid='node-{CART}']")).await?;
+        let blocked = d
+            .js(&format!(
+                "document.querySelector('[data-testid=\"edge-{CART}->{AUTH}\"]').getAttribute('data-state')"
+            ))
+            .await?;
+        assert_eq!(blocked, json!("blocked"));
+        assert_eq!(d.js("document.querySelectorAll('[data-testid^=\"legend-\"]').length").await?, json!(5));
+        Ok(d)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn slash_and_search_focus_a_workload_and_keep_it_in_the_url() {
+    journey("search", |d| async move {
+        d.goto("/graph").await?;
+        d.wait_for("[data-testid='graph-svg'] g.node").await?;
+        // `/` focuses the search box from anywhere.
+        d.client
+            .find(Locator::Css("body"))
+            .await?
+            .send_keys("/")
+            .await?;
+        d.wait_js("document.activeElement && document.activeElement.dataset.testid === 'search'")
+            .await?;
+        let input = d.wait_for("[data-testid='search']").await?;
+        input.send_keys("cart").await?;
+        d.wait_for("[data-testid='search-suggestions'] li").await?;
+        input.send_keys(&Key::Enter.to_string()).await?;
+        d.wait_for("[data-testid='focus-chip']").await?;
+        let url = d.client.current_url().await?;
+        let focus = url
+            .query_pairs()
+            .find(|(k, _)| k == "focus")
+            .map(|(_, v)| v.into_owned());
+        assert_eq!(focus.as_deref(), Some(CART), "focus in the URL: {url}");
+        d.wait_for("[data-testid='side-panel'] [data-testid='panel-title']")
+            .await?;
+        // Focus mode shows the neighbourhood only: cart, its callers and callees.
+        let nodes = d
+            .js("document.querySelectorAll('[data-testid^=\"node-\"]').length")
+            .await?;
+        let n = nodes.as_u64().unwrap_or(0) as usize;
+        assert!(
+            (2..DEMO_WORKLOADS).contains(&n),
+            "focused graph has {n} nodes"
+        );
+        d.wait_for(&format!("[data-testid='node-{AUTH}']")).await?;
+        // Reloading the URL restores the same view.
+        d.client.refresh().await?;
+        d.wait_for("[data-testid='focus-chip']").await?;
+        Ok(d)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn side_panel_explains_why_cart_to_auth_is_blocked() {
+    journey("side-panel", |d| async move {
+        d.goto("/graph").await?;
+        let node = d.wait_for(&format!("[data-testid='node-{CART}']")).await?;
+        node.click().await?;
+        let row = format!("[data-testid='side-panel'] [data-testid='panel-edge-{CART}->{AUTH}']");
+        let el = d.wait_for(&row).await?;
+        assert_eq!(el.attr("data-state").await?.as_deref(), Some("blocked"));
+        el.find(Locator::Css("summary")).await?.click().await?;
+        let why = el
+            .find(Locator::Css("[data-testid='why']"))
+            .await?
+            .text()
+            .await?;
+        assert!(
+            !why.trim().is_empty(),
+            "the blocked edge has an explanation"
+        );
+        let text = el.text().await?;
+        assert!(
+            text.contains("Declared") && text.contains("denied"),
+            "declared vs effective: {text}"
+        );
+        // Escape closes the panel.
+        d.screenshot("side-panel-open").await?;
+        d.client
+            .find(Locator::Css("body"))
+            .await?
+            .send_keys(&Key::Escape.to_string())
+            .await?;
+        d.wait_js("!document.querySelector('[data-testid=\"side-panel\"]')")
+            .await?;
+        node.click().await?;
+        d.wait_for(&row).await?;
+        Ok(d)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn drift_page_lists_the_planted_drift_with_fixes() {
+    journey("drift-to-graph", |d| async move {
+        d.goto("/drift").await?;
+        d.wait_for("[data-testid='drift-item']").await?;
+        for ns in ["storefront", "checkout", "platform"] {
+            d.wait_for(&format!("[data-testid='drift-ns-{ns}']")).await?;
+        }
+        let text = d.js("document.querySelector('[data-testid=\"drift-page\"]').innerText").await?;
+        let text = text.as_str().unwrap_or_default();
+        for needle in ["payments", "notifications", "catalog", "ledger", "cart", "auth"] {
+            assert!(text.contains(needle), "drift page mentions {needle}");
+        }
+        let link = d
+            .js(&format!(
+                "[...document.querySelectorAll('[data-testid=\"drift-graph-link\"]')].map(a => decodeURIComponent(a.getAttribute('href'))).find(h => h.includes('{CART}->{AUTH}'))"
+            ))
+            .await?;
+        assert!(link.is_string(), "a drift item links to the blocked edge in the graph");
+        d.screenshot("drift-page").await?;
+        // Following it opens the graph focused on that edge.
+        d.goto(link.as_str().unwrap_or_default()).await?;
+        d.wait_for(&format!("[data-testid='panel-edge-{CART}->{AUTH}'].hl")).await?;
+        d.screenshot("drift-to-graph").await?;
+        Ok(d)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn drafting_shows_yaml_policies_and_the_what_if_result() {
+    journey("draft", |d| async move {
+        d.goto("/drafts").await?;
+        let client = d.wait_for("[data-testid='draft-client']").await?;
+        client.send_keys("web").await?;
+        d.wait_for("[data-testid='draft-client-suggestions'] li").await?;
+        client.send_keys(&Key::Enter.to_string()).await?;
+        d.wait_js("document.querySelector('[data-testid=\"draft-client\"]').value === 'storefront/web[Deployment]'").await?;
+        d.wait_for("[data-testid='target-name']").await?.send_keys("search").await?;
+        d.wait_for("[data-testid='target-ports']").await?.send_keys("8080").await?;
+        d.wait_js("document.querySelector('[data-testid=\"draft-yaml\"]').innerText.includes('name: search')").await?;
+        d.wait_for("[data-testid='whatif']").await?;
+        let yaml = d.js("document.querySelector('[data-testid=\"draft-yaml\"]').innerText").await?;
+        let yaml = yaml.as_str().unwrap_or_default();
+        assert!(yaml.contains("kind: ClientIntents") && yaml.contains("port: 8080"), "{yaml}");
+        d.wait_for("[data-testid='whatif-policies']").await?;
+        let whatif = d.js("document.querySelector('[data-testid=\"whatif\"]').innerText").await?;
+        assert!(whatif.as_str().unwrap_or_default().contains("NetworkPolic"), "{whatif}");
+        // An invalid port shows an inline error.
+        d.wait_for("[data-testid='target-ports']").await?.send_keys(", 99999").await?;
+        d.client.find(Locator::Css("h1")).await?.click().await?;
+        d.wait_for(".field-error").await?;
+        d.screenshot("draft-invalid").await?;
+        // Fix it and save the draft.
+        let ports = d.wait_for("[data-testid='target-ports']").await?;
+        ports.clear().await?;
+        ports.send_keys("8080").await?;
+        d.wait_for("[data-testid='draft-name']").await?.send_keys("web calls search").await?;
+        d.wait_js("!document.querySelector('.field-error')").await?;
+        d.wait_for("[data-testid='whatif-policies']").await?;
+        d.wait_for("[data-testid='save-draft']").await?.click().await?;
+        d.wait_js("document.querySelector('[data-testid=\"draft-list\"]') && document.querySelector('[data-testid=\"draft-list\"]').innerText.includes('web calls search')").await?;
+        Ok(d)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn history_page_and_narrow_window_render() {
+    journey("history", |d| async move {
+        d.goto("/history").await?;
+        d.wait_js("document.querySelector('[data-testid=\"history-page\"]') && !document.querySelector('[data-testid=\"loading\"]')").await?;
+        d.client.set_window_size(420, 800).await?;
+        d.goto("/graph").await?;
+        d.wait_for("[data-testid='graph-svg'] g.node").await?;
+        d.screenshot("graph-narrow").await?;
+        d.client.set_window_size(1280, 800).await?;
+        Ok(d)
+    })
+    .await;
+}
+
+/// Performance on a synthetic cluster of 1,500 workloads and 9,300 calls: WASM size, first
+/// graph paint and the pan/zoom frame time, measured in the browser with `performance.now()`.
+#[tokio::test]
+#[ignore = "performance measurement; run by scripts/bench-frontend.sh"]
+async fn large_cluster_first_paint_and_frame_times() {
+    if !can_run() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let wasm = site_dir().join("pkg/accord_bg.wasm");
+    let raw = std::fs::metadata(&wasm).expect("wasm").len();
+    let gz = Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -9 -c '{}' | wc -c", wasm.display()))
+        .output()
+        .expect("gzip");
+    let gz: u64 = String::from_utf8_lossy(&gz.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(u64::MAX);
+    println!(
+        "wasm: {} KiB raw, {} KiB gzipped (budget 400 KiB)",
+        raw / 1024,
+        gz / 1024
+    );
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    for s in accord_policy::synthetic::manifests(&accord_policy::synthetic::Spec::LARGE) {
+        let path = dir
+            .path()
+            .join(Path::new(&s.path).file_name().expect("file name"));
+        std::fs::write(path, s.text).expect("write manifests");
+    }
+    let d = Dashboard::start("large", Some(dir.path()))
+        .await
+        .expect("start");
+    let status = d.js("fetch('/api/status').then(r => r.json())").await;
+    let _ = status;
+    d.goto("/graph").await.expect("goto");
+    d.wait_js("performance.getEntriesByName('accord-graph-painted').length > 0")
+        .await
+        .expect("graph painted");
+    let paint = d
+        .js("performance.getEntriesByName('accord-graph-painted')[0].startTime")
+        .await
+        .expect("mark");
+    let paint = paint.as_f64().unwrap_or(f64::MAX);
+    let counts = d
+        .js("[document.querySelectorAll('[data-testid^=\"ns-\"]').length, document.querySelectorAll('[data-testid^=\"edge-\"]').length]")
+        .await
+        .expect("counts");
+    println!(
+        "first graph paint (namespace level, {counts} nodes/edges): {paint:.0} ms (budget 2000 ms)"
+    );
+
+    // One zoom step and one pan step per frame, timed from the input event to the next frame.
+    let frame_js = r#"
+        const done = arguments[arguments.length - 1];
+        const canvas = document.querySelector('.canvas');
+        const r = canvas.getBoundingClientRect();
+        const times = [];
+        let i = 0;
+        function step() {
+            const t0 = performance.now();
+            if (i % 2 === 0) {
+                canvas.dispatchEvent(new WheelEvent('wheel', {deltaY: i % 4 === 0 ? -120 : 120, clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true, cancelable: true}));
+            } else {
+                canvas.dispatchEvent(new PointerEvent('pointerdown', {button: 0, clientX: 300, clientY: 300, bubbles: true}));
+                canvas.dispatchEvent(new PointerEvent('pointermove', {clientX: 300 + 20, clientY: 300 + 10, bubbles: true}));
+                canvas.dispatchEvent(new PointerEvent('pointerup', {bubbles: true}));
+            }
+            requestAnimationFrame(() => requestAnimationFrame(() => {
+                times.push(performance.now() - t0);
+                if (++i < 20) step(); else done(times);
+            }));
+        }
+        step();
+    "#;
+    let measure = |label: &'static str| {
+        let d = &d;
+        async move {
+            let v = d
+                .client
+                .execute_async(frame_js, vec![])
+                .await
+                .expect("frames");
+            let mut t: Vec<f64> = v
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect();
+            t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            let median = t[t.len() / 2];
+            let p90 = t[t.len() * 9 / 10];
+            println!(
+                "pan/zoom frame ({label}): median {median:.1} ms, p90 {p90:.1} ms (budget 33 ms)"
+            );
+            median
+        }
+    };
+    let ns_frame = measure("namespace level").await;
+
+    // Expand the largest namespace, then measure again.
+    d.client
+        .find(Locator::Css("[data-testid^='ns-']"))
+        .await
+        .expect("namespace node")
+        .click()
+        .await
+        .expect("expand");
+    d.wait_for("[data-testid^='node-']")
+        .await
+        .expect("expanded");
+    let expanded = measure("one namespace expanded").await;
+
+    let t0 = Instant::now();
+    d.goto("/graph?level=workload").await.expect("goto");
+    d.wait_for("[data-testid^='node-']")
+        .await
+        .expect("workload level");
+    d.wait_js("document.querySelectorAll('[data-testid^=\"node-\"]').length >= 1500")
+        .await
+        .expect("all nodes");
+    println!(
+        "whole cluster at workload level (1,500 nodes): shown in {} ms",
+        t0.elapsed().as_millis()
+    );
+    let all = measure("all 1,500 workloads").await;
+    let _ = all;
+    d.finish().await.expect("no console errors");
+
+    assert!(gz <= 400 * 1024, "wasm is {gz} bytes gzipped");
+    assert!(paint < 2000.0, "first paint {paint} ms");
+    assert!(
+        ns_frame < 33.0 && expanded < 33.0,
+        "frames {ns_frame} / {expanded} ms"
+    );
+}
