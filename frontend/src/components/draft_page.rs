@@ -111,7 +111,8 @@ fn WhatIfView(result: WhatIf) -> impl IntoView {
         WhatIf::Pending => view! { <Loading label="Evaluating…"/> }.into_any(),
         WhatIf::Failed(e) => view! { <ErrorBox message=e/> }.into_any(),
         WhatIf::Done(r) => {
-            let allowed: Vec<_> = r.changes.iter().filter(|c| c.after.is_some_and(|s| s != EdgeState::Blocked)).cloned().collect();
+            let allowed: Vec<_> = r.changes.iter().filter(|c| c.after.is_some_and(|s| !matches!(s, EdgeState::Blocked | EdgeState::Open))).cloned().collect();
+            let opened: Vec<_> = r.changes.iter().filter(|c| c.after == Some(EdgeState::Open)).cloned().collect();
             let blocked: Vec<_> = r.changes.iter().filter(|c| c.after == Some(EdgeState::Blocked)).cloned().collect();
             let removed: Vec<_> = r.changes.iter().filter(|c| c.after.is_none()).cloned().collect();
             let list = |items: Vec<accord_api::EdgeChange>, testid: &'static str| {
@@ -148,6 +149,11 @@ fn WhatIfView(result: WhatIf) -> impl IntoView {
                     {if allowed.is_empty() { view! { <p class="muted">"No call changes to allowed."</p> }.into_any() } else { list(allowed, "whatif-allowed").into_any() }}
                     <h3>"Stays or becomes blocked"<span class="count">{blocked.len()}</span></h3>
                     {if blocked.is_empty() { view! { <p class="muted">"Nothing declared stays blocked."</p> }.into_any() } else { list(blocked, "whatif-blocked").into_any() }}
+                    {(!opened.is_empty()).then(|| view! {
+                        <h3>"Open to anyone"<span class="count">{opened.len()}</span></h3>
+                        <p class="muted">"These servers would no longer be isolated: the draft replaces the workload's current ClientIntents, so calls it no longer declares stop protecting their servers."</p>
+                        {list(opened, "whatif-opened")}
+                    })}
                     {(!removed.is_empty()).then(|| view! {
                         <h3>"No longer an edge"</h3>
                         {list(removed, "whatif-removed")}

@@ -121,7 +121,7 @@ pub fn GraphCanvas(
                             {if ns { n.detail.replace(" workloads", "").replace(" workload", "") } else { String::new() }}
                         </text>
                         {(n.drift > 0).then(|| view! {
-                            <circle class="drift-dot" cx={NODE_W - 2.0} cy="2" r="5"></circle>
+                            <circle class="drift-dot" cx={NODE_W - 2.0} cy="2" r="3.5"><title>{format!("{} drift item(s)", n.drift)}</title></circle>
                         })}
                     </g>
                 }
@@ -223,8 +223,9 @@ pub fn GraphCanvas(
                                 viewBox="0 0 10 10"
                                 refX="9"
                                 refY="5"
-                                markerWidth="7"
-                                markerHeight="7"
+                                markerWidth="8"
+                                markerHeight="8"
+                                markerUnits="userSpaceOnUse"
                                 orient="auto-start-reverse"
                             >
                                 <path d="M0,0 L10,5 L0,10 z" fill=colour(s)></path>
