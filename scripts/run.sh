@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up and run Accord on this machine. With no arguments it builds the `accord` binary and
-# renders the NetworkPolicies of the bundled demo shop (assets/demo). Any arguments are passed to
+# Set up and run Accord on this machine. With no arguments it builds the `accord` binary and the
+# dashboard and runs `accord serve` on http://127.0.0.1:8080 (the bundled demo shop, or a live
+# cluster with ACCORD_CLUSTER=1). Any arguments are passed to
 # `accord` instead, e.g. `scripts/run.sh connlist assets/demo`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -15,6 +16,14 @@ scripts/build-frontend.sh
 if (($#)); then
     exec target/release/accord "$@"
 fi
-step "accord render assets/demo"
-target/release/accord render assets/demo
-step "done: target/release/accord --help lists every command"
+# The dashboard: a live cluster when ACCORD_CLUSTER=1 (KUBECONFIG, ~/.kube/config or in-cluster),
+# else the bundled demo shop. Ctrl-C stops it.
+serve_args=(serve --listen "${ACCORD_LISTEN:-127.0.0.1:8080}")
+if [[ "${ACCORD_CLUSTER:-}" == 1 ]]; then
+    serve_args+=(--cluster)
+    step "accord serve --cluster: open http://${ACCORD_LISTEN:-127.0.0.1:8080}"
+else
+    step "accord serve (the demo shop): open http://${ACCORD_LISTEN:-127.0.0.1:8080}"
+fi
+echo "(target/release/accord --help lists every command; scripts/run.sh ARGS... runs accord ARGS...)" >&2
+exec target/release/accord "${serve_args[@]}"
