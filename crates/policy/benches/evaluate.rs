@@ -7,6 +7,9 @@
 //! connection. Each size runs in its own process so the peak resident memory reported is that
 //! size's alone (it includes loading and generation, which happen before evaluation).
 //!
+//! The `-admin` sizes add an AdminNetworkPolicy and a BaselineAdminNetworkPolicy whose subject
+//! is every pod.
+//!
 //! `… --bench evaluate -- scaling` also prints how the cost grows with workloads and policies.
 
 use std::time::{Duration, Instant};
@@ -15,6 +18,10 @@ use accord_policy::evaluate::Peer;
 use accord_policy::inventory::PolicyObject;
 use accord_policy::synthetic::{self, Spec};
 use accord_policy::{Evaluator, Inventory, Naming, apply_pod_labels, generate, load};
+
+// The same allocator as the `accord` binary, so the figures are what the CLI sees.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -86,14 +93,49 @@ fn measure(inv: &Inventory, rounds: usize) -> Figures {
     best
 }
 
-fn run(label: &str, spec: &Spec, rounds: usize) {
-    let inv = cluster(spec);
+/// Admin policies on top: a BaselineAdminNetworkPolicy denying ingress from every namespace
+/// (where no NetworkPolicy decides) and an AdminNetworkPolicy letting the first namespace (a
+/// monitoring team) scrape every pod on 9090. Every pod is the subject of both.
+fn add_admin_policies(inv: &mut Inventory) {
+    let first = inv.namespaces.keys().next().cloned().unwrap_or_default();
+    let specs = [
+        (
+            false,
+            format!(
+                "{{priority: 10, subject: {{namespaces: {{}}}}, ingress: [{{action: Allow, from: [{{namespaces: {{matchLabels: {{kubernetes.io/metadata.name: {first}}}}}}}], ports: [{{portNumber: {{protocol: TCP, port: 9090}}}}]}}]}}"
+            ),
+        ),
+        (
+            true,
+            "{subject: {namespaces: {}}, ingress: [{action: Deny, from: [{namespaces: {}}]}]}"
+                .to_string(),
+        ),
+    ];
+    for (i, (baseline, spec)) in specs.into_iter().enumerate() {
+        let mut policy: accord_policy::objects::AdminNetworkPolicy = Default::default();
+        policy.metadata.name = format!("admin-{i}");
+        policy.spec = serde_yaml::from_str(&spec).expect("valid spec");
+        inv.admin_policies
+            .push(accord_policy::inventory::AdminPolicyObject {
+                origin: Default::default(),
+                baseline,
+                policy,
+            });
+    }
+}
+
+fn run(label: &str, spec: &Spec, rounds: usize, admin: bool) {
+    let mut inv = cluster(spec);
+    if admin {
+        add_admin_policies(&mut inv);
+    }
     let f = measure(&inv, rounds);
     println!(
-        "{label}: {} workloads, {} namespaces, {} policies -> {} allowed workload pairs (+{} external lines)",
+        "{label}: {} workloads, {} namespaces, {} policies, {} admin policies -> {} allowed workload pairs (+{} external lines)",
         spec.workloads,
         spec.namespaces,
         inv.network_policies.len(),
+        inv.admin_policies.len(),
         f.workload_pairs,
         f.external_lines
     );
@@ -188,12 +230,19 @@ fn main() {
     // `cargo bench` passes `--bench`; a size argument selects one size (used for per-size RSS).
     let size = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     match size.as_deref() {
-        Some("large") => run("large estate", &Spec::LARGE, 5),
-        Some("10x") => run("ten times larger", &Spec::TEN_X, 3),
+        Some("large") => run("large estate", &Spec::LARGE, 5, false),
+        Some("10x") => run("ten times larger", &Spec::TEN_X, 3, false),
+        Some("large-admin") => run("large estate with admin policies", &Spec::LARGE, 5, true),
+        Some("10x-admin") => run(
+            "ten times larger with admin policies",
+            &Spec::TEN_X,
+            3,
+            true,
+        ),
         Some("scaling") => scaling(),
         _ => {
             let exe = std::env::current_exe().expect("own path");
-            for size in ["large", "10x"] {
+            for size in ["large", "10x", "large-admin", "10x-admin"] {
                 let status = std::process::Command::new(&exe)
                     .arg(size)
                     .status()
