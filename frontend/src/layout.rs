@@ -94,45 +94,49 @@ pub fn layout(nodes: &[Node], edges: &[(usize, usize)]) -> Layout {
     // A global vertical rank per node, used for barycenters: band order first, then position.
     let band_index: BTreeMap<&str, usize> =
         groups.keys().enumerate().map(|(k, g)| (*g, k)).collect();
+    let rank = |g: &str, k: usize| band_index[g] as f64 * 100_000.0 + k as f64;
     let mut pos = vec![0.0f64; n];
-    let assign = |cells: &BTreeMap<(&str, usize), Vec<usize>>, pos: &mut Vec<f64>| {
-        for ((g, _), list) in cells {
-            for (k, &i) in list.iter().enumerate() {
-                pos[i] = band_index[g] as f64 * 10_000.0 + k as f64;
-            }
+    for ((g, _), list) in &cells {
+        for (k, &i) in list.iter().enumerate() {
+            pos[i] = rank(g, k);
         }
-    };
-    assign(&cells, &mut pos);
+    }
     let max_layer = layer.iter().copied().max().unwrap_or(0);
+    let mut layer_cells: Vec<Vec<(&str, usize)>> = vec![Vec::new(); max_layer + 1];
+    for key in cells.keys() {
+        layer_cells[key.1].push(*key);
+    }
     for sweep in 0..SWEEPS {
         let forward = sweep % 2 == 0;
-        let order: Vec<usize> = if forward {
-            (0..=max_layer).collect()
-        } else {
-            (0..=max_layer).rev().collect()
-        };
-        for l in order {
-            for ((_, cl), list) in cells.iter_mut() {
-                if *cl != l {
+        for step in 0..=max_layer {
+            let l = if forward { step } else { max_layer - step };
+            for key in &layer_cells[l] {
+                let Some(list) = cells.get_mut(key) else {
                     continue;
-                }
-                let bary = |i: usize| -> Option<f64> {
-                    let ns = if forward { &inc[i] } else { &out[i] };
-                    let ps: Vec<f64> = ns.iter().map(|&j| pos[j]).collect();
-                    (!ps.is_empty()).then(|| ps.iter().sum::<f64>() / ps.len() as f64)
                 };
                 let mut keyed: Vec<(f64, usize)> = list
                     .iter()
-                    .map(|&i| (bary(i).unwrap_or(pos[i]), i))
+                    .map(|&i| {
+                        let ns = if forward { &inc[i] } else { &out[i] };
+                        let b = if ns.is_empty() {
+                            pos[i]
+                        } else {
+                            ns.iter().map(|&j| pos[j]).sum::<f64>() / ns.len() as f64
+                        };
+                        (b, i)
+                    })
                     .collect();
                 keyed.sort_by(|a, b| {
                     a.0.partial_cmp(&b.0)
                         .unwrap_or(std::cmp::Ordering::Equal)
                         .then_with(|| nodes[a.1].id.cmp(&nodes[b.1].id))
                 });
-                *list = keyed.into_iter().map(|(_, i)| i).collect();
+                list.clear();
+                for (k, (_, i)) in keyed.into_iter().enumerate() {
+                    pos[i] = rank(key.0, k);
+                    list.push(i);
+                }
             }
-            assign(&cells, &mut pos);
         }
     }
 

@@ -190,7 +190,9 @@ impl Dashboard {
             cmd.arg("--manifests").arg(m);
         }
         let server = Proc::spawn(&mut cmd)?;
-        let deadline = Instant::now() + Duration::from_secs(120);
+        // A large synthetic cluster takes a while to sync in a debug build.
+        let ready_within = if manifests.is_some() { 900 } else { 120 };
+        let deadline = Instant::now() + Duration::from_secs(ready_within);
         loop {
             if let Ok((200, body)) = http_get(port, "/api/status") {
                 let v: Value = serde_json::from_str(&body).unwrap_or_default();
