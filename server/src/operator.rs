@@ -31,12 +31,14 @@ use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, SinkExt, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy as K8sNetworkPolicy;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
+use kube::runtime::events::{Event as K8sEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Api, Client};
 use serde_json::{Value, json};
@@ -70,8 +72,6 @@ pub enum Error {
     Client(#[source] kube::Error),
     #[error("serving metrics on {0}: {1}")]
     Listen(SocketAddr, #[source] std::io::Error),
-    #[error("lost the lease")]
-    LostLease,
 }
 
 pub fn client_intents_resource() -> ApiResource {
@@ -115,18 +115,27 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         return Ok(());
     };
     let mut elector = leader::Elector::new(client.clone(), lease);
-    tokio::select! {
-        () = elector.acquire() => {}
-        () = shutdown_signal() => { info!("shutting down while standing by"); return Ok(()); }
+    // Losing the lease (e.g. the API server was unreachable for longer than the lease) stops
+    // the controller and makes this replica a standby again; when it leads again, it starts
+    // from fresh lists.
+    loop {
+        tokio::select! {
+            () = elector.acquire() => {}
+            () = shutdown_signal() => { info!("shutting down while standing by"); return Ok(()); }
+        }
+        metrics.leader.store(true, Ordering::Relaxed);
+        metrics.ready.store(false, Ordering::Relaxed);
+        let lost = tokio::select! {
+            () = Controller::new(client.clone(), settings.clone(), metrics.clone()).run() => false,
+            () = elector.keep_renewing() => true,
+            () = shutdown_signal() => { info!("shutting down"); elector.release().await; false }
+        };
+        metrics.leader.store(false, Ordering::Relaxed);
+        if !lost {
+            return Ok(());
+        }
+        warn!("lost the lease; standing by");
     }
-    metrics.leader.store(true, Ordering::Relaxed);
-    let result = tokio::select! {
-        () = Controller::new(client, settings, metrics.clone()).run() => Ok(()),
-        () = elector.keep_renewing() => Err(Error::LostLease),
-        () = shutdown_signal() => { info!("shutting down"); elector.release().await; Ok(()) }
-    };
-    metrics.leader.store(false, Ordering::Relaxed);
-    result
 }
 
 async fn shutdown_signal() {
@@ -207,13 +216,14 @@ type WriteResult = (Option<Key>, Result<Option<NetworkPolicy>, kube::Error>);
 
 struct Controller {
     client: Client,
+    recorder: Recorder,
     settings: Settings,
     metrics: Arc<metrics::Metrics>,
     state: State,
     watches: Vec<WatchInfo>,
     intents_api: ApiResource,
     /// ClientIntents being deleted whose finalizer is removed once their subjects are clean.
-    finalizing: HashMap<Key, Vec<String>>,
+    finalizing: HashMap<Key, (Vec<String>, BTreeSet<Key>)>,
     /// ClientIntents that need Accord's finalizer: the full list to write, and the
     /// resourceVersion it was computed from.
     add_finalizer: HashMap<Key, (Vec<String>, Value)>,
@@ -226,6 +236,7 @@ impl Controller {
     fn new(client: Client, settings: Settings, metrics: Arc<metrics::Metrics>) -> Self {
         let (retry_tx, retry_rx) = mpsc::unbounded();
         Controller {
+            recorder: Recorder::new(client.clone(), Reporter::from(FIELD_MANAGER)),
             client,
             state: State::new(settings.options.clone()),
             settings,
@@ -542,9 +553,15 @@ impl Controller {
         let has_finalizer = finalizers.iter().any(|f| f == FINALIZER);
         if obj.pointer("/metadata/deletionTimestamp").is_some() {
             info!("intents are being deleted; cleaning up");
+            let subjects = self
+                .state
+                .intents
+                .get(&key)
+                .map(|e| e.subjects.clone())
+                .unwrap_or_default();
             self.state.delete_intents(&key);
             if has_finalizer {
-                self.finalizing.insert(key, finalizers);
+                self.finalizing.insert(key, (finalizers, subjects));
             }
             return;
         }
@@ -648,10 +665,14 @@ impl Controller {
                 .buffer_unordered(self.settings.concurrency.max(1))
                 .collect()
                 .await;
+            let mut events = Vec::new();
             for (key, status, r) in results {
                 match r {
                     Ok(_) => {
                         if let Some(e) = self.state.intents.get_mut(&key) {
+                            if let Some(event) = status_event(&e.status, &status) {
+                                events.push((key.clone(), e.uid.clone(), event));
+                            }
                             e.status = status;
                         }
                     }
@@ -662,12 +683,31 @@ impl Controller {
                     }
                 }
             }
+            // Events for status changes a person should see.
+            let this = &*self;
+            futures::stream::iter(events)
+                .for_each_concurrent(self.settings.concurrency.max(1), |(key, uid, event)| async move {
+                    let reference = ObjectReference {
+                        api_version: Some(format!("{}/{}", crate::k8s::GROUP, crate::k8s::STORAGE_VERSION)),
+                        kind: Some("ClientIntents".into()),
+                        namespace: Some(key.0.clone()),
+                        name: Some(key.1.clone()),
+                        uid,
+                        ..Default::default()
+                    };
+                    this.metrics.requests_event.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = this.recorder.publish(&event, &reference).await {
+                        debug!(ns = %key.0, name = %key.1, error = %e, "publishing an event failed");
+                    }
+                })
+                .await;
             // Finalizers of deleted intents whose subjects are clean.
+            // Only once every subject of the deleted intents was written successfully.
             let done: Vec<(Key, Vec<String>)> = self
                 .finalizing
                 .iter()
-                .filter(|(k, _)| !self.state.failed.iter().any(|f| f.0 == k.0) || self.state.failed.is_empty())
-                .map(|(k, f)| (k.clone(), f.clone()))
+                .filter(|(_, (_, subjects))| subjects.iter().all(|s| !self.state.failed.contains(s)))
+                .map(|(k, (f, _))| (k.clone(), f.clone()))
                 .collect();
             for (key, finalizers) in done {
                 self.finalizing.remove(&key);
@@ -780,6 +820,42 @@ impl Controller {
         }
         Ok(None)
     }
+}
+
+/// The Event to publish when a ClientIntents status changes from `old` to `new`: a warning
+/// when it became invalid, unresolved or failed to apply, a normal event when a new generation
+/// was applied.
+fn status_event(old: &Value, new: &Value) -> Option<K8sEvent> {
+    let condition = |s: &Value, kind: &str| -> Option<(String, String, String)> {
+        let c = s["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == kind)?;
+        let field = |f: &str| c[f].as_str().unwrap_or_default().to_string();
+        Some((field("status"), field("reason"), field("message")))
+    };
+    for kind in ["Valid", "TargetsResolved", "PoliciesApplied"] {
+        if let Some((status, reason, message)) = condition(new, kind)
+            && status == "False"
+            && condition(old, kind) != Some((status, reason.clone(), message.clone()))
+        {
+            return Some(K8sEvent {
+                type_: EventType::Warning,
+                reason,
+                note: Some(message),
+                action: "Reconcile".into(),
+                secondary: None,
+            });
+        }
+    }
+    let applied = new["upToDate"] == true && new["observedGeneration"] != old["observedGeneration"];
+    applied.then(|| K8sEvent {
+        type_: EventType::Normal,
+        reason: "Applied".into(),
+        note: condition(new, "PoliciesApplied").map(|c| c.2),
+        action: "Reconcile".into(),
+        secondary: None,
+    })
 }
 
 /// Log a fatal error the same way everywhere.

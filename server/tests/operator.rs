@@ -639,3 +639,70 @@ async fn serves_health_and_metrics() -> Result<()> {
     }
     Ok(())
 }
+
+/// Shadow mode: pods are labelled but no policy is enforced until a ProtectedService names the
+/// server, which then also gets its default-deny policy.
+#[tokio::test]
+async fn shadow_mode_enforces_only_protected_servers() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    for name in ["server", "other", "client"] {
+        create_deployment(&client, n, name).await?;
+    }
+    let _operator = Operator::start(&account, &[n], &["--shadow"])?;
+    create_intents(
+        &client,
+        n,
+        "client",
+        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}, {"kubernetes": {"name": "other"}}]}),
+    )
+    .await?;
+    let access = format!(
+        "intents.otterize.com/access-{}",
+        formatted("server", n, None)
+    );
+    wait_pod_labels(&client, n, "client", &[(access.as_str(), Some("true"))]).await?;
+    wait_status(&client, n, "client", "up to date", |s| {
+        s["upToDate"] == true
+    })
+    .await?;
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), n);
+    assert!(
+        policies
+            .list(&ListParams::default())
+            .await?
+            .items
+            .is_empty(),
+        "shadow mode enforces nothing unprotected"
+    );
+
+    apply_value(
+        &client,
+        &json!({
+            "apiVersion": "k8s.otterize.com/v2alpha1",
+            "kind": "ProtectedService",
+            "metadata": {"name": "protect-server", "namespace": n},
+            "spec": {"name": "server"},
+        }),
+    )
+    .await?;
+    wait_policy(
+        &client,
+        n,
+        "server-access",
+        "enforced once protected",
+        |_| true,
+    )
+    .await?;
+    let deny = wait_policy(&client, n, "default-deny-server", "default deny", |_| true).await?;
+    assert_eq!(
+        spec_json(&deny),
+        json!({"podSelector": {"matchLabels": {"intents.otterize.com/service": formatted("server", n, None)}}, "policyTypes": ["Ingress"]})
+    );
+    assert!(
+        policies.get_opt("other-access").await?.is_none(),
+        "the unprotected server stays open"
+    );
+    Ok(())
+}

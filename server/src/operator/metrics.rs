@@ -24,6 +24,7 @@ pub struct Metrics {
     pub requests_patch_pod: AtomicU64,
     pub requests_patch_status: AtomicU64,
     pub requests_finalizer: AtomicU64,
+    pub requests_event: AtomicU64,
     /// Requests that failed.
     pub reconcile_errors: AtomicU64,
     /// ClientIntents that could not be used (invalid).
@@ -77,6 +78,7 @@ impl Metrics {
             ("patch_pod", &self.requests_patch_pod),
             ("patch_status", &self.requests_patch_status),
             ("finalizer", &self.requests_finalizer),
+            ("event", &self.requests_event),
         ] {
             let _ = writeln!(
                 requests,

@@ -27,6 +27,7 @@ pub type Key = (String, String);
 /// What the operator knows about one ClientIntents object.
 #[derive(Clone, Debug)]
 pub struct IntentsEntry {
+    pub uid: Option<String>,
     pub generation: Option<i64>,
     /// The normalized intents, `None` when the object could not be used at all.
     pub parsed: Option<ClientIntents>,
@@ -225,6 +226,7 @@ impl State {
         self.intents.insert(
             key,
             IntentsEntry {
+                uid: meta.uid.clone(),
                 generation,
                 parsed,
                 parse_diagnostics: diags.clone(),
