@@ -106,6 +106,30 @@ impl fmt::Display for Peer {
     }
 }
 
+/// A primary network. Pods reach only pods of their own primary network (and external
+/// addresses).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// The default pod network.
+    Pod,
+    /// A UserDefinedNetwork, named by its namespace.
+    Udn(String),
+    /// A ClusterUserDefinedNetwork, by name.
+    Cudn(String),
+}
+
+impl Network {
+    /// The section title netpol-analyzer prints above the network's connections.
+    pub fn title(&self) -> String {
+        match self {
+            Network::Pod => "Pod network".to_string(),
+            Network::Udn(ns) => format!("primary UDN {ns}"),
+            Network::Cudn(name) => format!("primary CUDN {name}"),
+        }
+    }
+}
+
 /// What one source may open to one destination.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Connection {
@@ -121,6 +145,9 @@ pub struct Connectivity {
     pub connections: Vec<Connection>,
     /// Every workload peer, whether or not it has connections (sorted).
     pub workloads: Vec<WorkloadId>,
+    /// The primary network of every workload outside the default pod network. Empty when the
+    /// inventory declares no primary user-defined networks.
+    pub networks: BTreeMap<WorkloadId, Network>,
     /// Problems found in the policies (invalid CIDRs, ports out of range, …).
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -277,6 +304,26 @@ impl<'a> Evaluator<'a> {
     /// The pieces the IPv4 space is cut into by the policies' ipBlocks.
     pub fn external_pieces(&self) -> Vec<Ipv4Range> {
         ipranges::pieces(self.c.ip_boundaries.clone())
+    }
+
+    /// The primary network of an endpoint (0: the pod network).
+    fn network(&self, e: u32) -> u32 {
+        self.c.network_of_ns[self.endpoint(e).ns as usize]
+    }
+
+    fn network_name(&self, e: u32) -> Network {
+        match self.network(e) {
+            0 => Network::Pod,
+            n => {
+                let net = &self.inv.primary_networks[n as usize - 1];
+                match net.scope {
+                    crate::inventory::NetworkScope::Namespace(_) => Network::Udn(net.name.clone()),
+                    crate::inventory::NetworkScope::Namespaces(_) => {
+                        Network::Cudn(net.name.clone())
+                    }
+                }
+            }
+        }
     }
 
     fn endpoint(&self, e: u32) -> &Endpoint<'a> {
@@ -538,6 +585,9 @@ impl<'a> Evaluator<'a> {
                 merge_sorted(&open_out, &rev_out[d as usize])
             };
             for s in candidates {
+                if self.network(s) != self.network(d) {
+                    continue;
+                }
                 let ingress = if listed_in[d as usize].binary_search(&s).is_ok() {
                     self.side_conns(Direction::Ingress, d, End::Endpoint(s), None)
                 } else {
@@ -669,9 +719,19 @@ impl<'a> Evaluator<'a> {
             conns,
         }));
         connections.sort_unstable_by(|a, b| (&a.src, &a.dst).cmp(&(&b.src, &b.dst)));
+        let mut networks = BTreeMap::new();
+        for (e, ids) in names.iter().enumerate() {
+            let network = self.network_name(e as u32);
+            if network != Network::Pod {
+                for &k in ids {
+                    networks.insert(table[k as usize].clone(), network.clone());
+                }
+            }
+        }
         Connectivity {
             connections,
             workloads: table,
+            networks,
             diagnostics: self.c.diagnostics.clone(),
         }
     }
@@ -807,8 +867,14 @@ impl<'a> Evaluator<'a> {
         let mut ingress_parts: Vec<SideExplanation> = Vec::new();
         for &s in &srcs {
             for &d in &dsts {
-                // Only pairs with a pod at one end are connections.
+                // Only pairs with a pod at one end are connections, and pods in different
+                // primary networks cannot reach each other at all.
                 if !matches!((s, d), (End::Endpoint(_), _) | (_, End::Endpoint(_))) {
+                    continue;
+                }
+                if let (End::Endpoint(se), End::Endpoint(de)) = (s, d)
+                    && self.network(se) != self.network(de)
+                {
                     continue;
                 }
                 let mut egress = SideExplanation::default();

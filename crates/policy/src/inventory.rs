@@ -26,6 +26,7 @@ pub const WORKLOAD_KINDS: &[&str] = &[
     "ReplicationController",
     "Job",
     "CronJob",
+    "VirtualMachine",
 ];
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -132,6 +133,24 @@ pub struct IngressBackend {
     pub port: Option<crate::objects::IntOrString>,
 }
 
+/// Which namespaces an OVN-Kubernetes primary user-defined network covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetworkScope {
+    /// A UserDefinedNetwork: its own namespace.
+    Namespace(String),
+    /// A ClusterUserDefinedNetwork: the namespaces its selector selects.
+    Namespaces(crate::objects::LabelSelector),
+}
+
+/// A primary UserDefinedNetwork or ClusterUserDefinedNetwork: pods in its namespaces reach only
+/// each other (and addresses outside the cluster), not the default pod network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrimaryNetwork {
+    pub origin: Origin,
+    pub name: String,
+    pub scope: NetworkScope,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
     pub namespaces: BTreeMap<String, Namespace>,
@@ -143,6 +162,8 @@ pub struct Inventory {
     pub admin_policies: Vec<AdminPolicyObject>,
     /// Services exposed by Ingress and Route objects (evaluation only).
     pub ingress_backends: Vec<IngressBackend>,
+    /// Primary user-defined networks (evaluation only).
+    pub primary_networks: Vec<PrimaryNetwork>,
     pub intents: Vec<ClientIntents>,
     pub protected_services: Vec<ProtectedService>,
 }
@@ -159,6 +180,7 @@ impl Inventory {
         self.network_policies.extend(other.network_policies);
         self.admin_policies.extend(other.admin_policies);
         self.ingress_backends.extend(other.ingress_backends);
+        self.primary_networks.extend(other.primary_networks);
         self.intents.extend(other.intents);
         self.protected_services.extend(other.protected_services);
     }

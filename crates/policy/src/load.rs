@@ -16,7 +16,9 @@ use crate::inventory::{
     AdminPolicyObject, Inventory, Namespace, PodTemplate, PolicyObject, ProtectedService,
     WORKLOAD_KINDS, Workload,
 };
+use crate::inventory::{NetworkScope, PrimaryNetwork};
 use crate::objects::IntOrString;
+use crate::objects::LabelSelector;
 use crate::objects::{
     AdminNetworkPolicy, ContainerPort, Labels, NetworkPolicy, ObjectMeta, Service, ServicePort,
 };
@@ -306,6 +308,42 @@ pub fn add_object(
         "Route" if api_version.starts_with("route.openshift.io") => {
             inv.ingress_backends.extend(route_backends(origin, doc));
         }
+        // Secondary networks do not change pod-network connectivity, so only primary ones count.
+        "UserDefinedNetwork"
+            if api_version.starts_with("k8s.ovn.org") && is_primary(doc.get("spec")) =>
+        {
+            let namespace = namespace_of(doc);
+            inv.primary_networks.push(PrimaryNetwork {
+                origin: origin.clone(),
+                name: namespace.clone(),
+                scope: NetworkScope::Namespace(namespace),
+            });
+        }
+        "ClusterUserDefinedNetwork"
+            if api_version.starts_with("k8s.ovn.org")
+                && is_primary(doc.pointer("/spec/network")) =>
+        {
+            let selector = doc
+                .pointer("/spec/namespaceSelector")
+                .and_then(|s| serde_json::from_value::<LabelSelector>(s.clone()).ok());
+            match selector {
+                Some(selector) => inv.primary_networks.push(PrimaryNetwork {
+                    origin: origin.clone(),
+                    name: doc
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                    scope: NetworkScope::Namespaces(selector),
+                }),
+                None => diags.push(Diagnostic::error(
+                    origin,
+                    object_label(kind, doc),
+                    "spec.namespaceSelector",
+                    "missing or invalid namespace selector",
+                )),
+            }
+        }
         "ClientIntents" => {
             if let Some(i) = intents::parse(origin, doc, diags) {
                 inv.intents.push(i);
@@ -356,6 +394,15 @@ pub fn add_object(
         }
         _ => {}
     }
+}
+
+/// Whether a (Cluster)UserDefinedNetwork network spec has the Primary role in its topology.
+fn is_primary(spec: Option<&Value>) -> bool {
+    ["layer2", "layer3"].iter().any(|t| {
+        spec.and_then(|s| s.pointer(&format!("/{t}/role")))
+            .and_then(Value::as_str)
+            == Some("Primary")
+    })
 }
 
 fn namespace_of(doc: &Value) -> String {

@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use accord_policy::evaluate::Connection;
+use std::collections::BTreeMap;
+
+use accord_policy::evaluate::{Connection, Network};
 use accord_policy::{Evaluator, Naming, Peer, WorkloadId};
 use clap::ValueEnum;
 
@@ -74,19 +76,81 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let hit = |p: &Peer| p.workload().is_some_and(|w| id.matches(w));
         connections.retain(|c| hit(&c.src) || hit(&c.dst));
     }
+    // Workloads in a user-defined network print as `ns[udn]/name[Kind]` (CUDN ones plainly).
+    let name = |p: &Peer| match p.workload().and_then(|w| connectivity.networks.get(w)) {
+        Some(Network::Udn(_)) => {
+            let w = p.workload().expect("a workload");
+            format!(
+                "{}[udn]/{}",
+                w.namespace,
+                &p.to_string()[w.namespace.len() + 1..]
+            )
+        }
+        _ => p.to_string(),
+    };
     // The txt format sorts lines as text, as netpol-analyzer does.
     let mut rows: Vec<(String, String, &Connection)> = connections
         .iter()
-        .map(|c| (c.src.to_string(), c.dst.to_string(), c))
+        .map(|c| (name(&c.src), name(&c.dst), c))
         .collect();
     rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    print!("{}", format_rows(&rows, args.output)?);
+    if inv.primary_networks.is_empty() || args.output != ListFormat::Txt {
+        print!("{}", format_rows(&rows, args.output)?);
+    } else {
+        print!("{}", sections(&rows, &connectivity.networks)?);
+    }
     // The list is printed either way; the status says some input could not be read.
     Ok(if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The txt format with primary user-defined networks: one section per network, as
+/// netpol-analyzer prints it, the pod network first.
+fn sections(
+    rows: &[(String, String, &Connection)],
+    networks: &BTreeMap<WorkloadId, Network>,
+) -> anyhow::Result<String> {
+    let network_of = |c: &Connection| {
+        [&c.src, &c.dst]
+            .into_iter()
+            .find_map(|p| p.workload())
+            .and_then(|w| networks.get(w))
+            .cloned()
+            .unwrap_or(Network::Pod)
+    };
+    let mut by_network: BTreeMap<Network, Vec<(String, String, &Connection)>> = BTreeMap::new();
+    by_network.insert(Network::Pod, Vec::new());
+    for n in networks.values() {
+        by_network.entry(n.clone()).or_default();
+    }
+    for (s, d, c) in rows {
+        by_network
+            .entry(network_of(c))
+            .or_default()
+            .push((s.clone(), d.clone(), c));
+    }
+    let mut out = String::new();
+    for (i, (network, rows)) in by_network.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        writeln!(
+            out,
+            "Permitted connectivity analyzed in {}:",
+            network.title()
+        )?;
+        if rows.is_empty() && *network == Network::Pod {
+            writeln!(
+                out,
+                "all input workloads are configured with (C)UDN as their primary network interface"
+            )?;
+        }
+        out.push_str(&format_rows(rows, ListFormat::Txt)?);
+    }
+    Ok(out)
 }
 
 fn csv_field(s: &str) -> String {

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use crate::diagnostic::Diagnostic;
-use crate::inventory::{Inventory, NAMESPACE_NAME_LABEL};
+use crate::inventory::{Inventory, NAMESPACE_NAME_LABEL, NetworkScope};
 use crate::objects::{
     AdminAction, AdminPeer, AdminPort, ContainerPort, IntOrString, LabelSelector, Labels,
     NetworkPolicyPeer, NetworkPolicyPort, Protocol,
@@ -171,6 +171,9 @@ pub(crate) struct Compiled<'a> {
     pub endpoints: Vec<Endpoint<'a>>,
     /// Namespace names, indexed like `Endpoint::ns`.
     pub namespace_names: Vec<String>,
+    /// Per namespace: 0 for the pod network, else 1 + the index of its primary network in
+    /// `Inventory::primary_networks`.
+    pub network_of_ns: Vec<u32>,
     /// Endpoint of each pod.
     pub pod_endpoint: Vec<u32>,
     pub policies: Vec<CompiledPolicy>,
@@ -303,6 +306,23 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
                 .push(i as u32);
         }
     }
+    // OVN-Kubernetes only gives a namespace a primary user-defined network when the namespace
+    // carries this label (set at creation); otherwise its pods stay on the pod network.
+    const PRIMARY_UDN_LABEL: &str = "k8s.ovn.org/primary-user-defined-network";
+    let network_of_ns: Vec<u32> = (0..namespaces.len())
+        .map(|i| {
+            if !namespaces[i].contains_key(PRIMARY_UDN_LABEL) {
+                return 0;
+            }
+            inv.primary_networks
+                .iter()
+                .position(|n| match &n.scope {
+                    NetworkScope::Namespace(ns) => *ns == namespace_names[i],
+                    NetworkScope::Namespaces(sel) => sel.matches(&namespaces[i]),
+                })
+                .map_or(0, |p| p as u32 + 1)
+        })
+        .collect();
     let mut sel = Selectors {
         namespaces,
         ns_endpoints,
@@ -387,6 +407,7 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
     Compiled {
         endpoints,
         namespace_names,
+        network_of_ns,
         pod_endpoint,
         policies,
         ingress_of,

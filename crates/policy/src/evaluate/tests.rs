@@ -1089,3 +1089,76 @@ mod agreement {
         }
     }
 }
+
+#[test]
+fn primary_user_defined_networks_isolate_their_namespaces() {
+    let text = r#"
+apiVersion: v1
+kind: Namespace
+metadata: {name: blue, labels: {k8s.ovn.org/primary-user-defined-network: ""}}
+---
+apiVersion: k8s.ovn.org/v1
+kind: UserDefinedNetwork
+metadata: {name: net, namespace: blue}
+spec: {topology: Layer2, layer2: {role: Primary, subnets: [10.10.0.0/16]}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: red, labels: {k8s.ovn.org/primary-user-defined-network: "", color: warm}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: orange, labels: {k8s.ovn.org/primary-user-defined-network: "", color: warm}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: yellow, labels: {color: warm}}
+---
+apiVersion: k8s.ovn.org/v1
+kind: ClusterUserDefinedNetwork
+metadata: {name: warm}
+spec:
+  namespaceSelector: {matchLabels: {color: warm}}
+  network: {topology: Layer2, layer2: {role: Primary, subnets: [10.20.0.0/16]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a, namespace: blue}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, namespace: blue}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: r, namespace: red}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: o, namespace: orange}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: y, namespace: yellow}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: d, namespace: default}
+"#;
+    let (inv, diags) = crate::load(&[crate::Source::new("x.yaml", text)]);
+    assert!(diags.is_empty(), "{diags:?}");
+    let c = evaluate(&inv, Naming::DirectOwner);
+    let get = |s: &str, d: &str| c.get(&peer(s), &peer(d)).is_some();
+    assert!(get("blue/a", "blue/b"));
+    assert!(get("red/r", "orange/o"), "one CUDN spans its namespaces");
+    assert!(!get("blue/a", "red/r") && !get("red/r", "blue/a"));
+    // Without the namespace label, yellow stays on the pod network with default.
+    assert!(get("yellow/y", "default/d") && !get("yellow/y", "red/r"));
+    assert!(!get("default/d", "blue/a"));
+    assert_eq!(conns(&c, "blue/a", "8.8.8.8"), ALL);
+    let nets: Vec<String> = c.networks.iter().map(|(w, n)| format!("{w} {}", n.title())).collect();
+    assert_eq!(
+        nets,
+        ["blue/a[Pod] primary UDN blue", "blue/b[Pod] primary UDN blue", "orange/o[Pod] primary CUDN warm", "red/r[Pod] primary CUDN warm"]
+    );
+}
