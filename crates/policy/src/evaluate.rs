@@ -9,8 +9,18 @@
 //! rules admits traffic. A connection is allowed when the source's egress and the
 //! destination's ingress both allow it.
 //!
+//! Beyond NetworkPolicy, three things netpol-analyzer models are evaluated too:
+//! AdminNetworkPolicy / BaselineAdminNetworkPolicy (`policy.networking.k8s.io/v1alpha1`), layered
+//! around NetworkPolicies per port; Ingress and Route objects, which make the
+//! `{ingress-controller}` a source; and OVN-Kubernetes primary user-defined networks, which
+//! split the cluster into networks whose pods cannot reach each other.
+//!
 //! The evaluator works on pods. Outputs name them by a [`Naming`]: the connectivity-list format
 //! uses the direct controller owner, everything else the root workload identity.
+//!
+//! Entry points: [`evaluate`] for the whole list, or [`Evaluator::new`] once and then
+//! [`Evaluator::connectivity`] and [`Evaluator::explain`] (per pair, with the deciding policies
+//! and rules); [`diff::diff`] compares two connectivities.
 
 mod compile;
 pub mod diff;
