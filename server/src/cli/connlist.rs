@@ -29,8 +29,9 @@ pub enum ListFormat {
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Manifest files or directories (searched recursively for *.yaml, *.yml, *.json); `-` reads
-    /// standard input. Pods, workloads, Namespaces and NetworkPolicies are read; other
-    /// documents are skipped.
+    /// standard input. Pods, workloads, Namespaces, Services, NetworkPolicies, (Baseline)
+    /// AdminNetworkPolicies, Ingresses, Routes and primary (Cluster)UserDefinedNetworks are read;
+    /// other documents are skipped.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
 
@@ -48,8 +49,8 @@ pub struct Args {
     #[arg(long, value_name = "WORKLOAD", env = "ACCORD_FOCUS_WORKLOAD")]
     focus_workload: Option<String>,
 
-    /// Name workloads by their root owner (e.g. the Deployment) instead of their direct
-    /// controller (e.g. the ReplicaSet) as netpol-analyzer does.
+    /// Name workloads by their root owner (e.g. the Deployment) rather than by their direct
+    /// controller (e.g. the ReplicaSet), which is what netpol-analyzer prints.
     #[arg(long, env = "ACCORD_ROOT_OWNER")]
     root_owner: bool,
 }
