@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use accord_api as api;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, SqlitePool};
+use sqlx::{ConnectOptions, FromRow, SqlitePool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -163,7 +163,9 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
         }
         .foreign_keys(true)
-        .busy_timeout(std::time::Duration::from_secs(10));
+        .busy_timeout(std::time::Duration::from_secs(10))
+        // A pass runs thousands of statements; logging each would drown the sync's own logs.
+        .disable_statement_logging();
         // An in-memory database exists once per connection: keep exactly one, forever.
         let pool = if memory {
             SqlitePoolOptions::new()

@@ -1,0 +1,239 @@
+//! Dashboard benchmark, end to end through the `accord` binary: prints figures.
+//!
+//! 1. Sync `Spec::TEN_X` (15,000 workloads, 100,000 calls) from manifests into a fresh SQLite
+//!    file: time from start to `/readyz` answering 200, and the process's peak RSS (VmHWM).
+//! 2. At `Spec::LARGE` (1,500 workloads, 9,300 calls): latency of `GET /api/graph` (and a
+//!    namespace-filtered graph) with 16 concurrent clients on loopback, median and p99.
+//!
+//! The manifests are the synthetic cluster as Accord's operator leaves it: the generated
+//! NetworkPolicies applied and the generated labels in the pod templates, so servers are
+//! isolated (without policies every pair would be an `open` edge).
+//!
+//! `cargo bench -p accord-server --bench sync` (release build). `ACCORD_BENCH_SPEC=large` skips
+//! the TEN_X sync.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use accord_policy::synthetic::{self, Spec};
+use accord_policy::{GenerateOptions, WorkloadId};
+
+/// Write the synthetic cluster, with generated policies and labels, into `dir`.
+fn write_cluster(spec: &Spec, dir: &Path) {
+    let sources = synthetic::manifests(spec);
+    let (inv, _) = accord_policy::load(&sources);
+    let g = accord_policy::generate(&inv, &GenerateOptions::default());
+    for s in &sources {
+        let text = if s.path.ends_with("workloads.yaml") {
+            label_templates(&s.text, &g)
+        } else {
+            s.text.clone()
+        };
+        let name = Path::new(&s.path).file_name().unwrap();
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let policies = accord_policy::render::policies_yaml(&g.policies).unwrap();
+    std::fs::write(dir.join("policies.yaml"), policies).unwrap();
+}
+
+/// Add the generated labels to each Deployment's pod template.
+fn label_templates(text: &str, g: &accord_policy::Generated) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for doc in text.split_inclusive("---\n") {
+        let field = |key: &str| {
+            doc.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(str::to_string)
+        };
+        if !doc.contains("kind: Deployment") {
+            out.push_str(doc);
+            continue;
+        }
+        let (Some(name), Some(ns)) = (field("  name: "), field("  namespace: ")) else {
+            out.push_str(doc);
+            continue;
+        };
+        let labels = g.labels_for(&WorkloadId::new(&ns, &name, Some("Deployment")));
+        let mut extra = String::new();
+        for (k, v) in &labels {
+            extra.push_str(&format!("        {k}: \"{v}\"\n"));
+        }
+        let anchor = format!("    metadata:\n      labels:\n        app: {name}\n");
+        out.push_str(&doc.replacen(&anchor, &format!("{anchor}{extra}"), 1));
+    }
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(manifests: &Path, db: &Path) -> Server {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_accord"))
+        .args(["serve", "--manifests"])
+        .arg(manifests)
+        .arg("--db")
+        .arg(db)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start accord serve");
+    Server { child, port }
+}
+
+/// One HTTP/1.1 request on a kept-alive connection; returns the status and body length.
+fn request(stream: &mut TcpStream, path: &str) -> (u16, usize) {
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let status: u16 = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).unwrap();
+    (status, len)
+}
+
+fn wait_ready(server: &mut Server, limit: Duration) -> Duration {
+    let t = Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            panic!("accord serve exited: {status}");
+        }
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", server.port))
+            && request(&mut s, "/readyz").0 == 200
+        {
+            return t.elapsed();
+        }
+        assert!(t.elapsed() < limit, "not ready after {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn sync_figure(label: &str, spec: &Spec) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    let t = Instant::now();
+    write_cluster(spec, &manifests);
+    let prep = t.elapsed();
+    let mut server = start(&manifests, &dir.path().join("accord.db"));
+    let ready = wait_ready(&mut server, Duration::from_secs(600));
+    let rss = peak_rss_mib(server.child.id());
+    let db = std::fs::metadata(dir.path().join("accord.db"))
+        .map(|m| m.len())
+        .unwrap_or(0)
+        + std::fs::metadata(dir.path().join("accord.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    println!(
+        "sync {label:>6}: {} workloads, {} calls: ready after {:.2} s (start + read + analyze + write), peak RSS {:.0} MiB, database {:.1} MiB (manifests written in {:.2} s)",
+        spec.workloads,
+        spec.calls,
+        ready.as_secs_f64(),
+        rss,
+        db as f64 / (1024.0 * 1024.0),
+        prep.as_secs_f64(),
+    );
+    (dir, server)
+}
+
+fn latency_figure(server: &Server, path: &str, clients: usize, per_client: usize) {
+    let port = server.port;
+    let t = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let path = path.to_string();
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_nodelay(true).unwrap();
+                let mut out = Vec::with_capacity(per_client);
+                let mut bytes = 0;
+                for _ in 0..per_client {
+                    let t = Instant::now();
+                    let (status, len) = request(&mut s, &path);
+                    assert_eq!(status, 200);
+                    bytes = len;
+                    out.push(t.elapsed());
+                }
+                (out, bytes)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut bytes = 0;
+    for h in handles {
+        let (v, b) = h.join().unwrap();
+        all.extend(v);
+        bytes = b;
+    }
+    let wall = t.elapsed();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    println!(
+        "GET {path}: {} requests from {clients} clients in {:.2} s ({:.0}/s), {:.0} KiB each: median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        all.len(),
+        wall.as_secs_f64(),
+        all.len() as f64 / wall.as_secs_f64(),
+        bytes as f64 / 1024.0,
+        pct(0.5).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        all.last().unwrap().as_secs_f64() * 1e3,
+    );
+}
+
+fn main() {
+    // `cargo test --benches` runs this with `--bench` absent: keep that quick.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("sync bench: run with `cargo bench -p accord-server --bench sync`");
+        return;
+    }
+    let only_large = std::env::var("ACCORD_BENCH_SPEC").is_ok_and(|v| v == "large");
+    if !only_large {
+        let (_dir, _server) = sync_figure("TEN_X", &Spec::TEN_X);
+    }
+    let (_dir, server) = sync_figure("LARGE", &Spec::LARGE);
+    latency_figure(&server, "/api/graph", 16, 100);
+    latency_figure(&server, "/api/graph?namespace=team-0007", 16, 100);
+    latency_figure(&server, "/api/graph?level=namespace", 16, 50);
+}
