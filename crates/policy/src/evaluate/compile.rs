@@ -196,6 +196,10 @@ struct Selectors<'a> {
     endpoints: &'a [Endpoint<'a>],
     /// Endpoints by label, to avoid scanning every pod for selectors with `matchLabels`.
     by_label: HashMap<(&'a str, &'a str), Vec<u32>>,
+    /// Namespaces by label key, then value: most namespace selectors name one namespace by its
+    /// `kubernetes.io/metadata.name`, and scanning every namespace for each would make compiling
+    /// quadratic in the number of namespaces.
+    ns_by_label: HashMap<String, HashMap<String, Vec<u32>>>,
     ns_cache: HashMap<LabelSelector, Vec<u32>>,
 }
 
@@ -204,9 +208,26 @@ impl<'a> Selectors<'a> {
         if let Some(hit) = self.ns_cache.get(sel) {
             return hit.clone();
         }
-        let out: Vec<u32> = (0..self.namespaces.len() as u32)
-            .filter(|&i| sel.matches(&self.namespaces[i as usize]))
-            .collect();
+        let shortest = sel
+            .match_labels
+            .iter()
+            .map(|(k, v)| {
+                self.ns_by_label
+                    .get(k)
+                    .and_then(|m| m.get(v))
+                    .map_or(&[][..], Vec::as_slice)
+            })
+            .min_by_key(|l| l.len());
+        let out: Vec<u32> = match shortest {
+            Some(candidates) => candidates
+                .iter()
+                .copied()
+                .filter(|&i| sel.matches(&self.namespaces[i as usize]))
+                .collect(),
+            None => (0..self.namespaces.len() as u32)
+                .filter(|&i| sel.matches(&self.namespaces[i as usize]))
+                .collect(),
+        };
         self.ns_cache.insert(sel.clone(), out.clone());
         out
     }
@@ -323,7 +344,19 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
                 .map_or(0, |p| p as u32 + 1)
         })
         .collect();
+    let mut ns_by_label: HashMap<String, HashMap<String, Vec<u32>>> = HashMap::new();
+    for (i, labels) in namespaces.iter().enumerate() {
+        for (k, v) in labels {
+            ns_by_label
+                .entry(k.clone())
+                .or_default()
+                .entry(v.clone())
+                .or_default()
+                .push(i as u32);
+        }
+    }
     let mut sel = Selectors {
+        ns_by_label,
         namespaces,
         ns_endpoints,
         endpoints: &endpoints,
