@@ -1156,9 +1156,18 @@ metadata: {name: d, namespace: default}
     assert!(get("yellow/y", "default/d") && !get("yellow/y", "red/r"));
     assert!(!get("default/d", "blue/a"));
     assert_eq!(conns(&c, "blue/a", "8.8.8.8"), ALL);
-    let nets: Vec<String> = c.networks.iter().map(|(w, n)| format!("{w} {}", n.title())).collect();
+    let nets: Vec<String> = c
+        .networks
+        .iter()
+        .map(|(w, n)| format!("{w} {}", n.title()))
+        .collect();
     assert_eq!(
         nets,
-        ["blue/a[Pod] primary UDN blue", "blue/b[Pod] primary UDN blue", "orange/o[Pod] primary CUDN warm", "red/r[Pod] primary CUDN warm"]
+        [
+            "blue/a[Pod] primary UDN blue",
+            "blue/b[Pod] primary UDN blue",
+            "orange/o[Pod] primary CUDN warm",
+            "red/r[Pod] primary CUDN warm"
+        ]
     );
 }
