@@ -523,6 +523,25 @@ async fn invalid_intents_are_rejected_or_reported_by_field() -> Result<()> {
         "{valid}"
     );
     assert_eq!(status["upToDate"], false);
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), n);
+    let event = wait_until(
+        "a Warning event on the invalid intents",
+        DEFAULT_TIMEOUT,
+        || async {
+            Ok(events
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .find(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("two-keys")
+                        && e.type_.as_deref() == Some("Warning")
+                }))
+        },
+    )
+    .await?;
+    assert_eq!(event.reason.as_deref(), Some("InvalidIntents"));
+    assert!(event.note.unwrap_or_default().contains("spec.targets[0]"));
 
     create_intents(
         &client,
