@@ -1,0 +1,172 @@
+//! `accord serve --kubeconfig` against the real control plane: objects created, changed and
+//! deleted in a test namespace show up as edges and change-log entries.
+
+#[path = "support/operator.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use accord_api as api;
+use accord_tests::{TestNamespace, wait_until};
+use anyhow::{Context, Result};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::Api;
+use kube::api::{DeleteParams, PostParams};
+use serde_json::json;
+use support::*;
+
+struct Serve {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn get(port: u16, path: &str) -> Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf)?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").context("no HTTP head")?;
+    Ok((
+        head.get(9..12).context("status")?.parse()?,
+        body.to_string(),
+    ))
+}
+
+async fn edge_state(port: u16, ns: &str, source: &str, target: &str) -> Option<api::EdgeState> {
+    let (_, body) = get(port, &format!("/api/graph?namespace={ns}&state=all")).ok()?;
+    let g: api::Graph = serde_json::from_str(&body).ok()?;
+    g.edges
+        .iter()
+        .find(|e| e.source == source && e.target == target)
+        .map(|e| e.state)
+}
+
+async fn wait_state(
+    port: u16,
+    ns: &str,
+    source: &str,
+    target: &str,
+    want: Option<api::EdgeState>,
+) -> Result<()> {
+    wait_until(
+        &format!("{source} → {target} to be {want:?}"),
+        Duration::from_secs(60),
+        || async move { Ok((edge_state(port, ns, source, target).await == want).then_some(())) },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn cluster_objects_become_edges_and_history() -> Result<()> {
+    let ns = TestNamespace::new().await?;
+    let client = ns.client();
+    install_crds(&client).await?;
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let plane = accord_tests::shared().await?;
+    let child = Command::new(env!("CARGO_BIN_EXE_accord"))
+        .args(["serve", "--kubeconfig"])
+        .arg(plane.kubeconfig_path())
+        .arg("--db")
+        .arg(dir.path().join("accord.db"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--debounce-ms",
+            "100",
+        ])
+        .env("RUST_LOG", "info,sqlx=warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let serve = Serve { child, port };
+    wait_until("readyz", Duration::from_secs(60), || async {
+        Ok((get(serve.port, "/readyz").ok().map(|r| r.0) == Some(200)).then_some(()))
+    })
+    .await?;
+
+    let n = ns.name();
+    create_deployment(&client, n, "server").await?;
+    create_deployment(&client, n, "client").await?;
+    let (c, s) = (
+        format!("{n}/client[Deployment]"),
+        format!("{n}/server[Deployment]"),
+    );
+    // No policy: the pair is open.
+    wait_state(port, n, &c, &s, Some(api::EdgeState::Open)).await?;
+
+    // Declared, nothing isolates the server: unprotected.
+    create_intents(
+        &client,
+        n,
+        "client",
+        json!({"workload": {"name": "client", "kind": "Deployment"}, "targets": [{"kubernetes": {"name": "server", "kind": "Deployment"}}]}),
+    )
+    .await?;
+    wait_state(port, n, &c, &s, Some(api::EdgeState::Unprotected)).await?;
+
+    // A policy isolating the server that admits nobody: blocked, logged as revoked by it.
+    let policies: Api<NetworkPolicy> = ns.api();
+    let deny: NetworkPolicy = serde_json::from_value(json!({
+        "metadata": {"name": "deny-server"},
+        "spec": {"podSelector": {"matchLabels": {"app": "server"}}, "policyTypes": ["Ingress"]}
+    }))?;
+    policies.create(&PostParams::default(), &deny).await?;
+    wait_state(port, n, &c, &s, Some(api::EdgeState::Blocked)).await?;
+    let path = format!(
+        "/api/history?workload={}",
+        s.replace('[', "%5B").replace(']', "%5D")
+    );
+    let (_, body) = get(port, &path)?;
+    let page: api::HistoryPage = serde_json::from_str(&body)?;
+    let revoked = page
+        .entries
+        .iter()
+        .find(|e| e.source == c && e.change == api::ChangeKind::Revoked)
+        .with_context(|| format!("{page:#?}"))?;
+    assert!(
+        revoked
+            .by
+            .iter()
+            .any(|b| b == &format!("NetworkPolicy {n}/deny-server")),
+        "{:?}",
+        revoked.by
+    );
+
+    // Deleting the policy grants the access again.
+    policies
+        .delete("deny-server", &DeleteParams::default())
+        .await?;
+    wait_state(port, n, &c, &s, Some(api::EdgeState::Unprotected)).await?;
+    let (_, body) = get(port, &path)?;
+    let page: api::HistoryPage = serde_json::from_str(&body)?;
+    assert!(
+        page.entries.iter().any(|e| e.source == c
+            && e.change == api::ChangeKind::Granted
+            && e.after == Some(api::EdgeState::Unprotected)),
+        "{page:#?}"
+    );
+
+    // Deleting the intents: undeclared again, so open.
+    intents_api(&client, n)
+        .delete("client", &DeleteParams::default())
+        .await?;
+    wait_state(port, n, &c, &s, Some(api::EdgeState::Open)).await?;
+    Ok(())
+}
