@@ -347,6 +347,15 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
         }
     }
 
+    // Pods by namespace, so that resolving a Service target costs its namespace's pods only.
+    let mut pods_by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, pod) in inv.pods.iter().enumerate() {
+        pods_by_namespace
+            .entry(pod.namespace())
+            .or_default()
+            .push(i);
+    }
+
     // Declared calls, resolved to workloads.
     let mut declared: BTreeMap<(&WorkloadId, &WorkloadId), Vec<Declaration>> = BTreeMap::new();
     let mut intents_of: BTreeMap<&WorkloadId, Vec<ObjectRef>> = BTreeMap::new();
@@ -392,9 +401,11 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
                     };
                     let Some(sel) = &svc.selector else { continue };
                     let mut out: BTreeMap<&WorkloadId, Conns> = BTreeMap::new();
-                    for pod in &inv.pods {
-                        if pod.namespace() != namespace.as_str()
-                            || sel.is_empty()
+                    let in_namespace = pods_by_namespace
+                        .get(namespace.as_str())
+                        .map_or(&[][..], |v| &v[..]);
+                    for pod in in_namespace.iter().map(|&i| &inv.pods[i]) {
+                        if sel.is_empty()
                             || !sel
                                 .iter()
                                 .all(|(k, v)| pod.metadata.labels.get(k) == Some(v))
