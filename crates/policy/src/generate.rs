@@ -382,7 +382,12 @@ impl<'a> Generator<'a> {
                     labels::ACCESS_PREFIX,
                     self.formatted(name, namespace, kind.as_deref())
                 );
-                client_labels.insert(access.clone(), "true".to_string());
+                // A port-restricted target is admitted by the client's own label instead of the
+                // shared access label: another client of the same server without ports would
+                // otherwise open every port to every pod carrying that label.
+                if ports.is_empty() {
+                    client_labels.insert(access.clone(), "true".to_string());
+                }
                 let np_ports = target_ports(ports);
                 if self.enforced(&server) {
                     let b = builder(&mut self.builders, &server);
@@ -419,7 +424,9 @@ impl<'a> Generator<'a> {
                     labels::SVC_ACCESS_PREFIX,
                     self.formatted(name, namespace, Some("Service"))
                 );
-                client_labels.insert(access.clone(), "true".to_string());
+                if ports.is_empty() {
+                    client_labels.insert(access.clone(), "true".to_string());
+                }
                 let Some(service) = self
                     .services
                     .get(&(namespace.as_str(), name.as_str()))
@@ -563,12 +570,10 @@ impl<'a> Generator<'a> {
                 .ingress
                 .iter()
                 .map(|k| {
-                    let mut pod_sel = LabelSelector::labels([(b.access_label.as_str(), "true")]);
-                    if let Some(client) = &k.client {
-                        pod_sel
-                            .match_labels
-                            .insert(labels::CLIENT.to_string(), client.clone());
-                    }
+                    let pod_sel = match &k.client {
+                        Some(client) => LabelSelector::labels([(labels::CLIENT, client.as_str())]),
+                        None => LabelSelector::labels([(b.access_label.as_str(), "true")]),
+                    };
                     NetworkPolicyIngressRule {
                         ports: k.ports.clone(),
                         from: vec![NetworkPolicyPeer {

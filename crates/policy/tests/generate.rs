@@ -510,10 +510,58 @@ fn port_level_targets_restrict_the_rule_to_those_ports_and_that_client() {
         r#"[{"port":8080,"protocol":"TCP"},{"port":9000,"endPort":9010,"protocol":"UDP"}]"#
     );
     let sel = &rule.from[0].pod_selector.as_ref().unwrap().match_labels;
+    let sel: Vec<(&str, &str)> = sel.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     assert_eq!(
-        sel["intents.otterize.com/client"],
-        "client-otterize-tutorial-np-699302"
+        sel,
+        [(
+            "intents.otterize.com/client",
+            "client-otterize-tutorial-np-699302"
+        )]
     );
+}
+
+#[test]
+fn a_port_restricted_client_does_not_inherit_another_clients_unrestricted_access() {
+    let docs = vec![
+        mk_deployment(NS, "other"),
+        mk_intents(
+            NS,
+            "client",
+            "    - kubernetes:\n        name: server\n        ports: [{port: 8080}]\n",
+        ),
+        mk_intents(NS, "other", "    - kubernetes: {name: server}\n"),
+    ];
+    let (policies, diags, g, inv) = run(&tutorial(&docs), &Default::default());
+    assert!(diags.is_empty(), "{diags:?}");
+    let access = "intents.otterize.com/access-server-otterize-tutorial-np-7e16db";
+    let labels = g.pod_labels(&inv);
+    assert!(!labels[&WorkloadId::new(NS, "client", Some("Deployment"))].contains_key(access));
+    assert_eq!(
+        labels[&WorkloadId::new(NS, "other", Some("Deployment"))][access],
+        "true"
+    );
+    let rules = policies[0].spec.ingress.as_ref().unwrap();
+    assert_eq!(rules.len(), 2);
+    // The unrestricted rule admits the access label; the port rule admits only `client`.
+    let selectors: Vec<Vec<&str>> = rules
+        .iter()
+        .map(|r| {
+            r.from[0]
+                .pod_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .keys()
+                .map(String::as_str)
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        selectors,
+        [vec![access], vec!["intents.otterize.com/client"]]
+    );
+    assert!(rules[0].ports.is_empty());
+    assert_eq!(rules[1].ports.len(), 1);
 }
 
 #[test]
