@@ -107,7 +107,7 @@ fn TargetRow(
 #[component]
 fn WhatIfView(result: WhatIf) -> impl IntoView {
     match result {
-        WhatIf::Idle => view! { <p class="muted">"Fill in the client and a target to see what would change."</p> }.into_any(),
+        WhatIf::Idle => view! { <p class="muted">"Complete the form — a client and valid targets — to see what would change."</p> }.into_any(),
         WhatIf::Pending => view! { <Loading label="Evaluating…"/> }.into_any(),
         WhatIf::Failed(e) => view! { <ErrorBox message=e/> }.into_any(),
         WhatIf::Done(r) => {
