@@ -10,7 +10,8 @@
 //! isolated (without policies every pair would be an `open` edge).
 //!
 //! `cargo bench -p accord-server --bench sync` (release build). `ACCORD_BENCH_SPEC=large` skips
-//! the TEN_X sync.
+//! the TEN_X sync; `ACCORD_BENCH_WRITE=DIR` only writes the TEN_X manifests into DIR (for
+//! profiling `accord serve --manifests DIR`).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -226,6 +227,14 @@ fn main() {
     // `cargo test --benches` runs this with `--bench` absent: keep that quick.
     if !std::env::args().any(|a| a == "--bench") {
         println!("sync bench: run with `cargo bench -p accord-server --bench sync`");
+        return;
+    }
+    // For profiling: `ACCORD_BENCH_WRITE=DIR` writes the TEN_X manifests into DIR and stops.
+    if let Some(dir) = std::env::var_os("ACCORD_BENCH_WRITE") {
+        let dir = Path::new(&dir);
+        std::fs::create_dir_all(dir).unwrap();
+        write_cluster(&Spec::TEN_X, dir);
+        println!("wrote {}", dir.display());
         return;
     }
     let only_large = std::env::var("ACCORD_BENCH_SPEC").is_ok_and(|v| v == "large");

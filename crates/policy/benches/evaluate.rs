@@ -188,6 +188,29 @@ fn scaling() {
     }
 }
 
+/// Time the drift analysis (generation, evaluation, declared versus allowed, drift items) that
+/// `accord serve` runs on every sync pass.
+fn drift(label: &str, spec: &Spec) {
+    let inv = cluster(spec);
+    let mut times = Vec::new();
+    let mut edges = 0;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let report = accord_policy::drift::analyze(&inv, &Default::default());
+        times.push(t.elapsed());
+        edges = report.edges.len();
+    }
+    times.sort();
+    println!(
+        "drift {label}: {} workloads, {} policies: analyze median {:.0} ms (min {:.0} ms), {edges} edges, peak RSS {:.0} MiB",
+        spec.workloads,
+        inv.network_policies.len(),
+        ms(times[times.len() / 2]),
+        ms(times[0]),
+        peak_rss_mib()
+    );
+}
+
 /// Add `n` policies, each selecting one workload's pods by their `app` label and admitting one
 /// other workload on one port (chosen deterministically).
 fn add_extra_policies(inv: &mut Inventory, n: usize) {
@@ -226,7 +249,15 @@ fn add_extra_policies(inv: &mut Inventory, n: usize) {
     }
 }
 
+/// As the `accord` binary does (see its `main.rs`): no transparent huge pages.
+fn disable_transparent_huge_pages() {
+    // A kernel without the flag only loses the speed-up.
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_thp_disable(true);
+}
+
 fn main() {
+    disable_transparent_huge_pages();
     // `cargo bench` passes `--bench`; a size argument selects one size (used for per-size RSS).
     let size = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     match size.as_deref() {
@@ -240,9 +271,18 @@ fn main() {
             true,
         ),
         Some("scaling") => scaling(),
+        Some("10x-drift") => drift("ten times larger", &Spec::TEN_X),
+        Some("large-drift") => drift("large estate", &Spec::LARGE),
         _ => {
             let exe = std::env::current_exe().expect("own path");
-            for size in ["large", "10x", "large-admin", "10x-admin"] {
+            for size in [
+                "large",
+                "10x",
+                "large-admin",
+                "10x-admin",
+                "large-drift",
+                "10x-drift",
+            ] {
                 let status = std::process::Command::new(&exe)
                     .arg(size)
                     .status()

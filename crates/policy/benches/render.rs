@@ -74,7 +74,15 @@ fn run(label: &str, spec: &Spec, rounds: usize) {
     );
 }
 
+/// As the `accord` binary does (see its `main.rs`): no transparent huge pages.
+fn disable_transparent_huge_pages() {
+    // A kernel without the flag only loses the speed-up.
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_thp_disable(true);
+}
+
 fn main() {
+    disable_transparent_huge_pages();
     // `cargo bench` passes `--bench`; a size argument selects one size (used for per-size RSS).
     let size = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     let args: Vec<String> = std::env::args()

@@ -356,6 +356,14 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
             .push(i);
     }
 
+    // Services by (namespace, name); the first wins, as in `Inventory::service`.
+    let mut services: HashMap<(&str, &str), &crate::objects::Service> = HashMap::new();
+    for svc in &inv.services {
+        services
+            .entry((svc.namespace(), svc.metadata.name.as_str()))
+            .or_insert(svc);
+    }
+
     // Declared calls, resolved to workloads.
     let mut declared: BTreeMap<(&WorkloadId, &WorkloadId), Vec<Declaration>> = BTreeMap::new();
     let mut intents_of: BTreeMap<&WorkloadId, Vec<ObjectRef>> = BTreeMap::new();
@@ -396,7 +404,7 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
                     namespace,
                     ports,
                 } => {
-                    let Some(svc) = inv.service(namespace, name) else {
+                    let Some(svc) = services.get(&(namespace.as_str(), name.as_str())) else {
                         continue;
                     };
                     let Some(sel) = &svc.selector else { continue };
@@ -455,7 +463,7 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
     let mut keys: BTreeSet<(&WorkloadId, &WorkloadId)> = allowed_pairs.keys().copied().collect();
     keys.extend(declared.keys().copied());
     for (s, d) in keys {
-        let decls = declared.get(&(s, d)).cloned().unwrap_or_default();
+        let decls = declared.remove(&(s, d)).unwrap_or_default();
         let mut declared_conns = Conns::none();
         for decl in &decls {
             declared_conns.union_with(&decl.conns);
@@ -598,13 +606,42 @@ fn policy_yaml(p: &NetworkPolicy) -> String {
     crate::render::policies_yaml(std::slice::from_ref(p)).unwrap_or_default()
 }
 
-fn generated_for<'g>(generated: &'g Generated, server: &WorkloadId) -> Vec<&'g NetworkPolicy> {
-    let sel = crate::generate::workload_selector(server);
-    generated
-        .policies
-        .iter()
-        .filter(|p| p.namespace() == server.namespace && p.spec.pod_selector == sel)
-        .collect()
+/// The generated policies of each server, rendered as YAML, computed once per server.
+struct GeneratedYaml<'g> {
+    by_namespace: HashMap<&'g str, Vec<&'g NetworkPolicy>>,
+    rendered: HashMap<WorkloadId, String>,
+}
+
+impl<'g> GeneratedYaml<'g> {
+    fn new(generated: &'g Generated) -> Self {
+        let mut by_namespace: HashMap<&str, Vec<&NetworkPolicy>> = HashMap::new();
+        for p in &generated.policies {
+            by_namespace.entry(p.namespace()).or_default().push(p);
+        }
+        GeneratedYaml {
+            by_namespace,
+            rendered: HashMap::new(),
+        }
+    }
+
+    /// The policies Accord generates for `server`, as one YAML stream.
+    fn of(&mut self, server: &WorkloadId) -> String {
+        if let Some(y) = self.rendered.get(server) {
+            return y.clone();
+        }
+        let sel = crate::generate::workload_selector(server);
+        let yaml = self
+            .by_namespace
+            .get(server.namespace.as_str())
+            .into_iter()
+            .flatten()
+            .filter(|p| p.spec.pod_selector == sel)
+            .map(|p| policy_yaml(p))
+            .collect::<Vec<_>>()
+            .join("---\n");
+        self.rendered.insert(server.clone(), yaml.clone());
+        yaml
+    }
 }
 
 fn label_patch_yaml(workload: &WorkloadId, labels: &Labels) -> String {
@@ -624,6 +661,7 @@ fn edge_items(
     index: &Index<'_>,
     items: &mut Vec<DriftItem>,
 ) {
+    let mut generated_yaml = GeneratedYaml::new(generated);
     for e in edges {
         let (kind, severity, workload) = match e.state {
             EdgeState::Blocked => (DriftKind::Blocked, DriftSeverity::Critical, &e.source),
@@ -659,36 +697,24 @@ fn edge_items(
                         None,
                     )
                 } else {
-                    let policies = generated_for(generated, &e.target);
                     (
                         format!(
                             "Apply the NetworkPolicy Accord generates for {} so that its ingress admits the declared callers.",
                             e.target
                         ),
-                        policies
-                            .iter()
-                            .map(|p| policy_yaml(p))
-                            .collect::<Vec<_>>()
-                            .join("---\n"),
+                        generated_yaml.of(&e.target),
                         None,
                     )
                 }
             }
-            EdgeState::Unprotected => {
-                let policies = generated_for(generated, &e.target);
-                (
-                    format!(
-                        "Apply the NetworkPolicy Accord generates for {} so that only declared clients may call it.",
-                        e.target
-                    ),
-                    policies
-                        .iter()
-                        .map(|p| policy_yaml(p))
-                        .collect::<Vec<_>>()
-                        .join("---\n"),
-                    None,
-                )
-            }
+            EdgeState::Unprotected => (
+                format!(
+                    "Apply the NetworkPolicy Accord generates for {} so that only declared clients may call it.",
+                    e.target
+                ),
+                generated_yaml.of(&e.target),
+                None,
+            ),
             _ => {
                 let culprit = e
                     .ingress_isolated_by
@@ -721,20 +747,17 @@ fn edge_items(
     }
 }
 
-/// The fields of a policy that decide what it does (metadata aside).
+/// The fields of a policy that decide what it does (metadata aside); absent and empty rule
+/// lists mean the same.
 fn same_policy(live: &NetworkPolicy, want: &NetworkPolicy) -> bool {
-    fn norm(p: &NetworkPolicy) -> serde_json::Value {
-        let mut spec = p.spec.clone();
-        // Absent and empty rule lists mean the same.
-        if spec.ingress.as_ref().is_some_and(Vec::is_empty) {
-            spec.ingress = None;
-        }
-        if spec.egress.as_ref().is_some_and(Vec::is_empty) {
-            spec.egress = None;
-        }
-        serde_json::to_value(&spec).unwrap_or_default()
+    fn rules<T>(r: &Option<Vec<T>>) -> &[T] {
+        r.as_deref().unwrap_or(&[])
     }
-    norm(live) == norm(want)
+    let (a, b) = (&live.spec, &want.spec);
+    a.pod_selector == b.pod_selector
+        && a.policy_types == b.policy_types
+        && rules(&a.ingress) == rules(&b.ingress)
+        && rules(&a.egress) == rules(&b.egress)
 }
 
 fn policy_items(inv: &Inventory, generated: &Generated, items: &mut Vec<DriftItem>) {

@@ -378,13 +378,20 @@ async fn graph(
             "unknown level {level:?}; use workload or namespace"
         )));
     }
-    // The unfiltered graph is what the dashboard asks for most: serialize it once per pass.
+    // The unfiltered graphs are what the dashboard asks for most: serialize each once per pass.
     let plain = q.namespace.is_none() && q.state.is_none() && q.workload.is_none();
-    if plain && level == "workload" {
-        let bytes = view.default_graph.get_or_init(|| {
-            let g = select_graph(&view, &q).unwrap_or_default();
-            Bytes::from(serde_json::to_vec(&g).unwrap_or_default())
-        });
+    if plain {
+        let bytes = if level == "workload" {
+            view.default_graph.get_or_init(|| {
+                let g = select_graph(&view, &q).unwrap_or_default();
+                Bytes::from(serde_json::to_vec(&g).unwrap_or_default())
+            })
+        } else {
+            view.namespace_graph.get_or_init(|| {
+                let g = select_graph(&view, &q).unwrap_or_default();
+                Bytes::from(serde_json::to_vec(&namespace_graph(&view, &g)).unwrap_or_default())
+            })
+        };
         return Ok(json_bytes(bytes.clone()));
     }
     let g = select_graph(&view, &q)?;

@@ -6,6 +6,7 @@
 //! the core parser at sync time, never an error here.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use accord_policy::{Diagnostic, Inventory, Origin, load};
 use serde_json::Value;
@@ -19,9 +20,10 @@ pub struct Entry {
     pub object: Value,
 }
 
+/// Cloning an index (a sync pass's snapshot) shares its entries.
 #[derive(Clone, Debug, Default)]
 pub struct Index {
-    objects: BTreeMap<ObjectKey, Entry>,
+    objects: BTreeMap<ObjectKey, Arc<Entry>>,
     /// Keys changed since the last [`Index::take_changed`].
     changed: BTreeSet<ObjectKey>,
     /// Bumped on every change, so a sync loop can tell whether anything happened.
@@ -69,10 +71,10 @@ impl Index {
         strip_noise(&mut object);
         let Some(key) = key_of(&object) else { return };
         let entry = Entry { origin, object };
-        if self.objects.get(&key) == Some(&entry) {
+        if self.objects.get(&key).is_some_and(|e| **e == entry) {
             return;
         }
-        self.objects.insert(key.clone(), entry);
+        self.objects.insert(key.clone(), Arc::new(entry));
         self.changed.insert(key);
         self.version += 1;
     }
@@ -133,7 +135,7 @@ impl Index {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&ObjectKey, &Entry)> {
-        self.objects.iter()
+        self.objects.iter().map(|(k, e)| (k, &**e))
     }
 
     /// The core inventory of every object, with the parser's diagnostics.

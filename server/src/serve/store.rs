@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use accord_api as api;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{ConnectOptions, FromRow, SqlitePool};
+use sqlx::{ConnectOptions, FromRow, QueryBuilder, Sqlite, SqlitePool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -24,6 +24,10 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Rows per multi-row INSERT: one statement per chunk instead of per row (at most 10 columns,
+/// so well under SQLite's limit of 32,766 bound parameters).
+const ROWS_PER_INSERT: usize = 500;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
@@ -163,6 +167,9 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
         }
         .foreign_keys(true)
+        // A pass writes one large transaction; with SQLite's default 2 MiB page cache its dirty
+        // pages spill to the log again and again. 32 MiB per connection keeps them in memory.
+        .pragma("cache_size", "-32768")
         .busy_timeout(std::time::Duration::from_secs(10))
         // A pass runs thousands of statements; logging each would drown the sync's own logs.
         .disable_statement_logging();
@@ -264,32 +271,37 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        for ((k, ns, n), hash, origin, json) in &pass.objects_upsert {
-            sqlx::query(
-                "INSERT INTO inventory_objects (kind, namespace, name, hash, origin, object, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (kind, namespace, name) DO UPDATE SET hash = excluded.hash, origin = excluded.origin, object = excluded.object, updated_at = excluded.updated_at",
-            )
-            .bind(k)
-            .bind(ns)
-            .bind(n)
-            .bind(hash)
-            .bind(origin)
-            .bind(json)
-            .bind(&pass.finished_at)
-            .execute(&mut *tx)
-            .await?;
+        for chunk in pass.objects_upsert.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO inventory_objects (kind, namespace, name, hash, origin, object, updated_at) ",
+            );
+            q.push_values(chunk, |mut b, ((k, ns, n), hash, origin, json)| {
+                b.push_bind(k)
+                    .push_bind(ns)
+                    .push_bind(n)
+                    .push_bind(hash)
+                    .push_bind(origin)
+                    .push_bind(json)
+                    .push_bind(&pass.finished_at);
+            });
+            q.push(
+                " ON CONFLICT (kind, namespace, name) DO UPDATE SET hash = excluded.hash, origin = excluded.origin, object = excluded.object, updated_at = excluded.updated_at",
+            );
+            q.build().execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM workloads")
             .execute(&mut *tx)
             .await?;
-        for (id, ns, node, detail) in &pass.workloads {
-            sqlx::query("INSERT INTO workloads (id, namespace, node, detail) VALUES (?, ?, ?, ?)")
-                .bind(id)
-                .bind(ns)
-                .bind(node)
-                .bind(detail)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in pass.workloads.chunks(ROWS_PER_INSERT) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT INTO workloads (id, namespace, node, detail) ");
+            q.push_values(chunk, |mut b, (id, ns, node, detail)| {
+                b.push_bind(id)
+                    .push_bind(ns)
+                    .push_bind(node)
+                    .push_bind(detail);
+            });
+            q.build().execute(&mut *tx).await?;
         }
         for (s, t) in &pass.edges_delete {
             sqlx::query("DELETE FROM edges WHERE source = ? AND target = ?")
@@ -298,51 +310,61 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        for (e, explanation) in &pass.edges_upsert {
-            sqlx::query(
-                "INSERT INTO edges (source, target, state, ports, declared_ports, declared, allowed, explanation, first_seen, last_changed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (source, target) DO UPDATE SET state = excluded.state, ports = excluded.ports, declared_ports = excluded.declared_ports,
+        for chunk in pass.edges_upsert.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO edges (source, target, state, ports, declared_ports, declared, allowed, explanation, first_seen, last_changed) ",
+            );
+            q.push_values(chunk, |mut b, (e, explanation)| {
+                b.push_bind(&e.source)
+                    .push_bind(&e.target)
+                    .push_bind(&e.state)
+                    .push_bind(&e.ports)
+                    .push_bind(&e.declared_ports)
+                    .push_bind(e.declared)
+                    .push_bind(e.allowed)
+                    .push_bind(explanation)
+                    .push_bind(&e.first_seen)
+                    .push_bind(&e.last_changed);
+            });
+            q.push(
+                " ON CONFLICT (source, target) DO UPDATE SET state = excluded.state, ports = excluded.ports, declared_ports = excluded.declared_ports,
                  declared = excluded.declared, allowed = excluded.allowed, explanation = excluded.explanation, last_changed = excluded.last_changed",
-            )
-            .bind(&e.source)
-            .bind(&e.target)
-            .bind(&e.state)
-            .bind(&e.ports)
-            .bind(&e.declared_ports)
-            .bind(e.declared)
-            .bind(e.allowed)
-            .bind(explanation)
-            .bind(&e.first_seen)
-            .bind(&e.last_changed)
-            .execute(&mut *tx)
-            .await?;
+            );
+            q.build().execute(&mut *tx).await?;
         }
         sqlx::query("DELETE FROM drift_items")
             .execute(&mut *tx)
             .await?;
-        for (ns, workload, item) in &pass.drift {
-            sqlx::query("INSERT INTO drift_items (namespace, workload, item) VALUES (?, ?, ?)")
-                .bind(ns)
-                .bind(workload)
-                .bind(item)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in pass.drift.chunks(ROWS_PER_INSERT) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT INTO drift_items (namespace, workload, item) ");
+            q.push_values(chunk, |mut b, (ns, workload, item)| {
+                b.push_bind(ns).push_bind(workload).push_bind(item);
+            });
+            q.build().execute(&mut *tx).await?;
         }
-        for c in &pass.changes {
-            sqlx::query(
-                "INSERT INTO changes (run_id, time, workload, source, target, change, state_before, state_after, changed_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(run_id)
-            .bind(&pass.finished_at)
-            .bind(&c.workload)
-            .bind(&c.source)
-            .bind(&c.target)
-            .bind(change_str(c.change))
-            .bind(c.before.map(|s| s.as_str()))
-            .bind(c.after.map(|s| s.as_str()))
-            .bind(serde_json::to_string(&c.by)?)
-            .execute(&mut *tx)
-            .await?;
+        let by: Vec<String> = pass
+            .changes
+            .iter()
+            .map(|c| serde_json::to_string(&c.by))
+            .collect::<Result<_, _>>()?;
+        let changes: Vec<(&ChangeRow, &String)> = pass.changes.iter().zip(&by).collect();
+        for chunk in changes.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO changes (run_id, time, workload, source, target, change, state_before, state_after, changed_by) ",
+            );
+            q.push_values(chunk, |mut b, (c, by)| {
+                b.push_bind(run_id)
+                    .push_bind(&pass.finished_at)
+                    .push_bind(&c.workload)
+                    .push_bind(&c.source)
+                    .push_bind(&c.target)
+                    .push_bind(change_str(c.change))
+                    .push_bind(c.before.map(|s| s.as_str()))
+                    .push_bind(c.after.map(|s| s.as_str()))
+                    .push_bind(*by);
+            });
+            q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(run_id)

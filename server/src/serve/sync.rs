@@ -7,7 +7,7 @@
 //! simply redone from the source.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::sync::Arc;
 
 use accord_api as api;
@@ -49,6 +49,8 @@ pub struct View {
     pub inventory: Option<Arc<Inventory>>,
     /// The unfiltered graph as JSON, serialized on first request.
     pub default_graph: std::sync::OnceLock<axum::body::Bytes>,
+    /// The unfiltered graph aggregated to namespaces as JSON, serialized on first request.
+    pub namespace_graph: std::sync::OnceLock<axum::body::Bytes>,
 }
 
 impl View {
@@ -277,49 +279,95 @@ pub fn view_of(report: &Report) -> View {
     view
 }
 
-fn hash_text(text: &str) -> i64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
-    h.finish() as i64
+/// A stable hash of an object's JSON form, computed without building the text.
+fn hash_object(object: &serde_json::Value) -> i64 {
+    struct HashWriter(std::collections::hash_map::DefaultHasher);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut w = HashWriter(std::collections::hash_map::DefaultHasher::new());
+    // Writing JSON into a hasher cannot fail.
+    let _ = serde_json::to_writer(&mut w, object);
+    w.0.finish() as i64
 }
 
-/// The objects among `changed` that plausibly decided an edge: those its explanation names,
-/// else the policies, intents and workloads changed in either end's namespace.
-fn changed_by(
-    edge: &api::Edge,
-    explanation: Option<&api::EdgeExplanation>,
-    changed: &[&ObjectKey],
-) -> Vec<String> {
-    let ns = |id: &str| id.split('/').next().unwrap_or("").to_string();
-    let (sn, tn) = (ns(&edge.source), ns(&edge.target));
-    let named: BTreeSet<String> = explanation
-        .map(|x| {
-            x.declared_by
+/// The objects changed by a pass, indexed so that attributing an edge costs only the objects its
+/// explanation names and those of its two namespaces (a first pass changes every object).
+struct Changed {
+    /// "Kind namespace/name" in change order.
+    names: Vec<String>,
+    position: HashMap<String, usize>,
+    /// Positions of the objects in a namespace, and of the Namespace objects themselves.
+    by_namespace: HashMap<String, Vec<usize>>,
+    namespaces: HashMap<String, usize>,
+}
+
+/// At most this many objects are named per change-log entry.
+const CHANGED_BY_LIMIT: usize = 8;
+
+impl Changed {
+    fn new(keys: &[&ObjectKey]) -> Changed {
+        let mut c = Changed {
+            names: Vec::with_capacity(keys.len()),
+            position: HashMap::with_capacity(keys.len()),
+            by_namespace: HashMap::new(),
+            namespaces: HashMap::new(),
+        };
+        for (i, k) in keys.iter().enumerate() {
+            let name = format!("{} {}/{}", k.0, k.1, k.2);
+            c.position.insert(name.clone(), i);
+            c.names.push(name);
+            c.by_namespace.entry(k.1.clone()).or_default().push(i);
+            if k.0 == "Namespace" {
+                c.namespaces.insert(k.2.clone(), i);
+            }
+        }
+        c
+    }
+
+    /// The objects that plausibly decided an edge: those its explanation names, else the
+    /// objects changed in either end's namespace (and those namespaces), in change order.
+    fn of(&self, edge: &api::Edge, explanation: Option<&api::EdgeExplanation>) -> Vec<String> {
+        if self.names.is_empty() {
+            return Vec::new();
+        }
+        let mut hits: Vec<usize> = Vec::new();
+        if let Some(x) = explanation {
+            let named = x
+                .declared_by
                 .iter()
                 .map(|o| format!("{} {}/{}", o.kind, o.namespace, o.name))
                 .chain(
                     x.ingress_isolated_by
                         .iter()
                         .map(|p| format!("NetworkPolicy {p}")),
-                )
-                .collect()
-        })
-        .unwrap_or_default();
-    let fmt = |k: &ObjectKey| format!("{} {}/{}", k.0, k.1, k.2);
-    let mut out: Vec<String> = changed
-        .iter()
-        .map(|k| fmt(k))
-        .filter(|s| named.contains(s))
-        .collect();
-    if out.is_empty() {
-        out = changed
-            .iter()
-            .filter(|k| k.1 == sn || k.1 == tn || (k.0 == "Namespace" && (k.2 == sn || k.2 == tn)))
-            .map(|k| fmt(k))
-            .collect();
+                );
+            hits.extend(named.filter_map(|n| self.position.get(&n).copied()));
+        }
+        if hits.is_empty() {
+            let ns = |id: &str| id.split('/').next().unwrap_or("").to_string();
+            let (sn, tn) = (ns(&edge.source), ns(&edge.target));
+            let mut spaces = vec![sn.as_str()];
+            if tn != sn {
+                spaces.push(tn.as_str());
+            }
+            for n in spaces {
+                let objects = self.by_namespace.get(n).map_or(&[][..], |v| &v[..]);
+                hits.extend(objects.iter().take(CHANGED_BY_LIMIT).copied());
+                hits.extend(self.namespaces.get(n).copied());
+            }
+        }
+        hits.sort_unstable();
+        hits.dedup();
+        hits.truncate(CHANGED_BY_LIMIT);
+        hits.into_iter().map(|i| self.names[i].clone()).collect()
     }
-    out.truncate(8);
-    out
 }
 
 fn change_kind(before: Option<&EdgeRow>, after: Option<&api::Edge>) -> Option<api::ChangeKind> {
@@ -360,10 +408,25 @@ pub fn compute(
     source: &str,
 ) -> Computed {
     let started_at = now_rfc3339();
+    let clock = std::time::Instant::now();
     let (inv, mut diags) = index.inventory();
+    tracing::info!(
+        pods = inv.pods.len(),
+        intents = inv.intents.len(),
+        policies = inv.network_policies.len(),
+        seconds = clock.elapsed().as_secs_f64(),
+        "sync: inventory built"
+    );
     let report = drift::analyze(&inv, opts);
+    tracing::info!(
+        edges = report.edges.len(),
+        drift = report.items.len(),
+        seconds = clock.elapsed().as_secs_f64(),
+        "sync: access analyzed"
+    );
     diags.extend(report.diagnostics.iter().cloned());
     let mut view = view_of(&report);
+    drop(report);
     view.diagnostics = diags.iter().map(diagnostic).collect();
     let now = now_rfc3339();
 
@@ -371,9 +434,9 @@ pub fn compute(
     let mut hashes = HashMap::with_capacity(index.len());
     let mut upsert = Vec::new();
     for (key, entry) in index.iter() {
-        let json = serde_json::to_string(&entry.object).unwrap_or_default();
-        let h = hash_text(&json);
+        let h = hash_object(&entry.object);
         if prev_hashes.get(key) != Some(&h) {
+            let json = serde_json::to_string(&entry.object).unwrap_or_default();
             upsert.push((key.clone(), h, entry.origin.to_string(), json));
         }
         hashes.insert(key.clone(), h);
@@ -384,6 +447,7 @@ pub fn compute(
         .cloned()
         .collect();
     let changed_keys: Vec<&ObjectKey> = upsert.iter().map(|u| &u.0).chain(&deleted).collect();
+    let changed = Changed::new(&changed_keys);
 
     // Edges: keep first_seen, move last_changed, log changes.
     let mut edges: HashMap<(String, String), EdgeRow> = HashMap::with_capacity(view.edges.len());
@@ -419,7 +483,7 @@ pub fn compute(
                 change,
                 before: before.and_then(|b| api::EdgeState::parse(&b.state)),
                 after: Some(e.state),
-                by: changed_by(e, Some(x), &changed_keys),
+                by: changed.of(e, Some(x)),
             });
         }
         // The explanation text can change without the state (a renamed file): rewrite the row
@@ -458,7 +522,7 @@ pub fn compute(
             change,
             before: api::EdgeState::parse(&b.state),
             after: None,
-            by: changed_by(&gone, None, &changed_keys),
+            by: changed.of(&gone, None),
         });
     }
     changes.sort_by(|a, b| (&a.target, &a.source).cmp(&(&b.target, &b.source)));
@@ -500,6 +564,12 @@ pub fn compute(
         edges_total: view.edges.len() as u32,
         diagnostics: view.diagnostics.clone(),
     };
+    tracing::info!(
+        objects_changed = pass.objects_upsert.len() + pass.objects_delete.len(),
+        edges_changed = pass.edges_upsert.len() + pass.edges_delete.len(),
+        seconds = clock.elapsed().as_secs_f64(),
+        "sync: compared with the stored pass"
+    );
     view.synced_at = Some(now);
     view.inventory = Some(Arc::new(inv));
     view.index = Some(index);
