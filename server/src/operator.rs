@@ -14,6 +14,7 @@
 pub mod leader;
 pub mod metrics;
 pub mod state;
+pub mod webhook;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -64,6 +65,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// How long to wait for more events before reconciling a batch.
     pub debounce: Duration,
+    /// The conversion and validating webhooks; `None` serves none.
+    pub webhook: Option<webhook::Config>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +75,10 @@ pub enum Error {
     Client(#[source] kube::Error),
     #[error("serving metrics on {0}: {1}")]
     Listen(SocketAddr, #[source] std::io::Error),
+    #[error("serving webhooks on {0}: {1}")]
+    WebhookListen(SocketAddr, #[source] std::io::Error),
+    #[error(transparent)]
+    Webhook(#[from] webhook::Error),
 }
 
 pub fn client_intents_resource() -> ApiResource {
@@ -105,6 +112,23 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .map_err(|e| Error::Listen(settings.metrics_listen, e))?;
     info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /metrics, /healthz, /readyz");
     tokio::spawn(metrics::serve(listener, metrics.clone()));
+    // Every replica serves the webhooks, leader or not: the API server calls any of them.
+    if let Some(config) = &settings.webhook {
+        let tls = webhook::Tls::prepare(&config.tls)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Error::WebhookListen(config.listen, e))?;
+        tokio::spawn(webhook::serve(
+            listener,
+            tls.server,
+            webhook::router(client.clone()),
+        ));
+        tokio::spawn(webhook::keep_injected(
+            client.clone(),
+            tls.generated_ca,
+            config.url.clone(),
+        ));
+    }
 
     let Some(lease) = settings.lease.clone() else {
         metrics.leader.store(true, Ordering::Relaxed);
