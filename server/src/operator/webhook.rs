@@ -534,12 +534,13 @@ async fn inject_validating(
     let mut webhooks: Vec<Value> = vwc
         .webhooks
         .iter()
+        .flatten()
         .filter_map(|w| serde_json::to_value(w).ok())
         .collect();
     let mut changed = false;
     for w in &mut webhooks {
         if let Some(patch) = client_config_patch(w.get("clientConfig"), ca, url) {
-            let config = w["clientConfig"].as_object_mut();
+            let config = w.get_mut("clientConfig").and_then(Value::as_object_mut);
             if let (Some(config), Value::Object(patch)) = (config, patch) {
                 for (k, v) in patch {
                     if v.is_null() {
