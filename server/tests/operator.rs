@@ -981,3 +981,68 @@ async fn invalid_intents_are_rejected_at_create_time_naming_the_field() -> Resul
     assert_eq!(stored, ["first"]);
     Ok(())
 }
+
+/// Deleting intents removes only Accord's finalizer: another controller's stays (the removal is
+/// guarded by the resourceVersion, so one added meanwhile is not lost either).
+#[tokio::test]
+async fn deleting_intents_keeps_other_controllers_finalizers() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    create_deployment(&client, n, "server").await?;
+    create_deployment(&client, n, "client").await?;
+    let _operator = Operator::start(&account, &[n], &[])?;
+    create_intents(
+        &client,
+        n,
+        "client",
+        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}]}),
+    )
+    .await?;
+    let intents = intents_api(&client, n);
+    let ours = "intents.otterize.com/accord-operator";
+    let current = wait_until("Accord's finalizer", DEFAULT_TIMEOUT, || async {
+        let o = intents.get("client").await?;
+        Ok(o.metadata
+            .finalizers
+            .clone()
+            .filter(|f| f.iter().any(|f| f == ours)))
+    })
+    .await?;
+    let mut with_foreign = current.clone();
+    with_foreign.push("example.com/keep".to_owned());
+    intents
+        .patch(
+            "client",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": with_foreign}})),
+        )
+        .await?;
+    wait_policy(&client, n, "server-access", "exists", |_| true).await?;
+
+    intents.delete("client", &DeleteParams::default()).await?;
+    wait_policy_gone(&client, n, "server-access").await?;
+    let left = wait_until(
+        "Accord's finalizer to be removed and the other one kept",
+        DEFAULT_TIMEOUT,
+        || async {
+            let o = intents.get("client").await?;
+            let f = o.metadata.finalizers.clone().unwrap_or_default();
+            Ok((!f.iter().any(|f| f == ours)).then_some(f))
+        },
+    )
+    .await?;
+    assert_eq!(left, ["example.com/keep"]);
+    intents
+        .patch(
+            "client",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await?;
+    wait_until("the intents to be gone", DEFAULT_TIMEOUT, || async {
+        Ok(intents.get_opt("client").await?.is_none().then_some(()))
+    })
+    .await?;
+    Ok(())
+}
