@@ -17,15 +17,15 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use fantoccini::{Client, ClientBuilder, Locator, key::Key};
 use serde_json::{Value, json};
 
-/// One browser at a time: the machine has two cores.
-static SERIAL: Mutex<()> = Mutex::new(());
+/// One browser at a time: the machine has two cores. An async mutex, because the guard is held
+/// across the whole (async) journey.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const DEMO_WORKLOADS: usize = 13;
 
@@ -341,7 +341,7 @@ where
     if !can_run() {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let d = Dashboard::start(name, None)
         .await
         .expect("start the dashboard");
@@ -553,7 +553,7 @@ async fn large_cluster_first_paint_and_frame_times() {
     if !can_run() {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let wasm = site_dir().join("pkg/accord_bg.wasm");
     let raw = std::fs::metadata(&wasm).expect("wasm").len();
     let gz = Command::new("sh")
