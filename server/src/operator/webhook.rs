@@ -726,6 +726,18 @@ mod tests {
         assert_eq!(r["response"]["allowed"], false);
         let message = r["response"]["status"]["message"].as_str().unwrap();
         assert!(message.starts_with("spec.calls[0].type:"), "{message}");
+        // HTTP resources need a path in v1 too, under each version's own field name.
+        for (version, key) in [("v1alpha2", "resources"), ("v1beta1", "HTTPResources")] {
+            let v1 = json!({"apiVersion": format!("k8s.otterize.com/{version}"), "kind": "ClientIntents",
+                "metadata": {"name": "c", "namespace": "ns"},
+                "spec": {"service": {"name": "c"}, "calls": [{"name": "s", key: [{"methods": ["GET"]}]}]}});
+            let r = review_admission(&admission("CREATE", v1, Value::Null), &[]);
+            let message = r["response"]["status"]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.starts_with(&format!("spec.calls[0].{key}[0].path:")),
+                "{version}: {message}"
+            );
+        }
     }
 
     #[test]
