@@ -125,6 +125,13 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             tls.server,
             webhook::router(client.clone()),
         ));
+        if let webhook::TlsSource::Files { cert, key } = &config.tls {
+            tokio::spawn(webhook::keep_reloading(
+                tls.certificate,
+                cert.clone(),
+                key.clone(),
+            ));
+        }
         tokio::spawn(webhook::keep_injected(
             client.clone(),
             tls.generated_ca,

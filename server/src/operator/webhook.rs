@@ -30,6 +30,7 @@ use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
@@ -42,6 +43,8 @@ use crate::k8s::{CLIENT_INTENTS_CRD, CONVERT_PATH, VALIDATE_PATH, VALIDATING_WEB
 const MAX_BUNDLED_CAS: usize = 4;
 /// How often the CA bundles are checked (and restored if a re-applied manifest removed them).
 const INJECT_INTERVAL: Duration = Duration::from_secs(30);
+/// How often user-supplied certificate files are checked for a renewal.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a TLS handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -81,46 +84,108 @@ pub enum Error {
     NoHosts,
 }
 
-/// The serving configuration, and the PEM of the CA when Accord generated it.
+/// The serving configuration, the certificate it serves, and the PEM of the CA when Accord
+/// generated it.
 pub struct Tls {
     pub server: Arc<rustls::ServerConfig>,
+    pub certificate: Arc<Certificate>,
     pub generated_ca: Option<String>,
+}
+
+/// The serving certificate, replaceable while the server runs (user-supplied files are read
+/// again when they change, as cert-manager rotates them).
+#[derive(Debug)]
+pub struct Certificate {
+    current: std::sync::RwLock<Arc<CertifiedKey>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl Certificate {
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        match self.current.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Load `cert` and `key` again; true when they differ from what is served (and now serve).
+    pub fn reload(&self, cert: &PathBuf, key: &PathBuf) -> Result<bool, Error> {
+        let loaded = load_files(cert, key, &self.provider)?;
+        if loaded.cert == self.current().cert {
+            return Ok(false);
+        }
+        match self.current.write() {
+            Ok(mut c) => *c = Arc::new(loaded),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(loaded),
+        }
+        Ok(true)
+    }
+}
+
+impl rustls::server::ResolvesServerCert for Certificate {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+fn load_files(
+    cert: &PathBuf,
+    key: &PathBuf,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<CertifiedKey, Error> {
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| Error::Read(p.clone(), e));
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .filter_map(Result::ok)
+        .collect();
+    if chain.is_empty() {
+        return Err(Error::NoCertificate(cert.clone()));
+    }
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| Error::NoKey(key.clone()))?;
+    Ok(CertifiedKey::from_der(chain, key_der, provider)?)
 }
 
 impl Tls {
     pub fn prepare(source: &TlsSource) -> Result<Self, Error> {
-        let (chain, key, generated_ca) = match source {
-            TlsSource::Files { cert, key } => {
-                let read = |p: &PathBuf| std::fs::read(p).map_err(|e| Error::Read(p.clone(), e));
-                let cert_pem = read(cert)?;
-                let key_pem = read(key)?;
-                let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-                    .filter_map(Result::ok)
-                    .collect();
-                if chain.is_empty() {
-                    return Err(Error::NoCertificate(cert.clone()));
-                }
-                let key = PrivateKeyDer::from_pem_slice(&key_pem)
-                    .map_err(|_| Error::NoKey(key.clone()))?;
-                (chain, key, None)
-            }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (certified, generated_ca) = match source {
+            TlsSource::Files { cert, key } => (load_files(cert, key, &provider)?, None),
             TlsSource::Generate { hosts } => {
                 let generated = generate(hosts)?;
-                let chain = vec![generated.cert_der];
                 let key = PrivateKeyDer::try_from(generated.key_der)
                     .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))?;
-                (chain, key, Some(generated.ca_pem))
+                let certified = CertifiedKey::from_der(vec![generated.cert_der], key, &provider)?;
+                (certified, Some(generated.ca_pem))
             }
         };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certificate = Arc::new(Certificate {
+            current: std::sync::RwLock::new(Arc::new(certified)),
+            provider: provider.clone(),
+        });
         let server = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
-            .with_single_cert(chain, key)?;
+            .with_cert_resolver(certificate.clone());
         Ok(Tls {
             server: Arc::new(server),
+            certificate,
             generated_ca,
         })
+    }
+}
+
+/// Serve rotated certificate files: read them again every [`RELOAD_INTERVAL`].
+pub async fn keep_reloading(certificate: Arc<Certificate>, cert: PathBuf, key: PathBuf) {
+    loop {
+        tokio::time::sleep(RELOAD_INTERVAL).await;
+        match certificate.reload(&cert, &key) {
+            Ok(true) => info!(cert = %cert.display(), "serving the renewed webhook certificate"),
+            Ok(false) => {}
+            Err(e) => {
+                warn!(error = %e, "reading the webhook certificate failed; serving the previous one")
+            }
+        }
     }
 }
 
@@ -732,7 +797,9 @@ mod tests {
                 "metadata": {"name": "c", "namespace": "ns"},
                 "spec": {"service": {"name": "c"}, "calls": [{"name": "s", key: [{"methods": ["GET"]}]}]}});
             let r = review_admission(&admission("CREATE", v1, Value::Null), &[]);
-            let message = r["response"]["status"]["message"].as_str().unwrap_or_default();
+            let message = r["response"]["status"]["message"]
+                .as_str()
+                .unwrap_or_default();
             assert!(
                 message.starts_with(&format!("spec.calls[0].{key}[0].path:")),
                 "{version}: {message}"
@@ -763,7 +830,45 @@ mod tests {
     }
 
     #[test]
-    fn generated_certificates_serve_tls() {
+    fn renewed_certificate_files_are_served_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        let write = |name: &str| {
+            let k = rcgen::KeyPair::generate().unwrap();
+            let c = rcgen::CertificateParams::new(vec![name.to_string()])
+                .unwrap()
+                .self_signed(&k)
+                .unwrap();
+            std::fs::write(&cert, c.pem()).unwrap();
+            std::fs::write(&key, k.serialize_pem()).unwrap();
+        };
+        write("first.example");
+        let tls = Tls::prepare(&TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        })
+        .expect("loads the files");
+        assert!(tls.generated_ca.is_none());
+        let before = tls.certificate.current();
+        assert!(
+            !tls.certificate.reload(&cert, &key).unwrap(),
+            "unchanged files"
+        );
+        write("second.example");
+        assert!(tls.certificate.reload(&cert, &key).unwrap());
+        assert_ne!(tls.certificate.current().cert, before.cert);
+        // A broken file keeps the last good certificate.
+        std::fs::write(&key, "not a key").unwrap();
+        assert!(matches!(
+            tls.certificate.reload(&cert, &key),
+            Err(Error::NoKey(_))
+        ));
+        assert_ne!(tls.certificate.current().cert, before.cert);
+    }
+
+    #[tokio::test]
+    async fn generated_certificate_serves_conversion_over_tls_trusted_by_its_ca() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let tls = Tls::prepare(&TlsSource::Generate {
             hosts: vec![
                 "accord-operator-webhook.accord-system.svc".into(),
@@ -771,8 +876,53 @@ mod tests {
             ],
         })
         .expect("generated");
-        let ca = tls.generated_ca.expect("a CA");
-        assert_eq!(pem_blocks(&ca).len(), 1);
+        let ca = tls.generated_ca.clone().expect("a CA");
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Conversion needs no API server; the client only has to exist for the router.
+        let client =
+            Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        tokio::spawn(serve(listener, tls.server.clone(), router(client)));
+
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut stream = connector
+            .connect(name, tcp)
+            .await
+            .expect("the handshake verifies against the generated CA");
+        let body = review(
+            "k8s.otterize.com/v1alpha2",
+            json!([{"apiVersion": "k8s.otterize.com/v2alpha1", "kind": "ClientIntents",
+                "metadata": {"name": "c", "namespace": "ns"},
+                "spec": {"workload": {"name": "c"}, "targets": [{"service": {"name": "s"}}]}}]),
+        )
+        .to_string();
+        let request = format!(
+            "POST {CONVERT_PATH} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response).await;
+        let response = String::from_utf8_lossy(&response);
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        let json: Value = serde_json::from_str(response.split_once("\r\n\r\n").unwrap().1).unwrap();
+        assert_eq!(
+            json["response"]["convertedObjects"][0]["spec"],
+            json!({"service": {"name": "c"}, "calls": [{"name": "svc:s"}]})
+        );
         assert!(matches!(
             Tls::prepare(&TlsSource::Generate { hosts: vec![] }),
             Err(Error::NoHosts)
