@@ -6,10 +6,17 @@
 //! (`accord crd`, committed under `deploy/crds/`) and the status the operator writes.
 //!
 //! Served versions: ClientIntents `v2alpha1` (storage) and `v2beta1`, which have identical
-//! schemas as upstream. ProtectedService has the same schema (`spec.name`) in every version, so
-//! all five versions are served without conversion.
+//! schemas as upstream, and `v1beta1`, `v1alpha3`, `v1alpha2` (`service` + `calls`), which the
+//! API server converts through the operator's conversion webhook (`accord operator
+//! --webhook-listen`; the conversion itself is `accord_policy::intents::convert`). The CRD
+//! names the webhook's Service; the operator patches in its CA bundle at run time.
+//! ProtectedService has the same schema (`spec.name`) in every version, so all five versions
+//! are served without conversion.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceConversion, CustomResourceDefinition, ServiceReference, WebhookClientConfig,
+    WebhookConversion,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResourceExt;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
@@ -18,6 +25,16 @@ use serde::{Deserialize, Serialize};
 pub const GROUP: &str = "k8s.otterize.com";
 /// The version the API server stores ClientIntents in (as upstream).
 pub const STORAGE_VERSION: &str = "v2alpha1";
+/// The ClientIntents CRD's name.
+pub const CLIENT_INTENTS_CRD: &str = "clientintents.k8s.otterize.com";
+/// The Service in front of the operator's webhooks, and its namespace (as in `deploy/`).
+pub const WEBHOOK_SERVICE: &str = "accord-operator-webhook";
+pub const WEBHOOK_NAMESPACE: &str = "accord-system";
+/// The ValidatingWebhookConfiguration's name (as in `deploy/webhook.yaml`).
+pub const VALIDATING_WEBHOOK: &str = "accord-operator";
+/// Paths of the conversion and validation webhooks.
+pub const CONVERT_PATH: &str = "/convert";
+pub const VALIDATE_PATH: &str = "/validate-clientintents";
 
 /// The client workload that declares the calls.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -55,6 +72,16 @@ pub struct Target {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_object")]
     pub azure: Option<serde_json::Value>,
+}
+
+fn any_object_list(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+        },
+    })
 }
 
 fn any_object(_: &mut SchemaGenerator) -> Schema {
@@ -118,6 +145,40 @@ macro_rules! client_intents_version {
 client_intents_version!(v2alpha1, "v2alpha1");
 client_intents_version!(v2beta1, "v2beta1");
 
+macro_rules! client_intents_v1_version {
+    ($module:ident, $version:literal) => {
+        pub mod $module {
+            use kube::CustomResource;
+            use schemars::JsonSchema;
+            use serde::{Deserialize, Serialize};
+
+            /// The calls a client service makes (the v1 shape; converted to v2 for storage).
+            #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+            #[kube(
+                group = "k8s.otterize.com",
+                version = $version,
+                kind = "ClientIntents",
+                plural = "clientintents",
+                namespaced,
+                status = "super::ClientIntentsStatus",
+                printcolumn(name = "Service", type_ = "string", json_path = ".spec.service.name"),
+                printcolumn(name = "UpToDate", type_ = "boolean", json_path = ".status.upToDate")
+            )]
+            pub struct ClientIntentsSpec {
+                pub service: super::Workload,
+                /// The calls, kept as written (the operator's validating webhook checks them).
+                #[serde(default, skip_serializing_if = "Vec::is_empty")]
+                #[schemars(schema_with = "super::any_object_list")]
+                pub calls: Vec<serde_json::Value>,
+            }
+        }
+    };
+}
+
+client_intents_v1_version!(v1beta1, "v1beta1");
+client_intents_v1_version!(v1alpha3, "v1alpha3");
+client_intents_v1_version!(v1alpha2, "v1alpha2");
+
 macro_rules! protected_service_version {
     ($module:ident, $version:literal) => {
         pub mod $module {
@@ -146,14 +207,34 @@ pub mod protected_service {
 /// The CRDs, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
     use kube::core::crd::merge_crds;
-    let intents = merge_crds(
+    let mut intents = merge_crds(
         vec![
             v2alpha1::ClientIntents::crd(),
             v2beta1::ClientIntents::crd(),
+            v1beta1::ClientIntents::crd(),
+            v1alpha3::ClientIntents::crd(),
+            v1alpha2::ClientIntents::crd(),
         ],
         STORAGE_VERSION,
     )
     .expect("the ClientIntents versions share names and scope");
+    // The API server sends every conversion to the operator's webhook, through its Service;
+    // the operator patches in the CA bundle (or a URL, outside a cluster) when it starts.
+    intents.spec.conversion = Some(CustomResourceConversion {
+        strategy: "Webhook".into(),
+        webhook: Some(WebhookConversion {
+            conversion_review_versions: vec!["v1".into()],
+            client_config: Some(WebhookClientConfig {
+                service: Some(ServiceReference {
+                    namespace: WEBHOOK_NAMESPACE.into(),
+                    name: WEBHOOK_SERVICE.into(),
+                    path: Some(CONVERT_PATH.into()),
+                    port: Some(443),
+                }),
+                ..Default::default()
+            }),
+        }),
+    });
     let protected = merge_crds(
         vec![
             protected_service::v1alpha2::ProtectedService::crd(),
@@ -193,16 +274,60 @@ mod tests {
         );
     }
 
+    fn version<'a>(
+        crd: &'a CustomResourceDefinition,
+        name: &str,
+    ) -> &'a k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionVersion{
+        crd.spec
+            .versions
+            .iter()
+            .find(|v| v.name == name)
+            .unwrap_or_else(|| panic!("version {name} missing"))
+    }
+
     #[test]
     fn client_intents_v2_versions_share_one_schema_and_store_v2alpha1() {
         let crd = &crds()[0];
         let versions = &crd.spec.versions;
+        let mut names: Vec<&str> = versions.iter().map(|v| v.name.as_str()).collect();
+        names.sort();
         assert_eq!(
-            versions.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
-            ["v2alpha1", "v2beta1"]
+            names,
+            ["v1alpha2", "v1alpha3", "v1beta1", "v2alpha1", "v2beta1"]
         );
-        assert_eq!(versions[0].schema, versions[1].schema);
-        assert!(versions[0].storage && !versions[1].storage);
+        assert_eq!(
+            version(crd, "v2alpha1").schema,
+            version(crd, "v2beta1").schema
+        );
+        assert!(versions.iter().all(|v| v.storage == (v.name == "v2alpha1")));
         assert!(versions.iter().all(|v| v.served));
+    }
+
+    #[test]
+    fn client_intents_v1_versions_share_one_schema_and_convert_through_the_webhook() {
+        let crd = &crds()[0];
+        let v1 = &version(crd, "v1beta1").schema;
+        assert_eq!(v1, &version(crd, "v1alpha3").schema);
+        assert_eq!(v1, &version(crd, "v1alpha2").schema);
+        assert_ne!(v1, &version(crd, "v2alpha1").schema);
+        let conversion = crd.spec.conversion.as_ref().expect("conversion");
+        assert_eq!(conversion.strategy, "Webhook");
+        let webhook = conversion.webhook.as_ref().expect("webhook");
+        assert_eq!(webhook.conversion_review_versions, ["v1"]);
+        let service = webhook
+            .client_config
+            .as_ref()
+            .and_then(|c| c.service.as_ref())
+            .expect("service reference");
+        assert_eq!(
+            (
+                service.namespace.as_str(),
+                service.name.as_str(),
+                service.path.as_deref()
+            ),
+            (WEBHOOK_NAMESPACE, WEBHOOK_SERVICE, Some(CONVERT_PATH))
+        );
+        // ProtectedService needs no conversion: one schema in every version.
+        assert!(crds()[1].spec.conversion.is_none());
     }
 }

@@ -2,8 +2,10 @@
 //! labels and ClientIntents statuses as the core says they should be.
 //!
 //! In: watch events of ClientIntents and ProtectedServices (untyped, so a malformed object is
-//! reported on its status instead of breaking the watch), Pods and their owners (metadata only),
-//! Services, and the NetworkPolicies carrying Accord's labels. Out: server-side applied
+//! reported on its status instead of breaking the watch), Pods, their owners up to the root
+//! kinds and Namespaces (metadata only), Services, and the NetworkPolicies carrying Accord's
+//! labels. With `--webhook-listen`, also the API server's conversion and admission reviews
+//! ([`webhook`]). Out: server-side applied
 //! NetworkPolicies (field manager [`FIELD_MANAGER`]), merge patches of pod labels, deletions
 //! of policies carrying Accord's labels only, status patches, a finalizer on ClientIntents.
 //!
@@ -14,6 +16,7 @@
 pub mod leader;
 pub mod metrics;
 pub mod state;
+pub mod webhook;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -29,10 +32,10 @@ use accord_policy::{GenerateOptions, Origin};
 use futures::channel::mpsc;
 use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, SinkExt, StreamExt};
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy as K8sNetworkPolicy;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
@@ -64,6 +67,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// How long to wait for more events before reconciling a batch.
     pub debounce: Duration,
+    /// The conversion and validating webhooks; `None` serves none.
+    pub webhook: Option<webhook::Config>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +77,10 @@ pub enum Error {
     Client(#[source] kube::Error),
     #[error("serving metrics on {0}: {1}")]
     Listen(SocketAddr, #[source] std::io::Error),
+    #[error("serving webhooks on {0}: {1}")]
+    WebhookListen(SocketAddr, #[source] std::io::Error),
+    #[error(transparent)]
+    Webhook(#[from] webhook::Error),
 }
 
 pub fn client_intents_resource() -> ApiResource {
@@ -105,6 +114,30 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         .map_err(|e| Error::Listen(settings.metrics_listen, e))?;
     info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /metrics, /healthz, /readyz");
     tokio::spawn(metrics::serve(listener, metrics.clone()));
+    // Every replica serves the webhooks, leader or not: the API server calls any of them.
+    if let Some(config) = &settings.webhook {
+        let tls = webhook::Tls::prepare(&config.tls)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| Error::WebhookListen(config.listen, e))?;
+        tokio::spawn(webhook::serve(
+            listener,
+            tls.server,
+            webhook::router(client.clone()),
+        ));
+        if let webhook::TlsSource::Files { cert, key } = &config.tls {
+            tokio::spawn(webhook::keep_reloading(
+                tls.certificate,
+                cert.clone(),
+                key.clone(),
+            ));
+        }
+        tokio::spawn(webhook::keep_injected(
+            client.clone(),
+            tls.generated_ca,
+            config.url.clone(),
+        ));
+    }
 
     let Some(lease) = settings.lease.clone() else {
         metrics.leader.store(true, Ordering::Relaxed);
@@ -152,8 +185,10 @@ enum Kind {
     Intents,
     Protected,
     Pod,
-    ReplicaSet,
-    Job,
+    /// Pod owners by kind (ReplicaSets, Jobs and the root kinds above them), as metadata.
+    Owner(&'static str),
+    /// Namespaces, as metadata.
+    Namespace,
     Service,
     /// Policies with the ownership label.
     Policy,
@@ -223,7 +258,7 @@ struct Controller {
     watches: Vec<WatchInfo>,
     intents_api: ApiResource,
     /// ClientIntents being deleted whose finalizer is removed once their subjects are clean.
-    finalizing: HashMap<Key, (Vec<String>, BTreeSet<Key>)>,
+    finalizing: HashMap<Key, (Vec<String>, Value, BTreeSet<Key>)>,
     /// ClientIntents that need Accord's finalizer: the full list to write, and the
     /// resourceVersion it was computed from.
     add_finalizer: HashMap<Key, (Vec<String>, Value)>,
@@ -309,19 +344,65 @@ impl Controller {
                     .map(|e| e.map(to_json))
                     .boxed(),
             );
+            fn owners<K>(
+                client: &Client,
+                ns: &Option<String>,
+                cfg: &watcher::Config,
+            ) -> BoxStream<'static, Result<Event<Value>, watcher::Error>>
+            where
+                K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+                    + Clone
+                    + std::fmt::Debug
+                    + Send
+                    + serde::de::DeserializeOwned
+                    + 'static,
+                <K as kube::Resource>::DynamicType: Default,
+            {
+                let api: Api<PartialObjectMeta<K>> = match ns {
+                    Some(ns) => Api::namespaced(client.clone(), ns),
+                    None => Api::all(client.clone()),
+                };
+                watcher(api, cfg.clone())
+                    .default_backoff()
+                    .map(|e| e.map(to_json))
+                    .boxed()
+            }
             add(
-                Kind::ReplicaSet,
-                watcher(
-                    typed::<PartialObjectMeta<ReplicaSet>>(&client, &ns),
-                    cfg.clone(),
-                )
-                .default_backoff()
-                .map(|e| e.map(to_json))
-                .boxed(),
+                Kind::Owner("ReplicaSet"),
+                owners::<ReplicaSet>(&client, &ns, &cfg),
+            );
+            add(Kind::Owner("Job"), owners::<Job>(&client, &ns, &cfg));
+            // The root kinds, so that an owner chain is followed to its real top (and a root
+            // that is itself owned continues the chain), as upstream does.
+            add(
+                Kind::Owner("Deployment"),
+                owners::<Deployment>(&client, &ns, &cfg),
             );
             add(
-                Kind::Job,
-                watcher(typed::<PartialObjectMeta<Job>>(&client, &ns), cfg.clone())
+                Kind::Owner("StatefulSet"),
+                owners::<StatefulSet>(&client, &ns, &cfg),
+            );
+            add(
+                Kind::Owner("DaemonSet"),
+                owners::<DaemonSet>(&client, &ns, &cfg),
+            );
+            add(
+                Kind::Owner("CronJob"),
+                owners::<CronJob>(&client, &ns, &cfg),
+            );
+            add(
+                Kind::Owner("ReplicationController"),
+                owners::<ReplicationController>(&client, &ns, &cfg),
+            );
+            // Namespace labels: all of them, or the watched namespaces' own.
+            let namespaces: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+            let ns_cfg = match &ns {
+                Some(ns) => cfg.clone().fields(&format!("metadata.name={ns}")),
+                None => cfg.clone(),
+            };
+            add(
+                Kind::Namespace,
+                watcher(namespaces, ns_cfg)
                     .default_backoff()
                     .map(|e| e.map(to_json))
                     .boxed(),
@@ -451,8 +532,14 @@ impl Controller {
                     Kind::Intents => self.state.intents.keys().cloned().collect(),
                     Kind::Protected => self.state.protected.keys().cloned().collect(),
                     Kind::Pod => self.state.pods.keys().cloned().collect(),
-                    Kind::ReplicaSet => self.state.owner_keys("ReplicaSet"),
-                    Kind::Job => self.state.owner_keys("Job"),
+                    Kind::Owner(owner) => self.state.owner_keys(owner),
+                    // Cluster-scoped: keyed like `object_key` does, by ("default", name).
+                    Kind::Namespace => self
+                        .state
+                        .namespaces
+                        .keys()
+                        .map(|n| ("default".to_string(), n.clone()))
+                        .collect(),
                     Kind::Service => self.state.services.keys().cloned().collect(),
                     Kind::Policy | Kind::DefaultDeny => {
                         let label = if kind == Kind::Policy {
@@ -469,7 +556,12 @@ impl Controller {
                     }
                 };
                 for key in known {
-                    if scope.as_ref().is_none_or(|ns| *ns == key.0) && !seen.contains(&key) {
+                    let namespace = if kind == Kind::Namespace {
+                        &key.1
+                    } else {
+                        &key.0
+                    };
+                    if scope.as_ref().is_none_or(|ns| ns == namespace) && !seen.contains(&key) {
                         self.delete(kind, &key);
                     }
                 }
@@ -501,8 +593,8 @@ impl Controller {
                 }
             }
             Kind::Pod => self.state.apply_pod(meta_of(&obj)),
-            Kind::ReplicaSet => self.state.apply_owner("ReplicaSet", meta_of(&obj)),
-            Kind::Job => self.state.apply_owner("Job", meta_of(&obj)),
+            Kind::Owner(owner) => self.state.apply_owner(owner, meta_of(&obj)),
+            Kind::Namespace => self.state.apply_namespace(meta_of(&obj)),
             Kind::Service => {
                 let (inv, diags) = core_object(&obj);
                 match inv.services.into_iter().next() {
@@ -532,8 +624,8 @@ impl Controller {
             }
             Kind::Protected => self.state.delete_protected(key),
             Kind::Pod => self.state.delete_pod(key),
-            Kind::ReplicaSet => self.state.delete_owner("ReplicaSet", &key.0, &key.1),
-            Kind::Job => self.state.delete_owner("Job", &key.0, &key.1),
+            Kind::Owner(owner) => self.state.delete_owner(owner, &key.0, &key.1),
+            Kind::Namespace => self.state.delete_namespace(&key.1),
             Kind::Service => self.state.delete_service(key),
             Kind::Policy | Kind::DefaultDeny => self.state.delete_live_policy(key),
         }
@@ -561,7 +653,11 @@ impl Controller {
                 .unwrap_or_default();
             self.state.delete_intents(&key);
             if has_finalizer {
-                self.finalizing.insert(key, (finalizers, subjects));
+                let rv = obj
+                    .pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                self.finalizing.insert(key, (finalizers, rv, subjects));
             }
             return;
         }
@@ -703,21 +799,16 @@ impl Controller {
                 .await;
             // Finalizers of deleted intents whose subjects are clean.
             // Only once every subject of the deleted intents was written successfully.
-            let done: Vec<(Key, Vec<String>)> = self
+            let done: Vec<(Key, Vec<String>, Value)> = self
                 .finalizing
                 .iter()
-                .filter(|(_, (_, subjects))| subjects.iter().all(|s| !self.state.failed.contains(s)))
-                .map(|(k, (f, _))| (k.clone(), f.clone()))
+                .filter(|(_, (_, _, subjects))| subjects.iter().all(|s| !self.state.failed.contains(s)))
+                .map(|(k, (f, rv, _))| (k.clone(), f.clone(), rv.clone()))
                 .collect();
-            for (key, finalizers) in done {
+            for (key, finalizers, rv) in done {
                 self.finalizing.remove(&key);
-                let api = Api::<DynamicObject>::namespaced_with(self.client.clone(), &key.0, &self.intents_api);
-                let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
-                let patch = json!({"metadata": {"finalizers": remaining}});
-                self.metrics.requests_finalizer.fetch_add(1, Ordering::Relaxed);
-                match api.patch(&key.1, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                    Ok(_) => info!(ns = %key.0, name = %key.1, "cleaned up; finalizer removed"),
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                match self.remove_finalizer(&key, finalizers, rv).await {
+                    Ok(()) => info!(ns = %key.0, name = %key.1, "cleaned up; finalizer removed"),
                     Err(e) => warn!(ns = %key.0, name = %key.1, error = %e, "removing the finalizer failed; the next event retries"),
                 }
             }
@@ -739,6 +830,44 @@ impl Controller {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "reconciled"
         );
+    }
+
+    /// Remove Accord's finalizer with a patch guarded by the resourceVersion, so that finalizers
+    /// other controllers add or remove meanwhile are kept; on a conflict, read the object again
+    /// and retry.
+    async fn remove_finalizer(
+        &self,
+        key: &Key,
+        mut finalizers: Vec<String>,
+        mut rv: Value,
+    ) -> Result<(), kube::Error> {
+        let api =
+            Api::<DynamicObject>::namespaced_with(self.client.clone(), &key.0, &self.intents_api);
+        for attempt in 0.. {
+            let Some(patch) = finalizer_removal_patch(&finalizers, &rv) else {
+                return Ok(());
+            };
+            self.metrics
+                .requests_finalizer
+                .fetch_add(1, Ordering::Relaxed);
+            match api
+                .patch(&key.1, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 409 && attempt < 5 => {
+                    debug!(ns = %key.0, name = %key.1, "finalizers changed meanwhile; reading them again");
+                    let Some(current) = api.get_opt(&key.1).await? else {
+                        return Ok(());
+                    };
+                    finalizers = current.metadata.finalizers.unwrap_or_default();
+                    rv = json!(current.metadata.resource_version);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     async fn execute(&mut self, write: Write) -> Result<(), kube::Error> {
@@ -834,7 +963,7 @@ fn status_event(old: &Value, new: &Value) -> Option<K8sEvent> {
         let field = |f: &str| c[f].as_str().unwrap_or_default().to_string();
         Some((field("status"), field("reason"), field("message")))
     };
-    for kind in ["Valid", "TargetsResolved", "PoliciesApplied"] {
+    for kind in ["Valid", "Unique", "TargetsResolved", "PoliciesApplied"] {
         if let Some((status, reason, message)) = condition(new, kind)
             && status == "False"
             && condition(old, kind) != Some((status, reason.clone(), message.clone()))
@@ -858,7 +987,47 @@ fn status_event(old: &Value, new: &Value) -> Option<K8sEvent> {
     })
 }
 
+/// The merge patch that removes Accord's finalizer from `finalizers` as of resourceVersion
+/// `rv` (the API server answers 409 Conflict when the object changed since), or `None` when
+/// the finalizer is not there.
+fn finalizer_removal_patch(finalizers: &[String], rv: &Value) -> Option<Value> {
+    if !finalizers.iter().any(|f| f == FINALIZER) {
+        return None;
+    }
+    let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
+    Some(json!({"metadata": {"finalizers": remaining, "resourceVersion": rv}}))
+}
+
 /// Log a fatal error the same way everywhere.
 pub fn log_fatal(e: &Error) {
     error!(error = %e, "operator stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finalizer_removal_is_guarded_and_keeps_other_finalizers() {
+        let all = vec!["example.com/keep".to_string(), FINALIZER.to_string()];
+        assert_eq!(
+            finalizer_removal_patch(&all, &json!("42")),
+            Some(
+                json!({"metadata": {"finalizers": ["example.com/keep"], "resourceVersion": "42"}})
+            )
+        );
+        assert_eq!(
+            finalizer_removal_patch(&["example.com/keep".to_string()], &json!("43")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_duplicate_becomes_a_warning_event_of_its_own() {
+        let old = json!({"conditions": [{"type": "Unique", "status": "True", "reason": "Unique", "message": ""}]});
+        let new = json!({"conditions": [{"type": "Unique", "status": "False", "reason": "DuplicateIntents", "message": "spec.workload: taken"}]});
+        let event = status_event(&old, &new).expect("an event");
+        assert_eq!(event.reason, "DuplicateIntents");
+        assert_eq!(event.type_, EventType::Warning);
+    }
 }

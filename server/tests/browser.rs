@@ -23,7 +23,8 @@ use anyhow::{Context, Result, bail};
 use fantoccini::{Client, ClientBuilder, Locator, key::Key};
 use serde_json::{Value, json};
 
-/// One browser at a time: the machine has two cores.
+/// One browser at a time: the machine has two cores. An async mutex, because the guard is held
+/// across the whole (async) journey.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const DEMO_WORKLOADS: usize = 13;

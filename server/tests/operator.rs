@@ -25,7 +25,7 @@ async fn setup(
     accord_tests::ServiceAccountCredentials,
 )> {
     let ns = TestNamespace::new().await?;
-    install_crds(&ns.client()).await?;
+    install_crds(&ns).await?;
     let account = operator_account(&ns).await?;
     let mut others = Vec::new();
     for _ in 0..extra_namespaces {
@@ -502,11 +502,29 @@ async fn invalid_intents_are_rejected_or_reported_by_field() -> Result<()> {
     assert!(message.contains("spec.workload.name"), "{message}");
 
     let _operator = Operator::start(&account, &[n], &[])?;
-    create_intents(
-        &client,
-        n,
-        "two-keys",
-        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "a"}, "service": {"name": "b"}}]}),
+    // The validating webhook rejects such intents (see
+    // `invalid_intents_are_rejected_at_create_time_naming_the_field`); in a namespace that opts
+    // out of validation they are admitted, and the operator reports them on the status.
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            n,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"intents.otterize.com/accord-validation": "disabled"}}})),
+        )
+        .await?;
+    wait_until(
+        "the API server to admit invalid intents in the opted-out namespace",
+        DEFAULT_TIMEOUT,
+        || async {
+            create_intents(
+                &client,
+                n,
+                "two-keys",
+                json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "a"}, "service": {"name": "b"}}]}),
+            )
+            .await?;
+            Ok(Some(()))
+        },
     )
     .await?;
     let status = wait_status(&client, n, "two-keys", "reported invalid", |s| {
@@ -723,5 +741,308 @@ async fn shadow_mode_enforces_only_protected_servers() -> Result<()> {
         policies.get_opt("other-access").await?.is_none(),
         "the unprotected server stays open"
     );
+    Ok(())
+}
+
+/// The smallest v1alpha2 file of otterize-compat.md, exactly as people write it.
+const SMALLEST_V1ALPHA2: &str = "\
+apiVersion: k8s.otterize.com/v1alpha2
+kind: ClientIntents
+metadata:
+  name: client-intents
+spec:
+  service:
+    name: client
+  calls:
+    - name: server
+";
+
+/// A v1alpha2 file applied as it is: the API server converts it through the operator's
+/// webhook for storage, the operator enforces it, and it reads back in both shapes.
+#[tokio::test]
+async fn v1alpha2_intents_are_converted_by_the_webhook_and_enforced() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let webhook = install_crds(&ns).await?;
+    let client = ns.client();
+    let n = ns.name();
+
+    // The webhook operator generated a CA and put it, with its URL, into the CRD and the
+    // ValidatingWebhookConfiguration.
+    let crd = serde_json::to_value(
+        Api::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>::all(client.clone())
+            .get("clientintents.k8s.otterize.com")
+            .await?,
+    )?;
+    let conversion = &crd["spec"]["conversion"];
+    assert_eq!(conversion["strategy"], "Webhook");
+    assert_eq!(
+        conversion["webhook"]["clientConfig"]["url"],
+        format!("{}/convert", webhook.url)
+    );
+    assert!(conversion["webhook"]["clientConfig"]["service"].is_null());
+    let vwc = serde_json::to_value(
+        Api::<k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration>::all(
+            client.clone(),
+        )
+        .get("accord-operator")
+        .await?,
+    )?;
+    let config = &vwc["webhooks"][0]["clientConfig"];
+    assert_eq!(
+        config["url"],
+        format!("{}/validate-clientintents", webhook.url)
+    );
+    assert_eq!(
+        config["caBundle"],
+        conversion["webhook"]["clientConfig"]["caBundle"]
+    );
+
+    create_deployment(&client, n, "client").await?;
+    create_deployment(&client, n, "server").await?;
+    let _operator = Operator::start(&account, &[n], &[])?;
+    let doc: serde_json::Value = serde_yaml::from_str(SMALLEST_V1ALPHA2)?;
+    let v1alpha2 = Api::<kube::api::DynamicObject>::namespaced_with(
+        client.clone(),
+        n,
+        &intents_resource("v1alpha2"),
+    );
+    v1alpha2
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(doc.clone())?,
+        )
+        .await
+        .context("creating the v1alpha2 file as it is")?;
+
+    let server = formatted("server", n, None);
+    let access = format!("intents.otterize.com/access-{server}");
+    let policy = wait_policy(&client, n, "server-access", "exists", |_| true).await?;
+    assert_eq!(
+        spec_json(&policy),
+        json!({
+            "podSelector": {"matchLabels": {"intents.otterize.com/service": server}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{
+                "podSelector": {"matchLabels": {access.clone(): "true"}},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}},
+            }]}],
+        })
+    );
+    wait_pod_labels(
+        &client,
+        n,
+        "client",
+        &[
+            (access.as_str(), Some("true")),
+            (
+                "intents.otterize.com/client",
+                Some(formatted("client", n, None).as_str()),
+            ),
+        ],
+    )
+    .await?;
+    wait_status(&client, n, "client-intents", "up to date", |s| {
+        s["upToDate"] == true
+    })
+    .await?;
+
+    // Read back in the v2 shape, and in the shape it was written in.
+    let v2beta1 = Api::<kube::api::DynamicObject>::namespaced_with(
+        client.clone(),
+        n,
+        &intents_resource("v2beta1"),
+    );
+    let as_v2 = v2beta1.get("client-intents").await?;
+    assert_eq!(
+        as_v2.data["spec"],
+        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}]})
+    );
+    assert!(
+        as_v2.metadata.annotations.unwrap_or_default().is_empty(),
+        "a lossless conversion needs no annotation"
+    );
+    let as_v1 = v1alpha2.get("client-intents").await?;
+    assert_eq!(as_v1.data["spec"], doc["spec"]);
+    assert_eq!(
+        as_v1.types.as_ref().map(|t| t.api_version.as_str()),
+        Some("k8s.otterize.com/v1alpha2")
+    );
+
+    // A form v2 cannot express (an explicit `type: http`) survives the round trip too.
+    let explicit = json!({
+        "apiVersion": "k8s.otterize.com/v1alpha2",
+        "kind": "ClientIntents",
+        "metadata": {"name": "explicit"},
+        "spec": {"service": {"name": "other"}, "calls": [{"name": "server", "type": "http"}]},
+    });
+    v1alpha2
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(explicit.clone())?,
+        )
+        .await?;
+    assert_eq!(
+        v2beta1.get("explicit").await?.data["spec"]["targets"],
+        json!([{"kubernetes": {"name": "server"}}])
+    );
+    assert_eq!(
+        v1alpha2.get("explicit").await?.data["spec"],
+        explicit["spec"]
+    );
+    Ok(())
+}
+
+/// What upstream rejects is rejected by the API server at create time, through the operator's
+/// validating webhook, with the field named; nothing is stored.
+#[tokio::test]
+async fn invalid_intents_are_rejected_at_create_time_naming_the_field() -> Result<()> {
+    let (ns, _, _account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    let rejection = |r: Result<()>| -> String {
+        format!(
+            "{:#}",
+            r.expect_err("the API server must reject these intents")
+        )
+    };
+
+    let message = rejection(
+        create_intents(
+            &client,
+            n,
+            "two-keys",
+            json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "a"}, "service": {"name": "b"}}]}),
+        )
+        .await,
+    );
+    assert!(
+        message.contains("denied the request")
+            && message.contains("spec.targets[0]: a target must set exactly one key"),
+        "{message}"
+    );
+
+    let message = rejection(
+        apply_value(
+            &client,
+            &json!({
+                "apiVersion": "k8s.otterize.com/v1alpha2",
+                "kind": "ClientIntents",
+                "metadata": {"name": "dotted", "namespace": n},
+                "spec": {"service": {"name": "client.other"}, "calls": [{"name": "server"}]},
+            }),
+        )
+        .await,
+    );
+    assert!(message.contains("spec.service.name"), "{message}");
+
+    let message = rejection(
+        create_intents(
+            &client,
+            n,
+            "no-path",
+            json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server", "http": [{"methods": ["GET"]}]}}]}),
+        )
+        .await,
+    );
+    assert!(
+        message.contains("spec.targets[0].kubernetes.http[0].path"),
+        "{message}"
+    );
+
+    // One ClientIntents per workload.
+    create_intents(
+        &client,
+        n,
+        "first",
+        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}]}),
+    )
+    .await?;
+    let message = rejection(
+        create_intents(
+            &client,
+            n,
+            "second",
+            json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "other"}}]}),
+        )
+        .await,
+    );
+    assert!(
+        message.contains("spec.workload.name") && message.contains("first"),
+        "{message}"
+    );
+
+    let stored: Vec<String> = intents_api(&client, n)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|o| o.metadata.name)
+        .collect();
+    assert_eq!(stored, ["first"]);
+    Ok(())
+}
+
+/// Deleting intents removes only Accord's finalizer: another controller's stays (the removal is
+/// guarded by the resourceVersion, so one added meanwhile is not lost either).
+#[tokio::test]
+async fn deleting_intents_keeps_other_controllers_finalizers() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    create_deployment(&client, n, "server").await?;
+    create_deployment(&client, n, "client").await?;
+    let _operator = Operator::start(&account, &[n], &[])?;
+    create_intents(
+        &client,
+        n,
+        "client",
+        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}]}),
+    )
+    .await?;
+    let intents = intents_api(&client, n);
+    let ours = "intents.otterize.com/accord-operator";
+    let current = wait_until("Accord's finalizer", DEFAULT_TIMEOUT, || async {
+        let o = intents.get("client").await?;
+        Ok(o.metadata
+            .finalizers
+            .clone()
+            .filter(|f| f.iter().any(|f| f == ours)))
+    })
+    .await?;
+    let mut with_foreign = current.clone();
+    with_foreign.push("example.com/keep".to_owned());
+    intents
+        .patch(
+            "client",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": with_foreign}})),
+        )
+        .await?;
+    wait_policy(&client, n, "server-access", "exists", |_| true).await?;
+
+    intents.delete("client", &DeleteParams::default()).await?;
+    wait_policy_gone(&client, n, "server-access").await?;
+    let left = wait_until(
+        "Accord's finalizer to be removed and the other one kept",
+        DEFAULT_TIMEOUT,
+        || async {
+            let o = intents.get("client").await?;
+            let f = o.metadata.finalizers.clone().unwrap_or_default();
+            Ok((!f.iter().any(|f| f == ours)).then_some(f))
+        },
+    )
+    .await?;
+    assert_eq!(left, ["example.com/keep"]);
+    intents
+        .patch(
+            "client",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await?;
+    wait_until("the intents to be gone", DEFAULT_TIMEOUT, || async {
+        Ok(intents.get_opt("client").await?.is_none().then_some(()))
+    })
+    .await?;
     Ok(())
 }

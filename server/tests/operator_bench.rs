@@ -131,7 +131,7 @@ async fn bench_operator_on_the_large_synthetic_cluster() -> Result<()> {
     let control_plane = ControlPlane::start().await?;
     let home = TestNamespace::create(&control_plane).await?;
     let client = home.client();
-    install_crds(&client).await?;
+    install_crds(&home).await?;
     let account = operator_account(&home).await?;
     let (namespaces, pods, services, intents) = cluster()?;
     let calls: usize = intents

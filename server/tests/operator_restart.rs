@@ -22,7 +22,7 @@ async fn operator_reconnects_and_converges_after_an_api_server_restart() -> Resu
     let ns = TestNamespace::create(&control_plane).await?;
     let client = ns.client();
     let n = ns.name();
-    install_crds(&client).await?;
+    install_crds(&ns).await?;
     let account = operator_account(&ns).await?;
     for name in ["server", "a", "b"] {
         create_deployment(&client, n, name).await?;

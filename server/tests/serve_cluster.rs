@@ -74,7 +74,7 @@ async fn wait_state(
 async fn cluster_objects_become_edges_and_history() -> Result<()> {
     let ns = TestNamespace::new().await?;
     let client = ns.client();
-    install_crds(&client).await?;
+    install_crds(&ns).await?;
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?

@@ -40,4 +40,5 @@ pub use control_plane::{
 pub use namespace::{
     KEEP_NAMESPACES_ENV, NAMESPACE_LABEL, ServiceAccountCredentials, TestNamespace, random_name,
 };
+pub use process::Watchdog;
 pub use wait::{DEFAULT_TIMEOUT, condition_status, wait_for_deletion, wait_for_object, wait_until};

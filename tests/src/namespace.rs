@@ -62,7 +62,15 @@ impl TestNamespace {
     /// Creates a namespace `accord-test-<random>` and waits until kube-controller-manager
     /// has given it its `default` ServiceAccount, which Pods need to be admitted.
     pub async fn create(control_plane: &ControlPlane) -> Result<Self> {
-        let client = control_plane.client()?;
+        Self::create_with(
+            control_plane.client()?,
+            control_plane.config().clone(),
+            control_plane.kubeconfig_path().to_owned(),
+        )
+        .await
+    }
+
+    async fn create_with(client: Client, config: Config, kubeconfig: PathBuf) -> Result<Self> {
         let name = random_name("accord-test");
         let namespace = Namespace {
             metadata: ObjectMeta {
@@ -79,8 +87,8 @@ impl TestNamespace {
         let test_namespace = TestNamespace {
             name,
             client,
-            config: control_plane.config().clone(),
-            kubeconfig: control_plane.kubeconfig_path().to_owned(),
+            config,
+            kubeconfig,
             files: tempfile::Builder::new().prefix("accord-ns-").tempdir()?,
         };
         let service_accounts: Api<ServiceAccount> = test_namespace.api();
@@ -91,6 +99,16 @@ impl TestNamespace {
         )
         .await?;
         Ok(test_namespace)
+    }
+
+    /// Creates another namespace on the same control plane (or cluster) as this one.
+    pub async fn another(&self) -> Result<Self> {
+        Self::create_with(
+            self.client.clone(),
+            self.config.clone(),
+            self.kubeconfig.clone(),
+        )
+        .await
     }
 
     pub fn name(&self) -> &str {

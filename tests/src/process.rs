@@ -147,6 +147,29 @@ impl Drop for DirReaper {
     }
 }
 
+/// Terminates a process that the test binary started itself (such as an operator kept for the
+/// whole binary in a `static`) once the test binary is gone. Dropping it stops the watchdog
+/// without touching the process.
+#[derive(Debug)]
+pub struct Watchdog(Child);
+
+impl Watchdog {
+    pub fn start(pid: u32) -> Result<Self> {
+        Ok(Watchdog(watch(
+            WATCHDOG,
+            "accord-tests-watchdog",
+            &pid.to_string(),
+        )?))
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn watch(script: &str, name: &str, argument: &str) -> Result<Child> {
     Command::new("sh")
         .arg("-c")

@@ -16,6 +16,8 @@ use serde_json::{Map, Value};
 use crate::diagnostic::{Diagnostic, Origin};
 use crate::objects::{ObjectMeta, Protocol};
 
+pub mod convert;
+
 pub const GROUP: &str = "k8s.otterize.com";
 pub const VERSIONS: &[&str] = &["v1alpha2", "v1alpha3", "v1beta1", "v2alpha1", "v2beta1"];
 
@@ -265,7 +267,12 @@ pub fn parse(origin: &Origin, doc: &Value, diags: &mut Vec<Diagnostic>) -> Optio
         }
     }
     if version.starts_with("v1") {
-        parse_v1_calls(spec, &namespace, &mut intents.targets, &mut ctx);
+        let http_key = if version == "v1alpha2" {
+            "resources"
+        } else {
+            "HTTPResources"
+        };
+        parse_v1_calls(spec, &namespace, http_key, &mut intents.targets, &mut ctx);
     } else {
         parse_v2_targets(spec, &namespace, &mut intents.targets, &mut ctx);
     }
@@ -515,6 +522,7 @@ fn parse_internet(body: &Map<String, Value>, field: &str, ctx: &mut Ctx) -> Opti
 fn parse_v1_calls(
     spec: &Map<String, Value>,
     namespace: &str,
+    http_key: &str,
     out: &mut Vec<Target>,
     ctx: &mut Ctx,
 ) {
@@ -561,6 +569,9 @@ fn parse_v1_calls(
             );
         }
         let kind = str_field(obj, "kind").filter(|k| !k.is_empty());
+        if call_type == "http" {
+            check_http(obj.get(http_key), &format!("{field}.{http_key}"), ctx);
+        }
         let kind = match call_type {
             "http" | "kafka" => {
                 if svc_prefix || kind == Some("Service") {

@@ -1,11 +1,13 @@
 //! `accord operator`: run the operator in a cluster.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use accord_policy::GenerateOptions;
 
+use crate::operator::webhook::{self, TlsSource};
 use crate::operator::{self, Settings, leader::LeaseConfig};
 
 /// Reconcile ClientIntents into NetworkPolicies and pod labels. Connects with the in-cluster
@@ -68,6 +70,32 @@ pub struct Args {
     /// Milliseconds to wait for more events before reconciling, so bursts become one batch.
     #[arg(long, env = "ACCORD_DEBOUNCE_MS", default_value_t = 10)]
     debounce_ms: u64,
+    /// Serve the ClientIntents conversion (`/convert`) and validating (`/validate-clientintents`)
+    /// webhooks over HTTPS on this address; no webhooks when unset.
+    #[arg(long, env = "ACCORD_WEBHOOK_LISTEN")]
+    webhook_listen: Option<SocketAddr>,
+    /// PEM file of the webhooks' serving certificate (with its chain). Without it, the operator
+    /// generates a CA and a certificate for `--webhook-host`, and puts the CA into the CRD's
+    /// and the ValidatingWebhookConfiguration's caBundle itself.
+    #[arg(long, env = "ACCORD_WEBHOOK_CERT", requires = "webhook_key")]
+    webhook_cert: Option<PathBuf>,
+    /// PEM file of the serving certificate's private key.
+    #[arg(long, env = "ACCORD_WEBHOOK_KEY", requires = "webhook_cert")]
+    webhook_key: Option<PathBuf>,
+    /// A DNS name or IP address the generated certificate is valid for (repeatable, or
+    /// comma-separated), e.g. `accord-operator-webhook.accord-system.svc` or `127.0.0.1`.
+    #[arg(
+        long = "webhook-host",
+        env = "ACCORD_WEBHOOK_HOSTS",
+        value_delimiter = ',',
+        default_value = "accord-operator-webhook.accord-system.svc"
+    )]
+    webhook_hosts: Vec<String>,
+    /// Base URL the API server reaches the webhooks at, such as `https://127.0.0.1:9443`, for
+    /// an operator outside the cluster: the webhook configurations are patched to use this URL
+    /// instead of the Service.
+    #[arg(long, env = "ACCORD_WEBHOOK_URL")]
+    webhook_url: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -106,6 +134,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             lease,
             concurrency: args.concurrency,
             debounce: Duration::from_millis(args.debounce_ms),
+            webhook: args.webhook_listen.map(|listen| webhook::Config {
+                listen,
+                tls: match (args.webhook_cert, args.webhook_key) {
+                    (Some(cert), Some(key)) => TlsSource::Files { cert, key },
+                    _ => TlsSource::Generate {
+                        hosts: args.webhook_hosts,
+                    },
+                },
+                url: args.webhook_url,
+            }),
         };
         match operator::run(settings).await {
             Ok(()) => Ok(ExitCode::SUCCESS),

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use accord_policy::diagnostic::{Diagnostic, Origin};
 use accord_policy::identity::{self, WorkloadId, formatted};
 use accord_policy::intents::{self, ClientIntents, TargetKind};
-use accord_policy::inventory::{Inventory, Pod, ProtectedService};
+use accord_policy::inventory::{Inventory, Namespace, Pod, ProtectedService};
 use accord_policy::labels;
 use accord_policy::objects::{Labels, NetworkPolicy, ObjectMeta, Service};
 use accord_policy::{GenerateOptions, generate};
@@ -97,6 +97,8 @@ pub struct State {
     /// Metadata of pod owners (ReplicaSets, Jobs, …) by `(namespace, kind, name)`.
     owners: HashMap<(String, String, String), ObjectMeta>,
     pub protected: HashMap<Key, ProtectedService>,
+    /// Labels of the namespaces in scope, by name.
+    pub namespaces: HashMap<String, Labels>,
     /// The policies carrying Accord's ownership labels, as the API server last showed them.
     /// Ordered, so that the policies of one namespace are a range.
     pub live_policies: BTreeMap<Key, NetworkPolicy>,
@@ -115,8 +117,9 @@ pub struct State {
     pub failed: HashSet<Key>,
 }
 
-/// Root kinds are never owned in practice; their metadata need not be watched to end an owner
-/// chain at them.
+/// Kinds that are the top of almost every owner chain. Their metadata is watched, so a chain
+/// goes on above one that is itself owned; until the watch has shown one, it stands in by the
+/// name in the reference, so that a pod never flaps to its ReplicaSet's identity meanwhile.
 const ROOT_KINDS: &[&str] = &[
     "Deployment",
     "StatefulSet",
@@ -266,8 +269,7 @@ impl State {
             ..Default::default()
         };
         let ns = pod.namespace().to_string();
-        // Root owners (Deployments, …) are not watched: the chain ends at them anyway, so stand
-        // in for them with the name from the reference.
+        // A root owner (Deployment, …) not known yet stands in by the reference's name.
         let mut roots: Vec<(String, String, ObjectMeta)> = Vec::new();
         let mut current = meta;
         for _ in 0..16 {
@@ -367,17 +369,33 @@ impl State {
         }
     }
 
+    /// Whether the owner `kind`/`name` is on the owner chain of a pod in `ns` (as far as the
+    /// chain's owners are known).
+    fn chain_contains(&self, ns: &str, pod: &ObjectMeta, kind: &str, name: &str) -> bool {
+        let mut current = pod;
+        for _ in 0..16 {
+            let Some(r) = current.owner_references.first() else {
+                return false;
+            };
+            if r.kind == kind && r.name == name {
+                return true;
+            }
+            match self
+                .owners
+                .get(&(ns.to_string(), r.kind.clone(), r.name.clone()))
+            {
+                Some(m) => current = m,
+                None => return false,
+            }
+        }
+        false
+    }
+
     fn reresolve_owned_by(&mut self, ns: &str, kind: &str, name: &str) {
         let owned: Vec<ObjectMeta> = self
             .pods
             .iter()
-            .filter(|((pns, _), p)| {
-                pns == ns
-                    && p.meta
-                        .owner_references
-                        .first()
-                        .is_some_and(|o| o.kind == kind && o.name == name)
-            })
+            .filter(|((pns, _), p)| pns == ns && self.chain_contains(ns, &p.meta, kind, name))
             .map(|(_, p)| p.meta.clone())
             .collect();
         for meta in owned {
@@ -392,6 +410,28 @@ impl State {
             .filter(|(_, k, _)| k == kind)
             .map(|(ns, _, name)| (ns.clone(), name.clone()))
             .collect()
+    }
+
+    // ---- Namespaces ----
+
+    /// A namespace was added or its labels changed: its subjects are recomputed with the
+    /// current labels.
+    pub fn apply_namespace(&mut self, meta: ObjectMeta) {
+        if self.namespaces.get(&meta.name) == Some(&meta.labels) {
+            return;
+        }
+        let subjects: Vec<Key> = self
+            .by_subject
+            .keys()
+            .filter(|k| k.0 == meta.name)
+            .cloned()
+            .collect();
+        self.dirty.extend(subjects);
+        self.namespaces.insert(meta.name, meta.labels);
+    }
+
+    pub fn delete_namespace(&mut self, name: &str) {
+        self.namespaces.remove(name);
     }
 
     // ---- Services, ProtectedServices, policies ----
@@ -499,6 +539,26 @@ impl State {
                 relevant.extend(set.iter().cloned());
             }
         }
+        // Intents declaring the same client workload go together, so that the core sees (and
+        // reports) a duplicate whichever of them changed.
+        let mut same_client: Vec<Key> = Vec::new();
+        for k in &relevant {
+            let Some(i) = self.intents.get(k).and_then(|e| e.parsed.as_ref()) else {
+                continue;
+            };
+            let client = (i.namespace.clone(), i.workload.name.clone());
+            for other in self.by_subject.get(&client).into_iter().flatten() {
+                let same = self
+                    .intents
+                    .get(other)
+                    .and_then(|e| e.parsed.as_ref())
+                    .is_some_and(|o| o.namespace == i.namespace && o.workload == i.workload);
+                if same {
+                    same_client.push(other.clone());
+                }
+            }
+        }
+        relevant.extend(same_client);
         let mut mini = Inventory::default();
         let mut referenced: BTreeSet<Key> = dirty.clone();
         for k in &relevant {
@@ -510,6 +570,15 @@ impl State {
             }
         }
         for s in &referenced {
+            if let Some(labels) = self.namespaces.get(&s.0) {
+                mini.namespaces
+                    .entry(s.0.clone())
+                    .or_insert_with(|| Namespace {
+                        name: s.0.clone(),
+                        labels: labels.clone(),
+                        declared: true,
+                    });
+            }
             if let Some(svc) = self.services.get(s) {
                 mini.services.push(svc.clone());
             }
@@ -792,9 +861,18 @@ pub fn status_patch(input: &StatusInput, failed: &HashSet<Key>, now: &str) -> Op
         .filter(|d| d.is_error())
         .map(|d| format!("{}: {}", d.field, d.message))
         .collect();
+    // The core's generation errors are duplicates (a second ClientIntents for one workload);
+    // its warnings are targets that do not resolve.
+    let duplicates: Vec<String> = input
+        .generate_diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{}: {}", d.field, d.message))
+        .collect();
     let unresolved: Vec<String> = input
         .generate_diagnostics
         .iter()
+        .filter(|d| !d.is_error())
         .map(|d| format!("{}: {}", d.field, d.message))
         .collect();
     let write_failures: Vec<String> = input
@@ -808,6 +886,16 @@ pub fn status_patch(input: &StatusInput, failed: &HashSet<Key>, now: &str) -> Op
             cond("Valid", true, "Valid", "the intents are valid".into())
         } else {
             cond("Valid", false, "InvalidIntents", errors.join("; "))
+        },
+        if duplicates.is_empty() {
+            cond(
+                "Unique",
+                true,
+                "Unique",
+                "no other ClientIntents declares this workload's calls".into(),
+            )
+        } else {
+            cond("Unique", false, "DuplicateIntents", duplicates.join("; "))
         },
         if unresolved.is_empty() {
             cond(
@@ -848,7 +936,7 @@ pub fn status_patch(input: &StatusInput, failed: &HashSet<Key>, now: &str) -> Op
             )
         },
     ];
-    let up_to_date = errors.is_empty() && write_failures.is_empty();
+    let up_to_date = errors.is_empty() && duplicates.is_empty() && write_failures.is_empty();
     // Keep the transition time of conditions whose status did not change.
     let current = input.current.get("conditions").and_then(Value::as_array);
     for c in &mut conditions {
@@ -887,4 +975,140 @@ fn cond(kind: &str, ok: bool, reason: &str, message: String) -> Value {
         "reason": reason,
         "message": message,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn intents(name: &str, workload: &str, target: &str) -> Value {
+        json!({
+            "apiVersion": "k8s.otterize.com/v2beta1",
+            "kind": "ClientIntents",
+            "metadata": {"name": name, "namespace": "ns", "generation": 1},
+            "spec": {"workload": {"name": workload}, "targets": [{"kubernetes": {"name": target}}]},
+        })
+    }
+
+    fn meta(name: &str, owner: Option<(&str, &str)>) -> ObjectMeta {
+        serde_json::from_value(json!({
+            "name": name,
+            "namespace": "ns",
+            "ownerReferences": owner
+                .map(|(kind, name)| vec![json!({"apiVersion": "apps/v1", "kind": kind, "name": name})])
+                .unwrap_or_default(),
+        }))
+        .expect("metadata")
+    }
+
+    fn condition<'a>(status: &'a Value, kind: &str) -> &'a Value {
+        status["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+            .unwrap_or(&Value::Null)
+    }
+
+    fn status_of(plan: &Plan, name: &str) -> Value {
+        let input = plan
+            .statuses
+            .iter()
+            .find(|s| s.key.1 == name)
+            .unwrap_or_else(|| panic!("no status planned for {name}"));
+        status_patch(input, &HashSet::new(), "2026-01-01T00:00:00Z").expect("a status")
+    }
+
+    #[test]
+    fn duplicate_intents_have_a_condition_of_their_own_whichever_changes() {
+        let mut state = State::default();
+        state.apply_intents(&intents("first", "client", "a"));
+        state.apply_intents(&intents("second", "client", "b"));
+        let plan = state.plan();
+        let second = status_of(&plan, "second");
+        let unique = condition(&second, "Unique");
+        assert_eq!(unique["status"], "False");
+        assert_eq!(unique["reason"], "DuplicateIntents");
+        assert!(
+            unique["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("ClientIntents ns/first"),
+            "{unique}"
+        );
+        // The duplicate is no longer reported as an unresolved target (the targets here do not
+        // exist, which is what that condition is for).
+        let resolved = condition(&second, "TargetsResolved");
+        assert!(
+            !resolved["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("already has intents"),
+            "{resolved}"
+        );
+        assert_eq!(second["upToDate"], false);
+        assert_eq!(
+            condition(&status_of(&plan, "first"), "Unique")["status"],
+            "True"
+        );
+
+        // A change that touches only the duplicate's own target still sees the first intents.
+        state.apply_pod(meta("b-1", None));
+        state.mark_dirty(("ns".into(), "b".into()));
+        let plan = state.plan();
+        assert_eq!(
+            condition(&status_of(&plan, "second"), "Unique")["status"],
+            "False"
+        );
+    }
+
+    #[test]
+    fn owner_chains_go_above_root_kinds_and_follow_their_changes() {
+        let mut state = State::default();
+        let pod = meta("web-7d4-abc", Some(("ReplicaSet", "web-7d4")));
+        state.apply_pod(pod.clone());
+        // Until the ReplicaSet is known, the chain stops at the last owner that could be read.
+        assert_eq!(state.pods[&key_of(&pod)].workload.name, "web-7d4-abc");
+        state.apply_owner("ReplicaSet", meta("web-7d4", Some(("Deployment", "web"))));
+        // A Deployment not seen yet stands in by its name.
+        let w = &state.pods[&key_of(&pod)].workload;
+        assert_eq!(
+            (w.name.as_str(), w.kind.as_deref()),
+            ("web", Some("Deployment"))
+        );
+        // A Deployment that is itself owned: the chain goes on to the root.
+        state.apply_owner("Deployment", meta("web", Some(("StatefulSet", "platform"))));
+        state.apply_owner("StatefulSet", meta("platform", None));
+        let w = &state.pods[&key_of(&pod)].workload;
+        assert_eq!(
+            (w.name.as_str(), w.kind.as_deref()),
+            ("platform", Some("StatefulSet"))
+        );
+        // The Deployment orphaned from its owner re-resolves the pods two levels below.
+        state.apply_owner("Deployment", meta("web", None));
+        let w = &state.pods[&key_of(&pod)].workload;
+        assert_eq!(
+            (w.name.as_str(), w.kind.as_deref()),
+            ("web", Some("Deployment"))
+        );
+    }
+
+    #[test]
+    fn namespace_label_changes_recompute_its_subjects_only() {
+        let mut state = State::default();
+        state.apply_intents(&intents("c", "client", "server"));
+        let _ = state.plan();
+        let mut ns = meta("ns", None);
+        ns.namespace = None;
+        ns.labels = [("team".to_string(), "a".to_string())].into();
+        state.apply_namespace(ns.clone());
+        assert!(state.has_dirty());
+        let plan = state.plan();
+        assert!(
+            plan.subjects
+                .contains(&("ns".to_string(), "server".to_string()))
+        );
+        assert_eq!(state.namespaces["ns"]["team"], "a");
+        // The same labels again: nothing to do.
+        state.apply_namespace(ns);
+        assert!(!state.has_dirty());
+    }
 }

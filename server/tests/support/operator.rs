@@ -42,8 +42,38 @@ fn yaml_docs(path: &Path) -> Result<Vec<Value>> {
     Ok(out)
 }
 
-/// Applies the committed CRDs (idempotent) and waits until they are established.
-pub async fn install_crds(client: &Client) -> Result<()> {
+/// The operator that serves the ClientIntents webhooks to every test of this test binary.
+///
+/// The CRD's conversion webhook and the ValidatingWebhookConfiguration are cluster-wide, so one
+/// `accord operator --webhook-listen` (with a generated CA, reached at `--webhook-url`) serves
+/// them for all tests, in a namespace of its own that no test uses; each test still runs its
+/// own operator for reconciling. It stops when the test binary ends.
+pub struct Webhook {
+    /// `https://127.0.0.1:PORT`, what the operator put into the webhook configurations.
+    pub url: String,
+    /// The namespace the webhook operator watches (its own).
+    pub namespace: String,
+    pub operator: Operator,
+    _watchdog: accord_tests::Watchdog,
+    _home: TestNamespace,
+}
+
+static WEBHOOK: tokio::sync::OnceCell<Result<Webhook, String>> = tokio::sync::OnceCell::const_new();
+
+/// Applies the committed CRDs and the ValidatingWebhookConfiguration of `deploy/webhook.yaml`
+/// once per test binary, starts the webhook operator (see [`Webhook`]) and waits until the API
+/// server converts and validates ClientIntents through it.
+pub async fn install_crds(ns: &TestNamespace) -> Result<&'static Webhook> {
+    let started = WEBHOOK
+        .get_or_init(|| async { start_webhook(ns).await.map_err(|e| format!("{e:#}")) })
+        .await;
+    started
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("the webhook operator did not start: {e}"))
+}
+
+async fn start_webhook(ns: &TestNamespace) -> Result<Webhook> {
+    let client = ns.client();
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for doc in yaml_docs(&repo().join("deploy/crds/k8s.otterize.com.yaml"))? {
         let name = doc
@@ -69,7 +99,79 @@ pub async fn install_crds(client: &Client) -> Result<()> {
         )
         .await?;
     }
-    Ok(())
+    for doc in yaml_docs(&repo().join("deploy/webhook.yaml"))? {
+        if doc["kind"] == "ValidatingWebhookConfiguration" {
+            apply_value(&client, &doc).await?;
+        }
+    }
+    let home = ns.another().await?;
+    let account = operator_account(&home).await?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let url = format!("https://127.0.0.1:{port}");
+    let operator = Operator::start(
+        &account,
+        &[home.name()],
+        &[
+            "--webhook-listen",
+            &format!("127.0.0.1:{port}"),
+            "--webhook-url",
+            &url,
+            "--webhook-host",
+            "127.0.0.1",
+        ],
+    )?;
+    let watchdog = accord_tests::Watchdog::start(operator.pid())?;
+    let convert_url = format!("{url}/convert");
+    wait_until(
+        "the webhook operator to put its URL and CA into the CRD",
+        DEFAULT_TIMEOUT,
+        || async {
+            let crd = serde_json::to_value(api.get("clientintents.k8s.otterize.com").await?)?;
+            let config = &crd["spec"]["conversion"]["webhook"]["clientConfig"];
+            Ok(
+                (config["url"] == convert_url.as_str() && config["caBundle"].is_string())
+                    .then_some(()),
+            )
+        },
+    )
+    .await
+    .with_context(|| format!("webhook operator log:\n{}", operator.logs()))?;
+    // The API server picks the new configuration up asynchronously: wait until a conversion
+    // and a validation go through.
+    let probe =
+        json!({"workload": {"name": "probe"}, "targets": [{"kubernetes": {"name": "server"}}]});
+    wait_until(
+        "a ClientIntents conversion through the webhook",
+        DEFAULT_TIMEOUT,
+        || async {
+            create_intents(&client, home.name(), "probe", probe.clone()).await?;
+            let v1 = Api::<DynamicObject>::namespaced_with(
+                client.clone(),
+                home.name(),
+                &intents_resource("v1alpha2"),
+            );
+            Ok((v1.get("probe").await?.data["spec"]["service"]["name"] == "probe").then_some(()))
+        },
+    )
+    .await
+    .with_context(|| format!("webhook operator log:\n{}", operator.logs()))?;
+    Ok(Webhook {
+        url,
+        namespace: home.name().to_owned(),
+        operator,
+        _watchdog: watchdog,
+        _home: home,
+    })
+}
+
+/// The ClientIntents API of one version.
+pub fn intents_resource(version: &str) -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("k8s.otterize.com", version, "ClientIntents"),
+        "clientintents",
+    )
 }
 
 /// Applies `deploy/rbac.yaml` with its ServiceAccount moved into `namespace` (and the
@@ -110,6 +212,7 @@ pub async fn apply_value(client: &Client, doc: &Value) -> Result<()> {
         "RoleBinding" => "rolebindings",
         "ClientIntents" => "clientintents",
         "ProtectedService" => "protectedservices",
+        "ValidatingWebhookConfiguration" => "validatingwebhookconfigurations",
         other => anyhow::bail!("apply_value: unexpected kind {other}"),
     };
     let ar =
