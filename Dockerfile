@@ -1,29 +1,37 @@
 # syntax=docker/dockerfile:1
-# Multi-stage build of the `accord` binary; the runtime image holds only the binary and CA roots.
+# The `accord` image: one binary for every command (operator, serve, render, connlist, …) and
+# the dashboard it serves. The runtime image holds only the binary, the built dashboard and CA
+# roots. The bundled demo is embedded in the binary.
+#
+#   docker build -t accord .
+#   docker run --rm -p 8080:8080 accord serve --listen 0.0.0.0:8080      # the demo dashboard
+#
+# Build caches (cargo registry, target directory, the pinned wasm tools under ~/.cache/accord)
+# live in BuildKit cache mounts, so a source edit rebuilds only what changed.
 
 FROM rust:1.95-bookworm AS build
+# npm installs the pinned binaryen (wasm-opt) that scripts/build-frontend.sh uses.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends npm \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# Dependencies first, so that source edits do not rebuild them.
-COPY Cargo.toml Cargo.lock ./
-COPY crates/policy/Cargo.toml crates/policy/Cargo.toml
-COPY server/Cargo.toml server/Cargo.toml
-COPY tests/Cargo.toml tests/Cargo.toml
-RUN mkdir -p crates/policy/src crates/policy/benches server/src tests/src \
-    && echo '' > crates/policy/src/lib.rs \
-    && for b in render evaluate; do echo 'fn main() {}' > crates/policy/benches/$b.rs; done \
-    && echo 'fn main() {}' > server/src/main.rs \
-    && echo '' > tests/src/lib.rs \
-    && cargo build --release --locked -p accord-server \
-    && rm -rf crates server tests
 COPY . .
-# Make sure cargo sees the real sources as newer than the placeholder build.
-RUN touch crates/policy/src/lib.rs server/src/main.rs \
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/root/.cache/accord \
+    --mount=type=cache,target=/src/target \
+    scripts/build-frontend.sh \
     && cargo build --release --locked -p accord-server \
-    && strip target/release/accord
+    && mkdir -p /out/bin /out/share/accord \
+    && cp target/release/accord /out/bin/accord \
+    && strip /out/bin/accord \
+    && cp -r target/site /out/share/accord/site
 
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/release/accord /usr/local/bin/accord
-COPY --from=build /src/assets/demo /usr/share/accord/demo
+COPY --from=build /out/bin/accord /usr/local/bin/accord
+# `accord serve` looks for the dashboard in <binary dir>/../share/accord/site.
+COPY --from=build /out/share/accord /usr/local/share/accord
 USER nonroot:nonroot
+# 8080: `accord serve` (pass --listen 0.0.0.0:8080) or the operator's metrics; 9443: webhooks.
+EXPOSE 8080 9443
 ENTRYPOINT ["/usr/local/bin/accord"]
 CMD ["--help"]
