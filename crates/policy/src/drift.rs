@@ -311,11 +311,14 @@ impl<'a> Index<'a> {
     }
 }
 
+/// Past this many possible `open` edges (workloads × workloads that no policy isolates), they
+/// are left out of a [`Report`] and a warning says so.
+pub const OPEN_EDGE_LIMIT: usize = 100_000;
+
 /// Compare declared intents with what the inventory's live NetworkPolicies allow.
 pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
     let generated = generate(inv, opts);
     let evaluator = Evaluator::new(inv);
-    let connectivity = evaluator.connectivity(Naming::Workload);
     let index = Index::new(inv);
 
     // Which policies select each workload, and which isolate it for ingress.
@@ -452,10 +455,29 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
             .unwrap_or_default()
     };
 
+    // What the live policies allow. Pairs into a workload no policy isolates are `open` (and
+    // hidden unless asked for); with few policies there are about workloads² of them, so past
+    // OPEN_EDGE_LIMIT only the pairs into isolated workloads and the declared ones are examined.
+    let open_servers = selected.values().filter(|v| v.1.is_empty()).count();
+    let open_bound = selected.len().saturating_mul(open_servers);
+    let mut open_omitted = None;
+    let connections = if open_bound <= OPEN_EDGE_LIMIT {
+        evaluator.connectivity(Naming::Workload).connections
+    } else {
+        open_omitted = Some(open_servers);
+        let declared_pairs: BTreeSet<(&WorkloadId, &WorkloadId)> =
+            declared.keys().copied().collect();
+        evaluator.workload_connections(
+            Naming::Workload,
+            |w| selected.get(w).is_some_and(|v| !v.1.is_empty()),
+            &declared_pairs,
+        )
+    };
+
     // Every declared or allowed workload pair.
     let mut edges: Vec<EdgeReport> = Vec::new();
     let mut allowed_pairs: BTreeMap<(&WorkloadId, &WorkloadId), &Conns> = BTreeMap::new();
-    for c in &connectivity.connections {
+    for c in &connections {
         if let (Peer::Workload(s), Peer::Workload(d)) = (&c.src, &c.dst) {
             allowed_pairs.insert((s, d), &c.conns);
         }
@@ -534,6 +556,17 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
 
     let mut diagnostics = generated.diagnostics.clone();
     diagnostics.extend(evaluator.diagnostics().iter().cloned());
+    if let Some(n) = open_omitted {
+        diagnostics.push(Diagnostic::warning(
+            &Origin::default(),
+            "",
+            "",
+            format!(
+                "{n} of {} workloads admit every caller (no NetworkPolicy isolates them for ingress); their default-allow (open) edges, up to {open_bound}, are not listed. Declared calls to them are (as unprotected).",
+                selected.len()
+            ),
+        ));
+    }
     Report {
         workloads,
         edges,

@@ -540,7 +540,10 @@ impl<'a> Evaluator<'a> {
     /// whose default admits something, with the sources whose egress is open by default or
     /// lists it. So the work follows the number of allowed pairs plus the rules' peer lists,
     /// not the square of the number of endpoints, with or without admin policies.
-    fn endpoint_pairs(&self) -> Vec<(u32, u32, Conns)> {
+    ///
+    /// Only destinations `keep` marks are paired with every source; `extra` endpoint pairs are
+    /// examined on their own (all of them when `keep` marks everything).
+    fn endpoint_pairs(&self, keep: &[bool], extra: &[(u32, u32)]) -> Vec<(u32, u32, Conns)> {
         let n = self.c.endpoints.len();
         let listed = |direction: Direction, e: u32| {
             let mut out: Vec<u32> = Vec::new();
@@ -586,38 +589,54 @@ impl<'a> Evaluator<'a> {
             }
         }
 
+        // The connections from `s` to `d` (empty when none).
+        let pair = |s: u32, d: u32| -> Conns {
+            if self.network(s) != self.network(d) {
+                return Conns::none();
+            }
+            let ingress = if listed_in[d as usize].binary_search(&s).is_ok() {
+                self.side_conns(Direction::Ingress, d, End::Endpoint(s), None)
+            } else {
+                in_default[d as usize].clone()
+            };
+            if ingress.is_empty() {
+                return ingress;
+            }
+            let egress = match &out_default[s as usize] {
+                Some(c) if listed_out[s as usize].binary_search(&d).is_err() => c.clone(),
+                _ => self.side_conns(Direction::Egress, s, End::Endpoint(d), None),
+            };
+            if egress.is_all() {
+                ingress
+            } else {
+                ingress.intersection(&egress)
+            }
+        };
+
         let mut out = Vec::new();
         for d in 0..n as u32 {
-            let default_in = &in_default[d as usize];
-            let candidates = if default_in.is_empty() {
+            if !keep[d as usize] {
+                continue;
+            }
+            let candidates = if in_default[d as usize].is_empty() {
                 listed_in[d as usize].clone()
             } else {
                 merge_sorted(&open_out, &rev_out[d as usize])
             };
             for s in candidates {
-                if self.network(s) != self.network(d) {
-                    continue;
-                }
-                let ingress = if listed_in[d as usize].binary_search(&s).is_ok() {
-                    self.side_conns(Direction::Ingress, d, End::Endpoint(s), None)
-                } else {
-                    default_in.clone()
-                };
-                if ingress.is_empty() {
-                    continue;
-                }
-                let egress = match &out_default[s as usize] {
-                    Some(c) if listed_out[s as usize].binary_search(&d).is_err() => c.clone(),
-                    _ => self.side_conns(Direction::Egress, s, End::Endpoint(d), None),
-                };
-                let conns = if egress.is_all() {
-                    ingress
-                } else {
-                    ingress.intersection(&egress)
-                };
+                let conns = pair(s, d);
                 if !conns.is_empty() {
                     out.push((s, d, conns));
                 }
+            }
+        }
+        for &(s, d) in extra {
+            if keep[d as usize] {
+                continue;
+            }
+            let conns = pair(s, d);
+            if !conns.is_empty() {
+                out.push((s, d, conns));
             }
         }
         out
@@ -651,14 +670,19 @@ impl<'a> Evaluator<'a> {
         (table, per_endpoint)
     }
 
-    /// Every allowed connection between workloads, and between workloads and external ranges.
-    pub fn connectivity(&self, naming: Naming) -> Connectivity {
-        let (table, names) = self.names(naming);
+    /// Endpoint pairs lifted to pairs of names (`emit` chooses which), merged and sorted.
+    fn name_pairs(
+        &self,
+        table: &[WorkloadId],
+        names: &[Vec<u32>],
+        endpoint_pairs: Vec<(u32, u32, Conns)>,
+        emit: impl Fn(u32, u32) -> bool,
+    ) -> Vec<Connection> {
         let mut pairs: Vec<(u32, u32, Conns)> = Vec::new();
-        for (s, d, conns) in self.endpoint_pairs() {
+        for (s, d, conns) in endpoint_pairs {
             for &ks in &names[s as usize] {
                 for &kd in &names[d as usize] {
-                    if ks != kd {
+                    if ks != kd && emit(ks, kd) {
                         pairs.push((ks, kd, conns.clone()));
                     }
                 }
@@ -683,6 +707,61 @@ impl<'a> Evaluator<'a> {
                 conns,
             });
         }
+        connections
+    }
+
+    /// The allowed connections between workloads whose destination `keep_dst` accepts, plus
+    /// those among the `extra` pairs, sorted; no external ranges or ingress controller. The work
+    /// follows the pairs examined, so leaving out destinations that admit every caller keeps a
+    /// cluster with few policies from costing the square of its workloads.
+    pub fn workload_connections(
+        &self,
+        naming: Naming,
+        keep_dst: impl Fn(&WorkloadId) -> bool,
+        extra: &BTreeSet<(&WorkloadId, &WorkloadId)>,
+    ) -> Vec<Connection> {
+        let (table, names) = self.names(naming);
+        let keep_name: Vec<bool> = table.iter().map(&keep_dst).collect();
+        let keep: Vec<bool> = names
+            .iter()
+            .map(|ks| ks.iter().any(|&k| keep_name[k as usize]))
+            .collect();
+        let mut endpoints_of: Vec<Vec<u32>> = vec![Vec::new(); table.len()];
+        for (e, ks) in names.iter().enumerate() {
+            for &k in ks {
+                endpoints_of[k as usize].push(e as u32);
+            }
+        }
+        let index = |id: &WorkloadId| table.binary_search(id).ok().map(|i| i as u32);
+        let mut wanted: std::collections::HashSet<(u32, u32)> = Default::default();
+        let mut extra_endpoints: Vec<(u32, u32)> = Vec::new();
+        for (s, d) in extra {
+            let (Some(ks), Some(kd)) = (index(s), index(d)) else {
+                continue;
+            };
+            if keep_name[kd as usize] || !wanted.insert((ks, kd)) {
+                continue;
+            }
+            for &es in &endpoints_of[ks as usize] {
+                for &ed in &endpoints_of[kd as usize] {
+                    extra_endpoints.push((es, ed));
+                }
+            }
+        }
+        extra_endpoints.sort_unstable();
+        extra_endpoints.dedup();
+        let pairs = self.endpoint_pairs(&keep, &extra_endpoints);
+        self.name_pairs(&table, &names, pairs, |ks, kd| {
+            keep_name[kd as usize] || wanted.contains(&(ks, kd))
+        })
+    }
+
+    /// Every allowed connection between workloads, and between workloads and external ranges.
+    pub fn connectivity(&self, naming: Naming) -> Connectivity {
+        let (table, names) = self.names(naming);
+        let keep = vec![true; self.c.endpoints.len()];
+        let mut connections =
+            self.name_pairs(&table, &names, self.endpoint_pairs(&keep, &[]), |_, _| true);
 
         // External ranges: a piece's connections depend only on the endpoint at the other end.
         let pieces = self.external_pieces();

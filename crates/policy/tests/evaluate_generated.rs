@@ -6,9 +6,8 @@
 //! 2. no workload reaches a server those policies protect unless one of its intents declares
 //!    that server (directly, or through a Service that selects it).
 //!
-//! Property 2 is about pairs, not ports: a client with a port-level target currently gets every
-//! port when another client in its namespace declares the same server without ports (both carry
-//! the server's access label, and the port-less rule admits any pod with it).
+//! Property 2 is about pairs; that a port-level target does not inherit another client's
+//! port-less access is a table test in `generate.rs`.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
