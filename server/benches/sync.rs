@@ -20,52 +20,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use accord_policy::synthetic::{self, Spec};
-use accord_policy::{GenerateOptions, WorkloadId};
 
 /// Write the synthetic cluster, with generated policies and labels, into `dir`.
 fn write_cluster(spec: &Spec, dir: &Path) {
-    let sources = synthetic::manifests(spec);
-    let (inv, _) = accord_policy::load(&sources);
-    let g = accord_policy::generate(&inv, &GenerateOptions::default());
-    for s in &sources {
-        let text = if s.path.ends_with("workloads.yaml") {
-            label_templates(&s.text, &g)
-        } else {
-            s.text.clone()
-        };
+    for s in synthetic::applied_manifests(spec) {
         let name = Path::new(&s.path).file_name().unwrap();
-        std::fs::write(dir.join(name), text).unwrap();
+        std::fs::write(dir.join(name), s.text).unwrap();
     }
-    let policies = accord_policy::render::policies_yaml(&g.policies).unwrap();
-    std::fs::write(dir.join("policies.yaml"), policies).unwrap();
-}
-
-/// Add the generated labels to each Deployment's pod template.
-fn label_templates(text: &str, g: &accord_policy::Generated) -> String {
-    let mut out = String::with_capacity(text.len() * 2);
-    for doc in text.split_inclusive("---\n") {
-        let field = |key: &str| {
-            doc.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .map(str::to_string)
-        };
-        if !doc.contains("kind: Deployment") {
-            out.push_str(doc);
-            continue;
-        }
-        let (Some(name), Some(ns)) = (field("  name: "), field("  namespace: ")) else {
-            out.push_str(doc);
-            continue;
-        };
-        let labels = g.labels_for(&WorkloadId::new(&ns, &name, Some("Deployment")));
-        let mut extra = String::new();
-        for (k, v) in &labels {
-            extra.push_str(&format!("        {k}: \"{v}\"\n"));
-        }
-        let anchor = format!("    metadata:\n      labels:\n        app: {name}\n");
-        out.push_str(&doc.replacen(&anchor, &format!("{anchor}{extra}"), 1));
-    }
-    out
 }
 
 fn free_port() -> u16 {

@@ -90,15 +90,22 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     if let [cmd, size, dir] = args.as_slice()
-        && cmd == "write"
+        && (cmd == "write" || cmd == "write-applied")
     {
-        // Write a synthetic cluster to disk, for timing the `accord` binary end to end.
+        // Write a synthetic cluster to disk, for timing the `accord` binary end to end: as
+        // declared (`write`), or as the operator leaves it, with generated labels and policies
+        // (`write-applied`).
         let spec = if size == "10x" {
             Spec::TEN_X
         } else {
             Spec::LARGE
         };
-        for s in synthetic::manifests(&spec) {
+        let sources = if cmd == "write" {
+            synthetic::manifests(&spec)
+        } else {
+            synthetic::applied_manifests(&spec)
+        };
+        for s in sources {
             let path = std::path::Path::new(dir).join(&s.path);
             std::fs::create_dir_all(path.parent().expect("file in a directory"))
                 .expect("create dir");

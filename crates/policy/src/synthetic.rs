@@ -156,9 +156,71 @@ pub fn manifests(spec: &Spec) -> Vec<Source> {
     ]
 }
 
+/// The cluster as Accord's operator leaves it: [`manifests`] with the generated labels in each
+/// Deployment's pod template and the generated NetworkPolicies in `policies.yaml`, so servers
+/// are isolated and declared calls allowed (as in a cluster, where benchmarks of evaluation and
+/// sync should run; without policies every pair would be allowed).
+pub fn applied_manifests(spec: &Spec) -> Vec<Source> {
+    let mut sources = manifests(spec);
+    let (inv, _) = crate::load(&sources);
+    let generated = crate::generate(&inv, &Default::default());
+    for source in &mut sources {
+        if !source.path.ends_with("workloads.yaml") {
+            continue;
+        }
+        let mut out = String::with_capacity(source.text.len() * 2);
+        for doc in source.text.split_inclusive("---\n") {
+            let field = |key: &str| doc.lines().find_map(|l| l.strip_prefix(key));
+            let (Some(name), Some(ns)) = (field("  name: "), field("  namespace: ")) else {
+                out.push_str(doc);
+                continue;
+            };
+            if !doc.contains("kind: Deployment") {
+                out.push_str(doc);
+                continue;
+            }
+            let labels =
+                generated.labels_for(&crate::WorkloadId::new(ns, name, Some("Deployment")));
+            let anchor = format!("    metadata:\n      labels:\n        app: {name}\n");
+            let mut with = anchor.clone();
+            for (k, v) in &labels {
+                let _ = writeln!(with, "        {k}: \"{v}\"");
+            }
+            out.push_str(&doc.replacen(&anchor, &with, 1));
+        }
+        source.text = out;
+    }
+    let policies = crate::render::policies_yaml(&generated.policies).unwrap_or_default();
+    sources.push(Source::new("synthetic/policies.yaml", policies));
+    sources
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn applied_cluster_enforces_every_declared_call_without_drift() {
+        let spec = Spec {
+            workloads: 60,
+            namespaces: 6,
+            calls: 200,
+            ..Spec::LARGE
+        };
+        let sources = applied_manifests(&spec);
+        let (inv, diags) = crate::load(&sources);
+        assert!(diags.is_empty(), "{diags:?}");
+        assert!(!inv.network_policies.is_empty());
+        let report = crate::drift::analyze(&inv, &Default::default());
+        assert!(report.items.is_empty(), "{:?}", report.items);
+        let declared: Vec<_> = report.edges.iter().filter(|e| e.is_declared()).collect();
+        assert!(declared.len() >= 190, "{} declared edges", declared.len());
+        assert!(
+            declared
+                .iter()
+                .all(|e| e.state == crate::drift::EdgeState::Enforced)
+        );
+    }
 
     #[test]
     fn synthetic_cluster_is_deterministic_and_loads_cleanly() {
