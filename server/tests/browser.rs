@@ -572,7 +572,8 @@ async fn large_cluster_first_paint_and_frame_times() {
     );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    for s in accord_policy::synthetic::manifests(&accord_policy::synthetic::Spec::LARGE) {
+    // As the operator leaves it: policies and labels applied (without them every pair is open).
+    for s in accord_policy::synthetic::applied_manifests(&accord_policy::synthetic::Spec::LARGE) {
         let path = dir
             .path()
             .join(Path::new(&s.path).file_name().expect("file name"));
@@ -581,8 +582,6 @@ async fn large_cluster_first_paint_and_frame_times() {
     let d = Dashboard::start("large", Some(dir.path()))
         .await
         .expect("start");
-    let status = d.js("fetch('/api/status').then(r => r.json())").await;
-    let _ = status;
     d.goto("/graph").await.expect("goto");
     d.wait_js("performance.getEntriesByName('accord-graph-painted').length > 0")
         .await
@@ -593,22 +592,27 @@ async fn large_cluster_first_paint_and_frame_times() {
         .expect("mark");
     let paint = paint.as_f64().unwrap_or(f64::MAX);
     let counts = d
-        .js("[document.querySelectorAll('[data-testid^=\"ns-\"]').length, document.querySelectorAll('[data-testid^=\"edge-\"]').length]")
+        .js("[document.querySelectorAll('[data-testid=\"graph-svg\"] [data-testid^=\"ns-\"]').length, document.querySelectorAll('[data-testid=\"graph-svg\"] [data-testid^=\"edge-\"]').length]")
         .await
         .expect("counts");
     println!(
         "first graph paint (namespace level, {counts} nodes/edges): {paint:.0} ms (budget 2000 ms)"
     );
 
-    // One zoom step and one pan step per frame, timed from the input event to the next frame.
+    // Frame times while panning and zooming continuously: each animation frame dispatches one
+    // input (a wheel step or a drag step) and the time between consecutive frames is recorded.
+    // A frame whose work fits the display's 16.7 ms keeps that interval; slower work stretches it.
     let frame_js = r#"
         const done = arguments[arguments.length - 1];
         const canvas = document.querySelector('.canvas');
         const r = canvas.getBoundingClientRect();
         const times = [];
         let i = 0;
-        function step() {
-            const t0 = performance.now();
+        let last = null;
+        function frame(now) {
+            if (last !== null) times.push(now - last);
+            last = now;
+            if (i >= 41) { done(times); return; }
             if (i % 2 === 0) {
                 canvas.dispatchEvent(new WheelEvent('wheel', {deltaY: i % 4 === 0 ? -120 : 120, clientX: r.left + r.width / 2, clientY: r.top + r.height / 2, bubbles: true, cancelable: true}));
             } else {
@@ -616,12 +620,10 @@ async fn large_cluster_first_paint_and_frame_times() {
                 canvas.dispatchEvent(new PointerEvent('pointermove', {clientX: 300 + 20, clientY: 300 + 10, bubbles: true}));
                 canvas.dispatchEvent(new PointerEvent('pointerup', {bubbles: true}));
             }
-            requestAnimationFrame(() => requestAnimationFrame(() => {
-                times.push(performance.now() - t0);
-                if (++i < 20) step(); else done(times);
-            }));
+            i++;
+            requestAnimationFrame(frame);
         }
-        step();
+        requestAnimationFrame(frame);
     "#;
     let measure = |label: &'static str| {
         let d = &d;
@@ -648,14 +650,14 @@ async fn large_cluster_first_paint_and_frame_times() {
     };
     let ns_frame = measure("namespace level").await;
 
-    // Expand the largest namespace, then measure again.
-    d.client
-        .find(Locator::Css("[data-testid^='ns-']"))
-        .await
-        .expect("namespace node")
-        .click()
-        .await
-        .expect("expand");
+    // Expand a namespace (a click on its node; dispatched from the page, since after the steps
+    // above the node may be out of view), then measure again.
+    d.js(
+        r#"document.querySelector('[data-testid="graph-svg"] [data-testid^="ns-"]')
+            .dispatchEvent(new MouseEvent('click', {bubbles: true}))"#,
+    )
+    .await
+    .expect("expand");
     d.wait_for("[data-testid^='node-']")
         .await
         .expect("expanded");
@@ -674,13 +676,12 @@ async fn large_cluster_first_paint_and_frame_times() {
         t0.elapsed().as_millis()
     );
     let all = measure("all 1,500 workloads").await;
-    let _ = all;
     d.finish().await.expect("no console errors");
 
     assert!(gz <= 400 * 1024, "wasm is {gz} bytes gzipped");
     assert!(paint < 2000.0, "first paint {paint} ms");
     assert!(
-        ns_frame < 33.0 && expanded < 33.0,
-        "frames {ns_frame} / {expanded} ms"
+        ns_frame < 33.0 && expanded < 33.0 && all < 33.0,
+        "frames {ns_frame} / {expanded} / {all} ms"
     );
 }

@@ -40,6 +40,31 @@ pub fn GraphCanvas(
         k: 1.0,
     });
     let drag = StoredValue::new(None::<(f64, f64, View)>);
+    // Pan and zoom move the whole <svg> with a CSS transform. While it moves it is its own
+    // compositor layer (`will-change`), so a frame re-composites instead of repainting thousands
+    // of paths; 250 ms after the last move the layer is dropped and repainted sharp at the new
+    // scale.
+    let moving = RwSignal::new(false);
+    let moves = StoredValue::new(0u32);
+    Effect::new(move |previous: Option<()>| {
+        view_tf.track();
+        if previous.is_none() {
+            return;
+        }
+        moving.set(true);
+        moves.update_value(|n| *n = n.wrapping_add(1));
+        let this = moves.get_value();
+        let Some(w) = web_sys::window() else { return };
+        let cb = wasm_bindgen::closure::Closure::once_into_js(move || {
+            if moves.try_get_value() == Some(this) {
+                moving.set(false);
+            }
+        });
+        let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(
+            wasm_bindgen::JsCast::unchecked_ref(&cb),
+            250,
+        );
+    });
 
     let fit = move || {
         let s = scene.get_untracked();
@@ -207,10 +232,15 @@ pub fn GraphCanvas(
         >
             <svg
                 class="graph"
+                class:moving=move || moving.get()
                 data-testid="graph-svg"
                 xmlns="http://www.w3.org/2000/svg"
-                width="100%"
-                height="100%"
+                width=move || format!("{:.0}", scene.with(|s| s.width).max(1.0))
+                height=move || format!("{:.0}", scene.with(|s| s.height).max(1.0))
+                style=move || {
+                    let v = view_tf.get();
+                    format!("transform: translate({:.2}px, {:.2}px) scale({:.4})", v.x, v.y, v.k)
+                }
                 role="img"
                 aria-label="Access graph"
             >
@@ -233,14 +263,7 @@ pub fn GraphCanvas(
                         })
                         .collect_view()}
                 </defs>
-                <g
-                    class="viewport"
-                    data-testid="viewport"
-                    transform=move || {
-                        let v = view_tf.get();
-                        format!("translate({:.2},{:.2}) scale({:.4})", v.x, v.y, v.k)
-                    }
-                >
+                <g class="viewport" data-testid="viewport">
                     <g class="groups">{groups}</g>
                     <g class="edges">{edges}</g>
                     <g class="nodes">{nodes}</g>
