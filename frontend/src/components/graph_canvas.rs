@@ -7,6 +7,10 @@ use leptos::prelude::*;
 use crate::layout::{NODE_H, NODE_W};
 use crate::scene::{NodeKind, Scene, colour};
 
+/// The smallest zoom: small enough that "fit" shows a whole drawing of 1,500 workloads (about
+/// 30,000 px wide) as an overview to zoom into.
+const MIN_SCALE: f64 = 0.01;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct View {
     x: f64,
@@ -73,7 +77,7 @@ pub fn GraphCanvas(
         };
         let rect = el.get_bounding_client_rect();
         let (w, h) = (rect.width().max(200.0), rect.height().max(200.0));
-        let k = (w / s.width).min(h / s.height).clamp(0.05, 1.25);
+        let k = (w / s.width).min(h / s.height).clamp(MIN_SCALE, 1.25);
         view_tf.set(View {
             x: (w - s.width * k) / 2.0,
             y: ((h - s.height * k) / 2.0).max(0.0),
@@ -87,7 +91,7 @@ pub fn GraphCanvas(
     });
     let zoom_at = move |factor: f64, cx: f64, cy: f64| {
         view_tf.update(|v| {
-            let k = (v.k * factor).clamp(0.05, 4.0);
+            let k = (v.k * factor).clamp(MIN_SCALE, 4.0);
             let f = k / v.k;
             v.x = cx - (cx - v.x) * f;
             v.y = cy - (cy - v.y) * f;
