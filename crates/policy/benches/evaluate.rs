@@ -12,53 +12,16 @@
 //!
 //! `… --bench evaluate -- scaling` also prints how the cost grows with workloads and policies.
 
-use std::time::{Duration, Instant};
+mod support;
+
+use std::time::Instant;
 
 use accord_policy::evaluate::Peer;
 use accord_policy::inventory::PolicyObject;
 use accord_policy::synthetic::{self, Spec};
-use accord_policy::{Evaluator, Inventory, Naming, apply_pod_labels, generate, load};
+use accord_policy::{Evaluator, Inventory, Naming};
 
-// The same allocator as the `accord` binary, so the figures are what the CLI sees.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// The synthetic cluster with its generated policies and labels in place.
-fn cluster(spec: &Spec) -> Inventory {
-    let (mut inv, diags) = load(&synthetic::manifests(spec));
-    assert!(diags.is_empty(), "{diags:?}");
-    let g = generate(&inv, &Default::default());
-    apply_pod_labels(&mut inv, &g);
-    inv.network_policies = g
-        .policies
-        .into_iter()
-        .map(|policy| PolicyObject {
-            origin: Default::default(),
-            policy,
-        })
-        .collect();
-    inv
-}
+use support::{disable_transparent_huge_pages, ms, peak_rss_mib};
 
 struct Figures {
     compile: f64,
@@ -125,7 +88,7 @@ fn add_admin_policies(inv: &mut Inventory) {
 }
 
 fn run(label: &str, spec: &Spec, rounds: usize, admin: bool) {
-    let mut inv = cluster(spec);
+    let mut inv = synthetic::applied_inventory(spec);
     if admin {
         add_admin_policies(&mut inv);
     }
@@ -159,7 +122,7 @@ fn scaling() {
             calls: n * 62 / 10,
             ..Spec::LARGE
         };
-        let inv = cluster(&spec);
+        let inv = synthetic::applied_inventory(&spec);
         let f = measure(&inv, 2);
         println!(
             "  {n:>6} workloads, {:>6} policies: {:>7.0} ms ({} pairs)",
@@ -169,7 +132,7 @@ fn scaling() {
         );
     }
     println!("scaling with policies (6,000 workloads; extra policies each admit one more caller):");
-    let base = cluster(&Spec {
+    let base = synthetic::applied_inventory(&Spec {
         workloads: 6_000,
         namespaces: 600,
         calls: 37_200,
@@ -191,7 +154,7 @@ fn scaling() {
 /// Time the drift analysis (generation, evaluation, declared versus allowed, drift items) that
 /// `accord serve` runs on every sync pass.
 fn drift(label: &str, spec: &Spec) {
-    let inv = cluster(spec);
+    let inv = synthetic::applied_inventory(spec);
     let mut times = Vec::new();
     let mut edges = 0;
     for _ in 0..3 {
@@ -247,13 +210,6 @@ fn add_extra_policies(inv: &mut Inventory, n: usize) {
             policy,
         });
     }
-}
-
-/// As the `accord` binary does (see its `main.rs`): no transparent huge pages.
-fn disable_transparent_huge_pages() {
-    // A kernel without the flag only loses the speed-up.
-    #[cfg(target_os = "linux")]
-    let _ = nix::sys::prctl::set_thp_disable(true);
 }
 
 fn main() {

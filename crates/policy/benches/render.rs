@@ -4,34 +4,14 @@
 //! calls) and ten times that (15,000 workloads in 1,500 namespaces, 100,000 calls). Each size runs
 //! in its own process so the peak resident memory reported is that size's alone.
 
-use std::time::{Duration, Instant};
+mod support;
 
-// The `accord` binary uses mimalloc; measure with the allocator users run.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use std::time::Instant;
 
 use accord_policy::synthetic::{self, Spec};
 use accord_policy::{generate, load, render};
 
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+use support::{disable_transparent_huge_pages, ms, peak_rss_mib};
 
 fn run(label: &str, spec: &Spec, rounds: usize) {
     let sources = synthetic::manifests(spec);
@@ -72,13 +52,6 @@ fn run(label: &str, spec: &Spec, rounds: usize) {
         best[1] + best[2],
         peak_rss_mib()
     );
-}
-
-/// As the `accord` binary does (see its `main.rs`): no transparent huge pages.
-fn disable_transparent_huge_pages() {
-    // A kernel without the flag only loses the speed-up.
-    #[cfg(target_os = "linux")]
-    let _ = nix::sys::prctl::set_thp_disable(true);
 }
 
 fn main() {

@@ -156,6 +156,23 @@ pub fn manifests(spec: &Spec) -> Vec<Source> {
     ]
 }
 
+/// The inventory of [`applied_manifests`], built directly: the generated pod labels applied and
+/// the generated policies live.
+pub fn applied_inventory(spec: &Spec) -> crate::Inventory {
+    let (mut inv, _) = crate::load(&manifests(spec));
+    let generated = crate::generate(&inv, &Default::default());
+    crate::apply_pod_labels(&mut inv, &generated);
+    inv.network_policies = generated
+        .policies
+        .into_iter()
+        .map(|policy| crate::inventory::PolicyObject {
+            origin: Default::default(),
+            policy,
+        })
+        .collect();
+    inv
+}
+
 /// The cluster as Accord's operator leaves it: [`manifests`] with the generated labels in each
 /// Deployment's pod template and the generated NetworkPolicies in `policies.yaml`, so servers
 /// are isolated and declared calls allowed (as in a cluster, where benchmarks of evaluation and
@@ -199,18 +216,26 @@ pub fn applied_manifests(spec: &Spec) -> Vec<Source> {
 mod tests {
     use super::*;
 
+    const SMALL: Spec = Spec {
+        workloads: 60,
+        namespaces: 6,
+        calls: 200,
+        ..Spec::LARGE
+    };
+
     #[test]
     fn applied_cluster_enforces_every_declared_call_without_drift() {
-        let spec = Spec {
-            workloads: 60,
-            namespaces: 6,
-            calls: 200,
-            ..Spec::LARGE
-        };
-        let sources = applied_manifests(&spec);
+        let sources = applied_manifests(&SMALL);
         let (inv, diags) = crate::load(&sources);
         assert!(diags.is_empty(), "{diags:?}");
         assert!(!inv.network_policies.is_empty());
+        let policies = |i: &crate::Inventory| {
+            i.network_policies
+                .iter()
+                .map(|p| p.policy.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(policies(&inv), policies(&applied_inventory(&SMALL)));
         let report = crate::drift::analyze(&inv, &Default::default());
         assert!(report.items.is_empty(), "{:?}", report.items);
         let declared: Vec<_> = report.edges.iter().filter(|e| e.is_declared()).collect();
@@ -224,14 +249,8 @@ mod tests {
 
     #[test]
     fn synthetic_cluster_is_deterministic_and_loads_cleanly() {
-        let spec = Spec {
-            workloads: 60,
-            namespaces: 6,
-            calls: 200,
-            ..Spec::LARGE
-        };
-        let a = manifests(&spec);
-        let b = manifests(&spec);
+        let a = manifests(&SMALL);
+        let b = manifests(&SMALL);
         assert_eq!(a[2].text, b[2].text);
         let (inv, diags) = crate::load(&a);
         assert!(diags.is_empty(), "{diags:?}");

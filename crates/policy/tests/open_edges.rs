@@ -6,25 +6,19 @@ use std::collections::BTreeSet;
 
 use accord_policy::drift::{self, EdgeState, OPEN_EDGE_LIMIT};
 use accord_policy::evaluate::Peer;
-use accord_policy::inventory::PolicyObject;
 use accord_policy::synthetic::{self, Spec};
-use accord_policy::{Evaluator, Inventory, Naming, WorkloadId, apply_pod_labels, generate, load};
+use accord_policy::{Evaluator, Inventory, Naming, WorkloadId};
 
+/// The synthetic cluster as the operator leaves it, but with only every `protect_every`-th
+/// generated policy live (none for 0): the other servers admit everyone.
 fn cluster(spec: &Spec, protect_every: usize) -> Inventory {
-    let (mut inv, diags) = load(&synthetic::manifests(spec));
-    assert!(diags.is_empty(), "{diags:?}");
-    let g = generate(&inv, &Default::default());
-    apply_pod_labels(&mut inv, &g);
-    // Only some servers get their policy: the others admit everyone.
-    inv.network_policies = g
-        .policies
+    let mut inv = synthetic::applied_inventory(spec);
+    let policies = std::mem::take(&mut inv.network_policies);
+    inv.network_policies = policies
         .into_iter()
         .enumerate()
         .filter(|(i, _)| protect_every > 0 && i % protect_every == 0)
-        .map(|(_, policy)| PolicyObject {
-            origin: Default::default(),
-            policy,
-        })
+        .map(|(_, p)| p)
         .collect();
     inv
 }
