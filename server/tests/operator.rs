@@ -323,8 +323,7 @@ async fn hand_edited_policy_is_restored_and_foreign_policy_left_alone() -> Resul
     let (ns, _, account) = setup(0).await?;
     let client = ns.client();
     let n = ns.name();
-    create_deployment(&client, n, "server").await?;
-    create_deployment(&client, n, "client").await?;
+    deploy_client_and_server(&client, n).await?;
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), n);
     let foreign: NetworkPolicy = serde_json::from_value(json!({
         "metadata": {"name": "other-access", "labels": {"team": "platform"}},
@@ -332,13 +331,7 @@ async fn hand_edited_policy_is_restored_and_foreign_policy_left_alone() -> Resul
     }))?;
     let foreign = policies.create(&PostParams::default(), &foreign).await?;
     let _operator = Operator::start(&account, &[n], &[])?;
-    create_intents(
-        &client,
-        n,
-        "client",
-        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}]}),
-    )
-    .await?;
+    create_intents(&client, n, "client", client_calls_server()).await?;
     let original = wait_policy(&client, n, "server-access", "exists", |_| true).await?;
     let original_spec = spec_json(&original);
     assert_eq!(
@@ -397,16 +390,9 @@ async fn server_redeploy_keeps_client_access() -> Result<()> {
     let (ns, _, account) = setup(0).await?;
     let client = ns.client();
     let n = ns.name();
-    create_deployment(&client, n, "server").await?;
-    create_deployment(&client, n, "client").await?;
+    deploy_client_and_server(&client, n).await?;
     let _operator = Operator::start(&account, &[n], &[])?;
-    create_intents(
-        &client,
-        n,
-        "client",
-        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}]}),
-    )
-    .await?;
+    create_intents(&client, n, "client", client_calls_server()).await?;
     let access = format!(
         "intents.otterize.com/access-{}",
         formatted("server", n, None)
@@ -590,8 +576,7 @@ async fn standby_replica_takes_over_when_the_leader_dies() -> Result<()> {
     let (ns, _, account) = setup(0).await?;
     let client = ns.client();
     let n = ns.name();
-    create_deployment(&client, n, "server").await?;
-    create_deployment(&client, n, "client").await?;
+    deploy_client_and_server(&client, n).await?;
     let mut first = Operator::start(&account, &[n], &["--identity", "first"])?;
     let leases: Api<Lease> = Api::namespaced(client.clone(), n);
     let holder = || async {
@@ -608,13 +593,7 @@ async fn standby_replica_takes_over_when_the_leader_dies() -> Result<()> {
     })
     .await?;
     let second = Operator::start(&account, &[n], &["--identity", "second"])?;
-    create_intents(
-        &client,
-        n,
-        "client",
-        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}]}),
-    )
-    .await?;
+    create_intents(&client, n, "client", client_calls_server()).await?;
     wait_policy(&client, n, "server-access", "applied by the leader", |_| {
         true
     })
@@ -797,8 +776,7 @@ async fn v1alpha2_intents_are_converted_by_the_webhook_and_enforced() -> Result<
         conversion["webhook"]["clientConfig"]["caBundle"]
     );
 
-    create_deployment(&client, n, "client").await?;
-    create_deployment(&client, n, "server").await?;
+    deploy_client_and_server(&client, n).await?;
     let _operator = Operator::start(&account, &[n], &[])?;
     let doc: serde_json::Value = serde_yaml::from_str(SMALLEST_V1ALPHA2)?;
     let v1alpha2 = Api::<kube::api::DynamicObject>::namespaced_with(
@@ -853,10 +831,7 @@ async fn v1alpha2_intents_are_converted_by_the_webhook_and_enforced() -> Result<
         &intents_resource("v2beta1"),
     );
     let as_v2 = v2beta1.get("client-intents").await?;
-    assert_eq!(
-        as_v2.data["spec"],
-        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}]})
-    );
+    assert_eq!(as_v2.data["spec"], client_calls_server());
     assert!(
         as_v2.metadata.annotations.unwrap_or_default().is_empty(),
         "a lossless conversion needs no annotation"
@@ -950,13 +925,7 @@ async fn invalid_intents_are_rejected_at_create_time_naming_the_field() -> Resul
     );
 
     // One ClientIntents per workload.
-    create_intents(
-        &client,
-        n,
-        "first",
-        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}]}),
-    )
-    .await?;
+    create_intents(&client, n, "first", client_calls_server()).await?;
     let message = rejection(
         create_intents(
             &client,
@@ -989,16 +958,9 @@ async fn deleting_intents_keeps_other_controllers_finalizers() -> Result<()> {
     let (ns, _, account) = setup(0).await?;
     let client = ns.client();
     let n = ns.name();
-    create_deployment(&client, n, "server").await?;
-    create_deployment(&client, n, "client").await?;
+    deploy_client_and_server(&client, n).await?;
     let _operator = Operator::start(&account, &[n], &[])?;
-    create_intents(
-        &client,
-        n,
-        "client",
-        json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}]}),
-    )
-    .await?;
+    create_intents(&client, n, "client", client_calls_server()).await?;
     let intents = intents_api(&client, n);
     let ours = "intents.otterize.com/accord-operator";
     let current = wait_until("Accord's finalizer", DEFAULT_TIMEOUT, || async {

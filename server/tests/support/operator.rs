@@ -402,6 +402,17 @@ pub async fn create_deployment(client: &Client, ns: &str, name: &str) -> Result<
     Ok(())
 }
 
+/// The two Deployments most tests use: `client`, which calls `server`.
+pub async fn deploy_client_and_server(client: &Client, ns: &str) -> Result<()> {
+    create_deployment(client, ns, "server").await?;
+    create_deployment(client, ns, "client").await
+}
+
+/// The spec of ClientIntents declaring that `client` calls `server`.
+pub fn client_calls_server() -> Value {
+    json!({"workload": {"name": "client"}, "targets": [{"kubernetes": {"name": "server"}}]})
+}
+
 /// The pods of a Deployment (by its `app` label), once at least one exists.
 pub async fn pods_of(client: &Client, ns: &str, app: &str) -> Result<Vec<Pod>> {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
