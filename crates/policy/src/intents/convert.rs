@@ -159,64 +159,47 @@ fn copy(from: &Map<String, Value>, src: &str, to: &mut Map<String, Value>, dst: 
 
 /// v1 spec → v2 spec.
 fn to_hub(spec: &Map<String, Value>, alpha2: bool) -> Map<String, Value> {
-    let mut out = Map::new();
-    for (k, v) in spec {
-        match k.as_str() {
-            "service" => {
-                out.insert("workload".into(), v.clone());
-            }
-            "calls" => {
-                let targets = match v.as_array() {
-                    Some(calls) => Value::Array(
-                        calls
-                            .iter()
-                            .map(|c| match c.as_object() {
-                                Some(c) => Value::Object(call_to_target(c, alpha2)),
-                                None => json!({}),
-                            })
-                            .collect(),
-                    ),
-                    None => v.clone(),
-                };
-                out.insert("targets".into(), targets);
-            }
-            // Keys that only exist in v2 stay out of the v1 → v2 direction's way.
-            "workload" | "targets" => {}
-            _ => {
-                out.insert(k.clone(), v.clone());
-            }
-        }
-    }
-    out
+    reshape(spec, ("service", "workload"), ("calls", "targets"), |c| {
+        call_to_target(c, alpha2)
+    })
 }
 
 /// v2 spec → v1 spec.
 fn from_hub(spec: &Map<String, Value>, alpha2: bool) -> Map<String, Value> {
+    reshape(spec, ("workload", "service"), ("targets", "calls"), |t| {
+        target_to_call(t, alpha2)
+    })
+}
+
+/// Rename a spec's workload key and its list key (`(from, to)` each), converting every list item
+/// with `item`. Keys of the target shape already present are dropped (they belong to the other
+/// shape); every other key is kept as it is.
+fn reshape(
+    spec: &Map<String, Value>,
+    workload: (&str, &str),
+    list: (&str, &str),
+    item: impl Fn(&Map<String, Value>) -> Map<String, Value>,
+) -> Map<String, Value> {
     let mut out = Map::new();
     for (k, v) in spec {
-        match k.as_str() {
-            "workload" => {
-                out.insert("service".into(), v.clone());
-            }
-            "targets" => {
-                let calls = match v.as_array() {
-                    Some(targets) => Value::Array(
-                        targets
-                            .iter()
-                            .map(|t| match t.as_object() {
-                                Some(t) => Value::Object(target_to_call(t, alpha2)),
-                                None => json!({}),
-                            })
-                            .collect(),
-                    ),
-                    None => v.clone(),
-                };
-                out.insert("calls".into(), calls);
-            }
-            "service" | "calls" => {}
-            _ => {
-                out.insert(k.clone(), v.clone());
-            }
+        if k == workload.0 {
+            out.insert(workload.1.into(), v.clone());
+        } else if k == list.0 {
+            let converted = match v.as_array() {
+                Some(items) => Value::Array(
+                    items
+                        .iter()
+                        .map(|i| match i.as_object() {
+                            Some(i) => Value::Object(item(i)),
+                            None => json!({}),
+                        })
+                        .collect(),
+                ),
+                None => v.clone(),
+            };
+            out.insert(list.1.into(), converted);
+        } else if k != workload.1 && k != list.1 {
+            out.insert(k.clone(), v.clone());
         }
     }
     out
