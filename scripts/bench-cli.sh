@@ -11,6 +11,9 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
+ensure_rust
+# GNU time, for the peak memory (`%M`); not in a minimal Debian.
+ensure_apt /usr/bin/time time
 target="${CARGO_TARGET_DIR:-$ROOT/target}"
 cargo build --release --locked -p accord-server >&2
 cargo bench --locked -p accord-policy --bench render --no-run >&2 2>/dev/null
