@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hasher;
 use std::sync::Arc;
+use std::time::Duration;
 
 use accord_api as api;
 use accord_policy::drift::{self, EdgeReport, Report};
@@ -16,6 +17,7 @@ use accord_policy::{GenerateOptions, Inventory, WorkloadId};
 use serde::{Deserialize, Serialize};
 
 use super::index::Index;
+use super::metrics::Phases;
 use super::now_rfc3339;
 use super::store::{self, ChangeRow, EdgeRow, ObjectKey, Pass, Store};
 
@@ -397,6 +399,8 @@ pub struct Computed {
     pub view: View,
     pub edges: HashMap<(String, String), EdgeRow>,
     pub hashes: HashMap<ObjectKey, i64>,
+    /// How long inventory, analysis and comparison took (`write` is zero until written).
+    pub phases: Phases,
 }
 
 /// Compute a pass: pure apart from the clock. `edges` and `hashes` are what the database holds.
@@ -410,6 +414,7 @@ pub fn compute(
     let started_at = now_rfc3339();
     let clock = std::time::Instant::now();
     let (inv, mut diags) = index.inventory();
+    let inventory_done = clock.elapsed();
     tracing::info!(
         pods = inv.pods.len(),
         intents = inv.intents.len(),
@@ -418,6 +423,7 @@ pub fn compute(
         "sync: inventory built"
     );
     let report = drift::analyze(&inv, opts);
+    let analysis_done = clock.elapsed();
     tracing::info!(
         edges = report.edges.len(),
         drift = report.items.len(),
@@ -564,6 +570,12 @@ pub fn compute(
         edges_total: view.edges.len() as u32,
         diagnostics: view.diagnostics.clone(),
     };
+    let phases = Phases {
+        inventory: inventory_done,
+        analysis: analysis_done - inventory_done,
+        comparison: clock.elapsed() - analysis_done,
+        write: Duration::ZERO,
+    };
     tracing::info!(
         objects_changed = pass.objects_upsert.len() + pass.objects_delete.len(),
         edges_changed = pass.edges_upsert.len() + pass.edges_delete.len(),
@@ -578,6 +590,7 @@ pub fn compute(
         view,
         edges,
         hashes,
+        phases,
     }
 }
 
@@ -595,6 +608,7 @@ pub struct Outcome {
     pub view: View,
     pub changed: u32,
     pub seconds: f64,
+    pub phases: Phases,
 }
 
 impl Syncer {
@@ -629,6 +643,7 @@ impl Syncer {
         .await
         .expect("the sync computation does not panic");
         let mut computed = computed;
+        let writing = std::time::Instant::now();
         match self.store.write_pass(&computed.pass).await {
             Ok(run) => {
                 self.edges = computed.edges;
@@ -639,6 +654,10 @@ impl Syncer {
                     view: computed.view,
                     changed,
                     seconds: t.elapsed().as_secs_f64(),
+                    phases: Phases {
+                        write: writing.elapsed(),
+                        ..computed.phases
+                    },
                 })
             }
             Err(e) => {
