@@ -173,12 +173,8 @@ async fn readyz(State(state): State<SharedState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<SharedState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    state.metrics.scrape(&headers)
 }
 
 async fn openapi() -> Response {
