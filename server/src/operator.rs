@@ -38,7 +38,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController, Service}
 use k8s_openapi::api::networking::v1::NetworkPolicy as K8sNetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event as K8sEvent, EventType, Recorder, Reporter};
@@ -121,28 +121,6 @@ pub enum Error {
     WebhookListen(SocketAddr, #[source] std::io::Error),
     #[error(transparent)]
     Webhook(#[from] webhook::Error),
-}
-
-pub fn client_intents_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(
-            crate::k8s::GROUP,
-            crate::k8s::STORAGE_VERSION,
-            "ClientIntents",
-        ),
-        "clientintents",
-    )
-}
-
-fn protected_service_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk(
-            crate::k8s::GROUP,
-            crate::k8s::STORAGE_VERSION,
-            "ProtectedService",
-        ),
-        "protectedservices",
-    )
 }
 
 /// Run the operator until interrupted (or until it loses the lease).
@@ -330,7 +308,7 @@ impl Controller {
             settings,
             metrics,
             watches: Vec::new(),
-            intents_api: client_intents_resource(),
+            intents_api: crate::k8s::client_intents_resource(),
             finalizing: HashMap::new(),
             add_finalizer: HashMap::new(),
             retry_tx,
@@ -383,7 +361,7 @@ impl Controller {
                     .map(|e| e.map(to_json))
                     .boxed(),
             );
-            let protected = dynamic(&protected_service_resource());
+            let protected = dynamic(&crate::k8s::protected_service_resource());
             add(
                 Kind::Protected,
                 watcher(protected, cfg.clone())

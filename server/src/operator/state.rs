@@ -121,17 +121,6 @@ pub struct State {
     pub failed: HashSet<Key>,
 }
 
-/// Kinds that are the top of almost every owner chain. Their metadata is watched, so a chain
-/// goes on above one that is itself owned; until the watch has shown one, it stands in by the
-/// name in the reference, so that a pod never flaps to its ReplicaSet's identity meanwhile.
-const ROOT_KINDS: &[&str] = &[
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "CronJob",
-    "ReplicationController",
-];
-
 fn key_of(meta: &ObjectMeta) -> Key {
     (
         meta.namespace.clone().unwrap_or_else(|| "default".into()),
@@ -271,46 +260,16 @@ impl State {
 
     // ---- Pods and their owners ----
 
+    /// The pod's identity, through the core's one owner-chain walk (a root owner not known yet
+    /// stands in by the reference's name).
     fn resolve(&self, meta: &ObjectMeta) -> WorkloadId {
         let pod = Pod {
             metadata: meta.clone(),
             ..Default::default()
         };
-        let ns = pod.namespace().to_string();
-        // A root owner (Deployment, …) not known yet stands in by the reference's name.
-        let mut roots: Vec<(String, String, ObjectMeta)> = Vec::new();
-        let mut current = meta;
-        for _ in 0..16 {
-            let Some(r) = current.owner_references.first() else {
-                break;
-            };
-            match self
-                .owners
-                .get(&(ns.clone(), r.kind.clone(), r.name.clone()))
-            {
-                Some(m) => current = m,
-                None => {
-                    if ROOT_KINDS.contains(&r.kind.as_str()) {
-                        let stand_in = ObjectMeta {
-                            name: r.name.clone(),
-                            namespace: Some(ns.clone()),
-                            ..Default::default()
-                        };
-                        roots.push((r.kind.clone(), r.name.clone(), stand_in));
-                    }
-                    break;
-                }
-            }
-        }
         identity::resolve(&pod, |ns, kind, name| {
             self.owners
                 .get(&(ns.to_string(), kind.to_string(), name.to_string()))
-                .or_else(|| {
-                    roots
-                        .iter()
-                        .find(|(k, n, _)| k == kind && n == name)
-                        .map(|(_, _, m)| m)
-                })
         })
     }
 

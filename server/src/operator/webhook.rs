@@ -263,7 +263,7 @@ async fn validate(AxumState(client): AxumState<Client>, Json(review): Json<Value
     let api = Api::<DynamicObject>::namespaced_with(
         client,
         &namespace,
-        &super::client_intents_resource(),
+        &crate::k8s::client_intents_resource(),
     );
     let siblings = match api.list(&ListParams::default()).await {
         Ok(list) => list
