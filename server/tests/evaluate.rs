@@ -259,6 +259,12 @@ fn diff_reports_added_removed_and_changed_connections() {
         text.contains("+ storefront/web[Deployment] => platform/ledger-db[StatefulSet] : UDP 53"),
         "{text}"
     );
+    // The declared call web → checkout is blocked by web's new egress policy: said in words of
+    // the drift model, through the same comparison the dashboard's history uses.
+    assert!(
+        text.contains("! storefront/web[Deployment] => checkout/checkout[Deployment] : enforced -> blocked (revoked)"),
+        "{text}"
+    );
     insta::assert_snapshot!("demo_diff_text", text);
     let out = accord(&["diff", "-o", "md", &demo_arg(), new.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
