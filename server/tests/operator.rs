@@ -1065,3 +1065,108 @@ async fn deleting_intents_keeps_other_controllers_finalizers() -> Result<()> {
     .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn an_orphaned_policy_whose_delete_is_refused_is_retried_until_gone() -> Result<()> {
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    // A policy carrying Accord's ownership label that no intents want: the operator deletes it
+    // at start.
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), n);
+    let orphan = |name: &str| -> Result<NetworkPolicy> {
+        Ok(serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"intents.otterize.com/network-policy": "gone"}},
+            "spec": {"podSelector": {"matchLabels": {"app": "gone"}}, "policyTypes": ["Ingress"]},
+        }))?)
+    };
+    policies
+        .create(&PostParams::default(), &orphan("gone-access")?)
+        .await?;
+    // The API server refuses every NetworkPolicy deletion in this namespace for now.
+    let name = format!("no-policy-deletes-{n}");
+    let vaps: Api<ValidatingAdmissionPolicy> = Api::all(client.clone());
+    vaps.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{
+                    "apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"],
+                    "operations": ["DELETE"], "resources": ["networkpolicies"],
+                }]},
+                "validations": [{"expression": "false", "message": "deletes are paused"}],
+            },
+        }))?,
+    )
+    .await?;
+    let bindings: Api<ValidatingAdmissionPolicyBinding> = Api::all(client.clone());
+    bindings
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "spec": {
+                    "policyName": name,
+                    "validationActions": ["Deny"],
+                    "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}}},
+                },
+            }))?,
+        )
+        .await?;
+    // Wait until the refusal is in force (admission policies take effect shortly after).
+    policies
+        .create(&PostParams::default(), &orphan("probe")?)
+        .await?;
+    wait_until("deletes to be refused", DEFAULT_TIMEOUT, || async {
+        Ok(policies
+            .delete("probe", &DeleteParams::default())
+            .await
+            .is_err()
+            .then_some(()))
+    })
+    .await?;
+    policies
+        .delete("probe", &DeleteParams::default())
+        .await
+        .ok();
+
+    let operator = Operator::start(&account, &[n], &[])?;
+    operator.wait_ready().await?;
+    let refused = |body: &str| -> f64 {
+        body.lines()
+            .filter(|l| l.starts_with("reconcile_errors_total{op=\"delete_policy\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    wait_until(
+        "the refused delete to be counted",
+        DEFAULT_TIMEOUT,
+        || async {
+            let (_, metrics) = operator.http_get("/metrics").await?;
+            Ok((refused(&metrics) >= 1.0).then_some(()))
+        },
+    )
+    .await
+    .with_context(|| operator.logs())?;
+    assert!(policies.get_opt("gone-access").await?.is_some());
+
+    // Once deletes are allowed again, the retry removes it (the result was once ignored, so the
+    // orphan stayed forever).
+    bindings.delete(&name, &DeleteParams::default()).await?;
+    vaps.delete(&name, &DeleteParams::default()).await?;
+    wait_until("the orphan to be deleted", DEFAULT_TIMEOUT, || async {
+        Ok(policies
+            .get_opt("gone-access")
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await
+    .with_context(|| operator.logs())?;
+    Ok(())
+}
