@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use accord_api::{Edge, EdgeState, Graph, StateCounts};
+use accord_api::{Edge, EdgeState, Graph, StateCounts, filter};
 
 use crate::layout::{self, NODE_H, NODE_W};
 
@@ -31,10 +31,7 @@ pub struct ViewParams {
 impl ViewParams {
     /// Every state but `open`, which is default-allow and hidden unless asked for.
     pub fn default_states() -> BTreeSet<EdgeState> {
-        EdgeState::ALL
-            .into_iter()
-            .filter(|s| *s != EdgeState::Open)
-            .collect()
+        filter::default_states()
     }
 }
 
@@ -78,16 +75,8 @@ pub struct Scene {
     pub height: f64,
 }
 
-/// How bad a state is, for choosing the colour of an aggregated edge.
-pub fn severity(state: EdgeState) -> u8 {
-    match state {
-        EdgeState::Blocked => 4,
-        EdgeState::Undeclared => 3,
-        EdgeState::Unprotected => 2,
-        EdgeState::Enforced => 1,
-        EdgeState::Open => 0,
-    }
-}
+/// How bad a state is, for choosing the colour of an aggregated edge (the API's one ranking).
+pub use accord_api::filter::severity;
 
 /// Colour of each state (also used inline in SVG exports, which carry no stylesheet).
 pub fn colour(state: EdgeState) -> &'static str {
@@ -106,22 +95,17 @@ pub fn short_name(id: &str) -> &str {
     rest.split_once('[').map_or(rest, |(n, _)| n)
 }
 
-/// The edges the filters keep: state filter, then namespace filter (either end in one of the
-/// namespaces), then focus (edges touching the focused workload).
+/// The edges the filters keep: the state and namespace filter the server applies too
+/// ([`filter::EdgeFilter`]), then focus (edges touching the focused workload).
 pub fn visible_edges<'g>(graph: &'g Graph, p: &ViewParams) -> Vec<&'g Edge> {
-    let ns_of: BTreeMap<&str, &str> = graph
-        .nodes
-        .iter()
-        .map(|n| (n.id.as_str(), n.namespace.as_str()))
-        .collect();
-    let in_ns = |id: &str| {
-        p.namespaces.is_empty() || ns_of.get(id).is_some_and(|ns| p.namespaces.contains(*ns))
+    let keep = filter::EdgeFilter {
+        states: p.states.clone(),
+        namespaces: p.namespaces.clone(),
     };
     graph
         .edges
         .iter()
-        .filter(|e| p.states.contains(&e.state))
-        .filter(|e| in_ns(&e.source) || in_ns(&e.target))
+        .filter(|e| keep.keeps(e))
         .filter(|e| {
             p.focus
                 .as_deref()

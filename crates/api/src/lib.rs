@@ -19,6 +19,8 @@ pub use accord_policy::drift::changes::ChangeKind;
 pub use accord_policy::drift::{DriftKind, DriftSeverity, EdgeState, ObjectRef};
 pub use accord_policy::generate::GenerateOptions;
 
+pub mod filter;
+
 /// Path prefix of every API endpoint.
 pub const API_PREFIX: &str = "/api";
 
