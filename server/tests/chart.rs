@@ -248,21 +248,31 @@ fn every_operator_setting_reaches_the_operator_as_its_variable() -> Result<()> {
 #[test]
 fn bad_values_fail_before_anything_is_installed() -> Result<()> {
     let chart = chart().display().to_string();
+    // helm names the value's path and what is wrong with it.
     let cases: &[(&[&str], &str)] = &[
-        (&["--set", "operator.shadow=yes"], "operator.shadow"),
-        (&["--set", "operator.replicas=0"], "operator.replicas"),
+        (
+            &["--set", "operator.shadow=yes"],
+            "at '/operator/shadow': got string, want boolean",
+        ),
+        (
+            &["--set", "operator.replicas=0"],
+            "at '/operator/replicas': minimum: got 0, want 1",
+        ),
         (
             &["--set", "operator.webhooks.certificates=vault"],
-            "operator.webhooks.certificates",
+            "at '/operator/webhooks/certificates': value must be one of 'generated', 'certManager'",
         ),
-        (&["--set", "operator.egres=true"], "egres"),
+        (
+            &["--set", "operator.egres=true"],
+            "at '/operator': additional properties 'egres' not allowed",
+        ),
         (
             &["--set", "operator.watchedNamespaces={Not_A_Namespace}"],
-            "operator.watchedNamespaces",
+            "at '/operator/watchedNamespaces/0': 'Not_A_Namespace' does not match pattern",
         ),
         (
             &["--set", "dashboard.service.type=Internal"],
-            "dashboard.service.type",
+            "at '/dashboard/service/type': value must be one of",
         ),
         (
             &["--set", "operator.leaderElection.enabled=false"],
@@ -389,6 +399,41 @@ fn kubectl_plugin_name_shows_in_help_and_completions() -> Result<()> {
     }
     let out = Command::new(&plugin).args(["completions", "bash"]).output()?;
     assert!(text(&out.stdout).contains("complete -F _kubectl-accord"));
+
+    // Through kubectl's own plugin lookup (kubectl from tests/helm/build.sh, beside helm).
+    let kubectl = helm_binary()?.with_file_name("kubectl");
+    let path = std::env::join_paths(
+        std::iter::once(dir.path().to_owned())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )?;
+    let kubectl = |args: &[&str]| {
+        Command::new(&kubectl)
+            .args(args)
+            .env("PATH", &path)
+            .env("HOME", dir.path())
+            .env_remove("KUBECONFIG")
+            .output()
+    };
+    let out = kubectl(&["plugin", "list"])?;
+    assert!(
+        text(&out.stdout).contains(&plugin.display().to_string()),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let demo = repo().join("assets/demo").display().to_string();
+    let out = kubectl(&["accord", "render", &demo])?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let direct = Command::new(env!("CARGO_BIN_EXE_accord"))
+        .args(["render", &demo])
+        .output()?;
+    assert_eq!(text(&out.stdout), text(&direct.stdout));
+    let out = kubectl(&["accord", "can-reach", "--help"])?;
+    assert!(
+        text(&out.stdout).contains("Usage: kubectl accord can-reach"),
+        "{}",
+        text(&out.stdout)
+    );
     Ok(())
 }
 

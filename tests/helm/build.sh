@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Builds the helm CLI that the chart tests run (server/tests/chart.rs), from helm.sh/helm/v3
-# through the Go module proxy, at the version pinned in go.mod beside this file (with go.sum).
+# through the Go module proxy, at the version pinned in go.mod beside this file (with go.sum),
+# and kubectl (kubectl/main.go) from the k8s.io/kubectl module helm itself depends on, for the
+# test of `kubectl accord …`.
 #
-# Output: $ACCORD_CACHE_DIR/helm-<version>/helm (default ~/.cache/accord/helm-v3.22.0/helm) and
-# a `stamp` file. When the stamp matches go.mod and go.sum the build is skipped. The last line
-# printed on stdout is the helm binary's path; progress goes to stderr.
+# Output: $ACCORD_CACHE_DIR/helm-<version>/ (default ~/.cache/accord/helm-v3.22.0/) holding
+# helm, kubectl and a `stamp` file. When the stamp matches go.mod, go.sum and kubectl/main.go
+# the build is skipped. The last line printed on stdout is the helm binary's path (kubectl is
+# beside it); progress goes to stderr.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,9 +23,11 @@ fi
 
 out="$cache/helm-$helm_version"
 stamp="helm $helm_version
-modules $(cat "$here/go.mod" "$here/go.sum" | sha256sum | cut -d' ' -f1)"
+modules $(cat "$here/go.mod" "$here/go.sum" "$here/kubectl/main.go" | sha256sum | cut -d' ' -f1)"
 
-up_to_date() { [[ -x "$out/helm" && -f "$out/stamp" && "$(cat "$out/stamp")" == "$stamp" ]]; }
+up_to_date() {
+    [[ -x "$out/helm" && -x "$out/kubectl" && -f "$out/stamp" && "$(cat "$out/stamp")" == "$stamp" ]]
+}
 
 if up_to_date; then
     echo "$out/helm"
@@ -59,15 +64,20 @@ staging="$out.partial"
 rm -rf "$staging"
 mkdir -p "$staging"
 start=$SECONDS
-echo "build.sh: building helm $helm_version" >&2
-if ! (cd "$here" && go build -ldflags="$ldflags" -o "$staging/helm" helm.sh/helm/v3/cmd/helm) >"$staging/build.log" 2>&1; then
-    echo "build.sh: building helm failed; last lines of $staging/build.log:" >&2
-    tail -n 40 "$staging/build.log" >&2
-    exit 1
-fi
+build() {
+    local name="$1" pkg="$2" flags="$3"
+    echo "build.sh: building $name ($pkg)" >&2
+    if ! (cd "$here" && go build -ldflags="$flags" -o "$staging/$name" "$pkg") >"$staging/build.log" 2>&1; then
+        echo "build.sh: building $name failed; last lines of $staging/build.log:" >&2
+        tail -n 40 "$staging/build.log" >&2
+        exit 1
+    fi
+}
+build helm helm.sh/helm/v3/cmd/helm "$ldflags"
+build kubectl ./kubectl "-s -w"
 printf '%s\n' "$stamp" >"$staging/stamp"
 rm -f "$staging/build.log"
 rm -rf "$out"
 mv "$staging" "$out"
-echo "build.sh: built helm in $((SECONDS - start)) s into $out" >&2
+echo "build.sh: built helm and kubectl in $((SECONDS - start)) s into $out" >&2
 echo "$out/helm"
