@@ -55,9 +55,6 @@ enum Command {
     Completions(completions::Args),
 }
 
-/// The file name kubectl looks for on PATH to run `kubectl accord …` (a kubectl plugin).
-pub const KUBECTL_PLUGIN: &str = "kubectl-accord";
-
 /// The executable's file name as invoked (`accord`, or `kubectl-accord` as a kubectl plugin);
 /// `accord` when argv\[0\] has none.
 pub fn program_name(argv0: Option<&OsStr>) -> String {
@@ -126,7 +123,7 @@ mod tests {
     #[test]
     fn a_kubectl_plugin_is_named_as_kubectl_shows_it() {
         let plugin = program_name(Some(OsStr::new("/usr/local/bin/kubectl-accord")));
-        assert_eq!(plugin, KUBECTL_PLUGIN);
+        assert_eq!(plugin, "kubectl-accord");
         assert_eq!(display_name(&plugin), "kubectl accord");
         let plain = program_name(Some(OsStr::new("target/debug/accord")));
         assert_eq!(display_name(&plain), "accord");

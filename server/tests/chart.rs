@@ -169,7 +169,10 @@ fn chart_lints_clean_with_every_value_combination() -> Result<()> {
             "helm {args:?}:\n{stdout}\n{}",
             text(&out.stderr)
         );
-        assert!(stdout.contains("1 chart(s) linted, 0 chart(s) failed"), "{stdout}");
+        assert!(
+            stdout.contains("1 chart(s) linted, 0 chart(s) failed"),
+            "{stdout}"
+        );
     }
     Ok(())
 }
@@ -209,13 +212,18 @@ fn chart_renders_the_main_value_combinations() -> Result<()> {
 fn every_operator_setting_reaches_the_operator_as_its_variable() -> Result<()> {
     let docs = yaml_docs(&template(&["--values", &values_file("operator-settings")])?)?;
     let deployment = find(&docs, "Deployment", "accord-operator").context("operator")?;
-    let env: BTreeMap<String, String> = deployment["spec"]["template"]["spec"]["containers"][0]
-        ["env"]
-        .as_array()
-        .context("env")?
-        .iter()
-        .filter_map(|e| Some((e["name"].as_str()?.to_owned(), e["value"].as_str()?.to_owned())))
-        .collect();
+    let env: BTreeMap<String, String> =
+        deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .context("env")?
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    e["name"].as_str()?.to_owned(),
+                    e["value"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
     let want = [
         ("ACCORD_EGRESS", "true"),
         ("ACCORD_SEPARATE_POLICIES", "true"),
@@ -236,9 +244,16 @@ fn every_operator_setting_reaches_the_operator_as_its_variable() -> Result<()> {
     let help = Command::new(env!("CARGO_BIN_EXE_accord"))
         .args(["operator", "--help"])
         .output()?;
-    let help = text(&help.stdout);
+    // Help wraps lines: compare with the whitespace collapsed.
+    let help = text(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     for k in env.keys().filter(|k| k.starts_with("ACCORD_")) {
-        assert!(help.contains(&format!("[env: {k}")), "{k} unknown to accord operator");
+        assert!(
+            help.contains(&format!("[env: {k}")),
+            "{k} unknown to accord operator"
+        );
     }
     // One replica without leader election: no PodDisruptionBudget (it would block drains).
     assert!(find(&docs, "PodDisruptionBudget", "accord-operator").is_none());
@@ -288,7 +303,10 @@ fn bad_values_fail_before_anything_is_installed() -> Result<()> {
         assert!(stderr.contains(names), "helm {args:?}: {stderr}");
     }
     // Another namespace than the one the CRD's conversion webhook names.
-    let out = helm(&["template", RELEASE, &chart, "--namespace", "default"], None)?;
+    let out = helm(
+        &["template", RELEASE, &chart, "--namespace", "default"],
+        None,
+    )?;
     assert!(!out.status.success());
     assert!(
         text(&out.stderr).contains("install Accord into the namespace accord-system"),
@@ -371,16 +389,19 @@ fn kubectl_plugin_name_shows_in_help_and_completions() -> Result<()> {
         help.contains("Usage: kubectl accord render [OPTIONS]"),
         "{help}"
     );
-    let out = Command::new(&plugin)
-        .args(["render", "--bogus"])
-        .output()?;
+    let out = Command::new(&plugin).args(["render", "--bogus"]).output()?;
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("Usage: kubectl accord render"));
 
     let out = Command::new(env!("CARGO_BIN_EXE_accord"))
         .arg("--help")
         .output()?;
-    assert!(text(&out.stdout).contains("Usage: accord [OPTIONS] <COMMAND>") || text(&out.stdout).contains("Usage: accord <COMMAND>"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("Usage: accord [OPTIONS] <COMMAND>")
+            || text(&out.stdout).contains("Usage: accord <COMMAND>"),
+        "{}",
+        text(&out.stdout)
+    );
 
     for (shell, marker) in [
         ("bash", "complete -F _accord"),
@@ -397,15 +418,22 @@ fn kubectl_plugin_name_shows_in_help_and_completions() -> Result<()> {
             assert!(script.contains(sub), "{shell} completes {sub}");
         }
     }
-    let out = Command::new(&plugin).args(["completions", "bash"]).output()?;
-    assert!(text(&out.stdout).contains("complete -F _kubectl-accord"));
+    let out = Command::new(&plugin)
+        .args(["completions", "bash"])
+        .output()?;
+    let script = text(&out.stdout);
+    assert!(
+        script
+            .lines()
+            .any(|l| l.trim_start().starts_with("complete -F") && l.ends_with(" kubectl-accord")),
+        "{script}"
+    );
 
     // Through kubectl's own plugin lookup (kubectl from tests/helm/build.sh, beside helm).
     let kubectl = helm_binary()?.with_file_name("kubectl");
-    let path = std::env::join_paths(
-        std::iter::once(dir.path().to_owned())
-            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
-    )?;
+    let path = std::env::join_paths(std::iter::once(dir.path().to_owned()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))?;
     let kubectl = |args: &[&str]| {
         Command::new(&kubectl)
             .args(args)
@@ -485,7 +513,12 @@ async fn run_like_pod(
     dir: &Path,
 ) -> Result<LocalPod> {
     let deployment: Deployment = Api::namespaced(client.clone(), NAMESPACE).get(name).await?;
-    let spec = deployment.spec.context("spec")?.template.spec.context("pod spec")?;
+    let spec = deployment
+        .spec
+        .context("spec")?
+        .template
+        .spec
+        .context("pod spec")?;
     assert_eq!(
         spec.service_account_name.as_deref(),
         Some(account.name.as_str())
@@ -668,7 +701,11 @@ const DEMO_NAMESPACES: [&str; 3] = ["storefront", "checkout", "platform"];
 /// demo took from them.
 async fn wait_converged(client: &Client, operator: &LocalPod) -> Result<()> {
     let rendered = rendered_demo_policies()?;
-    ensure!(rendered.len() > 5, "render gave {} policies", rendered.len());
+    ensure!(
+        rendered.len() > 5,
+        "render gave {} policies",
+        rendered.len()
+    );
     wait_until(
         "the operator to converge the demo",
         Duration::from_secs(120),
@@ -891,7 +928,9 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
         text(&out.stdout),
         text(&out.stderr)
     );
-    assert!(text(&out.stdout).contains("kubectl delete validatingwebhookconfiguration accord-operator"));
+    assert!(
+        text(&out.stdout).contains("kubectl delete validatingwebhookconfiguration accord-operator")
+    );
 
     // The CRDs came from crds/.
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -920,9 +959,14 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
     assert_eq!(token.0.len(), 40);
 
     // The chart's ServiceAccounts, with tokens from the API.
-    let operator_account =
-        service_account_credentials(&client, kubeconfig, NAMESPACE, "accord-operator", dir.path())
-            .await?;
+    let operator_account = service_account_credentials(
+        &client,
+        kubeconfig,
+        NAMESPACE,
+        "accord-operator",
+        dir.path(),
+    )
+    .await?;
     let dashboard_account = service_account_credentials(
         &client,
         kubeconfig,
@@ -938,7 +982,9 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
     let denied = policies_as_dashboard
         .create(
             &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": "x"}, "spec": {"podSelector": {}}}))?,
+            &serde_json::from_value(
+                json!({"metadata": {"name": "x"}, "spec": {"podSelector": {}}}),
+            )?,
         )
         .await;
     assert!(
@@ -952,25 +998,31 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
     for doc in demo.iter().filter(|d| is(d, &["Namespace"])) {
         apply(&client, doc).await?;
     }
-    for doc in demo.iter().filter(|d| {
-        !is(
-            d,
-            &["Namespace", "ClientIntents", "ProtectedService"],
-        )
-    }) {
+    for doc in demo
+        .iter()
+        .filter(|d| !is(d, &["Namespace", "ClientIntents", "ProtectedService"]))
+    {
         apply(&client, doc).await?;
     }
     let db = dir.path().join("accord.db");
-    let mut running =
-        start_both(&client, &operator_account, &dashboard_account, &db, dir.path()).await?;
+    let mut running = start_both(
+        &client,
+        &operator_account,
+        &dashboard_account,
+        &db,
+        dir.path(),
+    )
+    .await?;
     let intents_count = demo.iter().filter(|d| is(d, &["ClientIntents"])).count();
     for doc in demo
         .iter()
         .filter(|d| is(d, &["ClientIntents", "ProtectedService"]))
     {
-        wait_until("the webhooks to admit the demo", DEFAULT_TIMEOUT, || async {
-            Ok(apply(&client, doc).await.ok())
-        })
+        wait_until(
+            "the webhooks to admit the demo",
+            DEFAULT_TIMEOUT,
+            || async { Ok(apply(&client, doc).await.ok()) },
+        )
         .await
         .with_context(|| format!("operator log:\n{}", running.operator.logs()))?;
     }
@@ -1025,11 +1077,21 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
     // The pods roll: new processes from the upgraded Deployments, on the same database.
     running.operator.stop();
     running.dashboard.stop();
-    let running = start_both(&client, &operator_account, &dashboard_account, &db, dir.path()).await?;
+    let running = start_both(
+        &client,
+        &operator_account,
+        &dashboard_account,
+        &db,
+        dir.path(),
+    )
+    .await?;
     wait_conversion(&client, &running.operator).await?;
     wait_converged(&client, &running.operator).await?;
     let after = wait_served(running.dashboard_port, &running.dashboard).await?;
-    assert_eq!(uid(&notifications, "notifications-access").await?, policy_uid);
+    assert_eq!(
+        uid(&notifications, "notifications-access").await?,
+        policy_uid
+    );
     assert_eq!(before.nodes.len(), after.nodes.len());
     // The database survived: every edge keeps the time it was first seen, and the history.
     for edge in &before.edges {
@@ -1038,7 +1100,11 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
             .iter()
             .find(|e| e.source == edge.source && e.target == edge.target)
             .with_context(|| format!("edge {} → {} after upgrade", edge.source, edge.target))?;
-        assert_eq!(kept.first_seen, edge.first_seen, "{} → {}", edge.source, edge.target);
+        assert_eq!(
+            kept.first_seen, edge.first_seen,
+            "{} → {}",
+            edge.source, edge.target
+        );
     }
     let (_, body) = http_get(running.dashboard_port, "/api/history?limit=1000")?;
     let history_after: api::HistoryPage = serde_json::from_str(&body)?;
@@ -1075,7 +1141,11 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
         &["uninstall", RELEASE, "--namespace", NAMESPACE],
         Some(kubeconfig),
     )?;
-    ensure!(out.status.success(), "helm uninstall:\n{}", text(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "helm uninstall:\n{}",
+        text(&out.stderr)
+    );
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
     for name in ["accord-operator", "accord-dashboard"] {
         accord_tests::wait_for_deletion(&deployments, name, DEFAULT_TIMEOUT).await?;
@@ -1084,11 +1154,13 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
     // What stays: the CRDs, the intents, the generated policies, the database's claim.
     assert_eq!(uid(&crds, "clientintents.k8s.otterize.com").await?, crd_uid);
     assert_eq!(uid(&pvcs, "accord-dashboard-db").await?, pvc_uid);
-    assert_eq!(uid(&notifications, "notifications-access").await?, policy_uid);
+    assert_eq!(
+        uid(&notifications, "notifications-access").await?,
+        policy_uid
+    );
     let mut stored = 0;
     for ns in DEMO_NAMESPACES {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), ns, &intents_resource());
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &intents_resource());
         stored += api.list(&ListParams::default()).await?.items.len();
     }
     assert_eq!(stored, intents_count);
