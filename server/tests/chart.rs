@@ -188,7 +188,7 @@ fn redact_token(rendered: &str) -> String {
             }
             doc.lines()
                 .map(|line| match line.split_once(": ") {
-                    Some((key, _)) if key == "  token" => "  token: [random, 40 characters]",
+                    Some(("  token", _)) => "  token: [random, 40 characters]",
                     _ => line,
                 })
                 .collect::<Vec<_>>()
@@ -665,11 +665,13 @@ fn rendered_demo_policies() -> Result<Vec<Value>> {
 }
 
 /// Whether every field of `want` has the same value in `got` (which may have more: defaults).
+/// An empty list in `want` matches an absent field (the API server drops `ingress: []`).
 fn contains(got: &Value, want: &Value) -> bool {
     match (got, want) {
-        (Value::Object(g), Value::Object(w)) => w
-            .iter()
-            .all(|(k, wv)| g.get(k).is_some_and(|gv| contains(gv, wv))),
+        (Value::Object(g), Value::Object(w)) => w.iter().all(|(k, wv)| match g.get(k) {
+            Some(gv) => contains(gv, wv),
+            None => wv.as_array().is_some_and(Vec::is_empty),
+        }),
         (Value::Array(g), Value::Array(w)) => {
             g.len() == w.len() && g.iter().zip(w).all(|(gv, wv)| contains(gv, wv))
         }
@@ -710,27 +712,32 @@ async fn wait_converged(client: &Client, operator: &LocalPod) -> Result<()> {
         "the operator to converge the demo",
         Duration::from_secs(120),
         || async {
+            // Not yet converged: an error naming what differs (the timeout reports the last).
             for want in &rendered {
                 let ns = want["metadata"]["namespace"].as_str().context("ns")?;
                 let name = want["metadata"]["name"].as_str().context("name")?;
                 let api: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
-                let Some(live) = api.get_opt(name).await? else {
-                    return Ok(None);
-                };
+                let live = api
+                    .get_opt(name)
+                    .await?
+                    .with_context(|| format!("NetworkPolicy {ns}/{name} missing"))?;
                 let live = serde_json::to_value(&live)?;
-                if !contains(&live["spec"], &want["spec"])
-                    || !contains(&live["metadata"]["labels"], &want["metadata"]["labels"])
-                {
-                    return Ok(None);
-                }
+                ensure!(
+                    contains(&live["spec"], &want["spec"])
+                        && contains(&live["metadata"]["labels"], &want["metadata"]["labels"]),
+                    "NetworkPolicy {ns}/{name} is {live:#} but should carry {want:#}"
+                );
             }
             for ns in DEMO_NAMESPACES {
                 let api: Api<DynamicObject> =
                     Api::namespaced_with(client.clone(), ns, &intents_resource());
                 for intents in api.list(&ListParams::default()).await? {
-                    if intents.data["status"]["upToDate"] != true {
-                        return Ok(None);
-                    }
+                    ensure!(
+                        intents.data["status"]["upToDate"] == true,
+                        "ClientIntents {ns}/{} not up to date: {:#}",
+                        intents.metadata.name.as_deref().unwrap_or_default(),
+                        intents.data["status"]
+                    );
                 }
             }
             let pods: Api<Pod> = Api::namespaced(client.clone(), "storefront");
@@ -745,7 +752,11 @@ async fn wait_converged(client: &Client, operator: &LocalPod) -> Result<()> {
                             .is_some_and(|v| v == "true")
                     })
                 });
-            Ok(labelled.then_some(()))
+            ensure!(
+                labelled,
+                "storefront/cart's pods lack the access label for auth"
+            );
+            Ok(Some(()))
         },
     )
     .await
@@ -892,6 +903,33 @@ async fn wait_conversion(client: &Client, operator: &LocalPod) -> Result<()> {
     )
     .await
     .with_context(|| format!("operator log:\n{}", operator.logs()))
+}
+
+/// Puts the chart's Service reference back into the ValidatingWebhookConfiguration in place
+/// of the local operator's URL, keeping the CA bundle the operator added; returns the bundle.
+async fn restore_service_reference(webhooks: &Api<DynamicObject>) -> Result<Value> {
+    let vwc = webhooks.get("accord-operator").await?;
+    let mut list = vwc.data["webhooks"].clone();
+    let config = &mut list[0]["clientConfig"];
+    let ca_bundle = config["caBundle"].clone();
+    ensure!(ca_bundle.is_string(), "no CA bundle in {config}");
+    *config = json!({
+        "caBundle": ca_bundle,
+        "service": {
+            "namespace": NAMESPACE,
+            "name": "accord-operator-webhook",
+            "path": "/validate-clientintents",
+            "port": 443,
+        },
+    });
+    webhooks
+        .patch(
+            "accord-operator",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"webhooks": list})),
+        )
+        .await?;
+    Ok(ca_bundle)
 }
 
 #[tokio::test]
@@ -1042,6 +1080,21 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
     // generated policies stay the same objects.
     let notifications: Api<NetworkPolicy> = Api::namespaced(client.clone(), "platform");
     let policy_uid = uid(&notifications, "notifications-access").await?;
+    let webhooks: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(
+                "admissionregistration.k8s.io",
+                "v1",
+                "ValidatingWebhookConfiguration",
+            ),
+            "validatingwebhookconfigurations",
+        ),
+    );
+    // In a cluster the operator only adds its CA to the webhook configurations; here it also
+    // pointed them at its local URL. Stop it and put the Service back, as a cluster has it.
+    running.operator.stop();
+    let ca_bundle = restore_service_reference(&webhooks).await?;
     let upgrade = [
         "upgrade",
         RELEASE,
@@ -1074,8 +1127,14 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
         .context("apply token")?;
     assert_eq!(token_after, token, "the apply token changed on upgrade");
 
+    // helm's three-way merge keeps the CA the operator added.
+    let vwc = webhooks.get("accord-operator").await?;
+    assert_eq!(
+        vwc.data["webhooks"][0]["clientConfig"]["caBundle"], ca_bundle,
+        "helm upgrade dropped the operator's CA bundle"
+    );
+
     // The pods roll: new processes from the upgraded Deployments, on the same database.
-    running.operator.stop();
     running.dashboard.stop();
     let running = start_both(
         &client,
@@ -1116,17 +1175,6 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
     }
 
     // Uninstall in the documented order: the webhook, then the release.
-    let webhooks: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk(
-                "admissionregistration.k8s.io",
-                "v1",
-                "ValidatingWebhookConfiguration",
-            ),
-            "validatingwebhookconfigurations",
-        ),
-    );
     webhooks
         .delete("accord-operator", &Default::default())
         .await?;
