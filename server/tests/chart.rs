@@ -4,10 +4,11 @@
 //! the operator and the dashboard run as the chart's ServiceAccounts (tokens from the
 //! TokenRequest API; there is no kubelet, so each runs as a local `accord` process with the
 //! settings of the Deployment the chart created), converge and serve the demo, and survive
-//! `helm upgrade` and `helm uninstall` as the chart's README says.
+//! `helm upgrade` and `helm uninstall` as the chart's README says. Also the binary as a kubectl
+//! plugin (`kubectl accord …` through kubectl's own plugin lookup) and its shell completions.
 //!
-//! helm comes from `tests/helm/build.sh` (built once from the Go module proxy, cached under
-//! `~/.cache/accord`), or from `ACCORD_TEST_HELM`.
+//! helm and kubectl come from `tests/helm/build.sh` (built once from the Go module proxy, cached
+//! under `~/.cache/accord`), or from `ACCORD_TEST_HELM` (with kubectl beside it).
 
 #[path = "support/operator.rs"]
 mod support;
@@ -576,11 +577,26 @@ async fn run_like_pod(
 }
 
 fn http_get(port: u16, path: &str) -> Result<(u16, String)> {
+    http(port, "GET", path, &[], "")
+}
+
+/// One HTTP/1.1 request on loopback; the status and the body.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
     )?;
+    for (name, value) in headers {
+        write!(s, "{name}: {value}\r\n")?;
+    }
+    write!(s, "Content-Length: {}\r\n\r\n{body}", body.len())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
     let text = String::from_utf8_lossy(&buf).to_string();
@@ -1174,6 +1190,41 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
         );
     }
 
+    // Applying a draft: only with the token from the chart's Secret, and the dashboard's apply
+    // role suffices to create the ClientIntents, which the operator then takes up.
+    let token = String::from_utf8(token.0)?;
+    let draft = json!({"name": "catalog calls auth", "yaml": "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: catalog, namespace: storefront}\nspec:\n  workload: {name: catalog}\n  targets:\n    - kubernetes: {name: auth.platform}\n"});
+    let port = running.dashboard_port;
+    let json_type = ("Content-Type", "application/json");
+    let (code, body) = http(
+        port,
+        "POST",
+        "/api/drafts",
+        &[json_type],
+        &draft.to_string(),
+    )?;
+    assert_eq!(code, 201, "{body}");
+    let draft: api::Draft = serde_json::from_str(&body)?;
+    let apply_path = format!("/api/drafts/{}/apply", draft.id);
+    let (code, _) = http(
+        port,
+        "POST",
+        &apply_path,
+        &[("Authorization", "Bearer wrong")],
+        "",
+    )?;
+    assert_eq!(code, 401);
+    let bearer = format!("Bearer {token}");
+    let (code, body) = http(port, "POST", &apply_path, &[("Authorization", &bearer)], "")?;
+    assert_eq!(code, 200, "{body}");
+    let result: api::ApplyResult = serde_json::from_str(&body)?;
+    assert_eq!(result.applied, ["storefront/catalog"]);
+    support::wait_status(&client, "storefront", "catalog", "up to date", |s| {
+        s["upToDate"] == true
+    })
+    .await
+    .with_context(|| format!("operator log:\n{}", running.operator.logs()))?;
+
     // Uninstall in the documented order: the webhook, then the release.
     webhooks
         .delete("accord-operator", &Default::default())
@@ -1211,7 +1262,7 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &intents_resource());
         stored += api.list(&ListParams::default()).await?.items.len();
     }
-    assert_eq!(stored, intents_count);
+    assert_eq!(stored, intents_count + 1);
     // With the webhook gone first, ClientIntents stay writable in the stored version without
     // the operator (a validating webhook nobody serves would reject this with Fail).
     let stored_api: Api<DynamicObject> =
