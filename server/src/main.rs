@@ -8,6 +8,7 @@ mod k8s;
 mod manifests;
 mod operator;
 mod serve;
+mod settings;
 
 use std::process::ExitCode;
 

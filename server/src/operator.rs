@@ -69,6 +69,44 @@ pub struct Settings {
     pub debounce: Duration,
     /// The conversion and validating webhooks; `None` serves none.
     pub webhook: Option<webhook::Config>,
+    /// Where the leader publishes these settings (`crate::settings`) for `accord serve`;
+    /// `None` publishes nothing.
+    pub settings_namespace: Option<String>,
+}
+
+impl Settings {
+    fn published(&self) -> crate::settings::Published {
+        crate::settings::Published {
+            generation: self.options.clone(),
+            watched_namespaces: self.namespaces.clone(),
+        }
+    }
+}
+
+/// Publish the settings this operator runs with, retrying with backoff until the API server
+/// takes them (the dashboard then compares the cluster with what this operator generates).
+async fn publish_settings(client: Client, namespace: String, settings: crate::settings::Published) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let doc = settings.configmap(&namespace);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match api
+            .patch(crate::settings::CONFIGMAP, &params, &Patch::Apply(&doc))
+            .await
+        {
+            Ok(_) => {
+                info!(%namespace, name = crate::settings::CONFIGMAP, "published the generation settings");
+                return;
+            }
+            Err(e) => {
+                warn!(%namespace, name = crate::settings::CONFIGMAP, error = %e, "publishing the generation settings failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,8 +177,18 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         ));
     }
 
+    let publish = |client: &Client| {
+        if let Some(ns) = &settings.settings_namespace {
+            tokio::spawn(publish_settings(
+                client.clone(),
+                ns.clone(),
+                settings.published(),
+            ));
+        }
+    };
     let Some(lease) = settings.lease.clone() else {
         metrics.leader.store(true, Ordering::Relaxed);
+        publish(&client);
         tokio::select! {
             () = Controller::new(client, settings, metrics).run() => {}
             () = shutdown_signal() => info!("shutting down"),
@@ -158,6 +206,7 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         }
         metrics.leader.store(true, Ordering::Relaxed);
         metrics.ready.store(false, Ordering::Relaxed);
+        publish(&client);
         let lost = tokio::select! {
             () = Controller::new(client.clone(), settings.clone(), metrics.clone()).run() => false,
             () = elector.keep_renewing() => true,
@@ -265,6 +314,8 @@ struct Controller {
     retry_tx: mpsc::UnboundedSender<Key>,
     retry_rx: Option<mpsc::UnboundedReceiver<Key>>,
     initial_done: bool,
+    /// Whether the orphaned policies found at start have all been deleted.
+    orphans_swept: bool,
 }
 
 impl Controller {
@@ -283,6 +334,7 @@ impl Controller {
             retry_tx,
             retry_rx: Some(retry_rx),
             initial_done: false,
+            orphans_swept: false,
         }
     }
 
@@ -482,20 +534,11 @@ impl Controller {
             {
                 self.reconcile().await;
             }
+            if !self.orphans_swept {
+                self.orphans_swept = self.sweep_orphans().await;
+            }
             if !self.initial_done {
                 self.initial_done = true;
-                // Policies carrying our labels that nothing wants any more (their intents were
-                // deleted while no operator ran).
-                let orphans = self.state.orphan_policies();
-                for (ns, name) in orphans {
-                    info!(%ns, %name, "deleting a policy no intents want");
-                    let write = Write::DeletePolicy {
-                        subject: (ns.clone(), name.clone()),
-                        namespace: ns,
-                        name,
-                    };
-                    let _ = self.execute(write).await;
-                }
                 self.metrics.ready.store(true, Ordering::Relaxed);
                 info!("initial reconcile done; ready");
             }
@@ -868,6 +911,37 @@ impl Controller {
             }
         }
         Ok(())
+    }
+
+    /// Delete the policies carrying our labels that nothing wants any more (their intents were
+    /// deleted while no operator ran). Returns whether every one is gone; a failure is logged,
+    /// counted and retried a second later (a retry message wakes the loop, which sweeps again).
+    async fn sweep_orphans(&mut self) -> bool {
+        let mut all_gone = true;
+        for (ns, name) in self.state.orphan_policies() {
+            info!(%ns, %name, "deleting a policy no intents want");
+            let write = Write::DeletePolicy {
+                subject: (ns.clone(), name.clone()),
+                namespace: ns.clone(),
+                name: name.clone(),
+            };
+            if let Err(e) = self.execute(write).await {
+                error!(%ns, %name, error = %e, "deleting a policy no intents want failed; will retry");
+                self.metrics
+                    .reconcile_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                all_gone = false;
+            }
+        }
+        if !all_gone {
+            let mut tx = self.retry_tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                // Any key wakes the loop; the sweep runs again after the next reconcile.
+                let _ = tx.send((String::new(), String::new())).await;
+            });
+        }
+        all_gone
     }
 
     async fn execute(&mut self, write: Write) -> Result<(), kube::Error> {

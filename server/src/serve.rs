@@ -72,6 +72,8 @@ pub struct Config {
     pub apply: Option<ApplyConfig>,
     /// Coalesce changes arriving within this window into one pass.
     pub debounce: Duration,
+    /// Where the generation settings come from.
+    pub settings: crate::settings::Source,
 }
 
 /// State shared by the sync loop and the HTTP handlers.
@@ -282,7 +284,11 @@ impl Feed {
 }
 
 /// Feed the index from the source until the process ends.
-async fn run_source(source: Source, feed: Arc<Feed>) -> anyhow::Result<()> {
+async fn run_source(
+    source: Source,
+    feed: Arc<Feed>,
+    settings_namespace: Option<String>,
+) -> anyhow::Result<()> {
     match source {
         Source::Demo => {
             feed.update(|idx| idx.reset_all(demo::objects()));
@@ -314,7 +320,7 @@ async fn run_source(source: Source, feed: Arc<Feed>) -> anyhow::Result<()> {
         }
         Source::Cluster { kubeconfig } => {
             let client = cluster::client(kubeconfig.as_deref()).await?;
-            cluster::run(client, feed).await
+            cluster::run(client, feed, settings_namespace).await
         }
     }
 }
@@ -384,7 +390,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         state.kube = Some(cluster::client(kubeconfig.as_deref()).await?);
     }
     let state = Arc::new(state);
-    let syncer = Syncer::new(store, &source_name).await?;
+    let syncer = Syncer::new(store, &source_name, config.settings.clone()).await?;
     let feed = Feed::new();
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -395,7 +401,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.db
     );
 
-    let source_task = tokio::spawn(run_source(config.source.clone(), feed.clone()));
+    let source_task = tokio::spawn(run_source(
+        config.source.clone(),
+        feed.clone(),
+        config.settings.operator_namespace.clone(),
+    ));
     let sync_task = tokio::spawn(run_sync(state.clone(), feed, syncer, config.debounce));
     let server = axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown());
     tokio::select! {

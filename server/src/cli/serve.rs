@@ -61,6 +61,19 @@ pub struct Args {
     )]
     apply_token: Option<String>,
 
+    /// The namespace of the operator whose generation settings (ConfigMap
+    /// `accord-operator-settings`) the drift report and the what-if use, with `--cluster`.
+    #[arg(
+        long,
+        value_name = "NS",
+        default_value = crate::settings::DEFAULT_NAMESPACE,
+        env = "ACCORD_OPERATOR_NAMESPACE"
+    )]
+    operator_namespace: String,
+
+    #[command(flatten)]
+    generation: crate::settings::GenerationOverrides,
+
     /// Coalesce changes arriving within this many milliseconds into one sync pass.
     #[arg(
         long,
@@ -95,6 +108,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .then(|| args.apply_token.map(|token| ApplyConfig { token }))
             .flatten(),
         debounce: Duration::from_millis(args.debounce_ms),
+        settings: crate::settings::Source {
+            operator_namespace: cluster.then_some(args.operator_namespace),
+            overrides: args.generation,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

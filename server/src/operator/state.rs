@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use accord_policy::diagnostic::{Diagnostic, Origin};
+use accord_policy::diagnostic::{Diagnostic, DiagnosticCode, Origin};
 use accord_policy::identity::{self, WorkloadId, formatted};
 use accord_policy::intents::{self, ClientIntents, TargetKind};
 use accord_policy::inventory::{Inventory, Namespace, Pod, ProtectedService};
@@ -861,18 +861,24 @@ pub fn status_patch(input: &StatusInput, failed: &HashSet<Key>, now: &str) -> Op
         .filter(|d| d.is_error())
         .map(|d| format!("{}: {}", d.field, d.message))
         .collect();
-    // The core's generation errors are duplicates (a second ClientIntents for one workload);
-    // its warnings are targets that do not resolve.
+    // Conditions are chosen by the diagnostics' codes: a second ClientIntents for one workload
+    // makes `Unique` false; anything else generation reports is a target that does not resolve.
     let duplicates: Vec<String> = input
         .generate_diagnostics
         .iter()
-        .filter(|d| d.is_error())
+        .filter(|d| d.code == DiagnosticCode::DuplicateIntents)
         .map(|d| format!("{}: {}", d.field, d.message))
+        .collect();
+    let unresolved_codes: BTreeSet<DiagnosticCode> = input
+        .generate_diagnostics
+        .iter()
+        .filter(|d| d.code != DiagnosticCode::DuplicateIntents)
+        .map(|d| d.code)
         .collect();
     let unresolved: Vec<String> = input
         .generate_diagnostics
         .iter()
-        .filter(|d| !d.is_error())
+        .filter(|d| d.code != DiagnosticCode::DuplicateIntents)
         .map(|d| format!("{}: {}", d.field, d.message))
         .collect();
     let write_failures: Vec<String> = input
@@ -905,12 +911,26 @@ pub fn status_patch(input: &StatusInput, failed: &HashSet<Key>, now: &str) -> Op
                 "every target resolves".into(),
             )
         } else {
-            let reason = if unresolved.iter().any(|m| m.contains("no selector")) {
-                "ServiceWithoutSelector"
+            // One reason for the condition, the most specific first: a Service without a
+            // selector; then anything that resolves to nothing (a workload, a Service or the
+            // client itself) as `TargetNotFound`; then addresses not known yet.
+            let reason = if unresolved_codes.contains(&DiagnosticCode::ServiceWithoutSelector) {
+                DiagnosticCode::ServiceWithoutSelector.reason()
+            } else if unresolved_codes.iter().any(|c| {
+                matches!(
+                    c,
+                    DiagnosticCode::TargetNotFound
+                        | DiagnosticCode::ServiceNotFound
+                        | DiagnosticCode::ClientNotFound
+                )
+            }) {
+                DiagnosticCode::TargetNotFound.reason()
             } else {
-                "TargetNotFound"
+                unresolved_codes
+                    .first()
+                    .map_or_else(String::new, |c| c.reason())
             };
-            cond("TargetsResolved", false, reason, unresolved.join("; "))
+            cond("TargetsResolved", false, &reason, unresolved.join("; "))
         },
         if write_failures.is_empty() {
             let msg = if input.policies.is_empty() {

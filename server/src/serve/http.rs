@@ -200,6 +200,8 @@ async fn status(State(state): State<SharedState>) -> Json<api::Status> {
         edges: view.edges.len() as u32,
         diagnostics: view.diagnostics.clone(),
         apply_enabled: state.apply.is_some() && state.kube.is_some(),
+        settings: view.settings.options.clone(),
+        settings_source: view.settings.source.clone(),
     })
 }
 
@@ -223,11 +225,8 @@ fn parse_states(q: &Option<String>) -> Result<BTreeSet<api::EdgeState>> {
         Some(set) => set
             .iter()
             .map(|s| {
-                api::EdgeState::parse(s).ok_or_else(|| {
-                    Error::BadRequest(format!(
-                        "unknown edge state {s:?}; use enforced, blocked, unprotected, undeclared, open or all"
-                    ))
-                })
+                s.parse::<api::EdgeState>()
+                    .map_err(|e| Error::BadRequest(format!("{e}; or use all")))
             })
             .collect(),
     }
@@ -590,7 +589,8 @@ async fn post_what_if(
             "the first sync has not finished yet; try again shortly".into(),
         ));
     };
-    let r = tokio::task::spawn_blocking(move || what_if::what_if(&index, &text))
+    let opts = view.settings.options.clone();
+    let r = tokio::task::spawn_blocking(move || what_if::what_if(&index, &opts, &text))
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
     if !r.ok {
@@ -604,12 +604,13 @@ fn parse_new_draft(headers: &HeaderMap, body: &Bytes) -> Result<api::NewDraft> {
     let d: api::NewDraft = serde_json::from_slice(body)
         .map_err(|e| Error::BadRequest(format!("expected {{\"name\", \"yaml\"}}: {e}")))?;
     if d.name.trim().is_empty() {
-        return Err(Error::Unprocessable(vec![api::Diagnostic {
-            severity: "error".into(),
-            field: "name".into(),
-            message: "a draft needs a name".into(),
-            ..Default::default()
-        }]));
+        return Err(Error::Unprocessable(vec![api::Diagnostic::error(
+            api::DiagnosticCode::MissingField,
+            &api::Origin::default(),
+            "",
+            "name",
+            "a draft needs a name",
+        )]));
     }
     Ok(d)
 }
@@ -727,9 +728,7 @@ async fn apply_draft(
         .ok_or_else(|| Error::NotFound(format!("no draft {id}")))?;
     let (objects, diags) = what_if::parse_draft(&d.yaml);
     if diags.iter().any(|d| d.is_error()) {
-        return Err(Error::Unprocessable(
-            diags.iter().map(super::sync::diagnostic).collect(),
-        ));
+        return Err(Error::Unprocessable(diags));
     }
     let ar = super::cluster::resources()
         .into_iter()
