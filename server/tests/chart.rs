@@ -348,6 +348,7 @@ fn chart_rbac_grants_what_deploy_rbac_grants_and_the_dashboard_only_reads() -> R
         for (kind, name) in [
             ("ClusterRole", "accord-operator"),
             ("Role", "accord-operator-leader-election"),
+            ("Role", "accord-operator-settings"),
         ] {
             let want = &find(&deploy, kind, name).context(name)?["rules"];
             let got = &find(&rendered, kind, name).context(name)?["rules"];
@@ -356,6 +357,7 @@ fn chart_rbac_grants_what_deploy_rbac_grants_and_the_dashboard_only_reads() -> R
         for (kind, name) in [
             ("ClusterRoleBinding", "accord-operator"),
             ("RoleBinding", "accord-operator-leader-election"),
+            ("RoleBinding", "accord-operator-settings"),
         ] {
             let want = find(&deploy, kind, name).context(name)?;
             let got = find(&rendered, kind, name).context(name)?;
@@ -363,11 +365,27 @@ fn chart_rbac_grants_what_deploy_rbac_grants_and_the_dashboard_only_reads() -> R
             assert_eq!(got["subjects"], want["subjects"]);
         }
     }
+    // Nothing in deploy/rbac.yaml is missing from the chart.
     let rendered = yaml_docs(&template(&[])?)?;
+    for doc in &deploy {
+        let (kind, name) = (
+            doc["kind"].as_str().unwrap_or_default(),
+            doc["metadata"]["name"].as_str().unwrap_or_default(),
+        );
+        assert!(
+            find(&rendered, kind, name).is_some(),
+            "{kind} {name} of deploy/rbac.yaml is not in the chart"
+        );
+    }
     let dashboard = find(&rendered, "ClusterRole", "accord-dashboard").context("dashboard")?;
     for rule in dashboard["rules"].as_array().context("rules")? {
         assert_eq!(rule["verbs"], json!(["get", "list", "watch"]), "{rule}");
     }
+    let settings = find(&rendered, "Role", "accord-dashboard-settings").context("settings")?;
+    assert_eq!(
+        settings["rules"],
+        json!([{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["accord-operator-settings"], "verbs": ["get", "list", "watch"]}])
+    );
     assert!(find(&rendered, "ClusterRole", "accord-dashboard-apply").is_none());
     let apply = yaml_docs(&template(&["--values", &values_file("dashboard")])?)?;
     let rules = &find(&apply, "ClusterRole", "accord-dashboard-apply").context("apply")?["rules"];
@@ -1088,6 +1106,25 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
     let (_, body) = http_get(running.dashboard_port, "/api/status")?;
     let status: api::Status = serde_json::from_str(&body)?;
     assert!(status.apply_enabled, "{body}");
+    // The operator published its settings and the dashboard, with its role, reads them.
+    wait_until(
+        "the dashboard to use the operator's published settings",
+        DEFAULT_TIMEOUT,
+        || async {
+            let (_, body) = http_get(running.dashboard_port, "/api/status")?;
+            let status: api::Status = serde_json::from_str(&body)?;
+            ensure!(
+                status.settings_source.contains(
+                    "published by the operator in ConfigMap accord-system/accord-operator-settings"
+                ),
+                "settings: {}",
+                status.settings_source
+            );
+            Ok(Some(()))
+        },
+    )
+    .await
+    .with_context(|| format!("dashboard log:\n{}", running.dashboard.logs()))?;
     let (_, body) = http_get(running.dashboard_port, "/api/history?limit=1000")?;
     let history_before: api::HistoryPage = serde_json::from_str(&body)?;
     assert!(!history_before.entries.is_empty());
