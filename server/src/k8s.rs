@@ -261,6 +261,28 @@ pub fn crds_yaml() -> String {
     out
 }
 
+/// The ClientIntents resource at the storage version: what the operator and the dashboard watch,
+/// so that neither depends on the conversion webhook to read.
+pub fn client_intents_resource() -> kube::api::ApiResource {
+    client_intents_resource_at(STORAGE_VERSION)
+}
+
+/// The ClientIntents resource at one served version (an object is applied at its own).
+pub fn client_intents_resource_at(version: &str) -> kube::api::ApiResource {
+    kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk(GROUP, version, "ClientIntents"),
+        "clientintents",
+    )
+}
+
+/// The ProtectedService resource at the storage version.
+pub fn protected_service_resource() -> kube::api::ApiResource {
+    kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk(GROUP, STORAGE_VERSION, "ProtectedService"),
+        "protectedservices",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 mod cli;
 mod k8s;
 mod manifests;
+mod metrics;
 mod operator;
 mod serve;
 mod settings;

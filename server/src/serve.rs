@@ -126,6 +126,7 @@ impl AppState {
         };
         self.metrics.record_sync(
             outcome.seconds,
+            &outcome.phases,
             outcome.view.nodes.len(),
             outcome.view.edges.len(),
             outcome.changed,

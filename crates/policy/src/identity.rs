@@ -81,8 +81,22 @@ pub fn normalize_name(name: &str) -> String {
     name.replace('.', "_")
 }
 
-/// Resolve a pod's identity. `owner` looks up a workload's metadata by (namespace, kind, name);
-/// the walk stops at the last owner that could be found.
+/// Kinds that are the top of almost every owner chain. When one is referenced but its object is
+/// not known (not read yet, not readable, not in the manifests), the reference stands in for it:
+/// the pod is named after it, never after the ReplicaSet or Job below it, so an identity does not
+/// flap while watches fill in and is the same whatever a reader could see.
+pub const ROOT_KINDS: &[&str] = &[
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "CronJob",
+    "ReplicationController",
+];
+
+/// Resolve a pod's identity: the one owner-chain walk of Accord (the operator, the dashboard
+/// and the CLI all name workloads through it). `owner` looks up a workload's metadata by
+/// (namespace, kind, name); the walk stops at the last owner that could be found, or at a
+/// referenced root kind ([`ROOT_KINDS`]) that could not.
 pub fn resolve<'a>(
     pod: &'a Pod,
     owner: impl Fn(&str, &str, &str) -> Option<&'a ObjectMeta>,
@@ -102,6 +116,10 @@ pub fn resolve<'a>(
             break;
         };
         let Some(next) = owner(ns, &reference.kind, &reference.name) else {
+            if ROOT_KINDS.contains(&reference.kind.as_str()) {
+                name = &reference.name;
+                kind = &reference.kind;
+            }
             break;
         };
         name = &next.name;
@@ -198,6 +216,41 @@ mod tests {
         );
         assert_eq!(WorkloadId::parse("a/b/c", "default"), None);
         assert_eq!(WorkloadId::parse("shop/", "default"), None);
+    }
+
+    #[test]
+    fn a_root_owner_not_known_stands_in_by_its_reference() {
+        use crate::objects::OwnerReference;
+        let owned_by = |kind: &str, name: &str| ObjectMeta {
+            name: format!("{name}-x"),
+            namespace: Some("ns".into()),
+            owner_references: vec![OwnerReference {
+                kind: kind.into(),
+                name: name.into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let rs = ObjectMeta {
+            name: "web-abc".into(),
+            ..owned_by("Deployment", "web")
+        };
+        let pod = Pod {
+            metadata: owned_by("ReplicaSet", "web-abc"),
+            ..Default::default()
+        };
+        // The ReplicaSet is known, its Deployment is not: named after the Deployment.
+        let id = resolve(&pod, |_, kind, name| {
+            (kind == "ReplicaSet" && name == "web-abc").then_some(&rs)
+        });
+        assert_eq!(id, WorkloadId::new("ns", "web", Some("Deployment")));
+        // An unknown owner of another kind ends the walk at the last known object.
+        let job_pod = Pod {
+            metadata: owned_by("Job", "batch-1"),
+            ..Default::default()
+        };
+        let id = resolve(&job_pod, |_, _, _| None);
+        assert_eq!(id, WorkloadId::new("ns", "batch-1-x", Some("Pod")));
     }
 
     #[test]

@@ -47,7 +47,10 @@ fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource
     }
 }
 
-/// Every kind the dashboard watches. The last two are custom resources that may be absent.
+/// Every kind the dashboard watches: the kinds the operator reads (with ReplicationControllers,
+/// so their pods get the same identity), Deployments and the other workload kinds in full (their
+/// templates stand for pods not created yet), and the policies. The last two are custom
+/// resources that may be absent.
 pub fn resources() -> Vec<(ApiResource, bool)> {
     vec![
         (resource("", "v1", "Namespace", "namespaces"), false),
@@ -69,23 +72,12 @@ pub fn resources() -> Vec<(ApiResource, bool)> {
             false,
         ),
         (
-            resource(
-                "k8s.otterize.com",
-                "v2beta1",
-                "ClientIntents",
-                "clientintents",
-            ),
-            true,
+            resource("", "v1", "ReplicationController", "replicationcontrollers"),
+            false,
         ),
-        (
-            resource(
-                "k8s.otterize.com",
-                "v2beta1",
-                "ProtectedService",
-                "protectedservices",
-            ),
-            true,
-        ),
+        // At the storage version, as the operator reads them: no conversion webhook needed.
+        (crate::k8s::client_intents_resource(), true),
+        (crate::k8s::protected_service_resource(), true),
     ]
 }
 

@@ -173,12 +173,8 @@ async fn readyz(State(state): State<SharedState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<SharedState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    state.metrics.scrape(&headers)
 }
 
 async fn openapi() -> Response {
@@ -730,13 +726,16 @@ async fn apply_draft(
     if diags.iter().any(|d| d.is_error()) {
         return Err(Error::Unprocessable(diags));
     }
-    let ar = super::cluster::resources()
-        .into_iter()
-        .find(|(ar, _)| ar.kind == "ClientIntents")
-        .map(|(ar, _)| ar)
-        .expect("ClientIntents is watched");
     let mut applied = Vec::new();
     for (_, doc) in objects {
+        // Applied at the version the draft is written in (the API server converts).
+        let version = doc
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.strip_prefix("k8s.otterize.com/"))
+            .unwrap_or(crate::k8s::STORAGE_VERSION)
+            .to_string();
+        let ar = crate::k8s::client_intents_resource_at(&version);
         let ns = doc
             .pointer("/metadata/namespace")
             .and_then(|v| v.as_str())

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use accord_api as api;
 use accord_policy::drift::changes::{ChangeKind, PairFacts};
@@ -16,6 +17,7 @@ use accord_policy::{Inventory, WorkloadId};
 use serde::{Deserialize, Serialize};
 
 use super::index::Index;
+use super::metrics::Phases;
 use super::now_rfc3339;
 use super::store::{self, ChangeRow, EdgeRow, ObjectKey, Pass, Store};
 use crate::settings;
@@ -351,6 +353,8 @@ pub struct Computed {
     pub view: View,
     pub edges: HashMap<(String, String), EdgeRow>,
     pub hashes: HashMap<ObjectKey, i64>,
+    /// How long inventory, analysis and comparison took (`write` is zero until written).
+    pub phases: Phases,
 }
 
 /// Compute a pass: pure apart from the clock. `edges` and `hashes` are what the database holds.
@@ -370,6 +374,7 @@ pub fn compute(
     let in_use = settings.resolve(configmap);
     let opts = &in_use.options;
     let (inv, mut diags) = index.inventory();
+    let inventory_done = clock.elapsed();
     tracing::info!(
         pods = inv.pods.len(),
         intents = inv.intents.len(),
@@ -378,6 +383,7 @@ pub fn compute(
         "sync: inventory built"
     );
     let report = drift::analyze(&inv, opts);
+    let analysis_done = clock.elapsed();
     tracing::info!(
         edges = report.edges.len(),
         drift = report.items.len(),
@@ -522,6 +528,12 @@ pub fn compute(
         edges_total: view.edges.len() as u32,
         diagnostics: view.diagnostics.clone(),
     };
+    let phases = Phases {
+        inventory: inventory_done,
+        analysis: analysis_done - inventory_done,
+        comparison: clock.elapsed() - analysis_done,
+        write: Duration::ZERO,
+    };
     tracing::info!(
         objects_changed = pass.objects_upsert.len() + pass.objects_delete.len(),
         edges_changed = pass.edges_upsert.len() + pass.edges_delete.len(),
@@ -537,6 +549,7 @@ pub fn compute(
         view,
         edges,
         hashes,
+        phases,
     }
 }
 
@@ -554,6 +567,7 @@ pub struct Outcome {
     pub view: View,
     pub changed: u32,
     pub seconds: f64,
+    pub phases: Phases,
 }
 
 impl Syncer {
@@ -592,6 +606,7 @@ impl Syncer {
         .await
         .expect("the sync computation does not panic");
         let mut computed = computed;
+        let writing = std::time::Instant::now();
         match self.store.write_pass(&computed.pass).await {
             Ok(run) => {
                 self.edges = computed.edges;
@@ -602,6 +617,10 @@ impl Syncer {
                     view: computed.view,
                     changed,
                     seconds: t.elapsed().as_secs_f64(),
+                    phases: Phases {
+                        write: writing.elapsed(),
+                        ..computed.phases
+                    },
                 })
             }
             Err(e) => {

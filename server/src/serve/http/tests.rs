@@ -507,3 +507,61 @@ async fn a_second_pass_logs_granted_and_revoked_access_by_object() {
     let outcome = again.pass(Arc::new(idx)).await.unwrap();
     assert_eq!(outcome.changed, 0);
 }
+
+#[tokio::test]
+async fn metrics_time_requests_by_route_and_sync_phases_as_histograms() {
+    let f = fixture().await;
+    assert_eq!(
+        get(&f.state, "/api/workloads/storefront/cart").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&f.state, "/api/graph?state=bogus").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let res = router(f.state.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()[header::CONTENT_TYPE],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&body);
+    for line in [
+        // The matched route, not the path: one series per route.
+        "http_requests_total{route=\"/api/workloads/{namespace}/{name}\",method=\"GET\",status=\"200\"} 1\n",
+        "http_requests_total{route=\"/api/graph\",method=\"GET\",status=\"400\"} 1\n",
+        "http_request_duration_seconds_count{route=\"/api/workloads/{namespace}/{name}\",method=\"GET\",status_class=\"2xx\"} 1\n",
+        "http_request_duration_seconds_bucket{route=\"/api/graph\",method=\"GET\",status_class=\"4xx\",le=\"+Inf\"} 1\n",
+        "sync_duration_seconds_count 1\n",
+        "sync_phase_duration_seconds_count{phase=\"analysis\"} 1\n",
+        "sync_phase_duration_seconds_count{phase=\"write\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing in:\n{text}");
+    }
+
+    // Prometheus asks for OpenMetrics and gets it.
+    let res = router(f.state.clone())
+        .oneshot(
+            Request::get("/metrics")
+                .header(header::ACCEPT, "application/openmetrics-text;version=1.0.0")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        res.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).ends_with("# EOF\n"));
+}
