@@ -24,10 +24,12 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && mkdir -p /out/bin /out/share/accord \
     && cp target/release/accord /out/bin/accord \
     && strip /out/bin/accord \
+    && ln -s accord /out/bin/kubectl-accord \
     && cp -r target/site /out/share/accord/site
 
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /out/bin/accord /usr/local/bin/accord
+# accord, and kubectl-accord (a symlink to it) for `kubectl accord …` in images used as toolboxes.
+COPY --from=build /out/bin/ /usr/local/bin/
 # `accord serve` looks for the dashboard in <binary dir>/../share/accord/site.
 COPY --from=build /out/share/accord /usr/local/share/accord
 USER nonroot:nonroot

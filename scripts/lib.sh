@@ -55,3 +55,13 @@ ensure_control_plane() {
     step "control plane (built once into $ACCORD_CACHE_DIR)"
     "$ROOT/tests/k8s/build.sh" >/dev/null
 }
+
+# helm for the chart tests (server/tests/chart.rs), built once from the Go module proxy.
+ensure_helm() {
+    if ! have go; then
+        echo "go not found: the chart tests build helm from the Go module proxy" >&2
+        exit 1
+    fi
+    step "helm (built once into $ACCORD_CACHE_DIR)"
+    "$ROOT/tests/helm/build.sh" >/dev/null
+}

@@ -13,6 +13,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 ensure_rust
 ensure_apt python3 python3
 ensure_control_plane
+ensure_helm
 # Headless Chromium and its WebDriver for the dashboard's browser tests (server/tests/browser.rs).
 ensure_apt chromium chromium chromedriver chromium-driver
 

@@ -13,8 +13,6 @@ mod settings;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 // Parsing and generating for large clusters is allocation-heavy; mimalloc is markedly faster
 // than the system allocator for it.
 #[global_allocator]
@@ -31,7 +29,7 @@ fn disable_transparent_huge_pages() {
 
 fn main() -> ExitCode {
     disable_transparent_huge_pages();
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::parse_args();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")

@@ -39,6 +39,7 @@ pub use control_plane::{
 };
 pub use namespace::{
     KEEP_NAMESPACES_ENV, NAMESPACE_LABEL, ServiceAccountCredentials, TestNamespace, random_name,
+    service_account_credentials,
 };
 pub use process::Watchdog;
 pub use wait::{DEFAULT_TIMEOUT, condition_status, wait_for_deletion, wait_for_object, wait_until};

@@ -149,35 +149,14 @@ impl TestNamespace {
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(error) => return Err(error).context(format!("creating ServiceAccount {name}")),
         }
-        let request = TokenRequest {
-            spec: Some(TokenRequestSpec {
-                expiration_seconds: Some(TOKEN_LIFETIME.as_secs() as i64),
-                ..TokenRequestSpec::default()
-            }),
-            ..TokenRequest::default()
-        };
-        let token = service_accounts
-            .create_token_request(name, &PostParams::default(), &request)
-            .await
-            .with_context(|| format!("requesting a token for ServiceAccount {name}"))?
-            .status
-            .and_then(|status| status.token)
-            .context("TokenRequest answered without a token")?;
-
-        let kubeconfig = self.files.path().join(format!("{name}.kubeconfig"));
-        write_token_kubeconfig(&self.kubeconfig, &kubeconfig, &self.name, name, &token)?;
-        let config = Config::from_custom_kubeconfig(
-            Kubeconfig::read_from(&kubeconfig)?,
-            &KubeConfigOptions::default(),
+        service_account_credentials(
+            &self.client,
+            &self.kubeconfig,
+            &self.name,
+            name,
+            self.files.path(),
         )
-        .await?;
-        Ok(ServiceAccountCredentials {
-            namespace: self.name.clone(),
-            name: name.to_owned(),
-            token,
-            kubeconfig,
-            config,
-        })
+        .await
     }
 
     /// A client authenticated as the ServiceAccount `name`, created if needed.
@@ -211,6 +190,48 @@ impl Drop for TestNamespace {
         });
         let _ = deletion.join();
     }
+}
+
+/// Credentials of an existing ServiceAccount `namespace/name` (one a test did not create, such
+/// as a Helm chart's): a token from the TokenRequest API, requested with `admin`, and a kubeconfig
+/// written into `dir` that authenticates with it against the cluster of the `admin_kubeconfig`.
+pub async fn service_account_credentials(
+    admin: &Client,
+    admin_kubeconfig: &Path,
+    namespace: &str,
+    name: &str,
+    dir: &Path,
+) -> Result<ServiceAccountCredentials> {
+    let service_accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(TOKEN_LIFETIME.as_secs() as i64),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let token = service_accounts
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+        .with_context(|| format!("requesting a token for ServiceAccount {namespace}/{name}"))?
+        .status
+        .and_then(|status| status.token)
+        .context("TokenRequest answered without a token")?;
+
+    let kubeconfig = dir.join(format!("{namespace}.{name}.kubeconfig"));
+    write_token_kubeconfig(admin_kubeconfig, &kubeconfig, namespace, name, &token)?;
+    let config = Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(&kubeconfig)?,
+        &KubeConfigOptions::default(),
+    )
+    .await?;
+    Ok(ServiceAccountCredentials {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        token,
+        kubeconfig,
+        config,
+    })
 }
 
 /// Copies the current context's cluster from `admin` into a new kubeconfig at `path`
