@@ -617,7 +617,11 @@ fn summary(
 pub fn intents_yaml(client: &WorkloadId, servers: &[&WorkloadId]) -> String {
     let mut out = format!(
         "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: {}\n  namespace: {}\nspec:\n  workload:\n    name: {}\n",
-        client.name, client.namespace, client.name
+        // The object is named after the workload's own name, which the API server accepts
+        // (the identity's `_` back to `.`).
+        crate::generate::object_name("", &client.name, ""),
+        client.namespace,
+        client.name
     );
     if let Some(kind) = &client.kind {
         out.push_str(&format!("    kind: {kind}\n"));
