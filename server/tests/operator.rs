@@ -1395,3 +1395,57 @@ async fn takes_over_a_cluster_converged_by_the_upstream_operator() -> Result<()>
     .await?;
     Ok(())
 }
+
+/// A server that names its callers in the `intents.otterize.com/called-by` pod annotation gets
+/// the policy admitting them, and the callers get their access labels, with no ClientIntents.
+#[tokio::test]
+async fn a_server_naming_its_callers_by_annotation_admits_them() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    create_deployment(&client, n, "client").await?;
+    let mut server = deployment("server", json!({"app": "server"}));
+    if let Some(meta) = server
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.metadata.as_mut())
+    {
+        meta.annotations = Some(
+            [(
+                "intents.otterize.com/called-by".to_string(),
+                "client".to_string(),
+            )]
+            .into(),
+        );
+    }
+    Api::<Deployment>::namespaced(client.clone(), n)
+        .create(&PostParams::default(), &server)
+        .await?;
+    let _operator = Operator::start(&account, &[n], &[])?;
+    let access = format!(
+        "intents.otterize.com/access-{}",
+        formatted("server", n, None)
+    );
+    let policy = wait_policy(&client, n, "server-access", "exists", |_| true).await?;
+    assert_eq!(
+        spec_json(&policy)["ingress"],
+        json!([{"from": [{
+            "podSelector": {"matchLabels": {access.as_str(): "true"}},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}},
+        }]}])
+    );
+    wait_pod_labels(
+        &client,
+        n,
+        "client",
+        &[
+            (access.as_str(), Some("true")),
+            (
+                "intents.otterize.com/client",
+                Some(formatted("client", n, None).as_str()),
+            ),
+        ],
+    )
+    .await?;
+    Ok(())
+}

@@ -317,6 +317,7 @@ pub fn generate(inv: &Inventory, opts: &GenerateOptions) -> Generated {
         .iter()
         .map(|b| (b.namespace.as_str(), b.service.as_str()))
         .collect();
+    let declared_by_servers = called_by_intents(inv);
     let mut g = Generator {
         inv,
         present,
@@ -336,7 +337,102 @@ pub fn generate(inv: &Inventory, opts: &GenerateOptions) -> Generated {
     for i in intents {
         g.add_intents(i);
     }
+    // Callers named by servers' annotations, after the declared intents (a caller may have
+    // both; its labels and rules add up).
+    for i in &declared_by_servers {
+        g.add_intents(i);
+    }
     g.finish()
+}
+
+/// The callers a server's `intents.otterize.com/called-by` annotation names, with the server's
+/// namespace as the default. The value is a JSON list of names or of objects
+/// `{name, namespace?, kind?}`, or names separated by commas or spaces; a name is `name` or
+/// `name.namespace`, as in v1 intents. Names that are no identity are skipped.
+pub fn called_by(value: &str, server_namespace: &str) -> Vec<WorkloadId> {
+    let one = |text: &str, kind: Option<&str>| -> Option<WorkloadId> {
+        let text = text.trim();
+        let (name, namespace) = match text.split_once('.') {
+            Some((name, ns)) => (name, ns),
+            None => (text, server_namespace),
+        };
+        (!name.is_empty() && !namespace.is_empty() && !namespace.contains('.'))
+            .then(|| WorkloadId::new(namespace, name, kind.filter(|k| !k.is_empty())))
+    };
+    let value = value.trim();
+    if value.starts_with('[') {
+        let Ok(items) = serde_json::from_str::<Vec<serde_json::Value>>(value) else {
+            return Vec::new();
+        };
+        return items
+            .iter()
+            .filter_map(|item| match item {
+                serde_json::Value::String(s) => one(s, None),
+                serde_json::Value::Object(m) => {
+                    let name = m.get("name")?.as_str()?;
+                    let kind = m.get("kind").and_then(serde_json::Value::as_str);
+                    match m.get("namespace").and_then(serde_json::Value::as_str) {
+                        Some(ns) => one(&format!("{name}.{ns}"), kind),
+                        None => one(name, kind),
+                    }
+                }
+                _ => None,
+            })
+            .collect();
+    }
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| one(s, None))
+        .collect()
+}
+
+/// ClientIntents standing for the `called-by` annotations of the inventory's pods: one per
+/// caller, targeting each server that names it (kind-less, as a v1 call names a server).
+pub fn called_by_intents(inv: &Inventory) -> Vec<ClientIntents> {
+    let mut callers: BTreeMap<WorkloadId, BTreeSet<(String, String)>> = BTreeMap::new();
+    let mut origins: BTreeMap<WorkloadId, crate::diagnostic::Origin> = BTreeMap::new();
+    for pod in &inv.pods {
+        let Some(value) = pod.metadata.annotations.get(labels::CALLED_BY) else {
+            continue;
+        };
+        for caller in called_by(value, pod.namespace()) {
+            origins
+                .entry(caller.clone())
+                .or_insert_with(|| pod.origin.clone());
+            callers
+                .entry(caller)
+                .or_default()
+                .insert((pod.workload.namespace.clone(), pod.workload.name.clone()));
+        }
+    }
+    callers
+        .into_iter()
+        .map(|(caller, servers)| ClientIntents {
+            origin: origins.remove(&caller).unwrap_or_default(),
+            api_version: "k8s.otterize.com/v2beta1".to_string(),
+            name: format!("{}-called-by", caller.name),
+            namespace: caller.namespace.clone(),
+            workload: crate::intents::WorkloadRef {
+                name: caller.name.clone(),
+                kind: caller.kind.clone(),
+            },
+            targets: servers
+                .into_iter()
+                .map(|(namespace, name)| Target {
+                    field: format!("metadata.annotations[{}]", labels::CALLED_BY),
+                    kind: TargetKind::Workload {
+                        name,
+                        namespace,
+                        kind: None,
+                        ports: Vec::new(),
+                        kafka: false,
+                    },
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect()
 }
 
 impl<'a> Generator<'a> {

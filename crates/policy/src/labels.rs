@@ -23,6 +23,10 @@ pub const DEFAULT_DENY: &str = "intents.otterize.com/network-policy-service-defa
 /// a protected server exposed by a NodePort or LoadBalancer Service or an Ingress: the formatted
 /// identity of the server (which the policy's [`NETWORK_POLICY`] label carries too).
 pub const EXTERNAL_TRAFFIC: &str = "intents.otterize.com/network-policy-external-traffic";
+/// Pod annotation by which a server declares its callers, for callers that declare nothing
+/// themselves: each caller is admitted and labelled as if its ClientIntents named the server
+/// (see [`crate::generate::called_by`] for the forms the value may take).
+pub const CALLED_BY: &str = "intents.otterize.com/called-by";
 /// Pod annotation: `"true"` on the pods of a client whose ClientIntents were all deleted. Their
 /// client and access labels are kept (see docs/otterize-compat.md) so that a client rolled back to
 /// a version without intents keeps working.

@@ -980,9 +980,7 @@ fn a_dns_server_target_admits_port_53_from_anywhere() {
     let coredns = [
         mk_namespace("kube-system"),
         mk_deployment("kube-system", "coredns"),
-        format!(
-            "apiVersion: v1\nkind: Service\nmetadata: {{name: kube-dns, namespace: kube-system, uid: u}}\nspec:\n  selector: {{app: coredns}}\n  ports: [{{name: dns, port: 53, protocol: UDP}}, {{name: dns-tcp, port: 53, protocol: TCP}}]\n"
-        ),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: kube-dns, namespace: kube-system, uid: u}\nspec:\n  selector: {app: coredns}\n  ports: [{name: dns, port: 53, protocol: UDP}, {name: dns-tcp, port: 53, protocol: TCP}]\n".to_string(),
     ];
     let dns_service = |ns: &str, name: &str, app: &str| {
         format!(
@@ -1152,4 +1150,51 @@ spec:
         },
     );
     assert!(policies.is_empty(), "{policies:#?}");
+}
+
+#[test]
+fn a_server_declares_its_callers_by_annotation() {
+    use accord_policy::generate::called_by;
+    // The forms of the value.
+    let want = vec![
+        WorkloadId::new("ns", "a", None),
+        WorkloadId::new("other", "b", None),
+    ];
+    assert_eq!(called_by("a, b.other", "ns"), want);
+    assert_eq!(called_by("a b.other", "ns"), want);
+    assert_eq!(called_by(r#"["a", "b.other"]"#, "ns"), want);
+    assert_eq!(
+        called_by(
+            r#"[{"name": "a"}, {"name": "b", "namespace": "other", "kind": "Deployment"}]"#,
+            "ns"
+        ),
+        vec![
+            WorkloadId::new("ns", "a", None),
+            WorkloadId::new("other", "b", Some("Deployment")),
+        ]
+    );
+    assert!(called_by("[not json", "ns").is_empty());
+
+    // The server `server` names `client` as its caller; `client` declares nothing.
+    let server = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: server-0\n  namespace: {NS}\n  labels: {{app: server-0}}\n  annotations: {{intents.otterize.com/called-by: client}}\n"
+    );
+    let (policies, diags, g, inv) = run(&tutorial(&[server]), &Default::default());
+    assert!(diags.is_empty(), "{diags:?}");
+    let names: Vec<&str> = policies.iter().map(|p| p.metadata.name.as_str()).collect();
+    assert_eq!(names, ["server-0-access"]);
+    let access = format!(
+        "intents.otterize.com/access-{}",
+        accord_policy::identity::formatted("server-0", NS, None)
+    );
+    let rule = &policies[0].spec.ingress.as_ref().unwrap()[0].from[0];
+    assert_eq!(
+        rule.pod_selector.as_ref().unwrap().match_labels[&access],
+        "true"
+    );
+    let labels = g.pod_labels(&inv);
+    assert_eq!(
+        labels[&WorkloadId::new(NS, "client", Some("Deployment"))][&access],
+        "true"
+    );
 }

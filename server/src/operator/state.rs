@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use accord_policy::diagnostic::{Diagnostic, Origin};
-use accord_policy::generate::{DEFAULT_DENY_PREFIX, object_name};
+use accord_policy::generate::{DEFAULT_DENY_PREFIX, called_by, object_name};
 use accord_policy::identity::{self, WorkloadId, formatted};
 use accord_policy::intents::{self, ClientIntents, TargetKind};
 use accord_policy::inventory::{IngressBackend, Inventory, Namespace, Pod, ProtectedService};
@@ -97,6 +97,8 @@ pub struct State {
     pub pods: BTreeMap<Key, PodEntry>,
     /// The Services each Ingress sends traffic to, by Ingress.
     pub ingresses: BTreeMap<Key, Vec<IngressBackend>>,
+    /// Pods carrying the `called-by` annotation: their server subject and the callers named.
+    called_by: BTreeMap<Key, (Key, BTreeSet<Key>)>,
     /// Subject (the pod's workload `(namespace, name)`) → pods.
     pods_by_workload: HashMap<Key, BTreeSet<Key>>,
     /// Metadata of pod owners (ReplicaSets, Jobs, …) by `(namespace, kind, name)`.
@@ -316,6 +318,32 @@ impl State {
         self.remove_pod(&key);
         let workload = self.resolve(&meta);
         let subject = (workload.namespace.clone(), workload.name.clone());
+        // A server naming its callers: both sides are recomputed when the names change.
+        let callers: Option<BTreeSet<Key>> = meta.annotations.get(labels::CALLED_BY).map(|value| {
+            called_by(value, &key.0)
+                .into_iter()
+                .map(|c| (c.namespace, c.name))
+                .collect()
+        });
+        let before = self.called_by.get(&key);
+        if before.map(|(s, c)| (s, c)) != callers.as_ref().map(|c| (&subject, c)) {
+            if let Some((s, c)) = before.cloned() {
+                self.dirty.insert(s);
+                self.dirty.extend(c);
+            }
+            if let Some(c) = &callers {
+                self.dirty.insert(subject.clone());
+                self.dirty.extend(c.iter().cloned());
+            }
+        }
+        match callers {
+            Some(c) => {
+                self.called_by.insert(key.clone(), (subject.clone(), c));
+            }
+            None => {
+                self.called_by.remove(&key);
+            }
+        }
         self.pods_by_workload
             .entry(subject.clone())
             .or_default()
@@ -334,6 +362,10 @@ impl State {
 
     pub fn delete_pod(&mut self, key: &Key) {
         self.remove_pod(key);
+        if let Some((server, callers)) = self.called_by.remove(key) {
+            self.dirty.insert(server);
+            self.dirty.extend(callers);
+        }
     }
 
     fn remove_pod(&mut self, key: &Key) {
@@ -589,8 +621,16 @@ impl State {
     /// Compute the writes for every dirty subject, and the statuses of the intents involved.
     /// Clears the dirty sets.
     pub fn plan(&mut self) -> Plan {
-        let dirty = std::mem::take(&mut self.dirty);
+        let mut dirty = std::mem::take(&mut self.dirty);
         let status_dirty = std::mem::take(&mut self.status_dirty);
+        // A server that names its callers and those callers go together: the server's policy
+        // admits them and their labels come from its annotation.
+        for (server, callers) in self.called_by.values() {
+            if dirty.contains(server) || callers.iter().any(|c| dirty.contains(c)) {
+                dirty.insert(server.clone());
+                dirty.extend(callers.iter().cloned());
+            }
+        }
 
         // The intents that refer to a dirty subject.
         let mut relevant: BTreeSet<Key> = status_dirty.clone();
@@ -635,6 +675,12 @@ impl State {
                 name: p.meta.name.clone(),
                 namespace: p.meta.namespace.clone(),
                 labels: p.meta.labels.clone(),
+                annotations: p
+                    .meta
+                    .annotations
+                    .get(labels::CALLED_BY)
+                    .map(|v| Labels::from([(labels::CALLED_BY.to_string(), v.clone())]))
+                    .unwrap_or_default(),
                 ..Default::default()
             },
             workload: p.workload.clone(),
@@ -728,6 +774,16 @@ impl State {
                         .or_default()
                         .insert(formatted(name, ns, kind));
                 }
+            }
+        }
+
+        // A server naming callers owns the (kind-less) policy that admits them.
+        for (server, _) in self.called_by.values() {
+            if let Some(s) = dirty.get(server) {
+                owned_labels
+                    .entry(s)
+                    .or_default()
+                    .insert(formatted(&server.1, &server.0, None));
             }
         }
 
