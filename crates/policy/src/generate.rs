@@ -2,7 +2,9 @@
 //!
 //! The output matches the `k8s.otterize.com` operator for the same input (policy names, label
 //! keys and values, selectors, rule shapes), so a cluster can switch between the two. Accord's one
-//! addition, port-level targets, only changes the output of intents that use it.
+//! addition, port-level targets, only changes the output of intents that use it; and where
+//! upstream would name an object in a way the API server rejects, Accord names it validly
+//! ([`object_name`]). `docs/otterize-compat.md` compares the two, row by row.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
