@@ -35,7 +35,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet}
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController, Service};
-use k8s_openapi::api::networking::v1::NetworkPolicy as K8sNetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy as K8sNetworkPolicy};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
@@ -219,6 +219,8 @@ enum Kind {
     /// Namespaces, as metadata.
     Namespace,
     Service,
+    /// Ingresses: the Services they send traffic to expose servers outside the cluster.
+    Ingress,
     /// Policies with the ownership label.
     Policy,
     /// Default-deny policies of ProtectedServices.
@@ -369,12 +371,18 @@ impl Controller {
                     .map(|e| e.map(to_json))
                     .boxed(),
             );
+            // Pending and running pods: every one of them gets its identity labels, and a
+            // finished pod needs none (as upstream does).
             add(
                 Kind::Pod,
-                watcher(typed::<PartialObjectMeta<Pod>>(&client, &ns), cfg.clone())
-                    .default_backoff()
-                    .map(|e| e.map(to_json))
-                    .boxed(),
+                watcher(
+                    typed::<PartialObjectMeta<Pod>>(&client, &ns),
+                    cfg.clone()
+                        .fields("status.phase!=Succeeded,status.phase!=Failed"),
+                )
+                .default_backoff()
+                .map(|e| e.map(to_json))
+                .boxed(),
             );
             fn owners<K>(
                 client: &Client,
@@ -442,6 +450,13 @@ impl Controller {
             add(
                 Kind::Service,
                 watcher(typed::<Service>(&client, &ns), cfg.clone())
+                    .default_backoff()
+                    .map(|e| e.map(to_json))
+                    .boxed(),
+            );
+            add(
+                Kind::Ingress,
+                watcher(typed::<Ingress>(&client, &ns), cfg.clone())
                     .default_backoff()
                     .map(|e| e.map(to_json))
                     .boxed(),
@@ -564,6 +579,7 @@ impl Controller {
                         .map(|n| ("default".to_string(), n.clone()))
                         .collect(),
                     Kind::Service => self.state.services.keys().cloned().collect(),
+                    Kind::Ingress => self.state.ingresses.keys().cloned().collect(),
                     Kind::Policy | Kind::DefaultDeny => {
                         let label = if kind == Kind::Policy {
                             labels::NETWORK_POLICY
@@ -627,6 +643,10 @@ impl Controller {
                     }
                 }
             }
+            Kind::Ingress => {
+                let (inv, _) = core_object(&obj);
+                self.state.apply_ingress(key, inv.ingress_backends);
+            }
             Kind::Policy | Kind::DefaultDeny => {
                 match serde_json::from_value::<NetworkPolicy>(obj) {
                     Ok(p) => self.state.apply_live_policy(p),
@@ -650,6 +670,7 @@ impl Controller {
             Kind::Owner(owner) => self.state.delete_owner(owner, &key.0, &key.1),
             Kind::Namespace => self.state.delete_namespace(&key.1),
             Kind::Service => self.state.delete_service(key),
+            Kind::Ingress => self.state.delete_ingress(key),
             Kind::Policy | Kind::DefaultDeny => self.state.delete_live_policy(key),
         }
     }
@@ -675,7 +696,7 @@ impl Controller {
                 .map(|e| e.subjects.clone())
                 .unwrap_or_default();
             self.state.delete_intents(&key);
-            if has_finalizer {
+            if has_finalizer || finalizers.iter().any(|f| is_upstream_finalizer(f)) {
                 let rv = obj
                     .pointer("/metadata/resourceVersion")
                     .cloned()
@@ -684,10 +705,10 @@ impl Controller {
             }
             return;
         }
-        if !has_finalizer {
-            // Added with the next batch's writes, concurrently with the others.
-            let mut all = finalizers.clone();
-            all.push(FINALIZER.to_string());
+        // Added with the next batch's writes, concurrently with the others; the upstream
+        // operator's finalizer is replaced by Accord's (it would otherwise keep the object
+        // forever once that operator is gone).
+        if let Some(all) = takeover_finalizers(&finalizers) {
             let rv = obj
                 .pointer("/metadata/resourceVersion")
                 .cloned()
@@ -725,7 +746,19 @@ impl Controller {
         let span = info_span!("reconcile", subjects, writes);
         async {
             let mut failed: BTreeSet<Key> = BTreeSet::new();
-            let results: Vec<WriteResult> = futures::stream::iter(plan.writes)
+            // Deletions go after everything else, and only for subjects whose other writes
+            // succeeded: a policy (Accord's old one, or the upstream operator's on a takeover)
+            // is never removed before what replaces it is in place.
+            let (deletes, writes): (Vec<Write>, Vec<Write>) = plan
+                .writes
+                .into_iter()
+                .partition(|w| matches!(w, Write::DeletePolicy { .. }));
+            for (phase, batch) in [writes, deletes].into_iter().enumerate() {
+            let batch: Vec<Write> = batch
+                .into_iter()
+                .filter(|w| phase == 0 || w.subject().is_none_or(|s| !failed.contains(s)))
+                .collect();
+            let results: Vec<WriteResult> = futures::stream::iter(batch)
                 .map(|w| {
                     let subject = w.subject().cloned();
                     let op = Op::of(&w);
@@ -747,6 +780,7 @@ impl Controller {
                         }
                     }
                 }
+            }
             }
             for s in &plan.subjects {
                 if failed.contains(s) {
@@ -961,11 +995,12 @@ impl Controller {
                 namespace,
                 name,
                 labels,
+                annotations,
                 ..
             } => {
                 let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
                 m.request(Op::PatchPod);
-                let patch = json!({"metadata": {"labels": labels}});
+                let patch = json!({"metadata": {"labels": labels, "annotations": annotations}});
                 match api
                     .patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
@@ -1037,14 +1072,36 @@ fn status_event(old: &ClientIntentsStatus, new: &ClientIntentsStatus) -> Option<
     })
 }
 
-/// The merge patch that removes Accord's finalizer from `finalizers` as of resourceVersion
-/// `rv` (the API server answers 409 Conflict when the object changed since), or `None` when
-/// the finalizer is not there.
+/// Whether a finalizer on ClientIntents is the upstream Otterize operator's: any in the
+/// `intents.otterize.com/` domain but Accord's own. Accord takes them over when it takes over
+/// a cluster from that operator (see deploy/README.md), which must be stopped first.
+pub fn is_upstream_finalizer(f: &str) -> bool {
+    f.starts_with("intents.otterize.com/") && f != FINALIZER
+}
+
+/// The finalizers ClientIntents should carry under Accord (its own added, the upstream
+/// operator's dropped, anyone else's kept), or `None` when they already do.
+fn takeover_finalizers(finalizers: &[String]) -> Option<Vec<String>> {
+    let mut all: Vec<String> = finalizers
+        .iter()
+        .filter(|f| !is_upstream_finalizer(f))
+        .cloned()
+        .collect();
+    if !all.iter().any(|f| f == FINALIZER) {
+        all.push(FINALIZER.to_string());
+    }
+    (all != finalizers).then_some(all)
+}
+
+/// The merge patch that removes Accord's finalizer (and any the upstream operator left) from
+/// `finalizers` as of resourceVersion `rv` (the API server answers 409 Conflict when the
+/// object changed since), or `None` when neither is there.
 fn finalizer_removal_patch(finalizers: &[String], rv: &Value) -> Option<Value> {
-    if !finalizers.iter().any(|f| f == FINALIZER) {
+    let ours = |f: &String| f == FINALIZER || is_upstream_finalizer(f);
+    if !finalizers.iter().any(ours) {
         return None;
     }
-    let remaining: Vec<&String> = finalizers.iter().filter(|f| *f != FINALIZER).collect();
+    let remaining: Vec<&String> = finalizers.iter().filter(|f| !ours(f)).collect();
     Some(json!({"metadata": {"finalizers": remaining, "resourceVersion": rv}}))
 }
 
@@ -1069,6 +1126,26 @@ mod tests {
         assert_eq!(
             finalizer_removal_patch(&["example.com/keep".to_string()], &json!("43")),
             None
+        );
+    }
+
+    #[test]
+    fn the_upstream_operators_finalizer_is_taken_over() {
+        let upstream = "intents.otterize.com/svc-network-policy-finalizer".to_string();
+        let keep = "example.com/keep".to_string();
+        assert_eq!(
+            takeover_finalizers(&[upstream.clone(), keep.clone()]),
+            Some(vec![keep.clone(), FINALIZER.to_string()])
+        );
+        assert_eq!(
+            takeover_finalizers(&[keep.clone(), FINALIZER.to_string()]),
+            None
+        );
+        // Deleted before Accord could take it over: the upstream finalizer is removed once
+        // Accord has cleaned up.
+        assert_eq!(
+            finalizer_removal_patch(&[upstream, keep], &json!("7")),
+            Some(json!({"metadata": {"finalizers": ["example.com/keep"], "resourceVersion": "7"}}))
         );
     }
 

@@ -173,11 +173,20 @@ async fn worked_example_gives_the_upstream_policy_and_pod_labels() -> Result<()>
             .contains(&"intents.otterize.com/accord-operator".to_owned())
     );
 
-    // Deleting the intents removes the policy and the access labels; the finalizer lets it go.
+    // Deleting the intents removes the policy; the client keeps its labels and is marked as
+    // having no intents left (as upstream does); the finalizer lets the intents go.
     intents_api(&client, ns)
         .delete("client", &DeleteParams::default())
         .await?;
     wait_policy_gone(&client, ns, "server-service-access").await?;
+    wait_pod_annotation(
+        &client,
+        ns,
+        "client",
+        "intents.otterize.com/all-intents-removed",
+        Some("true"),
+    )
+    .await?;
     wait_pod_labels(
         &client,
         ns,
@@ -185,9 +194,12 @@ async fn worked_example_gives_the_upstream_policy_and_pod_labels() -> Result<()>
         &[
             (
                 "intents.otterize.com/svc-access-server-otterize-tutorial-n-servi-7dac8c",
-                None,
+                Some("true"),
             ),
-            ("intents.otterize.com/client", None),
+            (
+                "intents.otterize.com/client",
+                Some("client-otterize-tutorial-np-699302"),
+            ),
         ],
     )
     .await?;
@@ -296,23 +308,30 @@ async fn policy_follows_its_clients_until_none_remain() -> Result<()> {
         spec_json(p)["ingress"] == json!([rule(na)])
     })
     .await?;
-    wait_pod_labels(
+    // client-b keeps its labels (the rule for its namespace is gone, so they admit nothing).
+    wait_pod_annotation(
         &client,
         nb,
         "client-b",
-        &[
-            (access.as_str(), None),
-            ("intents.otterize.com/client", None),
-        ],
+        "intents.otterize.com/all-intents-removed",
+        Some("true"),
     )
     .await?;
+    wait_pod_labels(&client, nb, "client-b", &[(access.as_str(), Some("true"))]).await?;
     wait_pod_labels(&client, na, "client-a", &[(access.as_str(), Some("true"))]).await?;
 
     intents_api(&client, na)
         .delete("client-a", &DeleteParams::default())
         .await?;
     wait_policy_gone(&client, na, "server-deployment-access").await?;
-    wait_pod_labels(&client, na, "client-a", &[(access.as_str(), None)]).await?;
+    wait_pod_annotation(
+        &client,
+        na,
+        "client-a",
+        "intents.otterize.com/all-intents-removed",
+        Some("true"),
+    )
+    .await?;
     Ok(())
 }
 
@@ -773,6 +792,20 @@ async fn shadow_mode_enforces_only_protected_servers() -> Result<()> {
         spec_json(&deny),
         json!({"podSelector": {"matchLabels": {"intents.otterize.com/service": formatted("server", n, None)}}, "policyTypes": ["Ingress"]})
     );
+    assert_eq!(
+        deny.metadata.labels.clone().unwrap_or_default(),
+        [
+            (
+                "intents.otterize.com/network-policy".to_string(),
+                formatted("server", n, None)
+            ),
+            (
+                "intents.otterize.com/network-policy-service-default-deny".to_string(),
+                "true".to_string()
+            ),
+        ]
+        .into()
+    );
     assert!(
         policies.get_opt("other-access").await?.is_none(),
         "the unprotected server stays open"
@@ -1062,6 +1095,414 @@ async fn deleting_intents_keeps_other_controllers_finalizers() -> Result<()> {
     wait_until("the intents to be gone", DEFAULT_TIMEOUT, || async {
         Ok(intents.get_opt("client").await?.is_none().then_some(()))
     })
+    .await?;
+    Ok(())
+}
+
+/// Deployment `api.v2` (identity `api_v2`) and a bare pod with the longest name a pod may have:
+/// their policies are named as upstream names them where that name is valid (`api.v2-access`),
+/// and validly otherwise, so the API server accepts every one and the servers are protected.
+#[tokio::test]
+async fn dotted_and_longest_workload_names_get_policies_the_api_server_accepts() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    create_deployment(&client, n, "client").await?;
+    create_deployment(&client, n, "api.v2").await?;
+    let long = "p".repeat(253);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), n);
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {"name": long, "labels": {"app": "long"}},
+            "spec": {"containers": [{"name": "main", "image": "example.invalid/app:1"}]},
+        }))?,
+    )
+    .await?;
+    let _operator = Operator::start(&account, &[n], &[])?;
+    create_intents(
+        &client,
+        n,
+        "client",
+        json!({"workload": {"name": "client"}, "targets": [
+            {"kubernetes": {"name": "api_v2"}},
+            {"kubernetes": {"name": "api_v2", "kind": "Deployment"}},
+            {"kubernetes": {"name": long, "kind": "Pod"}},
+        ]}),
+    )
+    .await?;
+    let service = formatted("api_v2", n, None);
+    let legacy = wait_policy(&client, n, "api.v2-access", "exists", |_| true).await?;
+    assert_eq!(
+        spec_json(&legacy)["podSelector"],
+        json!({"matchLabels": {"intents.otterize.com/service": service}})
+    );
+    let by_kind = wait_policy(&client, n, "api.v2-deployment-access", "exists", |_| true).await?;
+    assert_eq!(
+        spec_json(&by_kind)["podSelector"],
+        json!({"matchLabels": {"intents.otterize.com/owner-kind": "Deployment", "intents.otterize.com/service": service}})
+    );
+    let long_name = accord_policy::generate::object_name("", &format!("{long}-pod"), "-access");
+    assert!(long_name.len() <= 253, "{long_name}");
+    let long_policy = wait_policy(&client, n, &long_name, "exists", |_| true).await?;
+    assert_eq!(
+        spec_json(&long_policy)["podSelector"],
+        json!({"matchLabels": {"intents.otterize.com/owner-kind": "Pod", "intents.otterize.com/service": formatted(&long, n, None)}})
+    );
+    // The protected pods carry what the policies select on, and nothing is left to retry.
+    wait_pod_labels(
+        &client,
+        n,
+        "api.v2",
+        &[
+            ("intents.otterize.com/service", Some(service.as_str())),
+            ("intents.otterize.com/owner-kind", Some("Deployment")),
+        ],
+    )
+    .await?;
+    let status = wait_status(&client, n, "client", "up to date", |s| {
+        s["upToDate"] == true
+    })
+    .await?;
+    assert_eq!(
+        condition(&status, "PoliciesApplied").context("PoliciesApplied")?["status"],
+        "True"
+    );
+    Ok(())
+}
+
+/// Every pending or running pod gets its identity labels whether intents name it or not; a pod
+/// named by the override annotation gets an empty owner kind (as upstream does).
+#[tokio::test]
+async fn every_pod_gets_its_service_and_owner_kind_labels() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    create_deployment(&client, n, "idle").await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), n);
+    pods.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({
+            "metadata": {
+                "name": "legacy-1",
+                "labels": {"app": "legacy"},
+                "annotations": {"intents.otterize.com/workload-name": "legacy"},
+            },
+            "spec": {"containers": [{"name": "main", "image": "example.invalid/app:1"}]},
+        }))?,
+    )
+    .await?;
+    let _operator = Operator::start(&account, &[n], &[])?;
+    wait_pod_labels(
+        &client,
+        n,
+        "idle",
+        &[
+            (
+                "intents.otterize.com/service",
+                Some(formatted("idle", n, None).as_str()),
+            ),
+            ("intents.otterize.com/owner-kind", Some("Deployment")),
+            ("intents.otterize.com/client", None),
+        ],
+    )
+    .await?;
+    wait_pod_labels(
+        &client,
+        n,
+        "legacy",
+        &[
+            (
+                "intents.otterize.com/service",
+                Some(formatted("legacy", n, None).as_str()),
+            ),
+            ("intents.otterize.com/owner-kind", Some("")),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A protected server exposed by a NodePort Service and by an Ingress gets an
+/// `external-access-to-<Service>` policy per Service, owned by it, so that it stays reachable
+/// from outside the cluster; removing the Ingress removes its policy.
+#[tokio::test]
+async fn exposed_servers_get_external_access_policies() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    deploy_client_and_server(&client, n).await?;
+    let services: Api<Service> = Api::namespaced(client.clone(), n);
+    let public = services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "server-public"},
+                "spec": {"type": "NodePort", "selector": {"app": "server"}, "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]},
+            }))?,
+        )
+        .await?;
+    services
+        .create(
+            &PostParams::default(),
+            &service("server", json!({"app": "server"}), 80),
+        )
+        .await?;
+    let ingresses: Api<k8s_openapi::api::networking::v1::Ingress> =
+        Api::namespaced(client.clone(), n);
+    ingresses
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "web"},
+                "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "server", "port": {"number": 80}}}}]}}]},
+            }))?,
+        )
+        .await?;
+    let _operator = Operator::start(&account, &[n], &[])?;
+    create_intents(&client, n, "client", client_calls_server()).await?;
+    wait_policy(&client, n, "server-access", "exists", |_| true).await?;
+    let external = wait_policy(
+        &client,
+        n,
+        "external-access-to-server-public",
+        "exists",
+        |_| true,
+    )
+    .await?;
+    assert_eq!(
+        spec_json(&external),
+        json!({
+            "podSelector": {"matchLabels": {"app": "server"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"port": 8080, "protocol": "TCP"}]}],
+        })
+    );
+    let labels = external.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels.get("intents.otterize.com/network-policy-external-traffic"),
+        Some(&formatted("server", n, None))
+    );
+    let owner = &external
+        .metadata
+        .owner_references
+        .clone()
+        .unwrap_or_default()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), Some(&owner.uid)),
+        ("Service", "server-public", public.metadata.uid.as_ref())
+    );
+    wait_policy(&client, n, "external-access-to-server", "exists", |_| true).await?;
+
+    // The Ingress goes: so does the policy it needed; the NodePort one stays.
+    ingresses.delete("web", &DeleteParams::default()).await?;
+    wait_policy_gone(&client, n, "external-access-to-server").await?;
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), n);
+    assert!(
+        policies
+            .get_opt("external-access-to-server-public")
+            .await?
+            .is_some()
+    );
+    Ok(())
+}
+
+/// A cluster converged by the upstream operator (its policy, pod labels and finalizer, made by
+/// hand as it leaves them) is taken over with no moment where the declared call is denied: the
+/// policy is updated in place and never deleted, the client's access label never leaves its
+/// pods, and the upstream finalizer is replaced by Accord's.
+#[tokio::test]
+async fn takes_over_a_cluster_converged_by_the_upstream_operator() -> Result<()> {
+    use futures::StreamExt;
+    use kube::runtime::watcher;
+    use std::sync::{Arc, Mutex};
+
+    const UPSTREAM_FINALIZER: &str = "intents.otterize.com/svc-network-policy-finalizer";
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    deploy_client_and_server(&client, n).await?;
+    let access = format!(
+        "intents.otterize.com/access-{}",
+        formatted("server", n, None)
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), n);
+    for app in ["client", "server"] {
+        let mut labels = json!({
+            "intents.otterize.com/service": formatted(app, n, None),
+            "intents.otterize.com/owner-kind": "Deployment",
+        });
+        if app == "client" {
+            labels["intents.otterize.com/client"] = json!(formatted("client", n, None));
+            labels[access.as_str()] = json!("true");
+        }
+        for pod in pods_of(&client, n, app).await? {
+            pods.patch_metadata(
+                pod.metadata.name.as_deref().unwrap_or_default(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": labels}})),
+            )
+            .await?;
+        }
+    }
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), n);
+    let upstream = policies
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "server-access", "labels": {"intents.otterize.com/network-policy": formatted("server", n, None)}},
+                "spec": {
+                    "podSelector": {"matchLabels": {"intents.otterize.com/service": formatted("server", n, None)}},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{"from": [{
+                        "podSelector": {"matchLabels": {access.as_str(): "true"}},
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}},
+                    }]}],
+                },
+            }))?,
+        )
+        .await?;
+    apply_value(
+        &client,
+        &json!({
+            "apiVersion": "k8s.otterize.com/v2beta1",
+            "kind": "ClientIntents",
+            "metadata": {"name": "client", "namespace": n, "finalizers": [UPSTREAM_FINALIZER]},
+            "spec": client_calls_server(),
+        }),
+    )
+    .await?;
+
+    // Every state of the client's pods and every policy deletion from now on.
+    let pod_states: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let deleted: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record_pods = {
+        let states = pod_states.clone();
+        let access = access.clone();
+        let mut events = watcher::watcher(
+            pods.clone(),
+            watcher::Config::default().labels("app=client"),
+        )
+        .boxed();
+        tokio::spawn(async move {
+            while let Some(Ok(event)) = events.next().await {
+                if let watcher::Event::Apply(p) | watcher::Event::InitApply(p) = event {
+                    let labels = p.metadata.labels.unwrap_or_default();
+                    states
+                        .lock()
+                        .expect("lock")
+                        .push(labels.get(&access).cloned());
+                }
+            }
+        })
+    };
+    let record_policies = {
+        let deleted = deleted.clone();
+        let mut events = watcher::watcher(policies.clone(), watcher::Config::default()).boxed();
+        tokio::spawn(async move {
+            while let Some(Ok(event)) = events.next().await {
+                if let watcher::Event::Delete(p) = event {
+                    deleted
+                        .lock()
+                        .expect("lock")
+                        .push(p.metadata.name.unwrap_or_default());
+                }
+            }
+        })
+    };
+
+    let _operator = Operator::start(&account, &[n], &[])?;
+    let intents = intents_api(&client, n);
+    wait_until(
+        "Accord's finalizer in place of upstream's",
+        DEFAULT_TIMEOUT,
+        || async {
+            let f = intents
+                .get("client")
+                .await?
+                .metadata
+                .finalizers
+                .unwrap_or_default();
+            Ok((f == ["intents.otterize.com/accord-operator"]).then_some(()))
+        },
+    )
+    .await?;
+    wait_status(&client, n, "client", "up to date", |s| {
+        s["upToDate"] == true
+    })
+    .await?;
+    let now = policies.get("server-access").await?;
+    assert_eq!(now.metadata.uid, upstream.metadata.uid, "updated in place");
+    assert_eq!(spec_json(&now), spec_json(&upstream));
+    record_pods.abort();
+    record_policies.abort();
+    let states = pod_states.lock().expect("lock").clone();
+    assert!(!states.is_empty());
+    assert!(
+        states.iter().all(|s| s.as_deref() == Some("true")),
+        "the client lost its access label at some moment: {states:?}"
+    );
+    assert_eq!(*deleted.lock().expect("lock"), Vec::<String>::new());
+
+    // Deleting the intents now needs Accord alone.
+    intents.delete("client", &DeleteParams::default()).await?;
+    wait_until("the intents to be finalized", DEFAULT_TIMEOUT, || async {
+        Ok(intents.get_opt("client").await?.is_none().then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+/// A server that names its callers in the `intents.otterize.com/called-by` pod annotation gets
+/// the policy admitting them, and the callers get their access labels, with no ClientIntents.
+#[tokio::test]
+async fn a_server_naming_its_callers_by_annotation_admits_them() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    create_deployment(&client, n, "client").await?;
+    let mut server = deployment("server", json!({"app": "server"}));
+    if let Some(meta) = server
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.metadata.as_mut())
+    {
+        meta.annotations = Some(
+            [(
+                "intents.otterize.com/called-by".to_string(),
+                "client".to_string(),
+            )]
+            .into(),
+        );
+    }
+    Api::<Deployment>::namespaced(client.clone(), n)
+        .create(&PostParams::default(), &server)
+        .await?;
+    let _operator = Operator::start(&account, &[n], &[])?;
+    let access = format!(
+        "intents.otterize.com/access-{}",
+        formatted("server", n, None)
+    );
+    let policy = wait_policy(&client, n, "server-access", "exists", |_| true).await?;
+    assert_eq!(
+        spec_json(&policy)["ingress"],
+        json!([{"from": [{
+            "podSelector": {"matchLabels": {access.as_str(): "true"}},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": n}},
+        }]}])
+    );
+    wait_pod_labels(
+        &client,
+        n,
+        "client",
+        &[
+            (access.as_str(), Some("true")),
+            (
+                "intents.otterize.com/client",
+                Some(formatted("client", n, None).as_str()),
+            ),
+        ],
+    )
     .await?;
     Ok(())
 }

@@ -57,7 +57,15 @@ async fn operator_reconnects_and_converges_after_an_api_server_restart() -> Resu
         .delete("a", &DeleteParams::default())
         .await?;
     wait_pod_labels(&client, n, "b", &[(access.as_str(), Some("true"))]).await?;
-    wait_pod_labels(&client, n, "a", &[(access.as_str(), None)]).await?;
+    // `a` keeps its labels, marked as having no intents left (as upstream does).
+    wait_pod_annotation(
+        &client,
+        n,
+        "a",
+        "intents.otterize.com/all-intents-removed",
+        Some("true"),
+    )
+    .await?;
     wait_status(&client, n, "b", "up to date", |s| s["upToDate"] == true).await?;
     let policy = wait_policy(&client, n, "server-access", "one rule", |p| {
         spec_json(p)["ingress"].as_array().map(Vec::len) == Some(1)

@@ -651,7 +651,9 @@ fn summary(
 /// A ClientIntents (v2beta1) declaring that `client` calls `servers`, as a fix suggestion.
 pub fn intents_yaml(client: &WorkloadId, servers: &[&WorkloadId]) -> String {
     let intents = ClientIntents {
-        name: client.name.clone(),
+        // The object is named after the workload's own name, which the API server accepts
+        // (the identity's `_` back to `.`).
+        name: crate::generate::object_name("", &client.name, ""),
         namespace: client.namespace.clone(),
         workload: crate::intents::WorkloadRef {
             name: client.name.clone(),

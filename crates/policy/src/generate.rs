@@ -2,22 +2,24 @@
 //!
 //! The output matches the `k8s.otterize.com` operator for the same input (policy names, label
 //! keys and values, selectors, rule shapes), so a cluster can switch between the two. Accord's one
-//! addition, port-level targets, only changes the output of intents that use it.
+//! addition, port-level targets, only changes the output of intents that use it; and where
+//! upstream would name an object in a way the API server rejects, Accord names it validly
+//! ([`object_name`]). `docs/otterize-compat.md` compares the two, row by row.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::{Diagnostic, DiagnosticCode};
 use crate::identity::{WorkloadId, formatted};
 use crate::intents::{ClientIntents, Target, TargetKind, TargetPort};
-use crate::inventory::{Inventory, NAMESPACE_NAME_LABEL};
+use crate::inventory::{Inventory, NAMESPACE_NAME_LABEL, Pod};
 use crate::labels;
 use crate::net::parse_cidr_or_ip;
 use crate::objects::{
     IntOrString, IpBlock, LabelSelector, Labels, NetworkPolicy, NetworkPolicyEgressRule,
     NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec, ObjectMeta,
-    OwnerReference, PolicyType, Protocol,
+    OwnerReference, PolicyType, Protocol, Service,
 };
 
 /// Generation options; the defaults match the upstream operator's defaults (ingress policies
@@ -44,8 +46,9 @@ pub struct GenerateOptions {
 pub struct Generated {
     /// Sorted by namespace, then name.
     pub policies: Vec<NetworkPolicy>,
-    /// Workloads (as declared: a kind-less identity matches any kind) whose pods get the
-    /// `service` and `owner-kind` labels: every client and every workload target.
+    /// Workloads (as declared: a kind-less identity matches any kind) that intents refer to:
+    /// every client and every workload target. (Every pod gets the `service` and `owner-kind`
+    /// labels, in scope or not.)
     pub in_scope: BTreeSet<WorkloadId>,
     /// The client and access labels per declared client.
     pub client_labels: BTreeMap<WorkloadId, Labels>,
@@ -69,15 +72,17 @@ impl Generated {
     pub fn labels_for(&self, workload: &WorkloadId) -> Labels {
         let mut out = Labels::new();
         let forms = Self::declared_forms(workload);
-        if forms.iter().any(|f| self.in_scope.contains(f)) {
-            out.insert(
-                labels::SERVICE.to_string(),
-                formatted(&workload.name, &workload.namespace, None),
-            );
-            if let Some(kind) = &workload.kind {
-                out.insert(labels::OWNER_KIND.to_string(), kind.clone());
-            }
-        }
+        // Every pod gets its identity labels, whether or not intents name it (as upstream
+        // does, so that tools and policies written against them see every workload); a
+        // workload named by the override annotation has an empty owner kind.
+        out.insert(
+            labels::SERVICE.to_string(),
+            formatted(&workload.name, &workload.namespace, None),
+        );
+        out.insert(
+            labels::OWNER_KIND.to_string(),
+            workload.kind.clone().unwrap_or_default(),
+        );
         for f in &forms {
             if let Some(l) = self.client_labels.get(f) {
                 out.extend(l.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -86,7 +91,7 @@ impl Generated {
         out
     }
 
-    /// The desired labels of every workload in the inventory that gets any.
+    /// The desired labels of every workload in the inventory.
     pub fn pod_labels(&self, inv: &Inventory) -> BTreeMap<WorkloadId, Labels> {
         inv.workload_ids()
             .into_iter()
@@ -125,11 +130,79 @@ pub fn workload_selector(id: &WorkloadId) -> LabelSelector {
     sel
 }
 
-/// The base of a generated policy's name: `name` or `name-kind`.
+/// The base of a generated policy's name: `name` or `name-kind`, as identities spell them;
+/// [`object_name`] turns the identity's `_` back into the `.` of the workload's own name
+/// (identities never hold a dot, object names never an underscore), so a Deployment `api.v2`
+/// gets `api.v2-deployment-access`.
 pub fn policy_base_name(id: &WorkloadId) -> String {
     match &id.kind {
         None => id.name.clone(),
         Some(kind) => format!("{}-{}", id.name, kind.to_lowercase()),
+    }
+}
+
+/// The prefix of the default-deny policy a ProtectedService creates.
+pub const DEFAULT_DENY_PREFIX: &str = "default-deny-";
+
+/// The longest name the API server accepts for a NetworkPolicy (a DNS-1123 subdomain).
+pub const MAX_OBJECT_NAME: usize = 253;
+
+/// Whether `name` is a DNS-1123 subdomain, the form the API server requires of NetworkPolicy and
+/// custom resource names: at most 253 characters, dot-separated parts of lowercase letters,
+/// digits and `-`, each starting and ending with a letter or digit.
+pub fn is_valid_object_name(name: &str) -> bool {
+    name.len() <= MAX_OBJECT_NAME
+        && name.split('.').all(|part| {
+            let b = part.as_bytes();
+            let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+            !b.is_empty()
+                && b.first().is_some_and(alnum)
+                && b.last().is_some_and(alnum)
+                && b.iter().all(|c| alnum(c) || *c == b'-')
+        })
+}
+
+/// The name of an object generated for a workload identity: `prefix + base + suffix`, where the
+/// base is an identity-derived name (`name` or `name-kind`) whose `_` become `.` again.
+///
+/// When that is a valid name (always so for workloads whose own names are valid, unless the
+/// name is too long) it is used as is, exactly as the upstream operator names it. Otherwise
+/// (names over 253 characters, or override annotations that are no valid name) the base is
+/// lowercased, stripped of what a name cannot hold, shortened and followed by `-` and six hex
+/// characters of its MD5, so that the API server accepts it and distinct bases stay distinct;
+/// upstream would write an object the API server rejects.
+pub fn object_name(prefix: &str, base: &str, suffix: &str) -> String {
+    let dotted = base.replace('_', ".");
+    let plain = format!("{prefix}{dotted}{suffix}");
+    if is_valid_object_name(&plain) {
+        return plain;
+    }
+    let cleaned: String = dotted
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let parts: Vec<&str> = cleaned
+        .split('.')
+        .map(|p| p.trim_matches('-'))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let mut kept = parts.join(".");
+    let hash = crate::identity::md5_hex(base, 6);
+    // prefix + kept + "-" + hash + suffix must fit.
+    let budget = MAX_OBJECT_NAME.saturating_sub(prefix.len() + suffix.len() + 1 + hash.len());
+    kept.truncate(budget);
+    let kept = kept.trim_end_matches(['-', '.']);
+    if kept.is_empty() {
+        format!("{prefix}{hash}{suffix}")
+    } else {
+        format!("{prefix}{kept}-{hash}{suffix}")
     }
 }
 
@@ -165,13 +238,51 @@ struct PolicyBuilder {
     ingress: BTreeSet<IngressKey>,
     egress: Vec<NetworkPolicyEgressRule>,
     wants_ingress: bool,
+    /// The server answers DNS: its policy also admits port 53 from anywhere.
+    dns_server: bool,
+    /// The Services (by name, in the server's namespace) that expose the server outside the
+    /// cluster; computed once per server.
+    exposed_by: Option<BTreeSet<String>>,
+}
+
+/// Names of the cluster DNS server's workloads and Service (CoreDNS and its `kube-dns` Service).
+const DNS_SERVER_NAMES: &[&str] = &["coredns", "kube-dns"];
+
+/// Whether a server is a DNS server, whose policy must keep admitting DNS from every pod:
+/// protecting the cluster's DNS must not cut the cluster off from it. A DNS server is named
+/// `coredns` or `kube-dns`, or is in `kube-system` behind a Service with port 53 (the cluster DNS
+/// of distributions that name it otherwise). Elsewhere a Service on port 53 proves nothing and
+/// opens nothing.
+fn is_dns_server(namespace: &str, name: &str, front: &[&Service]) -> bool {
+    DNS_SERVER_NAMES.contains(&name)
+        || (namespace == "kube-system"
+            && front.iter().any(|s| s.ports.iter().any(|p| p.port == 53)))
+}
+
+/// Port 53 over UDP and TCP, the ports of DNS.
+fn dns_ports() -> Vec<NetworkPolicyPort> {
+    [Protocol::Udp, Protocol::Tcp]
+        .into_iter()
+        .map(|protocol| NetworkPolicyPort {
+            port: Some(IntOrString::Int(53)),
+            end_port: None,
+            protocol: Some(protocol),
+        })
+        .collect()
 }
 
 struct Generator<'a> {
     inv: &'a Inventory,
     /// Kinds of the workloads present, by (namespace, name).
     present: HashMap<(&'a str, &'a str), BTreeSet<Option<&'a str>>>,
-    services: HashMap<(&'a str, &'a str), &'a crate::objects::Service>,
+    services: HashMap<(&'a str, &'a str), &'a Service>,
+    /// Services by namespace, sorted by name.
+    services_by_ns: HashMap<&'a str, Vec<&'a Service>>,
+    /// Pods by (namespace, workload name), and by namespace.
+    pods_by_name: HashMap<(&'a str, &'a str), Vec<&'a Pod>>,
+    pods_by_ns: HashMap<&'a str, Vec<&'a Pod>>,
+    /// Services an Ingress (or Route) sends traffic to, by (namespace, name).
+    ingress_backends: HashSet<(&'a str, &'a str)>,
     /// Formatted identities already computed: each costs an MD5 and a few allocations, and the
     /// same servers appear in many intents.
     formatted: HashMap<(&'a str, &'a str, Option<&'a str>), String>,
@@ -183,21 +294,44 @@ struct Generator<'a> {
 /// Generate the NetworkPolicies and pod labels for every ClientIntents in the inventory.
 pub fn generate(inv: &Inventory, opts: &GenerateOptions) -> Generated {
     let mut present: HashMap<(&str, &str), BTreeSet<Option<&str>>> = HashMap::new();
+    let mut pods_by_name: HashMap<(&str, &str), Vec<&Pod>> = HashMap::new();
+    let mut pods_by_ns: HashMap<&str, Vec<&Pod>> = HashMap::new();
     for p in &inv.pods {
+        let key = (p.workload.namespace.as_str(), p.workload.name.as_str());
         present
-            .entry((p.workload.namespace.as_str(), p.workload.name.as_str()))
+            .entry(key)
             .or_default()
             .insert(p.workload.kind.as_deref());
+        pods_by_name.entry(key).or_default().push(p);
+        pods_by_ns.entry(p.namespace()).or_default().push(p);
     }
     let services = inv
         .services
         .iter()
         .map(|s| ((s.namespace(), s.metadata.name.as_str()), s))
         .collect();
+    let mut services_by_ns: HashMap<&str, Vec<&Service>> = HashMap::new();
+    for s in &inv.services {
+        services_by_ns.entry(s.namespace()).or_default().push(s);
+    }
+    for v in services_by_ns.values_mut() {
+        v.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        v.dedup_by(|a, b| a.metadata.name == b.metadata.name);
+    }
+    let ingress_backends = inv
+        .ingress_backends
+        .iter()
+        .map(|b| (b.namespace.as_str(), b.service.as_str()))
+        .collect();
+    let declared_by_servers = called_by_intents(inv);
     let mut g = Generator {
         inv,
         present,
         services,
+        services_by_ns,
+        pods_by_name,
+        pods_by_ns,
+        ingress_backends,
         formatted: HashMap::new(),
         opts,
         builders: BTreeMap::new(),
@@ -209,10 +343,171 @@ pub fn generate(inv: &Inventory, opts: &GenerateOptions) -> Generated {
     for i in intents {
         g.add_intents(i);
     }
+    // Callers named by servers' annotations, after the declared intents (a caller may have
+    // both; its labels and rules add up).
+    for i in &declared_by_servers {
+        g.add_intents(i);
+    }
     g.finish()
 }
 
+/// The callers a server's `intents.otterize.com/called-by` annotation names, with the server's
+/// namespace as the default. The value is a JSON list of names or of objects
+/// `{name, namespace?, kind?}`, or names separated by commas or spaces; a name is `name` or
+/// `name.namespace`, as in v1 intents. Names that are no identity are skipped.
+pub fn called_by(value: &str, server_namespace: &str) -> Vec<WorkloadId> {
+    let one = |text: &str, kind: Option<&str>| -> Option<WorkloadId> {
+        let text = text.trim();
+        let (name, namespace) = match text.split_once('.') {
+            Some((name, ns)) => (name, ns),
+            None => (text, server_namespace),
+        };
+        (!name.is_empty() && !namespace.is_empty() && !namespace.contains('.'))
+            .then(|| WorkloadId::new(namespace, name, kind.filter(|k| !k.is_empty())))
+    };
+    let value = value.trim();
+    if value.starts_with('[') {
+        let Ok(items) = serde_json::from_str::<Vec<serde_json::Value>>(value) else {
+            return Vec::new();
+        };
+        return items
+            .iter()
+            .filter_map(|item| match item {
+                serde_json::Value::String(s) => one(s, None),
+                serde_json::Value::Object(m) => {
+                    let name = m.get("name")?.as_str()?;
+                    let kind = m.get("kind").and_then(serde_json::Value::as_str);
+                    match m.get("namespace").and_then(serde_json::Value::as_str) {
+                        Some(ns) => one(&format!("{name}.{ns}"), kind),
+                        None => one(name, kind),
+                    }
+                }
+                _ => None,
+            })
+            .collect();
+    }
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| one(s, None))
+        .collect()
+}
+
+/// ClientIntents standing for the `called-by` annotations of the inventory's pods: one per
+/// caller, targeting each server that names it (kind-less, as a v1 call names a server).
+pub fn called_by_intents(inv: &Inventory) -> Vec<ClientIntents> {
+    let mut callers: BTreeMap<WorkloadId, BTreeSet<(String, String)>> = BTreeMap::new();
+    let mut origins: BTreeMap<WorkloadId, crate::diagnostic::Origin> = BTreeMap::new();
+    for pod in &inv.pods {
+        let Some(value) = pod.metadata.annotations.get(labels::CALLED_BY) else {
+            continue;
+        };
+        for caller in called_by(value, pod.namespace()) {
+            origins
+                .entry(caller.clone())
+                .or_insert_with(|| pod.origin.clone());
+            callers
+                .entry(caller)
+                .or_default()
+                .insert((pod.workload.namespace.clone(), pod.workload.name.clone()));
+        }
+    }
+    callers
+        .into_iter()
+        .map(|(caller, servers)| ClientIntents {
+            origin: origins.remove(&caller).unwrap_or_default(),
+            api_version: "k8s.otterize.com/v2beta1".to_string(),
+            name: format!("{}-called-by", caller.name),
+            namespace: caller.namespace.clone(),
+            workload: crate::intents::WorkloadRef {
+                name: caller.name.clone(),
+                kind: caller.kind.clone(),
+            },
+            targets: servers
+                .into_iter()
+                .map(|(namespace, name)| Target {
+                    field: format!("metadata.annotations[{}]", labels::CALLED_BY),
+                    kind: TargetKind::Workload {
+                        name,
+                        namespace,
+                        kind: None,
+                        ports: Vec::new(),
+                        kafka: false,
+                    },
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect()
+}
+
 impl<'a> Generator<'a> {
+    /// The Services of the workload's namespace whose selector selects one of its pods (a
+    /// kind-less identity stands for pods of any kind), sorted by name.
+    fn services_in_front_of_workload(&self, id: &WorkloadId) -> Vec<&'a Service> {
+        let pods: Vec<&Pod> = self
+            .pods_by_name
+            .get(&(id.namespace.as_str(), id.name.as_str()))
+            .into_iter()
+            .flatten()
+            .filter(|p| id.matches(&p.workload))
+            .copied()
+            .collect();
+        self.services_selecting(&id.namespace, &pods)
+    }
+
+    /// The Services that select one of the pods a Service target selects (itself among them).
+    fn services_in_front_of_service(&self, service: &'a Service) -> Vec<&'a Service> {
+        let pods: Vec<&Pod> = self
+            .pods_by_ns
+            .get(service.namespace())
+            .into_iter()
+            .flatten()
+            .filter(|p| service.selects(&p.metadata.labels))
+            .copied()
+            .collect();
+        let mut out = self.services_selecting(service.namespace(), &pods);
+        if !out.iter().any(|s| std::ptr::eq(*s, service)) {
+            out.push(service);
+            out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        }
+        out
+    }
+
+    fn services_selecting(&self, namespace: &str, pods: &[&Pod]) -> Vec<&'a Service> {
+        if pods.is_empty() {
+            return Vec::new();
+        }
+        self.services_by_ns
+            .get(namespace)
+            .into_iter()
+            .flatten()
+            .filter(|s| pods.iter().any(|p| s.selects(&p.metadata.labels)))
+            .copied()
+            .collect()
+    }
+
+    fn exposure_unknown(&self, server: &WorkloadId) -> bool {
+        self.builders
+            .get(server)
+            .is_none_or(|b| b.exposed_by.is_none())
+    }
+
+    /// Of the Services in front of a server, those that take traffic from outside the cluster:
+    /// NodePort and LoadBalancer Services, and the backends of Ingresses.
+    fn exposing(&self, front: &[&'a Service]) -> BTreeSet<String> {
+        front
+            .iter()
+            .filter(|s| {
+                s.is_exposed_outside()
+                    || self
+                        .ingress_backends
+                        .contains(&(s.namespace(), s.metadata.name.as_str()))
+            })
+            .map(|s| s.metadata.name.clone())
+            .collect()
+    }
+
     fn formatted(&mut self, name: &'a str, namespace: &'a str, kind: Option<&'a str>) -> String {
         self.formatted
             .entry((name, namespace, kind))
@@ -255,6 +550,14 @@ impl<'a> Generator<'a> {
                 .protected_services
                 .iter()
                 .any(|p| p.namespace == id.namespace && p.service_name == id.name)
+    }
+
+    /// Whether clients get egress rules: only with egress on and enforcement on by default.
+    /// Shadow mode writes no egress at all (as upstream does), even for clients in enforced
+    /// namespaces: shadow mode blocks nothing, and an egress policy blocks every call the client does not
+    /// declare.
+    fn egress(&self) -> bool {
+        self.opts.egress && !self.opts.shadow
     }
 
     fn exists(&self, id: &WorkloadId) -> bool {
@@ -310,16 +613,9 @@ impl<'a> Generator<'a> {
             .entry(client.clone())
             .or_default()
             .extend(client_labels);
-        if self.opts.egress && self.enforced(&client) {
+        if self.egress() {
             egress.push(NetworkPolicyEgressRule {
-                ports: [Protocol::Udp, Protocol::Tcp]
-                    .into_iter()
-                    .map(|protocol| NetworkPolicyPort {
-                        port: Some(IntOrString::Int(53)),
-                        end_port: None,
-                        protocol: Some(protocol),
-                    })
-                    .collect(),
+                ports: dns_ports(),
                 to: Vec::new(),
             });
             let b = self.builders.entry(client.clone()).or_default();
@@ -342,7 +638,7 @@ impl<'a> Generator<'a> {
         egress: &mut Vec<NetworkPolicyEgressRule>,
     ) {
         if target.is_api_server() {
-            if self.opts.egress {
+            if self.egress() {
                 let to: Vec<NetworkPolicyPeer> = self
                     .opts
                     .api_server_ips
@@ -399,7 +695,18 @@ impl<'a> Generator<'a> {
                 }
                 let np_ports = target_ports(ports);
                 if self.enforced(&server) {
+                    let probed = self.exposure_unknown(&server).then(|| {
+                        let front = self.services_in_front_of_workload(&server);
+                        (
+                            self.exposing(&front),
+                            is_dns_server(namespace, name, &front),
+                        )
+                    });
                     let b = builder(&mut self.builders, &server);
+                    if let Some((exposed, dns)) = probed {
+                        b.exposed_by = Some(exposed);
+                        b.dns_server = dns;
+                    }
                     if b.selector.is_empty() {
                         b.selector = workload_selector(&server);
                     }
@@ -411,13 +718,36 @@ impl<'a> Generator<'a> {
                         ports: np_ports.clone(),
                     });
                 }
-                if !self.opts.egress {
+                if !self.egress() {
                     return;
                 }
+                // Before the target, each Service in front of it by the Service's own selector,
+                // as upstream does for CNIs that match egress on those labels only (the AWS VPC
+                // CNI among them).
+                for svc in self.services_in_front_of_workload(&server) {
+                    if let Some(selector) = &svc.selector {
+                        egress.push(NetworkPolicyEgressRule {
+                            ports: np_ports.clone(),
+                            to: vec![NetworkPolicyPeer {
+                                pod_selector: Some(LabelSelector {
+                                    match_labels: selector.clone(),
+                                    match_expressions: Vec::new(),
+                                }),
+                                namespace_selector: Some(namespace_selector(namespace)),
+                                ip_block: None,
+                            }],
+                        });
+                    }
+                }
+                // Egress selects the target by its service label alone, whatever its kind (as
+                // upstream does): the ingress side already tells kinds apart.
                 egress.push(NetworkPolicyEgressRule {
                     ports: np_ports,
                     to: vec![NetworkPolicyPeer {
-                        pod_selector: Some(workload_selector(&server)),
+                        pod_selector: Some(LabelSelector::labels([(
+                            labels::SERVICE,
+                            self.formatted(name, namespace, None),
+                        )])),
                         namespace_selector: Some(namespace_selector(namespace)),
                         ip_block: None,
                     }],
@@ -475,7 +805,18 @@ impl<'a> Generator<'a> {
                     target_ports(ports)
                 };
                 if self.enforced(&server) {
+                    let probed = self.exposure_unknown(&server).then(|| {
+                        let front = self.services_in_front_of_service(service);
+                        (
+                            self.exposing(&front),
+                            is_dns_server(namespace, name, &front),
+                        )
+                    });
                     let b = builder(&mut self.builders, &server);
+                    if let Some((exposed, dns)) = probed {
+                        b.exposed_by = Some(exposed);
+                        b.dns_server = dns;
+                    }
                     b.selector = LabelSelector {
                         match_labels: selector.clone(),
                         match_expressions: Vec::new(),
@@ -496,7 +837,7 @@ impl<'a> Generator<'a> {
                         ports: ingress_ports.clone(),
                     });
                 }
-                if !self.opts.egress {
+                if !self.egress() {
                     return;
                 }
                 let egress_ports: Vec<NetworkPolicyPort> = if ports.is_empty() {
@@ -539,8 +880,8 @@ impl<'a> Generator<'a> {
                 for domain in domains {
                     match intents.resolved_ips.get(domain) {
                         Some(resolved) => addrs.extend(resolved.iter().cloned()),
-                        None if self.opts.egress => self.warn(
- DiagnosticCode::AddressesUnknown,
+                        None if self.egress() => self.warn(
+                            DiagnosticCode::AddressesUnknown,
                             intents,
                             &target.field,
                             format!("domain {domain:?} has no resolved addresses yet; it is allowed once the operator resolves it"),
@@ -578,7 +919,7 @@ impl<'a> Generator<'a> {
         for (id, b) in std::mem::take(&mut self.builders) {
             let base = policy_base_name(&id);
             let ownership = formatted(&id.name, &id.namespace, id.kind.as_deref());
-            let ingress: Vec<NetworkPolicyIngressRule> = b
+            let mut ingress: Vec<NetworkPolicyIngressRule> = b
                 .ingress
                 .iter()
                 .map(|k| {
@@ -596,6 +937,12 @@ impl<'a> Generator<'a> {
                     }
                 })
                 .collect();
+            if b.dns_server {
+                ingress.push(NetworkPolicyIngressRule {
+                    ports: dns_ports(),
+                    from: Vec::new(),
+                });
+            }
             let has_ingress = b.wants_ingress;
             let has_egress = !b.egress.is_empty();
             let make = |suffix: &str,
@@ -612,7 +959,7 @@ impl<'a> Generator<'a> {
                     api_version: NetworkPolicy::api_version(),
                     kind: NetworkPolicy::kind(),
                     metadata: ObjectMeta {
-                        name: format!("{base}-{suffix}"),
+                        name: object_name("", &base, &format!("-{suffix}")),
                         namespace: Some(id.namespace.clone()),
                         labels: Labels::from([(
                             labels::NETWORK_POLICY.to_string(),
@@ -646,15 +993,32 @@ impl<'a> Generator<'a> {
                 );
                 self.out.policies.push(policy);
             }
+            if has_ingress {
+                for name in b.exposed_by.iter().flatten() {
+                    if let Some(service) =
+                        self.services.get(&(id.namespace.as_str(), name.as_str()))
+                    {
+                        self.out
+                            .policies
+                            .extend(external_access_policy(service, &ownership));
+                    }
+                }
+            }
         }
         for p in &self.inv.protected_services {
             self.out.policies.push(NetworkPolicy {
                 api_version: NetworkPolicy::api_version(),
                 kind: NetworkPolicy::kind(),
                 metadata: ObjectMeta {
-                    name: format!("default-deny-{}", p.service_name),
+                    name: object_name(DEFAULT_DENY_PREFIX, &p.service_name, ""),
                     namespace: Some(p.namespace.clone()),
-                    labels: Labels::from([(labels::DEFAULT_DENY.to_string(), "true".to_string())]),
+                    labels: Labels::from([
+                        (labels::DEFAULT_DENY.to_string(), "true".to_string()),
+                        (
+                            labels::NETWORK_POLICY.to_string(),
+                            formatted(&p.service_name, &p.namespace, None),
+                        ),
+                    ]),
                     ..Default::default()
                 },
                 spec: NetworkPolicySpec {
@@ -677,6 +1041,67 @@ impl<'a> Generator<'a> {
         self.out.diagnostics.sort();
         self.out
     }
+}
+
+/// The prefix of the policy that keeps a protected server reachable from outside the cluster.
+pub const EXTERNAL_ACCESS_PREFIX: &str = "external-access-to-";
+
+/// The policy admitting traffic from anywhere (outside the cluster, ingress controllers, load
+/// balancers' health checks) to the target ports of a Service that exposes a protected server:
+/// `external-access-to-<Service>`, selecting the Service's pods, owned by the Service so that it
+/// goes with it. `ownership` is the protected server's formatted identity. `None` for a Service
+/// without a selector.
+fn external_access_policy(service: &Service, ownership: &str) -> Option<NetworkPolicy> {
+    let selector = service.selector.clone()?;
+    let mut ports: Vec<NetworkPolicyPort> = service
+        .ports
+        .iter()
+        .map(|p| NetworkPolicyPort {
+            port: Some(p.effective_target_port()),
+            end_port: None,
+            protocol: Some(p.protocol),
+        })
+        .collect();
+    dedup_keep_order(&mut ports);
+    Some(NetworkPolicy {
+        api_version: NetworkPolicy::api_version(),
+        kind: NetworkPolicy::kind(),
+        metadata: ObjectMeta {
+            name: object_name(EXTERNAL_ACCESS_PREFIX, &service.metadata.name, ""),
+            namespace: Some(service.namespace().to_string()),
+            labels: Labels::from([
+                (labels::EXTERNAL_TRAFFIC.to_string(), ownership.to_string()),
+                (labels::NETWORK_POLICY.to_string(), ownership.to_string()),
+            ]),
+            owner_references: service
+                .metadata
+                .uid
+                .as_ref()
+                .map(|uid| OwnerReference {
+                    api_version: "v1".to_string(),
+                    kind: "Service".to_string(),
+                    name: service.metadata.name.clone(),
+                    uid: uid.clone(),
+                    controller: None,
+                    block_owner_deletion: None,
+                })
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        },
+        spec: NetworkPolicySpec {
+            pod_selector: LabelSelector {
+                match_labels: selector,
+                match_expressions: Vec::new(),
+            },
+            policy_types: vec![PolicyType::Ingress],
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                ports,
+                from: Vec::new(),
+            }]),
+            egress: None,
+        },
+    })
 }
 
 /// The builder of a workload's policy, created on first use (looked up first so that the key is

@@ -130,8 +130,17 @@ pub fn resolve<'a>(
 }
 
 fn md5_prefix(s: &str) -> String {
+    md5_hex(s, 6)
+}
+
+/// The first `n` (even, at most 32) hex characters of the MD5 of `s`.
+pub fn md5_hex(s: &str, n: usize) -> String {
     let digest = Md5::digest(s.as_bytes());
-    digest.iter().take(3).map(|b| format!("{b:02x}")).collect()
+    digest
+        .iter()
+        .take(n / 2)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn truncate(s: &str, n: usize) -> &str {

@@ -287,6 +287,7 @@ pub fn add_object(
                     metadata,
                     selector: s.spec.selector.filter(|sel| !sel.is_empty()),
                     ports: s.spec.ports,
+                    service_type: s.spec.service_type,
                 });
             }
         }
@@ -381,7 +382,8 @@ pub fn add_object(
                     origin: origin.clone(),
                     name: meta.metadata.name,
                     namespace,
-                    service_name: service_name.to_string(),
+                    // The protected server is a workload identity, whose dots are underscores.
+                    service_name: crate::identity::normalize_name(service_name),
                 }),
                 None => diags.push(Diagnostic::error(
                     DiagnosticCode::MissingField,
@@ -551,6 +553,8 @@ struct ServiceSpecDoc {
     selector: Option<Labels>,
     #[serde(default)]
     ports: Vec<ServicePort>,
+    #[serde(default, rename = "type")]
+    service_type: Option<String>,
 }
 
 #[derive(Deserialize)]

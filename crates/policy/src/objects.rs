@@ -378,11 +378,29 @@ pub struct Service {
     /// `None` when the Service has no selector (it then selects no pods).
     pub selector: Option<Labels>,
     pub ports: Vec<ServicePort>,
+    /// `spec.type`; `None` is the default, `ClusterIP`.
+    pub service_type: Option<String>,
 }
 
 impl Service {
     pub fn namespace(&self) -> &str {
         self.metadata.namespace.as_deref().unwrap_or("default")
+    }
+
+    /// Whether the Service takes traffic from outside the cluster itself (a node port or a load
+    /// balancer).
+    pub fn is_exposed_outside(&self) -> bool {
+        matches!(
+            self.service_type.as_deref(),
+            Some("NodePort" | "LoadBalancer")
+        )
+    }
+
+    /// Whether the Service's selector selects a pod with these labels.
+    pub fn selects(&self, labels: &Labels) -> bool {
+        self.selector
+            .as_ref()
+            .is_some_and(|sel| sel.iter().all(|(k, v)| labels.get(k) == Some(v)))
     }
 }
 

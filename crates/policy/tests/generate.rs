@@ -123,8 +123,16 @@ spec:
             .collect::<Vec<_>>(),
         want
     );
-    // A Service target does not put the server itself in scope.
-    assert!(!labels.contains_key(&WorkloadId::new(NS, "server", Some("Deployment"))));
+    // The server behind a Service target gets its identity labels, as every pod does, and no
+    // client labels.
+    let server = &labels[&WorkloadId::new(NS, "server", Some("Deployment"))];
+    assert_eq!(
+        server.keys().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "intents.otterize.com/owner-kind",
+            "intents.otterize.com/service"
+        ]
+    );
 }
 
 #[test]
@@ -585,22 +593,24 @@ fn egress_mode_adds_dns_workload_service_and_internet_rules() {
         serde_json::to_string(&client.spec.policy_types).unwrap(),
         r#"["Egress"]"#
     );
+    // The workload target comes after the Service in front of it (the next test); then the
+    // Service target, the internet target and DNS.
     let egress = client.spec.egress.as_ref().unwrap();
-    assert_eq!(egress.len(), 4, "{egress:#?}");
+    assert_eq!(egress.len(), 5, "{egress:#?}");
     assert_eq!(
-        serde_json::to_string(&egress[0].to[0].pod_selector).unwrap(),
+        serde_json::to_string(&egress[1].to[0].pod_selector).unwrap(),
         r#"{"matchLabels":{"intents.otterize.com/service":"server-otterize-tutorial-np-7e16db"}}"#
     );
     assert_eq!(
-        serde_json::to_string(&egress[1].ports).unwrap(),
+        serde_json::to_string(&egress[2].ports).unwrap(),
         r#"[{"port":80,"protocol":"TCP"}]"#
     );
     assert_eq!(
-        serde_json::to_string(&egress[2]).unwrap(),
+        serde_json::to_string(&egress[3]).unwrap(),
         r#"{"ports":[{"port":443,"protocol":"TCP"}],"to":[{"ipBlock":{"cidr":"198.51.100.0/24"}},{"ipBlock":{"cidr":"203.0.113.7/32"}}]}"#
     );
     assert_eq!(
-        serde_json::to_string(&egress[3]).unwrap(),
+        serde_json::to_string(&egress[4]).unwrap(),
         r#"{"ports":[{"port":53,"protocol":"UDP"},{"port":53,"protocol":"TCP"}]}"#
     );
     let separate = GenerateOptions {
@@ -663,6 +673,7 @@ metadata:
   name: default-deny-server
   namespace: otterize-tutorial-npol
   labels:
+    intents.otterize.com/network-policy: server-otterize-tutorial-np-7e16db
     intents.otterize.com/network-policy-service-default-deny: 'true'
 spec:
   podSelector:
@@ -707,5 +718,483 @@ fn label_changes_remove_access_labels_when_intents_go_away() {
             "intents.otterize.com/client"
         ]
     );
-    assert!(changes[0].set.is_empty());
+    // The pod keeps (gets) its identity labels, as every pod does.
+    assert_eq!(
+        changes[0]
+            .set
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        [
+            "intents.otterize.com/owner-kind",
+            "intents.otterize.com/service"
+        ]
+    );
+}
+
+fn mk_pod(ns: &str, name: &str, annotations: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations: {{{annotations}}}\n  labels: {{app: {name}}}\n"
+    )
+}
+
+#[test]
+fn dotted_workload_names_give_the_policy_names_upstream_gives() {
+    // Deployment `api.v2` has the identity `api_v2`; the policies are named after the
+    // Deployment's own name, which the API server accepts.
+    let intents = mk_intents(
+        NS,
+        "client",
+        "    - kubernetes: {name: api_v2}\n    - kubernetes: {name: api_v2, kind: Deployment}\n",
+    );
+    let (policies, diags, g, inv) = run(
+        &tutorial(&[mk_deployment(NS, "api.v2"), intents]),
+        &GenerateOptions {
+            egress: true,
+            separate_policies: true,
+            ..Default::default()
+        },
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    let names: Vec<&str> = policies.iter().map(|p| p.metadata.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "api.v2-deployment-ingress",
+            "api.v2-ingress",
+            "client-egress"
+        ]
+    );
+    assert!(
+        names
+            .iter()
+            .all(|n| accord_policy::generate::is_valid_object_name(n))
+    );
+    // Labels keep the identity's underscore (label values may hold one; formatted identities
+    // are what the selectors use).
+    let labels = g.pod_labels(&inv);
+    assert_eq!(
+        labels[&WorkloadId::new(NS, "api_v2", Some("Deployment"))]["intents.otterize.com/service"],
+        accord_policy::identity::formatted("api_v2", NS, None)
+    );
+    // A ProtectedService naming the Deployment (dot or underscore) gets `default-deny-api.v2`.
+    for written in ["api.v2", "api_v2"] {
+        let protected = format!(
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ProtectedService\nmetadata: {{name: p, namespace: {NS}}}\nspec: {{name: {written}}}\n"
+        );
+        let (policies, ..) = run(&tutorial(&[protected]), &Default::default());
+        assert_eq!(
+            policies[0].metadata.name, "default-deny-api.v2",
+            "{written}"
+        );
+        assert_eq!(
+            policies[0].spec.pod_selector.match_labels["intents.otterize.com/service"],
+            accord_policy::identity::formatted("api_v2", NS, None)
+        );
+    }
+}
+
+#[test]
+fn every_generated_object_name_is_one_the_api_server_accepts() {
+    use accord_policy::generate::{MAX_OBJECT_NAME, is_valid_object_name, object_name};
+    let longest = "a".repeat(253);
+    // (prefix, base, suffix, the name when it is kept as upstream writes it)
+    let cases: &[(&str, &str, &str, Option<&str>)] = &[
+        ("", "server", "-access", Some("server-access")),
+        (
+            "",
+            "api_v2-deployment",
+            "-access",
+            Some("api.v2-deployment-access"),
+        ),
+        ("default-deny-", "api_v2", "", Some("default-deny-api.v2")),
+        ("", &"b".repeat(246), "-access", None),
+        ("", &"b".repeat(247), "-access", None),
+        ("", &format!("{longest}-deployment"), "-access", None),
+        (
+            "",
+            &format!("{}-statefulset", "c".repeat(63)),
+            "-ingress",
+            None,
+        ),
+        ("default-deny-", &longest, "", None),
+        ("", "Billing_API", "-access", None),
+        ("", "_edge_", "-egress", None),
+        ("", "a__b", "-access", None),
+        ("", "über-dienst", "-access", None),
+        ("", "___", "-access", None),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for (prefix, base, suffix, kept) in cases {
+        let name = object_name(prefix, base, suffix);
+        assert!(is_valid_object_name(&name), "{base:?} → {name:?}");
+        assert!(
+            name.len() <= MAX_OBJECT_NAME,
+            "{base:?} → {} chars",
+            name.len()
+        );
+        assert!(name.starts_with(prefix) && name.ends_with(suffix), "{name}");
+        if let Some(kept) = kept {
+            assert_eq!(&name, kept);
+        }
+        assert!(seen.insert(name.clone()), "two bases share {name}");
+    }
+    // At the limit the upstream name is kept (246 + "-access" = 253 characters).
+    assert_eq!(object_name("", &"b".repeat(246), "-access").len(), 253);
+    assert_eq!(
+        object_name("", &"b".repeat(246), "-access"),
+        format!("{}-access", "b".repeat(246))
+    );
+    for bad in ["", "-a", "a-", "a..b", "A", "a_b", &"a".repeat(254), "a.-b"] {
+        assert!(!is_valid_object_name(bad), "{bad:?}");
+    }
+}
+
+#[test]
+fn the_longest_workload_names_get_valid_policy_names() {
+    // A bare pod may have a 253-character name; its policy name would be 264 characters.
+    let name = "p".repeat(253);
+    let (policies, diags, ..) = run(
+        &tutorial(&[
+            mk_pod(NS, &name, ""),
+            mk_intents(
+                NS,
+                "client",
+                &format!("    - kubernetes: {{name: {name}, kind: Pod}}\n"),
+            ),
+        ]),
+        &Default::default(),
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(policies.len(), 1);
+    let got = &policies[0].metadata.name;
+    assert!(
+        accord_policy::generate::is_valid_object_name(got),
+        "{got} ({} chars)",
+        got.len()
+    );
+    assert!(got.ends_with("-access"));
+    // The suggested ClientIntents of a fix is named after the workload, validly too.
+    let yaml = accord_policy::drift::intents_yaml(
+        &WorkloadId::new(NS, "api_v2", Some("Deployment")),
+        &[&WorkloadId::new(NS, "server", None)],
+    );
+    assert!(yaml.contains("metadata:\n  name: api.v2\n"), "{yaml}");
+}
+
+#[test]
+fn every_pod_gets_its_service_and_owner_kind_labels() {
+    // No intents name `idle`; a pod named by the override annotation has an empty owner kind.
+    let (inv, _) = load(&tutorial(&[
+        mk_deployment(NS, "idle"),
+        mk_pod(NS, "legacy-1", "intents.otterize.com/workload-name: legacy"),
+    ]));
+    let g = generate(&inv, &Default::default());
+    let labels = g.pod_labels(&inv);
+    let idle = &labels[&WorkloadId::new(NS, "idle", Some("Deployment"))];
+    assert_eq!(
+        idle.iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("intents.otterize.com/owner-kind", "Deployment"),
+            (
+                "intents.otterize.com/service",
+                accord_policy::identity::formatted("idle", NS, None).as_str()
+            ),
+        ]
+    );
+    let legacy = &labels[&WorkloadId::new(NS, "legacy", None)];
+    assert_eq!(legacy["intents.otterize.com/owner-kind"], "");
+    assert_eq!(
+        legacy["intents.otterize.com/service"],
+        accord_policy::identity::formatted("legacy", NS, None)
+    );
+    // Every workload of the inventory is labelled.
+    assert_eq!(labels.len(), inv.workload_ids().len());
+}
+
+#[test]
+fn egress_selects_kind_specific_targets_by_service_label_alone() {
+    let (policies, ..) = run(
+        &tutorial(&[mk_intents(
+            NS,
+            "client",
+            "    - kubernetes: {name: server, kind: Deployment}\n",
+        )]),
+        &GenerateOptions {
+            egress: true,
+            ..Default::default()
+        },
+    );
+    let client = policies
+        .iter()
+        .find(|p| p.metadata.name == "client-access")
+        .expect("client policy");
+    // After the rule for the Service in front of it.
+    let to = &client.spec.egress.as_ref().unwrap()[1].to[0];
+    assert_eq!(
+        serde_json::to_string(&to.pod_selector).unwrap(),
+        r#"{"matchLabels":{"intents.otterize.com/service":"server-otterize-tutorial-np-7e16db"}}"#
+    );
+    // The server's own policy still tells kinds apart.
+    let server = policies
+        .iter()
+        .find(|p| p.metadata.name == "server-deployment-access")
+        .expect("server policy");
+    assert_eq!(
+        server.spec.pod_selector.match_labels["intents.otterize.com/owner-kind"],
+        "Deployment"
+    );
+}
+
+#[test]
+fn shadow_mode_with_egress_writes_no_egress() {
+    let docs = [
+        mk_namespace("enforced"),
+        mk_deployment("enforced", "api"),
+        mk_deployment("enforced", "caller"),
+        mk_intents(NS, "client", "    - kubernetes: {name: server}\n"),
+        mk_intents("enforced", "caller", "    - kubernetes: {name: api}\n"),
+    ];
+    let opts = GenerateOptions {
+        egress: true,
+        shadow: true,
+        enforced_namespaces: ["enforced".to_string()].into(),
+        ..Default::default()
+    };
+    let (policies, ..) = run(&tutorial(&docs), &opts);
+    let names: Vec<&str> = policies.iter().map(|p| p.metadata.name.as_str()).collect();
+    assert_eq!(names, ["api-access"]);
+    assert!(
+        policies
+            .iter()
+            .all(|p| p.spec.egress.is_none()
+                && !format!("{:?}", p.spec.policy_types).contains("Egress")),
+        "{policies:#?}"
+    );
+}
+
+#[test]
+fn a_dns_server_target_admits_port_53_from_anywhere() {
+    let coredns = [
+        mk_namespace("kube-system"),
+        mk_deployment("kube-system", "coredns"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: kube-dns, namespace: kube-system, uid: u}\nspec:\n  selector: {app: coredns}\n  ports: [{name: dns, port: 53, protocol: UDP}, {name: dns-tcp, port: 53, protocol: TCP}]\n".to_string(),
+    ];
+    let dns_service = |ns: &str, name: &str, app: &str| {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}, uid: u-{name}}}\nspec:\n  selector: {{app: {app}}}\n  ports: [{{name: dns, port: 53, protocol: UDP}}]\n"
+        )
+    };
+    let mut coredns = coredns.to_vec();
+    coredns.extend([
+        mk_deployment("kube-system", "rke2-coredns"),
+        dns_service("kube-system", "rke2-dns", "rke2-coredns"),
+        mk_deployment(NS, "resolver"),
+        dns_service(NS, "resolver", "resolver"),
+    ]);
+    let dns_rule = r#"{"ports":[{"port":53,"protocol":"UDP"},{"port":53,"protocol":"TCP"}]}"#;
+    for target in [
+        "kubernetes: {name: coredns.kube-system}",
+        "kubernetes: {name: coredns.kube-system, kind: Deployment}",
+        "service: {name: kube-dns.kube-system}",
+        "kubernetes: {name: rke2-coredns.kube-system}",
+        "service: {name: rke2-dns.kube-system}",
+    ] {
+        let mut docs = coredns.clone();
+        docs.push(mk_intents(NS, "client", &format!("    - {target}\n")));
+        let (policies, diags, ..) = run(&tutorial(&docs), &Default::default());
+        assert!(diags.is_empty(), "{target}: {diags:?}");
+        assert_eq!(policies.len(), 1, "{target}");
+        let rules: Vec<String> = policies[0]
+            .spec
+            .ingress
+            .iter()
+            .flatten()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect();
+        assert_eq!(rules.len(), 2, "{target}: {rules:?}");
+        assert!(rules.iter().any(|r| r == dns_rule), "{target}: {rules:?}");
+    }
+    // Any other server gets no such rule, even behind a Service on port 53 outside kube-system.
+    for target in [
+        "kubernetes: {name: server}",
+        "kubernetes: {name: resolver}",
+        "service: {name: resolver}",
+    ] {
+        let mut docs = coredns.clone();
+        docs.push(mk_intents(NS, "client", &format!("    - {target}\n")));
+        let (policies, ..) = run(&tutorial(&docs), &Default::default());
+        assert_eq!(policies.len(), 1, "{target}");
+        assert_eq!(
+            policies[0].spec.ingress.as_ref().unwrap().len(),
+            1,
+            "{target}"
+        );
+    }
+}
+
+#[test]
+fn egress_admits_the_services_in_front_of_a_workload_target_before_it() {
+    let (policies, ..) = run(
+        &tutorial(&[mk_intents(
+            NS,
+            "client",
+            "    - kubernetes: {name: server}\n",
+        )]),
+        &GenerateOptions {
+            egress: true,
+            ..Default::default()
+        },
+    );
+    let client = policies
+        .iter()
+        .find(|p| p.metadata.name == "client-access")
+        .expect("client policy");
+    let rules: Vec<String> = client
+        .spec
+        .egress
+        .iter()
+        .flatten()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            format!(
+                r#"{{"to":[{{"podSelector":{{"matchLabels":{{"app":"server"}}}},"namespaceSelector":{{"matchLabels":{{"kubernetes.io/metadata.name":"{NS}"}}}}}}]}}"#
+            ),
+            format!(
+                r#"{{"to":[{{"podSelector":{{"matchLabels":{{"intents.otterize.com/service":"server-otterize-tutorial-np-7e16db"}}}},"namespaceSelector":{{"matchLabels":{{"kubernetes.io/metadata.name":"{NS}"}}}}}}]}}"#
+            ),
+            r#"{"ports":[{"port":53,"protocol":"UDP"},{"port":53,"protocol":"TCP"}]}"#.to_string(),
+        ]
+    );
+}
+
+#[test]
+fn a_protected_server_exposed_outside_the_cluster_gets_external_access_policies() {
+    let node_port = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: server-public, namespace: {NS}, uid: uid-public}}\nspec:\n  type: NodePort\n  selector: {{app: server}}\n  ports: [{{port: 80, targetPort: http, protocol: TCP}}]\n"
+    );
+    let ingress = format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: web, namespace: {NS}}}\nspec:\n  rules:\n  - http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend: {{service: {{name: server, port: {{number: 80}}}}}}\n"
+    );
+    let intents = mk_intents(NS, "client", "    - kubernetes: {name: server}\n");
+    let (policies, diags, ..) = run(
+        &tutorial(&[node_port.clone(), ingress.clone(), intents.clone()]),
+        &Default::default(),
+    );
+    assert!(diags.is_empty(), "{diags:?}");
+    let names: Vec<&str> = policies.iter().map(|p| p.metadata.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "external-access-to-server",
+            "external-access-to-server-public",
+            "server-access"
+        ]
+    );
+    assert_eq!(
+        yaml(std::slice::from_ref(&policies[1])),
+        r#"apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: external-access-to-server-public
+  namespace: otterize-tutorial-npol
+  labels:
+    intents.otterize.com/network-policy: server-otterize-tutorial-np-7e16db
+    intents.otterize.com/network-policy-external-traffic: server-otterize-tutorial-np-7e16db
+  ownerReferences:
+  - apiVersion: v1
+    kind: Service
+    name: server-public
+    uid: uid-public
+spec:
+  podSelector:
+    matchLabels:
+      app: server
+  policyTypes:
+  - Ingress
+  ingress:
+  - ports:
+    - port: http
+      protocol: TCP
+"#
+    );
+    // A Service target exposed by its Ingress gets one too.
+    let (policies, ..) = run(
+        &tutorial(&[
+            ingress.clone(),
+            mk_intents(NS, "client", "    - service: {name: server}\n"),
+        ]),
+        &Default::default(),
+    );
+    let names: Vec<&str> = policies.iter().map(|p| p.metadata.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["external-access-to-server", "server-service-access"]
+    );
+    // An unprotected server (no intents, or shadow mode) gets none.
+    let (policies, ..) = run(
+        &tutorial(&[node_port.clone(), ingress.clone()]),
+        &Default::default(),
+    );
+    assert!(policies.is_empty(), "{policies:#?}");
+    let (policies, ..) = run(
+        &tutorial(&[node_port, ingress, intents]),
+        &GenerateOptions {
+            shadow: true,
+            ..Default::default()
+        },
+    );
+    assert!(policies.is_empty(), "{policies:#?}");
+}
+
+#[test]
+fn a_server_declares_its_callers_by_annotation() {
+    use accord_policy::generate::called_by;
+    // The forms of the value.
+    let want = vec![
+        WorkloadId::new("ns", "a", None),
+        WorkloadId::new("other", "b", None),
+    ];
+    assert_eq!(called_by("a, b.other", "ns"), want);
+    assert_eq!(called_by("a b.other", "ns"), want);
+    assert_eq!(called_by(r#"["a", "b.other"]"#, "ns"), want);
+    assert_eq!(
+        called_by(
+            r#"[{"name": "a"}, {"name": "b", "namespace": "other", "kind": "Deployment"}]"#,
+            "ns"
+        ),
+        vec![
+            WorkloadId::new("ns", "a", None),
+            WorkloadId::new("other", "b", Some("Deployment")),
+        ]
+    );
+    assert!(called_by("[not json", "ns").is_empty());
+
+    // The server `server` names `client` as its caller; `client` declares nothing.
+    let server = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: server-0\n  namespace: {NS}\n  labels: {{app: server-0}}\n  annotations: {{intents.otterize.com/called-by: client}}\n"
+    );
+    let (policies, diags, g, inv) = run(&tutorial(&[server]), &Default::default());
+    assert!(diags.is_empty(), "{diags:?}");
+    let names: Vec<&str> = policies.iter().map(|p| p.metadata.name.as_str()).collect();
+    assert_eq!(names, ["server-0-access"]);
+    let access = format!(
+        "intents.otterize.com/access-{}",
+        accord_policy::identity::formatted("server-0", NS, None)
+    );
+    let rule = &policies[0].spec.ingress.as_ref().unwrap()[0].from[0];
+    assert_eq!(
+        rule.pod_selector.as_ref().unwrap().match_labels[&access],
+        "true"
+    );
+    let labels = g.pod_labels(&inv);
+    assert_eq!(
+        labels[&WorkloadId::new(NS, "client", Some("Deployment"))][&access],
+        "true"
+    );
 }

@@ -13,9 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use accord_policy::diagnostic::{Diagnostic, DiagnosticCode, Origin};
+use accord_policy::generate::{DEFAULT_DENY_PREFIX, called_by, object_name};
 use accord_policy::identity::{self, WorkloadId, formatted};
 use accord_policy::intents::{self, ClientIntents, TargetKind};
-use accord_policy::inventory::{Inventory, Namespace, Pod, ProtectedService};
+use accord_policy::inventory::{IngressBackend, Inventory, Namespace, Pod, ProtectedService};
 use accord_policy::labels;
 use accord_policy::objects::{Labels, NetworkPolicy, ObjectMeta, Service};
 use accord_policy::{GenerateOptions, generate};
@@ -61,12 +62,13 @@ pub enum Write {
         namespace: String,
         name: String,
     },
-    /// Merge patch of a pod's labels (a `null` value removes the label).
+    /// Merge patch of a pod's labels and annotations (a `null` value removes one).
     PatchPodLabels {
         subject: Key,
         namespace: String,
         name: String,
         labels: BTreeMap<String, Value>,
+        annotations: BTreeMap<String, Value>,
     },
     /// Merge patch of a ClientIntents status.
     PatchStatus {
@@ -94,8 +96,13 @@ pub struct State {
     pub intents: HashMap<Key, IntentsEntry>,
     /// Subject → the ClientIntents that refer to it.
     by_subject: HashMap<Key, BTreeSet<Key>>,
-    pub services: HashMap<Key, Service>,
-    pub pods: HashMap<Key, PodEntry>,
+    /// Ordered, so that the Services and pods of one namespace are a range.
+    pub services: BTreeMap<Key, Service>,
+    pub pods: BTreeMap<Key, PodEntry>,
+    /// The Services each Ingress sends traffic to, by Ingress.
+    pub ingresses: BTreeMap<Key, Vec<IngressBackend>>,
+    /// Pods carrying the `called-by` annotation: their server subject and the callers named.
+    called_by: BTreeMap<Key, (Key, BTreeSet<Key>)>,
     /// Subject (the pod's workload `(namespace, name)`) → pods.
     pods_by_workload: HashMap<Key, BTreeSet<Key>>,
     /// Metadata of pod owners (ReplicaSets, Jobs, …) by `(namespace, kind, name)`.
@@ -278,6 +285,32 @@ impl State {
         self.remove_pod(&key);
         let workload = self.resolve(&meta);
         let subject = (workload.namespace.clone(), workload.name.clone());
+        // A server naming its callers: both sides are recomputed when the names change.
+        let callers: Option<BTreeSet<Key>> = meta.annotations.get(labels::CALLED_BY).map(|value| {
+            called_by(value, &key.0)
+                .into_iter()
+                .map(|c| (c.namespace, c.name))
+                .collect()
+        });
+        let before = self.called_by.get(&key);
+        if before.map(|(s, c)| (s, c)) != callers.as_ref().map(|c| (&subject, c)) {
+            if let Some((s, c)) = before.cloned() {
+                self.dirty.insert(s);
+                self.dirty.extend(c);
+            }
+            if let Some(c) = &callers {
+                self.dirty.insert(subject.clone());
+                self.dirty.extend(c.iter().cloned());
+            }
+        }
+        match callers {
+            Some(c) => {
+                self.called_by.insert(key.clone(), (subject.clone(), c));
+            }
+            None => {
+                self.called_by.remove(&key);
+            }
+        }
         self.pods_by_workload
             .entry(subject.clone())
             .or_default()
@@ -287,7 +320,7 @@ impl State {
         let settled = self
             .desired_labels
             .get(&workload)
-            .is_some_and(|want| label_patch(&meta.labels, want).is_none());
+            .is_some_and(|want| pod_patch(&meta, want).is_none());
         if !settled {
             self.dirty.insert(subject);
         }
@@ -296,6 +329,10 @@ impl State {
 
     pub fn delete_pod(&mut self, key: &Key) {
         self.remove_pod(key);
+        if let Some((server, callers)) = self.called_by.remove(key) {
+            self.dirty.insert(server);
+            self.dirty.extend(callers);
+        }
     }
 
     fn remove_pod(&mut self, key: &Key) {
@@ -403,17 +440,65 @@ impl State {
 
     // ---- Services, ProtectedServices, policies ----
 
+    /// A Service changed. Besides a Service target of that name, the servers of its namespace
+    /// are recomputed when the Service exposes them outside the cluster (their external-access
+    /// policies) or, with egress on, when it may stand in front of an egress target.
     pub fn apply_service(&mut self, service: Service) {
         let key = key_of(&service.metadata);
-        if self.services.get(&key) != Some(&service) {
+        let old = self.services.get(&key);
+        if old != Some(&service) {
+            let wide = self.options.egress
+                || old.is_some_and(|s| self.exposes(s))
+                || self.exposes(&service);
             self.dirty.insert(key.clone());
+            if wide {
+                self.mark_namespace_dirty(&key.0);
+            }
             self.services.insert(key, service);
         }
     }
 
     pub fn delete_service(&mut self, key: &Key) {
-        if self.services.remove(key).is_some() {
+        if let Some(old) = self.services.remove(key) {
             self.dirty.insert(key.clone());
+            if self.options.egress || self.exposes(&old) {
+                self.mark_namespace_dirty(&key.0);
+            }
+        }
+    }
+
+    /// Whether a Service takes traffic from outside the cluster (its own type, or an Ingress).
+    fn exposes(&self, service: &Service) -> bool {
+        service.is_exposed_outside()
+            || self
+                .ingresses
+                .values()
+                .flatten()
+                .any(|b| b.namespace == service.namespace() && b.service == service.metadata.name)
+    }
+
+    /// Every subject of a namespace is recomputed.
+    fn mark_namespace_dirty(&mut self, ns: &str) {
+        let subjects: Vec<Key> = self
+            .by_subject
+            .keys()
+            .filter(|k| k.0 == ns)
+            .cloned()
+            .collect();
+        self.dirty.extend(subjects);
+    }
+
+    /// An Ingress was added or changed: the servers behind its backends may now be exposed.
+    pub fn apply_ingress(&mut self, key: Key, backends: Vec<IngressBackend>) {
+        if self.ingresses.get(&key) != Some(&backends) {
+            self.mark_namespace_dirty(&key.0);
+            self.ingresses.insert(key, backends);
+        }
+    }
+
+    pub fn delete_ingress(&mut self, key: &Key) {
+        if self.ingresses.remove(key).is_some() {
+            self.mark_namespace_dirty(&key.0);
         }
     }
 
@@ -471,22 +556,29 @@ impl State {
         }
     }
 
-    /// The best guess of the subject of a policy nobody wants: its name without the suffix.
+    /// The best guess of the subject of a policy nobody wants: its name without the suffix,
+    /// with the `.` of the workload's name turned back into the identity's `_`.
     fn subject_of_orphan(&self, policy: &NetworkPolicy) -> Key {
         let name = &policy.metadata.name;
         let base = ["-access", "-ingress", "-egress"]
             .iter()
             .find_map(|s| name.strip_suffix(s))
-            .or_else(|| name.strip_prefix("default-deny-"))
+            .or_else(|| name.strip_prefix(DEFAULT_DENY_PREFIX))
             .unwrap_or(name);
-        (policy.namespace().to_string(), base.to_string())
+        (
+            policy.namespace().to_string(),
+            identity::normalize_name(base),
+        )
     }
 
     /// Policies carrying Accord's labels that no subject wants, once everything is known.
+    /// None is deleted in a namespace where a write failed: a policy left by the upstream
+    /// operator goes only once what replaces it is in place.
     pub fn orphan_policies(&self) -> Vec<Key> {
+        let failed: HashSet<&str> = self.failed.iter().map(|k| k.0.as_str()).collect();
         self.live_policies
             .keys()
-            .filter(|k| !self.desired_owner.contains_key(*k))
+            .filter(|k| !self.desired_owner.contains_key(*k) && !failed.contains(k.0.as_str()))
             .cloned()
             .collect()
     }
@@ -496,8 +588,16 @@ impl State {
     /// Compute the writes for every dirty subject, and the statuses of the intents involved.
     /// Clears the dirty sets.
     pub fn plan(&mut self) -> Plan {
-        let dirty = std::mem::take(&mut self.dirty);
+        let mut dirty = std::mem::take(&mut self.dirty);
         let status_dirty = std::mem::take(&mut self.status_dirty);
+        // A server that names its callers and those callers go together: the server's policy
+        // admits them and their labels come from its annotation.
+        for (server, callers) in self.called_by.values() {
+            if dirty.contains(server) || callers.iter().any(|c| dirty.contains(c)) {
+                dirty.insert(server.clone());
+                dirty.extend(callers.iter().cloned());
+            }
+        }
 
         // The intents that refer to a dirty subject.
         let mut relevant: BTreeSet<Key> = status_dirty.clone();
@@ -536,30 +636,72 @@ impl State {
                 }
             }
         }
+        // Pods go in with their labels, which decide the Services in front of a server.
+        let mini_pod = |p: &PodEntry| Pod {
+            metadata: ObjectMeta {
+                name: p.meta.name.clone(),
+                namespace: p.meta.namespace.clone(),
+                labels: p.meta.labels.clone(),
+                annotations: p
+                    .meta
+                    .annotations
+                    .get(labels::CALLED_BY)
+                    .map(|v| Labels::from([(labels::CALLED_BY.to_string(), v.clone())]))
+                    .unwrap_or_default(),
+                ..Default::default()
+            },
+            workload: p.workload.clone(),
+            ..Default::default()
+        };
+        let mut added_pods: HashSet<&Key> = HashSet::new();
+        let mut namespaces_added: HashSet<&str> = HashSet::new();
         for s in &referenced {
-            if let Some(labels) = self.namespaces.get(&s.0) {
-                mini.namespaces
-                    .entry(s.0.clone())
-                    .or_insert_with(|| Namespace {
-                        name: s.0.clone(),
-                        labels: labels.clone(),
-                        declared: true,
-                    });
-            }
-            if let Some(svc) = self.services.get(s) {
-                mini.services.push(svc.clone());
+            if namespaces_added.insert(s.0.as_str()) {
+                if let Some(labels) = self.namespaces.get(&s.0) {
+                    mini.namespaces.insert(
+                        s.0.clone(),
+                        Namespace {
+                            name: s.0.clone(),
+                            labels: labels.clone(),
+                            declared: true,
+                        },
+                    );
+                }
+                // Every Service of the namespace and the Ingresses sending traffic to them:
+                // which of them stand in front of a server decides its egress rules and
+                // external-access policies.
+                for (_, svc) in self
+                    .services
+                    .range((s.0.clone(), String::new())..)
+                    .take_while(|(k, _)| k.0 == s.0)
+                {
+                    mini.services.push(svc.clone());
+                }
+                for (_, backends) in self
+                    .ingresses
+                    .range((s.0.clone(), String::new())..)
+                    .take_while(|(k, _)| k.0 == s.0)
+                {
+                    mini.ingress_backends.extend(backends.iter().cloned());
+                }
             }
             for pod in self.pods_by_workload.get(s).into_iter().flatten() {
-                if let Some(p) = self.pods.get(pod) {
-                    mini.pods.push(Pod {
-                        metadata: ObjectMeta {
-                            name: p.meta.name.clone(),
-                            namespace: p.meta.namespace.clone(),
-                            ..Default::default()
-                        },
-                        workload: p.workload.clone(),
-                        ..Default::default()
-                    });
+                if let Some(p) = self.pods.get(pod)
+                    && added_pods.insert(pod)
+                {
+                    mini.pods.push(mini_pod(p));
+                }
+            }
+            // A Service target: the pods it selects, whatever their workloads are called.
+            if let Some(svc) = self.services.get(s).filter(|svc| svc.selector.is_some()) {
+                for (key, p) in self
+                    .pods
+                    .range((s.0.clone(), String::new())..)
+                    .take_while(|(k, _)| k.0 == s.0)
+                {
+                    if svc.selects(&p.meta.labels) && added_pods.insert(key) {
+                        mini.pods.push(mini_pod(p));
+                    }
                 }
             }
         }
@@ -602,6 +744,16 @@ impl State {
             }
         }
 
+        // A server naming callers owns the (kind-less) policy that admits them.
+        for (server, _) in self.called_by.values() {
+            if let Some(s) = dirty.get(server) {
+                owned_labels
+                    .entry(s)
+                    .or_default()
+                    .insert(formatted(&server.1, &server.0, None));
+            }
+        }
+
         // Which dirty subject owns a policy, by (namespace, ownership label).
         let label_owner: HashMap<(&str, &str), &Key> = owned_labels
             .iter()
@@ -612,12 +764,15 @@ impl State {
         for p in &generated.policies {
             let ns = p.namespace().to_string();
             let subject = if p.metadata.labels.contains_key(labels::DEFAULT_DENY) {
-                let base = p
-                    .metadata
-                    .name
-                    .strip_prefix("default-deny-")
-                    .unwrap_or(&p.metadata.name);
-                Some((ns, base.to_string())).filter(|k| dirty.contains(k))
+                self.protected
+                    .values()
+                    .find(|s| {
+                        s.namespace == ns
+                            && object_name(DEFAULT_DENY_PREFIX, &s.service_name, "")
+                                == p.metadata.name
+                    })
+                    .map(|s| (ns, s.service_name.clone()))
+                    .filter(|k| dirty.contains(k))
             } else {
                 p.metadata
                     .labels
@@ -700,12 +855,13 @@ impl State {
                 let want = generated.labels_for(&pod.workload);
                 self.desired_labels
                     .insert(pod.workload.clone(), want.clone());
-                if let Some(patch) = label_patch(&pod.meta.labels, &want) {
+                if let Some((labels, annotations)) = pod_patch(&pod.meta, &want) {
                     writes.push(Write::PatchPodLabels {
                         subject: subject.clone(),
                         namespace: pod_key.0.clone(),
                         name: pod_key.1.clone(),
-                        labels: patch,
+                        labels,
+                        annotations,
                     });
                 }
             }
@@ -773,21 +929,56 @@ pub struct Plan {
     pub statuses: Vec<StatusInput>,
 }
 
-/// The merge patch that gives a pod exactly Accord's `want` labels among the managed ones, or
-/// `None` when it already has them.
-pub fn label_patch(have: &Labels, want: &Labels) -> Option<BTreeMap<String, Value>> {
+/// Whether a managed label is one a client pod carries because of its intents.
+fn is_client_label(key: &str) -> bool {
+    key == labels::CLIENT
+        || key.starts_with(labels::ACCESS_PREFIX)
+        || key.starts_with(labels::SVC_ACCESS_PREFIX)
+}
+
+/// The merge patches (labels, annotations) that give a pod Accord's `want` labels among the
+/// managed ones, or `None` when it already has them.
+///
+/// A workload that is no client (no ClientIntents declares its calls, or they were deleted)
+/// keeps the client and access labels it carries, and its pods are annotated
+/// `intents.otterize.com/all-intents-removed: "true"`, as upstream does: a client rolled back to
+/// a version without intents must keep reaching the servers it called. A client whose intents
+/// drop a target loses that target's access label.
+pub fn pod_patch(
+    have: &ObjectMeta,
+    want: &Labels,
+) -> Option<(BTreeMap<String, Value>, BTreeMap<String, Value>)> {
+    let is_client = want.contains_key(labels::CLIENT);
     let mut patch = BTreeMap::new();
     for (k, v) in want {
-        if have.get(k) != Some(v) {
+        if have.labels.get(k) != Some(v) {
             patch.insert(k.clone(), Value::String(v.clone()));
         }
     }
-    for k in have.keys() {
-        if labels::is_managed_pod_label(k) && !want.contains_key(k) {
+    let mut kept_client_labels = false;
+    for k in have.labels.keys() {
+        if !labels::is_managed_pod_label(k) || want.contains_key(k) {
+            continue;
+        }
+        if !is_client && is_client_label(k) {
+            kept_client_labels = true;
+        } else {
             patch.insert(k.clone(), Value::Null);
         }
     }
-    (!patch.is_empty()).then_some(patch)
+    let mut annotations = BTreeMap::new();
+    let marked = have.annotations.get(labels::ALL_INTENTS_REMOVED);
+    if kept_client_labels {
+        if marked.map(String::as_str) != Some("true") {
+            annotations.insert(
+                labels::ALL_INTENTS_REMOVED.to_string(),
+                Value::String("true".to_string()),
+            );
+        }
+    } else if marked.is_some() {
+        annotations.insert(labels::ALL_INTENTS_REMOVED.to_string(), Value::Null);
+    }
+    (!patch.is_empty() || !annotations.is_empty()).then_some((patch, annotations))
 }
 
 /// Whether a live policy is the generated one: same spec (absent and empty lists alike), the
@@ -1152,6 +1343,65 @@ mod tests {
         assert_eq!(
             (w.name.as_str(), w.kind.as_deref()),
             ("web", Some("Deployment"))
+        );
+    }
+
+    #[test]
+    fn a_client_without_intents_keeps_its_labels_and_is_marked() {
+        let mut state = State::default();
+        state.apply_intents(&intents("c", "client", "server"));
+        let mut pod = meta("client", None);
+        state.apply_pod(pod.clone());
+        let plan = state.plan();
+        let Some(Write::PatchPodLabels {
+            labels: set,
+            annotations,
+            ..
+        }) = plan
+            .writes
+            .iter()
+            .find(|w| matches!(w, Write::PatchPodLabels { name, .. } if name == "client"))
+        else {
+            panic!("no label patch for the client: {:?}", plan.writes);
+        };
+        assert!(set.contains_key(labels::CLIENT), "{set:?}");
+        assert!(annotations.is_empty(), "{annotations:?}");
+        pod.labels = set
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect();
+        state.apply_pod(pod.clone());
+        assert!(state.plan().writes.is_empty(), "the echo is settled");
+
+        // The intents are deleted: the labels stay, the pod is marked.
+        state.delete_intents(&("ns".to_string(), "c".to_string()));
+        state.mark_dirty(("ns".into(), "client".into()));
+        let want = Labels::from([
+            (labels::SERVICE.to_string(), formatted("client", "ns", None)),
+            (labels::OWNER_KIND.to_string(), "Pod".to_string()),
+        ]);
+        let (set, annotations) = pod_patch(&pod, &want).expect("a patch");
+        assert!(set.is_empty(), "no label is removed: {set:?}");
+        assert_eq!(
+            annotations,
+            BTreeMap::from([(labels::ALL_INTENTS_REMOVED.to_string(), json!("true"))])
+        );
+        pod.annotations
+            .insert(labels::ALL_INTENTS_REMOVED.to_string(), "true".to_string());
+        assert_eq!(pod_patch(&pod, &want), None, "marked once");
+
+        // Intents again: the mark goes, and dropped targets lose their access labels.
+        let mut client_want = want.clone();
+        client_want.insert(labels::CLIENT.to_string(), "x".to_string());
+        let (set, annotations) = pod_patch(&pod, &client_want).expect("a patch");
+        assert_eq!(
+            annotations,
+            BTreeMap::from([(labels::ALL_INTENTS_REMOVED.to_string(), Value::Null)])
+        );
+        assert!(
+            set.iter()
+                .any(|(k, v)| k.starts_with(labels::ACCESS_PREFIX) && v.is_null()),
+            "{set:?}"
         );
     }
 

@@ -454,6 +454,34 @@ pub async fn wait_pod_labels(
     .await
 }
 
+/// Waits until every pod of `app` has annotation `key` set to `want` (`None`: absent).
+pub async fn wait_pod_annotation(
+    client: &Client,
+    ns: &str,
+    app: &str,
+    key: &str,
+    want: Option<&str>,
+) -> Result<Vec<Pod>> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    wait_until(
+        &format!("annotation {key}={want:?} on pods of {ns}/{app}"),
+        DEFAULT_TIMEOUT,
+        || async {
+            let pods = api
+                .list(&ListParams::default().labels(&format!("app={app}")))
+                .await?
+                .items;
+            let ok = !pods.is_empty()
+                && pods.iter().all(|p| {
+                    let annotations = p.metadata.annotations.clone().unwrap_or_default();
+                    annotations.get(key).map(String::as_str) == want
+                });
+            Ok(ok.then_some(pods))
+        },
+    )
+    .await
+}
+
 /// Waits until the policy exists and `check` accepts it.
 pub async fn wait_policy(
     client: &Client,
