@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use accord_api as api;
 use accord_policy::Origin;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, Semaphore, broadcast, watch};
 
 use index::Index;
 use store::Store;
@@ -72,6 +72,10 @@ pub struct Config {
     pub apply: Option<ApplyConfig>,
     /// Coalesce changes arriving within this window into one pass.
     pub debounce: Duration,
+    /// URLs the dashboard is also reached under (names checked against `Host` and `Origin`).
+    pub public_urls: Vec<http::PublicUrl>,
+    /// What-ifs evaluated at once; more are answered 429.
+    pub max_what_ifs: usize,
 }
 
 /// State shared by the sync loop and the HTTP handlers.
@@ -87,7 +91,16 @@ pub struct AppState {
     pub apply: Option<ApplyConfig>,
     /// A client for applying drafts (cluster source with apply enabled only).
     pub kube: Option<kube::Client>,
+    /// The hosts and origins the web layer answers.
+    pub web: http::WebConfig,
+    /// Permits for concurrent what-ifs.
+    pub what_ifs: Arc<Semaphore>,
+    /// Set to true when the server shuts down: long-lived responses (`/api/events`) end.
+    pub shutdown: watch::Sender<bool>,
 }
+
+/// What-ifs evaluated at once by default: each holds a copy of the evaluated cluster.
+pub const DEFAULT_MAX_WHAT_IFS: usize = 2;
 
 pub type SharedState = Arc<AppState>;
 
@@ -104,6 +117,9 @@ impl AppState {
             assets: None,
             apply: None,
             kube: None,
+            web: http::WebConfig::default(),
+            what_ifs: Arc::new(Semaphore::new(DEFAULT_MAX_WHAT_IFS)),
+            shutdown: watch::channel(false).0,
         }
     }
 
@@ -379,29 +395,104 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut state = AppState::new(store.clone(), source_name.clone());
     state.set_view(View::from_stored(store.view().await?));
     state.assets = config.assets.clone();
+    state.what_ifs = Arc::new(Semaphore::new(config.max_what_ifs.max(1)));
     if let (Some(apply), Source::Cluster { kubeconfig }) = (&config.apply, &config.source) {
         state.apply = Some(apply.clone());
         state.kube = Some(cluster::client(kubeconfig.as_deref()).await?);
     }
-    let state = Arc::new(state);
     let syncer = Syncer::new(store, &source_name).await?;
     let feed = Feed::new();
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    state.web = http::WebConfig {
+        listen: addr,
+        public_urls: config.public_urls.clone(),
+    };
     tracing::info!(%addr, source = %source_name, db = %config.db, "serving");
     eprintln!(
         "accord serve: http://{addr} (source: {source_name}, database: {})",
         config.db
     );
 
+    let state = Arc::new(state);
+
     let source_task = tokio::spawn(run_source(config.source.clone(), feed.clone()));
     let sync_task = tokio::spawn(run_sync(state.clone(), feed, syncer, config.debounce));
-    let server = axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown());
+    let server = serve_http(listener, state, shutdown());
     tokio::select! {
         r = server => r?,
         r = source_task => r??,
         r = sync_task => r??,
+    }
+    Ok(())
+}
+
+/// Idle connections (no request head under way) are closed after this long, as are clients
+/// that take longer to send a request head.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After the shutdown signal, connections get this long to finish before the server exits
+/// anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serve the router on `listener` until `signal`: HTTP/1 and HTTP/2 through hyper, with a read
+/// timeout for request heads (which closes idle keep-alive connections too), then a graceful
+/// shutdown in which server-sent event streams end at once.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    state: SharedState,
+    signal: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+
+    let app = http::router(state.clone());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(READ_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(READ_TIMEOUT)
+        .keep_alive_timeout(READ_TIMEOUT);
+    tokio::pin!(signal);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down");
+    let _ = state.shutdown.send(true);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
+        }
     }
     Ok(())
 }

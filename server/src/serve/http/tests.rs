@@ -409,6 +409,7 @@ async fn not_ready_before_the_first_sync_and_placeholder_page_without_assets() {
     let (s, _) = call(
         &state,
         Request::post("/api/what-if")
+            .header(header::CONTENT_TYPE, "application/yaml")
             .body(Body::from(DRAFT))
             .unwrap(),
     )
