@@ -76,6 +76,8 @@ pub struct Config {
     pub public_urls: Vec<http::PublicUrl>,
     /// What-ifs evaluated at once; more are answered 429.
     pub max_what_ifs: usize,
+    /// How long a connection may be idle, or take to send a request head.
+    pub read_timeout: Duration,
 }
 
 /// State shared by the sync loop and the HTTP handlers.
@@ -419,7 +421,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let source_task = tokio::spawn(run_source(config.source.clone(), feed.clone()));
     let sync_task = tokio::spawn(run_sync(state.clone(), feed, syncer, config.debounce));
-    let server = serve_http(listener, state, shutdown());
+    let server = serve_http(listener, state, config.read_timeout, shutdown());
     tokio::select! {
         r = server => r?,
         r = source_task => r??,
@@ -428,38 +430,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Idle connections (no request head under way) are closed after this long, as are clients
-/// that take longer to send a request head.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections (no request head under way) are closed after this long by default, as are
+/// clients that take longer to send a request head.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// After the shutdown signal, connections get this long to finish before the server exits
 /// anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Serve the router on `listener` until `signal`: HTTP/1 and HTTP/2 through hyper, with a read
+/// Serve the router on `listener` until `signal`: HTTP/1.1 through hyper, with a read
 /// timeout for request heads (which closes idle keep-alive connections too), then a graceful
 /// shutdown in which server-sent event streams end at once.
 async fn serve_http(
     listener: tokio::net::TcpListener,
     state: SharedState,
+    read_timeout: Duration,
     signal: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-    use hyper_util::server::conn::auto;
+    use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
     let app = http::router(state.clone());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: telling HTTP/2 from HTTP/1 means waiting for the first bytes, a wait that
+    // the read timeout does not cover; browsers speak HTTP/2 only over TLS, which a proxy in
+    // front terminates.
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(READ_TIMEOUT);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(READ_TIMEOUT)
-        .keep_alive_timeout(READ_TIMEOUT);
+        .header_read_timeout(read_timeout);
     tokio::pin!(signal);
     loop {
         let (stream, peer) = tokio::select! {
@@ -475,10 +474,7 @@ async fn serve_http(
             () = &mut signal => break,
         };
         let service = TowerToHyperService::new(app.clone());
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");

@@ -88,6 +88,16 @@ pub struct Args {
     )]
     max_what_ifs: usize,
 
+    /// Close a connection that sends no request for this many seconds (idle keep-alive), or
+    /// takes longer to send a request's head.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = serve::DEFAULT_READ_TIMEOUT.as_secs_f64(),
+        env = "ACCORD_READ_TIMEOUT"
+    )]
+    read_timeout: f64,
+
     /// Coalesce changes arriving within this many milliseconds into one sync pass.
     #[arg(
         long,
@@ -143,6 +153,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         debounce: Duration::from_millis(args.debounce_ms),
         public_urls: args.public_url,
         max_what_ifs: args.max_what_ifs,
+        read_timeout: Duration::try_from_secs_f64(args.read_timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .context("--read-timeout must be a positive number of seconds")?,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

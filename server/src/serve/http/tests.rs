@@ -478,3 +478,5 @@ async fn a_second_pass_logs_granted_and_revoked_access_by_object() {
     let outcome = again.pass(Arc::new(idx)).await.unwrap();
     assert_eq!(outcome.changed, 0);
 }
+
+mod web;
