@@ -130,6 +130,18 @@ pub fn parse_yaml_document(
     diags: &mut Vec<Diagnostic>,
 ) {
     let origin = Origin::new(path, number);
+    if let Some(line) = too_deep(text) {
+        diags.push(Diagnostic::error(
+            &origin,
+            "",
+            "",
+            format!(
+                "invalid YAML: nested more than {MAX_DEPTH} levels deep at line {line}; \
+                 refused without parsing"
+            ),
+        ));
+        return;
+    }
     match serde_yaml::from_str::<Value>(text) {
         Ok(Value::Null) => {}
         Ok(v) => out.push((origin, v)),
@@ -140,6 +152,70 @@ pub fn parse_yaml_document(
             format!("invalid YAML: {e}"),
         )),
     }
+}
+
+/// The deepest nesting of collections a document may have. Kubernetes objects stay far below
+/// it; serde_json refuses JSON deeper than this too.
+pub const MAX_DEPTH: usize = 128;
+
+/// The line at which a YAML document nests collections deeper than [`MAX_DEPTH`], if it does.
+///
+/// The YAML parser takes time quadratic in the nesting of flow collections (100,000 levels of
+/// `{a: ` took 47 s), so this linear scan runs first. It counts flow brackets outside quoted
+/// scalars and comments, and block sequences opened on one line (`- - - x`); indentation cannot
+/// nest deeply in a text of bounded size. A bracket inside a block scalar or a plain scalar is
+/// counted too, which errs toward refusing only texts with over a hundred unclosed brackets.
+pub fn too_deep(text: &str) -> Option<usize> {
+    let mut flow: usize = 0;
+    for (n, line) in text.lines().enumerate() {
+        let body = line.trim_start_matches(' ');
+        let mut compact = 0;
+        let mut rest = body;
+        while let Some(r) = rest
+            .strip_prefix("- ")
+            .or_else(|| rest.strip_prefix("? "))
+            .or_else(|| rest.strip_prefix("-\t"))
+        {
+            compact += 1;
+            rest = r.trim_start_matches([' ', '\t']);
+        }
+        if compact > MAX_DEPTH {
+            return Some(n + 1);
+        }
+        let mut prev = ' ';
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '#' if prev == ' ' || prev == '\t' => break,
+                '[' | '{' => {
+                    flow += 1;
+                    if flow > MAX_DEPTH {
+                        return Some(n + 1);
+                    }
+                }
+                ']' | '}' => flow = flow.saturating_sub(1),
+                // A quoted scalar starts a token; skip it (to the end of the line at most, which
+                // undercounts nothing that could matter: brackets inside are text).
+                '\'' | '"' if matches!(prev, ' ' | '\t' | '[' | '{' | ',' | ':') => {
+                    let quote = c;
+                    let mut escaped = false;
+                    for q in chars.by_ref() {
+                        if quote == '"' && q == '\\' && !escaped {
+                            escaped = true;
+                            continue;
+                        }
+                        if q == quote && !escaped {
+                            break;
+                        }
+                        escaped = false;
+                    }
+                }
+                _ => {}
+            }
+            prev = c;
+        }
+    }
+    None
 }
 
 /// Add one YAML document's objects to an inventory (call [`Inventory::finish`] afterwards).
@@ -596,6 +672,56 @@ struct WorkloadDoc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deeply_nested_yaml_is_refused_in_milliseconds() {
+        let depth = 100_000;
+        let flow = format!("a: {}1{}\n", "{a: ".repeat(depth), "}".repeat(depth));
+        let seq = format!("{}x\n", "- ".repeat(depth));
+        let brackets = format!("a:\n  {}{}\n", "[".repeat(depth), "]".repeat(depth));
+        for text in [flow, seq, brackets] {
+            let t = std::time::Instant::now();
+            let mut diags = Vec::new();
+            let docs = documents(&Source::new("deep.yaml", text), &mut diags);
+            let took = t.elapsed();
+            assert!(docs.is_empty());
+            // (A text opening with a bracket is read as JSON, whose parser has its own limit.)
+            let m = &diags[0].message;
+            assert!(
+                m.contains("nested more than") || m.contains("recursion limit"),
+                "{diags:?}"
+            );
+            assert!(took < std::time::Duration::from_millis(500), "{took:?}");
+        }
+        // Deep JSON is refused by serde_json's own limit, as quickly.
+        let json = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let t = std::time::Instant::now();
+        let mut diags = Vec::new();
+        assert!(documents(&Source::new("deep.json", json), &mut diags).is_empty());
+        assert!(diags[0].message.contains("recursion limit"), "{diags:?}");
+        assert!(t.elapsed() < std::time::Duration::from_millis(500));
+    }
+
+    #[test]
+    fn brackets_in_quotes_comments_and_ordinary_nesting_are_fine() {
+        let deep_but_allowed = format!(
+            "a: {}1{}\n",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        let many = "[".repeat(MAX_DEPTH * 2);
+        for text in [
+            deep_but_allowed,
+            format!("a: '{many}'\nb: \"{many} \\\" {many}\"\n# {many}\nc: x # {many}\n"),
+            "metadata: {name: a, labels: {app: web}}\nspec: {ports: [{port: 80}]}\n".to_string(),
+        ] {
+            assert_eq!(too_deep(&text), None, "{text}");
+            let mut diags = Vec::new();
+            let docs = documents(&Source::new("ok.yaml", text.clone()), &mut diags);
+            assert_eq!(docs.len(), 1, "{text}: {diags:?}");
+        }
+        assert_eq!(too_deep(&format!("x: 1\ny: {}", "[".repeat(200))), Some(2));
+    }
 
     #[test]
     fn reads_multi_document_yaml_and_lists() {

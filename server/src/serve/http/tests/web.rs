@@ -114,8 +114,17 @@ async fn requests_for_foreign_host_names_are_refused() {
     )
     .await;
     assert!(e.error.contains("--public-url"), "{}", e.error);
-    for ok in ["127.0.0.1:8080", "localhost:9000", "[::1]:8080", "127.0.0.1"] {
-        assert_eq!(send(&f.state, with_host(ok)).await.status(), StatusCode::OK, "{ok}");
+    for ok in [
+        "127.0.0.1:8080",
+        "localhost:9000",
+        "[::1]:8080",
+        "127.0.0.1",
+    ] {
+        assert_eq!(
+            send(&f.state, with_host(ok)).await.status(),
+            StatusCode::OK,
+            "{ok}"
+        );
     }
 
     // A configured public URL adds its name.
@@ -165,9 +174,17 @@ async fn cross_site_and_form_posts_change_nothing() {
     assert_json_error(send(&f.state, req).await, StatusCode::FORBIDDEN).await;
     // ... and for its content type, were the origin hidden.
     let req = post(None, Some("text/plain"), new_draft_json());
-    assert_json_error(send(&f.state, req).await, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    assert_json_error(
+        send(&f.state, req).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    )
+    .await;
     let req = post(None, None, new_draft_json());
-    assert_json_error(send(&f.state, req).await, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    assert_json_error(
+        send(&f.state, req).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    )
+    .await;
     let req = Request::post("/api/drafts")
         .header(header::CONTENT_TYPE, "application/json")
         .header("sec-fetch-site", "cross-site")
@@ -211,7 +228,12 @@ async fn the_apply_token_is_checked_whatever_the_scheme_case() {
         }
         r.body(Body::empty()).unwrap()
     };
-    for auth in [None, Some("Bearer wrong"), Some("Bearer s3cre"), Some("Basic s3cret")] {
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer s3cre"),
+        Some("Basic s3cret"),
+    ] {
         let res = send(&state, apply(auth)).await;
         assert_eq!(
             header(&res, "www-authenticate"),
@@ -359,4 +381,25 @@ async fn event_streams_end_when_the_server_shuts_down() {
         .await
         .expect("the stream ended within a second of shutdown")
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_deeply_nested_what_if_is_refused_quickly() {
+    let f = fixture().await;
+    // 100,000 levels of flow mappings in under the body limit.
+    let deep = format!("a: {}1{}\n", "{a: ".repeat(100_000), "}".repeat(100_000));
+    assert!(deep.len() < super::super::BODY_LIMIT);
+    let t = std::time::Instant::now();
+    let req = Request::post("/api/what-if")
+        .header(header::CONTENT_TYPE, "application/yaml")
+        .body(Body::from(deep))
+        .unwrap();
+    let e = assert_json_error(send(&f.state, req).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert!(
+        e.diagnostics
+            .unwrap()
+            .iter()
+            .any(|d| d.message.contains("nested more than")),
+    );
 }
