@@ -99,6 +99,9 @@ pub struct AppState {
     pub what_ifs: Arc<Semaphore>,
     /// Set to true when the server shuts down: long-lived responses (`/api/events`) end.
     pub shutdown: watch::Sender<bool>,
+    source_health: RwLock<SourceHealth>,
+    /// Why the last sync pass could not be stored, until one is.
+    pub storage_error: RwLock<Option<String>>,
 }
 
 /// What-ifs evaluated at once by default: each holds a copy of the evaluated cluster.
@@ -122,7 +125,18 @@ impl AppState {
             web: http::WebConfig::default(),
             what_ifs: Arc::new(Semaphore::new(DEFAULT_MAX_WHAT_IFS)),
             shutdown: watch::channel(false).0,
+            source_health: RwLock::new(SourceHealth::default()),
+            storage_error: RwLock::new(None),
         }
+    }
+
+    pub fn source_health(&self) -> SourceHealth {
+        self.source_health.read().expect("health lock").clone()
+    }
+
+    pub fn set_source_health(&self, health: SourceHealth) {
+        self.metrics.set_source_degraded(health.degraded);
+        *self.source_health.write().expect("health lock") = health;
     }
 
     pub fn view(&self) -> Arc<View> {
@@ -203,25 +217,97 @@ pub fn default_assets() -> Option<PathBuf> {
         .find(|p| p.join("index.html").is_file())
 }
 
-/// The objects of manifest files, as index entries.
-fn read_manifests(paths: &[PathBuf]) -> (Vec<(Origin, serde_json::Value)>, Vec<String>) {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    let sources = match crate::manifests::read(paths) {
-        Ok(s) => s,
-        Err(e) => {
-            errors.push(e.to_string());
-            return (out, errors);
-        }
-    };
-    let mut diags = Vec::new();
-    for s in &sources {
-        for (origin, doc) in accord_policy::load::documents(s, &mut diags) {
-            flatten_lists(origin, doc, &mut out);
+/// How the source is doing: a problem with part of it (a file that cannot be read or parsed, a
+/// directory gone) leaves that part at its last good state, reported here.
+#[derive(Clone, Debug, Default)]
+pub struct SourceHealth {
+    /// Some part of the source could not be read and is served from its last good state (or
+    /// is missing, if it never was read).
+    pub degraded: bool,
+    /// The problems, per file (and document).
+    pub diagnostics: Vec<api::Diagnostic>,
+    /// Files or documents served from their last good version.
+    pub stale: Vec<String>,
+}
+
+/// The manifest source's memory: each file's objects from its last good read, by document.
+#[derive(Debug, Default)]
+pub struct ManifestState {
+    files: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<usize, Vec<serde_json::Value>>,
+    >,
+}
+
+/// Whether `file` is `path` or lies under it.
+fn is_under(file: &str, path: &str) -> bool {
+    file == path
+        || file
+            .strip_prefix(path)
+            .is_some_and(|rest| rest.starts_with('/') || path.ends_with('/'))
+}
+
+/// Read the manifests again, keeping the last good version of whatever cannot be read or
+/// parsed now; returns the objects as index entries and the source's health.
+pub fn read_manifests(
+    paths: &[PathBuf],
+    state: &mut ManifestState,
+) -> (Vec<(Origin, serde_json::Value)>, SourceHealth) {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let reading = crate::manifests::read(paths);
+    let mut health = SourceHealth::default();
+    let mut diags: Vec<accord_policy::Diagnostic> = reading.diagnostics.clone();
+    let mut files: BTreeMap<String, BTreeMap<usize, Vec<serde_json::Value>>> = BTreeMap::new();
+    // Files that failed to be read, or that lie under a path that failed (a directory gone):
+    // their last good objects stay.
+    for (file, docs) in &state.files {
+        if reading.failed.iter().any(|f| is_under(file, f)) {
+            files.insert(file.clone(), docs.clone());
+            health.stale.push(file.clone());
         }
     }
-    errors.extend(diags.iter().map(|d| d.to_string()));
-    (out, errors)
+    for source in &reading.sources {
+        let mut doc_diags = Vec::new();
+        let docs = accord_policy::load::documents(source, &mut doc_diags);
+        let mut now: BTreeMap<usize, Vec<serde_json::Value>> = BTreeMap::new();
+        for (origin, doc) in docs {
+            now.entry(origin.document).or_default().push(doc);
+        }
+        // A document that no longer parses keeps its last good objects. A JSON stream stops at
+        // its first error, so everything from there on is kept.
+        let failed: BTreeSet<usize> = doc_diags.iter().map(|d| d.origin.document).collect();
+        let json_stop = source
+            .path
+            .ends_with(".json")
+            .then(|| failed.iter().next().copied())
+            .flatten();
+        if let Some(last) = state.files.get(&source.path) {
+            for (n, objects) in last {
+                let lost = failed.contains(n) || json_stop.is_some_and(|stop| *n >= stop);
+                if lost && !now.contains_key(n) {
+                    now.insert(*n, objects.clone());
+                    health
+                        .stale
+                        .push(Origin::new(source.path.clone(), *n).to_string());
+                }
+            }
+        }
+        diags.extend(doc_diags);
+        files.insert(source.path.clone(), now);
+    }
+    state.files = files;
+    health.degraded = !diags.is_empty();
+    health.diagnostics = diags.iter().map(sync::diagnostic).collect();
+    let mut out = Vec::new();
+    for (file, docs) in &state.files {
+        for (n, objects) in docs {
+            for doc in objects {
+                flatten_lists(Origin::new(file.clone(), *n), doc.clone(), &mut out);
+            }
+        }
+    }
+    (out, health)
 }
 
 /// `List` documents hold their objects in `items`: index each item on its own.
@@ -258,7 +344,7 @@ fn flatten_lists(
 /// The modification times of every manifest file, to notice changes.
 fn manifest_stamp(paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
     crate::manifests::files(paths)
-        .unwrap_or_default()
+        .0
         .into_iter()
         .map(|p| {
             let meta = std::fs::metadata(&p).ok();
@@ -300,7 +386,7 @@ impl Feed {
 }
 
 /// Feed the index from the source until the process ends.
-async fn run_source(source: Source, feed: Arc<Feed>) -> anyhow::Result<()> {
+async fn run_source(source: Source, feed: Arc<Feed>, state: SharedState) -> anyhow::Result<()> {
     match source {
         Source::Demo => {
             feed.update(|idx| idx.reset_all(demo::objects()));
@@ -310,6 +396,7 @@ async fn run_source(source: Source, feed: Arc<Feed>) -> anyhow::Result<()> {
         }
         Source::Manifests(paths) => {
             let mut last = None;
+            let memory = Arc::new(Mutex::new(ManifestState::default()));
             loop {
                 let stamp = {
                     let paths = paths.clone();
@@ -317,12 +404,19 @@ async fn run_source(source: Source, feed: Arc<Feed>) -> anyhow::Result<()> {
                 };
                 if last.as_ref() != Some(&stamp) {
                     let paths2 = paths.clone();
-                    let (objects, errors) =
-                        tokio::task::spawn_blocking(move || read_manifests(&paths2)).await?;
-                    for e in &errors {
-                        tracing::warn!(error = %e, "reading manifests");
+                    let memory2 = memory.clone();
+                    let (objects, health) = tokio::task::spawn_blocking(move || {
+                        read_manifests(&paths2, &mut memory2.lock().expect("manifest state"))
+                    })
+                    .await?;
+                    for d in &health.diagnostics {
+                        tracing::warn!(origin = %d.origin, object = %d.object, field = %d.field, "{}", d.message);
+                    }
+                    if !health.stale.is_empty() {
+                        tracing::warn!(stale = ?health.stale, "serving the last good version of what cannot be read now");
                     }
                     tracing::info!(objects = objects.len(), "manifests read");
+                    state.set_source_health(health);
                     feed.update(|idx| idx.reset_all(objects));
                     feed.set_initialized();
                     last = Some(stamp);
@@ -378,11 +472,13 @@ async fn run_sync(
                     "sync pass done"
                 );
                 last_version = Some(version);
+                *state.storage_error.write().expect("storage lock") = None;
                 state.publish(outcome);
             }
             Err(e) => {
                 state.metrics.record_sync_failure();
                 tracing::error!(error = %e, "sync pass failed; retrying");
+                *state.storage_error.write().expect("storage lock") = Some(e.to_string());
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 feed.notify.notify_one();
             }
@@ -419,7 +515,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let state = Arc::new(state);
 
-    let source_task = tokio::spawn(run_source(config.source.clone(), feed.clone()));
+    let source_task = tokio::spawn(run_source(
+        config.source.clone(),
+        feed.clone(),
+        state.clone(),
+    ));
     let sync_task = tokio::spawn(run_sync(state.clone(), feed, syncer, config.debounce));
     let server = serve_http(listener, state, config.read_timeout, shutdown());
     tokio::select! {
@@ -511,6 +611,83 @@ async fn shutdown() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(objects: &[(Origin, serde_json::Value)]) -> Vec<String> {
+        let mut n: Vec<String> = objects
+            .iter()
+            .map(|(_, o)| o["metadata"]["name"].as_str().unwrap_or("").to_string())
+            .collect();
+        n.sort();
+        n
+    }
+
+    fn deployment(name: &str) -> String {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: a}}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n"
+        )
+    }
+
+    #[test]
+    fn a_failing_source_keeps_its_last_good_state_and_says_so() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("m");
+        std::fs::create_dir(&dir).unwrap();
+        let a = dir.join("a.yaml");
+        let b = dir.join("b.yaml");
+        std::fs::write(&a, deployment("one")).unwrap();
+        std::fs::write(
+            &b,
+            format!("{}---\n{}", deployment("two"), deployment("three")),
+        )
+        .unwrap();
+        let paths = [dir.clone()];
+        let mut memory = ManifestState::default();
+        let (objects, health) = read_manifests(&paths, &mut memory);
+        assert_eq!(names(&objects), ["one", "three", "two"]);
+        assert!(!health.degraded);
+
+        // A file that is no longer UTF-8 keeps its objects, and the source says so.
+        std::fs::write(&a, b"kind: \xff").unwrap();
+        let (objects, health) = read_manifests(&paths, &mut memory);
+        assert_eq!(names(&objects), ["one", "three", "two"]);
+        assert!(health.degraded);
+        assert_eq!(health.stale, [a.display().to_string()]);
+        assert!(health.diagnostics[0].message.contains("UTF-8"));
+
+        // A syntax error in one document keeps that document's last good object only.
+        std::fs::write(&b, format!("{}---\n{}", deployment("two"), "a: [\n")).unwrap();
+        let (objects, health) = read_manifests(&paths, &mut memory);
+        assert_eq!(names(&objects), ["one", "three", "two"]);
+        assert!(
+            health
+                .stale
+                .contains(&format!("{} (document 2)", b.display())),
+            "{:?}",
+            health.stale
+        );
+        // A repaired document gives its new content.
+        std::fs::write(
+            &b,
+            format!("{}---\n{}", deployment("two"), deployment("four")),
+        )
+        .unwrap();
+        let (objects, _) = read_manifests(&paths, &mut memory);
+        assert_eq!(names(&objects), ["four", "one", "two"]);
+
+        // The whole directory gone: nothing is wiped.
+        std::fs::rename(&dir, root.path().join("elsewhere")).unwrap();
+        let (objects, health) = read_manifests(&paths, &mut memory);
+        assert_eq!(names(&objects), ["four", "one", "two"]);
+        assert!(health.degraded);
+        assert!(health.diagnostics[0].message.contains("no such file"));
+
+        // Back, with a.yaml deleted for real: its object goes.
+        std::fs::rename(root.path().join("elsewhere"), &dir).unwrap();
+        std::fs::remove_file(&a).unwrap();
+        let (objects, health) = read_manifests(&paths, &mut memory);
+        assert_eq!(names(&objects), ["four", "two"]);
+        assert!(!health.degraded, "{health:?}");
+    }
 
     #[test]
     fn rfc3339_formats_known_instants() {

@@ -54,9 +54,11 @@ pub fn load(sources: &[Source]) -> (Inventory, Vec<Diagnostic>) {
 /// diagnostic and is skipped; the following documents are still read.
 pub fn documents(source: &Source, diags: &mut Vec<Diagnostic>) -> Vec<(Origin, Value)> {
     let mut out = Vec::new();
-    let trimmed = source.text.trim_start();
+    // A UTF-8 byte-order mark is not content.
+    let text = source.text.strip_prefix('\u{feff}').unwrap_or(&source.text);
+    let trimmed = text.trim_start();
     if source.path.ends_with(".json") || trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let mut stream = serde_json::Deserializer::from_str(&source.text).into_iter::<Value>();
+        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
         let mut n = 0;
         loop {
             n += 1;
@@ -76,7 +78,7 @@ pub fn documents(source: &Source, diags: &mut Vec<Diagnostic>) -> Vec<(Origin, V
         }
         return out;
     }
-    for (number, text) in split_yaml_documents(&source.text) {
+    for (number, text) in split_yaml_documents(text) {
         parse_yaml_document(&source.path, number, text, &mut out, diags);
     }
     out

@@ -54,8 +54,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let sources = manifests::read(&args.paths)?;
-    let (inv, mut diagnostics) = manifests::load(&sources);
+    let reading = manifests::read_named(&args.paths)?;
+    let (inv, mut diagnostics) = manifests::load(&reading.sources);
+    diagnostics.splice(0..0, reading.diagnostics);
     let opts = GenerateOptions {
         egress: args.egress,
         separate_policies: args.separate_policies,

@@ -143,9 +143,31 @@ async fn api_not_found() -> Error {
     Error::NotFound("no such API endpoint; see /api/openapi.json".into())
 }
 
+/// Ready after the first sync pass. A degraded source or failing storage keeps the dashboard
+/// ready (it serves the last good state) but says so, for people and probes that read bodies.
 async fn readyz(State(state): State<SharedState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n").into_response()
+        let health = state.source_health();
+        let storage = state.storage_error.read().expect("storage lock").clone();
+        let mut text = String::new();
+        if health.degraded {
+            text.push_str(&format!(
+                "degraded: source: {} problem(s); serving the last good state of: {}\n",
+                health.diagnostics.len(),
+                if health.stale.is_empty() {
+                    "nothing (never read)".to_string()
+                } else {
+                    health.stale.join(", ")
+                }
+            ));
+        }
+        if let Some(e) = storage {
+            text.push_str(&format!("degraded: storage: {e}\n"));
+        }
+        if text.is_empty() {
+            text.push_str("ready\n");
+        }
+        (StatusCode::OK, text).into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "first sync not done yet\n").into_response()
     }
@@ -169,6 +191,10 @@ async fn openapi() -> Response {
 
 async fn status(State(state): State<SharedState>) -> Json<api::Status> {
     let view = state.view();
+    let health = state.source_health();
+    let storage_error = state.storage_error.read().expect("storage lock").clone();
+    let mut diagnostics = health.diagnostics;
+    diagnostics.extend(view.diagnostics.iter().cloned());
     Json(api::Status {
         source: state.source.clone(),
         ready: state.ready.load(Ordering::Acquire),
@@ -176,8 +202,11 @@ async fn status(State(state): State<SharedState>) -> Json<api::Status> {
         syncs: state.syncs.load(Ordering::Relaxed),
         workloads: view.nodes.len() as u32,
         edges: view.edges.len() as u32,
-        diagnostics: view.diagnostics.clone(),
+        diagnostics,
         apply_enabled: state.apply.is_some() && state.kube.is_some(),
+        degraded: health.degraded || storage_error.is_some(),
+        stale: health.stale,
+        storage_error,
     })
 }
 

@@ -17,6 +17,10 @@ pub struct Metrics {
     sync_last_seconds: AtomicU64,
     sync_workloads: AtomicU64,
     sync_edges: AtomicU64,
+    /// 1 when part of the source is served from its last good state.
+    source_degraded: AtomicU64,
+    /// 1 when the last write to the database failed.
+    storage_failing: AtomicU64,
     http: Mutex<HttpStats>,
 }
 
@@ -30,10 +34,17 @@ impl Metrics {
         self.sync_workloads
             .store(workloads as u64, Ordering::Relaxed);
         self.sync_edges.store(edges as u64, Ordering::Relaxed);
+        self.storage_failing.store(0, Ordering::Relaxed);
     }
 
     pub fn record_sync_failure(&self) {
         self.sync_failures.fetch_add(1, Ordering::Relaxed);
+        self.storage_failing.store(1, Ordering::Relaxed);
+    }
+
+    pub fn set_source_degraded(&self, degraded: bool) {
+        self.source_degraded
+            .store(u64::from(degraded), Ordering::Relaxed);
     }
 
     pub fn record_http(&self, route: &str, method: &str, status: u16, seconds: f64) {
@@ -91,6 +102,18 @@ impl Metrics {
             "sync_edges",
             "Edges in the last pass.",
             self.sync_edges.load(Ordering::Relaxed) as f64,
+        );
+        gauge(
+            &mut out,
+            "sync_source_degraded",
+            "1 when part of the source cannot be read and is served from its last good state.",
+            self.source_degraded.load(Ordering::Relaxed) as f64,
+        );
+        gauge(
+            &mut out,
+            "sync_storage_failing",
+            "1 when the last sync pass failed to write the database.",
+            self.storage_failing.load(Ordering::Relaxed) as f64,
         );
         let m = self.http.lock().expect("metrics lock");
         out.push_str("# HELP http_requests_total HTTP requests by route, method and status.\n# TYPE http_requests_total counter\n");

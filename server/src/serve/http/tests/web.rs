@@ -403,3 +403,44 @@ async fn a_deeply_nested_what_if_is_refused_quickly() {
             .any(|d| d.message.contains("nested more than")),
     );
 }
+
+#[tokio::test]
+async fn a_degraded_source_or_failing_storage_shows_in_readyz_status_and_metrics() {
+    let f = fixture().await;
+    let (s, b) = super::get(&f.state, "/readyz").await;
+    assert_eq!((s, &b[..]), (StatusCode::OK, &b"ready\n"[..]));
+    f.state
+        .set_source_health(super::super::super::SourceHealth {
+            degraded: true,
+            diagnostics: vec![api::Diagnostic {
+                severity: "error".into(),
+                origin: "m/a.yaml".into(),
+                message: "not UTF-8 text".into(),
+                ..Default::default()
+            }],
+            stale: vec!["m/a.yaml".into()],
+        });
+    *f.state.storage_error.write().unwrap() = Some("database or disk is full".into());
+    let (s, b) = super::get(&f.state, "/readyz").await;
+    let text = String::from_utf8_lossy(&b);
+    assert_eq!(s, StatusCode::OK, "the last good state is still served");
+    assert!(
+        text.contains("degraded: source") && text.contains("m/a.yaml"),
+        "{text}"
+    );
+    assert!(
+        text.contains("degraded: storage: database or disk is full"),
+        "{text}"
+    );
+    let (_, b) = super::get(&f.state, "/api/status").await;
+    let status: api::Status = json(&b);
+    assert!(status.degraded);
+    assert_eq!(status.stale, ["m/a.yaml"]);
+    assert_eq!(
+        status.storage_error.as_deref(),
+        Some("database or disk is full")
+    );
+    assert!(status.diagnostics.iter().any(|d| d.origin == "m/a.yaml"));
+    let (_, b) = super::get(&f.state, "/metrics").await;
+    assert!(String::from_utf8_lossy(&b).contains("sync_source_degraded 1"));
+}
