@@ -444,3 +444,100 @@ async fn a_degraded_source_or_failing_storage_shows_in_readyz_status_and_metrics
     let (_, b) = super::get(&f.state, "/metrics").await;
     assert!(String::from_utf8_lossy(&b).contains("sync_source_degraded 1"));
 }
+
+/// A small filesystem that the test fills: a tmpfs mounted by the test when it runs as root,
+/// otherwise SQLite's `max_page_count` at the database's current size (the same SQLITE_FULL).
+struct FullDisk {
+    dir: tempfile::TempDir,
+    mounted: bool,
+}
+
+impl FullDisk {
+    fn new() -> FullDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let mounted = root
+            && std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+        FullDisk { dir, mounted }
+    }
+
+    fn db(&self) -> String {
+        self.dir.path().join("accord.db").display().to_string()
+    }
+
+    /// Fill the filesystem (tmpfs), or reopen the store unable to grow.
+    async fn fill(&self, store: Store) -> Store {
+        if self.mounted {
+            let mut f = std::fs::File::create(self.dir.path().join("fill")).unwrap();
+            let block = vec![0u8; 64 * 1024];
+            while std::io::Write::write_all(&mut f, &block).is_ok() {}
+            store
+        } else {
+            let pages: i64 = store.page_count().await.unwrap();
+            store.close().await;
+            Store::open_with_max_pages(&self.db(), pages as u64)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+impl Drop for FullDisk {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = std::process::Command::new("umount")
+                .arg(self.dir.path())
+                .status();
+        }
+    }
+}
+
+#[tokio::test]
+async fn writes_on_a_full_filesystem_are_errors_never_silent_loss() {
+    use super::super::super::index::Index;
+    use super::super::super::{demo, sync::Syncer};
+
+    let disk = FullDisk::new();
+    let store = Store::open(&disk.db()).await.unwrap();
+    let mut syncer = Syncer::new(store.clone(), "demo").await.unwrap();
+    let mut idx = Index::default();
+    idx.reset_all(demo::objects());
+    syncer.pass(Arc::new(idx.clone())).await.unwrap();
+    let store = disk.fill(store).await;
+    let state = Arc::new(AppState::new(store.clone(), "demo".into()));
+    let big = serde_json::to_vec(&api::NewDraft {
+        name: "big".into(),
+        yaml: "#".repeat(200_000),
+    })
+    .unwrap();
+    let post = || {
+        Request::post("/api/drafts")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(big.clone()))
+            .unwrap()
+    };
+    let e = assert_json_error(
+        send(&state, post()).await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
+    .await;
+    assert!(e.error.contains("internal error"));
+    assert!(store.drafts().await.unwrap().is_empty());
+    // A sync pass that cannot be stored is an error, and not served.
+    let mut syncer = Syncer::new(store.clone(), "demo").await.unwrap();
+    idx.delete("NetworkPolicy", "storefront", "allow-catalog-from-anywhere");
+    assert!(syncer.pass(Arc::new(idx)).await.is_err());
+    if disk.mounted {
+        // Room again: the same request succeeds and stays.
+        std::fs::remove_file(disk.dir.path().join("fill")).unwrap();
+        assert_eq!(send(&state, post()).await.status(), StatusCode::CREATED);
+        assert_eq!(store.drafts().await.unwrap().len(), 1);
+    }
+}
