@@ -5,7 +5,7 @@
 //! message fit to show the user.
 
 use accord_api::{
-    Draft, DraftList, DriftReport, ErrorBody, Graph, HistoryPage, NewDraft, WhatIfRequest,
+    Draft, DraftList, DriftReport, ErrorBody, Graph, HistoryPage, NewDraft, Status, WhatIfRequest,
     WhatIfResponse, WorkloadDetail,
 };
 use gloo_net::http::{Request, Response};
@@ -53,6 +53,10 @@ pub async fn workload(id: &str) -> Result<WorkloadDetail> {
     get(&format!("/api/workloads/{}/{}", encode(ns), encode(name))).await
 }
 
+pub async fn status() -> Result<Status> {
+    get("/api/status").await
+}
+
 pub async fn drift() -> Result<DriftReport> {
     get("/api/drift").await
 }
@@ -64,7 +68,8 @@ pub async fn history(workload: Option<&str>) -> Result<HistoryPage> {
     }
 }
 
-/// Evaluates a draft. A draft with errors answers 422 with a [`WhatIfResponse`] too.
+/// Evaluates a draft. A draft with errors answers 422 with its diagnostics, returned as a
+/// response with `ok: false`.
 pub async fn what_if(yaml: String) -> Result<WhatIfResponse> {
     let resp = Request::post("/api/what-if")
         .json(&WhatIfRequest { yaml })
@@ -72,12 +77,9 @@ pub async fn what_if(yaml: String) -> Result<WhatIfResponse> {
         .send()
         .await
         .map_err(|e| format!("cannot reach the server: {e}"))?;
-    if resp.status() == 422
-        && let Ok(r) = resp.json::<WhatIfResponse>().await
-    {
-        return Ok(r);
-    }
-    decode(resp).await
+    let status = resp.status();
+    let body = resp.text().await.map_err(|e| e.to_string())?;
+    WhatIfResponse::from_http(status, &body)
 }
 
 pub async fn drafts() -> Result<DraftList> {

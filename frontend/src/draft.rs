@@ -1,5 +1,9 @@
-//! The intent-drafting form's model: form fields → ClientIntents YAML, with validation. Pure,
-//! tested natively.
+//! The intent-drafting form's model: form fields → the core's ClientIntents model → YAML (by
+//! the core's writer), with validation. Pure, tested natively.
+
+use accord_policy::identity::WorkloadId;
+use accord_policy::intents::{self, ClientIntents, TargetPort};
+use accord_policy::objects::Protocol;
 
 /// What a target points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,14 +36,10 @@ pub struct FieldError {
     pub message: String,
 }
 
-/// `namespace/name[Kind]` → (namespace, name, kind).
-pub fn parse_workload_id(id: &str) -> Option<(String, String, String)> {
-    let (ns, rest) = id.trim().split_once('/')?;
-    let (name, kind) = match rest.split_once('[') {
-        Some((n, k)) => (n, k.strip_suffix(']')?),
-        None => (rest, ""),
-    };
-    (!ns.is_empty() && !name.is_empty()).then(|| (ns.into(), name.into(), kind.into()))
+/// The client workload of the form: `namespace/name[Kind]`, parsed by the core (the one
+/// workload-id parser); a bare name has no namespace and is not accepted.
+pub fn parse_workload_id(id: &str) -> Option<WorkloadId> {
+    WorkloadId::parse(id, "")
 }
 
 fn is_dns_label(s: &str) -> bool {
@@ -109,66 +109,67 @@ pub fn validate(form: &Form) -> Vec<FieldError> {
     errs
 }
 
-/// The ClientIntents (v2beta1) the form describes. Writes what it can even when the form is
-/// incomplete, so the preview follows typing.
-pub fn to_yaml(form: &Form) -> String {
-    let (ns, name, kind) = parse_workload_id(&form.client).unwrap_or_else(|| {
-        let c = form.client.trim();
-        (String::new(), c.to_string(), String::new())
-    });
-    let mut y =
-        String::from("apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n");
-    y += &format!("  name: {}\n", quote(&name));
-    if !ns.is_empty() {
-        y += &format!("  namespace: {}\n", quote(&ns));
-    }
-    y += "spec:\n  workload:\n";
-    y += &format!("    name: {}\n", quote(&name));
-    if !kind.is_empty() {
-        y += &format!("    kind: {}\n", quote(&kind));
-    }
-    if form.targets.is_empty() {
-        y += "  targets: []\n";
-        return y;
-    }
-    y += "  targets:\n";
-    for t in &form.targets {
-        let tname = t.name.trim();
-        let tns = t.namespace.trim();
-        let full = if tns.is_empty() || tns == ns {
-            tname.to_string()
-        } else {
-            format!("{tname}.{tns}")
-        };
-        let key = match t.kind {
-            TargetKind::Workload => "kubernetes",
-            TargetKind::Service => "service",
-        };
-        y += &format!("    - {key}:\n        name: {}\n", quote(&full));
-        if let Ok(ports) = parse_ports(&t.ports)
-            && !ports.is_empty()
-        {
-            y += "        ports:\n";
-            for (p, proto) in ports {
-                y += &format!("          - port: {p}\n            protocol: {proto}\n");
+/// The ClientIntents the form describes, in the core's model.
+pub fn to_intents(form: &Form) -> ClientIntents {
+    let (namespace, name, kind) = match parse_workload_id(&form.client) {
+        Some(id) => (id.namespace, id.name, id.kind),
+        None => (String::new(), form.client.trim().to_string(), None),
+    };
+    let targets = form
+        .targets
+        .iter()
+        .map(|t| {
+            let tname = t.name.trim().to_string();
+            let tns = match t.namespace.trim() {
+                "" => namespace.clone(),
+                ns => ns.to_string(),
+            };
+            let ports = parse_ports(&t.ports)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(port, proto)| TargetPort {
+                    port: i32::from(port),
+                    end_port: None,
+                    protocol: match proto.as_str() {
+                        "UDP" => Protocol::Udp,
+                        "SCTP" => Protocol::Sctp,
+                        _ => Protocol::Tcp,
+                    },
+                })
+                .collect();
+            let kind = match t.kind {
+                TargetKind::Workload => intents::TargetKind::Workload {
+                    name: tname,
+                    namespace: tns,
+                    kind: None,
+                    ports,
+                    kafka: false,
+                },
+                TargetKind::Service => intents::TargetKind::Service {
+                    name: tname,
+                    namespace: tns,
+                    ports,
+                },
+            };
+            intents::Target {
+                field: String::new(),
+                kind,
             }
-        }
+        })
+        .collect();
+    ClientIntents {
+        name: name.clone(),
+        namespace,
+        workload: intents::WorkloadRef { name, kind },
+        targets,
+        ..ClientIntents::default()
     }
-    y
 }
 
-/// Quotes a scalar when plain YAML would misread it.
-fn quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-        && s.parse::<f64>().is_err()
-        && !matches!(s, "true" | "false" | "null" | "yes" | "no" | "on" | "off");
-    if plain {
-        s.to_string()
-    } else {
-        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-    }
+/// The ClientIntents (v2beta1) the form describes, written by the core's one ClientIntents
+/// writer. Writes what it can even when the form is incomplete, so the preview follows typing.
+pub fn to_yaml(form: &Form) -> String {
+    accord_policy::render::intents_yaml(&[to_intents(form)])
 }
 
 #[cfg(test)]
@@ -206,15 +207,27 @@ spec:
     name: cart
     kind: Deployment
   targets:
-    - kubernetes:
-        name: auth.platform
-        ports:
-          - port: 8080
-            protocol: TCP
-    - service:
-        name: catalog
+  - kubernetes:
+      name: auth.platform
+      ports:
+      - port: 8080
+        protocol: TCP
+  - service:
+      name: catalog
 "
         );
+        // What the form writes, the core reads back as the same intents.
+        let mut diags = Vec::new();
+        let yaml = to_yaml(&form);
+        let docs = accord_policy::load::documents(
+            &accord_policy::Source::new("form.yaml", yaml.as_str()),
+            &mut diags,
+        );
+        let parsed = intents::parse(&docs[0].0, &docs[0].1, &mut diags).unwrap();
+        assert!(diags.is_empty(), "{diags:?}");
+        assert_eq!(parsed.targets.len(), 2);
+        assert_eq!(parsed.targets[0].kind, to_intents(&form).targets[0].kind);
+        assert_eq!(parsed.targets[1].kind, to_intents(&form).targets[1].kind);
     }
 
     #[test]
@@ -249,11 +262,15 @@ spec:
     fn parses_workload_ids() {
         assert_eq!(
             parse_workload_id("platform/ledger-db[StatefulSet]"),
-            Some(("platform".into(), "ledger-db".into(), "StatefulSet".into()))
+            Some(WorkloadId::new(
+                "platform",
+                "ledger-db",
+                Some("StatefulSet")
+            ))
         );
         assert_eq!(
             parse_workload_id("a/b"),
-            Some(("a".into(), "b".into(), String::new()))
+            Some(WorkloadId::new("a", "b", None))
         );
         assert_eq!(parse_workload_id("nope"), None);
     }

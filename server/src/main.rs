@@ -6,8 +6,10 @@
 mod cli;
 mod k8s;
 mod manifests;
+mod metrics;
 mod operator;
 mod serve;
+mod settings;
 
 use std::process::ExitCode;
 

@@ -20,6 +20,7 @@ impl Reading {
     fn fail(&mut self, path: &Path, message: impl Into<String>) {
         let name = path.display().to_string();
         self.diagnostics.push(Diagnostic::error(
+            accord_policy::DiagnosticCode::Unreadable,
             &Origin::new(name.clone(), 0),
             "",
             "",

@@ -21,7 +21,6 @@ pub mod webhook;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use accord_policy::diagnostic::Diagnostic;
@@ -37,6 +36,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{Namespace, Pod, ReplicationController, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy as K8sNetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::core::PartialObjectMeta;
@@ -47,6 +47,8 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use crate::k8s::ClientIntentsStatus;
+use metrics::Op;
 use state::{Key, State, Write};
 
 /// The field manager of every server-side apply.
@@ -69,6 +71,44 @@ pub struct Settings {
     pub debounce: Duration,
     /// The conversion and validating webhooks; `None` serves none.
     pub webhook: Option<webhook::Config>,
+    /// Where the leader publishes these settings (`crate::settings`) for `accord serve`;
+    /// `None` publishes nothing.
+    pub settings_namespace: Option<String>,
+}
+
+impl Settings {
+    fn published(&self) -> crate::settings::Published {
+        crate::settings::Published {
+            generation: self.options.clone(),
+            watched_namespaces: self.namespaces.clone(),
+        }
+    }
+}
+
+/// Publish the settings this operator runs with, retrying with backoff until the API server
+/// takes them (the dashboard then compares the cluster with what this operator generates).
+async fn publish_settings(client: Client, namespace: String, settings: crate::settings::Published) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let doc = settings.configmap(&namespace);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match api
+            .patch(crate::settings::CONFIGMAP, &params, &Patch::Apply(&doc))
+            .await
+        {
+            Ok(_) => {
+                info!(%namespace, name = crate::settings::CONFIGMAP, "published the generation settings");
+                return;
+            }
+            Err(e) => {
+                warn!(%namespace, name = crate::settings::CONFIGMAP, error = %e, "publishing the generation settings failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,8 +179,18 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
         ));
     }
 
+    let publish = |client: &Client| {
+        if let Some(ns) = &settings.settings_namespace {
+            tokio::spawn(publish_settings(
+                client.clone(),
+                ns.clone(),
+                settings.published(),
+            ));
+        }
+    };
     let Some(lease) = settings.lease.clone() else {
-        metrics.leader.store(true, Ordering::Relaxed);
+        metrics.set_leader(true);
+        publish(&client);
         tokio::select! {
             () = Controller::new(client, settings, metrics).run() => {}
             () = shutdown_signal() => info!("shutting down"),
@@ -156,14 +206,15 @@ pub async fn run(settings: Settings) -> Result<(), Error> {
             () = elector.acquire() => {}
             () = shutdown_signal() => { info!("shutting down while standing by"); return Ok(()); }
         }
-        metrics.leader.store(true, Ordering::Relaxed);
-        metrics.ready.store(false, Ordering::Relaxed);
+        metrics.set_leader(true);
+        metrics.set_ready(false);
+        publish(&client);
         let lost = tokio::select! {
             () = Controller::new(client.clone(), settings.clone(), metrics.clone()).run() => false,
             () = elector.keep_renewing() => true,
             () = shutdown_signal() => { info!("shutting down"); elector.release().await; false }
         };
-        metrics.leader.store(false, Ordering::Relaxed);
+        metrics.set_leader(false);
         if !lost {
             return Ok(());
         }
@@ -246,8 +297,8 @@ fn core_object(doc: &Value) -> (Inventory, Vec<Diagnostic>) {
     (inv, diags)
 }
 
-/// The subject a write was for, and what it returned.
-type WriteResult = (Option<Key>, Result<Option<NetworkPolicy>, kube::Error>);
+/// The subject a write was for, its kind, and what it returned.
+type WriteResult = (Option<Key>, Op, Result<Option<NetworkPolicy>, kube::Error>);
 
 struct Controller {
     client: Client,
@@ -265,6 +316,8 @@ struct Controller {
     retry_tx: mpsc::UnboundedSender<Key>,
     retry_rx: Option<mpsc::UnboundedReceiver<Key>>,
     initial_done: bool,
+    /// Whether the orphaned policies found at start have all been deleted.
+    orphans_swept: bool,
 }
 
 impl Controller {
@@ -283,6 +336,7 @@ impl Controller {
             retry_tx,
             retry_rx: Some(retry_rx),
             initial_done: false,
+            orphans_swept: false,
         }
     }
 
@@ -482,21 +536,12 @@ impl Controller {
             {
                 self.reconcile().await;
             }
+            if !self.orphans_swept {
+                self.orphans_swept = self.sweep_orphans().await;
+            }
             if !self.initial_done {
                 self.initial_done = true;
-                // Policies carrying our labels that nothing wants any more (their intents were
-                // deleted while no operator ran).
-                let orphans = self.state.orphan_policies();
-                for (ns, name) in orphans {
-                    info!(%ns, %name, "deleting a policy no intents want");
-                    let write = Write::DeletePolicy {
-                        subject: (ns.clone(), name.clone()),
-                        namespace: ns,
-                        name,
-                    };
-                    let _ = self.execute(write).await;
-                }
-                self.metrics.ready.store(true, Ordering::Relaxed);
+                self.metrics.set_ready(true);
                 info!("initial reconcile done; ready");
             }
         }
@@ -673,7 +718,7 @@ impl Controller {
         }
         let diags = self.state.apply_intents(&obj);
         if diags.iter().any(Diagnostic::is_error) {
-            self.metrics.invalid_intents.fetch_add(1, Ordering::Relaxed);
+            self.metrics.invalid_intents();
             warn!(problems = %diags.iter().map(|d| format!("{}: {}", d.field, d.message)).collect::<Vec<_>>().join("; "), "invalid intents");
         }
     }
@@ -689,8 +734,9 @@ impl Controller {
             .for_each_concurrent(self.settings.concurrency.max(1), |(key, (all, rv))| async move {
                 let api = Api::<DynamicObject>::namespaced_with(this.client.clone(), &key.0, &this.intents_api);
                 let patch = json!({"metadata": {"finalizers": all, "resourceVersion": rv}});
-                this.metrics.requests_finalizer.fetch_add(1, Ordering::Relaxed);
+                this.metrics.request(Op::Finalizer);
                 if let Err(e) = api.patch(&key.1, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                    this.metrics.error(Op::Finalizer, &e);
                     debug!(ns = %key.0, name = %key.1, error = %e, "adding the finalizer failed");
                 }
             })
@@ -704,18 +750,19 @@ impl Controller {
             let results: Vec<WriteResult> = futures::stream::iter(plan.writes)
                 .map(|w| {
                     let subject = w.subject().cloned();
+                    let op = Op::of(&w);
                     let this = &*self;
-                    async move { (subject, this.execute_inner(w).await) }
+                    async move { (subject, op, this.execute_inner(w).await) }
                 })
                 .buffer_unordered(self.settings.concurrency.max(1))
                 .collect()
                 .await;
-            for (subject, result) in results {
+            for (subject, op, result) in results {
                 match result {
                     Ok(Some(applied)) => self.state.record_applied(applied),
                     Ok(None) => {}
                     Err(e) => {
-                        self.metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.error(op, &e);
                         if let Some(s) = subject {
                             warn!(ns = %s.0, name = %s.1, error = %e, "write failed; will retry");
                             failed.insert(s);
@@ -738,13 +785,13 @@ impl Controller {
                 });
             }
             // Statuses, after the writes they report on.
-            let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now()).to_string();
-            let patches: Vec<(Key, Value)> = plan
+            let now = Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now()));
+            let patches: Vec<(Key, ClientIntentsStatus)> = plan
                 .statuses
                 .iter()
                 .filter_map(|s| state::status_patch(s, &self.state.failed, &now).map(|p| (s.key.clone(), p)))
                 .collect();
-            let results: Vec<(Key, Value, Result<Option<NetworkPolicy>, kube::Error>)> = futures::stream::iter(patches)
+            let results: Vec<(Key, ClientIntentsStatus, Result<Option<NetworkPolicy>, kube::Error>)> = futures::stream::iter(patches)
                 .map(|(key, status)| {
                     let this = &*self;
                     async move {
@@ -774,7 +821,7 @@ impl Controller {
                     }
                     Err(kube::Error::Api(s)) if s.code == 404 => {}
                     Err(e) => {
-                        self.metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.error(Op::PatchStatus, &e);
                         warn!(ns = %key.0, name = %key.1, error = %e, "status update failed");
                     }
                 }
@@ -791,8 +838,9 @@ impl Controller {
                         uid,
                         ..Default::default()
                     };
-                    this.metrics.requests_event.fetch_add(1, Ordering::Relaxed);
+                    this.metrics.request(Op::Event);
                     if let Err(e) = this.recorder.publish(&event, &reference).await {
+                        this.metrics.error(Op::Event, &e);
                         debug!(ns = %key.0, name = %key.1, error = %e, "publishing an event failed");
                     }
                 })
@@ -809,21 +857,16 @@ impl Controller {
                 self.finalizing.remove(&key);
                 match self.remove_finalizer(&key, finalizers, rv).await {
                     Ok(()) => info!(ns = %key.0, name = %key.1, "cleaned up; finalizer removed"),
-                    Err(e) => warn!(ns = %key.0, name = %key.1, error = %e, "removing the finalizer failed; the next event retries"),
+                    Err(e) => {
+                        self.metrics.error(Op::Finalizer, &e);
+                        warn!(ns = %key.0, name = %key.1, error = %e, "removing the finalizer failed; the next event retries");
+                    }
                 }
             }
         }
         .instrument(span)
         .await;
-        self.metrics
-            .reconcile_batches
-            .fetch_add(1, Ordering::Relaxed);
-        self.metrics
-            .reconcile_subjects
-            .fetch_add(subjects as u64, Ordering::Relaxed);
-        self.metrics
-            .reconcile_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.metrics.batch(subjects, started.elapsed());
         debug!(
             subjects,
             writes,
@@ -847,9 +890,7 @@ impl Controller {
             let Some(patch) = finalizer_removal_patch(&finalizers, &rv) else {
                 return Ok(());
             };
-            self.metrics
-                .requests_finalizer
-                .fetch_add(1, Ordering::Relaxed);
+            self.metrics.request(Op::Finalizer);
             match api
                 .patch(&key.1, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
@@ -868,6 +909,35 @@ impl Controller {
             }
         }
         Ok(())
+    }
+
+    /// Delete the policies carrying our labels that nothing wants any more (their intents were
+    /// deleted while no operator ran). Returns whether every one is gone; a failure is logged,
+    /// counted and retried a second later (a retry message wakes the loop, which sweeps again).
+    async fn sweep_orphans(&mut self) -> bool {
+        let mut all_gone = true;
+        for (ns, name) in self.state.orphan_policies() {
+            info!(%ns, %name, "deleting a policy no intents want");
+            let write = Write::DeletePolicy {
+                subject: (ns.clone(), name.clone()),
+                namespace: ns.clone(),
+                name: name.clone(),
+            };
+            if let Err(e) = self.execute(write).await {
+                error!(%ns, %name, error = %e, "deleting a policy no intents want failed; will retry");
+                self.metrics.error(Op::DeletePolicy, &e);
+                all_gone = false;
+            }
+        }
+        if !all_gone {
+            let mut tx = self.retry_tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                // Any key wakes the loop; the sweep runs again after the next reconcile.
+                let _ = tx.send((String::new(), String::new())).await;
+            });
+        }
+        all_gone
     }
 
     async fn execute(&mut self, write: Write) -> Result<(), kube::Error> {
@@ -890,7 +960,7 @@ impl Controller {
                 let ns = policy.namespace().to_string();
                 let name = policy.metadata.name.clone();
                 let api: Api<K8sNetworkPolicy> = Api::namespaced(self.client.clone(), &ns);
-                m.requests_apply_policy.fetch_add(1, Ordering::Relaxed);
+                m.request(Op::ApplyPolicy);
                 let params = PatchParams::apply(FIELD_MANAGER).force();
                 let applied = api.patch(&name, &params, &Patch::Apply(&policy)).await?;
                 info!(%ns, %name, "applied NetworkPolicy");
@@ -902,7 +972,7 @@ impl Controller {
                 namespace, name, ..
             } => {
                 let api: Api<K8sNetworkPolicy> = Api::namespaced(self.client.clone(), &namespace);
-                m.requests_delete_policy.fetch_add(1, Ordering::Relaxed);
+                m.request(Op::DeletePolicy);
                 match api.delete(&name, &DeleteParams::default()).await {
                     Ok(_) => info!(ns = %namespace, %name, "deleted NetworkPolicy"),
                     Err(kube::Error::Api(s)) if s.code == 404 => {}
@@ -916,7 +986,7 @@ impl Controller {
                 ..
             } => {
                 let api: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
-                m.requests_patch_pod.fetch_add(1, Ordering::Relaxed);
+                m.request(Op::PatchPod);
                 let patch = json!({"metadata": {"labels": labels}});
                 match api
                     .patch_metadata(&name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -938,11 +1008,11 @@ impl Controller {
                     &namespace,
                     &self.intents_api,
                 );
-                m.requests_patch_status.fetch_add(1, Ordering::Relaxed);
+                m.request(Op::PatchStatus);
                 api.patch_status(
                     &name,
                     &PatchParams::default(),
-                    &Patch::Merge(&json!({ "status": status })),
+                    &Patch::Merge(&StatusPatch { status: &status }),
                 )
                 .await?;
             }
@@ -951,17 +1021,19 @@ impl Controller {
     }
 }
 
+/// A merge patch of the status subresource.
+#[derive(Debug, serde::Serialize)]
+struct StatusPatch<'a> {
+    status: &'a ClientIntentsStatus,
+}
+
 /// The Event to publish when a ClientIntents status changes from `old` to `new`: a warning
 /// when it became invalid, unresolved or failed to apply, a normal event when a new generation
 /// was applied.
-fn status_event(old: &Value, new: &Value) -> Option<K8sEvent> {
-    let condition = |s: &Value, kind: &str| -> Option<(String, String, String)> {
-        let c = s["conditions"]
-            .as_array()?
-            .iter()
-            .find(|c| c["type"] == kind)?;
-        let field = |f: &str| c[f].as_str().unwrap_or_default().to_string();
-        Some((field("status"), field("reason"), field("message")))
+fn status_event(old: &ClientIntentsStatus, new: &ClientIntentsStatus) -> Option<K8sEvent> {
+    let condition = |s: &ClientIntentsStatus, kind: &str| -> Option<(String, String, String)> {
+        let c = s.conditions.iter().find(|c| c.type_ == kind)?;
+        Some((c.status.clone(), c.reason.clone(), c.message.clone()))
     };
     for kind in ["Valid", "Unique", "TargetsResolved", "PoliciesApplied"] {
         if let Some((status, reason, message)) = condition(new, kind)
@@ -977,7 +1049,7 @@ fn status_event(old: &Value, new: &Value) -> Option<K8sEvent> {
             });
         }
     }
-    let applied = new["upToDate"] == true && new["observedGeneration"] != old["observedGeneration"];
+    let applied = new.up_to_date && new.observed_generation != old.observed_generation;
     applied.then(|| K8sEvent {
         type_: EventType::Normal,
         reason: "Applied".into(),
@@ -1024,8 +1096,14 @@ mod tests {
 
     #[test]
     fn a_duplicate_becomes_a_warning_event_of_its_own() {
-        let old = json!({"conditions": [{"type": "Unique", "status": "True", "reason": "Unique", "message": ""}]});
-        let new = json!({"conditions": [{"type": "Unique", "status": "False", "reason": "DuplicateIntents", "message": "spec.workload: taken"}]});
+        let status =
+            |v: Value| -> ClientIntentsStatus { serde_json::from_value(v).expect("a status") };
+        let old = status(
+            json!({"conditions": [{"type": "Unique", "status": "True", "reason": "Unique", "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}),
+        );
+        let new = status(
+            json!({"conditions": [{"type": "Unique", "status": "False", "reason": "DuplicateIntents", "message": "spec.workload: taken", "lastTransitionTime": "2026-01-02T00:00:00Z"}]}),
+        );
         let event = status_event(&old, &new).expect("an event");
         assert_eq!(event.reason, "DuplicateIntents");
         assert_eq!(event.type_, EventType::Warning);

@@ -78,6 +78,8 @@ pub struct Config {
     pub max_what_ifs: usize,
     /// How long a connection may be idle, or take to send a request head.
     pub read_timeout: Duration,
+    /// Where the generation settings come from.
+    pub settings: crate::settings::Source,
 }
 
 /// State shared by the sync loop and the HTTP handlers.
@@ -156,6 +158,7 @@ impl AppState {
         };
         self.metrics.record_sync(
             outcome.seconds,
+            &outcome.phases,
             outcome.view.nodes.len(),
             outcome.view.edges.len(),
             outcome.changed,
@@ -257,7 +260,7 @@ pub fn read_manifests(
 
     let reading = crate::manifests::read(paths);
     let mut health = SourceHealth::default();
-    let mut diags: Vec<accord_policy::Diagnostic> = reading.diagnostics.clone();
+    let mut diags: Vec<api::Diagnostic> = reading.diagnostics.clone();
     let mut files: BTreeMap<String, BTreeMap<usize, Vec<serde_json::Value>>> = BTreeMap::new();
     // Files that failed to be read, or that lie under a path that failed (a directory gone):
     // their last good objects stay.
@@ -298,7 +301,7 @@ pub fn read_manifests(
     }
     state.files = files;
     health.degraded = !diags.is_empty();
-    health.diagnostics = diags.iter().map(sync::diagnostic).collect();
+    health.diagnostics = diags;
     let mut out = Vec::new();
     for (file, docs) in &state.files {
         for (n, objects) in docs {
@@ -386,7 +389,12 @@ impl Feed {
 }
 
 /// Feed the index from the source until the process ends.
-async fn run_source(source: Source, feed: Arc<Feed>, state: SharedState) -> anyhow::Result<()> {
+async fn run_source(
+    source: Source,
+    feed: Arc<Feed>,
+    settings_namespace: Option<String>,
+    state: SharedState,
+) -> anyhow::Result<()> {
     match source {
         Source::Demo => {
             feed.update(|idx| idx.reset_all(demo::objects()));
@@ -426,7 +434,7 @@ async fn run_source(source: Source, feed: Arc<Feed>, state: SharedState) -> anyh
         }
         Source::Cluster { kubeconfig } => {
             let client = cluster::client(kubeconfig.as_deref()).await?;
-            cluster::run(client, feed).await
+            cluster::run(client, feed, settings_namespace).await
         }
     }
 }
@@ -498,7 +506,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         state.apply = Some(apply.clone());
         state.kube = Some(cluster::client(kubeconfig.as_deref()).await?);
     }
-    let syncer = Syncer::new(store, &source_name).await?;
+    let syncer = Syncer::new(store, &source_name, config.settings.clone()).await?;
     let feed = Feed::new();
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
@@ -518,6 +526,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let source_task = tokio::spawn(run_source(
         config.source.clone(),
         feed.clone(),
+        config.settings.operator_namespace.clone(),
         state.clone(),
     ));
     let sync_task = tokio::spawn(run_sync(state.clone(), feed, syncer, config.debounce));

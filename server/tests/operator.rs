@@ -10,7 +10,7 @@ use accord_tests::{DEFAULT_TIMEOUT, TestNamespace, wait_until};
 use anyhow::{Context, Result};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ResourceQuota, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -647,12 +647,69 @@ async fn serves_health_and_metrics() -> Result<()> {
     let (_, body) = operator.http_get("/metrics").await?;
     for name in [
         "reconcile_batches_total",
-        "reconcile_api_requests_total",
-        "reconcile_duration_seconds_total",
+        "reconcile_api_requests_total{op=\"apply_policy\"}",
+        "reconcile_duration_seconds_bucket{le=",
+        "reconcile_duration_seconds_count",
         "reconcile_leader 1",
+        "reconcile_ready 1",
     ] {
         assert!(body.contains(name), "{name} missing:\n{body}");
     }
+    Ok(())
+}
+
+/// A write the API server refuses is reported on the status, counted by kind of write and
+/// error code on `/metrics`, and retried until it goes through: a ResourceQuota allowing no
+/// NetworkPolicies makes every policy apply Forbidden until it is lifted.
+#[tokio::test]
+async fn refused_writes_are_counted_by_error_code_reported_and_retried() -> Result<()> {
+    let (ns, _, account) = setup(0).await?;
+    let client = ns.client();
+    let n = ns.name();
+    deploy_client_and_server(&client, n).await?;
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), n);
+    quotas
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "no-policies"},
+                "spec": {"hard": {"count/networkpolicies.networking.k8s.io": "0"}},
+            }))?,
+        )
+        .await?;
+    let operator = Operator::start(&account, &[n], &[])?;
+    operator.wait_ready().await?;
+    create_intents(&client, n, "client", client_calls_server()).await?;
+    let status = wait_status(&client, n, "client", "the refused apply reported", |s| {
+        condition(s, "PoliciesApplied").is_some_and(|c| c["status"] == "False")
+    })
+    .await?;
+    let applied = condition(&status, "PoliciesApplied").context("PoliciesApplied")?;
+    assert_eq!(applied["reason"], "ApplyFailed");
+    assert_eq!(status["upToDate"], false);
+    let forbidden = |body: &str| -> f64 {
+        body.lines()
+            .filter(|l| {
+                l.starts_with("reconcile_errors_total{op=\"apply_policy\",code=\"forbidden\"}")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let (_, metrics) = operator.http_get("/metrics").await?;
+    assert!(forbidden(&metrics) >= 1.0, "{metrics}");
+
+    quotas
+        .delete("no-policies", &DeleteParams::default())
+        .await?;
+    wait_policy(&client, n, "server-access", "applied once allowed", |_| {
+        true
+    })
+    .await?;
+    wait_status(&client, n, "client", "up to date after the retry", |s| {
+        s["upToDate"] == true
+            && condition(s, "PoliciesApplied").is_some_and(|c| c["status"] == "True")
+    })
+    .await?;
     Ok(())
 }
 

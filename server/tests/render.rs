@@ -110,7 +110,8 @@ fn invalid_input_exits_1_and_names_file_object_and_field() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("error: ") && err.contains("bad.yaml (document 1): ClientIntents x/a: spec.targets[0]: a target must set exactly one key"),
+        err.contains("error[invalid-value]: ")
+            && err.contains("bad.yaml (document 1): ClientIntents x/a: spec.targets[0]: a target must set exactly one key"),
         "{err}"
     );
     // The valid target is still rendered.

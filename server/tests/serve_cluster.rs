@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use accord_api as api;
-use accord_tests::{TestNamespace, wait_until};
+use accord_tests::{DEFAULT_TIMEOUT, TestNamespace, wait_until};
 use anyhow::{Context, Result};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
@@ -70,36 +70,155 @@ async fn wait_state(
     .await
 }
 
+impl Serve {
+    /// `accord serve` against the shared control plane (as its admin), with `extra` arguments,
+    /// once it answers `/readyz`.
+    async fn start(db: &std::path::Path, extra: &[&str]) -> Result<Serve> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let plane = accord_tests::shared().await?;
+        let child = Command::new(env!("CARGO_BIN_EXE_accord"))
+            .args(["serve", "--kubeconfig"])
+            .arg(plane.kubeconfig_path())
+            .arg("--db")
+            .arg(db)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--debounce-ms",
+                "100",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let serve = Serve { child, port };
+        wait_until("readyz", Duration::from_secs(60), || async {
+            Ok((get(serve.port, "/readyz").ok().map(|r| r.0) == Some(200)).then_some(()))
+        })
+        .await?;
+        Ok(serve)
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let (status, body) = get(self.port, path)?;
+        anyhow::ensure!(status == 200, "GET {path}: {status} {body}");
+        Ok(serde_json::from_str(&body)?)
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_compares_with_the_settings_the_operator_publishes() -> Result<()> {
+    let ns = TestNamespace::new().await?;
+    let client = ns.client();
+    install_crds(&ns).await?;
+    let n = ns.name();
+    let account = operator_account(&ns).await?;
+    let operator = Operator::start(
+        &account,
+        &[n],
+        &[
+            "--egress",
+            "--separate-policies",
+            "--shadow",
+            "--enforced-namespace",
+            n,
+            "--settings-namespace",
+            n,
+        ],
+    )?;
+    operator.wait_ready().await?;
+    deploy_client_and_server(&client, n).await?;
+    create_intents(&client, n, "client", client_calls_server()).await?;
+    // Converged: the server's ingress policy and the client's egress policy exist, and the
+    // client's pods carry their access label.
+    let policies: Api<NetworkPolicy> = ns.api();
+    wait_until("the operator's policies", DEFAULT_TIMEOUT, || async {
+        let names: Vec<String> = policies
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        Ok((names.contains(&"server-ingress".to_string())
+            && names.contains(&"client-egress".to_string()))
+        .then_some(()))
+    })
+    .await
+    .with_context(|| operator.logs())?;
+    pods_of(&client, n, "client").await?;
+
+    let dir = tempfile::tempdir()?;
+    let serve = Serve::start(&dir.path().join("accord.db"), &["--operator-namespace", n]).await?;
+    let drift_path = format!("/api/drift?namespace={n}");
+    wait_until(
+        "no drift in the namespace",
+        Duration::from_secs(60),
+        || async {
+            let report: api::DriftReport = serve.json(&drift_path)?;
+            Ok((report.total == 0).then_some(()))
+        },
+    )
+    .await
+    .with_context(|| format!("{:#?}", serve.json::<api::DriftReport>(&drift_path)))?;
+    let status: api::Status = serve.json("/api/status")?;
+    assert!(status.settings.egress && status.settings.separate_policies && status.settings.shadow);
+    assert_eq!(
+        status.settings.enforced_namespaces,
+        [n.to_string()].into_iter().collect()
+    );
+    assert!(
+        status
+            .settings_source
+            .contains(&format!("ConfigMap {n}/accord-operator-settings")),
+        "{}",
+        status.settings_source
+    );
+    let c = format!("{n}/client[Deployment]");
+    let s = format!("{n}/server[Deployment]");
+    assert_eq!(
+        edge_state(serve.port, n, &c, &s).await,
+        Some(api::EdgeState::Enforced)
+    );
+
+    // The same cluster compared with the defaults (flags override the published settings) is
+    // full of drift that is only a difference of settings: what the dashboard showed before it
+    // read the operator's settings.
+    let dir2 = tempfile::tempdir()?;
+    let defaults = Serve::start(
+        &dir2.path().join("accord.db"),
+        &[
+            "--operator-namespace",
+            n,
+            "--egress=false",
+            "--separate-policies=false",
+            "--shadow=false",
+        ],
+    )
+    .await?;
+    let report: api::DriftReport = defaults.json(&drift_path)?;
+    assert!(report.total > 0, "{report:#?}");
+    let status: api::Status = defaults.json("/api/status")?;
+    assert!(!status.settings.egress);
+    assert!(
+        status
+            .settings_source
+            .ends_with("overridden by accord serve's flags")
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn cluster_objects_become_edges_and_history() -> Result<()> {
     let ns = TestNamespace::new().await?;
     let client = ns.client();
     install_crds(&ns).await?;
     let dir = tempfile::tempdir()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let plane = accord_tests::shared().await?;
-    let child = Command::new(env!("CARGO_BIN_EXE_accord"))
-        .args(["serve", "--kubeconfig"])
-        .arg(plane.kubeconfig_path())
-        .arg("--db")
-        .arg(dir.path().join("accord.db"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--debounce-ms",
-            "100",
-        ])
-        .env("RUST_LOG", "info,sqlx=warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let serve = Serve { child, port };
-    wait_until("readyz", Duration::from_secs(60), || async {
-        Ok((get(serve.port, "/readyz").ok().map(|r| r.0) == Some(200)).then_some(()))
-    })
-    .await?;
+    let serve = Serve::start(&dir.path().join("accord.db"), &[]).await?;
+    let port = serve.port;
 
     let n = ns.name();
     create_deployment(&client, n, "server").await?;

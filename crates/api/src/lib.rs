@@ -1,8 +1,10 @@
 //! `accord-api`: the JSON of Accord's dashboard HTTP API, shared by the server (`accord serve`)
 //! and the Leptos frontend.
 //!
-//! In: nothing but serde. Out: plain data types. This crate has no logic beyond small helpers
-//! and builds for `wasm32-unknown-unknown`. Every type round-trips through `serde_json`.
+//! In: serde and the core's vocabulary (edge states, drift kinds and severities, object
+//! references and diagnostics, re-exported from `accord-policy` rather than mirrored). Out:
+//! plain data types. This crate has no logic beyond small helpers and builds for
+//! `wasm32-unknown-unknown`. Every type round-trips through `serde_json`.
 //!
 //! Conventions: identifiers of workloads are `namespace/name[Kind]` strings (the root workload
 //! identity); times are RFC 3339 UTC strings; enums are lowercase strings; optional fields are
@@ -10,65 +12,18 @@
 
 use serde::{Deserialize, Serialize};
 
+// The vocabulary is the core's: one definition of each state, kind, severity, reference and
+// diagnostic, serialized the same way everywhere.
+pub use accord_policy::diagnostic::{Diagnostic, DiagnosticCode, Origin, Severity};
+pub use accord_policy::drift::changes::ChangeKind;
+pub use accord_policy::drift::{DriftKind, DriftSeverity, EdgeState, ObjectRef};
+pub use accord_policy::generate::GenerateOptions;
+
 /// Path prefix of every API endpoint.
 pub const API_PREFIX: &str = "/api";
 
 // ---------------------------------------------------------------------------------------------
 // Graph
-
-/// The state of one client→server edge: what was declared compared with what is enforced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EdgeState {
-    /// Declared, allowed, and the server is isolated for ingress: zero-trust as intended.
-    Enforced,
-    /// Declared but denied: the client will fail.
-    Blocked,
-    /// Declared and allowed, but the server is not isolated: anyone else may call it too.
-    Unprotected,
-    /// Allowed into an isolated server although no intent declares it: over-permission.
-    Undeclared,
-    /// Allowed because nothing isolates the server (default-allow), and not declared.
-    Open,
-}
-
-impl EdgeState {
-    pub const ALL: [EdgeState; 5] = [
-        EdgeState::Enforced,
-        EdgeState::Blocked,
-        EdgeState::Unprotected,
-        EdgeState::Undeclared,
-        EdgeState::Open,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EdgeState::Enforced => "enforced",
-            EdgeState::Blocked => "blocked",
-            EdgeState::Unprotected => "unprotected",
-            EdgeState::Undeclared => "undeclared",
-            EdgeState::Open => "open",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<EdgeState> {
-        EdgeState::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
-    /// Whether the edge is a problem worth showing in a drift report.
-    pub fn is_drift(self) -> bool {
-        matches!(
-            self,
-            EdgeState::Blocked | EdgeState::Unprotected | EdgeState::Undeclared
-        )
-    }
-}
-
-impl std::fmt::Display for EdgeState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A workload node of the graph.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,21 +181,6 @@ pub struct NamespaceGraph {
 // ---------------------------------------------------------------------------------------------
 // Explanations and workload detail
 
-/// Where an object came from: a manifest file (and YAML document) or the cluster.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ObjectRef {
-    /// `ClientIntents`, `NetworkPolicy`, `Pod`, …
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    /// File (and `#document`) or `cluster`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub origin: String,
-    /// Field path inside the object, e.g. `spec.targets[1]`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub field: String,
-}
-
 /// A policy rule taking part in a decision.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleRef {
@@ -312,35 +252,6 @@ pub struct WorkloadDetail {
 // ---------------------------------------------------------------------------------------------
 // Drift
 
-/// How bad a drift item is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DriftSeverity {
-    Info,
-    Warning,
-    Critical,
-}
-
-/// What kind of drift an item is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DriftKind {
-    /// A declared call is denied.
-    Blocked,
-    /// A declared call is allowed, but the server is not isolated.
-    Unprotected,
-    /// A policy lets in a caller nobody declared.
-    Undeclared,
-    /// A policy labelled as Accord's differs from what Accord would generate now.
-    ModifiedPolicy,
-    /// A policy Accord would generate is absent.
-    MissingPolicy,
-    /// A policy labelled as Accord's that Accord would no longer generate.
-    StalePolicy,
-    /// A client pod lacks an access label the intents require.
-    MissingLabel,
-}
-
 /// The suggested fix for a drift item.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SuggestedFix {
@@ -393,23 +304,6 @@ pub struct DriftReport {
 // ---------------------------------------------------------------------------------------------
 // Diagnostics, what-if, drafts
 
-/// A problem in the input, naming file, object and field.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Diagnostic {
-    /// `error` or `warning`.
-    pub severity: String,
-    /// File (and document) the problem is in.
-    #[serde(default)]
-    pub origin: String,
-    /// `Kind namespace/name` of the object.
-    #[serde(default)]
-    pub object: String,
-    /// Field path, e.g. `spec.targets[0].kubernetes.name`.
-    #[serde(default)]
-    pub field: String,
-    pub message: String,
-}
-
 /// `POST /api/what-if`: a draft evaluated against the current inventory.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WhatIfRequest {
@@ -435,7 +329,8 @@ pub struct EdgeChange {
     pub ports_after: String,
 }
 
-/// Response of `POST /api/what-if` (also 422 body when the draft has errors, with `ok: false`).
+/// Response of `POST /api/what-if`. A draft with errors answers 422 with an [`ErrorBody`] whose
+/// `diagnostics` are the draft's; [`WhatIfResponse::from_http`] reads either answer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WhatIfResponse {
     /// Whether the draft parsed without errors.
@@ -449,6 +344,29 @@ pub struct WhatIfResponse {
     pub labels_yaml: String,
     /// Edges whose state would change, sorted.
     pub changes: Vec<EdgeChange>,
+}
+
+impl WhatIfResponse {
+    /// The answer to `POST /api/what-if` from its status and body: 200 is a response, 422 an
+    /// [`ErrorBody`] turned into a response with `ok: false` and the draft's diagnostics, anything
+    /// else the error message to show.
+    pub fn from_http(status: u16, body: &str) -> Result<WhatIfResponse, String> {
+        match status {
+            200 => serde_json::from_str(body).map_err(|e| format!("unexpected response: {e}")),
+            _ => match serde_json::from_str::<ErrorBody>(body) {
+                Ok(ErrorBody {
+                    diagnostics: Some(diagnostics),
+                    ..
+                }) if status == 422 => Ok(WhatIfResponse {
+                    ok: false,
+                    diagnostics,
+                    ..WhatIfResponse::default()
+                }),
+                Ok(e) => Err(e.error),
+                Err(_) => Err(format!("request failed ({status})")),
+            },
+        }
+    }
 }
 
 /// A saved draft.
@@ -486,18 +404,6 @@ pub struct ApplyResult {
 
 // ---------------------------------------------------------------------------------------------
 // History
-
-/// What happened to an edge.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ChangeKind {
-    /// Access became allowed (the edge appeared, or went from not-allowed to allowed).
-    Granted,
-    /// Access was taken away (the edge disappeared or became blocked).
-    Revoked,
-    /// Same access, different state (e.g. `open` → `enforced`) or ports.
-    StateChanged,
-}
 
 /// One change-log entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -574,6 +480,12 @@ pub struct Status {
     /// The last database write error, when the last sync pass could not be stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_error: Option<String>,
+    /// The generation settings the drift and what-if compare with (the operator's, when it
+    /// publishes them), and where they came from, in words.
+    #[serde(default)]
+    pub settings: GenerateOptions,
+    #[serde(default)]
+    pub settings_source: String,
 }
 
 /// Data of a server-sent event on `/api/events` (event name `sync`).
@@ -603,9 +515,9 @@ mod tests {
         for s in EdgeState::ALL {
             let json = serde_json::to_string(&s).unwrap();
             assert_eq!(json, format!("\"{}\"", s.as_str()));
-            assert_eq!(EdgeState::parse(s.as_str()), Some(s));
+            assert_eq!(s.as_str().parse::<EdgeState>(), Ok(s));
         }
-        assert_eq!(EdgeState::parse("nope"), None);
+        assert!("nope".parse::<EdgeState>().is_err());
     }
 
     #[test]

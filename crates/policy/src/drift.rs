@@ -12,12 +12,14 @@
 //! allowed pairs; per-rule explanations are left to [`Evaluator::explain`], which callers ask for
 //! the few edges a user looks at.
 
+pub mod changes;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostic::{Diagnostic, Origin};
+use crate::diagnostic::{Diagnostic, DiagnosticCode, Origin};
 use crate::evaluate::{Conns, Evaluator, Naming, Peer, PolicyRef};
 use crate::generate::{GenerateOptions, Generated, generate};
 use crate::identity::WorkloadId;
@@ -38,6 +40,14 @@ pub enum EdgeState {
 }
 
 impl EdgeState {
+    pub const ALL: [EdgeState; 5] = [
+        EdgeState::Enforced,
+        EdgeState::Blocked,
+        EdgeState::Unprotected,
+        EdgeState::Undeclared,
+        EdgeState::Open,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EdgeState::Enforced => "enforced",
@@ -65,6 +75,30 @@ impl EdgeState {
 impl fmt::Display for EdgeState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A text that names no edge state.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an edge state (enforced, blocked, unprotected, undeclared, open)")]
+pub struct UnknownEdgeState(pub String);
+
+impl std::str::FromStr for EdgeState {
+    type Err = UnknownEdgeState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        EdgeState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownEdgeState(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for EdgeState {
+    type Error = UnknownEdgeState;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 
@@ -558,6 +592,7 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
     diagnostics.extend(evaluator.diagnostics().iter().cloned());
     if let Some(n) = open_omitted {
         diagnostics.push(Diagnostic::warning(
+            DiagnosticCode::OpenEdgesNotListed,
             &Origin::default(),
             "",
             "",
@@ -613,26 +648,31 @@ fn summary(
     }
 }
 
-/// A ClientIntents (v2beta1) declaring that `client` calls `server`, as a fix suggestion.
+/// A ClientIntents (v2beta1) declaring that `client` calls `servers`, as a fix suggestion.
 pub fn intents_yaml(client: &WorkloadId, servers: &[&WorkloadId]) -> String {
-    let mut out = format!(
-        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: {}\n  namespace: {}\nspec:\n  workload:\n    name: {}\n",
-        client.name, client.namespace, client.name
-    );
-    if let Some(kind) = &client.kind {
-        out.push_str(&format!("    kind: {kind}\n"));
-    }
-    out.push_str("  targets:\n");
-    for s in servers {
-        out.push_str(&format!(
-            "    - kubernetes:\n        name: {}.{}\n",
-            s.name, s.namespace
-        ));
-        if let Some(kind) = &s.kind {
-            out.push_str(&format!("        kind: {kind}\n"));
-        }
-    }
-    out
+    let intents = ClientIntents {
+        name: client.name.clone(),
+        namespace: client.namespace.clone(),
+        workload: crate::intents::WorkloadRef {
+            name: client.name.clone(),
+            kind: client.kind.clone(),
+        },
+        targets: servers
+            .iter()
+            .map(|s| crate::intents::Target {
+                field: String::new(),
+                kind: TargetKind::Workload {
+                    name: s.name.clone(),
+                    namespace: s.namespace.clone(),
+                    kind: s.kind.clone(),
+                    ports: Vec::new(),
+                    kafka: false,
+                },
+            })
+            .collect(),
+        ..ClientIntents::default()
+    };
+    crate::render::intents_yaml(std::slice::from_ref(&intents))
 }
 
 fn policy_yaml(p: &NetworkPolicy) -> String {

@@ -6,7 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::diagnostic::Diagnostic;
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::{Diagnostic, DiagnosticCode};
 use crate::identity::{WorkloadId, formatted};
 use crate::intents::{ClientIntents, Target, TargetKind, TargetPort};
 use crate::inventory::{Inventory, NAMESPACE_NAME_LABEL};
@@ -19,8 +21,10 @@ use crate::objects::{
 };
 
 /// Generation options; the defaults match the upstream operator's defaults (ingress policies
-/// only, enforcement on everywhere).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// only, enforcement on everywhere). The one settings type of `render`, the operator, `accord
+/// serve` and the what-if; the operator publishes it (as camelCase JSON) for the dashboard.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct GenerateOptions {
     /// Also generate egress rules for clients (with DNS allowed).
     pub egress: bool,
@@ -226,6 +230,7 @@ impl<'a> Generator<'a> {
             );
             if let Some(first) = seen.get(&key) {
                 self.out.diagnostics.push(Diagnostic::error(
+                    DiagnosticCode::DuplicateIntents,
                     &i.origin,
                     i.object_name(),
                     "spec.workload",
@@ -258,8 +263,9 @@ impl<'a> Generator<'a> {
             .is_some_and(|kinds| id.kind.is_none() || kinds.contains(&id.kind.as_deref()))
     }
 
-    fn warn(&mut self, intents: &ClientIntents, field: &str, msg: String) {
+    fn warn(&mut self, code: DiagnosticCode, intents: &ClientIntents, field: &str, msg: String) {
         self.out.diagnostics.push(Diagnostic::warning(
+            code,
             &intents.origin,
             intents.object_name(),
             field,
@@ -275,6 +281,7 @@ impl<'a> Generator<'a> {
         );
         if !self.exists(&client) {
             self.warn(
+                DiagnosticCode::ClientNotFound,
                 intents,
                 "spec.workload",
                 format!("no workload {client} found; its pods will be labelled once they exist"),
@@ -345,6 +352,7 @@ impl<'a> Generator<'a> {
                     .collect();
                 if to.is_empty() {
                     self.warn(
+ DiagnosticCode::AddressesUnknown,
                         intents,
                         &target.field,
                         "egress to the Kubernetes API server needs its addresses, which are only known in a live cluster".to_string(),
@@ -369,6 +377,7 @@ impl<'a> Generator<'a> {
                 let server = WorkloadId::new(namespace, name, kind.as_deref());
                 if !self.exists(&server) {
                     self.warn(
+                        DiagnosticCode::TargetNotFound,
                         intents,
                         &target.field,
                         format!("target {server} resolves to no workload"),
@@ -433,6 +442,7 @@ impl<'a> Generator<'a> {
                     .copied()
                 else {
                     self.warn(
+ DiagnosticCode::ServiceNotFound,
                         intents,
                         &target.field,
                         format!("target Service {namespace}/{name} resolves to nothing; no policy is generated for it"),
@@ -441,6 +451,7 @@ impl<'a> Generator<'a> {
                 };
                 let Some(selector) = service.selector.clone() else {
                     self.warn(
+ DiagnosticCode::ServiceWithoutSelector,
                         intents,
                         &target.field,
                         format!("Service {namespace}/{name} has no selector; no policy is generated for it"),
@@ -529,6 +540,7 @@ impl<'a> Generator<'a> {
                     match intents.resolved_ips.get(domain) {
                         Some(resolved) => addrs.extend(resolved.iter().cloned()),
                         None if self.opts.egress => self.warn(
+ DiagnosticCode::AddressesUnknown,
                             intents,
                             &target.field,
                             format!("domain {domain:?} has no resolved addresses yet; it is allowed once the operator resolves it"),

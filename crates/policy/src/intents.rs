@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::diagnostic::{Diagnostic, Origin};
+use crate::diagnostic::{Diagnostic, DiagnosticCode, Origin};
 use crate::objects::{ObjectMeta, Protocol};
 
 pub mod convert;
@@ -156,16 +156,18 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn error(&mut self, field: impl Into<String>, msg: impl Into<String>) {
+    fn error(&mut self, code: DiagnosticCode, field: impl Into<String>, msg: impl Into<String>) {
         self.diags.push(Diagnostic::error(
+            code,
             self.origin,
             self.object.clone(),
             field,
             msg,
         ));
     }
-    fn warning(&mut self, field: impl Into<String>, msg: impl Into<String>) {
+    fn warning(&mut self, code: DiagnosticCode, field: impl Into<String>, msg: impl Into<String>) {
         self.diags.push(Diagnostic::warning(
+            code,
             self.origin,
             self.object.clone(),
             field,
@@ -198,6 +200,7 @@ pub fn parse(origin: &Origin, doc: &Value, diags: &mut Vec<Diagnostic>) -> Optio
     let version = api_version.strip_prefix("k8s.otterize.com/").unwrap_or("");
     if !VERSIONS.contains(&version) {
         ctx.error(
+            DiagnosticCode::UnsupportedVersion,
             "apiVersion",
             format!(
                 "unknown ClientIntents version {api_version:?}; served versions are {}",
@@ -207,10 +210,14 @@ pub fn parse(origin: &Origin, doc: &Value, diags: &mut Vec<Diagnostic>) -> Optio
         return None;
     }
     if meta.name.is_empty() {
-        ctx.error("metadata.name", "missing name");
+        ctx.error(
+            DiagnosticCode::MissingField,
+            "metadata.name",
+            "missing name",
+        );
     }
     let Some(spec) = doc.get("spec").and_then(Value::as_object) else {
-        ctx.error("spec", "missing spec");
+        ctx.error(DiagnosticCode::MissingField, "spec", "missing spec");
         return None;
     };
     let mut intents = ClientIntents {
@@ -229,6 +236,7 @@ pub fn parse(origin: &Origin, doc: &Value, diags: &mut Vec<Diagnostic>) -> Optio
     };
     let Some(workload) = spec.get(workload_key).and_then(Value::as_object) else {
         ctx.error(
+            DiagnosticCode::MissingField,
             format!("spec.{workload_key}"),
             "missing: the client workload must be named",
         );
@@ -236,13 +244,14 @@ pub fn parse(origin: &Origin, doc: &Value, diags: &mut Vec<Diagnostic>) -> Optio
     };
     let Some(name) = str_field(workload, "name").filter(|n| !n.is_empty()) else {
         ctx.error(
+            DiagnosticCode::MissingField,
             format!("spec.{workload_key}.name"),
             "missing: the client workload must be named",
         );
         return None;
     };
     if name.contains('.') {
-        ctx.error(
+        ctx.error(DiagnosticCode::InvalidValue,
             format!("spec.{workload_key}.name"),
             format!("{name:?} contains a dot; a workload name must not (the namespace is the object's own)"),
         );
@@ -282,7 +291,11 @@ pub fn parse(origin: &Origin, doc: &Value, diags: &mut Vec<Diagnostic>) -> Optio
 fn parse_ports(v: Option<&Value>, field: &str, ctx: &mut Ctx) -> Vec<TargetPort> {
     let Some(v) = v else { return Vec::new() };
     let Some(items) = v.as_array() else {
-        ctx.error(field, "must be a list of {port, protocol?, endPort?}");
+        ctx.error(
+            DiagnosticCode::InvalidValue,
+            field,
+            "must be a list of {port, protocol?, endPort?}",
+        );
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -291,6 +304,7 @@ fn parse_ports(v: Option<&Value>, field: &str, ctx: &mut Ctx) -> Vec<TargetPort>
         let port = item.get("port").and_then(Value::as_i64);
         let Some(port) = port.filter(|p| (1..=65535).contains(p)) else {
             ctx.error(
+                DiagnosticCode::InvalidValue,
                 format!("{f}.port"),
                 "must be a port number between 1 and 65535",
             );
@@ -302,6 +316,7 @@ fn parse_ports(v: Option<&Value>, field: &str, ctx: &mut Ctx) -> Vec<TargetPort>
                 Some(p) => p,
                 None => {
                     ctx.error(
+                        DiagnosticCode::InvalidValue,
                         format!("{f}.protocol"),
                         format!("{p:?} is not TCP, UDP or SCTP"),
                     );
@@ -311,7 +326,11 @@ fn parse_ports(v: Option<&Value>, field: &str, ctx: &mut Ctx) -> Vec<TargetPort>
         };
         let end_port = match item.get("endPort").and_then(Value::as_i64) {
             Some(e) if e < port || e > 65535 => {
-                ctx.error(format!("{f}.endPort"), "must be between port and 65535");
+                ctx.error(
+                    DiagnosticCode::InvalidValue,
+                    format!("{f}.endPort"),
+                    "must be between port and 65535",
+                );
                 continue;
             }
             e => e.map(|e| e as i32),
@@ -339,7 +358,11 @@ fn check_http(v: Option<&Value>, field: &str, ctx: &mut Ctx) {
             .and_then(Value::as_str)
             .is_none_or(str::is_empty)
         {
-            ctx.error(format!("{field}[{i}].path"), "an HTTP target needs a path");
+            ctx.error(
+                DiagnosticCode::MissingField,
+                format!("{field}[{i}].path"),
+                "an HTTP target needs a path",
+            );
         }
     }
 }
@@ -365,13 +388,21 @@ fn parse_v2_targets(
         return;
     };
     let Some(targets) = targets.as_array() else {
-        ctx.error("spec.targets", "must be a list");
+        ctx.error(
+            DiagnosticCode::InvalidValue,
+            "spec.targets",
+            "must be a list",
+        );
         return;
     };
     for (i, t) in targets.iter().enumerate() {
         let field = format!("spec.targets[{i}]");
         let Some(obj) = t.as_object() else {
-            ctx.error(field, "a target must be an object with exactly one key");
+            ctx.error(
+                DiagnosticCode::InvalidValue,
+                field,
+                "a target must be an object with exactly one key",
+            );
             continue;
         };
         let keys: Vec<&str> = obj
@@ -386,6 +417,7 @@ fn parse_v2_targets(
             .collect();
         if !unknown.is_empty() {
             ctx.error(
+                DiagnosticCode::UnknownField,
                 &field,
                 format!(
                     "unknown target key(s) {}; expected one of {}",
@@ -396,7 +428,7 @@ fn parse_v2_targets(
             continue;
         }
         if keys.len() != 1 {
-            ctx.error(
+            ctx.error(DiagnosticCode::InvalidValue,
                 &field,
                 if keys.is_empty() {
                     "a target must set exactly one of kubernetes, service, kafka, sql, internet, aws, gcp, azure".to_string()
@@ -428,12 +460,17 @@ fn parse_v2_target(
 ) -> Option<TargetKind> {
     let named = |ctx: &mut Ctx| -> Option<(String, String)> {
         let Some(full) = str_field(body, "name").filter(|n| !n.is_empty()) else {
-            ctx.error(format!("{field}.name"), "missing target name");
+            ctx.error(
+                DiagnosticCode::MissingField,
+                format!("{field}.name"),
+                "missing target name",
+            );
             return None;
         };
         let (name, ns, dots) = split_target_name(full, namespace);
         if dots > 1 {
             ctx.error(
+                DiagnosticCode::InvalidValue,
                 format!("{field}.name"),
                 format!("{full:?} has more than one dot; write name or name.namespace"),
             );
@@ -485,7 +522,11 @@ fn parse_internet(body: &Map<String, Value>, field: &str, ctx: &mut Ctx) -> Opti
     let ips = string_list(body.get("ips"));
     let domains = string_list(body.get("domains"));
     if ips.is_empty() && domains.is_empty() {
-        ctx.error(field, "an internet target needs ips or domains");
+        ctx.error(
+            DiagnosticCode::MissingField,
+            field,
+            "an internet target needs ips or domains",
+        );
         return None;
     }
     let mut ports = Vec::new();
@@ -499,6 +540,7 @@ fn parse_internet(body: &Map<String, Value>, field: &str, ctx: &mut Ctx) -> Opti
         match p.as_i64().filter(|p| (1..=65535).contains(p)) {
             Some(p) => ports.push(p as i32),
             None => ctx.error(
+                DiagnosticCode::InvalidValue,
                 format!("{field}.ports[{i}]"),
                 "must be a port number between 1 and 65535",
             ),
@@ -507,6 +549,7 @@ fn parse_internet(body: &Map<String, Value>, field: &str, ctx: &mut Ctx) -> Opti
     for (i, ip) in ips.iter().enumerate() {
         if crate::net::parse_cidr_or_ip(ip).is_none() {
             ctx.error(
+                DiagnosticCode::InvalidValue,
                 format!("{field}.ips[{i}]"),
                 format!("{ip:?} is not an IP address or CIDR"),
             );
@@ -530,13 +573,17 @@ fn parse_v1_calls(
         return;
     };
     let Some(calls) = calls.as_array() else {
-        ctx.error("spec.calls", "must be a list");
+        ctx.error(DiagnosticCode::InvalidValue, "spec.calls", "must be a list");
         return;
     };
     for (i, call) in calls.iter().enumerate() {
         let field = format!("spec.calls[{i}]");
         let Some(obj) = call.as_object() else {
-            ctx.error(field, "a call must be an object");
+            ctx.error(
+                DiagnosticCode::InvalidValue,
+                field,
+                "a call must be an object",
+            );
             continue;
         };
         let call_type = str_field(obj, "type").unwrap_or("http");
@@ -552,7 +599,11 @@ fn parse_v1_calls(
             continue;
         }
         let Some(full) = str_field(obj, "name").filter(|n| !n.is_empty()) else {
-            ctx.error(format!("{field}.name"), "missing call name");
+            ctx.error(
+                DiagnosticCode::MissingField,
+                format!("{field}.name"),
+                "missing call name",
+            );
             continue;
         };
         let (full, svc_prefix) = match full.strip_prefix("svc:") {
@@ -562,6 +613,7 @@ fn parse_v1_calls(
         let (name, ns, dots) = split_target_name(full, namespace);
         if dots > 1 {
             ctx.warning(
+                DiagnosticCode::InvalidValue,
                 format!("{field}.name"),
                 format!(
                     "{full:?} has more than one dot; read as name {name:?} in namespace {ns:?}"
@@ -595,7 +647,7 @@ fn parse_v1_calls(
                 name,
             },
             other => {
-                ctx.error(format!("{field}.type"), format!("unknown call type {other:?}; expected http, kafka, database, aws, gcp, azure or internet"));
+                ctx.error(DiagnosticCode::InvalidValue, format!("{field}.type"), format!("unknown call type {other:?}; expected http, kafka, database, aws, gcp, azure or internet"));
                 continue;
             }
         };

@@ -301,10 +301,6 @@ impl Inventory {
         }
     }
 
-    pub fn namespace_labels(&self, ns: &str) -> Option<&Labels> {
-        self.namespaces.get(ns).map(|n| &n.labels)
-    }
-
     pub fn service(&self, namespace: &str, name: &str) -> Option<&Service> {
         self.services
             .iter()

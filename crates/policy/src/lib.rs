@@ -6,8 +6,10 @@
 //! input.
 //!
 //! **This crate does no I/O**: no filesystem, network, clock or async runtime. Inputs and time
-//! arrive as arguments, outputs are deterministic, and it builds for `wasm32-unknown-unknown`
-//! so the dashboard can preview drafts in the browser with the same code the operator runs.
+//! arrive as arguments, outputs are deterministic, and it builds for `wasm32-unknown-unknown`:
+//! the dashboard links it for the shared vocabulary (through `accord-api`), the workload-id
+//! parser and the ClientIntents writer of its draft form. What a draft would change is evaluated
+//! by the server (`POST /api/what-if`), against the cluster it syncs.
 
 pub mod diagnostic;
 pub mod drift;
@@ -23,7 +25,7 @@ pub mod objects;
 pub mod render;
 pub mod synthetic;
 
-pub use diagnostic::{Diagnostic, Origin, Severity};
+pub use diagnostic::{Diagnostic, DiagnosticCode, Origin, Severity};
 pub use evaluate::{Connectivity, Evaluator, Naming, Peer, evaluate};
 pub use generate::{GenerateOptions, Generated, apply_pod_labels, generate};
 pub use identity::WorkloadId;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::diagnostic::{Diagnostic, Origin};
+use crate::diagnostic::{Diagnostic, DiagnosticCode, Origin};
 use crate::intents;
 use crate::inventory::IngressBackend;
 use crate::inventory::Pod;
@@ -67,6 +67,7 @@ pub fn documents(source: &Source, diags: &mut Vec<Diagnostic>) -> Vec<(Origin, V
                 Some(Ok(v)) => out.push((Origin::new(&source.path, n), v)),
                 Some(Err(e)) => {
                     diags.push(Diagnostic::error(
+                        DiagnosticCode::Syntax,
                         &Origin::new(&source.path, n),
                         "",
                         "",
@@ -134,6 +135,7 @@ pub fn parse_yaml_document(
     let origin = Origin::new(path, number);
     if let Some(line) = too_deep(text) {
         diags.push(Diagnostic::error(
+            DiagnosticCode::Syntax,
             &origin,
             "",
             "",
@@ -148,6 +150,7 @@ pub fn parse_yaml_document(
         Ok(Value::Null) => {}
         Ok(v) => out.push((origin, v)),
         Err(e) => diags.push(Diagnostic::error(
+            DiagnosticCode::Syntax,
             &origin,
             "",
             "",
@@ -264,11 +267,21 @@ fn typed<T: DeserializeOwned>(
         Err(e) => {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
+            let message = e.into_inner().to_string();
+            // serde's messages are the only place these two cases are told apart.
+            let code = if message.starts_with("missing field") {
+                DiagnosticCode::MissingField
+            } else if message.starts_with("unknown field") {
+                DiagnosticCode::UnknownField
+            } else {
+                DiagnosticCode::InvalidValue
+            };
             diags.push(Diagnostic::error(
+                code,
                 origin,
                 object_label(kind, doc),
                 path,
-                e.into_inner().to_string(),
+                message,
             ));
             None
         }
@@ -308,6 +321,7 @@ pub fn add_object(
                 let name = meta.metadata.name.clone();
                 if name.is_empty() {
                     diags.push(Diagnostic::error(
+                        DiagnosticCode::MissingField,
                         origin,
                         "Namespace",
                         "metadata.name",
@@ -415,6 +429,7 @@ pub fn add_object(
                     scope: NetworkScope::Namespaces(selector),
                 }),
                 None => diags.push(Diagnostic::error(
+                    DiagnosticCode::MissingField,
                     origin,
                     object_label(kind, doc),
                     "spec.namespaceSelector",
@@ -448,6 +463,7 @@ pub fn add_object(
                     service_name: service_name.to_string(),
                 }),
                 None => diags.push(Diagnostic::error(
+                    DiagnosticCode::MissingField,
                     origin,
                     object,
                     "spec.name",
@@ -817,7 +833,9 @@ metadata: {name: fine, namespace: a}
         let (_, diags) = load(&[Source::new("broken.yaml", "a: [1, 2\n")]);
         assert_eq!(diags.len(), 1);
         assert!(
-            diags[0].to_string().starts_with("error: broken.yaml"),
+            diags[0]
+                .to_string()
+                .starts_with("error[syntax]: broken.yaml"),
             "{}",
             diags[0]
         );

@@ -31,6 +31,25 @@ pub fn policies_yaml(policies: &[NetworkPolicy]) -> Result<String> {
     Ok(out)
 }
 
+/// ClientIntents as a multi-document YAML stream of `k8s.otterize.com/v2beta1` objects: the one
+/// ClientIntents writer of Accord (fix suggestions, the draft form, synthetic clusters, exports).
+/// Target names in the client's own namespace are written `name`, others `name.namespace`;
+/// HTTP resources and the details of non-network targets are not part of the normalized model and
+/// are not written.
+pub fn intents_yaml(intents: &[crate::ClientIntents]) -> String {
+    let mut out = String::new();
+    for (i, ci) in intents.iter().enumerate() {
+        if i > 0 {
+            out.push_str(
+                "---
+",
+            );
+        }
+        yaml::write_document(&mut out, &yaml::intents(ci));
+    }
+    out
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct List<'a, T> {

@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use crate::intents::{ClientIntents, Target, TargetKind, WorkloadRef};
 use crate::load::Source;
 
 /// The shape of a synthetic cluster.
@@ -128,27 +129,50 @@ pub fn manifests(spec: &Spec) -> Vec<Source> {
     for (c, s, svc) in calls(spec) {
         by_client[c].push((s, svc));
     }
-    let mut intents = String::new();
-    for (c, targets) in by_client.iter().enumerate() {
-        if targets.is_empty() {
-            continue;
-        }
-        let (name, ns) = (workload_name(c), namespace_name(namespace_of(spec, c)));
-        let _ = write!(
-            intents,
-            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  workload:\n    name: {name}\n    kind: Deployment\n  targets:\n"
-        );
-        for &(s, svc) in targets {
-            let target = format!(
-                "{}.{}",
-                workload_name(s),
-                namespace_name(namespace_of(spec, s))
-            );
-            let key = if svc { "service" } else { "kubernetes" };
-            let _ = writeln!(intents, "    - {key}:\n        name: {target}");
-        }
-        intents.push_str("---\n");
-    }
+    let intents: Vec<ClientIntents> = by_client
+        .iter()
+        .enumerate()
+        .filter(|(_, targets)| !targets.is_empty())
+        .map(|(c, targets)| {
+            let (name, ns) = (workload_name(c), namespace_name(namespace_of(spec, c)));
+            ClientIntents {
+                name: name.clone(),
+                namespace: ns,
+                workload: WorkloadRef {
+                    name,
+                    kind: Some("Deployment".into()),
+                },
+                targets: targets
+                    .iter()
+                    .map(|&(s, svc)| {
+                        let (name, namespace) =
+                            (workload_name(s), namespace_name(namespace_of(spec, s)));
+                        let kind = if svc {
+                            TargetKind::Service {
+                                name,
+                                namespace,
+                                ports: Vec::new(),
+                            }
+                        } else {
+                            TargetKind::Workload {
+                                name,
+                                namespace,
+                                kind: None,
+                                ports: Vec::new(),
+                                kafka: false,
+                            }
+                        };
+                        Target {
+                            field: String::new(),
+                            kind,
+                        }
+                    })
+                    .collect(),
+                ..ClientIntents::default()
+            }
+        })
+        .collect();
+    let intents = crate::render::intents_yaml(&intents);
     vec![
         Source::new("synthetic/namespaces.yaml", namespaces),
         Source::new("synthetic/workloads.yaml", workloads),

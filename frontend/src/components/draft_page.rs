@@ -138,8 +138,8 @@ fn WhatIfView(result: WhatIf) -> impl IntoView {
                     {(!r.diagnostics.is_empty()).then(|| view! {
                         <ul class="diagnostics" data-testid="whatif-diagnostics">
                             {r.diagnostics.iter().map(|d| view! {
-                                <li class=format!("diag {}", d.severity)>
-                                    <strong>{d.severity.clone()}</strong>" "
+                                <li class=format!("diag {}", d.severity.as_str())>
+                                    <strong>{d.severity.as_str()}</strong>" "
                                     {(!d.field.is_empty()).then(|| view! { <code>{d.field.clone()}</code> })}" "{d.message.clone()}
                                 </li>
                             }).collect_view()}
@@ -301,7 +301,7 @@ pub fn DraftPage() -> impl IntoView {
     };
     let client_name = Signal::derive(move || {
         draft::parse_workload_id(&client.get())
-            .map(|(_, n, _)| n)
+            .map(|id| id.name)
             .unwrap_or_else(|| "intents".into())
     });
 

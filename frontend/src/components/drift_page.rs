@@ -71,6 +71,31 @@ fn Item(item: DriftItem) -> impl IntoView {
     }
 }
 
+/// The generation settings in words, e.g. "egress rules, separate policies, shadow mode
+/// (enforced in payments)".
+fn settings_summary(s: &accord_api::GenerateOptions) -> String {
+    let mut parts = vec![
+        if s.egress {
+            "ingress and egress rules"
+        } else {
+            "ingress rules only"
+        }
+        .to_string(),
+    ];
+    if s.separate_policies {
+        parts.push("separate ingress/egress policies".into());
+    }
+    if s.shadow {
+        if s.enforced_namespaces.is_empty() {
+            parts.push("shadow mode (no namespace enforced)".into());
+        } else {
+            let ns: Vec<&str> = s.enforced_namespaces.iter().map(String::as_str).collect();
+            parts.push(format!("shadow mode (enforced in {})", ns.join(", ")));
+        }
+    }
+    parts.join(", ")
+}
+
 #[component]
 pub fn DriftPage() -> impl IntoView {
     let state = use_state();
@@ -78,11 +103,21 @@ pub fn DriftPage() -> impl IntoView {
         state.refresh.track();
         api::drift()
     });
+    let status = LocalResource::new(move || {
+        state.refresh.track();
+        api::status()
+    });
     view! {
         <section class="page drift-page" data-testid="drift-page">
             <div class="page-head">
                 <h1>"Drift"</h1>
                 <p class="muted">"Where what the intents declare and what the cluster enforces have come apart."</p>
+                {move || status.get().and_then(Result::ok).map(|st| view! {
+                    <p class="muted settings" data-testid="drift-settings">
+                        "Compared with what Accord generates with "{settings_summary(&st.settings)}
+                        " — "{st.settings_source.clone()}"."
+                    </p>
+                })}
             </div>
             {move || match report.get() {
                 None => view! { <Loading label="Loading drift…"/> }.into_any(),

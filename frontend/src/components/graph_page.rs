@@ -91,7 +91,11 @@ pub fn GraphPage() -> impl IntoView {
         let q = query_map.get();
         let states = q
             .get("state")
-            .map(|s| s.split(',').filter_map(EdgeState::parse).collect())
+            .map(|s| {
+                s.split(',')
+                    .filter_map(|s| s.parse::<EdgeState>().ok())
+                    .collect()
+            })
             .unwrap_or_else(ViewParams::default_states);
         Query {
             params: ViewParams {

@@ -9,28 +9,19 @@ use accord_policy::GenerateOptions;
 
 use crate::operator::webhook::{self, TlsSource};
 use crate::operator::{self, Settings, leader::LeaseConfig};
+use crate::settings::GenerationArgs;
 
 /// Reconcile ClientIntents into NetworkPolicies and pod labels. Connects with the in-cluster
 /// ServiceAccount, or `KUBECONFIG` / `~/.kube/config` outside a cluster.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Also generate egress rules for clients (with DNS allowed).
-    #[arg(long, env = "ACCORD_EGRESS")]
-    egress: bool,
-    /// Put ingress and egress in separate `-ingress` / `-egress` policies.
-    #[arg(long, env = "ACCORD_SEPARATE_POLICIES")]
-    separate_policies: bool,
-    /// Shadow mode: only servers in an enforced namespace, or named by a ProtectedService, get
-    /// policies (pods are still labelled).
-    #[arg(long, env = "ACCORD_SHADOW")]
-    shadow: bool,
-    /// A namespace where policies are enforced in shadow mode (repeatable, or comma-separated).
-    #[arg(
-        long = "enforced-namespace",
-        env = "ACCORD_ENFORCED_NAMESPACES",
-        value_delimiter = ','
-    )]
-    enforced_namespaces: Vec<String>,
+    #[command(flatten)]
+    generation: GenerationArgs,
+    /// The namespace where the leader publishes its generation settings (ConfigMap
+    /// `accord-operator-settings`) for `accord serve --cluster`; the client's default namespace
+    /// (the pod's own) if unset.
+    #[arg(long, env = "ACCORD_SETTINGS_NAMESPACE", value_name = "NS")]
+    settings_namespace: Option<String>,
     /// Watch only this namespace (repeatable, or comma-separated); all namespaces by default.
     #[arg(
         long = "watched-namespace",
@@ -101,6 +92,10 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        let settings_namespace = match args.settings_namespace {
+            Some(ns) => ns,
+            None => kube::Config::infer().await?.default_namespace,
+        };
         let lease = if args.no_leader_election {
             None
         } else {
@@ -123,17 +118,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         let settings = Settings {
             options: GenerateOptions {
-                egress: args.egress,
-                separate_policies: args.separate_policies,
-                shadow: args.shadow,
-                enforced_namespaces: args.enforced_namespaces.into_iter().collect(),
                 api_server_ips: args.api_server_ips,
+                ..args.generation.options()
             },
             namespaces: args.watched_namespaces,
             metrics_listen: args.metrics_listen,
             lease,
             concurrency: args.concurrency,
             debounce: Duration::from_millis(args.debounce_ms),
+            settings_namespace: Some(settings_namespace),
             webhook: args.webhook_listen.map(|listen| webhook::Config {
                 listen,
                 tls: match (args.webhook_cert, args.webhook_key) {

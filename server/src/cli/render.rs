@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use accord_policy::{GenerateOptions, render};
+use accord_policy::render;
 
 use super::{Format, report};
 use crate::manifests;
+use crate::settings::GenerationArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,28 +26,8 @@ pub struct Args {
     #[arg(short, long, value_enum, default_value_t, env = "ACCORD_OUTPUT")]
     output: Format,
 
-    /// Also generate egress rules for clients (DNS is allowed as well).
-    #[arg(long, env = "ACCORD_EGRESS")]
-    egress: bool,
-
-    /// Write ingress and egress into separate `-ingress` / `-egress` policies instead of one
-    /// `-access` policy per workload.
-    #[arg(long, env = "ACCORD_SEPARATE_POLICIES")]
-    separate_policies: bool,
-
-    /// Shadow mode: only protect servers in an enforced namespace or named by a ProtectedService.
-    #[arg(long, env = "ACCORD_SHADOW")]
-    shadow: bool,
-
-    /// A namespace whose servers are protected in shadow mode (repeatable, or comma-separated).
-    #[arg(
-        long = "enforced-namespace",
-        value_name = "NS",
-        value_delimiter = ',',
-        env = "ACCORD_ENFORCED_NAMESPACES",
-        requires = "shadow"
-    )]
-    enforced_namespaces: Vec<String>,
+    #[command(flatten)]
+    generation: GenerationArgs,
 
     /// Treat warnings (such as a target that resolves to nothing) as errors for the exit status.
     #[arg(long, env = "ACCORD_STRICT")]
@@ -57,13 +38,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reading = manifests::read_named(&args.paths)?;
     let (inv, mut diagnostics) = manifests::load(&reading.sources);
     diagnostics.splice(0..0, reading.diagnostics);
-    let opts = GenerateOptions {
-        egress: args.egress,
-        separate_policies: args.separate_policies,
-        shadow: args.shadow,
-        enforced_namespaces: args.enforced_namespaces.into_iter().collect(),
-        api_server_ips: Vec::new(),
-    };
+    let opts = args.generation.options();
     let generated = accord_policy::generate(&inv, &opts);
     diagnostics.extend(generated.diagnostics.iter().cloned());
     let text = if args.labels {

@@ -97,6 +97,18 @@ pub struct Args {
         env = "ACCORD_READ_TIMEOUT"
     )]
     read_timeout: f64,
+    /// The namespace of the operator whose generation settings (ConfigMap
+    /// `accord-operator-settings`) the drift report and the what-if use, with `--cluster`.
+    #[arg(
+        long,
+        value_name = "NS",
+        default_value = crate::settings::DEFAULT_NAMESPACE,
+        env = "ACCORD_OPERATOR_NAMESPACE"
+    )]
+    operator_namespace: String,
+
+    #[command(flatten)]
+    generation: crate::settings::GenerationOverrides,
 
     /// Coalesce changes arriving within this many milliseconds into one sync pass.
     #[arg(
@@ -157,6 +169,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .ok()
             .filter(|d| !d.is_zero())
             .context("--read-timeout must be a positive number of seconds")?,
+        settings: crate::settings::Source {
+            operator_namespace: cluster.then_some(args.operator_namespace),
+            overrides: args.generation,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

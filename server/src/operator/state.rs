@@ -12,14 +12,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use accord_policy::diagnostic::{Diagnostic, Origin};
+use accord_policy::diagnostic::{Diagnostic, DiagnosticCode, Origin};
 use accord_policy::identity::{self, WorkloadId, formatted};
 use accord_policy::intents::{self, ClientIntents, TargetKind};
 use accord_policy::inventory::{Inventory, Namespace, Pod, ProtectedService};
 use accord_policy::labels;
 use accord_policy::objects::{Labels, NetworkPolicy, ObjectMeta, Service};
 use accord_policy::{GenerateOptions, generate};
-use serde_json::{Value, json};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use serde_json::Value;
+
+use crate::k8s::ClientIntentsStatus;
 
 /// `(namespace, name)` of an object, or of a subject.
 pub type Key = (String, String);
@@ -33,8 +36,9 @@ pub struct IntentsEntry {
     pub parsed: Option<ClientIntents>,
     /// Problems found parsing the object.
     pub parse_diagnostics: Vec<Diagnostic>,
-    /// The status currently on the object.
-    pub status: Value,
+    /// The status currently on the object (the default when there is none, or when it cannot be
+    /// read: it is then rewritten).
+    pub status: ClientIntentsStatus,
     pub subjects: BTreeSet<Key>,
 }
 
@@ -68,7 +72,7 @@ pub enum Write {
     PatchStatus {
         namespace: String,
         name: String,
-        status: Value,
+        status: ClientIntentsStatus,
     },
 }
 
@@ -208,7 +212,11 @@ impl State {
             i
         });
         let generation = doc.pointer("/metadata/generation").and_then(Value::as_i64);
-        let status = doc.get("status").cloned().unwrap_or(Value::Null);
+        let status = doc
+            .get("status")
+            .cloned()
+            .and_then(|s| serde_json::from_value(s).ok())
+            .unwrap_or_default();
         let subjects = parsed.as_ref().map(subjects_of).unwrap_or_default();
         let previous = self.intents.get(&key);
         let changed = previous.is_none_or(|p| p.parsed != parsed || p.parse_diagnostics != diags);
@@ -793,7 +801,7 @@ pub struct StatusInput {
     pub generation: Option<i64>,
     pub parse_diagnostics: Vec<Diagnostic>,
     pub generate_diagnostics: Vec<Diagnostic>,
-    pub current: Value,
+    pub current: ClientIntentsStatus,
     /// `namespace/name` of the policies generated for the intents' subjects.
     pub policies: BTreeSet<String>,
 }
@@ -854,25 +862,43 @@ pub fn same_policy(desired: &NetworkPolicy, live: &NetworkPolicy) -> bool {
 
 /// The conditions and `upToDate` of a ClientIntents, as a status merge patch, or `None` when
 /// the object already shows them. `failed` holds the subjects whose writes failed.
-pub fn status_patch(input: &StatusInput, failed: &HashSet<Key>, now: &str) -> Option<Value> {
+pub fn status_patch(
+    input: &StatusInput,
+    failed: &HashSet<Key>,
+    now: &Time,
+) -> Option<ClientIntentsStatus> {
+    let cond = |kind: &str, ok: bool, reason: &str, message: String| Condition {
+        type_: kind.to_string(),
+        status: if ok { "True" } else { "False" }.to_string(),
+        reason: reason.to_string(),
+        message,
+        last_transition_time: now.clone(),
+        observed_generation: input.generation,
+    };
     let errors: Vec<String> = input
         .parse_diagnostics
         .iter()
         .filter(|d| d.is_error())
         .map(|d| format!("{}: {}", d.field, d.message))
         .collect();
-    // The core's generation errors are duplicates (a second ClientIntents for one workload);
-    // its warnings are targets that do not resolve.
+    // Conditions are chosen by the diagnostics' codes: a second ClientIntents for one workload
+    // makes `Unique` false; anything else generation reports is a target that does not resolve.
     let duplicates: Vec<String> = input
         .generate_diagnostics
         .iter()
-        .filter(|d| d.is_error())
+        .filter(|d| d.code == DiagnosticCode::DuplicateIntents)
         .map(|d| format!("{}: {}", d.field, d.message))
+        .collect();
+    let unresolved_codes: BTreeSet<DiagnosticCode> = input
+        .generate_diagnostics
+        .iter()
+        .filter(|d| d.code != DiagnosticCode::DuplicateIntents)
+        .map(|d| d.code)
         .collect();
     let unresolved: Vec<String> = input
         .generate_diagnostics
         .iter()
-        .filter(|d| !d.is_error())
+        .filter(|d| d.code != DiagnosticCode::DuplicateIntents)
         .map(|d| format!("{}: {}", d.field, d.message))
         .collect();
     let write_failures: Vec<String> = input
@@ -905,12 +931,26 @@ pub fn status_patch(input: &StatusInput, failed: &HashSet<Key>, now: &str) -> Op
                 "every target resolves".into(),
             )
         } else {
-            let reason = if unresolved.iter().any(|m| m.contains("no selector")) {
-                "ServiceWithoutSelector"
+            // One reason for the condition, the most specific first: a Service without a
+            // selector; then anything that resolves to nothing (a workload, a Service or the
+            // client itself) as `TargetNotFound`; then addresses not known yet.
+            let reason = if unresolved_codes.contains(&DiagnosticCode::ServiceWithoutSelector) {
+                DiagnosticCode::ServiceWithoutSelector.reason()
+            } else if unresolved_codes.iter().any(|c| {
+                matches!(
+                    c,
+                    DiagnosticCode::TargetNotFound
+                        | DiagnosticCode::ServiceNotFound
+                        | DiagnosticCode::ClientNotFound
+                )
+            }) {
+                DiagnosticCode::TargetNotFound.reason()
             } else {
-                "TargetNotFound"
+                unresolved_codes
+                    .first()
+                    .map_or_else(String::new, |c| c.reason())
             };
-            cond("TargetsResolved", false, reason, unresolved.join("; "))
+            cond("TargetsResolved", false, &reason, unresolved.join("; "))
         },
         if write_failures.is_empty() {
             let msg = if input.policies.is_empty() {
@@ -938,48 +978,47 @@ pub fn status_patch(input: &StatusInput, failed: &HashSet<Key>, now: &str) -> Op
     ];
     let up_to_date = errors.is_empty() && duplicates.is_empty() && write_failures.is_empty();
     // Keep the transition time of conditions whose status did not change.
-    let current = input.current.get("conditions").and_then(Value::as_array);
+    let current = &input.current;
     for c in &mut conditions {
-        let old = current.and_then(|cs| cs.iter().find(|o| o.get("type") == c.get("type")));
-        let time = match old {
-            Some(o) if o.get("status") == c.get("status") => {
-                o.get("lastTransitionTime").cloned().unwrap_or(json!(now))
-            }
-            _ => json!(now),
-        };
-        c["lastTransitionTime"] = time;
-        c["observedGeneration"] = json!(input.generation);
+        if let Some(old) = current.conditions.iter().find(|o| o.type_ == c.type_)
+            && old.status == c.status
+        {
+            c.last_transition_time = old.last_transition_time.clone();
+        }
     }
-    let status = json!({
-        "upToDate": up_to_date,
-        "observedGeneration": input.generation,
-        "conditions": conditions,
-    });
-    let same = input.current.get("upToDate") == status.get("upToDate")
-        && input.current.get("observedGeneration") == status.get("observedGeneration")
-        && current.is_some_and(|cs| {
-            cs.len() == conditions.len()
-                && cs.iter().zip(&conditions).all(|(a, b)| {
-                    ["type", "status", "reason", "message"]
-                        .iter()
-                        .all(|f| a.get(f) == b.get(f))
-                })
-        });
-    (!same).then_some(status)
-}
-
-fn cond(kind: &str, ok: bool, reason: &str, message: String) -> Value {
-    json!({
-        "type": kind,
-        "status": if ok { "True" } else { "False" },
-        "reason": reason,
-        "message": message,
+    let shown = |c: &Condition| {
+        (
+            c.type_.clone(),
+            c.status.clone(),
+            c.reason.clone(),
+            c.message.clone(),
+        )
+    };
+    let same = current.up_to_date == up_to_date
+        && current.observed_generation == input.generation
+        && current
+            .conditions
+            .iter()
+            .map(shown)
+            .eq(conditions.iter().map(shown));
+    // `resolvedIPs` stays out of the patch, so the merge leaves it as it is.
+    (!same).then(|| ClientIntentsStatus {
+        up_to_date,
+        observed_generation: input.generation,
+        resolved_ips: Vec::new(),
+        conditions,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::jiff::Timestamp;
+    use serde_json::json;
+
+    fn at(time: &str) -> Time {
+        Time(time.parse::<Timestamp>().expect("a timestamp"))
+    }
 
     fn intents(name: &str, workload: &str, target: &str) -> Value {
         json!({
@@ -1014,7 +1053,73 @@ mod tests {
             .iter()
             .find(|s| s.key.1 == name)
             .unwrap_or_else(|| panic!("no status planned for {name}"));
-        status_patch(input, &HashSet::new(), "2026-01-01T00:00:00Z").expect("a status")
+        let status =
+            status_patch(input, &HashSet::new(), &at("2026-01-01T00:00:00Z")).expect("a status");
+        serde_json::to_value(status).expect("a status serializes")
+    }
+
+    #[test]
+    fn status_is_written_in_the_crd_shape_and_only_when_it_changes() {
+        let mut state = State::default();
+        state.apply_intents(&intents("c", "client", "server"));
+        let plan = state.plan();
+        let input = plan.statuses.first().expect("a status").clone();
+        let written = status_patch(&input, &HashSet::new(), &at("2026-01-01T00:00:00Z"))
+            .expect("a first status");
+        let json = serde_json::to_value(&written).expect("a status serializes");
+        // The merge patch names exactly these fields: `resolvedIPs` is left to whoever sets it.
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .expect("an object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["conditions", "observedGeneration", "upToDate"]);
+        assert_eq!(json["upToDate"], true);
+        assert_eq!(json["observedGeneration"], 1);
+        assert_eq!(
+            condition(&json, "Valid"),
+            &json!({
+                "type": "Valid",
+                "status": "True",
+                "reason": "Valid",
+                "message": "the intents are valid",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+                "observedGeneration": 1,
+            })
+        );
+        assert_eq!(condition(&json, "TargetsResolved")["status"], "False");
+
+        // The object now shows it (read back from the cluster's JSON): nothing to write.
+        let shown: ClientIntentsStatus = serde_json::from_value(json).expect("a status parses");
+        let again = StatusInput {
+            current: shown.clone(),
+            ..input.clone()
+        };
+        assert_eq!(
+            status_patch(&again, &HashSet::new(), &at("2026-01-02T00:00:00Z")),
+            None
+        );
+
+        // A failed write flips one condition: only that one gets a new transition time.
+        let failed: HashSet<Key> = input.subjects.iter().cloned().collect();
+        let next =
+            status_patch(&again, &failed, &at("2026-01-02T00:00:00Z")).expect("a changed status");
+        assert!(!next.up_to_date);
+        let time = |kind: &str| {
+            let c = next
+                .conditions
+                .iter()
+                .find(|c| c.type_ == kind)
+                .expect("the condition");
+            (c.status.as_str(), c.last_transition_time.clone())
+        };
+        assert_eq!(
+            time("PoliciesApplied"),
+            ("False", at("2026-01-02T00:00:00Z"))
+        );
+        assert_eq!(time("Valid"), ("True", at("2026-01-01T00:00:00Z")));
     }
 
     #[test]

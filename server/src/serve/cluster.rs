@@ -104,8 +104,13 @@ fn origin(ar: &ApiResource) -> Origin {
 }
 
 /// Watch every kind until the process ends; marks the feed initialized once every watch has
-/// delivered its initial list.
-pub async fn run(client: Client, feed: Arc<Feed>) -> anyhow::Result<()> {
+/// delivered its initial list. With `settings_namespace`, the operator's settings ConfigMap there
+/// is watched too (when this client may read it), so the first pass already uses them.
+pub async fn run(
+    client: Client,
+    feed: Arc<Feed>,
+    settings_namespace: Option<String>,
+) -> anyhow::Result<()> {
     let mut watched = Vec::new();
     for (ar, optional) in resources() {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
@@ -113,23 +118,38 @@ pub async fn run(client: Client, feed: Arc<Feed>) -> anyhow::Result<()> {
             tracing::warn!(kind = %ar.kind, error = %e, "resource not served; not watching it");
             continue;
         }
-        watched.push((ar, api));
+        watched.push((ar, api, watcher::Config::default()));
+    }
+    if let Some(ns) = settings_namespace {
+        let ar = resource("", "v1", "ConfigMap", "configmaps");
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+        let only = format!("metadata.name={}", crate::settings::CONFIGMAP);
+        match api
+            .list_metadata(&ListParams::default().fields(&only).limit(1))
+            .await
+        {
+            Ok(_) => watched.push((ar, api, watcher::Config::default().fields(&only))),
+            Err(e) => tracing::warn!(
+                namespace = %ns,
+                name = crate::settings::CONFIGMAP,
+                error = %e,
+                "cannot read the operator's settings; comparing with the defaults"
+            ),
+        }
     }
     let pending = Arc::new(std::sync::Mutex::new(
         watched
             .iter()
-            .map(|(ar, _)| ar.kind.clone())
+            .map(|(ar, _, _)| ar.kind.clone())
             .collect::<std::collections::BTreeSet<_>>(),
     ));
     let mut tasks = Vec::new();
-    for (ar, api) in watched {
+    for (ar, api, config) in watched {
         let feed = feed.clone();
         let pending = pending.clone();
         tasks.push(tokio::spawn(async move {
             let mut buffer: HashMap<(String, String), Value> = HashMap::new();
-            let mut stream = watcher(api, watcher::Config::default())
-                .default_backoff()
-                .boxed();
+            let mut stream = watcher(api, config).default_backoff().boxed();
             loop {
                 let event = match stream.try_next().await {
                     Ok(Some(e)) => e,

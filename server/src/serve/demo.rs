@@ -91,9 +91,41 @@ pub fn objects() -> Vec<(Origin, serde_json::Value)> {
 mod tests {
     #[test]
     fn embeds_every_demo_manifest() {
-        let on_disk =
-            std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/demo")).is_ok();
-        assert!(on_disk);
+        // Every manifest file under assets/demo is embedded, by its repository path, with the
+        // same text.
+        fn walk(dir: &std::path::Path, rel: &str, out: &mut Vec<(String, String)>) {
+            for entry in std::fs::read_dir(dir).expect("readable directory") {
+                let path = entry.expect("entry").path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                let rel = format!("{rel}/{name}");
+                if path.is_dir() {
+                    walk(&path, &rel, out);
+                } else if ["yaml", "yml", "json"]
+                    .iter()
+                    .any(|x| name.ends_with(&format!(".{x}")))
+                {
+                    out.push((rel, std::fs::read_to_string(&path).expect("readable file")));
+                }
+            }
+        }
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo");
+        let mut on_disk = Vec::new();
+        walk(&root, "assets/demo", &mut on_disk);
+        on_disk.sort();
+        let mut embedded: Vec<(String, String)> = super::FILES
+            .iter()
+            .map(|(path, text)| (path.to_string(), text.to_string()))
+            .collect();
+        embedded.sort();
+        assert_eq!(
+            embedded.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            on_disk.iter().map(|f| &f.0).collect::<Vec<_>>(),
+            "the embedded files are exactly the manifests under assets/demo"
+        );
+        assert!(
+            embedded == on_disk,
+            "an embedded text differs from assets/demo"
+        );
         let objects = super::objects();
         assert!(objects.len() > 30, "{}", objects.len());
     }

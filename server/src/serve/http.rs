@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use accord_api as api;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -173,12 +173,8 @@ async fn readyz(State(state): State<SharedState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<SharedState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    state.metrics.scrape(&headers)
 }
 
 async fn openapi() -> Response {
@@ -207,6 +203,8 @@ async fn status(State(state): State<SharedState>) -> Json<api::Status> {
         degraded: health.degraded || storage_error.is_some(),
         stale: health.stale,
         storage_error,
+        settings: view.settings.options.clone(),
+        settings_source: view.settings.source.clone(),
     })
 }
 

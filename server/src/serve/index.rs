@@ -129,6 +129,13 @@ impl Index {
         }
     }
 
+    /// One object, by kind, namespace and name.
+    pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Option<&Value> {
+        self.objects
+            .get(&(kind.to_string(), namespace.to_string(), name.to_string()))
+            .map(|e| &e.object)
+    }
+
     /// The keys changed since the last call.
     pub fn take_changed(&mut self) -> BTreeSet<ObjectKey> {
         std::mem::take(&mut self.changed)

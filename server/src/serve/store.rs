@@ -21,8 +21,11 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("creating the database directory {0}: {1}")]
     Dir(String, std::io::Error),
+    /// A stored value that names nothing Accord knows: the cache is damaged (and rebuildable).
+    #[error("stored value {0:?} in column {1} is not valid")]
+    Corrupt(String, &'static str),
     #[error("the database is corrupt: {0}")]
-    Corrupt(String),
+    CorruptFile(String),
     #[error("moving the corrupt database {0} aside: {1}")]
     MoveAside(String, std::io::Error),
 }
@@ -31,7 +34,7 @@ impl Error {
     /// Whether SQLite found the file damaged or not a database at all.
     pub fn is_corruption(&self) -> bool {
         let sql = match self {
-            Error::Corrupt(_) => return true,
+            Error::Corrupt(..) | Error::CorruptFile(_) => return true,
             Error::Sql(e) => e,
             Error::Migrate(sqlx::migrate::MigrateError::Execute(e)) => e,
             _ => return false,
@@ -62,7 +65,8 @@ pub type ObjectKey = (String, String, String);
 pub struct EdgeRow {
     pub source: String,
     pub target: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: api::EdgeState,
     pub ports: String,
     pub declared_ports: String,
     pub declared: bool,
@@ -144,20 +148,9 @@ struct ChangeDbRow {
     changed_by: String,
 }
 
-fn change_str(c: api::ChangeKind) -> &'static str {
-    match c {
-        api::ChangeKind::Granted => "granted",
-        api::ChangeKind::Revoked => "revoked",
-        api::ChangeKind::StateChanged => "state-changed",
-    }
-}
-
-fn parse_change(s: &str) -> api::ChangeKind {
-    match s {
-        "granted" => api::ChangeKind::Granted,
-        "revoked" => api::ChangeKind::Revoked,
-        _ => api::ChangeKind::StateChanged,
-    }
+fn parse_state(s: Option<String>) -> Result<Option<api::EdgeState>> {
+    s.map(|s| s.parse().map_err(|_| Error::Corrupt(s, "state")))
+        .transpose()
 }
 
 /// The stored graph, as the API serves it.
@@ -208,7 +201,7 @@ impl Store {
             .await?;
         if check != ["ok"] {
             store.pool.close().await;
-            return Err(Error::Corrupt(check.join("; ")));
+            return Err(Error::CorruptFile(check.join("; ")));
         }
         Ok(store)
     }
@@ -408,7 +401,7 @@ impl Store {
             q.push_values(chunk, |mut b, (e, explanation)| {
                 b.push_bind(&e.source)
                     .push_bind(&e.target)
-                    .push_bind(&e.state)
+                    .push_bind(e.state.as_str())
                     .push_bind(&e.ports)
                     .push_bind(&e.declared_ports)
                     .push_bind(e.declared)
@@ -450,7 +443,7 @@ impl Store {
                     .push_bind(&c.workload)
                     .push_bind(&c.source)
                     .push_bind(&c.target)
-                    .push_bind(change_str(c.change))
+                    .push_bind(c.change.as_str())
                     .push_bind(c.before.map(|s| s.as_str()))
                     .push_bind(c.after.map(|s| s.as_str()))
                     .push_bind(*by);
@@ -490,21 +483,24 @@ impl Store {
             }
         };
         let more = rows.len() as i64 > limit;
-        let entries: Vec<api::HistoryEntry> = rows
+        let entries = rows
             .into_iter()
             .take(limit as usize)
-            .map(|r| api::HistoryEntry {
-                id: r.id,
-                time: r.time,
-                workload: r.workload,
-                source: r.source,
-                target: r.target,
-                change: parse_change(&r.change),
-                before: r.state_before.as_deref().and_then(api::EdgeState::parse),
-                after: r.state_after.as_deref().and_then(api::EdgeState::parse),
-                by: serde_json::from_str(&r.changed_by).unwrap_or_default(),
+            .map(|r| {
+                Ok(api::HistoryEntry {
+                    id: r.id,
+                    time: r.time,
+                    workload: r.workload,
+                    source: r.source,
+                    target: r.target,
+                    change: api::ChangeKind::parse(&r.change)
+                        .ok_or_else(|| Error::Corrupt(r.change.clone(), "change"))?,
+                    before: parse_state(r.state_before)?,
+                    after: parse_state(r.state_after)?,
+                    by: serde_json::from_str(&r.changed_by)?,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<api::HistoryEntry>>>()?;
         let next_before = if more {
             entries.last().map(|e| e.id)
         } else {
@@ -592,11 +588,11 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn edge(s: &str, t: &str, state: &str) -> EdgeRow {
+    fn edge(s: &str, t: &str, state: api::EdgeState) -> EdgeRow {
         EdgeRow {
             source: s.into(),
             target: t.into(),
-            state: state.into(),
+            state,
             ports: "All Connections".into(),
             declared_ports: String::new(),
             declared: false,
@@ -656,7 +652,10 @@ mod tests {
                 started_at: "t".into(),
                 finished_at: format!("2026-01-01T00:00:0{i}Z"),
                 source: "test".into(),
-                edges_upsert: vec![(edge("a/x", &format!("a/y{i}"), "open"), "{}".into())],
+                edges_upsert: vec![(
+                    edge("a/x", &format!("a/y{i}"), api::EdgeState::Open),
+                    "{}".into(),
+                )],
                 changes: vec![ChangeRow {
                     workload: format!("a/y{i}"),
                     source: "a/x".into(),
@@ -705,7 +704,7 @@ mod tests {
     async fn failed_pass_leaves_the_previous_one_intact() {
         let (_dir, store) = temp_store().await;
         let pass = Pass {
-            edges_upsert: vec![(edge("a/x", "a/y", "open"), "{}".into())],
+            edges_upsert: vec![(edge("a/x", "a/y", api::EdgeState::Open), "{}".into())],
             ..Pass::default()
         };
         store.write_pass(&pass).await.unwrap();

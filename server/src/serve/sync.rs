@@ -7,17 +7,20 @@
 //! simply redone from the source.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::Hasher;
 use std::sync::Arc;
+use std::time::Duration;
 
 use accord_api as api;
+use accord_policy::drift::changes::{ChangeKind, PairFacts};
 use accord_policy::drift::{self, EdgeReport, Report};
-use accord_policy::{GenerateOptions, Inventory, WorkloadId};
+use accord_policy::{Inventory, WorkloadId};
 use serde::{Deserialize, Serialize};
 
 use super::index::Index;
+use super::metrics::Phases;
 use super::now_rfc3339;
 use super::store::{self, ChangeRow, EdgeRow, ObjectKey, Pass, Store};
+use crate::settings;
 
 /// What the API knows about a workload beyond its node.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -47,6 +50,8 @@ pub struct View {
     /// The objects of the last pass (absent when the view was loaded from the database).
     pub index: Option<Arc<Index>>,
     pub inventory: Option<Arc<Inventory>>,
+    /// The generation settings the pass compared with, and where they came from.
+    pub settings: settings::InUse,
     /// The unfiltered graph as JSON, serialized on first request.
     pub default_graph: std::sync::OnceLock<axum::body::Bytes>,
     /// The unfiltered graph aggregated to namespaces as JSON, serialized on first request.
@@ -80,13 +85,10 @@ impl View {
         let mut edges = Vec::new();
         let mut explanations = Vec::new();
         for (row, expl) in v.edges {
-            let Some(state) = api::EdgeState::parse(&row.state) else {
-                continue;
-            };
             edges.push(api::Edge {
                 source: row.source,
                 target: row.target,
-                state,
+                state: row.state,
                 ports: row.ports,
                 declared_ports: row.declared_ports,
                 declared: row.declared,
@@ -115,45 +117,11 @@ impl View {
     }
 }
 
-pub fn state_to_api(s: drift::EdgeState) -> api::EdgeState {
-    match s {
-        drift::EdgeState::Enforced => api::EdgeState::Enforced,
-        drift::EdgeState::Blocked => api::EdgeState::Blocked,
-        drift::EdgeState::Unprotected => api::EdgeState::Unprotected,
-        drift::EdgeState::Undeclared => api::EdgeState::Undeclared,
-        drift::EdgeState::Open => api::EdgeState::Open,
-    }
-}
-
-pub fn object_ref(o: &drift::ObjectRef) -> api::ObjectRef {
-    api::ObjectRef {
-        kind: o.kind.clone(),
-        namespace: o.namespace.clone(),
-        name: o.name.clone(),
-        origin: if o.origin.file.is_empty() {
-            String::new()
-        } else {
-            o.origin.to_string()
-        },
-        field: o.field.clone(),
-    }
-}
-
-pub fn diagnostic(d: &accord_policy::Diagnostic) -> api::Diagnostic {
-    api::Diagnostic {
-        severity: if d.is_error() { "error" } else { "warning" }.to_string(),
-        origin: d.origin.to_string(),
-        object: d.object.clone(),
-        field: d.field.clone(),
-        message: d.message.clone(),
-    }
-}
-
 pub fn edge_to_api(e: &EdgeReport) -> (api::Edge, api::EdgeExplanation) {
     let edge = api::Edge {
         source: e.source.to_string(),
         target: e.target.to_string(),
-        state: state_to_api(e.state),
+        state: e.state,
         ports: if e.allowed.is_empty() {
             String::new()
         } else {
@@ -171,11 +139,7 @@ pub fn edge_to_api(e: &EdgeReport) -> (api::Edge, api::EdgeExplanation) {
     };
     let explanation = api::EdgeExplanation {
         summary: e.summary.clone(),
-        declared_by: e
-            .declared_by
-            .iter()
-            .map(|d| object_ref(&d.intents))
-            .collect(),
+        declared_by: e.declared_by.iter().map(|d| d.intents.clone()).collect(),
         ingress_isolated_by: e
             .ingress_isolated_by
             .iter()
@@ -188,25 +152,13 @@ pub fn edge_to_api(e: &EdgeReport) -> (api::Edge, api::EdgeExplanation) {
 
 pub fn drift_item_to_api(i: &drift::DriftItem) -> api::DriftItem {
     api::DriftItem {
-        kind: match i.kind {
-            drift::DriftKind::Blocked => api::DriftKind::Blocked,
-            drift::DriftKind::Unprotected => api::DriftKind::Unprotected,
-            drift::DriftKind::Undeclared => api::DriftKind::Undeclared,
-            drift::DriftKind::ModifiedPolicy => api::DriftKind::ModifiedPolicy,
-            drift::DriftKind::MissingPolicy => api::DriftKind::MissingPolicy,
-            drift::DriftKind::StalePolicy => api::DriftKind::StalePolicy,
-            drift::DriftKind::MissingLabel => api::DriftKind::MissingLabel,
-        },
-        severity: match i.severity {
-            drift::DriftSeverity::Info => api::DriftSeverity::Info,
-            drift::DriftSeverity::Warning => api::DriftSeverity::Warning,
-            drift::DriftSeverity::Critical => api::DriftSeverity::Critical,
-        },
+        kind: i.kind,
+        severity: i.severity,
         namespace: i.namespace.clone(),
         workload: i.workload.as_ref().map(WorkloadId::to_string),
         source: i.source.as_ref().map(WorkloadId::to_string),
         target: i.target.as_ref().map(WorkloadId::to_string),
-        object: i.object.as_ref().map(object_ref),
+        object: i.object.clone(),
         explanation: i.explanation.clone(),
         fix: api::SuggestedFix {
             description: i.fix.clone(),
@@ -252,7 +204,7 @@ pub fn view_of(report: &Report) -> View {
                     ..Default::default()
                 })
                 .collect(),
-            intents: w.intents.iter().map(object_ref).collect(),
+            intents: w.intents.clone(),
             labels: w.labels.clone(),
         });
     }
@@ -272,29 +224,34 @@ pub fn view_of(report: &Report) -> View {
         edges,
         explanations,
         drift: items,
-        diagnostics: report.diagnostics.iter().map(diagnostic).collect(),
+        diagnostics: report.diagnostics.clone(),
         ..View::default()
     };
     view.link();
     view
 }
 
-/// A stable hash of an object's JSON form, computed without building the text.
+/// A hash of an object's JSON form, computed without building the text. It is stored in
+/// SQLite and compared across processes and builds, so it is FNV-1a (64-bit), fixed by its
+/// definition, never std's `DefaultHasher`, whose algorithm may change between Rust releases.
 fn hash_object(object: &serde_json::Value) -> i64 {
-    struct HashWriter(std::collections::hash_map::DefaultHasher);
-    impl std::io::Write for HashWriter {
+    struct Fnv1a(u64);
+    impl std::io::Write for Fnv1a {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.write(buf);
+            for b in buf {
+                self.0 ^= u64::from(*b);
+                self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+            }
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
-    let mut w = HashWriter(std::collections::hash_map::DefaultHasher::new());
+    let mut w = Fnv1a(0xcbf2_9ce4_8422_2325);
     // Writing JSON into a hasher cannot fail.
     let _ = serde_json::to_writer(&mut w, object);
-    w.0.finish() as i64
+    w.0 as i64
 }
 
 /// The objects changed by a pass, indexed so that attributing an edge costs only the objects its
@@ -370,24 +327,23 @@ impl Changed {
     }
 }
 
-fn change_kind(before: Option<&EdgeRow>, after: Option<&api::Edge>) -> Option<api::ChangeKind> {
-    let was = before.is_some_and(|b| b.allowed);
-    let is = after.is_some_and(|a| a.allowed);
-    match (was, is) {
-        (false, true) => Some(api::ChangeKind::Granted),
-        (true, false) => Some(api::ChangeKind::Revoked),
-        _ => {
-            let same = match (before, after) {
-                (Some(b), Some(a)) => {
-                    b.state == a.state.as_str()
-                        && b.ports == a.ports
-                        && b.declared_ports == a.declared_ports
-                }
-                (None, None) => true,
-                _ => false,
-            };
-            (!same).then_some(api::ChangeKind::StateChanged)
-        }
+/// The facts of a stored edge, to compare with a new analysis.
+fn stored_facts(row: &EdgeRow) -> PairFacts {
+    PairFacts {
+        state: row.state,
+        allowed: row.allowed,
+        ports: row.ports.clone(),
+        declared_ports: row.declared_ports.clone(),
+    }
+}
+
+/// The facts of an edge of this pass.
+fn edge_facts(e: &api::Edge) -> PairFacts {
+    PairFacts {
+        state: e.state,
+        allowed: e.allowed,
+        ports: e.ports.clone(),
+        declared_ports: e.declared_ports.clone(),
     }
 }
 
@@ -397,6 +353,8 @@ pub struct Computed {
     pub view: View,
     pub edges: HashMap<(String, String), EdgeRow>,
     pub hashes: HashMap<ObjectKey, i64>,
+    /// How long inventory, analysis and comparison took (`write` is zero until written).
+    pub phases: Phases,
 }
 
 /// Compute a pass: pure apart from the clock. `edges` and `hashes` are what the database holds.
@@ -404,12 +362,19 @@ pub fn compute(
     index: Arc<Index>,
     prev_edges: &HashMap<(String, String), EdgeRow>,
     prev_hashes: &HashMap<ObjectKey, i64>,
-    opts: &GenerateOptions,
+    settings: &settings::Source,
     source: &str,
 ) -> Computed {
     let started_at = now_rfc3339();
     let clock = std::time::Instant::now();
+    let configmap = settings
+        .operator_namespace
+        .as_deref()
+        .and_then(|ns| index.get("ConfigMap", ns, settings::CONFIGMAP));
+    let in_use = settings.resolve(configmap);
+    let opts = &in_use.options;
     let (inv, mut diags) = index.inventory();
+    let inventory_done = clock.elapsed();
     tracing::info!(
         pods = inv.pods.len(),
         intents = inv.intents.len(),
@@ -418,6 +383,7 @@ pub fn compute(
         "sync: inventory built"
     );
     let report = drift::analyze(&inv, opts);
+    let analysis_done = clock.elapsed();
     tracing::info!(
         edges = report.edges.len(),
         drift = report.items.len(),
@@ -427,7 +393,7 @@ pub fn compute(
     diags.extend(report.diagnostics.iter().cloned());
     let mut view = view_of(&report);
     drop(report);
-    view.diagnostics = diags.iter().map(diagnostic).collect();
+    view.diagnostics = diags;
     let now = now_rfc3339();
 
     // Objects: write what changed since the stored pass.
@@ -456,7 +422,7 @@ pub fn compute(
     for (e, x) in view.edges.iter_mut().zip(&view.explanations) {
         let key = (e.source.clone(), e.target.clone());
         let before = prev_edges.get(&key);
-        let kind = change_kind(before, Some(e));
+        let kind = ChangeKind::between(before.map(stored_facts).as_ref(), Some(&edge_facts(e)));
         let first_seen = before.map_or_else(|| now.clone(), |b| b.first_seen.clone());
         let last_changed = match (before, kind) {
             (Some(b), None) => b.last_changed.clone(),
@@ -467,7 +433,7 @@ pub fn compute(
         let row = EdgeRow {
             source: e.source.clone(),
             target: e.target.clone(),
-            state: e.state.as_str().to_string(),
+            state: e.state,
             ports: e.ports.clone(),
             declared_ports: e.declared_ports.clone(),
             declared: e.declared,
@@ -481,7 +447,7 @@ pub fn compute(
                 source: e.source.clone(),
                 target: e.target.clone(),
                 change,
-                before: before.and_then(|b| api::EdgeState::parse(&b.state)),
+                before: before.map(|b| b.state),
                 after: Some(e.state),
                 by: changed.of(e, Some(x)),
             });
@@ -502,7 +468,7 @@ pub fn compute(
         let gone = api::Edge {
             source: key.0.clone(),
             target: key.1.clone(),
-            state: api::EdgeState::parse(&b.state).unwrap_or(api::EdgeState::Open),
+            state: b.state,
             ports: String::new(),
             declared_ports: String::new(),
             declared: false,
@@ -510,17 +476,15 @@ pub fn compute(
             first_seen: None,
             last_changed: None,
         };
-        let change = if b.allowed {
-            api::ChangeKind::Revoked
-        } else {
-            api::ChangeKind::StateChanged
+        let Some(change) = ChangeKind::between(Some(&stored_facts(b)), None) else {
+            continue;
         };
         changes.push(ChangeRow {
             workload: key.1.clone(),
             source: key.0.clone(),
             target: key.1.clone(),
             change,
-            before: api::EdgeState::parse(&b.state),
+            before: Some(b.state),
             after: None,
             by: changed.of(&gone, None),
         });
@@ -564,6 +528,12 @@ pub fn compute(
         edges_total: view.edges.len() as u32,
         diagnostics: view.diagnostics.clone(),
     };
+    let phases = Phases {
+        inventory: inventory_done,
+        analysis: analysis_done - inventory_done,
+        comparison: clock.elapsed() - analysis_done,
+        write: Duration::ZERO,
+    };
     tracing::info!(
         objects_changed = pass.objects_upsert.len() + pass.objects_delete.len(),
         edges_changed = pass.edges_upsert.len() + pass.edges_delete.len(),
@@ -573,11 +543,13 @@ pub fn compute(
     view.synced_at = Some(now);
     view.inventory = Some(Arc::new(inv));
     view.index = Some(index);
+    view.settings = in_use;
     Computed {
         pass,
         view,
         edges,
         hashes,
+        phases,
     }
 }
 
@@ -586,7 +558,7 @@ pub struct Syncer {
     store: Store,
     edges: HashMap<(String, String), EdgeRow>,
     hashes: HashMap<ObjectKey, i64>,
-    opts: GenerateOptions,
+    settings: settings::Source,
     source: String,
 }
 
@@ -595,10 +567,15 @@ pub struct Outcome {
     pub view: View,
     pub changed: u32,
     pub seconds: f64,
+    pub phases: Phases,
 }
 
 impl Syncer {
-    pub async fn new(store: Store, source: &str) -> store::Result<Syncer> {
+    pub async fn new(
+        store: Store,
+        source: &str,
+        settings: settings::Source,
+    ) -> store::Result<Syncer> {
         let edges = store
             .edges()
             .await?
@@ -610,7 +587,7 @@ impl Syncer {
             store,
             edges,
             hashes,
-            opts: GenerateOptions::default(),
+            settings,
             source: source.to_string(),
         })
     }
@@ -620,15 +597,16 @@ impl Syncer {
         let t = std::time::Instant::now();
         let prev_edges = std::mem::take(&mut self.edges);
         let prev_hashes = std::mem::take(&mut self.hashes);
-        let opts = self.opts.clone();
+        let settings = self.settings.clone();
         let source = self.source.clone();
         let (computed, prev_edges, prev_hashes) = tokio::task::spawn_blocking(move || {
-            let c = compute(index, &prev_edges, &prev_hashes, &opts, &source);
+            let c = compute(index, &prev_edges, &prev_hashes, &settings, &source);
             (c, prev_edges, prev_hashes)
         })
         .await
         .expect("the sync computation does not panic");
         let mut computed = computed;
+        let writing = std::time::Instant::now();
         match self.store.write_pass(&computed.pass).await {
             Ok(run) => {
                 self.edges = computed.edges;
@@ -639,6 +617,10 @@ impl Syncer {
                     view: computed.view,
                     changed,
                     seconds: t.elapsed().as_secs_f64(),
+                    phases: Phases {
+                        write: writing.elapsed(),
+                        ..computed.phases
+                    },
                 })
             }
             Err(e) => {
@@ -647,5 +629,17 @@ impl Syncer {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_hashes_are_fixed_by_definition_not_by_the_toolchain() {
+        // FNV-1a 64 of the compact JSON text `{"kind":"Pod","n":[1,2]}`, computed independently.
+        let object = serde_json::json!({"kind": "Pod", "n": [1, 2]});
+        assert_eq!(hash_object(&object), 4_704_788_889_540_313_065);
     }
 }

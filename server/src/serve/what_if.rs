@@ -4,15 +4,15 @@
 //! replaced by what generation produces and the generated labels on the pods. So the changes
 //! listed are those the draft causes, not the drift that already exists.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use accord_api as api;
+use accord_policy::drift::changes::{PairFacts, changes};
 use accord_policy::drift::{self, EdgeReport};
 use accord_policy::inventory::PolicyObject;
-use accord_policy::{GenerateOptions, Inventory, Origin, Source, labels};
+use accord_policy::{DiagnosticCode, GenerateOptions, Inventory, Origin, Source, labels};
 
 use super::index::{Index, key_of};
-use super::sync::{diagnostic, state_to_api};
 
 /// The file name diagnostics of the draft carry.
 pub const DRAFT_FILE: &str = "draft";
@@ -31,6 +31,7 @@ pub fn parse_draft(
         let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or("");
         if kind != "ClientIntents" {
             diags.push(accord_policy::Diagnostic::error(
+                DiagnosticCode::InvalidDraft,
                 &origin,
                 kind,
                 "kind",
@@ -40,6 +41,7 @@ pub fn parse_draft(
         }
         if key_of(&doc).is_none() {
             diags.push(accord_policy::Diagnostic::error(
+                DiagnosticCode::MissingField,
                 &origin,
                 "ClientIntents",
                 "metadata.name",
@@ -51,6 +53,7 @@ pub fn parse_draft(
     }
     if out.is_empty() && diags.is_empty() {
         diags.push(accord_policy::Diagnostic::error(
+            DiagnosticCode::InvalidDraft,
             &Origin::new(DRAFT_FILE, 0),
             "",
             "",
@@ -78,54 +81,49 @@ fn reconciled(mut inv: Inventory, opts: &GenerateOptions) -> Inventory {
     inv
 }
 
-fn edge_map(edges: &[EdgeReport]) -> BTreeMap<(String, String), (api::EdgeState, String)> {
-    edges
-        .iter()
-        .map(|e| {
-            (
-                (e.source.to_string(), e.target.to_string()),
-                (
-                    state_to_api(e.state),
-                    if e.allowed.is_empty() {
-                        String::new()
-                    } else {
-                        e.allowed.to_string()
-                    },
-                ),
-            )
-        })
-        .collect()
+/// The facts of each edge of an analysis, by (source, target).
+fn facts(edges: &[EdgeReport]) -> impl Iterator<Item = ((String, String), PairFacts)> + '_ {
+    edges.iter().map(|e| {
+        (
+            (e.source.to_string(), e.target.to_string()),
+            PairFacts::of(e),
+        )
+    })
 }
 
-/// Evaluate `text` (ClientIntents YAML or JSON) against the objects of `index`.
-pub fn what_if(index: &Index, text: &str) -> api::WhatIfResponse {
-    let opts = GenerateOptions::default();
+/// Evaluate `text` (ClientIntents YAML or JSON) against the objects of `index`, generating with
+/// `opts` (the settings the sync pass uses).
+pub fn what_if(index: &Index, opts: &GenerateOptions, text: &str) -> api::WhatIfResponse {
     let (objects, mut diags) = parse_draft(text);
     let (before_inv, _) = index.inventory();
     let mut after_index = index.clone();
+    let mut draft_objects = BTreeSet::new();
+    let mut draft_clients = BTreeSet::new();
     for (origin, doc) in objects {
+        // The draft's own parse diagnostics; the same object parses again in the inventory.
+        if let Some(i) = accord_policy::intents::parse(&origin, &doc, &mut diags) {
+            draft_objects.insert(i.object_name());
+            draft_clients.insert((i.namespace.clone(), i.workload.name.clone()));
+        }
         after_index.apply(origin, doc);
     }
-    let (after_inv, parse_diags) = after_index.inventory();
-    diags.extend(
-        parse_diags
-            .into_iter()
-            .filter(|d| d.origin.file == DRAFT_FILE),
-    );
-    let before_gen = accord_policy::generate(&before_inv, &opts);
-    let after_gen = accord_policy::generate(&after_inv, &opts);
+    let (after_inv, _) = after_index.inventory();
+    let before_gen = accord_policy::generate(&before_inv, opts);
+    let after_gen = accord_policy::generate(&after_inv, opts);
+    // Generation's diagnostics about the draft's own objects (a target that resolves to
+    // nothing, a duplicate of another ClientIntents): matched by object, not by file.
     diags.extend(
         after_gen
             .diagnostics
             .iter()
-            .filter(|d| d.origin.file == DRAFT_FILE)
+            .filter(|d| draft_objects.contains(&d.object))
             .cloned(),
     );
     let ok = !diags.iter().any(|d| d.is_error());
     if !ok {
         return api::WhatIfResponse {
             ok,
-            diagnostics: diags.iter().map(diagnostic).collect(),
+            diagnostics: diags,
             ..Default::default()
         };
     }
@@ -143,12 +141,6 @@ pub fn what_if(index: &Index, text: &str) -> api::WhatIfResponse {
         .cloned()
         .collect();
     let policies_yaml = accord_policy::render::policies_yaml(&changed).unwrap_or_default();
-    let draft_clients: BTreeSet<_> = after_inv
-        .intents
-        .iter()
-        .filter(|i| i.origin.file == DRAFT_FILE)
-        .map(|i| (i.namespace.clone(), i.workload.name.clone()))
-        .collect();
     let mut labels_yaml = String::new();
     for id in after_inv.workload_ids() {
         if !draft_clients.contains(&(id.namespace.clone(), id.name.clone())) {
@@ -170,28 +162,22 @@ pub fn what_if(index: &Index, text: &str) -> api::WhatIfResponse {
         }
     }
 
-    let before = drift::analyze(&reconciled(before_inv, &opts), &opts);
-    let after = drift::analyze(&reconciled(after_inv, &opts), &opts);
-    let (b, a) = (edge_map(&before.edges), edge_map(&after.edges));
-    let keys: BTreeSet<&(String, String)> = b.keys().chain(a.keys()).collect();
-    let mut changes = Vec::new();
-    for k in keys {
-        let (bs, a_s) = (b.get(k), a.get(k));
-        if bs == a_s {
-            continue;
-        }
-        changes.push(api::EdgeChange {
-            source: k.0.clone(),
-            target: k.1.clone(),
-            before: bs.map(|x| x.0),
-            after: a_s.map(|x| x.0),
-            ports_before: bs.map(|x| x.1.clone()).unwrap_or_default(),
-            ports_after: a_s.map(|x| x.1.clone()).unwrap_or_default(),
-        });
-    }
+    let before = drift::analyze(&reconciled(before_inv, opts), opts);
+    let after = drift::analyze(&reconciled(after_inv, opts), opts);
+    let changes = changes(facts(&before.edges), facts(&after.edges))
+        .into_iter()
+        .map(|c| api::EdgeChange {
+            source: c.key.0,
+            target: c.key.1,
+            before: c.before.as_ref().map(|f| f.state),
+            after: c.after.as_ref().map(|f| f.state),
+            ports_before: c.before.map(|f| f.ports).unwrap_or_default(),
+            ports_after: c.after.map(|f| f.ports).unwrap_or_default(),
+        })
+        .collect();
     api::WhatIfResponse {
         ok,
-        diagnostics: diags.iter().map(diagnostic).collect(),
+        diagnostics: diags,
         policies_yaml,
         labels_yaml,
         changes,
@@ -211,7 +197,7 @@ mod tests {
     #[test]
     fn new_call_to_a_protected_server_becomes_enforced() {
         let draft = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: search\n  namespace: storefront\nspec:\n  workload:\n    name: search\n    kind: Deployment\n  targets:\n    - kubernetes:\n        name: ledger-db.platform\n        kind: StatefulSet\n";
-        let r = what_if(&demo_index(), draft);
+        let r = what_if(&demo_index(), &GenerateOptions::default(), draft);
         assert!(r.ok, "{:?}", r.diagnostics);
         let c = r
             .changes
@@ -233,7 +219,7 @@ mod tests {
     #[test]
     fn malformed_draft_gives_field_diagnostics() {
         let draft = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: x\n  namespace: storefront\nspec:\n  workload: 7\n";
-        let r = what_if(&demo_index(), draft);
+        let r = what_if(&demo_index(), &GenerateOptions::default(), draft);
         assert!(!r.ok);
         assert!(
             r.diagnostics.iter().any(|d| d.field.contains("workload")),
@@ -246,9 +232,11 @@ mod tests {
     fn non_intents_objects_are_rejected() {
         let r = what_if(
             &demo_index(),
+            &GenerateOptions::default(),
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n",
         );
         assert!(!r.ok);
         assert_eq!(r.diagnostics[0].field, "kind");
+        assert_eq!(r.diagnostics[0].code, DiagnosticCode::InvalidDraft);
     }
 }

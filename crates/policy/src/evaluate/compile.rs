@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::diagnostic::Diagnostic;
+use crate::diagnostic::{Diagnostic, DiagnosticCode};
 use crate::inventory::{Inventory, NAMESPACE_NAME_LABEL, NetworkScope};
 use crate::objects::{
     AdminAction, AdminPeer, AdminPort, ContainerPort, IntOrString, LabelSelector, Labels,
@@ -374,7 +374,13 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
         let ns = policy_ns[source];
         let object = format!("NetworkPolicy {}/{}", p.namespace(), p.metadata.name);
         let mut diag = |field: String, msg: String| {
-            diagnostics.push(Diagnostic::warning(&obj.origin, object.clone(), field, msg))
+            diagnostics.push(Diagnostic::warning(
+                DiagnosticCode::IneffectivePolicy,
+                &obj.origin,
+                object.clone(),
+                field,
+                msg,
+            ))
         };
         let selected = sel.endpoints_matching(&[ns], &p.spec.pod_selector);
         let (is_ingress, is_egress) = p.spec.effective_types();
@@ -484,7 +490,13 @@ fn compile_admins(
         };
         let object = format!("{kind} {}", obj.policy.metadata.name);
         let mut diag = |field: String, msg: String| {
-            diagnostics.push(Diagnostic::warning(&obj.origin, object.clone(), field, msg))
+            diagnostics.push(Diagnostic::warning(
+                DiagnosticCode::IneffectivePolicy,
+                &obj.origin,
+                object.clone(),
+                field,
+                msg,
+            ))
         };
         let spec = &obj.policy.spec;
         let subject = match (&spec.subject.namespaces, &spec.subject.pods) {

@@ -15,6 +15,8 @@ pub(crate) enum Node<'a> {
     Map(Vec<(&'a str, Node<'a>)>),
     Seq(Vec<Node<'a>>),
     Str(&'a str),
+    /// A string made while rendering (e.g. `name.namespace`).
+    String(String),
     Int(i64),
     Bool(bool),
 }
@@ -34,6 +36,7 @@ fn is_empty_collection(node: &Node) -> Option<&'static str> {
 fn write_scalar(out: &mut String, node: &Node) {
     match node {
         Node::Str(s) => write_str(out, s),
+        Node::String(s) => write_str(out, s),
         Node::Int(i) => out.push_str(&i.to_string()),
         Node::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Node::Map(_) | Node::Seq(_) => unreachable!("collections are not scalars"),
@@ -266,6 +269,116 @@ fn rule<'a>(
         m.push((peers_key, Node::Seq(peers.iter().map(peer).collect())));
     }
     Node::Map(m)
+}
+
+fn target_ports(ports: &[crate::intents::TargetPort]) -> Node<'_> {
+    Node::Seq(
+        ports
+            .iter()
+            .map(|p| {
+                let mut m = vec![("port", Node::Int(i64::from(p.port)))];
+                if let Some(end) = p.end_port {
+                    m.push(("endPort", Node::Int(i64::from(end))));
+                }
+                m.push(("protocol", Node::Str(p.protocol.as_str())));
+                Node::Map(m)
+            })
+            .collect(),
+    )
+}
+
+fn strings(v: &[String]) -> Node<'_> {
+    Node::Seq(v.iter().map(|s| Node::Str(s)).collect())
+}
+
+/// The YAML node of a ClientIntents, as `k8s.otterize.com/v2beta1`.
+pub(crate) fn intents(ci: &crate::ClientIntents) -> Node<'_> {
+    use crate::intents::TargetKind;
+    let full = |name: &str, namespace: &str| {
+        if namespace == ci.namespace || namespace.is_empty() {
+            Node::String(name.to_string())
+        } else {
+            Node::String(format!("{name}.{namespace}"))
+        }
+    };
+    let targets = ci
+        .targets
+        .iter()
+        .map(|t| match &t.kind {
+            TargetKind::Workload {
+                name,
+                namespace,
+                kind,
+                ports,
+                kafka,
+            } => {
+                let mut m = vec![("name", full(name, namespace))];
+                if let Some(kind) = kind {
+                    m.push(("kind", Node::Str(kind)));
+                }
+                if !ports.is_empty() {
+                    m.push(("ports", target_ports(ports)));
+                }
+                let key = if *kafka { "kafka" } else { "kubernetes" };
+                Node::Map(vec![(key, Node::Map(m))])
+            }
+            TargetKind::Service {
+                name,
+                namespace,
+                ports,
+            } => {
+                let mut m = vec![("name", full(name, namespace))];
+                if !ports.is_empty() {
+                    m.push(("ports", target_ports(ports)));
+                }
+                Node::Map(vec![("service", Node::Map(m))])
+            }
+            TargetKind::Internet {
+                ips,
+                domains,
+                ports,
+            } => {
+                let mut m = Vec::new();
+                if !ips.is_empty() {
+                    m.push(("ips", strings(ips)));
+                }
+                if !domains.is_empty() {
+                    m.push(("domains", strings(domains)));
+                }
+                if !ports.is_empty() {
+                    m.push((
+                        "ports",
+                        Node::Seq(ports.iter().map(|p| Node::Int(i64::from(*p))).collect()),
+                    ));
+                }
+                Node::Map(vec![("internet", Node::Map(m))])
+            }
+            TargetKind::NonNetwork { kind, name } => Node::Map(vec![(
+                kind.as_str(),
+                Node::Map(vec![("name", Node::Str(name))]),
+            )]),
+        })
+        .collect();
+    let mut workload = vec![("name", Node::Str(&ci.workload.name))];
+    if let Some(kind) = &ci.workload.kind {
+        workload.push(("kind", Node::Str(kind)));
+    }
+    let mut meta = vec![("name", Node::Str(&ci.name))];
+    if !ci.namespace.is_empty() {
+        meta.push(("namespace", Node::Str(&ci.namespace)));
+    }
+    Node::Map(vec![
+        ("apiVersion", Node::Str("k8s.otterize.com/v2beta1")),
+        ("kind", Node::Str("ClientIntents")),
+        ("metadata", Node::Map(meta)),
+        (
+            "spec",
+            Node::Map(vec![
+                ("workload", Node::Map(workload)),
+                ("targets", Node::Seq(targets)),
+            ]),
+        ),
+    ])
 }
 
 /// The YAML node of a NetworkPolicy, fields in the order the API documents them.

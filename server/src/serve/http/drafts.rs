@@ -68,9 +68,10 @@ pub(super) async fn post_what_if(
             "the first sync has not finished yet; try again shortly".into(),
         ));
     };
+    let opts = view.settings.options.clone();
     let r = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        what_if::what_if(&index, &text)
+        what_if::what_if(&index, &opts, &text)
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))?;
@@ -85,12 +86,13 @@ fn parse_new_draft(headers: &HeaderMap, body: &Bytes) -> Result<api::NewDraft> {
     let d: api::NewDraft = serde_json::from_slice(body)
         .map_err(|e| Error::BadRequest(format!("expected {{\"name\", \"yaml\"}}: {e}")))?;
     if d.name.trim().is_empty() {
-        return Err(Error::Unprocessable(vec![api::Diagnostic {
-            severity: "error".into(),
-            field: "name".into(),
-            message: "a draft needs a name".into(),
-            ..Default::default()
-        }]));
+        return Err(Error::Unprocessable(vec![api::Diagnostic::error(
+            api::DiagnosticCode::MissingField,
+            &api::Origin::default(),
+            "",
+            "name",
+            "a draft needs a name",
+        )]));
     }
     Ok(d)
 }
@@ -201,9 +203,7 @@ pub(super) async fn apply_draft(
         .ok_or_else(|| Error::NotFound(format!("no draft {id}")))?;
     let (objects, diags) = what_if::parse_draft(&d.yaml);
     if diags.iter().any(|d| d.is_error()) {
-        return Err(Error::Unprocessable(
-            diags.iter().map(super::super::sync::diagnostic).collect(),
-        ));
+        return Err(Error::Unprocessable(diags));
     }
     let ar = super::super::cluster::resources()
         .into_iter()

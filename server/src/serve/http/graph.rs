@@ -36,11 +36,8 @@ fn parse_states(q: &Option<String>) -> Result<BTreeSet<api::EdgeState>> {
         Some(set) => set
             .iter()
             .map(|s| {
-                api::EdgeState::parse(s).ok_or_else(|| {
-                    Error::BadRequest(format!(
-                        "unknown edge state {s:?}; use enforced, blocked, unprotected, undeclared, open or all"
-                    ))
-                })
+                s.parse::<api::EdgeState>()
+                    .map_err(|e| Error::BadRequest(format!("{e}; or use all")))
             })
             .collect(),
     }

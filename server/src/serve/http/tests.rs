@@ -25,7 +25,9 @@ async fn fixture() -> Fixture {
         .await
         .unwrap();
     let state = Arc::new(AppState::new(store.clone(), "demo".into()));
-    let mut syncer = Syncer::new(store, "demo").await.unwrap();
+    let mut syncer = Syncer::new(store, "demo", Default::default())
+        .await
+        .unwrap();
     let mut idx = Index::default();
     idx.reset_all(demo::objects());
     let outcome = syncer.pass(Arc::new(idx)).await.unwrap();
@@ -246,6 +248,19 @@ async fn what_if_reports_changed_edges_and_rejects_bad_drafts() {
             .iter()
             .any(|d| d.field.starts_with("spec.workload"))
     );
+    // The dashboard reads the 422 answer through the same function, and keeps the draft's
+    // diagnostics with their codes (it once read a what-if response and lost them).
+    let read = api::WhatIfResponse::from_http(s.as_u16(), std::str::from_utf8(&b).unwrap())
+        .expect("a 422 answer is a what-if response with ok: false");
+    assert!(!read.ok);
+    assert!(
+        read.diagnostics
+            .iter()
+            .any(|d| d.code == api::DiagnosticCode::MissingField
+                && d.field.starts_with("spec.workload")),
+        "{:?}",
+        read.diagnostics
+    );
 }
 
 #[tokio::test]
@@ -356,7 +371,18 @@ async fn exports_health_metrics_and_openapi() {
     let (s, b) = get(&f.state, "/api/export/graph").await;
     assert_eq!(s, StatusCode::OK);
     let g: api::Graph = json(&b);
-    assert!(g.edges.iter().any(|e| e.state == api::EdgeState::Open) || g.counts.open == 0);
+    // The export is the whole graph, open edges included, and its counts add up.
+    let (_, all) = get(&f.state, "/api/graph?state=all").await;
+    let all: api::Graph = json(&all);
+    assert_eq!(g.edges, all.edges);
+    let open = g
+        .edges
+        .iter()
+        .filter(|e| e.state == api::EdgeState::Open)
+        .count();
+    assert!(open > 0, "the demo has default-allow edges");
+    assert_eq!(g.counts.open as usize, open);
+    assert_eq!(g.counts.total() as usize, g.edges.len());
     assert_eq!(get(&f.state, "/healthz").await.0, StatusCode::OK);
     assert_eq!(get(&f.state, "/readyz").await.0, StatusCode::OK);
     let (_, b) = get(&f.state, "/metrics").await;
@@ -440,7 +466,9 @@ async fn a_second_pass_logs_granted_and_revoked_access_by_object() {
     let store = Store::open(dir.path().join("accord.db").to_str().unwrap())
         .await
         .unwrap();
-    let mut syncer = Syncer::new(store.clone(), "demo").await.unwrap();
+    let mut syncer = Syncer::new(store.clone(), "demo", Default::default())
+        .await
+        .unwrap();
     let mut idx = Index::default();
     idx.reset_all(demo::objects());
     syncer.pass(Arc::new(idx.clone())).await.unwrap();
@@ -471,7 +499,9 @@ async fn a_second_pass_logs_granted_and_revoked_access_by_object() {
         revoked.by
     );
     // A restarted syncer reads the stored edges: an identical pass changes nothing.
-    let mut again = Syncer::new(store.clone(), "demo").await.unwrap();
+    let mut again = Syncer::new(store.clone(), "demo", Default::default())
+        .await
+        .unwrap();
     let mut idx = Index::default();
     idx.reset_all(demo::objects());
     idx.delete("NetworkPolicy", "storefront", "allow-catalog-from-anywhere");
@@ -479,4 +509,61 @@ async fn a_second_pass_logs_granted_and_revoked_access_by_object() {
     assert_eq!(outcome.changed, 0);
 }
 
+#[tokio::test]
+async fn metrics_time_requests_by_route_and_sync_phases_as_histograms() {
+    let f = fixture().await;
+    assert_eq!(
+        get(&f.state, "/api/workloads/storefront/cart").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&f.state, "/api/graph?state=bogus").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let res = router(f.state.clone())
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()[header::CONTENT_TYPE],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&body);
+    for line in [
+        // The matched route, not the path: one series per route.
+        "http_requests_total{route=\"/api/workloads/{namespace}/{name}\",method=\"GET\",status=\"200\"} 1\n",
+        "http_requests_total{route=\"/api/graph\",method=\"GET\",status=\"400\"} 1\n",
+        "http_request_duration_seconds_count{route=\"/api/workloads/{namespace}/{name}\",method=\"GET\",status_class=\"2xx\"} 1\n",
+        "http_request_duration_seconds_bucket{route=\"/api/graph\",method=\"GET\",status_class=\"4xx\",le=\"+Inf\"} 1\n",
+        "sync_duration_seconds_count 1\n",
+        "sync_phase_duration_seconds_count{phase=\"analysis\"} 1\n",
+        "sync_phase_duration_seconds_count{phase=\"write\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing in:\n{text}");
+    }
+
+    // Prometheus asks for OpenMetrics and gets it.
+    let res = router(f.state.clone())
+        .oneshot(
+            Request::get("/metrics")
+                .header(header::ACCEPT, "application/openmetrics-text;version=1.0.0")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        res.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).ends_with("# EOF\n"));
+}
 mod web;

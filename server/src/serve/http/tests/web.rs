@@ -412,12 +412,13 @@ async fn a_degraded_source_or_failing_storage_shows_in_readyz_status_and_metrics
     f.state
         .set_source_health(super::super::super::SourceHealth {
             degraded: true,
-            diagnostics: vec![api::Diagnostic {
-                severity: "error".into(),
-                origin: "m/a.yaml".into(),
-                message: "not UTF-8 text".into(),
-                ..Default::default()
-            }],
+            diagnostics: vec![api::Diagnostic::error(
+                api::DiagnosticCode::Unreadable,
+                &api::Origin::new("m/a.yaml", 0),
+                "",
+                "",
+                "not UTF-8 text",
+            )],
             stale: vec!["m/a.yaml".into()],
         });
     *f.state.storage_error.write().unwrap() = Some("database or disk is full".into());
@@ -440,7 +441,12 @@ async fn a_degraded_source_or_failing_storage_shows_in_readyz_status_and_metrics
         status.storage_error.as_deref(),
         Some("database or disk is full")
     );
-    assert!(status.diagnostics.iter().any(|d| d.origin == "m/a.yaml"));
+    assert!(
+        status
+            .diagnostics
+            .iter()
+            .any(|d| d.origin.file == "m/a.yaml")
+    );
     let (_, b) = super::get(&f.state, "/metrics").await;
     assert!(String::from_utf8_lossy(&b).contains("sync_source_degraded 1"));
 }
@@ -506,7 +512,9 @@ async fn writes_on_a_full_filesystem_are_errors_never_silent_loss() {
 
     let disk = FullDisk::new();
     let store = Store::open(&disk.db()).await.unwrap();
-    let mut syncer = Syncer::new(store.clone(), "demo").await.unwrap();
+    let mut syncer = Syncer::new(store.clone(), "demo", Default::default())
+        .await
+        .unwrap();
     let mut idx = Index::default();
     idx.reset_all(demo::objects());
     syncer.pass(Arc::new(idx.clone())).await.unwrap();
@@ -531,7 +539,9 @@ async fn writes_on_a_full_filesystem_are_errors_never_silent_loss() {
     assert!(e.error.contains("internal error"));
     assert!(store.drafts().await.unwrap().is_empty());
     // A sync pass that cannot be stored is an error, and not served.
-    let mut syncer = Syncer::new(store.clone(), "demo").await.unwrap();
+    let mut syncer = Syncer::new(store.clone(), "demo", Default::default())
+        .await
+        .unwrap();
     idx.delete("NetworkPolicy", "storefront", "allow-catalog-from-anywhere");
     assert!(syncer.pass(Arc::new(idx)).await.is_err());
     if disk.mounted {
