@@ -2,7 +2,8 @@
 //!
 //! A source is a file's name and contents (the caller does the reading). Each source may hold
 //! several YAML documents, or JSON; `kind: List` (and `PodList`, `NamespaceList`, …) is expanded.
-//! Documents that are not Kubernetes objects, and kinds Accord does not use, are skipped quietly.
+//! Kinds Accord does not use are skipped quietly; documents that are not Kubernetes objects (no
+//! `kind`, a scalar) are warnings (errors with `--strict`).
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -296,7 +297,27 @@ pub fn add_object(
     list_item_kind: Option<&str>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let Some(obj) = doc.as_object() else { return };
+    // Not an object: a warning (an error with --strict), since manifest trees often hold other
+    // YAML and JSON (tool output, chart values) that kubectl would refuse but that is no mistake.
+    let Some(obj) = doc.as_object() else {
+        diags.push(Diagnostic::warning(
+            DiagnosticCode::NotAnObject,
+            origin,
+            "",
+            "",
+            format!(
+                "a Kubernetes object is a mapping, not {}",
+                match doc {
+                    Value::Array(_) => "a list",
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    Value::Bool(_) => "a boolean",
+                    _ => "null",
+                }
+            ),
+        ));
+        return;
+    };
     let kind = obj
         .get("kind")
         .and_then(Value::as_str)
@@ -372,6 +393,10 @@ pub fn add_object(
         "NetworkPolicy"
             if api_version.starts_with("networking.k8s.io") || api_version.is_empty() =>
         {
+            // One the API server would refuse could not be in a cluster: it is left out.
+            if crate::validate::network_policy(origin, &object_label(kind, doc), doc, diags) {
+                return;
+            }
             if let Some(mut policy) = typed::<NetworkPolicy>(origin, kind, doc, diags) {
                 policy
                     .metadata
@@ -472,6 +497,16 @@ pub fn add_object(
             }
         }
         k if WORKLOAD_KINDS.contains(&k) => {
+            if !workload_api_version_ok(k, api_version) {
+                diags.push(Diagnostic::error(
+                    DiagnosticCode::UnsupportedVersion,
+                    origin,
+                    object_label(kind, doc),
+                    "apiVersion",
+                    format!("{api_version:?} does not serve {k}"),
+                ));
+                return;
+            }
             if let Some(w) = typed::<WorkloadDoc>(origin, kind, doc, diags) {
                 let mut metadata = w.metadata;
                 metadata
@@ -486,7 +521,63 @@ pub fn add_object(
                 });
             }
         }
-        _ => {}
+        "" => diags.push(Diagnostic::warning(
+            DiagnosticCode::NotAnObject,
+            origin,
+            "",
+            "kind",
+            "missing: every Kubernetes object names its kind",
+        )),
+        // Kinds Accord does not read are skipped, but one that differs from a kind Accord
+        // reads only by case or a typo is a mistake.
+        other => {
+            // Case, or one letter off in a long name: short kinds (Role, Node) are too close to
+            // one another for a guess.
+            let close = READ_KINDS.iter().chain(WORKLOAD_KINDS).find(|k| {
+                **k != other && k.eq_ignore_ascii_case(other)
+                    || (other.len() >= 8 && crate::validate::edit_distance(other, k) == 1)
+            });
+            if let Some(close) = close {
+                diags.push(Diagnostic::error(
+                    DiagnosticCode::NotAnObject,
+                    origin,
+                    object_label(kind, doc),
+                    "kind",
+                    format!("unknown kind {other:?}; did you mean {close:?}?"),
+                ));
+            }
+        }
+    }
+}
+
+/// Kinds read besides the workload kinds.
+const READ_KINDS: &[&str] = &[
+    "Namespace",
+    "Pod",
+    "Service",
+    "NetworkPolicy",
+    "AdminNetworkPolicy",
+    "BaselineAdminNetworkPolicy",
+    "ClientIntents",
+    "ProtectedService",
+    "Ingress",
+    "Route",
+    "UserDefinedNetwork",
+    "ClusterUserDefinedNetwork",
+];
+
+/// Whether `api_version` serves the workload kind `kind` (empty: not given, accepted).
+fn workload_api_version_ok(kind: &str, api_version: &str) -> bool {
+    match kind {
+        "Pod" | "ReplicationController" => matches!(api_version, "" | "v1"),
+        "CronJob" | "Job" => matches!(api_version, "" | "batch/v1" | "batch/v1beta1"),
+        "VirtualMachine" | "VirtualMachineInstance" => {
+            api_version.is_empty() || api_version.starts_with("kubevirt.io/")
+        }
+        _ => matches!(
+            api_version,
+            "" | "apps/v1" | "apps/v1beta1" | "apps/v1beta2" | "extensions/v1beta1"
+        ),
     }
 }
 
@@ -766,7 +857,10 @@ items:
 just: a config file
 "#;
         let (inv, diags) = load(&[Source::new("in.yaml", text)]);
-        assert!(diags.is_empty(), "{diags:?}");
+        // What is not a Kubernetes object is reported (a warning).
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].code, DiagnosticCode::NotAnObject);
+        assert_eq!(diags[0].origin.document, 4);
         assert_eq!(inv.namespaces["shop"].labels["team"], "a");
         assert_eq!(
             inv.namespaces["shop"].labels["kubernetes.io/metadata.name"],
