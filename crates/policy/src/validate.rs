@@ -649,3 +649,22 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod intents_tests {
+    use crate::{Source, load};
+
+    #[test]
+    fn a_misspelt_target_field_is_an_error_not_an_all_ports_policy() {
+        let text = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: a, namespace: x}\nspec:\n  workload: {name: a}\n  targets:\n    - kubernetes: {name: s, prots: [{port: 80}]}\n";
+        let (inv, diags) = load(&[Source::new("i.yaml", text)]);
+        let d = diags
+            .iter()
+            .find(|d| d.field == "spec.targets[0].kubernetes.prots")
+            .unwrap_or_else(|| panic!("{diags:?}"));
+        assert!(d.is_error());
+        assert!(d.message.contains("did you mean \"ports\""), "{d:?}");
+        let generated = crate::generate(&inv, &Default::default());
+        assert!(generated.policies.is_empty(), "{:?}", generated.policies);
+    }
+}
