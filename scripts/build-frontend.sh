@@ -52,10 +52,30 @@ if [[ "$profile" != dev ]]; then
         "$site.tmp/pkg/accord_bg.wasm" -o "$site.tmp/pkg/accord_bg.opt.wasm"
     mv "$site.tmp/pkg/accord_bg.opt.wasm" "$site.tmp/pkg/accord_bg.wasm"
 fi
-cp frontend/index.html frontend/style.css "$site.tmp/"
+cp frontend/boot.js "$site.tmp/pkg/"
+
+# Content-hashed names for what the page loads, so `accord serve` can let browsers cache them
+# for good (Cache-Control: immutable) while index.html, which names them, is always revalidated.
+pkg_hash=$(cat "$site.tmp"/pkg/* | sha256sum | cut -c1-16)
+css_hash=$(sha256sum frontend/style.css | cut -c1-16)
+mv "$site.tmp/pkg" "$site.tmp/pkg-$pkg_hash"
+cp frontend/style.css "$site.tmp/style-$css_hash.css"
+sed -e "s|\"/pkg/|\"/pkg-$pkg_hash/|g" -e "s|\"/style.css\"|\"/style-$css_hash.css\"|g" \
+    frontend/index.html >"$site.tmp/index.html"
+grep -q "/pkg-$pkg_hash/boot.js" "$site.tmp/index.html" && grep -q "/style-$css_hash.css" "$site.tmp/index.html" \
+    || { echo "build-frontend.sh: index.html no longer names /pkg/boot.js and /style.css" >&2; exit 1; }
+
+# Precompressed copies beside each file; accord serve sends them to clients that accept them.
+ensure_apt brotli brotli
+step "precompress (gzip -9, brotli -q 11)"
+find "$site.tmp" -type f \( -name '*.html' -o -name '*.js' -o -name '*.css' -o -name '*.wasm' \) \
+    -exec gzip -9 -k -n {} \; -exec brotli -q 11 -k {} \;
+
 rm -rf "$site"
 mv "$site.tmp" "$site"
 
-raw=$(stat -c %s "$site/pkg/accord_bg.wasm")
-gz=$(gzip -9 -c "$site/pkg/accord_bg.wasm" | wc -c)
-step "dashboard built in $site: wasm $((raw / 1024)) KiB raw, $((gz / 1024)) KiB gzipped"
+wasm_file="$site/pkg-$pkg_hash/accord_bg.wasm"
+raw=$(stat -c %s "$wasm_file")
+gz=$(stat -c %s "$wasm_file.gz")
+br=$(stat -c %s "$wasm_file.br")
+step "dashboard built in $site: wasm $((raw / 1024)) KiB raw, $((gz / 1024)) KiB gzipped, $((br / 1024)) KiB brotli"

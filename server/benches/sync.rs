@@ -67,7 +67,7 @@ fn start(manifests: &Path, db: &Path) -> Server {
 
 /// One HTTP/1.1 request on a kept-alive connection; returns the status and body length.
 fn request(stream: &mut TcpStream, path: &str) -> (u16, usize) {
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {

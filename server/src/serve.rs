@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use accord_api as api;
 use accord_policy::Origin;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, Semaphore, broadcast, watch};
 
 use index::Index;
 use store::Store;
@@ -72,6 +72,12 @@ pub struct Config {
     pub apply: Option<ApplyConfig>,
     /// Coalesce changes arriving within this window into one pass.
     pub debounce: Duration,
+    /// URLs the dashboard is also reached under (names checked against `Host` and `Origin`).
+    pub public_urls: Vec<http::PublicUrl>,
+    /// What-ifs evaluated at once; more are answered 429.
+    pub max_what_ifs: usize,
+    /// How long a connection may be idle, or take to send a request head.
+    pub read_timeout: Duration,
     /// Where the generation settings come from.
     pub settings: crate::settings::Source,
 }
@@ -89,7 +95,19 @@ pub struct AppState {
     pub apply: Option<ApplyConfig>,
     /// A client for applying drafts (cluster source with apply enabled only).
     pub kube: Option<kube::Client>,
+    /// The hosts and origins the web layer answers.
+    pub web: http::WebConfig,
+    /// Permits for concurrent what-ifs.
+    pub what_ifs: Arc<Semaphore>,
+    /// Set to true when the server shuts down: long-lived responses (`/api/events`) end.
+    pub shutdown: watch::Sender<bool>,
+    source_health: RwLock<SourceHealth>,
+    /// Why the last sync pass could not be stored, until one is.
+    pub storage_error: RwLock<Option<String>>,
 }
+
+/// What-ifs evaluated at once by default: each holds a copy of the evaluated cluster.
+pub const DEFAULT_MAX_WHAT_IFS: usize = 2;
 
 pub type SharedState = Arc<AppState>;
 
@@ -106,7 +124,21 @@ impl AppState {
             assets: None,
             apply: None,
             kube: None,
+            web: http::WebConfig::default(),
+            what_ifs: Arc::new(Semaphore::new(DEFAULT_MAX_WHAT_IFS)),
+            shutdown: watch::channel(false).0,
+            source_health: RwLock::new(SourceHealth::default()),
+            storage_error: RwLock::new(None),
         }
+    }
+
+    pub fn source_health(&self) -> SourceHealth {
+        self.source_health.read().expect("health lock").clone()
+    }
+
+    pub fn set_source_health(&self, health: SourceHealth) {
+        self.metrics.set_source_degraded(health.degraded);
+        *self.source_health.write().expect("health lock") = health;
     }
 
     pub fn view(&self) -> Arc<View> {
@@ -188,25 +220,97 @@ pub fn default_assets() -> Option<PathBuf> {
         .find(|p| p.join("index.html").is_file())
 }
 
-/// The objects of manifest files, as index entries.
-fn read_manifests(paths: &[PathBuf]) -> (Vec<(Origin, serde_json::Value)>, Vec<String>) {
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    let sources = match crate::manifests::read(paths) {
-        Ok(s) => s,
-        Err(e) => {
-            errors.push(e.to_string());
-            return (out, errors);
-        }
-    };
-    let mut diags = Vec::new();
-    for s in &sources {
-        for (origin, doc) in accord_policy::load::documents(s, &mut diags) {
-            flatten_lists(origin, doc, &mut out);
+/// How the source is doing: a problem with part of it (a file that cannot be read or parsed, a
+/// directory gone) leaves that part at its last good state, reported here.
+#[derive(Clone, Debug, Default)]
+pub struct SourceHealth {
+    /// Some part of the source could not be read and is served from its last good state (or
+    /// is missing, if it never was read).
+    pub degraded: bool,
+    /// The problems, per file (and document).
+    pub diagnostics: Vec<api::Diagnostic>,
+    /// Files or documents served from their last good version.
+    pub stale: Vec<String>,
+}
+
+/// The manifest source's memory: each file's objects from its last good read, by document.
+#[derive(Debug, Default)]
+pub struct ManifestState {
+    files: std::collections::BTreeMap<
+        String,
+        std::collections::BTreeMap<usize, Vec<serde_json::Value>>,
+    >,
+}
+
+/// Whether `file` is `path` or lies under it.
+fn is_under(file: &str, path: &str) -> bool {
+    file == path
+        || file
+            .strip_prefix(path)
+            .is_some_and(|rest| rest.starts_with('/') || path.ends_with('/'))
+}
+
+/// Read the manifests again, keeping the last good version of whatever cannot be read or
+/// parsed now; returns the objects as index entries and the source's health.
+pub fn read_manifests(
+    paths: &[PathBuf],
+    state: &mut ManifestState,
+) -> (Vec<(Origin, serde_json::Value)>, SourceHealth) {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    let reading = crate::manifests::read(paths);
+    let mut health = SourceHealth::default();
+    let mut diags: Vec<api::Diagnostic> = reading.diagnostics.clone();
+    let mut files: BTreeMap<String, BTreeMap<usize, Vec<serde_json::Value>>> = BTreeMap::new();
+    // Files that failed to be read, or that lie under a path that failed (a directory gone):
+    // their last good objects stay.
+    for (file, docs) in &state.files {
+        if reading.failed.iter().any(|f| is_under(file, f)) {
+            files.insert(file.clone(), docs.clone());
+            health.stale.push(file.clone());
         }
     }
-    errors.extend(diags.iter().map(|d| d.to_string()));
-    (out, errors)
+    for source in &reading.sources {
+        let mut doc_diags = Vec::new();
+        let docs = accord_policy::load::documents(source, &mut doc_diags);
+        let mut now: BTreeMap<usize, Vec<serde_json::Value>> = BTreeMap::new();
+        for (origin, doc) in docs {
+            now.entry(origin.document).or_default().push(doc);
+        }
+        // A document that no longer parses keeps its last good objects. A JSON stream stops at
+        // its first error, so everything from there on is kept.
+        let failed: BTreeSet<usize> = doc_diags.iter().map(|d| d.origin.document).collect();
+        let json_stop = source
+            .path
+            .ends_with(".json")
+            .then(|| failed.iter().next().copied())
+            .flatten();
+        if let Some(last) = state.files.get(&source.path) {
+            for (n, objects) in last {
+                let lost = failed.contains(n) || json_stop.is_some_and(|stop| *n >= stop);
+                if lost && !now.contains_key(n) {
+                    now.insert(*n, objects.clone());
+                    health
+                        .stale
+                        .push(Origin::new(source.path.clone(), *n).to_string());
+                }
+            }
+        }
+        diags.extend(doc_diags);
+        files.insert(source.path.clone(), now);
+    }
+    state.files = files;
+    health.degraded = !diags.is_empty();
+    health.diagnostics = diags;
+    let mut out = Vec::new();
+    for (file, docs) in &state.files {
+        for (n, objects) in docs {
+            for doc in objects {
+                flatten_lists(Origin::new(file.clone(), *n), doc.clone(), &mut out);
+            }
+        }
+    }
+    (out, health)
 }
 
 /// `List` documents hold their objects in `items`: index each item on its own.
@@ -243,7 +347,7 @@ fn flatten_lists(
 /// The modification times of every manifest file, to notice changes.
 fn manifest_stamp(paths: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
     crate::manifests::files(paths)
-        .unwrap_or_default()
+        .0
         .into_iter()
         .map(|p| {
             let meta = std::fs::metadata(&p).ok();
@@ -289,6 +393,7 @@ async fn run_source(
     source: Source,
     feed: Arc<Feed>,
     settings_namespace: Option<String>,
+    state: SharedState,
 ) -> anyhow::Result<()> {
     match source {
         Source::Demo => {
@@ -299,6 +404,7 @@ async fn run_source(
         }
         Source::Manifests(paths) => {
             let mut last = None;
+            let memory = Arc::new(Mutex::new(ManifestState::default()));
             loop {
                 let stamp = {
                     let paths = paths.clone();
@@ -306,12 +412,19 @@ async fn run_source(
                 };
                 if last.as_ref() != Some(&stamp) {
                     let paths2 = paths.clone();
-                    let (objects, errors) =
-                        tokio::task::spawn_blocking(move || read_manifests(&paths2)).await?;
-                    for e in &errors {
-                        tracing::warn!(error = %e, "reading manifests");
+                    let memory2 = memory.clone();
+                    let (objects, health) = tokio::task::spawn_blocking(move || {
+                        read_manifests(&paths2, &mut memory2.lock().expect("manifest state"))
+                    })
+                    .await?;
+                    for d in &health.diagnostics {
+                        tracing::warn!(origin = %d.origin, object = %d.object, field = %d.field, "{}", d.message);
+                    }
+                    if !health.stale.is_empty() {
+                        tracing::warn!(stale = ?health.stale, "serving the last good version of what cannot be read now");
                     }
                     tracing::info!(objects = objects.len(), "manifests read");
+                    state.set_source_health(health);
                     feed.update(|idx| idx.reset_all(objects));
                     feed.set_initialized();
                     last = Some(stamp);
@@ -367,11 +480,13 @@ async fn run_sync(
                     "sync pass done"
                 );
                 last_version = Some(version);
+                *state.storage_error.write().expect("storage lock") = None;
                 state.publish(outcome);
             }
             Err(e) => {
                 state.metrics.record_sync_failure();
                 tracing::error!(error = %e, "sync pass failed; retrying");
+                *state.storage_error.write().expect("storage lock") = Some(e.to_string());
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 feed.notify.notify_one();
             }
@@ -386,33 +501,103 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let mut state = AppState::new(store.clone(), source_name.clone());
     state.set_view(View::from_stored(store.view().await?));
     state.assets = config.assets.clone();
+    state.what_ifs = Arc::new(Semaphore::new(config.max_what_ifs.max(1)));
     if let (Some(apply), Source::Cluster { kubeconfig }) = (&config.apply, &config.source) {
         state.apply = Some(apply.clone());
         state.kube = Some(cluster::client(kubeconfig.as_deref()).await?);
     }
-    let state = Arc::new(state);
     let syncer = Syncer::new(store, &source_name, config.settings.clone()).await?;
     let feed = Feed::new();
 
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    state.web = http::WebConfig {
+        listen: addr,
+        public_urls: config.public_urls.clone(),
+    };
     tracing::info!(%addr, source = %source_name, db = %config.db, "serving");
     eprintln!(
         "accord serve: http://{addr} (source: {source_name}, database: {})",
         config.db
     );
 
+    let state = Arc::new(state);
+
     let source_task = tokio::spawn(run_source(
         config.source.clone(),
         feed.clone(),
         config.settings.operator_namespace.clone(),
+        state.clone(),
     ));
     let sync_task = tokio::spawn(run_sync(state.clone(), feed, syncer, config.debounce));
-    let server = axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown());
+    let server = serve_http(listener, state, config.read_timeout, shutdown());
     tokio::select! {
         r = server => r?,
         r = source_task => r??,
         r = sync_task => r??,
+    }
+    Ok(())
+}
+
+/// Idle connections (no request head under way) are closed after this long by default, as are
+/// clients that take longer to send a request head.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After the shutdown signal, connections get this long to finish before the server exits
+/// anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Serve the router on `listener` until `signal`: HTTP/1.1 through hyper, with a read
+/// timeout for request heads (which closes idle keep-alive connections too), then a graceful
+/// shutdown in which server-sent event streams end at once.
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    state: SharedState,
+    read_timeout: Duration,
+    signal: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+
+    let app = http::router(state.clone());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // HTTP/1.1 only: telling HTTP/2 from HTTP/1 means waiting for the first bytes, a wait that
+    // the read timeout does not cover; browsers speak HTTP/2 only over TLS, which a proxy in
+    // front terminates.
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(read_timeout);
+    tokio::pin!(signal);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down");
+    let _ = state.shutdown.send(true);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
+        }
     }
     Ok(())
 }
@@ -435,6 +620,83 @@ async fn shutdown() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(objects: &[(Origin, serde_json::Value)]) -> Vec<String> {
+        let mut n: Vec<String> = objects
+            .iter()
+            .map(|(_, o)| o["metadata"]["name"].as_str().unwrap_or("").to_string())
+            .collect();
+        n.sort();
+        n
+    }
+
+    fn deployment(name: &str) -> String {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: a}}\nspec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n"
+        )
+    }
+
+    #[test]
+    fn a_failing_source_keeps_its_last_good_state_and_says_so() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("m");
+        std::fs::create_dir(&dir).unwrap();
+        let a = dir.join("a.yaml");
+        let b = dir.join("b.yaml");
+        std::fs::write(&a, deployment("one")).unwrap();
+        std::fs::write(
+            &b,
+            format!("{}---\n{}", deployment("two"), deployment("three")),
+        )
+        .unwrap();
+        let paths = [dir.clone()];
+        let mut memory = ManifestState::default();
+        let (objects, health) = read_manifests(&paths, &mut memory);
+        assert_eq!(names(&objects), ["one", "three", "two"]);
+        assert!(!health.degraded);
+
+        // A file that is no longer UTF-8 keeps its objects, and the source says so.
+        std::fs::write(&a, b"kind: \xff").unwrap();
+        let (objects, health) = read_manifests(&paths, &mut memory);
+        assert_eq!(names(&objects), ["one", "three", "two"]);
+        assert!(health.degraded);
+        assert_eq!(health.stale, [a.display().to_string()]);
+        assert!(health.diagnostics[0].message.contains("UTF-8"));
+
+        // A syntax error in one document keeps that document's last good object only.
+        std::fs::write(&b, format!("{}---\n{}", deployment("two"), "a: [\n")).unwrap();
+        let (objects, health) = read_manifests(&paths, &mut memory);
+        assert_eq!(names(&objects), ["one", "three", "two"]);
+        assert!(
+            health
+                .stale
+                .contains(&format!("{} (document 2)", b.display())),
+            "{:?}",
+            health.stale
+        );
+        // A repaired document gives its new content.
+        std::fs::write(
+            &b,
+            format!("{}---\n{}", deployment("two"), deployment("four")),
+        )
+        .unwrap();
+        let (objects, _) = read_manifests(&paths, &mut memory);
+        assert_eq!(names(&objects), ["four", "one", "two"]);
+
+        // The whole directory gone: nothing is wiped.
+        std::fs::rename(&dir, root.path().join("elsewhere")).unwrap();
+        let (objects, health) = read_manifests(&paths, &mut memory);
+        assert_eq!(names(&objects), ["four", "one", "two"]);
+        assert!(health.degraded);
+        assert!(health.diagnostics[0].message.contains("no such file"));
+
+        // Back, with a.yaml deleted for real: its object goes.
+        std::fs::rename(root.path().join("elsewhere"), &dir).unwrap();
+        std::fs::remove_file(&a).unwrap();
+        let (objects, health) = read_manifests(&paths, &mut memory);
+        assert_eq!(names(&objects), ["four", "two"]);
+        assert!(!health.degraded, "{health:?}");
+    }
 
     #[test]
     fn rfc3339_formats_known_instants() {

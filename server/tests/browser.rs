@@ -48,6 +48,16 @@ fn site_dir() -> PathBuf {
         .unwrap_or_else(|| target_dir().join("site"))
 }
 
+/// The built dashboard's WASM, in its content-hashed `pkg-HASH/` directory.
+fn wasm_file() -> Option<PathBuf> {
+    std::fs::read_dir(site_dir())
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("pkg-"))
+        .map(|e| e.path().join("accord_bg.wasm"))
+        .find(|p| p.is_file())
+}
+
 fn which(cmd: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -65,7 +75,7 @@ fn missing_prerequisite() -> Option<String> {
         return Some("chromedriver is not installed (apt-get install chromium-driver)".into());
     }
     let site = site_dir();
-    if !site.join("index.html").is_file() || !site.join("pkg/accord_bg.wasm").is_file() {
+    if !site.join("index.html").is_file() || wasm_file().is_none() {
         return Some(format!(
             "the dashboard is not built in {} (scripts/build-frontend.sh)",
             site.display()
@@ -554,7 +564,7 @@ async fn large_cluster_first_paint_and_frame_times() {
         return;
     }
     let _serial = SERIAL.lock().await;
-    let wasm = site_dir().join("pkg/accord_bg.wasm");
+    let wasm = wasm_file().expect("the built dashboard's wasm");
     let raw = std::fs::metadata(&wasm).expect("wasm").len();
     let gz = Command::new("sh")
         .arg("-c")

@@ -609,7 +609,7 @@ fn http(
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
     )?;
     for (name, value) in headers {
         write!(s, "{name}: {value}\r\n")?;

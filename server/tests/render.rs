@@ -190,3 +190,27 @@ fn rand_suffix() -> u128 {
         .unwrap()
         .as_nanos()
 }
+
+#[test]
+fn an_unreadable_file_is_a_diagnostic_and_the_others_are_rendered() {
+    let dir = tempdir();
+    std::fs::write(dir.join("binary.yaml"), b"kind: \xff\xfe\x00").unwrap();
+    std::fs::write(
+        dir.join("i.yaml"),
+        "\u{feff}apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: a, namespace: x}\nspec:\n  workload: {name: a}\n  targets: [{kubernetes: {name: ok}}]\n",
+    )
+    .unwrap();
+    let status = Command::new("mkfifo")
+        .arg(dir.join("fifo.yaml"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = accord(&["render", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("name: ok-access"), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert_eq!(err.matches("binary.yaml").count(), 1, "{err}");
+    assert!(err.contains("not UTF-8"), "{err}");
+    assert!(err.contains("fifo.yaml: not a regular file"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}

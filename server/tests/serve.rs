@@ -59,7 +59,7 @@ fn get(port: u16, path: &str) -> Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;
@@ -219,6 +219,96 @@ async fn a_manifest_change_shows_up_as_an_edge_change_in_the_history() -> Result
             .any(|b| b == &format!("NetworkPolicy {}/deny-{}", target.namespace, target.name)),
         "{:?}",
         e.by
+    );
+    Ok(())
+}
+
+/// The demo on an in-memory database, with a short read timeout.
+fn start_demo(read_timeout: &str) -> Server {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_accord"))
+        .args(["serve", "--db", ":memory:", "--read-timeout", read_timeout])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start accord serve");
+    Server { child, port }
+}
+
+/// Open `/api/events` and read until the response head arrived.
+fn open_event_stream(port: u16) -> Result<TcpStream> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    write!(
+        s,
+        "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n\r\n"
+    )?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte)? == 0 {
+            bail!("the event stream closed before its head");
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    anyhow::ensure!(head.starts_with("HTTP/1.1 200"), "{head}");
+    Ok(s)
+}
+
+#[test]
+fn sigterm_stops_the_server_within_a_second_while_event_streams_are_open() -> Result<()> {
+    let mut server = start_demo("30");
+    let port = server.port;
+    wait_for("readyz", Duration::from_secs(60), || {
+        Ok(get(port, "/readyz")?.0 == 200)
+    })?;
+    // Two dashboard tabs listening.
+    let _tabs = [open_event_stream(port)?, open_event_stream(port)?];
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()?;
+    anyhow::ensure!(status.success(), "kill -TERM failed");
+    let signalled = Instant::now();
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait()? {
+            break exit;
+        }
+        if signalled.elapsed() > Duration::from_secs(5) {
+            bail!("accord serve still running 5 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let took = signalled.elapsed();
+    assert!(exit.success(), "{exit}");
+    assert!(took < Duration::from_secs(1), "took {took:?} to stop");
+    Ok(())
+}
+
+#[test]
+fn idle_connections_are_closed_after_the_read_timeout() -> Result<()> {
+    let server = start_demo("1");
+    let port = server.port;
+    wait_for("healthz", Duration::from_secs(60), || {
+        Ok(get(port, "/healthz")?.0 == 200)
+    })?;
+    // A client that connects and never sends a request.
+    let mut idle = TcpStream::connect(("127.0.0.1", port))?;
+    idle.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let t = Instant::now();
+    let mut buf = [0u8; 256];
+    // The server closes it: end of stream (or a reset), not our 10 s read timeout.
+    match idle.read(&mut buf) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => bail!("the idle connection stayed open: {e}"),
+    }
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "closed after {took:?}"
     );
     Ok(())
 }

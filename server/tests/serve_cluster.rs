@@ -34,7 +34,7 @@ fn get(port: u16, path: &str) -> Result<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
     )?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf)?;

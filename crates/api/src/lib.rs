@@ -472,6 +472,16 @@ pub struct Status {
     /// Whether `POST /api/drafts/{id}/apply` is enabled.
     #[serde(default)]
     pub apply_enabled: bool,
+    /// Whether part of the source cannot be read or the database cannot be written, so that
+    /// what is served is (partly) the last good state.
+    #[serde(default)]
+    pub degraded: bool,
+    /// Files or documents (`file (document N)`) served from their last good version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stale: Vec<String>,
+    /// The last database write error, when the last sync pass could not be stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_error: Option<String>,
     /// The generation settings the drift and what-if compare with (the operator's, when it
     /// publishes them), and where they came from, in words.
     #[serde(default)]

@@ -480,6 +480,24 @@ fn parse_v2_target(
     };
     match key {
         "kubernetes" | "service" => {
+            // A misspelt field (`prots`) would otherwise drop its restriction silently: a
+            // target meant for one port would allow them all.
+            const KNOWN: &[&str] = &["name", "kind", "ports", "http"];
+            let mut unknown = false;
+            for k in body.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
+                let hint = crate::validate::did_you_mean(k, KNOWN)
+                    .map(|c| format!("; did you mean {c:?}?"))
+                    .unwrap_or_default();
+                ctx.error(
+                    DiagnosticCode::UnknownField,
+                    format!("{field}.{k}"),
+                    format!("unknown field {k:?}{hint}"),
+                );
+                unknown = true;
+            }
+            if unknown {
+                return None;
+            }
             let (name, ns) = named(ctx)?;
             check_http(body.get("http"), &format!("{field}.http"), ctx);
             let ports = parse_ports(body.get("ports"), &format!("{field}.ports"), ctx);

@@ -24,6 +24,7 @@ pub mod net;
 pub mod objects;
 pub mod render;
 pub mod synthetic;
+pub mod validate;
 
 pub use diagnostic::{Diagnostic, DiagnosticCode, Origin, Severity};
 pub use evaluate::{Connectivity, Evaluator, Naming, Peer, evaluate};

@@ -2,7 +2,8 @@
 //!
 //! A source is a file's name and contents (the caller does the reading). Each source may hold
 //! several YAML documents, or JSON; `kind: List` (and `PodList`, `NamespaceList`, …) is expanded.
-//! Documents that are not Kubernetes objects, and kinds Accord does not use, are skipped quietly.
+//! Kinds Accord does not use are skipped quietly; documents that are not Kubernetes objects (no
+//! `kind`, a scalar) are warnings (errors with `--strict`).
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -54,9 +55,11 @@ pub fn load(sources: &[Source]) -> (Inventory, Vec<Diagnostic>) {
 /// diagnostic and is skipped; the following documents are still read.
 pub fn documents(source: &Source, diags: &mut Vec<Diagnostic>) -> Vec<(Origin, Value)> {
     let mut out = Vec::new();
-    let trimmed = source.text.trim_start();
+    // A UTF-8 byte-order mark is not content.
+    let text = source.text.strip_prefix('\u{feff}').unwrap_or(&source.text);
+    let trimmed = text.trim_start();
     if source.path.ends_with(".json") || trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let mut stream = serde_json::Deserializer::from_str(&source.text).into_iter::<Value>();
+        let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
         let mut n = 0;
         loop {
             n += 1;
@@ -77,7 +80,7 @@ pub fn documents(source: &Source, diags: &mut Vec<Diagnostic>) -> Vec<(Origin, V
         }
         return out;
     }
-    for (number, text) in split_yaml_documents(&source.text) {
+    for (number, text) in split_yaml_documents(text) {
         parse_yaml_document(&source.path, number, text, &mut out, diags);
     }
     out
@@ -131,6 +134,19 @@ pub fn parse_yaml_document(
     diags: &mut Vec<Diagnostic>,
 ) {
     let origin = Origin::new(path, number);
+    if let Some(line) = too_deep(text) {
+        diags.push(Diagnostic::error(
+            DiagnosticCode::Syntax,
+            &origin,
+            "",
+            "",
+            format!(
+                "invalid YAML: nested more than {MAX_DEPTH} levels deep at line {line}; \
+                 refused without parsing"
+            ),
+        ));
+        return;
+    }
     match serde_yaml::from_str::<Value>(text) {
         Ok(Value::Null) => {}
         Ok(v) => out.push((origin, v)),
@@ -142,6 +158,70 @@ pub fn parse_yaml_document(
             format!("invalid YAML: {e}"),
         )),
     }
+}
+
+/// The deepest nesting of collections a document may have. Kubernetes objects stay far below
+/// it; serde_json refuses JSON deeper than this too.
+pub const MAX_DEPTH: usize = 128;
+
+/// The line at which a YAML document nests collections deeper than [`MAX_DEPTH`], if it does.
+///
+/// The YAML parser takes time quadratic in the nesting of flow collections (100,000 levels of
+/// `{a: ` took 47 s), so this linear scan runs first. It counts flow brackets outside quoted
+/// scalars and comments, and block sequences opened on one line (`- - - x`); indentation cannot
+/// nest deeply in a text of bounded size. A bracket inside a block scalar or a plain scalar is
+/// counted too, which errs toward refusing only texts with over a hundred unclosed brackets.
+pub fn too_deep(text: &str) -> Option<usize> {
+    let mut flow: usize = 0;
+    for (n, line) in text.lines().enumerate() {
+        let body = line.trim_start_matches(' ');
+        let mut compact = 0;
+        let mut rest = body;
+        while let Some(r) = rest
+            .strip_prefix("- ")
+            .or_else(|| rest.strip_prefix("? "))
+            .or_else(|| rest.strip_prefix("-\t"))
+        {
+            compact += 1;
+            rest = r.trim_start_matches([' ', '\t']);
+        }
+        if compact > MAX_DEPTH {
+            return Some(n + 1);
+        }
+        let mut prev = ' ';
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '#' if prev == ' ' || prev == '\t' => break,
+                '[' | '{' => {
+                    flow += 1;
+                    if flow > MAX_DEPTH {
+                        return Some(n + 1);
+                    }
+                }
+                ']' | '}' => flow = flow.saturating_sub(1),
+                // A quoted scalar starts a token; skip it (to the end of the line at most, which
+                // undercounts nothing that could matter: brackets inside are text).
+                '\'' | '"' if matches!(prev, ' ' | '\t' | '[' | '{' | ',' | ':') => {
+                    let quote = c;
+                    let mut escaped = false;
+                    for q in chars.by_ref() {
+                        if quote == '"' && q == '\\' && !escaped {
+                            escaped = true;
+                            continue;
+                        }
+                        if q == quote && !escaped {
+                            break;
+                        }
+                        escaped = false;
+                    }
+                }
+                _ => {}
+            }
+            prev = c;
+        }
+    }
+    None
 }
 
 /// Add one YAML document's objects to an inventory (call [`Inventory::finish`] afterwards).
@@ -217,7 +297,27 @@ pub fn add_object(
     list_item_kind: Option<&str>,
     diags: &mut Vec<Diagnostic>,
 ) {
-    let Some(obj) = doc.as_object() else { return };
+    // Not an object: a warning (an error with --strict), since manifest trees often hold other
+    // YAML and JSON (tool output, chart values) that kubectl would refuse but that is no mistake.
+    let Some(obj) = doc.as_object() else {
+        diags.push(Diagnostic::warning(
+            DiagnosticCode::NotAnObject,
+            origin,
+            "",
+            "",
+            format!(
+                "a Kubernetes object is a mapping, not {}",
+                match doc {
+                    Value::Array(_) => "a list",
+                    Value::String(_) => "a string",
+                    Value::Number(_) => "a number",
+                    Value::Bool(_) => "a boolean",
+                    _ => "null",
+                }
+            ),
+        ));
+        return;
+    };
     let kind = obj
         .get("kind")
         .and_then(Value::as_str)
@@ -294,6 +394,10 @@ pub fn add_object(
         "NetworkPolicy"
             if api_version.starts_with("networking.k8s.io") || api_version.is_empty() =>
         {
+            // One the API server would refuse could not be in a cluster: it is left out.
+            if crate::validate::network_policy(origin, &object_label(kind, doc), doc, diags) {
+                return;
+            }
             if let Some(mut policy) = typed::<NetworkPolicy>(origin, kind, doc, diags) {
                 policy
                     .metadata
@@ -395,6 +499,16 @@ pub fn add_object(
             }
         }
         k if WORKLOAD_KINDS.contains(&k) => {
+            if !workload_api_version_ok(k, api_version) {
+                diags.push(Diagnostic::error(
+                    DiagnosticCode::UnsupportedVersion,
+                    origin,
+                    object_label(kind, doc),
+                    "apiVersion",
+                    format!("{api_version:?} does not serve {k}"),
+                ));
+                return;
+            }
             if let Some(w) = typed::<WorkloadDoc>(origin, kind, doc, diags) {
                 let mut metadata = w.metadata;
                 metadata
@@ -409,7 +523,63 @@ pub fn add_object(
                 });
             }
         }
-        _ => {}
+        "" => diags.push(Diagnostic::warning(
+            DiagnosticCode::NotAnObject,
+            origin,
+            "",
+            "kind",
+            "missing: every Kubernetes object names its kind",
+        )),
+        // Kinds Accord does not read are skipped, but one that differs from a kind Accord
+        // reads only by case or a typo is a mistake.
+        other => {
+            // Case, or one letter off in a long name: short kinds (Role, Node) are too close to
+            // one another for a guess.
+            let close = READ_KINDS.iter().chain(WORKLOAD_KINDS).find(|k| {
+                **k != other && k.eq_ignore_ascii_case(other)
+                    || (other.len() >= 8 && crate::validate::edit_distance(other, k) == 1)
+            });
+            if let Some(close) = close {
+                diags.push(Diagnostic::error(
+                    DiagnosticCode::NotAnObject,
+                    origin,
+                    object_label(kind, doc),
+                    "kind",
+                    format!("unknown kind {other:?}; did you mean {close:?}?"),
+                ));
+            }
+        }
+    }
+}
+
+/// Kinds read besides the workload kinds.
+const READ_KINDS: &[&str] = &[
+    "Namespace",
+    "Pod",
+    "Service",
+    "NetworkPolicy",
+    "AdminNetworkPolicy",
+    "BaselineAdminNetworkPolicy",
+    "ClientIntents",
+    "ProtectedService",
+    "Ingress",
+    "Route",
+    "UserDefinedNetwork",
+    "ClusterUserDefinedNetwork",
+];
+
+/// Whether `api_version` serves the workload kind `kind` (empty: not given, accepted).
+fn workload_api_version_ok(kind: &str, api_version: &str) -> bool {
+    match kind {
+        "Pod" | "ReplicationController" => matches!(api_version, "" | "v1"),
+        "CronJob" | "Job" => matches!(api_version, "" | "batch/v1" | "batch/v1beta1"),
+        "VirtualMachine" | "VirtualMachineInstance" => {
+            api_version.is_empty() || api_version.starts_with("kubevirt.io/")
+        }
+        _ => matches!(
+            api_version,
+            "" | "apps/v1" | "apps/v1beta1" | "apps/v1beta2" | "extensions/v1beta1"
+        ),
     }
 }
 
@@ -617,6 +787,56 @@ mod tests {
     use super::*;
 
     #[test]
+    fn deeply_nested_yaml_is_refused_in_milliseconds() {
+        let depth = 100_000;
+        let flow = format!("a: {}1{}\n", "{a: ".repeat(depth), "}".repeat(depth));
+        let seq = format!("{}x\n", "- ".repeat(depth));
+        let brackets = format!("a:\n  {}{}\n", "[".repeat(depth), "]".repeat(depth));
+        for text in [flow, seq, brackets] {
+            let t = std::time::Instant::now();
+            let mut diags = Vec::new();
+            let docs = documents(&Source::new("deep.yaml", text), &mut diags);
+            let took = t.elapsed();
+            assert!(docs.is_empty());
+            // (A text opening with a bracket is read as JSON, whose parser has its own limit.)
+            let m = &diags[0].message;
+            assert!(
+                m.contains("nested more than") || m.contains("recursion limit"),
+                "{diags:?}"
+            );
+            assert!(took < std::time::Duration::from_millis(500), "{took:?}");
+        }
+        // Deep JSON is refused by serde_json's own limit, as quickly.
+        let json = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let t = std::time::Instant::now();
+        let mut diags = Vec::new();
+        assert!(documents(&Source::new("deep.json", json), &mut diags).is_empty());
+        assert!(diags[0].message.contains("recursion limit"), "{diags:?}");
+        assert!(t.elapsed() < std::time::Duration::from_millis(500));
+    }
+
+    #[test]
+    fn brackets_in_quotes_comments_and_ordinary_nesting_are_fine() {
+        let deep_but_allowed = format!(
+            "a: {}1{}\n",
+            "[".repeat(MAX_DEPTH - 1),
+            "]".repeat(MAX_DEPTH - 1)
+        );
+        let many = "[".repeat(MAX_DEPTH * 2);
+        for text in [
+            deep_but_allowed,
+            format!("a: '{many}'\nb: \"{many} \\\" {many}\"\n# {many}\nc: x # {many}\n"),
+            "metadata: {name: a, labels: {app: web}}\nspec: {ports: [{port: 80}]}\n".to_string(),
+        ] {
+            assert_eq!(too_deep(&text), None, "{text}");
+            let mut diags = Vec::new();
+            let docs = documents(&Source::new("ok.yaml", text.clone()), &mut diags);
+            assert_eq!(docs.len(), 1, "{text}: {diags:?}");
+        }
+        assert_eq!(too_deep(&format!("x: 1\ny: {}", "[".repeat(200))), Some(2));
+    }
+
+    #[test]
     fn reads_multi_document_yaml_and_lists() {
         let text = r#"
 apiVersion: v1
@@ -641,7 +861,10 @@ items:
 just: a config file
 "#;
         let (inv, diags) = load(&[Source::new("in.yaml", text)]);
-        assert!(diags.is_empty(), "{diags:?}");
+        // What is not a Kubernetes object is reported (a warning).
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].code, DiagnosticCode::NotAnObject);
+        assert_eq!(diags[0].origin.document, 4);
         assert_eq!(inv.namespaces["shop"].labels["team"], "a");
         assert_eq!(
             inv.namespaces["shop"].labels["kubernetes.io/metadata.name"],

@@ -35,10 +35,20 @@ fn selector() -> impl Strategy<Value = LabelSelector> {
         op,
         prop::collection::vec("[a-z0-9]{1,4}", 0..3),
     )
-        .prop_map(|(key, operator, values)| LabelSelectorRequirement {
-            key,
-            operator,
-            values,
+        // Only what the API server accepts: In and NotIn with values, the others without.
+        .prop_map(|(key, operator, mut values)| {
+            match operator {
+                SelectorOperator::In | SelectorOperator::NotIn if values.is_empty() => {
+                    values.push("v".into())
+                }
+                SelectorOperator::Exists | SelectorOperator::DoesNotExist => values.clear(),
+                _ => {}
+            }
+            LabelSelectorRequirement {
+                key,
+                operator,
+                values,
+            }
         });
     (labels(), prop::collection::vec(req, 0..2)).prop_map(|(match_labels, match_expressions)| {
         LabelSelector {
@@ -61,8 +71,12 @@ fn port() -> impl Strategy<Value = NetworkPolicyPort> {
     ];
     (prop::option::of(p), prop::option::of(1..65535i32), proto).prop_map(
         |(port, end_port, protocol)| NetworkPolicyPort {
+            // endPort only after a numeric port, and not below it (as the API server requires).
+            end_port: match (&port, end_port) {
+                (Some(IntOrString::Int(p)), Some(e)) => Some(e.max(*p)),
+                _ => None,
+            },
             port,
-            end_port,
             protocol,
         },
     )
@@ -75,9 +89,15 @@ fn peer() -> impl Strategy<Value = NetworkPolicyPeer> {
     )
         .prop_map(|((a, b, n), ex)| IpBlock {
             cidr: format!("{a}.{b}.0.0/{n}"),
+            // Each exception within the block, as the API server requires: the third octet
+            // keeps only the bits the block's prefix leaves free, the prefix is no shorter.
             except: ex
                 .into_iter()
-                .map(|(c, m)| format!("{a}.{b}.{c}.0/{m}"))
+                .map(|(c, m)| {
+                    let free = 24u8.saturating_sub(n.max(16)) as u32;
+                    let c = u32::from(c) & ((1u32 << free) - 1);
+                    format!("{a}.{b}.{c}.0/{}", m.max(n))
+                })
                 .collect(),
         });
     (
@@ -86,10 +106,18 @@ fn peer() -> impl Strategy<Value = NetworkPolicyPeer> {
         prop::option::of(block),
     )
         .prop_map(
-            |(pod_selector, namespace_selector, ip_block)| NetworkPolicyPeer {
-                pod_selector,
-                namespace_selector,
-                ip_block,
+            // An ipBlock stands alone in a peer (the API server refuses it with selectors).
+            |(pod_selector, namespace_selector, ip_block)| match ip_block {
+                Some(block) => NetworkPolicyPeer {
+                    pod_selector: None,
+                    namespace_selector: None,
+                    ip_block: Some(block),
+                },
+                None => NetworkPolicyPeer {
+                    pod_selector,
+                    namespace_selector,
+                    ip_block: None,
+                },
             },
         )
 }

@@ -31,8 +31,9 @@ fn suggestions(close: &[String]) -> String {
 /// Read and load manifests, printing load diagnostics to standard error. The flag says whether
 /// any object could not be read (it is then missing from the inventory, so answers may be wrong).
 pub fn load(paths: &[PathBuf]) -> anyhow::Result<(Inventory, bool)> {
-    let sources = manifests::read(paths)?;
-    let (inv, diagnostics) = crate::manifests::load(&sources);
+    let reading = manifests::read_named(paths)?;
+    let (inv, mut diagnostics) = crate::manifests::load(&reading.sources);
+    diagnostics.splice(0..0, reading.diagnostics);
     let failed = report(&diagnostics, false);
     Ok((inv, failed))
 }

@@ -35,8 +35,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let sources = manifests::read(&args.paths)?;
-    let (inv, mut diagnostics) = manifests::load(&sources);
+    let reading = manifests::read_named(&args.paths)?;
+    let (inv, mut diagnostics) = manifests::load(&reading.sources);
+    diagnostics.splice(0..0, reading.diagnostics);
     let opts = args.generation.options();
     let generated = accord_policy::generate(&inv, &opts);
     diagnostics.extend(generated.diagnostics.iter().cloned());

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
+
+use crate::serve::http::PublicUrl;
 use crate::serve::{self, ApplyConfig, Config, Source};
 
 #[derive(Debug, clap::Args)]
@@ -47,20 +50,53 @@ pub struct Args {
     #[arg(long, value_name = "DIR", env = "ACCORD_ASSETS")]
     assets: Option<PathBuf>,
 
-    /// Allow `POST /api/drafts/{id}/apply` to apply drafts to the cluster (needs `--cluster` and
-    /// `--apply-token`). Off by default: the dashboard is read-only toward the cluster.
-    #[arg(long, env = "ACCORD_ALLOW_APPLY", requires = "apply_token")]
-    allow_apply: bool,
-
-    /// The bearer token that applying a draft requires.
+    /// A URL the dashboard is reached under besides the listen address (a DNS name, a reverse
+    /// proxy), e.g. `https://accord.example.com`; repeatable. Requests for any other host name
+    /// are refused (421), which defeats DNS rebinding: on a loopback address only `localhost`
+    /// and loopback IPs are answered, on `0.0.0.0` any IP address.
     #[arg(
         long,
-        value_name = "TOKEN",
-        env = "ACCORD_APPLY_TOKEN",
-        hide_env_values = true
+        value_name = "URL",
+        env = "ACCORD_PUBLIC_URL",
+        value_delimiter = ','
     )]
+    public_url: Vec<PublicUrl>,
+
+    /// Allow `POST /api/drafts/{id}/apply` to apply drafts to the cluster (needs `--cluster` and
+    /// a token: `--apply-token-file` or the `ACCORD_APPLY_TOKEN` environment variable). Off by
+    /// default: the dashboard is read-only toward the cluster.
+    #[arg(long, env = "ACCORD_ALLOW_APPLY")]
+    allow_apply: bool,
+
+    /// A file holding the bearer token that applying a draft requires (surrounding whitespace
+    /// is ignored). The token can also come from the `ACCORD_APPLY_TOKEN` environment variable;
+    /// it is never taken from the command line, where every user of the machine can read it.
+    #[arg(long, value_name = "FILE", env = "ACCORD_APPLY_TOKEN_FILE")]
+    apply_token_file: Option<PathBuf>,
+
+    /// Refused: a token on the command line shows in `ps`.
+    #[arg(long, value_name = "TOKEN", hide = true)]
     apply_token: Option<String>,
 
+    /// What-if previews evaluated at once; further ones are answered 429 with Retry-After.
+    /// Each holds a copy of the evaluated cluster in memory.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = serve::DEFAULT_MAX_WHAT_IFS,
+        env = "ACCORD_MAX_WHAT_IFS"
+    )]
+    max_what_ifs: usize,
+
+    /// Close a connection that sends no request for this many seconds (idle keep-alive), or
+    /// takes longer to send a request's head.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = serve::DEFAULT_READ_TIMEOUT.as_secs_f64(),
+        env = "ACCORD_READ_TIMEOUT"
+    )]
+    read_timeout: f64,
     /// The namespace of the operator whose generation settings (ConfigMap
     /// `accord-operator-settings`) the drift report and the what-if use, with `--cluster`.
     #[arg(
@@ -95,19 +131,44 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         Source::Demo
     };
+    if args.apply_token.is_some() {
+        anyhow::bail!(
+            "--apply-token is refused: a token on the command line shows in `ps`; \
+             use --apply-token-file FILE or the ACCORD_APPLY_TOKEN environment variable"
+        );
+    }
     if args.allow_apply && !cluster {
         anyhow::bail!("--allow-apply needs --cluster: the demo and manifests are read-only");
     }
+    let apply = if args.allow_apply {
+        let token = match &args.apply_token_file {
+            Some(file) => std::fs::read_to_string(file)
+                .with_context(|| format!("reading the apply token from {}", file.display()))?,
+            None => std::env::var("ACCORD_APPLY_TOKEN").unwrap_or_default(),
+        };
+        let token = token.trim().to_string();
+        if token.is_empty() {
+            anyhow::bail!(
+                "--allow-apply needs a token: --apply-token-file FILE or ACCORD_APPLY_TOKEN"
+            );
+        }
+        Some(ApplyConfig { token })
+    } else {
+        None
+    };
     let config = Config {
         source,
         db: args.db.unwrap_or_else(serve::default_db),
         listen: args.listen,
         assets: args.assets.or_else(serve::default_assets),
-        apply: args
-            .allow_apply
-            .then(|| args.apply_token.map(|token| ApplyConfig { token }))
-            .flatten(),
+        apply,
         debounce: Duration::from_millis(args.debounce_ms),
+        public_urls: args.public_url,
+        max_what_ifs: args.max_what_ifs,
+        read_timeout: Duration::try_from_secs_f64(args.read_timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .context("--read-timeout must be a positive number of seconds")?,
         settings: crate::settings::Source {
             operator_namespace: cluster.then_some(args.operator_namespace),
             overrides: args.generation,

@@ -64,6 +64,10 @@ pub struct Metrics {
     last_seconds: Gauge<f64, AtomicU64>,
     workloads: Gauge,
     edges: Gauge,
+    /// 1 when part of the source is served from its last good state.
+    source_degraded: Gauge,
+    /// 1 when the last sync pass could not be written to the database.
+    storage_failing: Gauge,
     requests: Family<RequestLabels, Counter>,
     latency: Histograms<LatencyLabels>,
 }
@@ -80,6 +84,8 @@ impl Default for Metrics {
             last_seconds: Gauge::default(),
             workloads: Gauge::default(),
             edges: Gauge::default(),
+            source_degraded: Gauge::default(),
+            storage_failing: Gauge::default(),
             requests: Family::default(),
             latency: Family::new_with_constructor(|| {
                 Histogram::new(crate::metrics::REQUEST_BUCKETS)
@@ -118,6 +124,16 @@ impl Default for Metrics {
             m.workloads.clone(),
         );
         r.register("sync_edges", "Edges in the last pass", m.edges.clone());
+        r.register(
+            "sync_source_degraded",
+            "1 when part of the source cannot be read and is served from its last good state",
+            m.source_degraded.clone(),
+        );
+        r.register(
+            "sync_storage_failing",
+            "1 when the last sync pass could not be written to the database",
+            m.storage_failing.clone(),
+        );
         r.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -158,10 +174,16 @@ impl Metrics {
         self.last_seconds.set(seconds);
         self.workloads.set(workloads as i64);
         self.edges.set(edges as i64);
+        self.storage_failing.set(0);
+    }
+
+    pub fn set_source_degraded(&self, degraded: bool) {
+        self.source_degraded.set(i64::from(degraded));
     }
 
     pub fn record_sync_failure(&self) {
         self.failures.inc();
+        self.storage_failing.set(1);
     }
 
     pub fn record_http(&self, route: &str, method: &str, status: u16, seconds: f64) {

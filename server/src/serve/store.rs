@@ -24,6 +24,29 @@ pub enum Error {
     /// A stored value that names nothing Accord knows: the cache is damaged (and rebuildable).
     #[error("stored value {0:?} in column {1} is not valid")]
     Corrupt(String, &'static str),
+    #[error("the database is corrupt: {0}")]
+    CorruptFile(String),
+    #[error("moving the corrupt database {0} aside: {1}")]
+    MoveAside(String, std::io::Error),
+}
+
+impl Error {
+    /// Whether SQLite found the file damaged or not a database at all.
+    pub fn is_corruption(&self) -> bool {
+        let sql = match self {
+            Error::Corrupt(..) | Error::CorruptFile(_) => return true,
+            Error::Sql(e) => e,
+            Error::Migrate(sqlx::migrate::MigrateError::Execute(e)) => e,
+            _ => return false,
+        };
+        let sqlx::Error::Database(db) = sql else {
+            return false;
+        };
+        // SQLITE_CORRUPT (11) and SQLITE_NOTADB (26), with their extended codes.
+        db.code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|c| matches!(c & 0xff, 11 | 26))
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -141,8 +164,55 @@ pub struct StoredView {
 
 impl Store {
     /// Open (creating if needed) the database at `path`, or an in-memory one for `:memory:`,
-    /// and run the migrations.
+    /// and run the migrations. The database is a cache that the source can rebuild: a corrupt
+    /// one is moved aside (its drafts and history stay in the moved file) and a new one made.
     pub async fn open(path: &str) -> Result<Store> {
+        match Store::open_checked(path).await {
+            Err(e) if path != ":memory:" && e.is_corruption() => {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let aside = format!("{path}.corrupt-{secs}");
+                tracing::warn!(
+                    path,
+                    moved_to = %aside,
+                    error = %e,
+                    "the database is corrupt; moved aside, rebuilding it from the source"
+                );
+                std::fs::rename(path, &aside).map_err(|e| Error::MoveAside(path.into(), e))?;
+                for suffix in ["-wal", "-shm"] {
+                    let from = format!("{path}{suffix}");
+                    if std::path::Path::new(&from).exists() {
+                        std::fs::rename(&from, format!("{aside}{suffix}"))
+                            .map_err(|e| Error::MoveAside(from.clone(), e))?;
+                    }
+                }
+                Store::open_checked(path).await
+            }
+            r => r,
+        }
+    }
+
+    /// Open, migrate and check the database (`PRAGMA quick_check`: every page readable).
+    async fn open_checked(path: &str) -> Result<Store> {
+        let store = Store::open_unchecked(path, None).await?;
+        let check: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+            .fetch_all(&store.pool)
+            .await?;
+        if check != ["ok"] {
+            store.pool.close().await;
+            return Err(Error::CorruptFile(check.join("; ")));
+        }
+        Ok(store)
+    }
+
+    /// A database that cannot grow past `pages` pages: writes beyond fail as on a full disk.
+    #[cfg(test)]
+    pub async fn open_with_max_pages(path: &str, pages: u64) -> Result<Store> {
+        Store::open_unchecked(path, Some(pages)).await
+    }
+
+    async fn open_unchecked(path: &str, max_pages: Option<u64>) -> Result<Store> {
         let memory = path == ":memory:";
         let options = if memory {
             SqliteConnectOptions::from_str("sqlite::memory:")?
@@ -166,6 +236,10 @@ impl Store {
         .busy_timeout(std::time::Duration::from_secs(10))
         // A pass runs thousands of statements; logging each would drown the sync's own logs.
         .disable_statement_logging();
+        let options = match max_pages {
+            Some(pages) => options.pragma("max_page_count", pages.to_string()),
+            None => options,
+        };
         // An in-memory database exists once per connection: keep exactly one, forever.
         let pool = if memory {
             SqlitePoolOptions::new()
@@ -181,8 +255,25 @@ impl Store {
                 .connect_with(options)
                 .await?
         };
-        MIGRATOR.run(&pool).await?;
+        if let Err(e) = MIGRATOR.run(&pool).await {
+            pool.close().await;
+            return Err(e.into());
+        }
         Ok(Store { pool })
+    }
+
+    /// The database's size in pages.
+    #[cfg(test)]
+    pub async fn page_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Close every connection (the last one checkpoints the write-ahead log into the file).
+    #[cfg(test)]
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// The hashes of the stored inventory objects, to write only what changed.
@@ -428,7 +519,11 @@ impl Store {
             .await?)
     }
 
+    // Writes that return rows run in an explicit transaction: SQLite commits an autocommit
+    // statement only when it is stepped to its end, after the row has been returned, and a
+    // failure then (a full disk) would be lost. `commit` reports it.
     pub async fn create_draft(&self, d: &api::NewDraft, now: &str) -> Result<api::Draft> {
+        let mut tx = self.pool.begin().await?;
         let row: DraftRow = sqlx::query_as(
             "INSERT INTO drafts (name, yaml, created, updated) VALUES (?, ?, ?, ?) RETURNING id, name, yaml, created, updated",
         )
@@ -436,8 +531,9 @@ impl Store {
         .bind(&d.yaml)
         .bind(now)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(row.into())
     }
 
@@ -447,6 +543,7 @@ impl Store {
         d: &api::NewDraft,
         now: &str,
     ) -> Result<Option<api::Draft>> {
+        let mut tx = self.pool.begin().await?;
         let row: Option<DraftRow> = sqlx::query_as(
             "UPDATE drafts SET name = ?, yaml = ?, updated = ? WHERE id = ? RETURNING id, name, yaml, created, updated",
         )
@@ -454,8 +551,9 @@ impl Store {
         .bind(&d.yaml)
         .bind(now)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(row.map(Into::into))
     }
 
@@ -501,6 +599,41 @@ mod tests {
             allowed: true,
             first_seen: "2026-01-01T00:00:00Z".into(),
             last_changed: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_database_is_moved_aside_and_rebuilt() {
+        for garbage_from in [4096u64, 0] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("accord.db");
+            let p = path.to_str().unwrap();
+            let store = Store::open(p).await.unwrap();
+            let draft = api::NewDraft {
+                name: "kept aside".into(),
+                yaml: "x".repeat(20_000),
+            };
+            store.create_draft(&draft, "now").await.unwrap();
+            store.close().await;
+            // Pages overwritten (from the second page on, or the header too).
+            let len = std::fs::metadata(&path).unwrap().len();
+            let mut bytes = std::fs::read(&path).unwrap();
+            for b in &mut bytes[garbage_from as usize..len as usize] {
+                *b = 0xA5;
+            }
+            std::fs::write(&path, bytes).unwrap();
+
+            let store = Store::open(p)
+                .await
+                .expect("a corrupt cache is rebuilt, not fatal");
+            assert!(store.drafts().await.unwrap().is_empty());
+            store.create_draft(&draft, "now").await.unwrap();
+            let aside: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+                .filter(|n| n.starts_with("accord.db.corrupt-"))
+                .collect();
+            assert_eq!(aside.len(), 1, "{aside:?}");
         }
     }
 

@@ -435,6 +435,7 @@ async fn not_ready_before_the_first_sync_and_placeholder_page_without_assets() {
     let (s, _) = call(
         &state,
         Request::post("/api/what-if")
+            .header(header::CONTENT_TYPE, "application/yaml")
             .body(Body::from(DRAFT))
             .unwrap(),
     )
@@ -565,3 +566,4 @@ async fn metrics_time_requests_by_route_and_sync_phases_as_histograms() {
         .unwrap();
     assert!(String::from_utf8_lossy(&body).ends_with("# EOF\n"));
 }
+mod web;

@@ -1,0 +1,241 @@
+//! Drafts: what-if previews of draft intents, saved drafts, and applying one to the cluster.
+
+use accord_api as api;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+use super::super::{SharedState, now_rfc3339, what_if};
+use super::security::{bearer_matches, content_type};
+use super::{Error, Result, yaml_download};
+
+/// Content types a what-if accepts besides `application/json`. None of them is one a form can
+/// send, so a cross-site page cannot post them without a CORS preflight, which is refused.
+const YAML_TYPES: [&str; 4] = [
+    "application/yaml",
+    "application/x-yaml",
+    "text/yaml",
+    "text/x-yaml",
+];
+
+/// Refuse a body that is not JSON (or, where `yaml` allows it, YAML).
+fn require_content_type(headers: &HeaderMap, yaml: bool) -> Result<()> {
+    match content_type(headers) {
+        Some(t) if t == "application/json" => Ok(()),
+        Some(t) if yaml && YAML_TYPES.contains(&t.as_str()) => Ok(()),
+        other => Err(Error::UnsupportedMediaType(format!(
+            "expected Content-Type application/json{}, not {}",
+            if yaml { " or application/yaml" } else { "" },
+            other.map_or("none".to_string(), |t| format!("{t:?}"))
+        ))),
+    }
+}
+
+/// A draft body: `{"yaml": "..."}` as JSON, or the YAML/JSON text itself.
+fn draft_text(headers: &HeaderMap, body: &Bytes) -> Result<String> {
+    require_content_type(headers, true)?;
+    let text =
+        std::str::from_utf8(body).map_err(|_| Error::BadRequest("the body is not UTF-8".into()))?;
+    let is_json = content_type(headers).is_some_and(|t| t == "application/json");
+    if is_json && let Ok(req) = serde_json::from_str::<api::WhatIfRequest>(text) {
+        return Ok(req.yaml);
+    }
+    Ok(text.to_string())
+}
+
+pub(super) async fn post_what_if(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<api::WhatIfResponse>> {
+    let text = draft_text(&headers, &body)?;
+    // What-ifs are the heaviest requests (a whole evaluation each): a bounded number at once,
+    // the rest told to come back. The permit lives as long as the evaluation.
+    let permit =
+        state
+            .what_ifs
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::TooManyRequests {
+                message: "too many what-ifs are being evaluated; try again shortly".into(),
+                retry_after: 2,
+            })?;
+    let view = state.view();
+    let Some(index) = view.index.clone() else {
+        return Err(Error::Unavailable(
+            "the first sync has not finished yet; try again shortly".into(),
+        ));
+    };
+    let opts = view.settings.options.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        what_if::what_if(&index, &opts, &text)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    if !r.ok {
+        return Err(Error::Unprocessable(r.diagnostics));
+    }
+    Ok(Json(r))
+}
+
+fn parse_new_draft(headers: &HeaderMap, body: &Bytes) -> Result<api::NewDraft> {
+    require_content_type(headers, false)?;
+    let d: api::NewDraft = serde_json::from_slice(body)
+        .map_err(|e| Error::BadRequest(format!("expected {{\"name\", \"yaml\"}}: {e}")))?;
+    if d.name.trim().is_empty() {
+        return Err(Error::Unprocessable(vec![api::Diagnostic::error(
+            api::DiagnosticCode::MissingField,
+            &api::Origin::default(),
+            "",
+            "name",
+            "a draft needs a name",
+        )]));
+    }
+    Ok(d)
+}
+
+pub(super) async fn list_drafts(State(state): State<SharedState>) -> Result<Json<api::DraftList>> {
+    Ok(Json(api::DraftList {
+        drafts: state.store.drafts().await?,
+    }))
+}
+
+pub(super) async fn create_draft(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<api::Draft>)> {
+    let d = parse_new_draft(&headers, &body)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.store.create_draft(&d, &now_rfc3339()).await?),
+    ))
+}
+
+pub(super) async fn get_draft(
+    State(state): State<SharedState>,
+    Path(id): Path<i64>,
+) -> Result<Json<api::Draft>> {
+    state
+        .store
+        .draft(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| Error::NotFound(format!("no draft {id}")))
+}
+
+pub(super) async fn update_draft(
+    State(state): State<SharedState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<api::Draft>> {
+    let d = parse_new_draft(&headers, &body)?;
+    state
+        .store
+        .update_draft(id, &d, &now_rfc3339())
+        .await?
+        .map(Json)
+        .ok_or_else(|| Error::NotFound(format!("no draft {id}")))
+}
+
+pub(super) async fn delete_draft(
+    State(state): State<SharedState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode> {
+    if state.store.delete_draft(id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Error::NotFound(format!("no draft {id}")))
+    }
+}
+
+pub(super) async fn export_draft(
+    State(state): State<SharedState>,
+    Path(id): Path<i64>,
+) -> Result<Response> {
+    let d = state
+        .store
+        .draft(id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no draft {id}")))?;
+    let safe: String = d
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    Ok(yaml_download(d.yaml, &format!("{safe}.yaml")))
+}
+
+pub(super) async fn apply_draft(
+    State(state): State<SharedState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<Json<api::ApplyResult>> {
+    let Some(apply) = &state.apply else {
+        return Err(Error::Forbidden(
+            "applying drafts is disabled; start accord serve with --cluster --allow-apply and --apply-token-file (or ACCORD_APPLY_TOKEN)".into(),
+        ));
+    };
+    if !bearer_matches(&headers, &apply.token) {
+        return Err(Error::Unauthorized(
+            "a valid bearer token is required".into(),
+        ));
+    }
+    let Some(client) = &state.kube else {
+        return Err(Error::Forbidden(
+            "applying drafts needs a cluster source (--cluster)".into(),
+        ));
+    };
+    let d = state
+        .store
+        .draft(id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no draft {id}")))?;
+    let (objects, diags) = what_if::parse_draft(&d.yaml);
+    if diags.iter().any(|d| d.is_error()) {
+        return Err(Error::Unprocessable(diags));
+    }
+    let mut applied = Vec::new();
+    for (_, doc) in objects {
+        // Applied at the version the draft is written in (the API server converts).
+        let version = doc
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .and_then(|v| v.strip_prefix("k8s.otterize.com/"))
+            .unwrap_or(crate::k8s::STORAGE_VERSION)
+            .to_string();
+        let ar = crate::k8s::client_intents_resource_at(&version);
+        let ns = doc
+            .pointer("/metadata/namespace")
+            .and_then(|v| v.as_str())
+            .unwrap_or("default")
+            .to_string();
+        let name = doc
+            .pointer("/metadata/name")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(client.clone(), &ns, &ar);
+        api.patch(
+            &name,
+            &kube::api::PatchParams::apply("accord-dashboard").force(),
+            &kube::api::Patch::Apply(&doc),
+        )
+        .await
+        .map_err(|e| Error::Internal(format!("applying ClientIntents {ns}/{name}: {e}")))?;
+        tracing::info!(%ns, %name, draft = id, "applied draft");
+        applied.push(format!("{ns}/{name}"));
+    }
+    Ok(Json(api::ApplyResult { applied }))
+}

@@ -1,0 +1,375 @@
+//! Graph queries: the access graph (whole, filtered, around a workload, per namespace), one
+//! workload with its explained edges, and the drift report.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+
+use accord_api as api;
+use accord_policy::{Evaluator, Naming, Peer, WorkloadId};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::super::SharedState;
+use super::super::sync::View;
+use super::{Error, Result};
+
+fn split_list(s: &Option<String>) -> Option<BTreeSet<String>> {
+    s.as_ref().map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+}
+
+fn parse_states(q: &Option<String>) -> Result<BTreeSet<api::EdgeState>> {
+    match split_list(q) {
+        None => Ok(api::EdgeState::ALL
+            .into_iter()
+            .filter(|s| *s != api::EdgeState::Open)
+            .collect()),
+        Some(set) if set.contains("all") => Ok(api::EdgeState::ALL.into_iter().collect()),
+        Some(set) => set
+            .iter()
+            .map(|s| {
+                s.parse::<api::EdgeState>()
+                    .map_err(|e| Error::BadRequest(format!("{e}; or use all")))
+            })
+            .collect(),
+    }
+}
+
+/// The graph a query selects.
+pub fn select_graph(view: &View, q: &api::GraphQuery) -> Result<api::Graph> {
+    let states = parse_states(&q.state)?;
+    let namespaces = split_list(&q.namespace);
+    let in_ns = |id: &str| match &namespaces {
+        None => true,
+        Some(set) => set.contains(id.split('/').next().unwrap_or("")),
+    };
+    let edge_ok = |i: usize| {
+        let e = &view.edges[i];
+        states.contains(&e.state) && (in_ns(&e.source) || in_ns(&e.target))
+    };
+    let mut node_ids: BTreeSet<&str> = BTreeSet::new();
+    let mut edges: Vec<usize> = Vec::new();
+    if let Some(root) = &q.workload {
+        if view.node(root).is_none() {
+            return Err(Error::NotFound(format!("no workload {root}")));
+        }
+        let depth = q.depth.unwrap_or(1).min(10);
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut queue: VecDeque<(&str, u32)> = VecDeque::new();
+        seen.insert(root.as_str());
+        queue.push_back((root.as_str(), 0));
+        let mut edge_set: BTreeSet<usize> = BTreeSet::new();
+        while let Some((id, d)) = queue.pop_front() {
+            if d >= depth {
+                continue;
+            }
+            let out = view.out_edges.get(id).into_iter().flatten();
+            let inc = view.in_edges.get(id).into_iter().flatten();
+            for &i in out.chain(inc) {
+                if !edge_ok(i) {
+                    continue;
+                }
+                edge_set.insert(i);
+                let e = &view.edges[i];
+                let other = if e.source == id { &e.target } else { &e.source };
+                if seen.insert(other.as_str()) {
+                    queue.push_back((other.as_str(), d + 1));
+                }
+            }
+        }
+        // Edges among the visited nodes at the border are included too.
+        for &id in &seen {
+            for &i in view.out_edges.get(id).into_iter().flatten() {
+                if edge_ok(i) && seen.contains(view.edges[i].target.as_str()) {
+                    edge_set.insert(i);
+                }
+            }
+        }
+        node_ids.extend(seen.iter().copied());
+        edges.extend(edge_set);
+    } else {
+        for (i, _) in view.edges.iter().enumerate() {
+            if edge_ok(i) {
+                edges.push(i);
+            }
+        }
+        for n in &view.nodes {
+            if in_ns(&n.id) {
+                node_ids.insert(n.id.as_str());
+            }
+        }
+        for &i in &edges {
+            node_ids.insert(view.edges[i].source.as_str());
+            node_ids.insert(view.edges[i].target.as_str());
+        }
+    }
+    let mut counts = api::StateCounts::default();
+    let edges: Vec<api::Edge> = edges
+        .into_iter()
+        .map(|i| {
+            counts.add(view.edges[i].state, 1);
+            view.edges[i].clone()
+        })
+        .collect();
+    let nodes = node_ids
+        .into_iter()
+        .filter_map(|id| view.node(id).map(|i| view.nodes[i].clone()))
+        .collect();
+    Ok(api::Graph {
+        nodes,
+        edges,
+        counts,
+        synced_at: view.synced_at.clone(),
+    })
+}
+
+/// The graph aggregated to namespaces.
+pub fn namespace_graph(view: &View, g: &api::Graph) -> api::NamespaceGraph {
+    let mut nodes: BTreeMap<String, api::NamespaceNode> = BTreeMap::new();
+    for n in &g.nodes {
+        let e = nodes
+            .entry(n.namespace.clone())
+            .or_insert_with(|| api::NamespaceNode {
+                id: n.namespace.clone(),
+                ..Default::default()
+            });
+        e.workloads += 1;
+    }
+    let mut edges: BTreeMap<(String, String), api::StateCounts> = BTreeMap::new();
+    let ns = |id: &str| id.split('/').next().unwrap_or("").to_string();
+    for e in &g.edges {
+        let (s, t) = (ns(&e.source), ns(&e.target));
+        if let Some(n) = nodes.get_mut(&t) {
+            n.counts.add(e.state, 1);
+        }
+        edges.entry((s, t)).or_default().add(e.state, 1);
+    }
+    api::NamespaceGraph {
+        nodes: nodes.into_values().collect(),
+        edges: edges
+            .into_iter()
+            .map(|((source, target), counts)| api::NamespaceEdge {
+                source,
+                target,
+                counts,
+            })
+            .collect(),
+        synced_at: view.synced_at.clone(),
+    }
+}
+
+fn json_bytes(bytes: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        bytes,
+    )
+        .into_response()
+}
+
+pub(super) async fn graph(
+    State(state): State<SharedState>,
+    Query(q): Query<api::GraphQuery>,
+) -> Result<Response> {
+    let view = state.view();
+    let level = q.level.as_deref().unwrap_or("workload");
+    if level != "workload" && level != "namespace" {
+        return Err(Error::BadRequest(format!(
+            "unknown level {level:?}; use workload or namespace"
+        )));
+    }
+    // The unfiltered graphs are what the dashboard asks for most: serialize each once per pass.
+    let plain = q.namespace.is_none() && q.state.is_none() && q.workload.is_none();
+    if plain {
+        let bytes = if level == "workload" {
+            view.default_graph.get_or_init(|| {
+                let g = select_graph(&view, &q).unwrap_or_default();
+                Bytes::from(serde_json::to_vec(&g).unwrap_or_default())
+            })
+        } else {
+            view.namespace_graph.get_or_init(|| {
+                let g = select_graph(&view, &q).unwrap_or_default();
+                Bytes::from(serde_json::to_vec(&namespace_graph(&view, &g)).unwrap_or_default())
+            })
+        };
+        return Ok(json_bytes(bytes.clone()));
+    }
+    let g = select_graph(&view, &q)?;
+    if level == "namespace" {
+        return Ok(Json(namespace_graph(&view, &g)).into_response());
+    }
+    Ok(Json(g).into_response())
+}
+
+fn rule_ref(a: &accord_policy::evaluate::Admission) -> api::RuleRef {
+    api::RuleRef {
+        policy: a.rule.policy.to_string(),
+        direction: a.rule.direction.to_string(),
+        index: a.rule.index as u32,
+        ports: a.conns.to_string(),
+    }
+}
+
+/// Add the evaluator's rule-level explanation to an edge's stored one.
+fn explain_fully(
+    evaluator: &Evaluator<'_>,
+    edge: &api::Edge,
+    base: &api::EdgeExplanation,
+) -> api::EdgeExplanation {
+    let mut x = base.clone();
+    let (Some(s), Some(t)) = (
+        WorkloadId::parse(&edge.source, "default"),
+        WorkloadId::parse(&edge.target, "default"),
+    ) else {
+        return x;
+    };
+    if let Some(e) = evaluator.explain(&Peer::Workload(s), &Peer::Workload(t), Naming::Workload) {
+        x.ingress_isolated_by = e
+            .ingress
+            .isolated_by
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        x.ingress_admitted_by = e.ingress.admitted_by.iter().map(rule_ref).collect();
+        x.egress_isolated_by = e.egress.isolated_by.iter().map(|p| p.to_string()).collect();
+        x.egress_admitted_by = e.egress.admitted_by.iter().map(rule_ref).collect();
+        x.admin = e
+            .ingress
+            .admin
+            .iter()
+            .chain(&e.egress.admin)
+            .map(|a| a.to_string())
+            .collect();
+    }
+    x
+}
+
+/// Explain at most this many edges of a workload with the evaluator; the rest keep the stored
+/// explanation.
+const FULL_EXPLANATIONS: usize = 200;
+
+pub(super) async fn workload(
+    State(state): State<SharedState>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> Result<Json<api::WorkloadDetail>> {
+    let view = state.view();
+    let id = format!("{namespace}/{name}");
+    let i = view
+        .node(&id)
+        .or_else(|| {
+            // `ns/name` without a kind: the only workload of that name.
+            let prefix = format!("{id}[");
+            let matches: Vec<usize> = view
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.id.starts_with(&prefix))
+                .map(|(i, _)| i)
+                .collect();
+            (matches.len() == 1).then(|| matches[0])
+        })
+        .ok_or_else(|| Error::NotFound(format!("no workload {id}")))?;
+    let node = view.nodes[i].clone();
+    let extra = view.extras.get(i).cloned().unwrap_or_default();
+    let view2 = view.clone();
+    let node_id = node.id.clone();
+    let (callers, callees) = tokio::task::spawn_blocking(move || {
+        let view = view2;
+        let evaluator = view.inventory.as_deref().map(Evaluator::new);
+        let mut budget = FULL_EXPLANATIONS;
+        let mut explained = |idx: &[usize]| -> Vec<api::ExplainedEdge> {
+            idx.iter()
+                .map(|&i| {
+                    let edge = view.edges[i].clone();
+                    let base = &view.explanations[i];
+                    let explanation = match &evaluator {
+                        Some(ev) if budget > 0 => {
+                            budget -= 1;
+                            explain_fully(ev, &edge, base)
+                        }
+                        _ => base.clone(),
+                    };
+                    api::ExplainedEdge { edge, explanation }
+                })
+                .collect()
+        };
+        let callers = explained(view.in_edges.get(&node_id).map_or(&[][..], |v| v));
+        let callees = explained(view.out_edges.get(&node_id).map_or(&[][..], |v| v));
+        (callers, callees)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.to_string()))?;
+    let mut declared_callers: Vec<api::ObjectRef> = callers
+        .iter()
+        .flat_map(|c| c.explanation.declared_by.iter().cloned())
+        .collect();
+    declared_callers
+        .sort_by(|a, b| (&a.namespace, &a.name, &a.field).cmp(&(&b.namespace, &b.name, &b.field)));
+    declared_callers.dedup();
+    let drift = view
+        .drift
+        .iter()
+        .filter(|d| {
+            [&d.workload, &d.source, &d.target]
+                .into_iter()
+                .flatten()
+                .any(|w| *w == node.id)
+        })
+        .cloned()
+        .collect();
+    Ok(Json(api::WorkloadDetail {
+        node,
+        callers,
+        callees,
+        policies: extra.policies,
+        intents: extra.intents,
+        declared_callers,
+        drift,
+        labels: extra.labels,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct DriftQuery {
+    namespace: Option<String>,
+}
+
+pub(super) async fn drift(
+    State(state): State<SharedState>,
+    Query(q): Query<DriftQuery>,
+) -> Json<api::DriftReport> {
+    let view = state.view();
+    let namespaces = split_list(&q.namespace);
+    let mut groups: BTreeMap<String, Vec<api::DriftItem>> = BTreeMap::new();
+    for d in &view.drift {
+        if namespaces
+            .as_ref()
+            .is_some_and(|s| !s.contains(&d.namespace))
+        {
+            continue;
+        }
+        groups
+            .entry(d.namespace.clone())
+            .or_default()
+            .push(d.clone());
+    }
+    let total = groups.values().map(Vec::len).sum::<usize>() as u32;
+    Json(api::DriftReport {
+        namespaces: groups
+            .into_iter()
+            .map(|(namespace, items)| api::NamespaceDrift { namespace, items })
+            .collect(),
+        total,
+        synced_at: view.synced_at.clone(),
+    })
+}
