@@ -94,7 +94,10 @@ impl Source {
                 GenerateOptions::default(),
                 format!("defaults: no operator has published ConfigMap {ns}/{CONFIGMAP}"),
             ),
-            (None, _) => (GenerateOptions::default(), "defaults".to_string()),
+            (None, _) => (
+                GenerateOptions::default(),
+                "Accord's defaults (no operator publishes settings for this source)".to_string(),
+            ),
         };
         if self.overrides.any() {
             source.push_str(", overridden by accord serve's flags");

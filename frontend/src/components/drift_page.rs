@@ -115,7 +115,7 @@ pub fn DriftPage() -> impl IntoView {
                 {move || status.get().and_then(Result::ok).map(|st| view! {
                     <p class="muted settings" data-testid="drift-settings">
                         "Compared with what Accord generates with "{settings_summary(&st.settings)}
-                        " — "{st.settings_source.clone()}"."
+                        ". Settings: "{st.settings_source.clone()}"."
                     </p>
                 })}
             </div>
