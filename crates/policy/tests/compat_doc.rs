@@ -59,15 +59,23 @@ fn every_label_and_annotation_key_has_a_row() {
 fn every_test_the_tables_name_exists() {
     let doc = read("docs/otterize-compat.md");
     let mut sources = String::new();
-    for dir in [
+    // Every Rust file under these directories, subdirectories included (modules split into
+    // files keep their tests there).
+    let mut dirs: Vec<std::path::PathBuf> = [
         "crates/policy/tests",
         "crates/policy/src",
         "server/tests",
         "server/src/operator",
-    ] {
-        for entry in std::fs::read_dir(root().join(dir)).expect(dir) {
+    ]
+    .iter()
+    .map(|d| root().join(d))
+    .collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("a readable directory") {
             let path = entry.expect("entry").path();
-            if path.extension().is_some_and(|e| e == "rs") {
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
                 sources.push_str(&std::fs::read_to_string(&path).expect("source"));
             }
         }
