@@ -389,11 +389,16 @@ async fn graph(
         };
         return Ok(json_bytes(bytes.clone()));
     }
-    let g = select_graph(&view, &q)?;
-    if level == "namespace" {
-        return Ok(Json(namespace_graph(&view, &g)).into_response());
-    }
-    Ok(Json(g).into_response())
+    // Every other query is served from the pass's cache too, once computed.
+    let bytes = view.cached_graph(&q, level, || {
+        let g = select_graph(&view, &q)?;
+        Ok::<_, Error>(Bytes::from(if level == "namespace" {
+            serde_json::to_vec(&namespace_graph(&view, &g)).unwrap_or_default()
+        } else {
+            serde_json::to_vec(&g).unwrap_or_default()
+        }))
+    })?;
+    Ok(json_bytes(bytes))
 }
 
 fn rule_ref(a: &accord_policy::evaluate::Admission) -> api::RuleRef {
@@ -580,13 +585,12 @@ async fn post_what_if(
 ) -> Result<Json<api::WhatIfResponse>> {
     let text = draft_text(&headers, &body)?;
     let view = state.view();
-    let Some(index) = view.index.clone() else {
+    if view.inventory.is_none() {
         return Err(Error::Unavailable(
             "the first sync has not finished yet; try again shortly".into(),
         ));
-    };
-    let opts = view.settings.options.clone();
-    let r = tokio::task::spawn_blocking(move || what_if::what_if(&index, &opts, &text))
+    }
+    let r = tokio::task::spawn_blocking(move || what_if::what_if(&view, &text))
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
     if !r.ok {
