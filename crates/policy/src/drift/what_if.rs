@@ -84,6 +84,20 @@ pub fn subjects_of(i: &ClientIntents) -> BTreeSet<Subject> {
     out
 }
 
+/// Whether intents refer to one of `subjects` (as client or target).
+fn refers_to(i: &ClientIntents, subjects: &HashSet<(&str, &str)>) -> bool {
+    subjects.contains(&(i.namespace.as_str(), i.workload.name.as_str()))
+        || i.targets.iter().any(|t| match &t.kind {
+            TargetKind::Workload {
+                name, namespace, ..
+            }
+            | TargetKind::Service {
+                name, namespace, ..
+            } => subjects.contains(&(namespace.as_str(), name.as_str())),
+            _ => false,
+        })
+}
+
 /// The subject a policy named after a workload belongs to (`<base>-access`, `default-deny-…`).
 fn subject_of_name(p: &NetworkPolicy) -> Subject {
     let name = &p.metadata.name;
@@ -133,10 +147,14 @@ pub fn apply(
 
     // The intents that concern a subject (same-client duplicates among them), and the subjects
     // they refer to.
+    let is_subject: HashSet<(&str, &str)> = subjects
+        .iter()
+        .map(|(ns, name)| (ns.as_str(), name.as_str()))
+        .collect();
     let relevant: Vec<&ClientIntents> = inv
         .intents
         .iter()
-        .filter(|i| subjects_of(i).iter().any(|s| subjects.contains(s)))
+        .filter(|i| refers_to(i, &is_subject))
         .collect();
     let generated = match generation {
         Generation::Full => generate(&inv, opts),
@@ -145,8 +163,11 @@ pub fn apply(
             for i in &relevant {
                 referenced.extend(subjects_of(i));
             }
-            let mut mini = Inventory::default();
-            mini.intents = relevant.iter().map(|i| (*i).clone()).collect();
+            let mut mini = Inventory {
+                intents: relevant.iter().map(|i| (*i).clone()).collect(),
+                protected_services: inv.protected_services.clone(),
+                ..Inventory::default()
+            };
             for s in &referenced {
                 if let Some(n) = inv.namespaces.get(&s.0) {
                     mini.namespaces.entry(s.0.clone()).or_insert_with(|| Namespace {
@@ -156,19 +177,21 @@ pub fn apply(
                     });
                 }
             }
+            let referenced: HashSet<(&str, &str)> = referenced
+                .iter()
+                .map(|(ns, name)| (ns.as_str(), name.as_str()))
+                .collect();
             mini.services = inv
                 .services
                 .iter()
-                .filter(|s| {
-                    referenced.contains(&(s.namespace().to_string(), s.metadata.name.clone()))
-                })
+                .filter(|s| referenced.contains(&(s.namespace(), s.metadata.name.as_str())))
                 .cloned()
                 .collect();
             mini.pods = inv
                 .pods
                 .iter()
                 .filter(|p| {
-                    referenced.contains(&(p.workload.namespace.clone(), p.workload.name.clone()))
+                    referenced.contains(&(p.workload.namespace.as_str(), p.workload.name.as_str()))
                 })
                 .map(|p| Pod {
                     metadata: ObjectMeta {
@@ -180,7 +203,6 @@ pub fn apply(
                     ..Default::default()
                 })
                 .collect();
-            mini.protected_services = inv.protected_services.clone();
             generate(&mini, opts)
         }
     };
@@ -293,7 +315,7 @@ pub fn apply(
     let mut labels_of: BTreeMap<WorkloadId, LabelChange> = BTreeMap::new();
     let mut want_of: HashMap<WorkloadId, Labels> = HashMap::new();
     for pod in &mut inv.pods {
-        if !subjects.contains(&(pod.workload.namespace.clone(), pod.workload.name.clone())) {
+        if !is_subject.contains(&(pod.workload.namespace.as_str(), pod.workload.name.as_str())) {
             continue;
         }
         touched.insert(pod.workload.clone());
