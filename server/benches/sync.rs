@@ -322,7 +322,7 @@ fn main() {
     let only_large = std::env::var("ACCORD_BENCH_SPEC").is_ok_and(|v| v == "large");
     if !only_large {
         let (_dir, server) = sync_figure("TEN_X", &Spec::TEN_X);
-        what_if_figure("TEN_X", &server, &draft(&Spec::TEN_X), 20);
+        what_if_figure("TEN_X", &server, &draft(&Spec::TEN_X), 10);
     }
     let (_dir, server) = sync_figure("LARGE", &Spec::LARGE);
     let large_draft = draft(&Spec::LARGE);

@@ -423,7 +423,28 @@ fn edge_parts<'a>(
     // Declared calls, resolved to workloads.
     let mut declared: BTreeMap<(&WorkloadId, &WorkloadId), Vec<Declaration>> = BTreeMap::new();
     let mut intents_of: BTreeMap<&WorkloadId, Vec<ObjectRef>> = BTreeMap::new();
+    let scope_names: HashSet<(&str, &str)> = scope
+        .into_iter()
+        .flatten()
+        .map(|w| (w.namespace.as_str(), w.name.as_str()))
+        .collect();
+    // Within a scope, intents whose client and targets cannot be in it declare nothing there.
+    let may_touch_scope = |i: &ClientIntents| {
+        scope_names.contains(&(i.namespace.as_str(), i.workload.name.as_str()))
+            || i.targets.iter().any(|t| match &t.kind {
+                TargetKind::Workload {
+                    name, namespace, ..
+                } => scope_names.contains(&(namespace.as_str(), name.as_str())),
+                TargetKind::Service { namespace, .. } => {
+                    scope_namespaces.contains(namespace.as_str())
+                }
+                _ => false,
+            })
+    };
     for i in &inv.intents {
+        if scope.is_some() && !may_touch_scope(i) {
+            continue;
+        }
         let client = WorkloadId::new(&i.namespace, &i.workload.name, i.workload.kind.as_deref());
         let clients = index.resolve(&client);
         for c in &clients {
