@@ -632,7 +632,6 @@ fn edge_parts<'a>(
     }
 }
 
-
 /// Past this many possible `open` edges (workloads × workloads that no policy isolates), they
 /// are left out of a [`Report`] and a warning says so.
 pub const OPEN_EDGE_LIMIT: usize = 100_000;

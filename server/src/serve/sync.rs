@@ -98,7 +98,10 @@ impl View {
     ) -> Result<axum::body::Bytes, E> {
         let key = graph_key(q, level);
         let lock = |c: &std::sync::Mutex<HashMap<String, axum::body::Bytes>>| {
-            c.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned()
+            c.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .cloned()
         };
         if let Some(b) = lock(&self.graph_cache) {
             return Ok(b);

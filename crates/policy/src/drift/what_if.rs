@@ -170,11 +170,13 @@ pub fn apply(
             };
             for s in &referenced {
                 if let Some(n) = inv.namespaces.get(&s.0) {
-                    mini.namespaces.entry(s.0.clone()).or_insert_with(|| Namespace {
-                        name: n.name.clone(),
-                        labels: n.labels.clone(),
-                        declared: true,
-                    });
+                    mini.namespaces
+                        .entry(s.0.clone())
+                        .or_insert_with(|| Namespace {
+                            name: n.name.clone(),
+                            labels: n.labels.clone(),
+                            declared: true,
+                        });
                 }
             }
             let referenced: HashSet<(&str, &str)> = referenced
@@ -277,7 +279,12 @@ pub fn apply(
     inv.network_policies = kept;
     let live_by_name: HashMap<(&str, &str), &NetworkPolicy> = gone
         .iter()
-        .map(|o| ((o.policy.namespace(), o.policy.metadata.name.as_str()), &o.policy))
+        .map(|o| {
+            (
+                (o.policy.namespace(), o.policy.metadata.name.as_str()),
+                &o.policy,
+            )
+        })
         .collect();
     let policies: Vec<NetworkPolicy> = wanted
         .iter()
@@ -290,7 +297,9 @@ pub fn apply(
         .collect();
     let removed: Vec<PolicyRef> = gone
         .iter()
-        .filter(|o| !wanted_names.contains(&(o.policy.namespace(), o.policy.metadata.name.as_str())))
+        .filter(|o| {
+            !wanted_names.contains(&(o.policy.namespace(), o.policy.metadata.name.as_str()))
+        })
         .map(|o| PolicyRef {
             namespace: o.policy.namespace().to_string(),
             name: o.policy.metadata.name.clone(),
@@ -632,7 +641,10 @@ mod tests {
         }
         assert_eq!(checked, 48);
         // The drafts do change access, so the comparison is not between empty lists.
-        assert!(changed >= 40, "{changed} of {checked} drafts changed something");
+        assert!(
+            changed >= 40,
+            "{changed} of {checked} drafts changed something"
+        );
     }
 
     #[test]
@@ -658,14 +670,19 @@ mod tests {
         );
         assert!(applied.touched.contains(&server));
         assert!(
-            applied.subjects.contains(&(server.namespace.clone(), server.name.clone())),
+            applied
+                .subjects
+                .contains(&(server.namespace.clone(), server.name.clone())),
             "{:?}",
             applied.subjects
         );
         // The client now needs the server's access label.
         assert!(
-            applied.labels.iter().any(|l| l.workload.name == i.workload.name
-                && l.set.keys().any(|k| k.starts_with(labels::ACCESS_PREFIX))),
+            applied
+                .labels
+                .iter()
+                .any(|l| l.workload.name == i.workload.name
+                    && l.set.keys().any(|k| k.starts_with(labels::ACCESS_PREFIX))),
             "{:?}",
             applied.labels
         );
