@@ -3,7 +3,10 @@
 //! 1. Sync `Spec::TEN_X` (15,000 workloads, 100,000 calls) from manifests into a fresh SQLite
 //!    file: time from start to `/readyz` answering 200, and the process's peak RSS (VmHWM).
 //! 2. At `Spec::LARGE` (1,500 workloads, 9,300 calls): latency of `GET /api/graph` (and a
-//!    namespace-filtered graph) with 16 concurrent clients on loopback, median and p99.
+//!    namespace-filtered graph) with 16 concurrent clients on loopback, median and p99,
+//!    including the query the dashboard sends (`?state=enforced,blocked,…,open`).
+//! 3. What-if (`POST /api/what-if`, one client's current intents plus one target), one at a
+//!    time: median and p90 at both sizes; and `/api/graph` p99 while eight what-ifs run at once.
 //!
 //! The manifests are the synthetic cluster as Accord's operator leaves it: the generated
 //! NetworkPolicies applied and the generated labels in the pod templates, so servers are
@@ -68,6 +71,21 @@ fn start(manifests: &Path, db: &Path) -> Server {
 /// One HTTP/1.1 request on a kept-alive connection; returns the status and body length.
 fn request(stream: &mut TcpStream, path: &str) -> (u16, usize) {
     write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    response(stream)
+}
+
+/// A POST of a YAML body on a kept-alive connection; returns the status and body length.
+fn post(stream: &mut TcpStream, path: &str, body: &str) -> (u16, usize) {
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/yaml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    response(stream)
+}
+
+fn response(stream: &mut TcpStream) -> (u16, usize) {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -184,6 +202,109 @@ fn latency_figure(server: &Server, path: &str, clients: usize, per_client: usize
     );
 }
 
+/// A realistic draft: the first client's current intents plus one more target.
+fn draft(spec: &Spec) -> String {
+    let (inv, _) = accord_policy::load(&synthetic::manifests(spec));
+    let mut intents = inv.intents[0].clone();
+    let declared: std::collections::BTreeSet<String> = intents
+        .targets
+        .iter()
+        .map(|t| format!("{:?}", t.kind))
+        .collect();
+    let server = inv
+        .workload_ids()
+        .into_iter()
+        .map(|w| accord_policy::intents::Target {
+            field: String::new(),
+            kind: accord_policy::intents::TargetKind::Workload {
+                name: w.name.clone(),
+                namespace: w.namespace.clone(),
+                kind: None,
+                ports: Vec::new(),
+                kafka: false,
+            },
+        })
+        .find(|t| {
+            !declared.contains(&format!("{:?}", t.kind))
+                && !matches!(&t.kind, accord_policy::intents::TargetKind::Workload { name, .. } if *name == intents.workload.name)
+        })
+        .expect("a workload the client does not call yet");
+    intents.targets.push(server);
+    accord_policy::render::intents_yaml(std::slice::from_ref(&intents))
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e3
+}
+
+/// What-if latency, one request at a time: median and p90.
+fn what_if_figure(label: &str, server: &Server, draft: &str, n: usize) {
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut all = Vec::with_capacity(n);
+    let mut bytes = 0;
+    for _ in 0..n {
+        let t = Instant::now();
+        let (status, len) = post(&mut s, "/api/what-if", draft);
+        assert_eq!(status, 200);
+        bytes = len;
+        all.push(t.elapsed());
+    }
+    all.sort();
+    println!(
+        "POST /api/what-if {label:>6} (one client's intents plus one target): {n} requests, {:.0} KiB each: median {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        bytes as f64 / 1024.0,
+        pct(&all, 0.5),
+        pct(&all, 0.9),
+        pct(&all, 1.0),
+    );
+}
+
+/// `/api/graph` latency while `writers` clients post what-ifs without pause.
+fn graph_under_what_ifs(server: &Server, draft: &str, writers: usize) {
+    let port = server.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let posted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..writers)
+        .map(|_| {
+            let (stop, posted, draft) = (stop.clone(), posted.clone(), draft.to_string());
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_nodelay(true).unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    assert_eq!(post(&mut s, "/api/what-if", &draft).0, 200);
+                    posted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut all = Vec::new();
+    let t = Instant::now();
+    for _ in 0..300 {
+        let t = Instant::now();
+        assert_eq!(request(&mut s, "/api/graph").0, 200);
+        all.push(t.elapsed());
+    }
+    let wall = t.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.join().unwrap();
+    }
+    all.sort();
+    println!(
+        "GET /api/graph while {writers} clients post what-ifs ({} what-ifs in {:.2} s): {} requests: median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        posted.load(std::sync::atomic::Ordering::Relaxed),
+        wall.as_secs_f64(),
+        all.len(),
+        pct(&all, 0.5),
+        pct(&all, 0.99),
+        pct(&all, 1.0),
+    );
+}
+
 fn main() {
     // `cargo test --benches` runs this with `--bench` absent: keep that quick.
     if !std::env::args().any(|a| a == "--bench") {
@@ -200,10 +321,21 @@ fn main() {
     }
     let only_large = std::env::var("ACCORD_BENCH_SPEC").is_ok_and(|v| v == "large");
     if !only_large {
-        let (_dir, _server) = sync_figure("TEN_X", &Spec::TEN_X);
+        let (_dir, server) = sync_figure("TEN_X", &Spec::TEN_X);
+        what_if_figure("TEN_X", &server, &draft(&Spec::TEN_X), 10);
     }
     let (_dir, server) = sync_figure("LARGE", &Spec::LARGE);
+    let large_draft = draft(&Spec::LARGE);
+    what_if_figure("LARGE", &server, &large_draft, 50);
     latency_figure(&server, "/api/graph", 16, 100);
+    // What the dashboard sends.
+    latency_figure(
+        &server,
+        "/api/graph?state=enforced,blocked,unprotected,undeclared,open",
+        16,
+        100,
+    );
     latency_figure(&server, "/api/graph?namespace=team-0007", 16, 100);
     latency_figure(&server, "/api/graph?level=namespace", 16, 50);
+    graph_under_what_ifs(&server, &large_draft, 8);
 }

@@ -13,8 +13,9 @@
 //! the few edges a user looks at.
 
 pub mod changes;
+pub mod what_if;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -345,16 +346,28 @@ impl<'a> Index<'a> {
     }
 }
 
-/// Past this many possible `open` edges (workloads × workloads that no policy isolates), they
-/// are left out of a [`Report`] and a warning says so.
-pub const OPEN_EDGE_LIMIT: usize = 100_000;
+/// Per workload: the policies selecting it, those isolating it for ingress, and its pod count.
+type Selection<'a> = BTreeMap<&'a WorkloadId, (BTreeSet<PolicyRef>, BTreeSet<PolicyRef>, u32)>;
 
-/// Compare declared intents with what the inventory's live NetworkPolicies allow.
-pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
-    let generated = generate(inv, opts);
-    let evaluator = Evaluator::new(inv);
-    let index = Index::new(inv);
+/// The edges of an analysis and what they were computed from.
+struct EdgeParts<'a> {
+    selected: Selection<'a>,
+    intents_of: BTreeMap<&'a WorkloadId, Vec<ObjectRef>>,
+    edges: Vec<EdgeReport>,
+    /// How many workloads admit every caller, when their open edges are left out.
+    open_omitted: Option<usize>,
+    open_bound: usize,
+}
 
+/// The edges of `inv`: every pair, or with `scope` only the pairs whose source or destination
+/// is in it (the same edges as the whole analysis has for those pairs).
+fn edge_parts<'a>(
+    inv: &'a Inventory,
+    evaluator: &Evaluator<'_>,
+    index: &Index<'a>,
+    scope: Option<&HashSet<&WorkloadId>>,
+) -> EdgeParts<'a> {
+    let in_scope = |w: &WorkloadId| scope.is_none_or(|s| s.contains(w));
     // Which policies select each workload, and which isolate it for ingress.
     let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, p) in inv.network_policies.iter().enumerate() {
@@ -401,10 +414,37 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
             .or_insert(svc);
     }
 
+    let scope_namespaces: HashSet<&str> = scope
+        .into_iter()
+        .flatten()
+        .map(|w| w.namespace.as_str())
+        .collect();
+
     // Declared calls, resolved to workloads.
     let mut declared: BTreeMap<(&WorkloadId, &WorkloadId), Vec<Declaration>> = BTreeMap::new();
     let mut intents_of: BTreeMap<&WorkloadId, Vec<ObjectRef>> = BTreeMap::new();
+    let scope_names: HashSet<(&str, &str)> = scope
+        .into_iter()
+        .flatten()
+        .map(|w| (w.namespace.as_str(), w.name.as_str()))
+        .collect();
+    // Within a scope, intents whose client and targets cannot be in it declare nothing there.
+    let may_touch_scope = |i: &ClientIntents| {
+        scope_names.contains(&(i.namespace.as_str(), i.workload.name.as_str()))
+            || i.targets.iter().any(|t| match &t.kind {
+                TargetKind::Workload {
+                    name, namespace, ..
+                } => scope_names.contains(&(namespace.as_str(), name.as_str())),
+                TargetKind::Service { namespace, .. } => {
+                    scope_namespaces.contains(namespace.as_str())
+                }
+                _ => false,
+            })
+    };
     for i in &inv.intents {
+        if scope.is_some() && !may_touch_scope(i) {
+            continue;
+        }
         let client = WorkloadId::new(&i.namespace, &i.workload.name, i.workload.kind.as_deref());
         let clients = index.resolve(&client);
         for c in &clients {
@@ -441,6 +481,14 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
                     namespace,
                     ports,
                 } => {
+                    // Within a scope, a Service can only matter to an in-scope client or
+                    // through the in-scope workloads of its namespace.
+                    if scope.is_some()
+                        && !clients.iter().any(|c| in_scope(c))
+                        && !scope_namespaces.contains(namespace.as_str())
+                    {
+                        continue;
+                    }
                     let Some(svc) = services.get(&(namespace.as_str(), name.as_str())) else {
                         continue;
                     };
@@ -470,7 +518,7 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
             };
             for c in &clients {
                 for (s, conns) in &servers {
-                    if c == s {
+                    if c == s || !(in_scope(c) || in_scope(s)) {
                         continue;
                     }
                     declared.entry((c, s)).or_default().push(Declaration {
@@ -495,17 +543,34 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
     let open_servers = selected.values().filter(|v| v.1.is_empty()).count();
     let open_bound = selected.len().saturating_mul(open_servers);
     let mut open_omitted = None;
-    let connections = if open_bound <= OPEN_EDGE_LIMIT {
+    let isolated = |w: &WorkloadId| selected.get(w).is_some_and(|v| !v.1.is_empty());
+    let connections = if let Some(scope) = scope {
+        // The pairs into the scope, and those out of it (both as the whole analysis would
+        // examine them: into isolated workloads only, past the limit).
+        let omit = open_bound > OPEN_EDGE_LIMIT;
+        if omit {
+            open_omitted = Some(open_servers);
+        }
+        let mut pairs: BTreeSet<(&WorkloadId, &WorkloadId)> = declared.keys().copied().collect();
+        for s in scope {
+            for d in selected.keys() {
+                if !omit || isolated(d) {
+                    pairs.insert((s, d));
+                }
+            }
+        }
+        evaluator.workload_connections(
+            Naming::Workload,
+            |w| scope.contains(w) && (!omit || isolated(w)),
+            &pairs,
+        )
+    } else if open_bound <= OPEN_EDGE_LIMIT {
         evaluator.connectivity(Naming::Workload).connections
     } else {
         open_omitted = Some(open_servers);
         let declared_pairs: BTreeSet<(&WorkloadId, &WorkloadId)> =
             declared.keys().copied().collect();
-        evaluator.workload_connections(
-            Naming::Workload,
-            |w| selected.get(w).is_some_and(|v| !v.1.is_empty()),
-            &declared_pairs,
-        )
+        evaluator.workload_connections(Naming::Workload, isolated, &declared_pairs)
     };
 
     // Every declared or allowed workload pair.
@@ -557,6 +622,32 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
             summary,
         });
     }
+
+    EdgeParts {
+        selected,
+        intents_of,
+        edges,
+        open_omitted,
+        open_bound,
+    }
+}
+
+/// Past this many possible `open` edges (workloads × workloads that no policy isolates), they
+/// are left out of a [`Report`] and a warning says so.
+pub const OPEN_EDGE_LIMIT: usize = 100_000;
+
+/// Compare declared intents with what the inventory's live NetworkPolicies allow.
+pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
+    let generated = generate(inv, opts);
+    let evaluator = Evaluator::new(inv);
+    let index = Index::new(inv);
+    let EdgeParts {
+        selected,
+        intents_of,
+        edges,
+        open_omitted,
+        open_bound,
+    } = edge_parts(inv, &evaluator, &index, None);
 
     let workloads: Vec<WorkloadReport> = selected
         .iter()

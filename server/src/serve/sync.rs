@@ -56,9 +56,64 @@ pub struct View {
     pub default_graph: std::sync::OnceLock<axum::body::Bytes>,
     /// The unfiltered graph aggregated to namespaces as JSON, serialized on first request.
     pub namespace_graph: std::sync::OnceLock<axum::body::Bytes>,
+    /// Other graph queries' JSON, by normalized query (at most [`GRAPH_CACHE_LIMIT`]).
+    pub graph_cache: std::sync::Mutex<HashMap<String, axum::body::Bytes>>,
+}
+
+/// How many filtered graph queries a pass keeps serialized.
+pub const GRAPH_CACHE_LIMIT: usize = 64;
+
+/// A graph query in one form whatever the order, repetition or spacing of its lists.
+fn graph_key(q: &api::GraphQuery, level: &str) -> String {
+    let list = |v: &Option<String>| -> String {
+        v.as_deref().map_or_else(
+            || "-".to_string(),
+            |s| {
+                let set: BTreeSet<&str> = s.split(',').map(str::trim).collect();
+                set.into_iter().collect::<Vec<_>>().join(",")
+            },
+        )
+    };
+    format!(
+        "{level}|{}|{}|{}|{}",
+        list(&q.namespace),
+        list(&q.state),
+        q.workload.as_deref().unwrap_or("-"),
+        if q.workload.is_some() {
+            q.depth.unwrap_or(1).min(10)
+        } else {
+            0
+        }
+    )
 }
 
 impl View {
+    /// The JSON of a graph query, from the cache of this pass or computed by `make` (and kept,
+    /// while the cache has room; errors are not kept).
+    pub fn cached_graph<E>(
+        &self,
+        q: &api::GraphQuery,
+        level: &str,
+        make: impl FnOnce() -> Result<axum::body::Bytes, E>,
+    ) -> Result<axum::body::Bytes, E> {
+        let key = graph_key(q, level);
+        let lock = |c: &std::sync::Mutex<HashMap<String, axum::body::Bytes>>| {
+            c.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .cloned()
+        };
+        if let Some(b) = lock(&self.graph_cache) {
+            return Ok(b);
+        }
+        let bytes = make()?;
+        let mut cache = self.graph_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() < GRAPH_CACHE_LIMIT {
+            cache.insert(key, bytes.clone());
+        }
+        Ok(bytes)
+    }
+
     pub fn node(&self, id: &str) -> Option<usize> {
         self.nodes.binary_search_by(|n| n.id.as_str().cmp(id)).ok()
     }

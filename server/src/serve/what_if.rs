@@ -1,18 +1,20 @@
 //! What-if: a draft of ClientIntents evaluated against the current inventory.
 //!
-//! Both sides are compared as the operator would leave the cluster: Accord's own policies
-//! replaced by what generation produces and the generated labels on the pods. So the changes
-//! listed are those the draft causes, not the drift that already exists.
+//! Before is the effective access now: the sync pass's own analysis of the live inventory (every
+//! live policy, hand-written ones included). After is the live inventory once the operator
+//! applied the draft: for the subjects the draft touches, the generated policies replace their
+//! Accord-labelled ones and the generated labels are set on their pods (see
+//! [`accord_policy::drift::what_if`]). Only the pairs with a touched end are evaluated.
 
 use std::collections::BTreeSet;
 
 use accord_api as api;
-use accord_policy::drift::changes::{PairFacts, changes};
-use accord_policy::drift::{self, EdgeReport};
-use accord_policy::inventory::PolicyObject;
-use accord_policy::{DiagnosticCode, GenerateOptions, Inventory, Origin, Source, labels};
+use accord_policy::drift::changes::PairFacts;
+use accord_policy::drift::{self, what_if, what_if::Generation};
+use accord_policy::{DiagnosticCode, Origin, Source};
 
-use super::index::{Index, key_of};
+use super::index::key_of;
+use super::sync::View;
 
 /// The file name diagnostics of the draft carry.
 pub const DRAFT_FILE: &str = "draft";
@@ -63,62 +65,76 @@ pub fn parse_draft(
     (out, diags)
 }
 
-/// The inventory as the operator would leave it: generated policies and labels in place.
-fn reconciled(mut inv: Inventory, opts: &GenerateOptions) -> Inventory {
-    let generated = accord_policy::generate(&inv, opts);
-    accord_policy::apply_pod_labels(&mut inv, &generated);
-    inv.network_policies.retain(|p| {
-        !p.policy
-            .metadata
-            .labels
-            .contains_key(labels::NETWORK_POLICY)
-    });
-    inv.network_policies
-        .extend(generated.policies.into_iter().map(|policy| PolicyObject {
-            origin: Origin::new("generated", 0),
-            policy,
-        }));
-    inv
-}
-
-/// The facts of each edge of an analysis, by (source, target).
-fn facts(edges: &[EdgeReport]) -> impl Iterator<Item = ((String, String), PairFacts)> + '_ {
-    edges.iter().map(|e| {
-        (
-            (e.source.to_string(), e.target.to_string()),
-            PairFacts::of(e),
-        )
-    })
-}
-
-/// Evaluate `text` (ClientIntents YAML or JSON) against the objects of `index`, generating with
-/// `opts` (the settings the sync pass uses).
-pub fn what_if(index: &Index, opts: &GenerateOptions, text: &str) -> api::WhatIfResponse {
-    let (objects, mut diags) = parse_draft(text);
-    let (before_inv, _) = index.inventory();
-    let mut after_index = index.clone();
-    let mut draft_objects = BTreeSet::new();
-    let mut draft_clients = BTreeSet::new();
-    for (origin, doc) in objects {
-        // The draft's own parse diagnostics; the same object parses again in the inventory.
-        if let Some(i) = accord_policy::intents::parse(&origin, &doc, &mut diags) {
-            draft_objects.insert(i.object_name());
-            draft_clients.insert((i.namespace.clone(), i.workload.name.clone()));
-        }
-        after_index.apply(origin, doc);
-    }
-    let (after_inv, _) = after_index.inventory();
-    let before_gen = accord_policy::generate(&before_inv, opts);
-    let after_gen = accord_policy::generate(&after_inv, opts);
-    // Generation's diagnostics about the draft's own objects (a target that resolves to
-    // nothing, a duplicate of another ClientIntents): matched by object, not by file.
-    diags.extend(
-        after_gen
-            .diagnostics
+/// The sync pass's analysis, as the what-if compares with it: the pairs of its view.
+impl drift::what_if::Live for View {
+    fn open_omitted(&self) -> bool {
+        self.diagnostics
             .iter()
-            .filter(|d| draft_objects.contains(&d.object))
-            .cloned(),
-    );
+            .any(|d| d.code == DiagnosticCode::OpenEdgesNotListed)
+    }
+
+    fn pairs(&self, touched: Option<&BTreeSet<String>>) -> Vec<((String, String), PairFacts)> {
+        let facts = |i: usize| {
+            let e = &self.edges[i];
+            (
+                (e.source.clone(), e.target.clone()),
+                PairFacts {
+                    state: e.state,
+                    allowed: e.allowed,
+                    ports: e.ports.clone(),
+                    declared_ports: e.declared_ports.clone(),
+                },
+            )
+        };
+        let Some(touched) = touched else {
+            return (0..self.edges.len()).map(facts).collect();
+        };
+        let mut at: BTreeSet<usize> = BTreeSet::new();
+        for id in touched {
+            at.extend(self.out_edges.get(id).into_iter().flatten());
+            at.extend(self.in_edges.get(id).into_iter().flatten());
+        }
+        at.into_iter().map(facts).collect()
+    }
+}
+
+/// Evaluate `text` (ClientIntents YAML or JSON) against the sync pass of `view`: before is the
+/// access the pass found, after the live inventory once the operator applied the draft (with
+/// the settings the pass used). Only the pairs the draft can change are evaluated.
+pub fn what_if(view: &View, text: &str) -> api::WhatIfResponse {
+    let (objects, mut diags) = parse_draft(text);
+    let Some(live) = view.inventory.as_deref() else {
+        diags.push(accord_policy::Diagnostic::error(
+            DiagnosticCode::InvalidDraft,
+            &Origin::new(DRAFT_FILE, 0),
+            "",
+            "",
+            "the first sync has not finished yet".to_string(),
+        ));
+        return api::WhatIfResponse {
+            ok: false,
+            diagnostics: diags,
+            ..Default::default()
+        };
+    };
+    let opts = &view.settings.options;
+    let mut draft = Vec::new();
+    for (origin, doc) in objects {
+        if let Some(i) = accord_policy::intents::parse(&origin, &doc, &mut diags) {
+            draft.push(i);
+        }
+    }
+    if diags.iter().any(|d| d.is_error()) {
+        return api::WhatIfResponse {
+            ok: false,
+            diagnostics: diags,
+            ..Default::default()
+        };
+    }
+    let applied = what_if::apply(live, draft, opts, Generation::Subjects);
+    // Generation's diagnostics about the draft's own objects (a target that resolves to
+    // nothing, a duplicate of another ClientIntents).
+    diags.extend(applied.diagnostics.iter().cloned());
     let ok = !diags.iter().any(|d| d.is_error());
     if !ok {
         return api::WhatIfResponse {
@@ -128,43 +144,25 @@ pub fn what_if(index: &Index, opts: &GenerateOptions, text: &str) -> api::WhatIf
         };
     }
 
-    // Policies that are new or different after the draft.
-    let before_policies: BTreeSet<String> = before_gen
-        .policies
-        .iter()
-        .map(|p| serde_json::to_string(p).unwrap_or_default())
-        .collect();
-    let changed: Vec<_> = after_gen
-        .policies
-        .iter()
-        .filter(|p| !before_policies.contains(&serde_json::to_string(p).unwrap_or_default()))
-        .cloned()
-        .collect();
-    let policies_yaml = accord_policy::render::policies_yaml(&changed).unwrap_or_default();
+    let mut policies_yaml =
+        accord_policy::render::policies_yaml(&applied.policies).unwrap_or_default();
+    for r in &applied.removed {
+        policies_yaml.push_str(&format!(
+            "# deleted: NetworkPolicy {}/{}\n",
+            r.namespace, r.name
+        ));
+    }
     let mut labels_yaml = String::new();
-    for id in after_inv.workload_ids() {
-        if !draft_clients.contains(&(id.namespace.clone(), id.name.clone())) {
-            continue;
+    for l in &applied.labels {
+        labels_yaml.push_str(&format!("{}:\n", l.workload));
+        for (k, v) in &l.set {
+            labels_yaml.push_str(&format!("  {k}: \"{v}\"\n"));
         }
-        let want = after_gen.labels_for(id);
-        let had = before_gen.labels_for(id);
-        if want == had {
-            continue;
-        }
-        labels_yaml.push_str(&format!("{id}:\n"));
-        for (k, v) in &want {
-            if had.get(k) != Some(v) {
-                labels_yaml.push_str(&format!("  {k}: \"{v}\"\n"));
-            }
-        }
-        for k in had.keys().filter(|k| !want.contains_key(*k)) {
+        for k in &l.removed {
             labels_yaml.push_str(&format!("  {k}: null\n"));
         }
     }
-
-    let before = drift::analyze(&reconciled(before_inv, opts), opts);
-    let after = drift::analyze(&reconciled(after_inv, opts), opts);
-    let changes = changes(facts(&before.edges), facts(&after.edges))
+    let changes = what_if::pair_changes(view, &applied, opts)
         .into_iter()
         .map(|c| api::EdgeChange {
             source: c.key.0,
@@ -188,16 +186,24 @@ pub fn what_if(index: &Index, opts: &GenerateOptions, text: &str) -> api::WhatIf
 mod tests {
     use super::*;
 
-    fn demo_index() -> Index {
-        let mut idx = Index::default();
+    /// The view of a sync pass over the demo objects.
+    fn demo_view() -> View {
+        let mut idx = super::super::index::Index::default();
         idx.reset_all(super::super::demo::objects());
-        idx
+        super::super::sync::compute(
+            std::sync::Arc::new(idx),
+            &Default::default(),
+            &Default::default(),
+            &Default::default(),
+            "test",
+        )
+        .view
     }
 
     #[test]
     fn new_call_to_a_protected_server_becomes_enforced() {
         let draft = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: search\n  namespace: storefront\nspec:\n  workload:\n    name: search\n    kind: Deployment\n  targets:\n    - kubernetes:\n        name: ledger-db.platform\n        kind: StatefulSet\n";
-        let r = what_if(&demo_index(), &GenerateOptions::default(), draft);
+        let r = what_if(&demo_view(), draft);
         assert!(r.ok, "{:?}", r.diagnostics);
         let c = r
             .changes
@@ -219,7 +225,7 @@ mod tests {
     #[test]
     fn malformed_draft_gives_field_diagnostics() {
         let draft = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: x\n  namespace: storefront\nspec:\n  workload: 7\n";
-        let r = what_if(&demo_index(), &GenerateOptions::default(), draft);
+        let r = what_if(&demo_view(), draft);
         assert!(!r.ok);
         assert!(
             r.diagnostics.iter().any(|d| d.field.contains("workload")),
@@ -231,8 +237,7 @@ mod tests {
     #[test]
     fn non_intents_objects_are_rejected() {
         let r = what_if(
-            &demo_index(),
-            &GenerateOptions::default(),
+            &demo_view(),
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n",
         );
         assert!(!r.ok);

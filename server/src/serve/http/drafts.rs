@@ -63,15 +63,14 @@ pub(super) async fn post_what_if(
                 retry_after: 2,
             })?;
     let view = state.view();
-    let Some(index) = view.index.clone() else {
+    if view.inventory.is_none() {
         return Err(Error::Unavailable(
             "the first sync has not finished yet; try again shortly".into(),
         ));
-    };
-    let opts = view.settings.options.clone();
+    }
     let r = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        what_if::what_if(&index, &opts, &text)
+        what_if::what_if(&view, &text)
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))?;

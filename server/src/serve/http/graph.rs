@@ -204,11 +204,16 @@ pub(super) async fn graph(
         };
         return Ok(json_bytes(bytes.clone()));
     }
-    let g = select_graph(&view, &q)?;
-    if level == "namespace" {
-        return Ok(Json(namespace_graph(&view, &g)).into_response());
-    }
-    Ok(Json(g).into_response())
+    // Every other query is served from the pass's cache too, once computed.
+    let bytes = view.cached_graph(&q, level, || {
+        let g = select_graph(&view, &q)?;
+        Ok::<_, Error>(Bytes::from(if level == "namespace" {
+            serde_json::to_vec(&namespace_graph(&view, &g)).unwrap_or_default()
+        } else {
+            serde_json::to_vec(&g).unwrap_or_default()
+        }))
+    })?;
+    Ok(json_bytes(bytes))
 }
 
 fn rule_ref(a: &accord_policy::evaluate::Admission) -> api::RuleRef {

@@ -1,0 +1,690 @@
+//! What-if: the access a draft of ClientIntents would change, evaluated incrementally.
+//!
+//! Before is the live cluster as it is (every policy, hand-written ones included). After is the
+//! live cluster once Accord's operator applied the draft: the draft's ClientIntents replace those
+//! of the same namespace and name (or are added); for the *subjects* the draft touches (its
+//! clients and targets, and those of the intents it replaces) the generated policies replace
+//! their current Accord-labelled ones and the generated labels are set on their pods. Every other
+//! policy stays.
+//!
+//! [`apply`] builds the after inventory (generating over a small inventory holding only the
+//! intents that concern the subjects, as the operator does) and the set of *touched* workloads:
+//! the subjects' workloads and every workload a removed or added policy selects. Only pairs with
+//! a touched end can change, so [`pair_changes`] evaluates those alone ([`analyze_scoped`]) and
+//! compares them with the live analysis through [`changes`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use super::changes::{PairChange, PairFacts, changes};
+use super::{EdgeReport, Index, analyze, edge_parts};
+use crate::diagnostic::Diagnostic;
+use crate::evaluate::{Evaluator, PolicyRef};
+use crate::generate::{GenerateOptions, generate};
+use crate::identity::{WorkloadId, formatted};
+use crate::intents::{ClientIntents, TargetKind};
+use crate::inventory::{Inventory, Namespace, Pod, PolicyObject};
+use crate::labels;
+use crate::objects::{Labels, NetworkPolicy, ObjectMeta};
+
+/// `(namespace, name)` of a subject: a client or target workload, or a Service target.
+pub type Subject = (String, String);
+
+/// How [`apply`] generates the subjects' policies and labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generation {
+    /// Over the intents that concern the subjects only (what the operator does; fast).
+    Subjects,
+    /// Over the whole after inventory (the slow reference).
+    Full,
+}
+
+/// The labels the draft changes on one workload's pods (its first pod's, when they differ).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelChange {
+    pub workload: WorkloadId,
+    /// Labels set (new, or with another value).
+    pub set: Labels,
+    /// Labels removed.
+    pub removed: Vec<String>,
+}
+
+/// The live inventory with a draft applied as the operator would apply it.
+#[derive(Clone, Debug, Default)]
+pub struct Applied {
+    pub inventory: Inventory,
+    pub subjects: BTreeSet<Subject>,
+    /// Workloads whose pairs can change: those of the subjects and those a removed or added
+    /// policy selects.
+    pub touched: BTreeSet<WorkloadId>,
+    /// Generated policies that are new or differ from the live policy of that name.
+    pub policies: Vec<NetworkPolicy>,
+    /// Live Accord policies that are deleted and not generated again.
+    pub removed: Vec<PolicyRef>,
+    pub labels: Vec<LabelChange>,
+    /// Generation's diagnostics about the draft's own objects.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The subjects of intents: the client and every workload or Service target.
+pub fn subjects_of(i: &ClientIntents) -> BTreeSet<Subject> {
+    let mut out = BTreeSet::from([(i.namespace.clone(), i.workload.name.clone())]);
+    for t in &i.targets {
+        match &t.kind {
+            TargetKind::Workload {
+                name, namespace, ..
+            }
+            | TargetKind::Service {
+                name, namespace, ..
+            } => {
+                out.insert((namespace.clone(), name.clone()));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether intents refer to one of `subjects` (as client or target).
+fn refers_to(i: &ClientIntents, subjects: &HashSet<(&str, &str)>) -> bool {
+    subjects.contains(&(i.namespace.as_str(), i.workload.name.as_str()))
+        || i.targets.iter().any(|t| match &t.kind {
+            TargetKind::Workload {
+                name, namespace, ..
+            }
+            | TargetKind::Service {
+                name, namespace, ..
+            } => subjects.contains(&(namespace.as_str(), name.as_str())),
+            _ => false,
+        })
+}
+
+/// The subject a policy named after a workload belongs to (`<base>-access`, `default-deny-…`).
+fn subject_of_name(p: &NetworkPolicy) -> Subject {
+    let name = &p.metadata.name;
+    let base = ["-access", "-ingress", "-egress"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .or_else(|| name.strip_prefix("default-deny-"))
+        .unwrap_or(name);
+    (p.namespace().to_string(), base.to_string())
+}
+
+fn is_accords(p: &NetworkPolicy) -> bool {
+    p.metadata.labels.contains_key(labels::NETWORK_POLICY)
+        || p.metadata.labels.contains_key(labels::DEFAULT_DENY)
+}
+
+/// The fields of a policy that decide what it does; absent and empty rule lists alike.
+fn same_spec(a: &NetworkPolicy, b: &NetworkPolicy) -> bool {
+    super::same_policy(a, b) && a.metadata.labels == b.metadata.labels
+}
+
+/// The live inventory with `draft` applied as the operator would apply it.
+pub fn apply(
+    live: &Inventory,
+    draft: Vec<ClientIntents>,
+    opts: &GenerateOptions,
+    generation: Generation,
+) -> Applied {
+    let mut inv = live.clone();
+    let mut subjects: BTreeSet<Subject> = BTreeSet::new();
+    let mut draft_objects: HashSet<String> = HashSet::new();
+    for d in draft {
+        subjects.extend(subjects_of(&d));
+        draft_objects.insert(d.object_name());
+        match inv
+            .intents
+            .iter_mut()
+            .find(|i| i.namespace == d.namespace && i.name == d.name)
+        {
+            Some(old) => {
+                subjects.extend(subjects_of(old));
+                *old = d;
+            }
+            None => inv.intents.push(d),
+        }
+    }
+
+    // The intents that concern a subject (same-client duplicates among them), and the subjects
+    // they refer to.
+    let is_subject: HashSet<(&str, &str)> = subjects
+        .iter()
+        .map(|(ns, name)| (ns.as_str(), name.as_str()))
+        .collect();
+    let relevant: Vec<&ClientIntents> = inv
+        .intents
+        .iter()
+        .filter(|i| refers_to(i, &is_subject))
+        .collect();
+    let generated = match generation {
+        Generation::Full => generate(&inv, opts),
+        Generation::Subjects => {
+            let mut referenced = subjects.clone();
+            for i in &relevant {
+                referenced.extend(subjects_of(i));
+            }
+            let mut mini = Inventory {
+                intents: relevant.iter().map(|i| (*i).clone()).collect(),
+                protected_services: inv.protected_services.clone(),
+                ..Inventory::default()
+            };
+            for s in &referenced {
+                if let Some(n) = inv.namespaces.get(&s.0) {
+                    mini.namespaces
+                        .entry(s.0.clone())
+                        .or_insert_with(|| Namespace {
+                            name: n.name.clone(),
+                            labels: n.labels.clone(),
+                            declared: true,
+                        });
+                }
+            }
+            let referenced: HashSet<(&str, &str)> = referenced
+                .iter()
+                .map(|(ns, name)| (ns.as_str(), name.as_str()))
+                .collect();
+            mini.services = inv
+                .services
+                .iter()
+                .filter(|s| referenced.contains(&(s.namespace(), s.metadata.name.as_str())))
+                .cloned()
+                .collect();
+            mini.pods = inv
+                .pods
+                .iter()
+                .filter(|p| {
+                    referenced.contains(&(p.workload.namespace.as_str(), p.workload.name.as_str()))
+                })
+                .map(|p| Pod {
+                    metadata: ObjectMeta {
+                        name: p.metadata.name.clone(),
+                        namespace: p.metadata.namespace.clone(),
+                        ..Default::default()
+                    },
+                    workload: p.workload.clone(),
+                    ..Default::default()
+                })
+                .collect();
+            generate(&mini, opts)
+        }
+    };
+    let diagnostics = generated
+        .diagnostics
+        .iter()
+        .filter(|d| draft_objects.contains(&d.object))
+        .cloned()
+        .collect();
+
+    // The ownership label values each subject's policies may carry.
+    let mut owned: BTreeSet<(String, String)> = BTreeSet::new();
+    for i in &relevant {
+        let client = (i.namespace.clone(), i.workload.name.clone());
+        if subjects.contains(&client) {
+            owned.insert((
+                i.namespace.clone(),
+                formatted(&i.workload.name, &i.namespace, i.workload.kind.as_deref()),
+            ));
+        }
+        for t in &i.targets {
+            let (name, ns, kind) = match &t.kind {
+                TargetKind::Workload {
+                    name,
+                    namespace,
+                    kind,
+                    ..
+                } => (name, namespace, kind.as_deref()),
+                TargetKind::Service {
+                    name, namespace, ..
+                } => (name, namespace, Some("Service")),
+                _ => continue,
+            };
+            if subjects.contains(&(ns.clone(), name.clone())) {
+                owned.insert((ns.clone(), formatted(name, ns, kind)));
+            }
+        }
+    }
+    let owned_policy = |p: &NetworkPolicy| -> bool {
+        let ns = p.namespace().to_string();
+        if p.metadata.labels.contains_key(labels::DEFAULT_DENY) {
+            return subjects.contains(&subject_of_name(p));
+        }
+        p.metadata
+            .labels
+            .get(labels::NETWORK_POLICY)
+            .is_some_and(|l| owned.contains(&(ns, l.clone())))
+    };
+    let wanted: Vec<&NetworkPolicy> = generated
+        .policies
+        .iter()
+        .filter(|p| owned_policy(p))
+        .collect();
+    let wanted_names: HashSet<(&str, &str)> = wanted
+        .iter()
+        .map(|p| (p.namespace(), p.metadata.name.as_str()))
+        .collect();
+
+    // Live policies that go: Accord's policies of a subject, and any policy of a wanted name.
+    let mut gone: Vec<PolicyObject> = Vec::new();
+    let mut kept = Vec::with_capacity(inv.network_policies.len());
+    for obj in std::mem::take(&mut inv.network_policies) {
+        let p = &obj.policy;
+        let named = wanted_names.contains(&(p.namespace(), p.metadata.name.as_str()));
+        let ours = is_accords(p) && (owned_policy(p) || subjects.contains(&subject_of_name(p)));
+        if named || ours {
+            gone.push(obj);
+        } else {
+            kept.push(obj);
+        }
+    }
+    inv.network_policies = kept;
+    let live_by_name: HashMap<(&str, &str), &NetworkPolicy> = gone
+        .iter()
+        .map(|o| {
+            (
+                (o.policy.namespace(), o.policy.metadata.name.as_str()),
+                &o.policy,
+            )
+        })
+        .collect();
+    let policies: Vec<NetworkPolicy> = wanted
+        .iter()
+        .filter(|p| {
+            live_by_name
+                .get(&(p.namespace(), p.metadata.name.as_str()))
+                .is_none_or(|live| !same_spec(live, p))
+        })
+        .map(|p| (*p).clone())
+        .collect();
+    let removed: Vec<PolicyRef> = gone
+        .iter()
+        .filter(|o| {
+            !wanted_names.contains(&(o.policy.namespace(), o.policy.metadata.name.as_str()))
+        })
+        .map(|o| PolicyRef {
+            namespace: o.policy.namespace().to_string(),
+            name: o.policy.metadata.name.clone(),
+        })
+        .collect();
+
+    // Workloads selected by a removed policy (before the labels change) or an added one (after).
+    let mut touched: BTreeSet<WorkloadId> = BTreeSet::new();
+    let select = |touched: &mut BTreeSet<WorkloadId>, pods: &[Pod], p: &NetworkPolicy| {
+        for pod in pods {
+            if pod.namespace() == p.namespace() && p.spec.pod_selector.matches(&pod.metadata.labels)
+            {
+                touched.insert(pod.workload.clone());
+            }
+        }
+    };
+    for o in &gone {
+        select(&mut touched, &inv.pods, &o.policy);
+    }
+
+    // Labels of the subjects' pods.
+    let mut labels_of: BTreeMap<WorkloadId, LabelChange> = BTreeMap::new();
+    let mut want_of: HashMap<WorkloadId, Labels> = HashMap::new();
+    for pod in &mut inv.pods {
+        if !is_subject.contains(&(pod.workload.namespace.as_str(), pod.workload.name.as_str())) {
+            continue;
+        }
+        touched.insert(pod.workload.clone());
+        let want = want_of
+            .entry(pod.workload.clone())
+            .or_insert_with(|| generated.labels_for(&pod.workload));
+        let mut next: Labels = pod
+            .metadata
+            .labels
+            .iter()
+            .filter(|(k, _)| !labels::is_managed_pod_label(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        next.extend(want.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if next != pod.metadata.labels && !labels_of.contains_key(&pod.workload) {
+            let set: Labels = next
+                .iter()
+                .filter(|(k, v)| pod.metadata.labels.get(*k) != Some(*v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let removed = pod
+                .metadata
+                .labels
+                .keys()
+                .filter(|k| !next.contains_key(*k))
+                .cloned()
+                .collect();
+            labels_of.insert(
+                pod.workload.clone(),
+                LabelChange {
+                    workload: pod.workload.clone(),
+                    set,
+                    removed,
+                },
+            );
+        }
+        pod.metadata.labels = next;
+    }
+
+    for p in &wanted {
+        select(&mut touched, &inv.pods, p);
+    }
+    inv.network_policies
+        .extend(wanted.into_iter().map(|policy| PolicyObject {
+            origin: crate::diagnostic::Origin::new("generated", 0),
+            policy: policy.clone(),
+        }));
+    Applied {
+        inventory: inv,
+        subjects,
+        touched,
+        policies,
+        removed,
+        labels: labels_of.into_values().collect(),
+        diagnostics,
+    }
+}
+
+/// The edges of [`analyze`] whose source or destination is in `scope`.
+#[derive(Clone, Debug, Default)]
+pub struct Scoped {
+    /// Sorted by (source, target).
+    pub edges: Vec<EdgeReport>,
+    /// Whether the whole analysis of this inventory leaves open edges out.
+    pub open_omitted: bool,
+}
+
+/// The edges [`analyze`] would report for the pairs with an end in `scope`, at the cost of
+/// those pairs (plus one pass over the pods and the policies' compilation).
+pub fn analyze_scoped(inv: &Inventory, scope: &BTreeSet<WorkloadId>) -> Scoped {
+    let evaluator = Evaluator::new(inv);
+    let index = Index::new(inv);
+    let scope: HashSet<&WorkloadId> = scope.iter().collect();
+    let parts = edge_parts(inv, &evaluator, &index, Some(&scope));
+    Scoped {
+        edges: parts.edges,
+        open_omitted: parts.open_omitted.is_some(),
+    }
+}
+
+/// The facts of edges, keyed by (source, target) as text.
+pub fn facts<'e>(
+    edges: impl IntoIterator<Item = &'e EdgeReport>,
+) -> impl Iterator<Item = ((String, String), PairFacts)> {
+    edges.into_iter().map(|e| {
+        (
+            (e.source.to_string(), e.target.to_string()),
+            PairFacts::of(e),
+        )
+    })
+}
+
+/// The live analysis, as the what-if reads it.
+pub trait Live {
+    /// Whether the live analysis left open edges out.
+    fn open_omitted(&self) -> bool;
+    /// The live facts of every pair with an end in `touched` (workload ids as text), or of every
+    /// pair when `touched` is `None`.
+    fn pairs(&self, touched: Option<&BTreeSet<String>>) -> Vec<((String, String), PairFacts)>;
+}
+
+/// A whole [`super::Report`] as the live analysis.
+impl Live for super::Report {
+    fn open_omitted(&self) -> bool {
+        self.diagnostics
+            .iter()
+            .any(|d| d.code == crate::DiagnosticCode::OpenEdgesNotListed)
+    }
+
+    fn pairs(&self, touched: Option<&BTreeSet<String>>) -> Vec<((String, String), PairFacts)> {
+        facts(&self.edges)
+            .filter(|((s, d), _)| touched.is_none_or(|t| t.contains(s) || t.contains(d)))
+            .collect()
+    }
+}
+
+/// What the draft changes: every pair whose facts differ between the live analysis and the
+/// analysis of `applied.inventory`. Only pairs with a touched end are evaluated, unless the
+/// draft moves the cluster across [`super::OPEN_EDGE_LIMIT`] (then the open edges everywhere
+/// appear or vanish, and the whole after inventory is analyzed).
+pub fn pair_changes(
+    live: &impl Live,
+    applied: &Applied,
+    opts: &GenerateOptions,
+) -> Vec<PairChange<(String, String)>> {
+    let scoped = analyze_scoped(&applied.inventory, &applied.touched);
+    if scoped.open_omitted != live.open_omitted() {
+        let after = analyze(&applied.inventory, opts);
+        return changes(live.pairs(None), facts(&after.edges));
+    }
+    let touched: BTreeSet<String> = applied.touched.iter().map(|w| w.to_string()).collect();
+    changes(live.pairs(Some(&touched)), facts(&scoped.edges))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::intents::{Target, WorkloadRef};
+    use crate::objects::LabelSelector;
+    use crate::synthetic::{self, Spec};
+
+    /// SplitMix64, for reproducible random drafts.
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) % n.max(1) as u64) as usize
+        }
+    }
+
+    fn target(w: &WorkloadId, service: bool) -> Target {
+        let kind = if service {
+            TargetKind::Service {
+                name: w.name.clone(),
+                namespace: w.namespace.clone(),
+                ports: Vec::new(),
+            }
+        } else {
+            TargetKind::Workload {
+                name: w.name.clone(),
+                namespace: w.namespace.clone(),
+                kind: None,
+                ports: Vec::new(),
+                kafka: false,
+            }
+        };
+        Target {
+            field: String::new(),
+            kind,
+        }
+    }
+
+    /// A live estate: the synthetic cluster as the operator left it, then drifted: some pods
+    /// lost their labels, an Accord policy was deleted, and a hand-written policy isolates a
+    /// namespace.
+    fn estate(seed: u64) -> Inventory {
+        let spec = Spec {
+            workloads: 48,
+            namespaces: 5,
+            calls: 160,
+            cross_namespace_percent: 30,
+            service_target_percent: 25,
+            seed,
+        };
+        let mut inv = synthetic::applied_inventory(&spec);
+        let mut rng = Rng(seed ^ 0x5eed);
+        for _ in 0..2 {
+            let i = rng.below(inv.pods.len());
+            inv.pods[i]
+                .metadata
+                .labels
+                .retain(|k, _| !k.starts_with(labels::ACCESS_PREFIX));
+        }
+        let i = rng.below(inv.network_policies.len());
+        inv.network_policies.remove(i);
+        let mut deny = NetworkPolicy::default();
+        deny.metadata.name = "hand-written-deny".into();
+        deny.metadata.namespace = Some("team-0001".into());
+        deny.spec.pod_selector = LabelSelector::default();
+        deny.spec.policy_types = vec![crate::objects::PolicyType::Ingress];
+        inv.network_policies.push(PolicyObject {
+            origin: Default::default(),
+            policy: deny,
+        });
+        inv
+    }
+
+    /// A random draft of one of four kinds: add a target, remove a target, replace a client's
+    /// intents, a new client.
+    fn draft(inv: &Inventory, rng: &mut Rng, kind: usize) -> Vec<ClientIntents> {
+        let workloads: Vec<WorkloadId> = inv.workload_ids().into_iter().cloned().collect();
+        let pick = |rng: &mut Rng| workloads[rng.below(workloads.len())].clone();
+        let existing = || inv.intents[rng_index(inv.intents.len(), kind)].clone();
+        match kind % 4 {
+            0 => {
+                let mut i = existing();
+                let w = pick(rng);
+                i.targets.push(target(&w, rng.below(3) == 0));
+                vec![i]
+            }
+            1 => {
+                let mut i = existing();
+                if !i.targets.is_empty() {
+                    let k = rng.below(i.targets.len());
+                    i.targets.remove(k);
+                }
+                vec![i]
+            }
+            2 => {
+                let mut i = existing();
+                i.targets = (0..1 + rng.below(4))
+                    .map(|_| {
+                        let w = pick(rng);
+                        target(&w, rng.below(2) == 0)
+                    })
+                    .collect();
+                vec![i]
+            }
+            _ => {
+                let declared: BTreeSet<(String, String)> = inv
+                    .intents
+                    .iter()
+                    .map(|i| (i.namespace.clone(), i.workload.name.clone()))
+                    .collect();
+                let client = (0..workloads.len())
+                    .map(|_| pick(rng))
+                    .find(|w| !declared.contains(&(w.namespace.clone(), w.name.clone())))
+                    .unwrap_or_else(|| pick(rng));
+                let targets = (0..1 + rng.below(3))
+                    .map(|_| {
+                        let w = pick(rng);
+                        target(&w, rng.below(3) == 0)
+                    })
+                    .collect();
+                vec![ClientIntents {
+                    name: format!("{}-draft", client.name),
+                    namespace: client.namespace.clone(),
+                    workload: WorkloadRef {
+                        name: client.name.clone(),
+                        kind: client.kind.clone(),
+                    },
+                    targets,
+                    ..ClientIntents::default()
+                }]
+            }
+        }
+    }
+
+    fn rng_index(n: usize, salt: usize) -> usize {
+        (salt * 7919 + 13) % n.max(1)
+    }
+
+    fn live_labels(inv: &Inventory) -> BTreeMap<String, Labels> {
+        inv.pods
+            .iter()
+            .map(|p| (p.metadata.name.clone(), p.metadata.labels.clone()))
+            .collect()
+    }
+
+    fn policy_texts(inv: &Inventory) -> BTreeSet<String> {
+        inv.network_policies
+            .iter()
+            .map(|p| serde_json::to_string(&p.policy).unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn incremental_what_if_equals_the_full_analysis_of_the_applied_draft() {
+        let opts = GenerateOptions::default();
+        let mut checked = 0;
+        let mut changed = 0;
+        for seed in 1..=6u64 {
+            let live = estate(seed);
+            let report = analyze(&live, &opts);
+            let mut rng = Rng(seed);
+            for kind in 0..8 {
+                let draft = draft(&live, &mut rng, kind + seed as usize);
+                let fast = apply(&live, draft.clone(), &opts, Generation::Subjects);
+                let slow = apply(&live, draft, &opts, Generation::Full);
+                // Generating over the subjects' intents alone gives what the whole does.
+                assert_eq!(policy_texts(&fast.inventory), policy_texts(&slow.inventory));
+                assert_eq!(live_labels(&fast.inventory), live_labels(&slow.inventory));
+                let got = pair_changes(&report, &fast, &opts);
+                let after = analyze(&slow.inventory, &opts);
+                let want = changes(facts(&report.edges), facts(&after.edges));
+                assert_eq!(got, want, "seed {seed}, draft kind {kind}");
+                checked += 1;
+                changed += usize::from(!want.is_empty());
+            }
+        }
+        assert_eq!(checked, 48);
+        // The drafts do change access, so the comparison is not between empty lists.
+        assert!(
+            changed >= 40,
+            "{changed} of {checked} drafts changed something"
+        );
+    }
+
+    #[test]
+    fn hand_written_policies_stay_and_labels_are_listed() {
+        let opts = GenerateOptions::default();
+        let live = estate(3);
+        let i = live.intents[0].clone();
+        let mut draft = i.clone();
+        let server = live
+            .workload_ids()
+            .into_iter()
+            .find(|w| w.namespace == "team-0001" && w.name != i.workload.name)
+            .cloned()
+            .expect("a workload in team-0001");
+        draft.targets = vec![target(&server, false)];
+        let applied = apply(&live, vec![draft], &opts, Generation::Subjects);
+        assert!(
+            applied
+                .inventory
+                .network_policies
+                .iter()
+                .any(|p| p.policy.metadata.name == "hand-written-deny")
+        );
+        assert!(applied.touched.contains(&server));
+        assert!(
+            applied
+                .subjects
+                .contains(&(server.namespace.clone(), server.name.clone())),
+            "{:?}",
+            applied.subjects
+        );
+        // The client now needs the server's access label.
+        assert!(
+            applied
+                .labels
+                .iter()
+                .any(|l| l.workload.name == i.workload.name
+                    && l.set.keys().any(|k| k.starts_with(labels::ACCESS_PREFIX))),
+            "{:?}",
+            applied.labels
+        );
+    }
+}
