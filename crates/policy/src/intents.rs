@@ -86,6 +86,23 @@ impl Target {
         }
     }
 
+    /// `(name, namespace, kind)` of a workload or Service target (kind `Service` for the
+    /// latter); `None` for targets outside the cluster.
+    pub fn workload_ref(&self) -> Option<(&str, &str, Option<&str>)> {
+        match &self.kind {
+            TargetKind::Workload {
+                name,
+                namespace,
+                kind,
+                ..
+            } => Some((name, namespace, kind.as_deref())),
+            TargetKind::Service {
+                name, namespace, ..
+            } => Some((name, namespace, Some("Service"))),
+            _ => None,
+        }
+    }
+
     /// True for the Kubernetes API server (`kubernetes.default`), which gets no ingress rule.
     pub fn is_api_server(&self) -> bool {
         match &self.kind {
@@ -120,6 +137,22 @@ impl ClientIntents {
     /// `ClientIntents ns/name`, as diagnostics name the object.
     pub fn object_name(&self) -> String {
         format!("ClientIntents {}/{}", self.namespace, self.name)
+    }
+
+    /// The subjects of the intents as `(namespace, name)`: the client and every workload or
+    /// Service target. A change to the intents changes the policies and labels of these only
+    /// (the operator's planner and the what-if both recompute exactly them).
+    pub fn subjects(&self) -> std::collections::BTreeSet<(String, String)> {
+        let mut out = std::collections::BTreeSet::from([(
+            self.namespace.clone(),
+            self.workload.name.clone(),
+        )]);
+        for t in &self.targets {
+            if let Some((name, namespace, _)) = t.workload_ref() {
+                out.insert((namespace.to_string(), name.to_string()));
+            }
+        }
+        out
     }
 }
 

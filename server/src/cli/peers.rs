@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use accord_policy::evaluate::Ipv4Range;
+use accord_policy::validate::edit_distance;
 use accord_policy::{Inventory, Naming, Peer, WorkloadId};
 
 use super::report;
@@ -36,21 +37,6 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<(Inventory, bool)> {
     diagnostics.splice(0..0, reading.diagnostics);
     let failed = report(&diagnostics, false);
     Ok((inv, failed))
-}
-
-/// Levenshtein distance, for suggesting names close to a mistyped one.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// Resolve a command-line name to a peer: an IPv4 address or range, or a workload known under

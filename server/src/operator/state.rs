@@ -24,7 +24,7 @@ use accord_policy::GenerateOptions;
 use accord_policy::diagnostic::{Diagnostic, Origin};
 use accord_policy::generate::{DEFAULT_DENY_PREFIX, called_by};
 use accord_policy::identity::{self, WorkloadId};
-use accord_policy::intents::{self, ClientIntents, TargetKind};
+use accord_policy::intents::{self, ClientIntents};
 use accord_policy::inventory::{IngressBackend, Pod, ProtectedService};
 use accord_policy::labels;
 use accord_policy::objects::{Labels, NetworkPolicy, ObjectMeta, Service};
@@ -142,25 +142,6 @@ fn key_of(meta: &ObjectMeta) -> Key {
     )
 }
 
-/// The subjects of parsed intents: the client and every workload or Service target.
-fn subjects_of(i: &ClientIntents) -> BTreeSet<Key> {
-    let mut out = BTreeSet::from([(i.namespace.clone(), i.workload.name.clone())]);
-    for t in &i.targets {
-        match &t.kind {
-            TargetKind::Workload {
-                name, namespace, ..
-            }
-            | TargetKind::Service {
-                name, namespace, ..
-            } => {
-                out.insert((namespace.clone(), name.clone()));
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 impl State {
     pub fn new(options: GenerateOptions) -> Self {
         State {
@@ -220,7 +201,10 @@ impl State {
             .cloned()
             .and_then(|s| serde_json::from_value(s).ok())
             .unwrap_or_default();
-        let subjects = parsed.as_ref().map(subjects_of).unwrap_or_default();
+        let subjects = parsed
+            .as_ref()
+            .map(ClientIntents::subjects)
+            .unwrap_or_default();
         let previous = self.intents.get(&key);
         let changed = previous.is_none_or(|p| p.parsed != parsed || p.parse_diagnostics != diags);
         let generation_changed = previous.is_none_or(|p| p.generation != generation);

@@ -173,22 +173,16 @@ impl View {
 }
 
 pub fn edge_to_api(e: &EdgeReport) -> (api::Edge, api::EdgeExplanation) {
+    // The facts the history compares are the edge's own fields: one definition of them.
+    let facts = PairFacts::of(e);
     let edge = api::Edge {
         source: e.source.to_string(),
         target: e.target.to_string(),
-        state: e.state,
-        ports: if e.allowed.is_empty() {
-            String::new()
-        } else {
-            e.allowed.to_string()
-        },
-        declared_ports: if e.declared_by.is_empty() {
-            String::new()
-        } else {
-            e.declared.to_string()
-        },
+        state: facts.state,
+        ports: facts.ports,
+        declared_ports: facts.declared_ports,
         declared: e.is_declared(),
-        allowed: e.state != drift::EdgeState::Blocked && e.is_allowed(),
+        allowed: facts.allowed,
         first_seen: None,
         last_changed: None,
     };

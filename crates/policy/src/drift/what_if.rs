@@ -65,25 +65,6 @@ pub struct Applied {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// The subjects of intents: the client and every workload or Service target.
-pub fn subjects_of(i: &ClientIntents) -> BTreeSet<Subject> {
-    let mut out = BTreeSet::from([(i.namespace.clone(), i.workload.name.clone())]);
-    for t in &i.targets {
-        match &t.kind {
-            TargetKind::Workload {
-                name, namespace, ..
-            }
-            | TargetKind::Service {
-                name, namespace, ..
-            } => {
-                out.insert((namespace.clone(), name.clone()));
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 /// Whether intents refer to one of `subjects` (as client or target).
 fn refers_to(i: &ClientIntents, subjects: &HashSet<(&str, &str)>) -> bool {
     subjects.contains(&(i.namespace.as_str(), i.workload.name.as_str()))
@@ -130,7 +111,7 @@ pub fn apply(
     let mut subjects: BTreeSet<Subject> = BTreeSet::new();
     let mut draft_objects: HashSet<String> = HashSet::new();
     for d in draft {
-        subjects.extend(subjects_of(&d));
+        subjects.extend(d.subjects());
         draft_objects.insert(d.object_name());
         match inv
             .intents
@@ -138,7 +119,7 @@ pub fn apply(
             .find(|i| i.namespace == d.namespace && i.name == d.name)
         {
             Some(old) => {
-                subjects.extend(subjects_of(old));
+                subjects.extend(old.subjects());
                 *old = d;
             }
             None => inv.intents.push(d),
@@ -161,7 +142,7 @@ pub fn apply(
         Generation::Subjects => {
             let mut referenced = subjects.clone();
             for i in &relevant {
-                referenced.extend(subjects_of(i));
+                referenced.extend(i.subjects());
             }
             let mut mini = Inventory {
                 intents: relevant.iter().map(|i| (*i).clone()).collect(),
@@ -226,20 +207,11 @@ pub fn apply(
             ));
         }
         for t in &i.targets {
-            let (name, ns, kind) = match &t.kind {
-                TargetKind::Workload {
-                    name,
-                    namespace,
-                    kind,
-                    ..
-                } => (name, namespace, kind.as_deref()),
-                TargetKind::Service {
-                    name, namespace, ..
-                } => (name, namespace, Some("Service")),
-                _ => continue,
+            let Some((name, ns, kind)) = t.workload_ref() else {
+                continue;
             };
-            if subjects.contains(&(ns.clone(), name.clone())) {
-                owned.insert((ns.clone(), formatted(name, ns, kind)));
+            if subjects.contains(&(ns.to_string(), name.to_string())) {
+                owned.insert((ns.to_string(), formatted(name, ns, kind)));
             }
         }
     }

@@ -8,7 +8,6 @@ use accord_policy::diagnostic::Diagnostic;
 use accord_policy::generate;
 use accord_policy::generate::{DEFAULT_DENY_PREFIX, object_name};
 use accord_policy::identity::formatted;
-use accord_policy::intents::TargetKind;
 use accord_policy::inventory::{Inventory, Namespace, Pod};
 use accord_policy::labels;
 use accord_policy::objects::{Labels, NetworkPolicy, ObjectMeta};
@@ -155,19 +154,10 @@ impl State {
                 ));
             }
             for t in &i.targets {
-                let (name, ns, kind) = match &t.kind {
-                    TargetKind::Workload {
-                        name,
-                        namespace,
-                        kind,
-                        ..
-                    } => (name, namespace, kind.as_deref()),
-                    TargetKind::Service {
-                        name, namespace, ..
-                    } => (name, namespace, Some("Service")),
-                    _ => continue,
+                let Some((name, ns, kind)) = t.workload_ref() else {
+                    continue;
                 };
-                if let Some(s) = dirty.get(&(ns.clone(), name.clone())) {
+                if let Some(s) = dirty.get(&(ns.to_string(), name.to_string())) {
                     owned_labels
                         .entry(s)
                         .or_default()

@@ -27,34 +27,18 @@ fn split_list(s: &Option<String>) -> Option<BTreeSet<String>> {
 }
 
 fn parse_states(q: &Option<String>) -> Result<BTreeSet<api::EdgeState>> {
-    match split_list(q) {
-        None => Ok(api::EdgeState::ALL
-            .into_iter()
-            .filter(|s| *s != api::EdgeState::Open)
-            .collect()),
-        Some(set) if set.contains("all") => Ok(api::EdgeState::ALL.into_iter().collect()),
-        Some(set) => set
-            .iter()
-            .map(|s| {
-                s.parse::<api::EdgeState>()
-                    .map_err(|e| Error::BadRequest(format!("{e}; or use all")))
-            })
-            .collect(),
-    }
+    api::filter::parse_states(q.as_deref()).map_err(Error::BadRequest)
 }
 
 /// The graph a query selects.
 pub fn select_graph(view: &View, q: &api::GraphQuery) -> Result<api::Graph> {
-    let states = parse_states(&q.state)?;
-    let namespaces = split_list(&q.namespace);
-    let in_ns = |id: &str| match &namespaces {
-        None => true,
-        Some(set) => set.contains(id.split('/').next().unwrap_or("")),
+    // The one edge filter, shared with the dashboard's view.
+    let filter = api::filter::EdgeFilter {
+        states: parse_states(&q.state)?,
+        namespaces: split_list(&q.namespace).unwrap_or_default(),
     };
-    let edge_ok = |i: usize| {
-        let e = &view.edges[i];
-        states.contains(&e.state) && (in_ns(&e.source) || in_ns(&e.target))
-    };
+    let in_ns = |id: &str| filter.in_namespaces(id);
+    let edge_ok = |i: usize| filter.keeps(&view.edges[i]);
     let mut node_ids: BTreeSet<&str> = BTreeSet::new();
     let mut edges: Vec<usize> = Vec::new();
     if let Some(root) = &q.workload {
@@ -143,15 +127,12 @@ pub fn namespace_graph(view: &View, g: &api::Graph) -> api::NamespaceGraph {
             });
         e.workloads += 1;
     }
-    let mut edges: BTreeMap<(String, String), api::StateCounts> = BTreeMap::new();
-    let ns = |id: &str| id.split('/').next().unwrap_or("").to_string();
     for e in &g.edges {
-        let (s, t) = (ns(&e.source), ns(&e.target));
-        if let Some(n) = nodes.get_mut(&t) {
+        if let Some(n) = nodes.get_mut(api::filter::namespace_of(&e.target)) {
             n.counts.add(e.state, 1);
         }
-        edges.entry((s, t)).or_default().add(e.state, 1);
     }
+    let edges = api::filter::namespace_pairs(&g.edges);
     api::NamespaceGraph {
         nodes: nodes.into_values().collect(),
         edges: edges
