@@ -10,6 +10,7 @@
 //! | `c/tool` | (undeclared) | app=tool, tier=ops | none |
 
 use super::*;
+use crate::inventory::Pod;
 use crate::inventory::{Namespace, PolicyObject};
 use crate::objects::{ContainerPort, Labels, NetworkPolicy, ObjectMeta, Protocol};
 
