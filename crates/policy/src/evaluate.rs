@@ -33,7 +33,6 @@ pub use types::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-
 use crate::diagnostic::Diagnostic;
 use crate::identity::WorkloadId;
 use crate::inventory::Inventory;
