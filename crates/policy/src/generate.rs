@@ -6,6 +6,16 @@
 //! upstream would name an object in a way the API server rejects, Accord names it validly
 //! ([`object_name`]). `docs/otterize-compat.md` compares the two, row by row.
 
+mod exposure;
+mod finish;
+mod names;
+
+use exposure::external_access_policy;
+pub use exposure::{EXTERNAL_ACCESS_PREFIX, called_by, called_by_intents};
+pub use names::{
+    DEFAULT_DENY_PREFIX, MAX_OBJECT_NAME, is_valid_object_name, object_name, policy_base_name,
+};
+
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -18,8 +28,7 @@ use crate::labels;
 use crate::net::parse_cidr_or_ip;
 use crate::objects::{
     IntOrString, IpBlock, LabelSelector, Labels, NetworkPolicy, NetworkPolicyEgressRule,
-    NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec, ObjectMeta,
-    OwnerReference, PolicyType, Protocol, Service,
+    NetworkPolicyPeer, NetworkPolicyPort, OwnerReference, Protocol, Service,
 };
 
 /// Generation options; the defaults match the upstream operator's defaults (ingress policies
@@ -128,82 +137,6 @@ pub fn workload_selector(id: &WorkloadId) -> LabelSelector {
             .insert(labels::OWNER_KIND.to_string(), kind.clone());
     }
     sel
-}
-
-/// The base of a generated policy's name: `name` or `name-kind`, as identities spell them;
-/// [`object_name`] turns the identity's `_` back into the `.` of the workload's own name
-/// (identities never hold a dot, object names never an underscore), so a Deployment `api.v2`
-/// gets `api.v2-deployment-access`.
-pub fn policy_base_name(id: &WorkloadId) -> String {
-    match &id.kind {
-        None => id.name.clone(),
-        Some(kind) => format!("{}-{}", id.name, kind.to_lowercase()),
-    }
-}
-
-/// The prefix of the default-deny policy a ProtectedService creates.
-pub const DEFAULT_DENY_PREFIX: &str = "default-deny-";
-
-/// The longest name the API server accepts for a NetworkPolicy (a DNS-1123 subdomain).
-pub const MAX_OBJECT_NAME: usize = 253;
-
-/// Whether `name` is a DNS-1123 subdomain, the form the API server requires of NetworkPolicy and
-/// custom resource names: at most 253 characters, dot-separated parts of lowercase letters,
-/// digits and `-`, each starting and ending with a letter or digit.
-pub fn is_valid_object_name(name: &str) -> bool {
-    name.len() <= MAX_OBJECT_NAME
-        && name.split('.').all(|part| {
-            let b = part.as_bytes();
-            let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-            !b.is_empty()
-                && b.first().is_some_and(alnum)
-                && b.last().is_some_and(alnum)
-                && b.iter().all(|c| alnum(c) || *c == b'-')
-        })
-}
-
-/// The name of an object generated for a workload identity: `prefix + base + suffix`, where the
-/// base is an identity-derived name (`name` or `name-kind`) whose `_` become `.` again.
-///
-/// When that is a valid name (always so for workloads whose own names are valid, unless the
-/// name is too long) it is used as is, exactly as the upstream operator names it. Otherwise
-/// (names over 253 characters, or override annotations that are no valid name) the base is
-/// lowercased, stripped of what a name cannot hold, shortened and followed by `-` and six hex
-/// characters of its MD5, so that the API server accepts it and distinct bases stay distinct;
-/// upstream would write an object the API server rejects.
-pub fn object_name(prefix: &str, base: &str, suffix: &str) -> String {
-    let dotted = base.replace('_', ".");
-    let plain = format!("{prefix}{dotted}{suffix}");
-    if is_valid_object_name(&plain) {
-        return plain;
-    }
-    let cleaned: String = dotted
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let parts: Vec<&str> = cleaned
-        .split('.')
-        .map(|p| p.trim_matches('-'))
-        .filter(|p| !p.is_empty())
-        .collect();
-    let mut kept = parts.join(".");
-    let hash = crate::identity::md5_hex(base, 6);
-    // prefix + kept + "-" + hash + suffix must fit.
-    let budget = MAX_OBJECT_NAME.saturating_sub(prefix.len() + suffix.len() + 1 + hash.len());
-    kept.truncate(budget);
-    let kept = kept.trim_end_matches(['-', '.']);
-    if kept.is_empty() {
-        format!("{prefix}{hash}{suffix}")
-    } else {
-        format!("{prefix}{kept}-{hash}{suffix}")
-    }
 }
 
 fn namespace_selector(ns: &str) -> LabelSelector {
@@ -349,96 +282,6 @@ pub fn generate(inv: &Inventory, opts: &GenerateOptions) -> Generated {
         g.add_intents(i);
     }
     g.finish()
-}
-
-/// The callers a server's `intents.otterize.com/called-by` annotation names, with the server's
-/// namespace as the default. The value is a JSON list of names or of objects
-/// `{name, namespace?, kind?}`, or names separated by commas or spaces; a name is `name` or
-/// `name.namespace`, as in v1 intents. Names that are no identity are skipped.
-pub fn called_by(value: &str, server_namespace: &str) -> Vec<WorkloadId> {
-    let one = |text: &str, kind: Option<&str>| -> Option<WorkloadId> {
-        let text = text.trim();
-        let (name, namespace) = match text.split_once('.') {
-            Some((name, ns)) => (name, ns),
-            None => (text, server_namespace),
-        };
-        (!name.is_empty() && !namespace.is_empty() && !namespace.contains('.'))
-            .then(|| WorkloadId::new(namespace, name, kind.filter(|k| !k.is_empty())))
-    };
-    let value = value.trim();
-    if value.starts_with('[') {
-        let Ok(items) = serde_json::from_str::<Vec<serde_json::Value>>(value) else {
-            return Vec::new();
-        };
-        return items
-            .iter()
-            .filter_map(|item| match item {
-                serde_json::Value::String(s) => one(s, None),
-                serde_json::Value::Object(m) => {
-                    let name = m.get("name")?.as_str()?;
-                    let kind = m.get("kind").and_then(serde_json::Value::as_str);
-                    match m.get("namespace").and_then(serde_json::Value::as_str) {
-                        Some(ns) => one(&format!("{name}.{ns}"), kind),
-                        None => one(name, kind),
-                    }
-                }
-                _ => None,
-            })
-            .collect();
-    }
-    value
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| one(s, None))
-        .collect()
-}
-
-/// ClientIntents standing for the `called-by` annotations of the inventory's pods: one per
-/// caller, targeting each server that names it (kind-less, as a v1 call names a server).
-pub fn called_by_intents(inv: &Inventory) -> Vec<ClientIntents> {
-    let mut callers: BTreeMap<WorkloadId, BTreeSet<(String, String)>> = BTreeMap::new();
-    let mut origins: BTreeMap<WorkloadId, crate::diagnostic::Origin> = BTreeMap::new();
-    for pod in &inv.pods {
-        let Some(value) = pod.metadata.annotations.get(labels::CALLED_BY) else {
-            continue;
-        };
-        for caller in called_by(value, pod.namespace()) {
-            origins
-                .entry(caller.clone())
-                .or_insert_with(|| pod.origin.clone());
-            callers
-                .entry(caller)
-                .or_default()
-                .insert((pod.workload.namespace.clone(), pod.workload.name.clone()));
-        }
-    }
-    callers
-        .into_iter()
-        .map(|(caller, servers)| ClientIntents {
-            origin: origins.remove(&caller).unwrap_or_default(),
-            api_version: "k8s.otterize.com/v2beta1".to_string(),
-            name: format!("{}-called-by", caller.name),
-            namespace: caller.namespace.clone(),
-            workload: crate::intents::WorkloadRef {
-                name: caller.name.clone(),
-                kind: caller.kind.clone(),
-            },
-            targets: servers
-                .into_iter()
-                .map(|(namespace, name)| Target {
-                    field: format!("metadata.annotations[{}]", labels::CALLED_BY),
-                    kind: TargetKind::Workload {
-                        name,
-                        namespace,
-                        kind: None,
-                        ports: Vec::new(),
-                        kafka: false,
-                    },
-                })
-                .collect(),
-            ..Default::default()
-        })
-        .collect()
 }
 
 impl<'a> Generator<'a> {
@@ -913,195 +756,6 @@ impl<'a> Generator<'a> {
             TargetKind::NonNetwork { .. } => {}
         }
     }
-
-    fn finish(mut self) -> Generated {
-        let separate = self.opts.separate_policies;
-        for (id, b) in std::mem::take(&mut self.builders) {
-            let base = policy_base_name(&id);
-            let ownership = formatted(&id.name, &id.namespace, id.kind.as_deref());
-            let mut ingress: Vec<NetworkPolicyIngressRule> = b
-                .ingress
-                .iter()
-                .map(|k| {
-                    let pod_sel = match &k.client {
-                        Some(client) => LabelSelector::labels([(labels::CLIENT, client.as_str())]),
-                        None => LabelSelector::labels([(b.access_label.as_str(), "true")]),
-                    };
-                    NetworkPolicyIngressRule {
-                        ports: k.ports.clone(),
-                        from: vec![NetworkPolicyPeer {
-                            pod_selector: Some(pod_sel),
-                            namespace_selector: Some(namespace_selector(&k.namespace)),
-                            ip_block: None,
-                        }],
-                    }
-                })
-                .collect();
-            if b.dns_server {
-                ingress.push(NetworkPolicyIngressRule {
-                    ports: dns_ports(),
-                    from: Vec::new(),
-                });
-            }
-            let has_ingress = b.wants_ingress;
-            let has_egress = !b.egress.is_empty();
-            let make = |suffix: &str,
-                        ingress: Option<Vec<NetworkPolicyIngressRule>>,
-                        egress: Option<Vec<NetworkPolicyEgressRule>>| {
-                let mut types = Vec::new();
-                if ingress.is_some() {
-                    types.push(PolicyType::Ingress);
-                }
-                if egress.is_some() {
-                    types.push(PolicyType::Egress);
-                }
-                NetworkPolicy {
-                    api_version: NetworkPolicy::api_version(),
-                    kind: NetworkPolicy::kind(),
-                    metadata: ObjectMeta {
-                        name: object_name("", &base, &format!("-{suffix}")),
-                        namespace: Some(id.namespace.clone()),
-                        labels: Labels::from([(
-                            labels::NETWORK_POLICY.to_string(),
-                            ownership.clone(),
-                        )]),
-                        owner_references: b.owner.clone().into_iter().collect(),
-                        ..Default::default()
-                    },
-                    spec: NetworkPolicySpec {
-                        pod_selector: b.selector.clone(),
-                        policy_types: types,
-                        ingress,
-                        egress,
-                    },
-                }
-            };
-            if separate {
-                if has_ingress {
-                    self.out.policies.push(make("ingress", Some(ingress), None));
-                }
-                if has_egress {
-                    self.out
-                        .policies
-                        .push(make("egress", None, Some(b.egress.clone())));
-                }
-            } else if has_ingress || has_egress {
-                let policy = make(
-                    "access",
-                    has_ingress.then_some(ingress),
-                    has_egress.then(|| b.egress.clone()),
-                );
-                self.out.policies.push(policy);
-            }
-            if has_ingress {
-                for name in b.exposed_by.iter().flatten() {
-                    if let Some(service) =
-                        self.services.get(&(id.namespace.as_str(), name.as_str()))
-                    {
-                        self.out
-                            .policies
-                            .extend(external_access_policy(service, &ownership));
-                    }
-                }
-            }
-        }
-        for p in &self.inv.protected_services {
-            self.out.policies.push(NetworkPolicy {
-                api_version: NetworkPolicy::api_version(),
-                kind: NetworkPolicy::kind(),
-                metadata: ObjectMeta {
-                    name: object_name(DEFAULT_DENY_PREFIX, &p.service_name, ""),
-                    namespace: Some(p.namespace.clone()),
-                    labels: Labels::from([
-                        (labels::DEFAULT_DENY.to_string(), "true".to_string()),
-                        (
-                            labels::NETWORK_POLICY.to_string(),
-                            formatted(&p.service_name, &p.namespace, None),
-                        ),
-                    ]),
-                    ..Default::default()
-                },
-                spec: NetworkPolicySpec {
-                    pod_selector: LabelSelector::labels([(
-                        labels::SERVICE,
-                        formatted(&p.service_name, &p.namespace, None),
-                    )]),
-                    policy_types: vec![PolicyType::Ingress],
-                    ingress: Some(Vec::new()),
-                    egress: None,
-                },
-            });
-        }
-        self.out.policies.sort_by(|a, b| {
-            (a.namespace(), &a.metadata.name).cmp(&(b.namespace(), &b.metadata.name))
-        });
-        self.out
-            .policies
-            .dedup_by(|a, b| a.namespace() == b.namespace() && a.metadata.name == b.metadata.name);
-        self.out.diagnostics.sort();
-        self.out
-    }
-}
-
-/// The prefix of the policy that keeps a protected server reachable from outside the cluster.
-pub const EXTERNAL_ACCESS_PREFIX: &str = "external-access-to-";
-
-/// The policy admitting traffic from anywhere (outside the cluster, ingress controllers, load
-/// balancers' health checks) to the target ports of a Service that exposes a protected server:
-/// `external-access-to-<Service>`, selecting the Service's pods, owned by the Service so that it
-/// goes with it. `ownership` is the protected server's formatted identity. `None` for a Service
-/// without a selector.
-fn external_access_policy(service: &Service, ownership: &str) -> Option<NetworkPolicy> {
-    let selector = service.selector.clone()?;
-    let mut ports: Vec<NetworkPolicyPort> = service
-        .ports
-        .iter()
-        .map(|p| NetworkPolicyPort {
-            port: Some(p.effective_target_port()),
-            end_port: None,
-            protocol: Some(p.protocol),
-        })
-        .collect();
-    dedup_keep_order(&mut ports);
-    Some(NetworkPolicy {
-        api_version: NetworkPolicy::api_version(),
-        kind: NetworkPolicy::kind(),
-        metadata: ObjectMeta {
-            name: object_name(EXTERNAL_ACCESS_PREFIX, &service.metadata.name, ""),
-            namespace: Some(service.namespace().to_string()),
-            labels: Labels::from([
-                (labels::EXTERNAL_TRAFFIC.to_string(), ownership.to_string()),
-                (labels::NETWORK_POLICY.to_string(), ownership.to_string()),
-            ]),
-            owner_references: service
-                .metadata
-                .uid
-                .as_ref()
-                .map(|uid| OwnerReference {
-                    api_version: "v1".to_string(),
-                    kind: "Service".to_string(),
-                    name: service.metadata.name.clone(),
-                    uid: uid.clone(),
-                    controller: None,
-                    block_owner_deletion: None,
-                })
-                .into_iter()
-                .collect(),
-            ..Default::default()
-        },
-        spec: NetworkPolicySpec {
-            pod_selector: LabelSelector {
-                match_labels: selector,
-                match_expressions: Vec::new(),
-            },
-            policy_types: vec![PolicyType::Ingress],
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                ports,
-                from: Vec::new(),
-            }]),
-            egress: None,
-        },
-    })
 }
 
 /// The builder of a workload's policy, created on first use (looked up first so that the key is
