@@ -5,6 +5,9 @@
 //! runs the core's drift analysis ([`sync`]) and writes the result to SQLite ([`store`]) in one
 //! transaction per pass; the [`http`] router serves the JSON API (types from `accord-api`),
 //! server-sent events, metrics and the built frontend.
+//!
+//! Size: the backend's wiring (sources, the feed, the sync loop, the server and its shutdown) is
+//! kept in one place so the process lifecycle (start, degrade, stop) reads top to bottom.
 
 pub mod cluster;
 pub mod demo;

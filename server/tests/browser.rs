@@ -12,6 +12,8 @@
 //!
 //! `cargo test -p accord-server --test browser -- --ignored --nocapture` runs the performance
 //! measurement on a synthetic cluster of 1,500 workloads instead.
+//!
+//! Size: one test binary (one Chromium/WebDriver harness shared by every journey).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -9,6 +9,8 @@
 //!
 //! helm and kubectl come from `tests/helm/build.sh` (built once from the Go module proxy, cached
 //! under `~/.cache/accord`), or from `ACCORD_TEST_HELM` (with kubectl beside it).
+//!
+//! Size: one test binary, sharing one helm build and one installed release across its tests.
 
 #[path = "support/operator.rs"]
 mod support;

@@ -1,6 +1,9 @@
 //! The operator against a real control plane (kube-apiserver, etcd, kube-controller-manager),
 //! running as the ServiceAccount `deploy/rbac.yaml` grants. Each test works in namespaces of
 //! its own with an operator of its own that watches only them.
+//!
+//! Size: one test binary, so that its tests share one control plane and one webhook operator
+//! (each file under server/tests/ starts its own).
 
 #[path = "support/operator.rs"]
 mod support;

@@ -5,6 +5,9 @@
 //! addition, port-level targets, only changes the output of intents that use it; and where
 //! upstream would name an object in a way the API server rejects, Accord names it validly
 //! ([`object_name`]). `docs/otterize-compat.md` compares the two, row by row.
+//!
+//! Size: one generator walks one inventory (targets resolved, per-server rules and egress built in
+//! shared builder state); names, exposure and the final assembly are in `generate/`.
 
 mod exposure;
 mod finish;

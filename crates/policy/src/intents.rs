@@ -7,6 +7,9 @@
 //!
 //! Parsing validates what the upstream admission webhook validates and reports each problem as a
 //! [`Diagnostic`] naming the field; a bad target is dropped and the rest of the object is kept.
+//!
+//! Size: one normalizing parser for all five served versions; each version's shape is a few
+//! functions over the same context (diagnostics, field paths), kept together so they stay alike.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,6 @@
 //! Generation rules, one table entry or test per rule of the compatibility contract.
+//!
+//! Size: one test binary of table-driven rules of one contract (compiled once).
 
 use accord_policy::generate::GenerateOptions;
 use accord_policy::objects::NetworkPolicy;

@@ -3,6 +3,9 @@
 //! A sync pass is written in one transaction ([`Store::write_pass`]), so a crash mid-sync leaves
 //! the previous pass intact. The database is a cache of the source plus history (`changes`),
 //! drafts and sync runs.
+//!
+//! Size: by design every SQL statement of the dashboard is in this one module (see STYLE.md,
+//! `store`), so the schema and its queries are read and changed together.
 
 use std::collections::HashMap;
 use std::str::FromStr;

@@ -5,6 +5,9 @@
 //! granted or revoked and by which changed objects), and writes everything in one transaction.
 //! Only after the commit does the in-memory state move on, so a failed or interrupted pass is
 //! simply redone from the source.
+//!
+//! Size: a pass is one computation (inventory, analysis, edge comparison, change attribution,
+//! view) whose parts share the pass's snapshot; the SQL is in `store.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

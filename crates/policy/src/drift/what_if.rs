@@ -12,6 +12,9 @@
 //! the subjects' workloads and every workload a removed or added policy selects. Only pairs with
 //! a touched end can change, so [`pair_changes`] evaluates those alone ([`analyze_scoped`]) and
 //! compares them with the live analysis through [`changes`].
+//!
+//! Size: about half of it is the property test that checks the incremental what-if against the
+//! full analysis, kept beside the code it checks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 

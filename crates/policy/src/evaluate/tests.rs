@@ -8,6 +8,8 @@
 //! | `a/db` | team=x | app=db | pg 5432/TCP |
 //! | `b/web` | team=y | app=web | http 9090/TCP |
 //! | `c/tool` | (undeclared) | app=tool, tier=ops | none |
+//!
+//! Size: one table-driven test module for one evaluator, on one small shared cluster.
 
 use super::*;
 use crate::inventory::Pod;
