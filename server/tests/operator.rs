@@ -1562,22 +1562,23 @@ async fn an_orphaned_policy_whose_delete_is_refused_is_retried_until_gone() -> R
             }))?,
         )
         .await?;
-    // Wait until the refusal is in force (admission policies take effect shortly after).
-    policies
-        .create(&PostParams::default(), &orphan("probe")?)
-        .await?;
+    // Wait until the refusal is in force (admission policies take effect shortly after): a
+    // probe's delete must be refused by admission, not merely fail because an earlier attempt,
+    // made before the policy took effect, already deleted it.
     wait_until("deletes to be refused", DEFAULT_TIMEOUT, || async {
-        Ok(policies
-            .delete("probe", &DeleteParams::default())
-            .await
-            .is_err()
-            .then_some(()))
+        if policies.get_opt("probe").await?.is_none() {
+            policies
+                .create(&PostParams::default(), &orphan("probe")?)
+                .await?;
+        }
+        Ok(
+            match policies.delete("probe", &DeleteParams::default()).await {
+                Err(kube::Error::Api(e)) if e.code != 404 => Some(()),
+                _ => None,
+            },
+        )
     })
     .await?;
-    policies
-        .delete("probe", &DeleteParams::default())
-        .await
-        .ok();
 
     let operator = Operator::start(&account, &[n], &[])?;
     operator.wait_ready().await?;
