@@ -1103,6 +1103,23 @@ async fn installed_chart_converges_and_serves_the_demo_and_survives_upgrade_and_
     wait_conversion(&client, &running.operator).await?;
     wait_converged(&client, &running.operator).await?;
     let before = wait_served(running.dashboard_port, &running.dashboard).await?;
+    // The dashboard answers to its Service's DNS name (the chart passes it as a public URL) and
+    // refuses a name it does not know (DNS rebinding).
+    let by_name = |host: &str| -> Result<u16> {
+        let mut s = TcpStream::connect(("127.0.0.1", running.dashboard_port))?;
+        write!(
+            s,
+            "GET /api/status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf)
+            .get(9..12)
+            .context("status")?
+            .parse()?)
+    };
+    assert_eq!(by_name("accord-dashboard.accord-system.svc")?, 200);
+    assert_eq!(by_name("rebound.example.com")?, 421);
 
     // The apply token reached the dashboard: status says applying is on.
     let (_, body) = http_get(running.dashboard_port, "/api/status")?;
