@@ -636,17 +636,7 @@ impl<'a> Generator<'a> {
                 };
                 let server = WorkloadId::new(namespace, name, Some("Service"));
                 let ingress_ports: Vec<NetworkPolicyPort> = if ports.is_empty() {
-                    let mut v: Vec<NetworkPolicyPort> = service
-                        .ports
-                        .iter()
-                        .map(|p| NetworkPolicyPort {
-                            port: Some(p.effective_target_port()),
-                            end_port: None,
-                            protocol: Some(p.protocol),
-                        })
-                        .collect();
-                    dedup_keep_order(&mut v);
-                    v
+                    service_target_ports(service)
                 } else {
                     target_ports(ports)
                 };
@@ -782,6 +772,21 @@ fn ip_peer(cidr: String) -> NetworkPolicyPeer {
             except: Vec::new(),
         }),
     }
+}
+
+/// The ports a Service forwards to (its target ports, each with its protocol), in order, once.
+pub(super) fn service_target_ports(service: &Service) -> Vec<NetworkPolicyPort> {
+    let mut ports: Vec<NetworkPolicyPort> = service
+        .ports
+        .iter()
+        .map(|p| NetworkPolicyPort {
+            port: Some(p.effective_target_port()),
+            end_port: None,
+            protocol: Some(p.protocol),
+        })
+        .collect();
+    dedup_keep_order(&mut ports);
+    ports
 }
 
 fn dedup_keep_order<T: PartialEq + Clone>(v: &mut Vec<T>) {

@@ -426,6 +426,29 @@ pub async fn pods_of(client: &Client, ns: &str, app: &str) -> Result<Vec<Pod>> {
     .await
 }
 
+/// Waits until `app` has pods and every one of them satisfies `ok`; returns them.
+async fn wait_pods(
+    client: &Client,
+    ns: &str,
+    app: &str,
+    what: &str,
+    ok: impl Fn(&Pod) -> bool,
+) -> Result<Vec<Pod>> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    wait_until(
+        &format!("{what} on pods of {ns}/{app}"),
+        DEFAULT_TIMEOUT,
+        || async {
+            let pods = api
+                .list(&ListParams::default().labels(&format!("app={app}")))
+                .await?
+                .items;
+            Ok((!pods.is_empty() && pods.iter().all(&ok)).then_some(pods))
+        },
+    )
+    .await
+}
+
 /// Waits until every pod of `app` has `want` among its labels (a `None` value: absent).
 pub async fn wait_pod_labels(
     client: &Client,
@@ -433,24 +456,11 @@ pub async fn wait_pod_labels(
     app: &str,
     want: &[(&str, Option<&str>)],
 ) -> Result<Vec<Pod>> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    wait_until(
-        &format!("labels {want:?} on pods of {ns}/{app}"),
-        DEFAULT_TIMEOUT,
-        || async {
-            let pods = api
-                .list(&ListParams::default().labels(&format!("app={app}")))
-                .await?
-                .items;
-            let ok = !pods.is_empty()
-                && pods.iter().all(|p| {
-                    let labels = p.metadata.labels.clone().unwrap_or_default();
-                    want.iter()
-                        .all(|(k, v)| labels.get(*k).map(String::as_str) == *v)
-                });
-            Ok(ok.then_some(pods))
-        },
-    )
+    wait_pods(client, ns, app, &format!("labels {want:?}"), |p| {
+        let labels = p.metadata.labels.clone().unwrap_or_default();
+        want.iter()
+            .all(|(k, v)| labels.get(*k).map(String::as_str) == *v)
+    })
     .await
 }
 
@@ -462,21 +472,14 @@ pub async fn wait_pod_annotation(
     key: &str,
     want: Option<&str>,
 ) -> Result<Vec<Pod>> {
-    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    wait_until(
-        &format!("annotation {key}={want:?} on pods of {ns}/{app}"),
-        DEFAULT_TIMEOUT,
-        || async {
-            let pods = api
-                .list(&ListParams::default().labels(&format!("app={app}")))
-                .await?
-                .items;
-            let ok = !pods.is_empty()
-                && pods.iter().all(|p| {
-                    let annotations = p.metadata.annotations.clone().unwrap_or_default();
-                    annotations.get(key).map(String::as_str) == want
-                });
-            Ok(ok.then_some(pods))
+    wait_pods(
+        client,
+        ns,
+        app,
+        &format!("annotation {key}={want:?}"),
+        |p| {
+            let annotations = p.metadata.annotations.clone().unwrap_or_default();
+            annotations.get(key).map(String::as_str) == want
         },
     )
     .await

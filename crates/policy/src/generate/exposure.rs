@@ -10,8 +10,8 @@ use crate::intents::{ClientIntents, Target, TargetKind};
 use crate::inventory::Inventory;
 use crate::labels;
 use crate::objects::{
-    LabelSelector, Labels, NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort,
-    NetworkPolicySpec, ObjectMeta, OwnerReference, PolicyType, Service,
+    LabelSelector, Labels, NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicySpec, ObjectMeta,
+    OwnerReference, PolicyType, Service,
 };
 
 /// The callers a server's `intents.otterize.com/called-by` annotation names, with the server's
@@ -114,16 +114,7 @@ pub const EXTERNAL_ACCESS_PREFIX: &str = "external-access-to-";
 /// without a selector.
 pub(super) fn external_access_policy(service: &Service, ownership: &str) -> Option<NetworkPolicy> {
     let selector = service.selector.clone()?;
-    let mut ports: Vec<NetworkPolicyPort> = service
-        .ports
-        .iter()
-        .map(|p| NetworkPolicyPort {
-            port: Some(p.effective_target_port()),
-            end_port: None,
-            protocol: Some(p.protocol),
-        })
-        .collect();
-    dedup_keep_order(&mut ports);
+    let ports = service_target_ports(service);
     Some(NetworkPolicy {
         api_version: NetworkPolicy::api_version(),
         kind: NetworkPolicy::kind(),
