@@ -24,7 +24,7 @@ pub use types::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::diagnostic::{Diagnostic, DiagnosticCode, Origin};
-use crate::evaluate::{Conns, Evaluator, Naming, Peer, PolicyRef};
+use crate::evaluate::{Conns, Evaluator, Naming, Peer, PolicyRef, Prepared};
 use crate::generate::{GenerateOptions, generate};
 use crate::identity::WorkloadId;
 use crate::intents::{ClientIntents, TargetKind, TargetPort};
@@ -323,17 +323,12 @@ fn edge_parts<'a>(
         if omit {
             open_omitted = Some(open_servers);
         }
-        let mut pairs: BTreeSet<(&WorkloadId, &WorkloadId)> = declared.keys().copied().collect();
-        for s in scope {
-            for d in selected.keys() {
-                if !omit || isolated(d) {
-                    pairs.insert((s, d));
-                }
-            }
-        }
-        evaluator.workload_connections(
+        let pairs: BTreeSet<(&WorkloadId, &WorkloadId)> = declared.keys().copied().collect();
+        evaluator.workload_connections_around(
             Naming::Workload,
             |w| scope.contains(w) && (!omit || isolated(w)),
+            |s| scope.contains(s),
+            |d| !omit || isolated(d),
             &pairs,
         )
     } else if open_bound <= OPEN_EDGE_LIMIT {
@@ -410,8 +405,16 @@ pub const OPEN_EDGE_LIMIT: usize = 100_000;
 
 /// Compare declared intents with what the inventory's live NetworkPolicies allow.
 pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
+    analyze_with(inv, opts, &Evaluator::new(inv))
+}
+
+/// [`analyze`] with the inventory's policies compiled beforehand (kept for what-ifs).
+pub fn analyze_prepared(inv: &Inventory, opts: &GenerateOptions, prepared: &Prepared) -> Report {
+    analyze_with(inv, opts, &prepared.evaluator(inv))
+}
+
+fn analyze_with(inv: &Inventory, opts: &GenerateOptions, evaluator: &Evaluator) -> Report {
     let generated = generate(inv, opts);
-    let evaluator = Evaluator::new(inv);
     let index = Index::new(inv);
     let EdgeParts {
         selected,
@@ -419,7 +422,7 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
         edges,
         open_omitted,
         open_bound,
-    } = edge_parts(inv, &evaluator, &index, None);
+    } = edge_parts(inv, evaluator, &index, None);
 
     let workloads: Vec<WorkloadReport> = selected
         .iter()

@@ -31,13 +31,15 @@ mod types;
 
 pub use types::*;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::Diagnostic;
 use crate::identity::WorkloadId;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, PolicyObject};
 use crate::objects::AdminAction;
 
+pub use compile::Patch;
 use compile::{Compiled, Endpoint, compile};
 pub use ipranges::Ipv4Range;
 pub use ports::{Conns, PortRanges};
@@ -56,7 +58,116 @@ enum End {
 /// pairs.
 pub struct Evaluator<'a> {
     inv: &'a Inventory,
-    c: Compiled<'a>,
+    c: Cow<'a, Compiled>,
+    /// The per-endpoint defaults of [`Evaluator::endpoint_pairs`], when kept.
+    tables: Option<Cow<'a, Tables>>,
+    /// The workload names of each endpoint ([`Naming::Workload`]), when kept.
+    names: Option<Cow<'a, Names>>,
+    /// Policies a [`Patch`] added (compiled as sources past the inventory's policies).
+    added: &'a [PolicyObject],
+}
+
+/// Per endpoint: what the rules that apply to it list and admit by default, the inputs of
+/// every pair's evaluation (see [`Evaluator::endpoint_pairs`]).
+#[derive(Clone)]
+struct Tables {
+    /// The sources the ingress rules of each destination list.
+    listed_in: Vec<Vec<u32>>,
+    /// What each destination's ingress admits from a source it does not list.
+    in_default: Vec<Conns>,
+    /// The destinations the egress rules of each source list.
+    listed_out: Vec<Vec<u32>>,
+    /// What each source's egress admits towards a destination it does not list; `None`: it
+    /// depends on each destination's named ports.
+    out_default: Vec<Option<Conns>>,
+    /// Sources that may reach a destination they do not list.
+    open_out: Vec<u32>,
+    /// Per destination: the other sources that list it.
+    rev_out: Vec<Vec<u32>>,
+}
+
+/// The peer names of each endpoint, as indices into a sorted table.
+#[derive(Clone)]
+struct Names {
+    table: Vec<WorkloadId>,
+    per_endpoint: Vec<Vec<u32>>,
+}
+
+/// An inventory's policies compiled with the per-endpoint tables evaluation starts from: built
+/// once (per sync pass) and shared, so that evaluating a change of the inventory (a what-if)
+/// patches the few policies and endpoints the change touches instead of compiling everything.
+pub struct Prepared {
+    c: Compiled,
+    tables: Tables,
+    names: Names,
+}
+
+impl Prepared {
+    pub fn new(inv: &Inventory) -> Prepared {
+        let mut e = Evaluator::new(inv);
+        let tables = e.compute_tables();
+        let names = e.compute_names(Naming::Workload);
+        e.tables = None;
+        Prepared {
+            c: e.c.into_owned(),
+            tables,
+            names,
+        }
+    }
+
+    /// An evaluator of `inv`, which must be the inventory this was prepared from.
+    pub fn evaluator<'a>(&'a self, inv: &'a Inventory) -> Evaluator<'a> {
+        Evaluator {
+            inv,
+            c: Cow::Borrowed(&self.c),
+            tables: Some(Cow::Borrowed(&self.tables)),
+            names: Some(Cow::Borrowed(&self.names)),
+            added: &[],
+        }
+    }
+
+    /// An evaluator of `inv` (the inventory this was prepared from) changed by `patch`: only
+    /// the policies and endpoints the patch touches are compiled again.
+    pub fn patched<'a>(&'a self, inv: &'a Inventory, patch: &'a Patch) -> Evaluator<'a> {
+        let (c, dirty) = self.c.patched(inv, patch);
+        let mut e = Evaluator {
+            inv,
+            c: Cow::Owned(c),
+            tables: None,
+            names: None,
+            added: &patch.added,
+        };
+        let tables = e.patch_tables(&self.tables, &dirty);
+        let mut names = self.names.clone();
+        let moved: BTreeSet<u32> = patch
+            .relabelled
+            .iter()
+            .map(|(p, _)| self.c.pod_endpoint[*p])
+            .chain(
+                dirty
+                    .iter()
+                    .copied()
+                    .filter(|&d| d as usize >= self.c.endpoints.len()),
+            )
+            .collect();
+        names.per_endpoint.resize(e.c.endpoints.len(), Vec::new());
+        for d in moved {
+            names.per_endpoint[d as usize] = e.endpoint_names(&names.table, d, Naming::Workload);
+        }
+        e.tables = Some(Cow::Owned(tables));
+        e.names = Some(Cow::Owned(names));
+        e
+    }
+
+    /// About how many bytes this holds (endpoints, rules and tables), to budget what a patch
+    /// may copy.
+    pub fn approx_bytes(&self) -> usize {
+        let endpoints = self.c.endpoints.len();
+        let listed: usize = self.tables.listed_in.iter().map(Vec::len).sum::<usize>()
+            + self.tables.listed_out.iter().map(Vec::len).sum::<usize>()
+            + self.tables.rev_out.iter().map(Vec::len).sum::<usize>();
+        endpoints * 512 + self.c.policies.len() * 64 + listed * 4 + self.c.pod_endpoint.len() * 4
+    }
 }
 
 /// Evaluate every NetworkPolicy of the inventory, naming peers by `naming`.
@@ -68,7 +179,10 @@ impl<'a> Evaluator<'a> {
     pub fn new(inv: &'a Inventory) -> Self {
         Evaluator {
             inv,
-            c: compile(inv),
+            c: Cow::Owned(compile(inv)),
+            tables: None,
+            names: None,
+            added: &[],
         }
     }
 
@@ -106,12 +220,17 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn endpoint(&self, e: u32) -> &Endpoint<'a> {
+    fn endpoint(&self, e: u32) -> &Endpoint {
         &self.c.endpoints[e as usize]
     }
 
     fn policy_ref(&self, compiled: u32) -> PolicyRef {
-        let p = &self.inv.network_policies[self.c.policies[compiled as usize].source].policy;
+        let source = self.c.policies[compiled as usize].source;
+        let live = self.inv.network_policies.len();
+        let p = match source.checked_sub(live) {
+            Some(k) => &self.added[k].policy,
+            None => &self.inv.network_policies[source].policy,
+        };
         PolicyRef {
             namespace: p.namespace().to_string(),
             name: p.metadata.name.clone(),
@@ -129,7 +248,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// The destination whose container ports resolve named ports for a pair.
-    fn target(&self, direction: Direction, selected: u32, other: End) -> Option<&Endpoint<'a>> {
+    fn target(&self, direction: Direction, selected: u32, other: End) -> Option<&Endpoint> {
         match (direction, other) {
             (Direction::Ingress, _) => Some(self.endpoint(selected)),
             (Direction::Egress, End::Endpoint(d)) => Some(self.endpoint(d)),
@@ -301,6 +420,98 @@ impl<'a> Evaluator<'a> {
         }
     }
 
+    /// The [`Tables`] entries of endpoint `e`: the sources its ingress rules list, what its
+    /// ingress admits from others, the destinations its egress rules list, and what its egress
+    /// admits towards others (`None` when named ports make that depend on the destination).
+    fn table_entry(&self, e: u32) -> (Vec<u32>, Conns, Vec<u32>, Option<Conns>) {
+        let listed = |direction: Direction| {
+            let mut out: Vec<u32> = Vec::new();
+            self.for_each_rule(direction, e, |peers, _| out.extend(&peers.endpoints));
+            out.sort_unstable();
+            out.dedup();
+            out
+        };
+        let mut per_destination = false;
+        self.for_each_rule(Direction::Egress, e, |_, ports| {
+            per_destination |= ports.depends_on_destination()
+        });
+        (
+            listed(Direction::Ingress),
+            self.side_conns(Direction::Ingress, e, End::Unlisted, None),
+            listed(Direction::Egress),
+            (!per_destination).then(|| self.side_conns(Direction::Egress, e, End::Unlisted, None)),
+        )
+    }
+
+    fn compute_tables(&self) -> Tables {
+        let n = self.c.endpoints.len();
+        let mut t = Tables {
+            listed_in: Vec::with_capacity(n),
+            in_default: Vec::with_capacity(n),
+            listed_out: Vec::with_capacity(n),
+            out_default: Vec::with_capacity(n),
+            open_out: Vec::new(),
+            rev_out: vec![Vec::new(); n],
+        };
+        for e in 0..n as u32 {
+            let (li, id, lo, od) = self.table_entry(e);
+            t.listed_in.push(li);
+            t.in_default.push(id);
+            t.listed_out.push(lo);
+            t.out_default.push(od);
+        }
+        for s in 0..n as u32 {
+            if opens_out(&t.out_default[s as usize]) {
+                t.open_out.push(s);
+            } else {
+                for &d in &t.listed_out[s as usize] {
+                    t.rev_out[d as usize].push(s);
+                }
+            }
+        }
+        t
+    }
+
+    /// `base` (the tables before a patch) with the entries of the `dirty` endpoints computed
+    /// again over this (patched) evaluator.
+    fn patch_tables(&self, base: &Tables, dirty: &[u32]) -> Tables {
+        let n = self.c.endpoints.len();
+        let mut t = base.clone();
+        t.listed_in.resize(n, Vec::new());
+        t.in_default.resize(n, Conns::none());
+        t.listed_out.resize(n, Vec::new());
+        t.out_default.resize(n, Some(Conns::none()));
+        t.rev_out.resize(n, Vec::new());
+        for &s in dirty {
+            if !opens_out(&t.out_default[s as usize]) {
+                for &d in &t.listed_out[s as usize] {
+                    t.rev_out[d as usize].retain(|&x| x != s);
+                }
+            }
+        }
+        for &e in dirty {
+            let (li, id, lo, od) = self.table_entry(e);
+            t.listed_in[e as usize] = li;
+            t.in_default[e as usize] = id;
+            t.listed_out[e as usize] = lo;
+            t.out_default[e as usize] = od;
+        }
+        for &s in dirty {
+            if !opens_out(&t.out_default[s as usize]) {
+                for &d in &t.listed_out[s as usize] {
+                    let v = &mut t.rev_out[d as usize];
+                    if let Err(i) = v.binary_search(&s) {
+                        v.insert(i, s);
+                    }
+                }
+            }
+        }
+        t.open_out = (0..n as u32)
+            .filter(|&s| opens_out(&t.out_default[s as usize]))
+            .collect();
+        t
+    }
+
     /// Every allowed endpoint pair.
     ///
     /// A rule tells endpoints apart only by listing them, so all endpoints that no rule of a
@@ -311,69 +522,41 @@ impl<'a> Evaluator<'a> {
     /// lists it. So the work follows the number of allowed pairs plus the rules' peer lists,
     /// not the square of the number of endpoints, with or without admin policies.
     ///
-    /// Only destinations `keep` marks are paired with every source; `extra` endpoint pairs are
-    /// examined on their own (all of them when `keep` marks everything).
-    fn endpoint_pairs(&self, keep: &[bool], extra: &[(u32, u32)]) -> Vec<(u32, u32, Conns)> {
+    /// Only destinations `keep` marks are paired with every source, and sources `keep_src`
+    /// marks with every destination `to` marks; `extra` endpoint pairs are examined on their
+    /// own.
+    fn endpoint_pairs(
+        &self,
+        keep: &[bool],
+        keep_src: &[bool],
+        to: &[bool],
+        extra: &[(u32, u32)],
+    ) -> Vec<(u32, u32, Conns)> {
         let n = self.c.endpoints.len();
-        let listed = |direction: Direction, e: u32| {
-            let mut out: Vec<u32> = Vec::new();
-            self.for_each_rule(direction, e, |peers, _| out.extend(&peers.endpoints));
-            out.sort_unstable();
-            out.dedup();
-            out
-        };
-        let listed_in: Vec<Vec<u32>> = (0..n as u32)
-            .map(|d| listed(Direction::Ingress, d))
-            .collect();
-        let in_default: Vec<Conns> = (0..n as u32)
-            .map(|d| self.side_conns(Direction::Ingress, d, End::Unlisted, None))
-            .collect();
-        let listed_out: Vec<Vec<u32>> = (0..n as u32)
-            .map(|s| listed(Direction::Egress, s))
-            .collect();
-        // `None`: the source's egress depends on each destination's named ports.
-        let out_default: Vec<Option<Conns>> = (0..n as u32)
-            .map(|s| {
-                let mut per_destination = false;
-                self.for_each_rule(Direction::Egress, s, |_, ports| {
-                    per_destination |= ports.depends_on_destination()
-                });
-                (!per_destination)
-                    .then(|| self.side_conns(Direction::Egress, s, End::Unlisted, None))
-            })
-            .collect();
-        // Sources that may reach a destination they do not list, and per destination the other
-        // sources that list it.
-        let mut open_out: Vec<u32> = Vec::new();
-        let mut rev_out: Vec<Vec<u32>> = vec![Vec::new(); n];
-        for s in 0..n as u32 {
-            if out_default[s as usize]
-                .as_ref()
-                .is_none_or(|c| !c.is_empty())
-            {
-                open_out.push(s);
-            } else {
-                for &d in &listed_out[s as usize] {
-                    rev_out[d as usize].push(s);
-                }
+        let computed;
+        let t: &Tables = match &self.tables {
+            Some(t) => t,
+            None => {
+                computed = self.compute_tables();
+                &computed
             }
-        }
+        };
 
         // The connections from `s` to `d` (empty when none).
         let pair = |s: u32, d: u32| -> Conns {
             if self.network(s) != self.network(d) {
                 return Conns::none();
             }
-            let ingress = if listed_in[d as usize].binary_search(&s).is_ok() {
+            let ingress = if t.listed_in[d as usize].binary_search(&s).is_ok() {
                 self.side_conns(Direction::Ingress, d, End::Endpoint(s), None)
             } else {
-                in_default[d as usize].clone()
+                t.in_default[d as usize].clone()
             };
             if ingress.is_empty() {
                 return ingress;
             }
-            let egress = match &out_default[s as usize] {
-                Some(c) if listed_out[s as usize].binary_search(&d).is_err() => c.clone(),
+            let egress = match &t.out_default[s as usize] {
+                Some(c) if t.listed_out[s as usize].binary_search(&d).is_err() => c.clone(),
                 _ => self.side_conns(Direction::Egress, s, End::Endpoint(d), None),
             };
             if egress.is_all() {
@@ -388,10 +571,10 @@ impl<'a> Evaluator<'a> {
             if !keep[d as usize] {
                 continue;
             }
-            let candidates = if in_default[d as usize].is_empty() {
-                listed_in[d as usize].clone()
+            let candidates = if t.in_default[d as usize].is_empty() {
+                t.listed_in[d as usize].clone()
             } else {
-                merge_sorted(&open_out, &rev_out[d as usize])
+                merge_sorted(&t.open_out, &t.rev_out[d as usize])
             };
             for s in candidates {
                 let conns = pair(s, d);
@@ -400,8 +583,22 @@ impl<'a> Evaluator<'a> {
                 }
             }
         }
+        for s in 0..n as u32 {
+            if !keep_src[s as usize] {
+                continue;
+            }
+            for d in 0..n as u32 {
+                if keep[d as usize] || !to[d as usize] {
+                    continue;
+                }
+                let conns = pair(s, d);
+                if !conns.is_empty() {
+                    out.push((s, d, conns));
+                }
+            }
+        }
         for &(s, d) in extra {
-            if keep[d as usize] {
+            if keep[d as usize] || (keep_src[s as usize] && to[d as usize]) {
                 continue;
             }
             let conns = pair(s, d);
@@ -412,32 +609,41 @@ impl<'a> Evaluator<'a> {
         out
     }
 
-    /// The peer names of each endpoint under `naming`, as indices into a sorted table.
-    fn names(&self, naming: Naming) -> (Vec<WorkloadId>, Vec<Vec<u32>>) {
-        let table: BTreeSet<WorkloadId> = self.inv.pods.iter().map(|p| naming.name(p)).collect();
-        let table: Vec<WorkloadId> = table.into_iter().collect();
-        let per_endpoint = self
-            .c
-            .endpoints
+    /// The names of endpoint `e`'s pods under `naming`, as indices into `table`.
+    fn endpoint_names(&self, table: &[WorkloadId], e: u32, naming: Naming) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.c.endpoints[e as usize]
+            .pods
             .iter()
-            .map(|e| {
-                let mut ids: Vec<u32> = e
-                    .pods
-                    .iter()
-                    .map(|&p| {
-                        let name = naming.name(&self.inv.pods[p as usize]);
-                        table
-                            .binary_search(&name)
-                            .expect("every pod's name is in the table")
-                            as u32
-                    })
-                    .collect();
-                ids.sort_unstable();
-                ids.dedup();
-                ids
+            .map(|&p| {
+                let name = naming.name(&self.inv.pods[p as usize]);
+                table
+                    .binary_search(&name)
+                    .expect("every pod's name is in the table") as u32
             })
             .collect();
-        (table, per_endpoint)
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    fn compute_names(&self, naming: Naming) -> Names {
+        let table: BTreeSet<WorkloadId> = self.inv.pods.iter().map(|p| naming.name(p)).collect();
+        let table: Vec<WorkloadId> = table.into_iter().collect();
+        let per_endpoint = (0..self.c.endpoints.len() as u32)
+            .map(|e| self.endpoint_names(&table, e, naming))
+            .collect();
+        Names {
+            table,
+            per_endpoint,
+        }
+    }
+
+    /// The peer names of each endpoint under `naming`.
+    fn names(&self, naming: Naming) -> Cow<'_, Names> {
+        match &self.names {
+            Some(n) if naming == Naming::Workload => Cow::Borrowed(n),
+            _ => Cow::Owned(self.compute_names(naming)),
+        }
     }
 
     /// Endpoint pairs lifted to pairs of names (`emit` chooses which), merged and sorted.
@@ -490,12 +696,33 @@ impl<'a> Evaluator<'a> {
         keep_dst: impl Fn(&WorkloadId) -> bool,
         extra: &BTreeSet<(&WorkloadId, &WorkloadId)>,
     ) -> Vec<Connection> {
-        let (table, names) = self.names(naming);
+        self.workload_connections_around(naming, keep_dst, |_| false, |_| false, extra)
+    }
+
+    /// As [`Evaluator::workload_connections`], plus the connections from a source `keep_src`
+    /// accepts to a destination `to` accepts.
+    pub fn workload_connections_around(
+        &self,
+        naming: Naming,
+        keep_dst: impl Fn(&WorkloadId) -> bool,
+        keep_src: impl Fn(&WorkloadId) -> bool,
+        to: impl Fn(&WorkloadId) -> bool,
+        extra: &BTreeSet<(&WorkloadId, &WorkloadId)>,
+    ) -> Vec<Connection> {
+        let n = self.names(naming);
+        let (table, names) = (&n.table, &n.per_endpoint);
         let keep_name: Vec<bool> = table.iter().map(&keep_dst).collect();
-        let keep: Vec<bool> = names
-            .iter()
-            .map(|ks| ks.iter().any(|&k| keep_name[k as usize]))
-            .collect();
+        let src_name: Vec<bool> = table.iter().map(&keep_src).collect();
+        let to_name: Vec<bool> = table.iter().map(&to).collect();
+        let any = |flags: &[bool]| -> Vec<bool> {
+            names
+                .iter()
+                .map(|ks| ks.iter().any(|&k| flags[k as usize]))
+                .collect()
+        };
+        let keep = any(&keep_name);
+        let keep_src = any(&src_name);
+        let to = any(&to_name);
         let mut endpoints_of: Vec<Vec<u32>> = vec![Vec::new(); table.len()];
         for (e, ks) in names.iter().enumerate() {
             for &k in ks {
@@ -520,18 +747,26 @@ impl<'a> Evaluator<'a> {
         }
         extra_endpoints.sort_unstable();
         extra_endpoints.dedup();
-        let pairs = self.endpoint_pairs(&keep, &extra_endpoints);
-        self.name_pairs(&table, &names, pairs, |ks, kd| {
-            keep_name[kd as usize] || wanted.contains(&(ks, kd))
+        let pairs = self.endpoint_pairs(&keep, &keep_src, &to, &extra_endpoints);
+        self.name_pairs(table, names, pairs, |ks, kd| {
+            keep_name[kd as usize]
+                || (src_name[ks as usize] && to_name[kd as usize])
+                || wanted.contains(&(ks, kd))
         })
     }
 
     /// Every allowed connection between workloads, and between workloads and external ranges.
     pub fn connectivity(&self, naming: Naming) -> Connectivity {
-        let (table, names) = self.names(naming);
+        let n = self.names(naming);
+        let (table, names) = (&n.table, &n.per_endpoint);
         let keep = vec![true; self.c.endpoints.len()];
-        let mut connections =
-            self.name_pairs(&table, &names, self.endpoint_pairs(&keep, &[]), |_, _| true);
+        let none = vec![false; keep.len()];
+        let mut connections = self.name_pairs(
+            table,
+            names,
+            self.endpoint_pairs(&keep, &none, &none, &[]),
+            |_, _| true,
+        );
 
         // External ranges: a piece's connections depend only on the endpoint at the other end.
         let pieces = self.external_pieces();
@@ -589,11 +824,16 @@ impl<'a> Evaluator<'a> {
         }
         Connectivity {
             connections,
-            workloads: table,
+            workloads: table.clone(),
             networks,
             diagnostics: self.c.diagnostics.clone(),
         }
     }
+}
+
+/// Whether a source with this default egress may reach destinations it does not list.
+fn opens_out(out_default: &Option<Conns>) -> bool {
+    out_default.as_ref().is_none_or(|c| !c.is_empty())
 }
 
 /// The sorted union of two sorted, disjoint lists.

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use super::changes::{PairChange, PairFacts, changes};
 use super::{EdgeReport, Index, analyze, edge_parts};
 use crate::diagnostic::Diagnostic;
-use crate::evaluate::{Evaluator, PolicyRef};
+use crate::evaluate::{Evaluator, Patch, PolicyRef, Prepared};
 use crate::generate::{GenerateOptions, generate};
 use crate::identity::{WorkloadId, formatted};
 use crate::intents::{ClientIntents, TargetKind};
@@ -66,6 +66,8 @@ pub struct Applied {
     pub labels: Vec<LabelChange>,
     /// Generation's diagnostics about the draft's own objects.
     pub diagnostics: Vec<Diagnostic>,
+    /// The change from the live inventory's policies and pod labels to `inventory`'s.
+    pub patch: Patch,
 }
 
 /// Whether intents refer to one of `subjects` (as client or target).
@@ -240,12 +242,17 @@ pub fn apply(
 
     // Live policies that go: Accord's policies of a subject, and any policy of a wanted name.
     let mut gone: Vec<PolicyObject> = Vec::new();
+    let mut patch = Patch::default();
     let mut kept = Vec::with_capacity(inv.network_policies.len());
-    for obj in std::mem::take(&mut inv.network_policies) {
+    for (i, obj) in std::mem::take(&mut inv.network_policies)
+        .into_iter()
+        .enumerate()
+    {
         let p = &obj.policy;
         let named = wanted_names.contains(&(p.namespace(), p.metadata.name.as_str()));
         let ours = is_accords(p) && (owned_policy(p) || subjects.contains(&subject_of_name(p)));
         if named || ours {
+            patch.removed.push(i);
             gone.push(obj);
         } else {
             kept.push(obj);
@@ -298,7 +305,7 @@ pub fn apply(
     // Labels of the subjects' pods.
     let mut labels_of: BTreeMap<WorkloadId, LabelChange> = BTreeMap::new();
     let mut want_of: HashMap<WorkloadId, Labels> = HashMap::new();
-    for pod in &mut inv.pods {
+    for (i, pod) in inv.pods.iter_mut().enumerate() {
         if !is_subject.contains(&(pod.workload.namespace.as_str(), pod.workload.name.as_str())) {
             continue;
         }
@@ -336,17 +343,23 @@ pub fn apply(
                 },
             );
         }
+        if next != pod.metadata.labels {
+            patch.relabelled.push((i, next.clone()));
+        }
         pod.metadata.labels = next;
     }
 
     for p in &wanted {
         select(&mut touched, &inv.pods, p);
     }
-    inv.network_policies
-        .extend(wanted.into_iter().map(|policy| PolicyObject {
+    patch.added = wanted
+        .into_iter()
+        .map(|policy| PolicyObject {
             origin: crate::diagnostic::Origin::new("generated", 0),
             policy: policy.clone(),
-        }));
+        })
+        .collect();
+    inv.network_policies.extend(patch.added.iter().cloned());
     Applied {
         inventory: inv,
         subjects,
@@ -355,6 +368,7 @@ pub fn apply(
         removed,
         labels: labels_of.into_values().collect(),
         diagnostics,
+        patch,
     }
 }
 
@@ -370,10 +384,14 @@ pub struct Scoped {
 /// The edges [`analyze`] would report for the pairs with an end in `scope`, at the cost of
 /// those pairs (plus one pass over the pods and the policies' compilation).
 pub fn analyze_scoped(inv: &Inventory, scope: &BTreeSet<WorkloadId>) -> Scoped {
-    let evaluator = Evaluator::new(inv);
+    scoped_with(inv, &Evaluator::new(inv), scope)
+}
+
+/// [`analyze_scoped`] with `evaluator` evaluating `inv`'s policies.
+fn scoped_with(inv: &Inventory, evaluator: &Evaluator, scope: &BTreeSet<WorkloadId>) -> Scoped {
     let index = Index::new(inv);
     let scope: HashSet<&WorkloadId> = scope.iter().collect();
-    let parts = edge_parts(inv, &evaluator, &index, Some(&scope));
+    let parts = edge_parts(inv, evaluator, &index, Some(&scope));
     Scoped {
         edges: parts.edges,
         open_omitted: parts.open_omitted.is_some(),
@@ -426,6 +444,30 @@ pub fn pair_changes(
     opts: &GenerateOptions,
 ) -> Vec<PairChange<(String, String)>> {
     let scoped = analyze_scoped(&applied.inventory, &applied.touched);
+    changes_from(live, applied, opts, scoped)
+}
+
+/// [`pair_changes`] with the live inventory's policies compiled beforehand (`prepared`, from
+/// `live_inventory`, the inventory [`apply`] was given): only the policies and endpoints the
+/// draft touches are compiled again.
+pub fn pair_changes_prepared(
+    live: &impl Live,
+    live_inventory: &Inventory,
+    prepared: &Prepared,
+    applied: &Applied,
+    opts: &GenerateOptions,
+) -> Vec<PairChange<(String, String)>> {
+    let evaluator = prepared.patched(live_inventory, &applied.patch);
+    let scoped = scoped_with(&applied.inventory, &evaluator, &applied.touched);
+    changes_from(live, applied, opts, scoped)
+}
+
+fn changes_from(
+    live: &impl Live,
+    applied: &Applied,
+    opts: &GenerateOptions,
+    scoped: Scoped,
+) -> Vec<PairChange<(String, String)>> {
     if scoped.open_omitted != live.open_omitted() {
         let after = analyze(&applied.inventory, opts);
         return changes(live.pairs(None), facts(&after.edges));
@@ -597,7 +639,13 @@ mod tests {
         let mut changed = 0;
         for seed in 1..=6u64 {
             let live = estate(seed);
-            let report = analyze(&live, &opts);
+            let prepared = Prepared::new(&live);
+            let report = crate::drift::analyze_prepared(&live, &opts, &prepared);
+            let full = analyze(&live, &opts);
+            assert_eq!(
+                facts(&report.edges).collect::<Vec<_>>(),
+                facts(&full.edges).collect::<Vec<_>>()
+            );
             let mut rng = Rng(seed);
             for kind in 0..8 {
                 let draft = draft(&live, &mut rng, kind + seed as usize);
@@ -610,6 +658,9 @@ mod tests {
                 let after = analyze(&slow.inventory, &opts);
                 let want = changes(facts(&report.edges), facts(&after.edges));
                 assert_eq!(got, want, "seed {seed}, draft kind {kind}");
+                // The live pass's compiled policies, patched, give the same.
+                let patched = pair_changes_prepared(&report, &live, &prepared, &fast, &opts);
+                assert_eq!(patched, want, "patched: seed {seed}, draft kind {kind}");
                 checked += 1;
                 changed += usize::from(!want.is_empty());
             }

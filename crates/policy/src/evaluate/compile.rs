@@ -10,9 +10,10 @@
 //! three policy kinds (NetworkPolicy, Admin, Baseline) are compiled into the same tables here.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::diagnostic::{Diagnostic, DiagnosticCode};
-use crate::inventory::{Inventory, NAMESPACE_NAME_LABEL, NetworkScope};
+use crate::inventory::{Inventory, NAMESPACE_NAME_LABEL, NetworkScope, PolicyObject};
 use crate::objects::{
     AdminAction, AdminPeer, AdminPort, ContainerPort, IntOrString, LabelSelector, Labels,
     NetworkPolicyPeer, NetworkPolicyPort, Protocol,
@@ -23,15 +24,16 @@ use super::ipranges::{IpSet, block_boundaries, ip_block_set};
 use super::ports::{Conns, MAX_PORT};
 
 /// Pods that NetworkPolicy cannot tell apart: same namespace, labels and container ports.
-pub(crate) struct Endpoint<'a> {
+#[derive(Clone)]
+pub(crate) struct Endpoint {
     pub ns: u32,
-    pub labels: &'a Labels,
-    pub ports: &'a [ContainerPort],
+    pub labels: Labels,
+    pub ports: Vec<ContainerPort>,
     /// Indices into `Inventory::pods`.
     pub pods: Vec<u32>,
 }
 
-impl Endpoint<'_> {
+impl Endpoint {
     /// Resolve a named port against this endpoint's container ports: the ports of that name
     /// and protocol (of any protocol when `protocol` is `None`, as admin policies name ports).
     pub fn named_ports<'s>(
@@ -54,7 +56,7 @@ impl Endpoint<'_> {
 }
 
 /// The peers a rule admits.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Peers {
     /// An empty `from`/`to`: every pod in every namespace and every external address.
     pub all: bool,
@@ -84,7 +86,7 @@ impl Peers {
 }
 
 /// The ports a rule admits, with named ports left to resolve against each destination.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct RulePorts {
     /// An empty `ports`: every port of every protocol.
     pub any: bool,
@@ -125,14 +127,20 @@ impl RulePorts {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Rule {
     pub peers: Peers,
     pub ports: RulePorts,
 }
 
+#[derive(Clone)]
 pub(crate) struct CompiledPolicy {
-    /// Index into `Inventory::network_policies`.
+    /// Index into `Inventory::network_policies` (past its end: into the policies a patch added).
     pub source: usize,
+    /// The policy's namespace.
+    pub ns: u32,
+    /// The endpoints its `podSelector` selects, sorted.
+    pub selects: Vec<u32>,
     /// `None` when the policy does not isolate for ingress.
     pub ingress: Option<Vec<Rule>>,
     pub egress: Option<Vec<Rule>>,
@@ -148,12 +156,14 @@ impl CompiledPolicy {
 }
 
 /// A rule of an AdminNetworkPolicy or BaselineAdminNetworkPolicy.
+#[derive(Clone)]
 pub(crate) struct AdminRule {
     pub action: AdminAction,
     pub peers: Peers,
     pub ports: RulePorts,
 }
 
+#[derive(Clone)]
 pub(crate) struct CompiledAdmin {
     /// Index into `Inventory::admin_policies`.
     pub source: usize,
@@ -170,16 +180,23 @@ impl CompiledAdmin {
     }
 }
 
-pub(crate) struct Compiled<'a> {
-    pub endpoints: Vec<Endpoint<'a>>,
+/// An inventory's policies compiled; owned, and cheap to clone (policies and endpoints are
+/// shared), so that a patch copies only what it changes.
+#[derive(Clone)]
+pub(crate) struct Compiled {
+    pub endpoints: Vec<Arc<Endpoint>>,
     /// Namespace names, indexed like `Endpoint::ns`.
     pub namespace_names: Vec<String>,
+    /// Namespace labels (with the name label), indexed like `Endpoint::ns`.
+    pub namespace_labels: Vec<Labels>,
+    /// Endpoints of each namespace.
+    pub ns_endpoints: Vec<Vec<u32>>,
     /// Per namespace: 0 for the pod network, else 1 + the index of its primary network in
     /// `Inventory::primary_networks`.
     pub network_of_ns: Vec<u32>,
     /// Endpoint of each pod.
     pub pod_endpoint: Vec<u32>,
-    pub policies: Vec<CompiledPolicy>,
+    pub policies: Vec<Arc<CompiledPolicy>>,
     /// Per endpoint: the policies that select it and isolate it for ingress (resp. egress).
     pub ingress_of: Vec<Vec<u32>>,
     pub egress_of: Vec<Vec<u32>>,
@@ -194,9 +211,12 @@ pub(crate) struct Compiled<'a> {
 }
 
 struct Selectors<'a> {
-    namespaces: Vec<Labels>,
-    ns_endpoints: Vec<Vec<u32>>,
-    endpoints: &'a [Endpoint<'a>],
+    namespaces: &'a [Labels],
+    ns_endpoints: &'a [Vec<u32>],
+    endpoints: &'a [Arc<Endpoint>],
+    /// Whether `by_label` and `ns_by_label` are filled; otherwise selectors scan (patching a
+    /// few policies costs less than indexing every endpoint).
+    indexed: bool,
     /// Endpoints by label, to avoid scanning every pod for selectors with `matchLabels`.
     by_label: HashMap<(&'a str, &'a str), Vec<u32>>,
     /// Namespaces by label key, then value: most namespace selectors name one namespace by its
@@ -214,6 +234,7 @@ impl<'a> Selectors<'a> {
         let shortest = sel
             .match_labels
             .iter()
+            .filter(|_| self.indexed)
             .map(|(k, v)| {
                 self.ns_by_label
                     .get(k)
@@ -240,6 +261,7 @@ impl<'a> Selectors<'a> {
         let shortest = sel
             .match_labels
             .iter()
+            .filter(|_| self.indexed)
             .map(|(k, v)| {
                 self.by_label
                     .get(&(k.as_str(), v.as_str()))
@@ -252,14 +274,14 @@ impl<'a> Selectors<'a> {
                 .copied()
                 .filter(|&e| {
                     let ep = &self.endpoints[e as usize];
-                    ns.binary_search(&ep.ns).is_ok() && sel.matches(ep.labels)
+                    ns.binary_search(&ep.ns).is_ok() && sel.matches(&ep.labels)
                 })
                 .collect(),
             None => ns
                 .iter()
                 .flat_map(|&n| &self.ns_endpoints[n as usize])
                 .copied()
-                .filter(|&e| sel.matches(self.endpoints[e as usize].labels))
+                .filter(|&e| sel.matches(&self.endpoints[e as usize].labels))
                 .collect(),
         };
         out.sort_unstable();
@@ -267,7 +289,7 @@ impl<'a> Selectors<'a> {
     }
 }
 
-pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
+pub(crate) fn compile(inv: &Inventory) -> Compiled {
     let mut ns_index: HashMap<String, u32> = HashMap::new();
     let mut namespaces: Vec<Labels> = Vec::new();
     for (name, ns) in &inv.namespaces {
@@ -300,8 +322,8 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
         let e = *by_key.entry(key).or_insert_with(|| {
             endpoints.push(Endpoint {
                 ns,
-                labels: &pod.metadata.labels,
-                ports: &pod.ports,
+                labels: pod.metadata.labels.clone(),
+                ports: pod.ports.clone(),
                 pods: Vec::new(),
             });
             (endpoints.len() - 1) as u32
@@ -309,6 +331,7 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
         endpoints[e as usize].pods.push(i as u32);
         pod_endpoint.push(e);
     }
+    let endpoints: Vec<Arc<Endpoint>> = endpoints.into_iter().map(Arc::new).collect();
     let policy_ns: Vec<u32> = inv
         .network_policies
         .iter()
@@ -323,7 +346,7 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
     let mut by_label: HashMap<(&str, &str), Vec<u32>> = HashMap::new();
     for (i, e) in endpoints.iter().enumerate() {
         ns_endpoints[e.ns as usize].push(i as u32);
-        for (k, v) in e.labels {
+        for (k, v) in &e.labels {
             by_label
                 .entry((k.as_str(), v.as_str()))
                 .or_default()
@@ -360,9 +383,10 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
     }
     let mut sel = Selectors {
         ns_by_label,
-        namespaces,
-        ns_endpoints,
+        namespaces: &namespaces,
+        ns_endpoints: &ns_endpoints,
         endpoints: &endpoints,
+        indexed: true,
         by_label,
         ns_cache: HashMap::new(),
     };
@@ -373,8 +397,57 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
     let mut ingress_of = vec![Vec::new(); endpoints.len()];
     let mut egress_of = vec![Vec::new(); endpoints.len()];
     for (source, obj) in inv.network_policies.iter().enumerate() {
+        let compiled = compile_policy(
+            &mut sel,
+            policy_ns[source],
+            source,
+            obj,
+            &mut ip_boundaries,
+            &mut diagnostics,
+        );
+        let index = policies.len() as u32;
+        for &e in &compiled.selects {
+            if compiled.ingress.is_some() {
+                ingress_of[e as usize].push(index);
+            }
+            if compiled.egress.is_some() {
+                egress_of[e as usize].push(index);
+            }
+        }
+        policies.push(Arc::new(compiled));
+    }
+    let (admins, admin_of, baseline_of) =
+        compile_admins(inv, &mut sel, &mut ip_boundaries, &mut diagnostics);
+    drop(sel);
+    Compiled {
+        endpoints,
+        namespace_names,
+        namespace_labels: namespaces,
+        ns_endpoints,
+        network_of_ns,
+        pod_endpoint,
+        policies,
+        ingress_of,
+        egress_of,
+        admins,
+        admin_of,
+        baseline_of,
+        ip_boundaries,
+        diagnostics,
+    }
+}
+
+/// One NetworkPolicy compiled against the endpoints `sel` knows.
+fn compile_policy(
+    sel: &mut Selectors,
+    ns: u32,
+    source: usize,
+    obj: &PolicyObject,
+    ip_boundaries: &mut Vec<u32>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> CompiledPolicy {
+    {
         let p = &obj.policy;
-        let ns = policy_ns[source];
         let object = format!("NetworkPolicy {}/{}", p.namespace(), p.metadata.name);
         let mut diag = |field: String, msg: String| {
             diagnostics.push(Diagnostic::warning(
@@ -396,11 +469,11 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
                     let field = format!("spec.ingress[{i}]");
                     Rule {
                         peers: compile_peers(
-                            &mut sel,
+                            sel,
                             ns,
                             &r.from,
                             &format!("{field}.from"),
-                            &mut ip_boundaries,
+                            ip_boundaries,
                             &mut diag,
                         ),
                         ports: compile_ports(&r.ports, &format!("{field}.ports"), &mut diag),
@@ -417,11 +490,11 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
                     let field = format!("spec.egress[{i}]");
                     Rule {
                         peers: compile_peers(
-                            &mut sel,
+                            sel,
                             ns,
                             &r.to,
                             &format!("{field}.to"),
-                            &mut ip_boundaries,
+                            ip_boundaries,
                             &mut diag,
                         ),
                         ports: compile_ports(&r.ports, &format!("{field}.ports"), &mut diag),
@@ -429,36 +502,13 @@ pub(crate) fn compile(inv: &Inventory) -> Compiled<'_> {
                 })
                 .collect::<Vec<_>>()
         });
-        let index = policies.len() as u32;
-        for &e in &selected {
-            if ingress.is_some() {
-                ingress_of[e as usize].push(index);
-            }
-            if egress.is_some() {
-                egress_of[e as usize].push(index);
-            }
-        }
-        policies.push(CompiledPolicy {
+        CompiledPolicy {
             source,
+            ns,
+            selects: selected,
             ingress,
             egress,
-        });
-    }
-    let (admins, admin_of, baseline_of) =
-        compile_admins(inv, &mut sel, &mut ip_boundaries, &mut diagnostics);
-    Compiled {
-        endpoints,
-        namespace_names,
-        network_of_ns,
-        pod_endpoint,
-        policies,
-        ingress_of,
-        egress_of,
-        admins,
-        admin_of,
-        baseline_of,
-        ip_boundaries,
-        diagnostics,
+        }
     }
 }
 
@@ -781,4 +831,291 @@ fn compile_ports(
         out.fixed.add(protocol, lo, hi);
     }
     out
+}
+
+/// A change of an inventory's policies and pod labels (what a draft applied would do).
+#[derive(Clone, Debug, Default)]
+pub struct Patch {
+    /// Indices into `Inventory::network_policies` of policies that go.
+    pub removed: Vec<usize>,
+    /// Policies that come (after the inventory's, in this order).
+    pub added: Vec<PolicyObject>,
+    /// Pods (indices into `Inventory::pods`) whose labels become these.
+    pub relabelled: Vec<(usize, Labels)>,
+}
+
+/// Whether a NetworkPolicy peer lists endpoint `e` by selectors (not through `all` or
+/// `every_pod`, which match every endpoint without listing it).
+fn peer_lists(peer: &NetworkPolicyPeer, policy_ns: u32, c: &Compiled, e: &Endpoint) -> bool {
+    let pods_match =
+        |pods: &Option<LabelSelector>| pods.as_ref().is_none_or(|s| s.matches(&e.labels));
+    match (&peer.pod_selector, &peer.namespace_selector, &peer.ip_block) {
+        (_, _, Some(_)) | (None, None, None) => false,
+        (pods, None, None) => e.ns == policy_ns && pods_match(pods),
+        (pods, Some(nss), None) => {
+            !(nss.is_empty() && pods.as_ref().is_none_or(LabelSelector::is_empty))
+                && nss.matches(&c.namespace_labels[e.ns as usize])
+                && pods_match(pods)
+        }
+    }
+}
+
+/// Whether an admin policy peer lists endpoint `e` (see [`peer_lists`]).
+fn admin_peer_lists(peer: &AdminPeer, c: &Compiled, e: &Endpoint) -> bool {
+    let ns_labels = &c.namespace_labels[e.ns as usize];
+    peer.namespaces
+        .as_ref()
+        .is_some_and(|ns| !ns.is_empty() && ns.matches(ns_labels))
+        || peer.pods.as_ref().is_some_and(|pods| {
+            !(pods.namespace_selector.is_empty() && pods.pod_selector.is_empty())
+                && pods.namespace_selector.matches(ns_labels)
+                && pods.pod_selector.matches(&e.labels)
+        })
+}
+
+impl Compiled {
+    /// The compiled form of `inv` changed by `patch`, sharing every policy and endpoint it
+    /// leaves alone (`self` is `inv` compiled). Also returns the endpoints whose rules may
+    /// have changed: those selected by a removed, added or re-listed policy, and new ones.
+    pub fn patched(&self, inv: &Inventory, patch: &Patch) -> (Compiled, Vec<u32>) {
+        let mut c = self.clone();
+        let mut dirty: Vec<u32> = Vec::new();
+        let live = inv.network_policies.len();
+
+        for &r in &patch.removed {
+            let old = c.policies[r].clone();
+            for &e in &old.selects {
+                c.ingress_of[e as usize].retain(|&p| p as usize != r);
+                c.egress_of[e as usize].retain(|&p| p as usize != r);
+                dirty.push(e);
+            }
+            c.policies[r] = Arc::new(CompiledPolicy {
+                source: old.source,
+                ns: old.ns,
+                selects: Vec::new(),
+                ingress: None,
+                egress: None,
+            });
+        }
+
+        // Relabelled pods move to new endpoints (pods with equal labels share one).
+        let first_new = c.endpoints.len() as u32;
+        let mut new_of: HashMap<(u32, &Labels, &[ContainerPort]), u32> = HashMap::new();
+        for (p, labels) in &patch.relabelled {
+            let pod = &inv.pods[*p];
+            let old = c.pod_endpoint[*p];
+            Arc::make_mut(&mut c.endpoints[old as usize])
+                .pods
+                .retain(|&x| x as usize != *p);
+            let ns = c.endpoints[old as usize].ns;
+            let next = c.endpoints.len() as u32;
+            let e = *new_of
+                .entry((ns, labels, pod.ports.as_slice()))
+                .or_insert(next);
+            if e == next {
+                c.endpoints.push(Arc::new(Endpoint {
+                    ns,
+                    labels: labels.clone(),
+                    ports: pod.ports.clone(),
+                    pods: Vec::new(),
+                }));
+                c.ns_endpoints[ns as usize].push(e);
+                c.ingress_of.push(Vec::new());
+                c.egress_of.push(Vec::new());
+                c.admin_of.push(Vec::new());
+                c.baseline_of.push(Vec::new());
+                dirty.push(e);
+            }
+            Arc::make_mut(&mut c.endpoints[e as usize])
+                .pods
+                .push(*p as u32);
+            c.pod_endpoint[*p] = e;
+        }
+        let new_endpoints = first_new..c.endpoints.len() as u32;
+        if !new_endpoints.is_empty() {
+            // The live policies that select a new endpoint, and the rules that list it.
+            for i in 0..c.policies.len() {
+                let compiled = &c.policies[i];
+                if compiled.ingress.is_none() && compiled.egress.is_none() {
+                    continue;
+                }
+                let spec = &inv.network_policies[compiled.source].policy.spec;
+                let mut selects = Vec::new();
+                let mut listed: Vec<(bool, usize, u32)> = Vec::new();
+                for e in new_endpoints.clone() {
+                    let ep = &c.endpoints[e as usize];
+                    if ep.ns == compiled.ns && spec.pod_selector.matches(&ep.labels) {
+                        selects.push(e);
+                    }
+                    for (ingress, rules) in [(true, &compiled.ingress), (false, &compiled.egress)] {
+                        for (j, rule) in rules.iter().flatten().enumerate() {
+                            if rule.peers.all || rule.peers.every_pod {
+                                continue;
+                            }
+                            let peers = if ingress {
+                                spec.ingress
+                                    .as_deref()
+                                    .and_then(|r| r.get(j))
+                                    .map(|r| &r.from)
+                            } else {
+                                spec.egress.as_deref().and_then(|r| r.get(j)).map(|r| &r.to)
+                            };
+                            if peers
+                                .into_iter()
+                                .flatten()
+                                .any(|peer| peer_lists(peer, compiled.ns, &c, ep))
+                            {
+                                listed.push((ingress, j, e));
+                            }
+                        }
+                    }
+                }
+                if selects.is_empty() && listed.is_empty() {
+                    continue;
+                }
+                let has_ingress = compiled.ingress.is_some();
+                let has_egress = compiled.egress.is_some();
+                dirty.extend(&compiled.selects);
+                dirty.extend(&selects);
+                for &e in &selects {
+                    if has_ingress {
+                        c.ingress_of[e as usize].push(i as u32);
+                    }
+                    if has_egress {
+                        c.egress_of[e as usize].push(i as u32);
+                    }
+                }
+                let m = Arc::make_mut(&mut c.policies[i]);
+                m.selects.extend(selects);
+                for (ingress, j, e) in listed {
+                    let rules = if ingress {
+                        &mut m.ingress
+                    } else {
+                        &mut m.egress
+                    };
+                    if let Some(rule) = rules.as_mut().and_then(|r| r.get_mut(j)) {
+                        rule.peers.endpoints.push(e);
+                    }
+                }
+            }
+            // Admin policies: subjects and listed peers.
+            for a in 0..c.admins.len() {
+                let obj = &inv.admin_policies[c.admins[a].source];
+                let spec = &obj.policy.spec;
+                let mut touched = false;
+                for e in new_endpoints.clone() {
+                    let ep = c.endpoints[e as usize].clone();
+                    let ns_labels = &c.namespace_labels[ep.ns as usize];
+                    let subject = match (&spec.subject.namespaces, &spec.subject.pods) {
+                        (Some(ns), None) => ns.matches(ns_labels),
+                        (None, Some(pods)) => {
+                            pods.namespace_selector.matches(ns_labels)
+                                && pods.pod_selector.matches(&ep.labels)
+                        }
+                        _ => false,
+                    };
+                    if subject {
+                        let of = if obj.baseline {
+                            &mut c.baseline_of[e as usize]
+                        } else {
+                            &mut c.admin_of[e as usize]
+                        };
+                        of.push(a as u32);
+                        of.sort_unstable();
+                    }
+                    for (ingress, list) in [(true, &spec.ingress), (false, &spec.egress)] {
+                        for (j, r) in list.iter().enumerate() {
+                            if r.peers.iter().any(|peer| admin_peer_lists(peer, &c, &ep)) {
+                                let rules = if ingress {
+                                    &mut c.admins[a].ingress
+                                } else {
+                                    &mut c.admins[a].egress
+                                };
+                                rules[j].peers.endpoints.push(e);
+                                touched = true;
+                            }
+                        }
+                    }
+                }
+                if touched {
+                    let a = a as u32;
+                    for (e, (admins, baselines)) in
+                        c.admin_of.iter().zip(&c.baseline_of).enumerate()
+                    {
+                        if admins.contains(&a) || baselines.contains(&a) {
+                            dirty.push(e as u32);
+                        }
+                    }
+                }
+            }
+        }
+
+        // Added policies, compiled against the endpoints as they now are.
+        if !patch.added.is_empty() {
+            let mut ns_index: HashMap<&str, u32> = c
+                .namespace_names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.as_str(), i as u32))
+                .collect();
+            let mut namespaces: Vec<u32> = Vec::new();
+            let mut fresh: Vec<String> = Vec::new();
+            for obj in &patch.added {
+                let name = obj.policy.namespace();
+                let next = (c.namespace_names.len() + fresh.len()) as u32;
+                let i = *ns_index.entry(name).or_insert_with(|| {
+                    fresh.push(name.to_string());
+                    next
+                });
+                namespaces.push(i);
+            }
+            for name in fresh {
+                c.namespace_labels.push(Labels::from([(
+                    NAMESPACE_NAME_LABEL.to_string(),
+                    name.clone(),
+                )]));
+                c.namespace_names.push(name);
+                c.ns_endpoints.push(Vec::new());
+                c.network_of_ns.push(0);
+            }
+            let mut compiled = Vec::with_capacity(patch.added.len());
+            {
+                let mut sel = Selectors {
+                    namespaces: &c.namespace_labels,
+                    ns_endpoints: &c.ns_endpoints,
+                    endpoints: &c.endpoints,
+                    indexed: false,
+                    by_label: HashMap::new(),
+                    ns_by_label: HashMap::new(),
+                    ns_cache: HashMap::new(),
+                };
+                for (k, obj) in patch.added.iter().enumerate() {
+                    compiled.push(compile_policy(
+                        &mut sel,
+                        namespaces[k],
+                        live + k,
+                        obj,
+                        &mut c.ip_boundaries,
+                        &mut c.diagnostics,
+                    ));
+                }
+            }
+            for p in compiled {
+                let index = c.policies.len() as u32;
+                for &e in &p.selects {
+                    if p.ingress.is_some() {
+                        c.ingress_of[e as usize].push(index);
+                    }
+                    if p.egress.is_some() {
+                        c.egress_of[e as usize].push(index);
+                    }
+                    dirty.push(e);
+                }
+                c.policies.push(Arc::new(p));
+            }
+        }
+        dirty.sort_unstable();
+        dirty.dedup();
+        (c, dirty)
+    }
 }

@@ -1,0 +1,102 @@
+//! Times the what-if engine's phases at the benchmark's sizes (for profiling; not a test).
+//! `cargo run --release -p accord-policy --example what_if_profile [large|ten_x] [N]`
+
+use std::time::Instant;
+
+use accord_policy::drift::what_if::{self, Generation};
+use accord_policy::synthetic::{self, Spec};
+use std::collections::{BTreeSet, HashMap};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The live analysis indexed by workload, as the server's view is.
+struct Indexed {
+    facts: Vec<((String, String), accord_policy::drift::changes::PairFacts)>,
+    by_end: HashMap<String, Vec<usize>>,
+    open_omitted: bool,
+}
+
+impl what_if::Live for Indexed {
+    fn open_omitted(&self) -> bool {
+        self.open_omitted
+    }
+    fn pairs(
+        &self,
+        touched: Option<&BTreeSet<String>>,
+    ) -> Vec<((String, String), accord_policy::drift::changes::PairFacts)> {
+        let Some(t) = touched else {
+            return self.facts.clone();
+        };
+        let at: BTreeSet<usize> = t
+            .iter()
+            .flat_map(|id| self.by_end.get(id).into_iter().flatten().copied())
+            .collect();
+        at.into_iter().map(|i| self.facts[i].clone()).collect()
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let spec = match args.get(1).map(String::as_str) {
+        Some("ten_x") => Spec::TEN_X,
+        _ => Spec::LARGE,
+    };
+    let n: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(20);
+    let t = Instant::now();
+    let live = synthetic::applied_inventory(&spec);
+    eprintln!("inventory {:?}", t.elapsed());
+    let opts = Default::default();
+    let t = Instant::now();
+    let report = accord_policy::drift::analyze(&live, &opts);
+    eprintln!("analyze {:?} ({} edges)", t.elapsed(), report.edges.len());
+    let facts: Vec<_> = what_if::facts(&report.edges).collect();
+    let mut by_end: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, ((s, d), _)) in facts.iter().enumerate() {
+        by_end.entry(s.clone()).or_default().push(i);
+        by_end.entry(d.clone()).or_default().push(i);
+    }
+    let indexed = Indexed {
+        open_omitted: what_if::Live::open_omitted(&report),
+        facts,
+        by_end,
+    };
+    let mut intents = live.intents[0].clone();
+    let declared: std::collections::BTreeSet<String> = intents
+        .targets
+        .iter()
+        .map(|t| format!("{:?}", t.kind))
+        .collect();
+    let server = live
+        .workload_ids()
+        .into_iter()
+        .map(|w| accord_policy::intents::Target {
+            field: String::new(),
+            kind: accord_policy::intents::TargetKind::Workload {
+                name: w.name.clone(),
+                namespace: w.namespace.clone(),
+                kind: None,
+                ports: Vec::new(),
+                kafka: false,
+            },
+        })
+        .find(|t| {
+            !declared.contains(&format!("{:?}", t.kind))
+                && !matches!(&t.kind, accord_policy::intents::TargetKind::Workload { name, .. } if *name == intents.workload.name)
+        })
+        .unwrap();
+    intents.targets.push(server);
+    for _ in 0..n {
+        let t = Instant::now();
+        let applied = what_if::apply(&live, vec![intents.clone()], &opts, Generation::Subjects);
+        let a = t.elapsed();
+        let t = Instant::now();
+        let c = what_if::pair_changes(&indexed, &applied, &opts);
+        let b = t.elapsed();
+        eprintln!(
+            "apply {a:?} pair_changes {b:?} touched {} changes {}",
+            applied.touched.len(),
+            c.len()
+        );
+    }
+}
