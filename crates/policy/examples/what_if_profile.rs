@@ -48,7 +48,9 @@ fn main() {
     eprintln!("inventory {:?}", t.elapsed());
     let opts = Default::default();
     let t = Instant::now();
-    let report = accord_policy::drift::analyze(&live, &opts);
+    let prepared = accord_policy::evaluate::Prepared::new(&live);
+    eprintln!("prepared {:?}", t.elapsed());
+    let report = accord_policy::drift::analyze_prepared(&live, &opts, &prepared);
     eprintln!("analyze {:?} ({} edges)", t.elapsed(), report.edges.len());
     let facts: Vec<_> = what_if::facts(&report.edges).collect();
     let mut by_end: HashMap<String, Vec<usize>> = HashMap::new();
@@ -91,7 +93,7 @@ fn main() {
         let applied = what_if::apply(&live, vec![intents.clone()], &opts, Generation::Subjects);
         let a = t.elapsed();
         let t = Instant::now();
-        let c = what_if::pair_changes(&indexed, &applied, &opts);
+        let c = what_if::pair_changes_prepared(&indexed, &live, &prepared, &applied, &opts);
         let b = t.elapsed();
         eprintln!(
             "apply {a:?} pair_changes {b:?} touched {} changes {}",

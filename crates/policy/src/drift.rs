@@ -28,7 +28,7 @@ use crate::evaluate::{Conns, Evaluator, Naming, Peer, PolicyRef, Prepared};
 use crate::generate::{GenerateOptions, generate};
 use crate::identity::WorkloadId;
 use crate::intents::{ClientIntents, TargetKind, TargetPort};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, PolicyObject};
 use crate::objects::{IntOrString, NetworkPolicy};
 
 fn policy_object_ref(p: &NetworkPolicy, origin: &Origin) -> ObjectRef {
@@ -118,6 +118,53 @@ impl<'a> Index<'a> {
     }
 }
 
+/// The objects an analysis reads: an inventory's, or those of an inventory with a draft applied
+/// (its policies, intents and some pods' labels replaced, without copying the inventory).
+pub(crate) struct Estate<'a> {
+    inv: &'a Inventory,
+    policies: Vec<&'a PolicyObject>,
+    intents: Vec<&'a ClientIntents>,
+    /// Pods (indices into `inv.pods`) whose labels differ from the inventory's.
+    relabelled: HashMap<usize, &'a crate::objects::Labels>,
+}
+
+impl<'a> Estate<'a> {
+    pub(crate) fn of(inv: &'a Inventory) -> Self {
+        Estate {
+            inv,
+            policies: inv.network_policies.iter().collect(),
+            intents: inv.intents.iter().collect(),
+            relabelled: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn changed(
+        inv: &'a Inventory,
+        policies: Vec<&'a PolicyObject>,
+        intents: Vec<&'a ClientIntents>,
+        relabelled: HashMap<usize, &'a crate::objects::Labels>,
+    ) -> Self {
+        Estate {
+            inv,
+            policies,
+            intents,
+            relabelled,
+        }
+    }
+
+    pub(crate) fn inv(&self) -> &'a Inventory {
+        self.inv
+    }
+
+    /// The labels of pod `i`.
+    fn labels(&self, i: usize) -> &'a crate::objects::Labels {
+        self.relabelled
+            .get(&i)
+            .copied()
+            .unwrap_or(&self.inv.pods[i].metadata.labels)
+    }
+}
+
 /// Per workload: the policies selecting it, those isolating it for ingress, and its pod count.
 type Selection<'a> = BTreeMap<&'a WorkloadId, (BTreeSet<PolicyRef>, BTreeSet<PolicyRef>, u32)>;
 
@@ -134,15 +181,16 @@ struct EdgeParts<'a> {
 /// The edges of `inv`: every pair, or with `scope` only the pairs whose source or destination
 /// is in it (the same edges as the whole analysis has for those pairs).
 fn edge_parts<'a>(
-    inv: &'a Inventory,
+    estate: &Estate<'a>,
     evaluator: &Evaluator<'_>,
     index: &Index<'a>,
     scope: Option<&HashSet<&WorkloadId>>,
 ) -> EdgeParts<'a> {
+    let inv = estate.inv;
     let in_scope = |w: &WorkloadId| scope.is_none_or(|s| s.contains(w));
     // Which policies select each workload, and which isolate it for ingress.
     let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
-    for (i, p) in inv.network_policies.iter().enumerate() {
+    for (i, p) in estate.policies.iter().enumerate() {
         by_namespace
             .entry(p.policy.namespace())
             .or_default()
@@ -150,12 +198,13 @@ fn edge_parts<'a>(
     }
     let mut selected: BTreeMap<&WorkloadId, (BTreeSet<PolicyRef>, BTreeSet<PolicyRef>, u32)> =
         BTreeMap::new();
-    for pod in &inv.pods {
+    for (pod_index, pod) in inv.pods.iter().enumerate() {
         let entry = selected.entry(&pod.workload).or_default();
         entry.2 += 1;
+        let labels = estate.labels(pod_index);
         for &i in by_namespace.get(pod.namespace()).into_iter().flatten() {
-            let p = &inv.network_policies[i].policy;
-            if !p.spec.pod_selector.matches(&pod.metadata.labels) {
+            let p = &estate.policies[i].policy;
+            if !p.spec.pod_selector.matches(labels) {
                 continue;
             }
             let r = PolicyRef {
@@ -213,7 +262,7 @@ fn edge_parts<'a>(
                 _ => false,
             })
     };
-    for i in &inv.intents {
+    for &i in &estate.intents {
         if scope.is_some() && !may_touch_scope(i) {
             continue;
         }
@@ -269,12 +318,10 @@ fn edge_parts<'a>(
                     let in_namespace = pods_by_namespace
                         .get(namespace.as_str())
                         .map_or(&[][..], |v| &v[..]);
-                    for pod in in_namespace.iter().map(|&i| &inv.pods[i]) {
-                        if sel.is_empty()
-                            || !sel
-                                .iter()
-                                .all(|(k, v)| pod.metadata.labels.get(k) == Some(v))
-                        {
+                    for &pod_index in in_namespace {
+                        let pod = &inv.pods[pod_index];
+                        let labels = estate.labels(pod_index);
+                        if sel.is_empty() || !sel.iter().all(|(k, v)| labels.get(k) == Some(v)) {
                             continue;
                         }
                         let conns = if ports.is_empty() {
@@ -422,7 +469,7 @@ fn analyze_with(inv: &Inventory, opts: &GenerateOptions, evaluator: &Evaluator) 
         edges,
         open_omitted,
         open_bound,
-    } = edge_parts(inv, evaluator, &index, None);
+    } = edge_parts(&Estate::of(inv), evaluator, &index, None);
 
     let workloads: Vec<WorkloadReport> = selected
         .iter()

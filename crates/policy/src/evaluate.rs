@@ -102,6 +102,15 @@ pub struct Prepared {
     names: Names,
 }
 
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("endpoints", &self.c.endpoints.len())
+            .field("policies", &self.c.policies.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Prepared {
     pub fn new(inv: &Inventory) -> Prepared {
         let mut e = Evaluator::new(inv);

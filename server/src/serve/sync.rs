@@ -16,6 +16,7 @@ use std::time::Duration;
 use accord_api as api;
 use accord_policy::drift::changes::{ChangeKind, PairFacts};
 use accord_policy::drift::{self, EdgeReport, Report};
+use accord_policy::evaluate::Prepared;
 use accord_policy::{Inventory, WorkloadId};
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,8 @@ pub struct View {
     /// The objects of the last pass (absent when the view was loaded from the database).
     pub index: Option<Arc<Index>>,
     pub inventory: Option<Arc<Inventory>>,
+    /// The inventory's policies compiled (what-ifs patch them instead of compiling again).
+    pub prepared: Option<Arc<Prepared>>,
     /// The generation settings the pass compared with, and where they came from.
     pub settings: settings::InUse,
     /// The unfiltered graph as JSON, serialized on first request.
@@ -434,7 +437,8 @@ pub fn compute(
         seconds = clock.elapsed().as_secs_f64(),
         "sync: inventory built"
     );
-    let report = drift::analyze(&inv, opts);
+    let prepared = Prepared::new(&inv);
+    let report = drift::analyze_prepared(&inv, opts, &prepared);
     let analysis_done = clock.elapsed();
     tracing::info!(
         edges = report.edges.len(),
@@ -594,6 +598,7 @@ pub fn compute(
     );
     view.synced_at = Some(now);
     view.inventory = Some(Arc::new(inv));
+    view.prepared = Some(Arc::new(prepared));
     view.index = Some(index);
     view.settings = in_use;
     Computed {

@@ -162,7 +162,11 @@ pub fn what_if(view: &View, text: &str) -> api::WhatIfResponse {
             labels_yaml.push_str(&format!("  {k}: null\n"));
         }
     }
-    let changes = what_if::pair_changes(view, &applied, opts)
+    let changes = match view.prepared.as_deref() {
+        Some(prepared) => what_if::pair_changes_prepared(view, live, prepared, &applied, opts),
+        None => what_if::pair_changes(view, live, &applied, opts),
+    };
+    let changes = changes
         .into_iter()
         .map(|c| api::EdgeChange {
             source: c.key.0,

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::changes::{PairChange, PairFacts, changes};
-use super::{EdgeReport, Index, analyze, edge_parts};
+use super::{EdgeReport, Estate, Index, analyze, edge_parts};
 use crate::diagnostic::Diagnostic;
 use crate::evaluate::{Evaluator, Patch, PolicyRef, Prepared};
 use crate::generate::{GenerateOptions, generate};
@@ -51,10 +51,10 @@ pub struct LabelChange {
     pub removed: Vec<String>,
 }
 
-/// The live inventory with a draft applied as the operator would apply it.
+/// A draft applied to the live inventory as the operator would apply it, held as the change
+/// (the live inventory is not copied; [`Applied::inventory`] builds the result when needed).
 #[derive(Clone, Debug, Default)]
 pub struct Applied {
-    pub inventory: Inventory,
     pub subjects: BTreeSet<Subject>,
     /// Workloads whose pairs can change: those of the subjects and those a removed or added
     /// policy selects.
@@ -66,8 +66,66 @@ pub struct Applied {
     pub labels: Vec<LabelChange>,
     /// Generation's diagnostics about the draft's own objects.
     pub diagnostics: Vec<Diagnostic>,
-    /// The change from the live inventory's policies and pod labels to `inventory`'s.
+    /// The change of the live inventory's policies and pod labels.
     pub patch: Patch,
+    /// The draft's ClientIntents.
+    pub draft: Vec<ClientIntents>,
+    /// (live intents index, draft index): the live ClientIntents each replaces.
+    replaced: HashMap<usize, usize>,
+    /// Draft indices of the ClientIntents that are added.
+    appended: Vec<usize>,
+}
+
+impl Applied {
+    /// The intents after the draft: the live ones, those of the draft's names replaced, then
+    /// the draft's new ones.
+    pub fn intents<'a>(&'a self, live: &'a Inventory) -> Vec<&'a ClientIntents> {
+        live.intents
+            .iter()
+            .enumerate()
+            .map(|(i, x)| self.replaced.get(&i).map_or(x, |&k| &self.draft[k]))
+            .chain(self.appended.iter().map(|&k| &self.draft[k]))
+            .collect()
+    }
+
+    /// The live policies that stay, then the added ones.
+    fn policy_objects<'a>(&'a self, live: &'a Inventory) -> Vec<&'a PolicyObject> {
+        let removed: HashSet<usize> = self.patch.removed.iter().copied().collect();
+        live.network_policies
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !removed.contains(i))
+            .map(|(_, p)| p)
+            .chain(&self.patch.added)
+            .collect()
+    }
+
+    /// The objects the after analysis reads, without copying the live inventory.
+    fn estate<'a>(&'a self, live: &'a Inventory) -> Estate<'a> {
+        Estate::changed(
+            live,
+            self.policy_objects(live),
+            self.intents(live),
+            self.patch
+                .relabelled
+                .iter()
+                .map(|(i, labels)| (*i, labels))
+                .collect(),
+        )
+    }
+
+    /// The live inventory with the draft applied (a copy: for tests and whole analyses).
+    pub fn inventory(&self, live: &Inventory) -> Inventory {
+        let mut inv = Inventory {
+            intents: self.intents(live).into_iter().cloned().collect(),
+            network_policies: self.policy_objects(live).into_iter().cloned().collect(),
+            ..live.clone()
+        };
+        for (i, labels) in &self.patch.relabelled {
+            inv.pods[*i].metadata.labels = labels.clone();
+        }
+        inv
+    }
 }
 
 /// Whether intents refer to one of `subjects` (as client or target).
@@ -112,24 +170,34 @@ pub fn apply(
     opts: &GenerateOptions,
     generation: Generation,
 ) -> Applied {
-    let mut inv = live.clone();
     let mut subjects: BTreeSet<Subject> = BTreeSet::new();
     let mut draft_objects: HashSet<String> = HashSet::new();
-    for d in draft {
+    let mut replaced: HashMap<usize, usize> = HashMap::new();
+    let mut appended: Vec<usize> = Vec::new();
+    for (k, d) in draft.iter().enumerate() {
         subjects.extend(d.subjects());
         draft_objects.insert(d.object_name());
-        match inv
-            .intents
-            .iter_mut()
-            .find(|i| i.namespace == d.namespace && i.name == d.name)
-        {
-            Some(old) => {
-                subjects.extend(old.subjects());
-                *old = d;
+        let same = |i: &ClientIntents| i.namespace == d.namespace && i.name == d.name;
+        if let Some(j) = appended.iter().position(|&a| same(&draft[a])) {
+            subjects.extend(draft[appended[j]].subjects());
+            appended[j] = k;
+        } else if let Some(i) = live.intents.iter().position(same) {
+            match replaced.insert(i, k) {
+                Some(earlier) => subjects.extend(draft[earlier].subjects()),
+                None => subjects.extend(live.intents[i].subjects()),
             }
-            None => inv.intents.push(d),
+        } else {
+            appended.push(k);
         }
     }
+    let mut applied = Applied {
+        draft,
+        replaced,
+        appended,
+        ..Applied::default()
+    };
+    let intents = applied.intents(live);
+    let inv = live;
 
     // The intents that concern a subject (same-client duplicates among them), and the subjects
     // they refer to.
@@ -137,13 +205,19 @@ pub fn apply(
         .iter()
         .map(|(ns, name)| (ns.as_str(), name.as_str()))
         .collect();
-    let relevant: Vec<&ClientIntents> = inv
-        .intents
+    let relevant: Vec<&ClientIntents> = intents
         .iter()
+        .copied()
         .filter(|i| refers_to(i, &is_subject))
         .collect();
     let generated = match generation {
-        Generation::Full => generate(&inv, opts),
+        Generation::Full => generate(
+            &Inventory {
+                intents: intents.iter().map(|i| (*i).clone()).collect(),
+                ..live.clone()
+            },
+            opts,
+        ),
         Generation::Subjects => {
             let mut referenced = subjects.clone();
             for i in &relevant {
@@ -241,24 +315,17 @@ pub fn apply(
         .collect();
 
     // Live policies that go: Accord's policies of a subject, and any policy of a wanted name.
-    let mut gone: Vec<PolicyObject> = Vec::new();
+    let mut gone: Vec<&PolicyObject> = Vec::new();
     let mut patch = Patch::default();
-    let mut kept = Vec::with_capacity(inv.network_policies.len());
-    for (i, obj) in std::mem::take(&mut inv.network_policies)
-        .into_iter()
-        .enumerate()
-    {
+    for (i, obj) in inv.network_policies.iter().enumerate() {
         let p = &obj.policy;
         let named = wanted_names.contains(&(p.namespace(), p.metadata.name.as_str()));
         let ours = is_accords(p) && (owned_policy(p) || subjects.contains(&subject_of_name(p)));
         if named || ours {
             patch.removed.push(i);
             gone.push(obj);
-        } else {
-            kept.push(obj);
         }
     }
-    inv.network_policies = kept;
     let live_by_name: HashMap<(&str, &str), &NetworkPolicy> = gone
         .iter()
         .map(|o| {
@@ -290,22 +357,38 @@ pub fn apply(
 
     // Workloads selected by a removed policy (before the labels change) or an added one (after).
     let mut touched: BTreeSet<WorkloadId> = BTreeSet::new();
-    let select = |touched: &mut BTreeSet<WorkloadId>, pods: &[Pod], p: &NetworkPolicy| {
-        for pod in pods {
-            if pod.namespace() == p.namespace() && p.spec.pod_selector.matches(&pod.metadata.labels)
-            {
+    let select = |touched: &mut BTreeSet<WorkloadId>,
+                  pods: &[(usize, &Pod)],
+                  p: &NetworkPolicy,
+                  after: &HashMap<usize, Labels>| {
+        for (i, pod) in pods {
+            let labels = after.get(i).unwrap_or(&pod.metadata.labels);
+            if pod.namespace() == p.namespace() && p.spec.pod_selector.matches(labels) {
                 touched.insert(pod.workload.clone());
             }
         }
     };
+    // Pods of the namespaces a removed or added policy is in.
+    let policy_namespaces: HashSet<&str> = gone
+        .iter()
+        .map(|o| o.policy.namespace())
+        .chain(wanted.iter().map(|p| p.namespace()))
+        .collect();
+    let pods_there: Vec<(usize, &Pod)> = inv
+        .pods
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| policy_namespaces.contains(p.namespace()))
+        .collect();
+    let unchanged = HashMap::new();
     for o in &gone {
-        select(&mut touched, &inv.pods, &o.policy);
+        select(&mut touched, &pods_there, &o.policy, &unchanged);
     }
 
     // Labels of the subjects' pods.
     let mut labels_of: BTreeMap<WorkloadId, LabelChange> = BTreeMap::new();
     let mut want_of: HashMap<WorkloadId, Labels> = HashMap::new();
-    for (i, pod) in inv.pods.iter_mut().enumerate() {
+    for (i, pod) in inv.pods.iter().enumerate() {
         if !is_subject.contains(&(pod.workload.namespace.as_str(), pod.workload.name.as_str())) {
             continue;
         }
@@ -344,13 +427,13 @@ pub fn apply(
             );
         }
         if next != pod.metadata.labels {
-            patch.relabelled.push((i, next.clone()));
+            patch.relabelled.push((i, next));
         }
-        pod.metadata.labels = next;
     }
 
+    let after: HashMap<usize, Labels> = patch.relabelled.iter().cloned().collect();
     for p in &wanted {
-        select(&mut touched, &inv.pods, p);
+        select(&mut touched, &pods_there, p, &after);
     }
     patch.added = wanted
         .into_iter()
@@ -359,17 +442,15 @@ pub fn apply(
             policy: policy.clone(),
         })
         .collect();
-    inv.network_policies.extend(patch.added.iter().cloned());
-    Applied {
-        inventory: inv,
-        subjects,
-        touched,
-        policies,
-        removed,
-        labels: labels_of.into_values().collect(),
-        diagnostics,
-        patch,
-    }
+    drop(intents);
+    applied.subjects = subjects;
+    applied.touched = touched;
+    applied.policies = policies;
+    applied.removed = removed;
+    applied.labels = labels_of.into_values().collect();
+    applied.diagnostics = diagnostics;
+    applied.patch = patch;
+    applied
 }
 
 /// The edges of [`analyze`] whose source or destination is in `scope`.
@@ -384,14 +465,14 @@ pub struct Scoped {
 /// The edges [`analyze`] would report for the pairs with an end in `scope`, at the cost of
 /// those pairs (plus one pass over the pods and the policies' compilation).
 pub fn analyze_scoped(inv: &Inventory, scope: &BTreeSet<WorkloadId>) -> Scoped {
-    scoped_with(inv, &Evaluator::new(inv), scope)
+    scoped_with(&Estate::of(inv), &Evaluator::new(inv), scope)
 }
 
-/// [`analyze_scoped`] with `evaluator` evaluating `inv`'s policies.
-fn scoped_with(inv: &Inventory, evaluator: &Evaluator, scope: &BTreeSet<WorkloadId>) -> Scoped {
-    let index = Index::new(inv);
+/// [`analyze_scoped`] of `estate`, with `evaluator` evaluating its policies.
+fn scoped_with(estate: &Estate, evaluator: &Evaluator, scope: &BTreeSet<WorkloadId>) -> Scoped {
+    let index = Index::new(estate.inv());
     let scope: HashSet<&WorkloadId> = scope.iter().collect();
-    let parts = edge_parts(inv, evaluator, &index, Some(&scope));
+    let parts = edge_parts(estate, evaluator, &index, Some(&scope));
     Scoped {
         edges: parts.edges,
         open_omitted: parts.open_omitted.is_some(),
@@ -440,11 +521,13 @@ impl Live for super::Report {
 /// appear or vanish, and the whole after inventory is analyzed).
 pub fn pair_changes(
     live: &impl Live,
+    live_inventory: &Inventory,
     applied: &Applied,
     opts: &GenerateOptions,
 ) -> Vec<PairChange<(String, String)>> {
-    let scoped = analyze_scoped(&applied.inventory, &applied.touched);
-    changes_from(live, applied, opts, scoped)
+    let after = applied.inventory(live_inventory);
+    let scoped = analyze_scoped(&after, &applied.touched);
+    changes_from(live, live_inventory, applied, opts, scoped)
 }
 
 /// [`pair_changes`] with the live inventory's policies compiled beforehand (`prepared`, from
@@ -458,18 +541,20 @@ pub fn pair_changes_prepared(
     opts: &GenerateOptions,
 ) -> Vec<PairChange<(String, String)>> {
     let evaluator = prepared.patched(live_inventory, &applied.patch);
-    let scoped = scoped_with(&applied.inventory, &evaluator, &applied.touched);
-    changes_from(live, applied, opts, scoped)
+    let estate = applied.estate(live_inventory);
+    let scoped = scoped_with(&estate, &evaluator, &applied.touched);
+    changes_from(live, live_inventory, applied, opts, scoped)
 }
 
 fn changes_from(
     live: &impl Live,
+    live_inventory: &Inventory,
     applied: &Applied,
     opts: &GenerateOptions,
     scoped: Scoped,
 ) -> Vec<PairChange<(String, String)>> {
     if scoped.open_omitted != live.open_omitted() {
-        let after = analyze(&applied.inventory, opts);
+        let after = analyze(&applied.inventory(live_inventory), opts);
         return changes(live.pairs(None), facts(&after.edges));
     }
     let touched: BTreeSet<String> = applied.touched.iter().map(|w| w.to_string()).collect();
@@ -652,10 +737,11 @@ mod tests {
                 let fast = apply(&live, draft.clone(), &opts, Generation::Subjects);
                 let slow = apply(&live, draft, &opts, Generation::Full);
                 // Generating over the subjects' intents alone gives what the whole does.
-                assert_eq!(policy_texts(&fast.inventory), policy_texts(&slow.inventory));
-                assert_eq!(live_labels(&fast.inventory), live_labels(&slow.inventory));
-                let got = pair_changes(&report, &fast, &opts);
-                let after = analyze(&slow.inventory, &opts);
+                let (fast_inv, slow_inv) = (fast.inventory(&live), slow.inventory(&live));
+                assert_eq!(policy_texts(&fast_inv), policy_texts(&slow_inv));
+                assert_eq!(live_labels(&fast_inv), live_labels(&slow_inv));
+                let got = pair_changes(&report, &live, &fast, &opts);
+                let after = analyze(&slow_inv, &opts);
                 let want = changes(facts(&report.edges), facts(&after.edges));
                 assert_eq!(got, want, "seed {seed}, draft kind {kind}");
                 // The live pass's compiled policies, patched, give the same.
@@ -689,7 +775,7 @@ mod tests {
         let applied = apply(&live, vec![draft], &opts, Generation::Subjects);
         assert!(
             applied
-                .inventory
+                .inventory(&live)
                 .network_policies
                 .iter()
                 .any(|p| p.policy.metadata.name == "hand-written-deny")
