@@ -6,7 +6,8 @@
 //!    namespace-filtered graph) with 16 concurrent clients on loopback, median and p99,
 //!    including the query the dashboard sends (`?state=enforced,blocked,…,open`).
 //! 3. What-if (`POST /api/what-if`, one client's current intents plus one target), one at a
-//!    time: median and p90 at both sizes; and `/api/graph` p99 while eight what-ifs run at once.
+//!    time: median and p90 at both sizes, and the most resident memory the server held beyond
+//!    its level before them; and `/api/graph` p99 while eight what-ifs run at once.
 //!
 //! The manifests are the synthetic cluster as Accord's operator leaves it: the generated
 //! NetworkPolicies applied and the generated labels in the pod templates, so servers are
@@ -121,10 +122,15 @@ fn wait_ready(server: &mut Server, limit: Duration) -> Duration {
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmHWM:")
+}
+
+/// A memory figure of `/proc/PID/status` (`VmHWM:`, `VmRSS:`) in MiB.
+fn status_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
@@ -237,8 +243,23 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e3
 }
 
-/// What-if latency, one request at a time: median and p90.
+/// What-if latency, one request at a time: median and p90; and the most resident memory the
+/// server held beyond what it held before (sampled every millisecond).
 fn what_if_figure(label: &str, server: &Server, draft: &str, n: usize) {
+    let pid = server.child.id();
+    let before = status_mib(pid, "VmRSS:");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0f64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(status_mib(pid, "VmRSS:"));
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            peak
+        })
+    };
     let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     s.set_nodelay(true).unwrap();
     let mut all = Vec::with_capacity(n);
@@ -250,13 +271,17 @@ fn what_if_figure(label: &str, server: &Server, draft: &str, n: usize) {
         bytes = len;
         all.push(t.elapsed());
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
     all.sort();
     println!(
-        "POST /api/what-if {label:>6} (one client's intents plus one target): {n} requests, {:.0} KiB each: median {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        "POST /api/what-if {label:>6} (one client's intents plus one target): {n} requests, {:.0} KiB each: median {:.1} ms, p90 {:.1} ms, max {:.1} ms; resident memory {:.0} MiB before, at most {:.0} MiB more during",
         bytes as f64 / 1024.0,
         pct(&all, 0.5),
         pct(&all, 0.9),
         pct(&all, 1.0),
+        before,
+        (peak - before).max(0.0),
     );
 }
 
@@ -322,7 +347,7 @@ fn main() {
     let only_large = std::env::var("ACCORD_BENCH_SPEC").is_ok_and(|v| v == "large");
     if !only_large {
         let (_dir, server) = sync_figure("TEN_X", &Spec::TEN_X);
-        what_if_figure("TEN_X", &server, &draft(&Spec::TEN_X), 10);
+        what_if_figure("TEN_X", &server, &draft(&Spec::TEN_X), 20);
     }
     let (_dir, server) = sync_figure("LARGE", &Spec::LARGE);
     let large_draft = draft(&Spec::LARGE);

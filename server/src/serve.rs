@@ -79,6 +79,8 @@ pub struct Config {
     pub public_urls: Vec<http::PublicUrl>,
     /// What-ifs evaluated at once; more are answered 429.
     pub max_what_ifs: usize,
+    /// Bytes of working memory the what-ifs in flight may hold together; beyond, 429.
+    pub what_if_memory: usize,
     /// How long a connection may be idle, or take to send a request head.
     pub read_timeout: Duration,
     /// Where the generation settings come from.
@@ -102,6 +104,8 @@ pub struct AppState {
     pub web: http::WebConfig,
     /// Permits for concurrent what-ifs.
     pub what_ifs: Arc<Semaphore>,
+    /// The working memory what-ifs in flight hold.
+    pub what_if_memory: Arc<MemoryBudget>,
     /// Set to true when the server shuts down: long-lived responses (`/api/events`) end.
     pub shutdown: watch::Sender<bool>,
     source_health: RwLock<SourceHealth>,
@@ -109,8 +113,65 @@ pub struct AppState {
     pub storage_error: RwLock<Option<String>>,
 }
 
-/// What-ifs evaluated at once by default: each holds a copy of the evaluated cluster.
+/// What-ifs evaluated at once by default.
 pub const DEFAULT_MAX_WHAT_IFS: usize = 2;
+
+/// Working memory (MiB) the what-ifs in flight may hold together, by default.
+pub const DEFAULT_WHAT_IF_MEMORY_MIB: usize = 512;
+
+/// A budget of bytes shared by the what-ifs in flight: each reserves its estimated working
+/// memory before evaluating and gives it back when done.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    limit: usize,
+    used: std::sync::Mutex<usize>,
+}
+
+/// Bytes reserved from a [`MemoryBudget`], given back on drop.
+#[derive(Debug)]
+pub struct Reservation {
+    budget: Arc<MemoryBudget>,
+    bytes: usize,
+}
+
+impl MemoryBudget {
+    pub fn new(limit: usize) -> Arc<MemoryBudget> {
+        Arc::new(MemoryBudget {
+            limit,
+            used: std::sync::Mutex::new(0),
+        })
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes reserved now.
+    pub fn used(&self) -> usize {
+        *self.used.lock().expect("budget lock")
+    }
+
+    /// Reserve `bytes`, or `None` when the reservations in flight and these would exceed the
+    /// limit. With nothing in flight a reservation is always granted, so that a budget smaller
+    /// than one what-if slows what-ifs down to one at a time instead of refusing them all.
+    pub fn try_reserve(self: &Arc<Self>, bytes: usize) -> Option<Reservation> {
+        let mut used = self.used.lock().expect("budget lock");
+        if *used > 0 && used.saturating_add(bytes) > self.limit {
+            return None;
+        }
+        *used += bytes;
+        Some(Reservation {
+            budget: self.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        *self.budget.used.lock().expect("budget lock") -= self.bytes;
+    }
+}
 
 pub type SharedState = Arc<AppState>;
 
@@ -129,6 +190,7 @@ impl AppState {
             kube: None,
             web: http::WebConfig::default(),
             what_ifs: Arc::new(Semaphore::new(DEFAULT_MAX_WHAT_IFS)),
+            what_if_memory: MemoryBudget::new(DEFAULT_WHAT_IF_MEMORY_MIB << 20),
             shutdown: watch::channel(false).0,
             source_health: RwLock::new(SourceHealth::default()),
             storage_error: RwLock::new(None),
@@ -505,6 +567,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     state.set_view(View::from_stored(store.view().await?));
     state.assets = config.assets.clone();
     state.what_ifs = Arc::new(Semaphore::new(config.max_what_ifs.max(1)));
+    state.what_if_memory = MemoryBudget::new(config.what_if_memory);
     if let (Some(apply), Source::Cluster { kubeconfig }) = (&config.apply, &config.source) {
         state.apply = Some(apply.clone());
         state.kube = Some(cluster::client(kubeconfig.as_deref()).await?);

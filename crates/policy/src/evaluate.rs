@@ -168,6 +168,11 @@ impl Prepared {
         e
     }
 
+    /// How many endpoints (groups of pods policies cannot tell apart) there are.
+    pub fn endpoints(&self) -> usize {
+        self.c.endpoints.len()
+    }
+
     /// About how many bytes this holds (endpoints, rules and tables), to budget what a patch
     /// may copy.
     pub fn approx_bytes(&self) -> usize {

@@ -79,7 +79,6 @@ pub struct Args {
     apply_token: Option<String>,
 
     /// What-if previews evaluated at once; further ones are answered 429 with Retry-After.
-    /// Each holds a copy of the evaluated cluster in memory.
     #[arg(
         long,
         value_name = "N",
@@ -87,6 +86,18 @@ pub struct Args {
         env = "ACCORD_MAX_WHAT_IFS"
     )]
     max_what_ifs: usize,
+
+    /// Working memory (MiB) the what-if previews in flight may hold together. Each estimates
+    /// its own from the cluster's size and the workloads its draft touches (at 15,000
+    /// workloads, tens of MiB); one that would go beyond the budget is answered 429 with
+    /// Retry-After. A what-if alone is always evaluated.
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = serve::DEFAULT_WHAT_IF_MEMORY_MIB,
+        env = "ACCORD_WHAT_IF_MEMORY"
+    )]
+    what_if_memory: usize,
 
     /// Close a connection that sends no request for this many seconds (idle keep-alive), or
     /// takes longer to send a request's head.
@@ -165,6 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         debounce: Duration::from_millis(args.debounce_ms),
         public_urls: args.public_url,
         max_what_ifs: args.max_what_ifs,
+        what_if_memory: args.what_if_memory.saturating_mul(1 << 20),
         read_timeout: Duration::try_from_secs_f64(args.read_timeout)
             .ok()
             .filter(|d| !d.is_zero())

@@ -7,12 +7,14 @@
 //! [`accord_policy::drift::what_if`]). Only the pairs with a touched end are evaluated.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use accord_api as api;
 use accord_policy::drift::changes::PairFacts;
 use accord_policy::drift::{self, what_if, what_if::Generation};
 use accord_policy::{DiagnosticCode, Origin, Source};
 
+use super::MemoryBudget;
 use super::index::key_of;
 use super::sync::View;
 
@@ -98,10 +100,30 @@ impl drift::what_if::Live for View {
     }
 }
 
+/// A what-if refused because those in flight hold too much memory.
+#[derive(Debug)]
+pub struct OverBudget {
+    /// The estimated working memory of the refused what-if, in bytes.
+    pub needed: usize,
+}
+
 /// Evaluate `text` (ClientIntents YAML or JSON) against the sync pass of `view`: before is the
 /// access the pass found, after the live inventory once the operator applied the draft (with
 /// the settings the pass used). Only the pairs the draft can change are evaluated.
 pub fn what_if(view: &View, text: &str) -> api::WhatIfResponse {
+    match what_if_within(view, text, &MemoryBudget::new(usize::MAX)) {
+        Ok(r) => r,
+        Err(_) => unreachable!("an unlimited budget refuses nothing"),
+    }
+}
+
+/// [`what_if`], evaluating only when `budget` has room for its working memory (estimated once
+/// the draft is applied, from the cluster's size and the workloads the draft touches).
+pub fn what_if_within(
+    view: &View,
+    text: &str,
+    budget: &Arc<MemoryBudget>,
+) -> Result<api::WhatIfResponse, OverBudget> {
     let (objects, mut diags) = parse_draft(text);
     let Some(live) = view.inventory.as_deref() else {
         diags.push(accord_policy::Diagnostic::error(
@@ -111,11 +133,11 @@ pub fn what_if(view: &View, text: &str) -> api::WhatIfResponse {
             "",
             "the first sync has not finished yet".to_string(),
         ));
-        return api::WhatIfResponse {
+        return Ok(api::WhatIfResponse {
             ok: false,
             diagnostics: diags,
             ..Default::default()
-        };
+        });
     };
     let opts = &view.settings.options;
     let mut draft = Vec::new();
@@ -125,11 +147,11 @@ pub fn what_if(view: &View, text: &str) -> api::WhatIfResponse {
         }
     }
     if diags.iter().any(|d| d.is_error()) {
-        return api::WhatIfResponse {
+        return Ok(api::WhatIfResponse {
             ok: false,
             diagnostics: diags,
             ..Default::default()
-        };
+        });
     }
     let applied = what_if::apply(live, draft, opts, Generation::Subjects);
     // Generation's diagnostics about the draft's own objects (a target that resolves to
@@ -137,11 +159,11 @@ pub fn what_if(view: &View, text: &str) -> api::WhatIfResponse {
     diags.extend(applied.diagnostics.iter().cloned());
     let ok = !diags.iter().any(|d| d.is_error());
     if !ok {
-        return api::WhatIfResponse {
+        return Ok(api::WhatIfResponse {
             ok,
             diagnostics: diags,
             ..Default::default()
-        };
+        });
     }
 
     let mut policies_yaml =
@@ -162,6 +184,12 @@ pub fn what_if(view: &View, text: &str) -> api::WhatIfResponse {
             labels_yaml.push_str(&format!("  {k}: null\n"));
         }
     }
+    let needed = view.prepared.as_deref().map_or(usize::MAX / 2, |p| {
+        what_if::working_bytes(p, live, &applied)
+    });
+    let Some(_reservation) = budget.try_reserve(needed) else {
+        return Err(OverBudget { needed });
+    };
     let changes = match view.prepared.as_deref() {
         Some(prepared) => what_if::pair_changes_prepared(view, live, prepared, &applied, opts),
         None => what_if::pair_changes(view, live, &applied, opts),
@@ -177,13 +205,13 @@ pub fn what_if(view: &View, text: &str) -> api::WhatIfResponse {
             ports_after: c.after.map(|f| f.ports).unwrap_or_default(),
         })
         .collect();
-    api::WhatIfResponse {
+    Ok(api::WhatIfResponse {
         ok,
         diagnostics: diags,
         policies_yaml,
         labels_yaml,
         changes,
-    }
+    })
 }
 
 #[cfg(test)]

@@ -546,6 +546,18 @@ pub fn pair_changes_prepared(
     changes_from(live, live_inventory, applied, opts, scoped)
 }
 
+/// About how many bytes [`pair_changes_prepared`] holds for `applied` beyond the live pass:
+/// the patched copies of the per-endpoint tables, the after analysis's per-workload maps (both
+/// follow the cluster's size) and the pairs of the touched workloads (the draft's size).
+pub fn working_bytes(prepared: &Prepared, live: &Inventory, applied: &Applied) -> usize {
+    let estate = live.pods.len() * 160
+        + live.network_policies.len() * 16
+        + live.intents.len() * 16
+        + live.services.len() * 32;
+    let pairs = applied.touched.len() * prepared.endpoints() * 48;
+    prepared.approx_bytes() + estate + pairs
+}
+
 fn changes_from(
     live: &impl Live,
     live_inventory: &Inventory,

@@ -68,12 +68,20 @@ pub(super) async fn post_what_if(
             "the first sync has not finished yet; try again shortly".into(),
         ));
     }
+    let budget = state.what_if_memory.clone();
     let r = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        what_if::what_if(&view, &text)
+        what_if::what_if_within(&view, &text, &budget)
     })
     .await
-    .map_err(|e| Error::Internal(e.to_string()))?;
+    .map_err(|e| Error::Internal(e.to_string()))?
+    .map_err(|over| Error::TooManyRequests {
+        message: format!(
+            "the what-ifs being evaluated hold too much memory for this one (about {} MiB more); try again shortly",
+            over.needed.div_ceil(1 << 20)
+        ),
+        retry_after: 2,
+    })?;
     if !r.ok {
         return Err(Error::Unprocessable(r.diagnostics));
     }

@@ -276,6 +276,51 @@ async fn what_ifs_beyond_the_limit_are_told_to_retry() {
 }
 
 #[tokio::test]
+async fn what_ifs_beyond_the_memory_budget_are_told_to_retry() {
+    let f = fixture().await;
+    let what_if = || {
+        Request::post("/api/what-if")
+            .header(header::CONTENT_TYPE, "application/yaml")
+            .body(Body::from(DRAFT))
+            .unwrap()
+    };
+    let budget = f.state.what_if_memory.clone();
+    assert_eq!(
+        budget.limit(),
+        super::super::super::DEFAULT_WHAT_IF_MEMORY_MIB << 20
+    );
+    // Most of the budget held, as by a large what-if under way: this one does not fit beside it.
+    let held = budget.try_reserve(budget.limit() - 1024).unwrap();
+    let res = send(&f.state, what_if()).await;
+    assert_eq!(header(&res, "retry-after"), "2");
+    let e = assert_json_error(res, StatusCode::TOO_MANY_REQUESTS).await;
+    assert!(e.error.contains("memory"), "{}", e.error);
+    assert_eq!(budget.used(), budget.limit() - 1024);
+    drop(held);
+    // With the budget free, it is evaluated, and what it reserved is given back.
+    assert_eq!(send(&f.state, what_if()).await.status(), StatusCode::OK);
+    assert_eq!(budget.used(), 0);
+}
+
+#[test]
+fn a_memory_budget_counts_what_is_in_flight() {
+    let budget = super::super::super::MemoryBudget::new(100);
+    let a = budget.try_reserve(60).unwrap();
+    assert!(budget.try_reserve(41).is_none(), "60 + 41 > 100");
+    let b = budget.try_reserve(40).unwrap();
+    assert_eq!(budget.used(), 100);
+    drop(a);
+    assert_eq!(budget.used(), 40);
+    assert!(budget.try_reserve(61).is_none());
+    drop(b);
+    // Alone, a what-if larger than the whole budget still runs (one at a time).
+    let big = budget.try_reserve(1_000).unwrap();
+    assert!(budget.try_reserve(1).is_none());
+    drop(big);
+    assert_eq!(budget.used(), 0);
+}
+
+#[tokio::test]
 async fn json_is_compressed_for_clients_that_accept_it() {
     let f = fixture().await;
     let plain = body(send(&f.state, get("/api/graph?state=all")).await).await;
