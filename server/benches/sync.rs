@@ -62,6 +62,8 @@ fn start(manifests: &Path, db: &Path) -> Server {
         .arg(db)
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")
+        // Eight what-ifs at once (the figure below), past the default limit of two.
+        .env("ACCORD_MAX_WHAT_IFS", "8")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
