@@ -271,7 +271,14 @@ pub(super) async fn workload(
     let node_id = node.id.clone();
     let (callers, callees) = tokio::task::spawn_blocking(move || {
         let view = view2;
-        let evaluator = view.inventory.as_deref().map(Evaluator::new);
+        // The pass's compiled policies when it kept them (compiling costs a whole pass's worth).
+        let evaluator = view
+            .inventory
+            .as_deref()
+            .map(|inv| match view.prepared.as_deref() {
+                Some(prepared) => prepared.evaluator(inv),
+                None => Evaluator::new(inv),
+            });
         let mut budget = FULL_EXPLANATIONS;
         let mut explained = |idx: &[usize]| -> Vec<api::ExplainedEdge> {
             idx.iter()
