@@ -196,11 +196,13 @@ fn edge_parts<'a>(
             .or_default()
             .push(i);
     }
-    let mut selected: BTreeMap<&WorkloadId, (BTreeSet<PolicyRef>, BTreeSet<PolicyRef>, u32)> =
-        BTreeMap::new();
-    for (pod_index, pod) in inv.pods.iter().enumerate() {
-        let entry = selected.entry(&pod.workload).or_default();
-        entry.2 += 1;
+    // Within a scope, the policies are listed for the scope's workloads only; of the others,
+    // whether some policy isolates them is enough until an edge needs the list (below).
+    let detailed = |w: &WorkloadId| scope.is_none_or(|s| s.contains(w));
+    let mut isolated_only: HashSet<&WorkloadId> = HashSet::new();
+    let list_policies = |entry: &mut (BTreeSet<PolicyRef>, BTreeSet<PolicyRef>, u32),
+                         pod_index: usize,
+                         pod: &crate::inventory::Pod| {
         let labels = estate.labels(pod_index);
         for &i in by_namespace.get(pod.namespace()).into_iter().flatten() {
             let p = &estate.policies[i].policy;
@@ -215,6 +217,26 @@ fn edge_parts<'a>(
                 entry.1.insert(r.clone());
             }
             entry.0.insert(r);
+        }
+    };
+    let mut selected: BTreeMap<&WorkloadId, (BTreeSet<PolicyRef>, BTreeSet<PolicyRef>, u32)> =
+        BTreeMap::new();
+    for (pod_index, pod) in inv.pods.iter().enumerate() {
+        let entry = selected.entry(&pod.workload).or_default();
+        entry.2 += 1;
+        if detailed(&pod.workload) {
+            list_policies(entry, pod_index, pod);
+        } else if !isolated_only.contains(&pod.workload) {
+            let labels = estate.labels(pod_index);
+            let isolates = by_namespace
+                .get(pod.namespace())
+                .into_iter()
+                .flatten()
+                .map(|&i| &estate.policies[i].policy)
+                .any(|p| p.spec.effective_types().0 && p.spec.pod_selector.matches(labels));
+            if isolates {
+                isolated_only.insert(&pod.workload);
+            }
         }
     }
 
@@ -349,20 +371,18 @@ fn edge_parts<'a>(
         }
     }
 
-    let isolated_by = |w: &WorkloadId| -> Vec<PolicyRef> {
-        selected
-            .get(w)
-            .map(|s| s.1.iter().cloned().collect())
-            .unwrap_or_default()
-    };
-
     // What the live policies allow. Pairs into a workload no policy isolates are `open` (and
     // hidden unless asked for); with few policies there are about workloads² of them, so past
     // OPEN_EDGE_LIMIT only the pairs into isolated workloads and the declared ones are examined.
-    let open_servers = selected.values().filter(|v| v.1.is_empty()).count();
+    let open_servers = selected
+        .iter()
+        .filter(|(w, v)| v.1.is_empty() && !isolated_only.contains(*w))
+        .count();
     let open_bound = selected.len().saturating_mul(open_servers);
     let mut open_omitted = None;
-    let isolated = |w: &WorkloadId| selected.get(w).is_some_and(|v| !v.1.is_empty());
+    let isolated = |w: &WorkloadId| {
+        isolated_only.contains(w) || selected.get(w).is_some_and(|v| !v.1.is_empty())
+    };
     let connections = if let Some(scope) = scope {
         // The pairs into the scope, and those out of it (both as the whole analysis would
         // examine them: into isolated workloads only, past the limit).
@@ -397,6 +417,26 @@ fn edge_parts<'a>(
     }
     let mut keys: BTreeSet<(&WorkloadId, &WorkloadId)> = allowed_pairs.keys().copied().collect();
     keys.extend(declared.keys().copied());
+    // The policies isolating the destinations outside the scope that edges reach.
+    let needed: HashSet<&WorkloadId> = keys
+        .iter()
+        .map(|(_, d)| *d)
+        .filter(|d| isolated_only.contains(d))
+        .collect();
+    if !needed.is_empty() {
+        for (pod_index, pod) in inv.pods.iter().enumerate() {
+            if needed.contains(&pod.workload) {
+                let entry = selected.entry(&pod.workload).or_default();
+                list_policies(entry, pod_index, pod);
+            }
+        }
+    }
+    let isolated_by = |w: &WorkloadId| -> Vec<PolicyRef> {
+        selected
+            .get(w)
+            .map(|s| s.1.iter().cloned().collect())
+            .unwrap_or_default()
+    };
     for (s, d) in keys {
         let decls = declared.remove(&(s, d)).unwrap_or_default();
         let mut declared_conns = Conns::none();

@@ -110,6 +110,7 @@ pub struct OverBudget {
 /// Evaluate `text` (ClientIntents YAML or JSON) against the sync pass of `view`: before is the
 /// access the pass found, after the live inventory once the operator applied the draft (with
 /// the settings the pass used). Only the pairs the draft can change are evaluated.
+#[cfg(test)]
 pub fn what_if(view: &View, text: &str) -> api::WhatIfResponse {
     match what_if_within(view, text, &MemoryBudget::new(usize::MAX)) {
         Ok(r) => r,

@@ -69,6 +69,7 @@ pub(super) async fn post_what_if(
         ));
     }
     let budget = state.what_if_memory.clone();
+    let memory = budget.clone();
     let r = tokio::task::spawn_blocking(move || {
         let _permit = permit;
         what_if::what_if_within(&view, &text, &budget)
@@ -77,7 +78,9 @@ pub(super) async fn post_what_if(
     .map_err(|e| Error::Internal(e.to_string()))?
     .map_err(|over| Error::TooManyRequests {
         message: format!(
-            "the what-ifs being evaluated hold too much memory for this one (about {} MiB more); try again shortly",
+            "the what-ifs being evaluated hold {} of {} MiB of working memory, too much for this one (about {} MiB more); try again shortly",
+            memory.used() >> 20,
+            memory.limit() >> 20,
             over.needed.div_ceil(1 << 20)
         ),
         retry_after: 2,
