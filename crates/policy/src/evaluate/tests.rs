@@ -904,6 +904,70 @@ mod admin {
         }
     }
 
+    /// A patch (a pod relabelled, a policy removed or one added) applied to the compiled form
+    /// evaluates as compiling the changed inventory does, admin layers included.
+    #[test]
+    fn a_patched_evaluator_equals_compiling_the_changed_inventory() {
+        let relabels: [&[(&str, &str)]; 3] = [
+            &[("app", "web")],
+            &[("app", "db"), ("tier", "front")],
+            &[("app", "tool"), ("tier", "ops")],
+        ];
+        let added = mk_policy(
+            "a",
+            "added",
+            "{podSelector: {matchLabels: {app: web}}, ingress: [{from: [{namespaceSelector: {matchLabels: {team: y}}}, {podSelector: {matchLabels: {tier: front}}}]}], egress: [{to: [{podSelector: {matchLabels: {app: db}}}], ports: [{port: pg}]}]}",
+        );
+        let mut checked = 0;
+        let mut differed = 0;
+        for case in CASES {
+            let inv = mk_layered(case.admin, case.policies);
+            let prepared = Prepared::new(&inv);
+            let before = prepared.evaluator(&inv).connectivity(Naming::Workload);
+            assert_eq!(before, evaluate(&inv, Naming::Workload), "{}", case.name);
+            for pod in 0..inv.pods.len() {
+                for (k, labels) in relabels.iter().enumerate() {
+                    let patch = Patch {
+                        removed: if k == 0 && !inv.network_policies.is_empty() {
+                            vec![0]
+                        } else {
+                            Vec::new()
+                        },
+                        added: if k == 1 {
+                            vec![added.clone()]
+                        } else {
+                            Vec::new()
+                        },
+                        relabelled: vec![(pod, mk_labels(labels))],
+                    };
+                    let mut after = inv.clone();
+                    after.pods[pod].metadata.labels = mk_labels(labels);
+                    after.network_policies = inv
+                        .network_policies
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !patch.removed.contains(i))
+                        .map(|(_, p)| p.clone())
+                        .chain(patch.added.iter().cloned())
+                        .collect();
+                    let want = evaluate(&after, Naming::Workload).connections;
+                    let got = prepared
+                        .patched(&inv, &patch)
+                        .connectivity(Naming::Workload)
+                        .connections;
+                    assert_eq!(got, want, "{}: pod {pod}, patch {k}", case.name);
+                    checked += 1;
+                    differed += usize::from(want != before.connections);
+                }
+            }
+        }
+        assert_eq!(checked, CASES.len() * 4 * 3);
+        assert!(
+            differed * 2 > checked,
+            "{differed} of {checked} patches changed access"
+        );
+    }
+
     #[test]
     fn explanation_names_the_deciding_admin_rules() {
         let inv = mk_layered(
