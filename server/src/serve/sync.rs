@@ -16,7 +16,6 @@ use std::time::Duration;
 use accord_api as api;
 use accord_policy::drift::changes::{ChangeKind, PairFacts};
 use accord_policy::drift::{self, EdgeReport, Report};
-use accord_policy::evaluate::Prepared;
 use accord_policy::{Inventory, WorkloadId};
 use serde::{Deserialize, Serialize};
 
@@ -54,8 +53,9 @@ pub struct View {
     /// The objects of the last pass (absent when the view was loaded from the database).
     pub index: Option<Arc<Index>>,
     pub inventory: Option<Arc<Inventory>>,
-    /// The inventory's policies compiled (what-ifs patch them instead of compiling again).
-    pub prepared: Option<Arc<Prepared>>,
+    /// The inventory's policies compiled, on the first what-if of the pass (what-ifs patch them
+    /// instead of compiling again); not during the pass, whose peak memory it would raise.
+    pub prepared: std::sync::OnceLock<Arc<accord_policy::evaluate::Prepared>>,
     /// The generation settings the pass compared with, and where they came from.
     pub settings: settings::InUse,
     /// The unfiltered graph as JSON, serialized on first request.
@@ -437,8 +437,7 @@ pub fn compute(
         seconds = clock.elapsed().as_secs_f64(),
         "sync: inventory built"
     );
-    let prepared = Prepared::new(&inv);
-    let report = drift::analyze_prepared(&inv, opts, &prepared);
+    let report = drift::analyze(&inv, opts);
     let analysis_done = clock.elapsed();
     tracing::info!(
         edges = report.edges.len(),
@@ -598,7 +597,6 @@ pub fn compute(
     );
     view.synced_at = Some(now);
     view.inventory = Some(Arc::new(inv));
-    view.prepared = Some(Arc::new(prepared));
     view.index = Some(index);
     view.settings = in_use;
     Computed {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use accord_api as api;
 use accord_policy::drift::changes::PairFacts;
 use accord_policy::drift::{self, what_if, what_if::Generation};
+use accord_policy::evaluate::Prepared;
 use accord_policy::{DiagnosticCode, Origin, Source};
 
 use super::MemoryBudget;
@@ -185,16 +186,13 @@ pub fn what_if_within(
             labels_yaml.push_str(&format!("  {k}: null\n"));
         }
     }
-    let needed = view.prepared.as_deref().map_or(usize::MAX / 2, |p| {
-        what_if::working_bytes(p, live, &applied)
-    });
+    // The pass's policies compiled once, by its first what-if, and patched by every one.
+    let prepared = view.prepared.get_or_init(|| Arc::new(Prepared::new(live)));
+    let needed = what_if::working_bytes(prepared, live, &applied);
     let Some(_reservation) = budget.try_reserve(needed) else {
         return Err(OverBudget { needed });
     };
-    let changes = match view.prepared.as_deref() {
-        Some(prepared) => what_if::pair_changes_prepared(view, live, prepared, &applied, opts),
-        None => what_if::pair_changes(view, live, &applied, opts),
-    };
+    let changes = what_if::pair_changes_prepared(view, live, prepared, &applied, opts);
     let changes = changes
         .into_iter()
         .map(|c| api::EdgeChange {

@@ -275,7 +275,7 @@ pub(super) async fn workload(
         let evaluator = view
             .inventory
             .as_deref()
-            .map(|inv| match view.prepared.as_deref() {
+            .map(|inv| match view.prepared.get() {
                 Some(prepared) => prepared.evaluator(inv),
                 None => Evaluator::new(inv),
             });
