@@ -1,7 +1,7 @@
 //! `accord serve`: the dashboard backend.
 //!
 //! A source (the bundled demo, a manifest tree polled for changes, or a live cluster watched
-//! with kube-runtime) feeds the in-memory [`index`]; a sync loop coalesces bursts of changes,
+//! through the shared watch set of [`crate::cluster`]) feeds the in-memory index; a sync loop coalesces bursts of changes,
 //! runs the core's drift analysis ([`sync`]) and writes the result to SQLite ([`store`]) in one
 //! transaction per pass; the [`http`] router serves the JSON API (types from `accord-api`),
 //! server-sent events, metrics and the built frontend.
@@ -9,10 +9,8 @@
 //! Size: the backend's wiring (sources, the feed, the sync loop, the server and its shutdown) is
 //! kept in one place so the process lifecycle (start, degrade, stop) reads top to bottom.
 
-pub mod cluster;
 pub mod demo;
 pub mod http;
-pub mod index;
 pub mod metrics;
 pub mod store;
 pub mod sync;
@@ -26,9 +24,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use accord_api as api;
 use accord_policy::Origin;
+use futures::StreamExt;
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
 
-use index::Index;
+use crate::cluster::{self, Index};
 use store::Store;
 use sync::{Syncer, View};
 
@@ -437,7 +436,18 @@ async fn run_source(
         }
         Source::Cluster { kubeconfig } => {
             let client = cluster::client(kubeconfig.as_deref()).await?;
-            cluster::run(client, feed, settings_namespace).await
+            let options = cluster::Options {
+                settings_namespace,
+                ..cluster::Options::default()
+            };
+            let mut changes = cluster::watch(client, options).await;
+            while let Some(change) = changes.next().await {
+                match change {
+                    cluster::Change::Synced => feed.set_initialized(),
+                    change => feed.update(|idx| idx.apply_change(change)),
+                }
+            }
+            Ok(())
         }
     }
 }

@@ -131,9 +131,28 @@ async fn the_dashboard_compares_with_the_settings_the_operator_publishes() -> Re
     )?;
     operator.wait_ready().await?;
     deploy_client_and_server(&client, n).await?;
+    // The server is exposed by an Ingress: the operator writes an external-access policy for
+    // it, which the dashboard expects only if it reads Ingresses as the operator does (the
+    // one watch set).
+    Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), n)
+        .create(
+            &PostParams::default(),
+            &service("server", json!({"app": "server"}), 80),
+        )
+        .await?;
+    Api::<k8s_openapi::api::networking::v1::Ingress>::namespaced(client.clone(), n)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "web"},
+                "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": "server", "port": {"number": 80}}}}]}}]},
+            }))?,
+        )
+        .await?;
     create_intents(&client, n, "client", client_calls_server()).await?;
-    // Converged: the server's ingress policy exists (separate policies; in shadow mode no
-    // egress is written, as upstream does) and the client has pods.
+    // Converged: the server's ingress and external-access policies exist (separate policies;
+    // in shadow mode no egress is written, as upstream does) and the client has pods.
     let policies: Api<NetworkPolicy> = ns.api();
     wait_until("the operator's policies", DEFAULT_TIMEOUT, || async {
         let names: Vec<String> = policies
@@ -143,7 +162,11 @@ async fn the_dashboard_compares_with_the_settings_the_operator_publishes() -> Re
             .into_iter()
             .filter_map(|p| p.metadata.name)
             .collect();
-        Ok(names.contains(&"server-ingress".to_string()).then_some(()))
+        let want = ["server-ingress", "external-access-to-server"];
+        Ok(want
+            .iter()
+            .all(|w| names.iter().any(|n| n == w))
+            .then_some(()))
     })
     .await
     .with_context(|| operator.logs())?;

@@ -61,7 +61,7 @@ const ROWS_PER_INSERT: usize = 500;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// An inventory object's key: kind, namespace ("" for cluster-scoped), name.
-pub type ObjectKey = (String, String, String);
+pub use crate::cluster::ObjectKey;
 
 /// An edge as stored, without its explanation.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]

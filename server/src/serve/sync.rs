@@ -19,10 +19,10 @@ use accord_policy::drift::{self, EdgeReport, Report};
 use accord_policy::{Inventory, WorkloadId};
 use serde::{Deserialize, Serialize};
 
-use super::index::Index;
 use super::metrics::Phases;
 use super::now_rfc3339;
 use super::store::{self, ChangeRow, EdgeRow, ObjectKey, Pass, Store};
+use crate::cluster::Index;
 use crate::settings;
 
 /// What the API knows about a workload beyond its node.

@@ -8,11 +8,11 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use tower::ServiceExt;
 
-use super::super::index::Index;
 use super::super::store::Store;
 use super::super::sync::Syncer;
 use super::super::{AppState, SharedState, demo};
 use super::router;
+use crate::cluster::Index;
 
 struct Fixture {
     _dir: tempfile::TempDir,

@@ -507,8 +507,8 @@ impl Drop for FullDisk {
 
 #[tokio::test]
 async fn writes_on_a_full_filesystem_are_errors_never_silent_loss() {
-    use super::super::super::index::Index;
     use super::super::super::{demo, sync::Syncer};
+    use crate::cluster::Index;
 
     let disk = FullDisk::new();
     let store = Store::open(&disk.db()).await.unwrap();
