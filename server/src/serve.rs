@@ -235,6 +235,29 @@ pub struct SourceHealth {
     pub stale: Vec<String>,
 }
 
+/// A cluster source's health from its failing watches (kind → error): each is served from the
+/// last state its watch saw until it works again.
+fn watch_health(failing: &std::collections::BTreeMap<String, String>) -> SourceHealth {
+    SourceHealth {
+        degraded: !failing.is_empty(),
+        diagnostics: failing
+            .iter()
+            .map(|(kind, error)| {
+                accord_policy::Diagnostic::error(
+                    accord_policy::diagnostic::DiagnosticCode::Unreadable,
+                    &Origin::new(format!("cluster:{kind}"), 0),
+                    "",
+                    "",
+                    format!(
+                        "cannot watch {kind}s ({error}); showing the last state seen, retrying"
+                    ),
+                )
+            })
+            .collect(),
+        stale: failing.keys().map(|k| format!("cluster:{k}")).collect(),
+    }
+}
+
 /// The manifest source's memory: each file's objects from its last good read, by document.
 #[derive(Debug, Default)]
 pub struct ManifestState {
@@ -441,9 +464,17 @@ async fn run_source(
                 ..cluster::Options::default()
             };
             let mut changes = cluster::watch(client, options).await;
+            let mut failing = std::collections::BTreeMap::new();
             while let Some(change) = changes.next().await {
                 match change {
                     cluster::Change::Synced => feed.set_initialized(),
+                    cluster::Change::Health { kind, error } => {
+                        match error {
+                            Some(e) => failing.insert(kind, e),
+                            None => failing.remove(&kind),
+                        };
+                        state.set_source_health(watch_health(&failing));
+                    }
                     change => feed.update(|idx| idx.apply_change(change)),
                 }
             }

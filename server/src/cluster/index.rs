@@ -100,7 +100,7 @@ impl Index {
                 namespace,
                 name,
             } => self.delete(&kind, &namespace, &name),
-            super::Change::Synced => {}
+            super::Change::Synced | super::Change::Health { .. } => {}
         }
     }
 

@@ -14,8 +14,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use accord_policy::Origin;
+use futures::StreamExt;
 use futures::stream::{self, BoxStream, SelectAll};
-use futures::{StreamExt, future};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::ApiResource;
 use kube::core::PartialObjectMeta;
@@ -177,6 +177,12 @@ pub enum Change {
     },
     /// Every watch has delivered its first list.
     Synced,
+    /// A watch of `kind` started failing (`Some`: the error; the index keeps the last state
+    /// seen, and kube-runtime retries with backoff) or works again (`None`).
+    Health {
+        kind: String,
+        error: Option<String>,
+    },
 }
 
 fn origin(ar: &ApiResource) -> Origin {
@@ -199,20 +205,37 @@ fn changes(
     events: BoxStream<'static, Result<watcher::Event<Value>, watcher::Error>>,
 ) -> BoxStream<'static, Change> {
     let mut buffer: HashMap<(String, String), Value> = HashMap::new();
+    let mut failing = false;
     events
-        .filter_map(move |event| {
+        .flat_map(move |event| {
+            let mut out = Vec::with_capacity(2);
             let event = match event {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::warn!(kind = %ar.kind, error = %e, "watch error; retrying with backoff");
-                    return future::ready(None);
+                    if !failing {
+                        failing = true;
+                        out.push(Change::Health {
+                            kind: ar.kind.clone(),
+                            error: Some(e.to_string()),
+                        });
+                    }
+                    return stream::iter(out);
                 }
             };
+            if failing {
+                failing = false;
+                tracing::info!(kind = %ar.kind, "watch works again");
+                out.push(Change::Health {
+                    kind: ar.kind.clone(),
+                    error: None,
+                });
+            }
             let key = |v: &Value| {
                 let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or("").to_string();
                 (s("/metadata/namespace"), s("/metadata/name"))
             };
-            future::ready(match event {
+            let change = match event {
                 watcher::Event::Init => {
                     buffer.clear();
                     None
@@ -243,7 +266,9 @@ fn changes(
                         name,
                     })
                 }
-            })
+            };
+            out.extend(change);
+            stream::iter(out)
         })
         .boxed()
 }

@@ -172,6 +172,8 @@ impl Controller {
         match msg {
             Msg::Retry(key) => self.state.mark_dirty(key),
             Msg::Change(cluster::Change::Synced) => self.synced = true,
+            // Logged by the watch; the planner keeps working from the last state seen.
+            Msg::Change(cluster::Change::Health { .. }) => {}
             Msg::Change(change) => {
                 self.index.apply_change(change);
                 for key in self.index.take_changed() {
