@@ -133,8 +133,8 @@ async fn outputs_in_place(
     policy_names: HashSet<(String, String)>,
 ) -> Instant {
     enum Seen {
-        Pod(Pod),
-        Policy(NetworkPolicy),
+        Pod(Box<Pod>),
+        Policy(Box<NetworkPolicy>),
     }
     let key = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
         (
@@ -142,17 +142,23 @@ async fn outputs_in_place(
             m.name.clone().unwrap_or_default(),
         )
     };
+    fn applied<K>(e: Result<Event<K>, watcher::Error>) -> Option<K> {
+        match e {
+            Ok(Event::Apply(k) | Event::InitApply(k)) => Some(k),
+            _ => None,
+        }
+    }
     let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .map(|e| e.map(|e| e.map(Seen::Pod)));
+        .map(|e| applied(e).map(|p| Seen::Pod(Box::new(p))));
     let policies = watcher(
         Api::<NetworkPolicy>::all(client),
         watcher::Config::default().labels("intents.otterize.com/network-policy"),
     )
-    .map(|e| e.map(|e| e.map(Seen::Policy)));
+    .map(|e| applied(e).map(|p| Seen::Policy(Box::new(p))));
     let mut events = futures::stream::select(pods.boxed(), policies.boxed());
     let (mut labelled, mut present) = (HashSet::new(), HashSet::new());
-    while let Some(event) = events.next().await {
-        let Ok(Event::Apply(seen) | Event::InitApply(seen)) = event else {
+    while let Some(seen) = events.next().await {
+        let Some(seen) = seen else {
             continue;
         };
         match seen {
