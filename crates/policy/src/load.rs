@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, DiagnosticCode, Origin};
 use crate::intents;
+use crate::validate::kinds;
 use crate::inventory::IngressBackend;
 use crate::inventory::Pod;
 use crate::inventory::{
@@ -156,6 +157,9 @@ pub fn add_object(
     }
     match kind {
         "Namespace" => {
+            if kinds::other(origin, &object_label(kind, doc), kind, doc, diags) {
+                return;
+            }
             if let Some(meta) = typed::<Meta>(origin, kind, doc, diags) {
                 let name = meta.metadata.name.clone();
                 if name.is_empty() {
@@ -179,6 +183,9 @@ pub fn add_object(
             }
         }
         "Pod" => {
+            if kinds::workload(origin, &object_label(kind, doc), kind, doc, diags) {
+                return;
+            }
             if let Some(p) = typed::<PodDoc>(origin, kind, doc, diags) {
                 let mut metadata = p.metadata;
                 let ns = metadata
@@ -196,6 +203,9 @@ pub fn add_object(
             }
         }
         "Service" if api_version == "v1" || api_version.is_empty() => {
+            if kinds::service(origin, &object_label(kind, doc), doc, diags) {
+                return;
+            }
             if let Some(s) = typed::<ServiceDoc>(origin, kind, doc, diags) {
                 let mut metadata = s.metadata;
                 metadata
@@ -230,10 +240,15 @@ pub fn add_object(
         "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy"
             if api_version.starts_with("policy.networking.k8s.io") =>
         {
+            let baseline = kind == "BaselineAdminNetworkPolicy";
+            if kinds::admin_network_policy(origin, &object_label(kind, doc), baseline, doc, diags)
+            {
+                return;
+            }
             if let Some(policy) = typed::<AdminNetworkPolicy>(origin, kind, doc, diags) {
                 inv.admin_policies.push(AdminPolicyObject {
                     origin: origin.clone(),
-                    baseline: kind == "BaselineAdminNetworkPolicy",
+                    baseline,
                     policy,
                 });
             }
@@ -287,6 +302,9 @@ pub fn add_object(
             }
         }
         "ProtectedService" => {
+            if kinds::other(origin, &object_label(kind, doc), kind, doc, diags) {
+                return;
+            }
             let Some(meta) = typed::<Meta>(origin, kind, doc, diags) else {
                 return;
             };
@@ -325,6 +343,9 @@ pub fn add_object(
                     "apiVersion",
                     format!("{api_version:?} does not serve {k}"),
                 ));
+                return;
+            }
+            if kinds::workload(origin, &object_label(kind, doc), k, doc, diags) {
                 return;
             }
             if let Some(w) = typed::<WorkloadDoc>(origin, kind, doc, diags) {

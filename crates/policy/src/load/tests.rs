@@ -64,6 +64,7 @@ items:
     kind: Deployment
     metadata: {name: web, namespace: shop}
     spec:
+      selector: {matchLabels: {app: web}}
       template:
         metadata: {labels: {app: web}}
         spec: {containers: [{name: c, ports: [{containerPort: 80, name: http}]}]}
