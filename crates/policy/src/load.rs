@@ -17,7 +17,6 @@ use serde_json::Value;
 
 use crate::diagnostic::{Diagnostic, DiagnosticCode, Origin};
 use crate::intents;
-use crate::validate::kinds;
 use crate::inventory::IngressBackend;
 use crate::inventory::Pod;
 use crate::inventory::{
@@ -30,6 +29,7 @@ use crate::objects::LabelSelector;
 use crate::objects::{
     AdminNetworkPolicy, ContainerPort, Labels, NetworkPolicy, ObjectMeta, Service, ServicePort,
 };
+use crate::validate::kinds;
 
 /// One input file.
 #[derive(Clone, Debug)]
@@ -241,8 +241,7 @@ pub fn add_object(
             if api_version.starts_with("policy.networking.k8s.io") =>
         {
             let baseline = kind == "BaselineAdminNetworkPolicy";
-            if kinds::admin_network_policy(origin, &object_label(kind, doc), baseline, doc, diags)
-            {
+            if kinds::admin_network_policy(origin, &object_label(kind, doc), baseline, doc, diags) {
                 return;
             }
             if let Some(policy) = typed::<AdminNetworkPolicy>(origin, kind, doc, diags) {

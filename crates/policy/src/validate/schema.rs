@@ -67,7 +67,11 @@ pub const SELECTOR: Shape = Obj(&[
     ("matchLabels", StrMap),
     (
         "matchExpressions",
-        List(&Obj(&[("key", Str), ("operator", Str), ("values", STRINGS)])),
+        List(&Obj(&[
+            ("key", Str),
+            ("operator", Str),
+            ("values", STRINGS),
+        ])),
     ),
 ]);
 
@@ -246,7 +250,10 @@ pub const CRON_JOB: Shape = object!(Obj(&[
     ("startingDeadlineSeconds", Int),
     ("concurrencyPolicy", Str),
     ("suspend", Bool),
-    ("jobTemplate", Obj(&[("metadata", METADATA), ("spec", JOB_SPEC)])),
+    (
+        "jobTemplate",
+        Obj(&[("metadata", METADATA), ("spec", JOB_SPEC)])
+    ),
     ("successfulJobsHistoryLimit", Int),
     ("failedJobsHistoryLimit", Int),
 ]));
@@ -386,8 +393,7 @@ const TARGET: Shape = Obj(&[
     ),
 ]);
 
-pub const INTENTS_V2: Shape =
-    object!(Obj(&[("workload", WORKLOAD), ("targets", List(&TARGET))]));
+pub const INTENTS_V2: Shape = object!(Obj(&[("workload", WORKLOAD), ("targets", List(&TARGET))]));
 
 /// The fields of a v1 call (all types share one shape); `http` and `topics` name the version's
 /// keys for HTTP resources and Kafka topics.
