@@ -294,6 +294,7 @@ pub fn load(sources: &[Source]) -> (Inventory, Vec<Diagnostic>) {
         inv.merge(part);
         diags.extend(d);
     }
+    core_load::reject_duplicates(&mut inv, &mut diags);
     inv.finish();
     (inv, diags)
 }

@@ -54,6 +54,7 @@ pub fn load(sources: &[Source]) -> (Inventory, Vec<Diagnostic>) {
     for s in sources {
         load_into(&mut inv, s, &mut diags);
     }
+    reject_duplicates(&mut inv, &mut diags);
     inv.finish();
     (inv, diags)
 }
@@ -63,6 +64,86 @@ pub fn load_into(inv: &mut Inventory, source: &Source, diags: &mut Vec<Diagnosti
     for (origin, doc) in documents(source, diags) {
         add_object(inv, &origin, &doc, None, diags);
     }
+}
+
+/// Two objects of one kind with the same namespace and name cannot both exist: the API server
+/// keeps one. The first read is kept; each later one is an error naming both places, and left
+/// out. (Two ClientIntents for one workload are the generator's `duplicate-intents`.)
+pub fn reject_duplicates(inv: &mut Inventory, diags: &mut Vec<Diagnostic>) {
+    fn dedup<T>(
+        items: &mut Vec<T>,
+        key: impl Fn(&T) -> (String, String, String),
+        origin: impl Fn(&T) -> &Origin,
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        let mut first: std::collections::HashMap<(String, String, String), Origin> =
+            std::collections::HashMap::new();
+        items.retain(|item| {
+            let (kind, ns, name) = key(item);
+            let object = if ns.is_empty() {
+                format!("{kind} {name}")
+            } else {
+                format!("{kind} {ns}/{name}")
+            };
+            match first.entry((kind, ns, name)) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(origin(item).clone());
+                    true
+                }
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    diags.push(Diagnostic::error(
+                        DiagnosticCode::DuplicateObject,
+                        origin(item),
+                        object,
+                        "metadata.name",
+                        format!("defined twice: also in {}; this one is left out", o.get()),
+                    ));
+                    false
+                }
+            }
+        });
+    }
+    let ns = |m: &crate::objects::ObjectMeta| m.namespace.clone().unwrap_or_default();
+    dedup(
+        &mut inv.workloads,
+        |w| (w.kind.clone(), ns(&w.metadata), w.metadata.name.clone()),
+        |w| &w.origin,
+        diags,
+    );
+    dedup(
+        &mut inv.pods,
+        |p| ("Pod".into(), ns(&p.metadata), p.metadata.name.clone()),
+        |p| &p.origin,
+        diags,
+    );
+    dedup(
+        &mut inv.services,
+        |s| ("Service".into(), ns(&s.metadata), s.metadata.name.clone()),
+        |s| &s.origin,
+        diags,
+    );
+    dedup(
+        &mut inv.network_policies,
+        |p| {
+            let m = &p.policy.metadata;
+            ("NetworkPolicy".into(), ns(m), m.name.clone())
+        },
+        |p| &p.origin,
+        diags,
+    );
+    dedup(
+        &mut inv.admin_policies,
+        |p| {
+            let kind = if p.baseline {
+                "BaselineAdminNetworkPolicy"
+            } else {
+                "AdminNetworkPolicy"
+            };
+            (kind.into(), String::new(), p.policy.metadata.name.clone())
+        },
+        |p| &p.origin,
+        diags,
+    );
 }
 
 fn object_label(kind: &str, doc: &Value) -> String {
@@ -212,6 +293,7 @@ pub fn add_object(
                     .namespace
                     .get_or_insert_with(|| "default".to_string());
                 inv.services.push(Service {
+                    origin: origin.clone(),
                     metadata,
                     selector: s.spec.selector.filter(|sel| !sel.is_empty()),
                     ports: s.spec.ports,

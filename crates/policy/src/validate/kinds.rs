@@ -306,6 +306,10 @@ fn template(c: &mut Check, path: &str, t: Option<&Value>, restart: &[&str]) {
         return;
     };
     metadata(c, &join(path, "metadata"), t.get("metadata"), None);
+    // A template without a spec is a stub, as a manifest without one is (see `workload`).
+    if t.get("spec").is_none_or(Value::is_null) {
+        return;
+    }
     let spath = join(path, "spec");
     pod_spec(c, &spath, t.get("spec"));
     let policy = t
