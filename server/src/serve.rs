@@ -81,6 +81,8 @@ pub struct Config {
     pub max_what_ifs: usize,
     /// How long a connection may be idle, or take to send a request head.
     pub read_timeout: Duration,
+    /// How long a request may take before it is answered 503 (server-sent events excepted).
+    pub request_timeout: Duration,
     /// Where the generation settings come from.
     pub settings: crate::settings::Source,
 }
@@ -102,6 +104,8 @@ pub struct AppState {
     pub web: http::WebConfig,
     /// Permits for concurrent what-ifs.
     pub what_ifs: Arc<Semaphore>,
+    /// How long a request may take before it is answered 503 with the JSON error body.
+    pub request_timeout: Duration,
     /// Set to true when the server shuts down: long-lived responses (`/api/events`) end.
     pub shutdown: watch::Sender<bool>,
     source_health: RwLock<SourceHealth>,
@@ -129,6 +133,7 @@ impl AppState {
             kube: None,
             web: http::WebConfig::default(),
             what_ifs: Arc::new(Semaphore::new(DEFAULT_MAX_WHAT_IFS)),
+            request_timeout: http::REQUEST_TIMEOUT,
             shutdown: watch::channel(false).0,
             source_health: RwLock::new(SourceHealth::default()),
             storage_error: RwLock::new(None),
@@ -505,6 +510,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     state.set_view(View::from_stored(store.view().await?));
     state.assets = config.assets.clone();
     state.what_ifs = Arc::new(Semaphore::new(config.max_what_ifs.max(1)));
+    state.request_timeout = config.request_timeout;
     if let (Some(apply), Source::Cluster { kubeconfig }) = (&config.apply, &config.source) {
         state.apply = Some(apply.clone());
         state.kube = Some(cluster::client(kubeconfig.as_deref()).await?);

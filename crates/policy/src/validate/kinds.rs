@@ -499,9 +499,10 @@ pub fn service(origin: &Origin, object: &str, doc: &Value, diags: &mut Vec<Diagn
     if start(&mut c, doc, &schema::SERVICE, Name::Label1035).is_none() || c.errors > 0 {
         return true;
     }
-    let spec = doc.get("spec").and_then(Value::as_object);
-    let empty = Map::new();
-    let spec = spec.unwrap_or(&empty);
+    // A Service without a spec is a stub, as a workload without one is (see `workload`).
+    let Some(spec) = doc.get("spec").and_then(Value::as_object) else {
+        return false;
+    };
     let ty = str_at(spec, "type").unwrap_or("ClusterIP");
     if !matches!(
         ty,
