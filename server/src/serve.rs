@@ -146,7 +146,22 @@ impl AppState {
 
     pub fn set_source_health(&self, health: SourceHealth) {
         self.metrics.set_source_degraded(health.degraded);
-        *self.source_health.write().expect("health lock") = health;
+        let changed = {
+            let mut current = self.source_health.write().expect("health lock");
+            let changed = *current != health;
+            *current = health;
+            changed
+        };
+        // A file that breaks or is repaired while its objects stay as they were starts no
+        // pass; dashboards reload the status on sync events, so tell them (nothing changed).
+        if changed && self.ready.load(Ordering::Acquire) {
+            let view = self.view();
+            let _ = self.events.send(api::SyncEvent {
+                run: view.run,
+                synced_at: view.synced_at.clone().unwrap_or_default(),
+                changed: 0,
+            });
+        }
     }
 
     pub fn view(&self) -> Arc<View> {
@@ -230,7 +245,7 @@ pub fn default_assets() -> Option<PathBuf> {
 
 /// How the source is doing: a problem with part of it (a file that cannot be read or parsed, a
 /// directory gone) leaves that part at its last good state, reported here.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SourceHealth {
     /// Some part of the source could not be read and is served from its last good state (or
     /// is missing, if it never was read).
