@@ -109,8 +109,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("at least one of SRC and DST must be a workload");
     }
     let eval = Evaluator::new(&inv);
-    let failed =
-        (report(eval.diagnostics(), args.strict) && args.strict) || (failed && args.strict);
+    // Diagnostics of the evaluation count against the answer only with --strict.
+    let eval_failed = report(eval.diagnostics(), args.strict);
+    let failed = args.strict && (eval_failed || failed);
     let explanation = eval
         .explain(&src, &dst, naming)
         .ok_or_else(|| anyhow::anyhow!("{src} or {dst} has no pods"))?;

@@ -68,7 +68,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Naming::DirectOwner
     };
     let eval = Evaluator::new(&inv);
-    let failed = (report(eval.diagnostics(), args.strict) && args.strict) || failed;
+    // Diagnostics of the evaluation count only with --strict.
+    let eval_failed = report(eval.diagnostics(), args.strict);
+    let failed = failed || (args.strict && eval_failed);
     let connectivity = eval.connectivity(naming);
     let mut connections = connectivity.connections;
     if let Some(focus) = &args.focus_workload {

@@ -84,8 +84,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (new_inv, new_failed) = peers::load(std::slice::from_ref(&args.new), args.strict)?;
     let old_eval = Evaluator::new(&old_inv);
     let new_eval = Evaluator::new(&new_inv);
-    let old_failed = (report(old_eval.diagnostics(), args.strict) && args.strict) || old_failed;
-    let new_failed = (report(new_eval.diagnostics(), args.strict) && args.strict) || new_failed;
+    // Diagnostics of the evaluations count only with --strict.
+    let old_eval_failed = report(old_eval.diagnostics(), args.strict);
+    let old_failed = old_failed || (args.strict && old_eval_failed);
+    let new_eval_failed = report(new_eval.diagnostics(), args.strict);
+    let new_failed = new_failed || (args.strict && new_eval_failed);
     let changes = diff(
         &old_eval.connectivity(Naming::Workload),
         &new_eval.connectivity(Naming::Workload),

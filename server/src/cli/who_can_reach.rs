@@ -65,7 +65,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     let eval = Evaluator::new(&inv);
-    let failed = (report(eval.diagnostics(), args.strict) && args.strict) || failed;
+    // Diagnostics of the evaluation count only with --strict.
+    let eval_failed = report(eval.diagnostics(), args.strict);
+    let failed = failed || (args.strict && eval_failed);
     let connectivity = eval.connectivity(naming);
     let sources: Vec<_> = connectivity
         .connections
