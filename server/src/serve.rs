@@ -323,8 +323,6 @@ pub fn read_manifests(
         files.insert(source.path.clone(), now);
     }
     state.files = files;
-    health.degraded = !diags.is_empty();
-    health.diagnostics = diags;
     let mut out = Vec::new();
     for (file, docs) in &state.files {
         for (n, objects) in docs {
@@ -333,6 +331,34 @@ pub fn read_manifests(
             }
         }
     }
+    // Two objects with one kind, namespace and name cannot both exist (the index would keep
+    // one silently): the first read is kept, each later one is an error naming both places.
+    let mut first: BTreeMap<store::ObjectKey, Origin> = BTreeMap::new();
+    out.retain(|(origin, object)| {
+        let Some(key) = index::key_of(object) else {
+            return true;
+        };
+        if let Some(earlier) = first.get(&key) {
+            let (kind, ns, name) = &key;
+            let object = if ns.is_empty() {
+                format!("{kind} {name}")
+            } else {
+                format!("{kind} {ns}/{name}")
+            };
+            diags.push(api::Diagnostic::error(
+                api::DiagnosticCode::DuplicateObject,
+                origin,
+                object,
+                "metadata.name",
+                format!("defined twice: also in {earlier}; this one is left out"),
+            ));
+            return false;
+        }
+        first.insert(key, origin.clone());
+        true
+    });
+    health.degraded = !diags.is_empty();
+    health.diagnostics = diags;
     (out, health)
 }
 
@@ -720,6 +746,32 @@ mod tests {
         let (objects, health) = read_manifests(&paths, &mut memory);
         assert_eq!(names(&objects), ["four", "two"]);
         assert!(!health.degraded, "{health:?}");
+    }
+
+    #[test]
+    fn a_duplicate_in_the_manifests_is_an_error_naming_both_files_and_the_first_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.yaml");
+        let b = dir.path().join("b.yaml");
+        std::fs::write(&a, deployment("web")).unwrap();
+        std::fs::write(
+            &b,
+            deployment("web").replace("app: web}}\n", "app: web, v: b}}\n"),
+        )
+        .unwrap();
+        let (objects, health) =
+            read_manifests(&[dir.path().to_path_buf()], &mut ManifestState::default());
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].0.file, a.display().to_string());
+        assert!(health.degraded);
+        let d = &health.diagnostics[0];
+        assert_eq!(d.code, api::DiagnosticCode::DuplicateObject);
+        assert_eq!(d.origin.file, b.display().to_string());
+        assert_eq!(d.object, "Deployment a/web");
+        assert!(
+            d.message.contains(&format!("{} (document 1)", a.display())),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -5,8 +5,11 @@
 //! | v1alpha2, v1alpha3, v1beta1 | `spec.service{name, kind?}` + `spec.calls[]` |
 //! | v2alpha1, v2beta1 | `spec.workload{name, kind?}` + `spec.targets[]`, one key per target |
 //!
-//! Parsing validates what the upstream admission webhook validates and reports each problem as a
-//! [`Diagnostic`] naming the field; a bad target is dropped and the rest of the object is kept.
+//! Parsing first checks the object's fields and their types for its version
+//! ([`crate::validate::kinds::client_intents`]: an unknown or misspelt field, or a value of the
+//! wrong type, refuses the whole object, as the API server would), then validates what the
+//! upstream admission webhook validates and reports each problem as a [`Diagnostic`] naming the
+//! field; a target with such a problem is dropped and the rest of the object is kept.
 //!
 //! Size: one normalizing parser for all five served versions; each version's shape is a few
 //! functions over the same context (diagnostics, field paths), kept together so they stay alike.
