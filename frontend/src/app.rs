@@ -8,7 +8,7 @@ use leptos_router::path;
 use crate::api;
 use crate::components::{
     draft_page::DraftPage, drift_page::DriftPage, graph_page::GraphPage, header::Header,
-    history_page::HistoryPage,
+    history_page::HistoryPage, source_banner::SourceBanner,
 };
 
 /// State every page shares: the graph (workload inventory), reloaded on every sync event.
@@ -43,6 +43,7 @@ pub fn App() -> impl IntoView {
     view! {
         <Router>
             <Header/>
+            <SourceBanner/>
             <main class="main">
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                     <Route path=path!("/") view=GraphPage/>

@@ -80,6 +80,8 @@ pub struct Config {
     pub max_what_ifs: usize,
     /// How long a connection may be idle, or take to send a request head.
     pub read_timeout: Duration,
+    /// How long a request may take before it is answered 503 (server-sent events excepted).
+    pub request_timeout: Duration,
     /// Where the generation settings come from.
     pub settings: crate::settings::Source,
 }
@@ -101,6 +103,8 @@ pub struct AppState {
     pub web: http::WebConfig,
     /// Permits for concurrent what-ifs.
     pub what_ifs: Arc<Semaphore>,
+    /// How long a request may take before it is answered 503 with the JSON error body.
+    pub request_timeout: Duration,
     /// Set to true when the server shuts down: long-lived responses (`/api/events`) end.
     pub shutdown: watch::Sender<bool>,
     source_health: RwLock<SourceHealth>,
@@ -128,6 +132,7 @@ impl AppState {
             kube: None,
             web: http::WebConfig::default(),
             what_ifs: Arc::new(Semaphore::new(DEFAULT_MAX_WHAT_IFS)),
+            request_timeout: http::REQUEST_TIMEOUT,
             shutdown: watch::channel(false).0,
             source_health: RwLock::new(SourceHealth::default()),
             storage_error: RwLock::new(None),
@@ -140,7 +145,22 @@ impl AppState {
 
     pub fn set_source_health(&self, health: SourceHealth) {
         self.metrics.set_source_degraded(health.degraded);
-        *self.source_health.write().expect("health lock") = health;
+        let changed = {
+            let mut current = self.source_health.write().expect("health lock");
+            let changed = *current != health;
+            *current = health;
+            changed
+        };
+        // A file that breaks or is repaired while its objects stay as they were starts no
+        // pass; dashboards reload the status on sync events, so tell them (nothing changed).
+        if changed && self.ready.load(Ordering::Acquire) {
+            let view = self.view();
+            let _ = self.events.send(api::SyncEvent {
+                run: view.run,
+                synced_at: view.synced_at.clone().unwrap_or_default(),
+                changed: 0,
+            });
+        }
     }
 
     pub fn view(&self) -> Arc<View> {
@@ -224,7 +244,7 @@ pub fn default_assets() -> Option<PathBuf> {
 
 /// How the source is doing: a problem with part of it (a file that cannot be read or parsed, a
 /// directory gone) leaves that part at its last good state, reported here.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SourceHealth {
     /// Some part of the source could not be read and is served from its last good state (or
     /// is missing, if it never was read).
@@ -325,8 +345,6 @@ pub fn read_manifests(
         files.insert(source.path.clone(), now);
     }
     state.files = files;
-    health.degraded = !diags.is_empty();
-    health.diagnostics = diags;
     let mut out = Vec::new();
     for (file, docs) in &state.files {
         for (n, objects) in docs {
@@ -335,6 +353,34 @@ pub fn read_manifests(
             }
         }
     }
+    // Two objects with one kind, namespace and name cannot both exist (the index would keep
+    // one silently): the first read is kept, each later one is an error naming both places.
+    let mut first: BTreeMap<store::ObjectKey, Origin> = BTreeMap::new();
+    out.retain(|(origin, object)| {
+        let Some(key) = index::key_of(object) else {
+            return true;
+        };
+        if let Some(earlier) = first.get(&key) {
+            let (kind, ns, name) = &key;
+            let object = if ns.is_empty() {
+                format!("{kind} {name}")
+            } else {
+                format!("{kind} {ns}/{name}")
+            };
+            diags.push(api::Diagnostic::error(
+                api::DiagnosticCode::DuplicateObject,
+                origin,
+                object,
+                "metadata.name",
+                format!("defined twice: also in {earlier}; this one is left out"),
+            ));
+            return false;
+        }
+        first.insert(key, origin.clone());
+        true
+    });
+    health.degraded = !diags.is_empty();
+    health.diagnostics = diags;
     (out, health)
 }
 
@@ -546,6 +592,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     state.set_view(View::from_stored(store.view().await?));
     state.assets = config.assets.clone();
     state.what_ifs = Arc::new(Semaphore::new(config.max_what_ifs.max(1)));
+    state.request_timeout = config.request_timeout;
     if let (Some(apply), Source::Cluster { kubeconfig }) = (&config.apply, &config.source) {
         state.apply = Some(apply.clone());
         state.kube = Some(cluster::client(kubeconfig.as_deref()).await?);
@@ -740,6 +787,32 @@ mod tests {
         let (objects, health) = read_manifests(&paths, &mut memory);
         assert_eq!(names(&objects), ["four", "two"]);
         assert!(!health.degraded, "{health:?}");
+    }
+
+    #[test]
+    fn a_duplicate_in_the_manifests_is_an_error_naming_both_files_and_the_first_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.yaml");
+        let b = dir.path().join("b.yaml");
+        std::fs::write(&a, deployment("web")).unwrap();
+        std::fs::write(
+            &b,
+            deployment("web").replace("app: web}}\n", "app: web, v: b}}\n"),
+        )
+        .unwrap();
+        let (objects, health) =
+            read_manifests(&[dir.path().to_path_buf()], &mut ManifestState::default());
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].0.file, a.display().to_string());
+        assert!(health.degraded);
+        let d = &health.diagnostics[0];
+        assert_eq!(d.code, api::DiagnosticCode::DuplicateObject);
+        assert_eq!(d.origin.file, b.display().to_string());
+        assert_eq!(d.object, "Deployment a/web");
+        assert!(
+            d.message.contains(&format!("{} (document 1)", a.display())),
+            "{d:?}"
+        );
     }
 
     #[test]

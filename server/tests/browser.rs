@@ -557,6 +557,84 @@ async fn history_page_and_narrow_window_render() {
     .await;
 }
 
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// A manifest tree with an unreadable file and a YAML syntax error: the dashboard says, on
+/// every page, that the source is degraded, which file and document, the line and what is
+/// wrong; a document that breaks after it was read is served from its last good version, and
+/// the banner names it.
+#[tokio::test]
+async fn a_degraded_source_shows_each_file_problem_and_the_stale_documents() {
+    if !can_run() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let run = async {
+        let dir = tempfile::tempdir()?;
+        let m = dir.path();
+        copy_tree(&workspace_root().join("assets/demo"), m)?;
+        std::fs::write(
+            m.join("broken.yaml"),
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: extra}\n---\napiVersion: v1\nkind: [Pod\n",
+        )?;
+        std::fs::write(m.join("binary.yaml"), b"kind: \xff\xfe\x00")?;
+        let d = Dashboard::start("degraded-source", Some(m)).await?;
+        d.goto("/graph").await?;
+        d.wait_for("[data-testid=\"source-banner\"]").await?;
+        let texts = d
+            .js("[...document.querySelectorAll('[data-testid=\"source-problem\"]')].map(e => e.innerText)")
+            .await?;
+        let texts: Vec<String> = serde_json::from_value(texts)?;
+        let broken = texts
+            .iter()
+            .find(|t| t.contains("broken.yaml (document 2)"))
+            .with_context(|| format!("no problem line for broken.yaml: {texts:?}"))?;
+        anyhow::ensure!(broken.contains("line "), "no line in {broken:?}");
+        anyhow::ensure!(
+            texts
+                .iter()
+                .any(|t| t.contains("binary.yaml") && t.contains("not UTF-8")),
+            "no problem line for binary.yaml: {texts:?}"
+        );
+        // The rest of the tree is still served.
+        d.wait_for("[data-testid=\"graph-svg\"]").await?;
+
+        // A document read before breaks now: its last good version stays, and is named.
+        let ns = m.join("namespaces.yaml");
+        let text = std::fs::read_to_string(&ns)?;
+        std::fs::write(&ns, text.replacen("kind: Namespace", "kind: [Namespace", 1))?;
+        d.wait_js(
+            "(document.querySelector('[data-testid=\"source-stale\"]') || {innerText: ''}).innerText.includes('namespaces.yaml (document 1)')",
+        )
+        .await?;
+        // Other pages show it too.
+        d.goto("/drift").await?;
+        d.wait_for("[data-testid=\"source-stale\"]").await?;
+        d.goto("/graph").await?;
+        d.wait_for("[data-testid=\"source-stale\"]").await?;
+        d.wait_for("[data-testid=\"graph-svg\"]").await?;
+        Ok::<Dashboard, anyhow::Error>(d)
+    };
+    let d = run
+        .await
+        .unwrap_or_else(|e| panic!("journey degraded-source: {e:#}"));
+    d.finish()
+        .await
+        .unwrap_or_else(|e| panic!("journey degraded-source: {e:#}"));
+}
+
 /// Performance on a synthetic cluster of 1,500 workloads and 9,300 calls: WASM size, first
 /// graph paint and the pan/zoom frame time, measured in the browser with `performance.now()`.
 #[tokio::test]

@@ -862,7 +862,8 @@ fn the_longest_workload_names_get_valid_policy_names() {
     let name = "p".repeat(253);
     let (policies, diags, ..) = run(
         &tutorial(&[
-            mk_pod(NS, &name, ""),
+            // Its `app` label cannot be its name (label values are at most 63 characters).
+            mk_pod(NS, &name, "").replace(&format!("app: {name}"), "app: long"),
             mk_intents(
                 NS,
                 "client",

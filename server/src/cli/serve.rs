@@ -97,6 +97,17 @@ pub struct Args {
         env = "ACCORD_READ_TIMEOUT"
     )]
     read_timeout: f64,
+
+    /// Answer a request that takes longer than this many seconds with 503 and a JSON error
+    /// (the event stream excepted).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = crate::serve::http::REQUEST_TIMEOUT.as_secs_f64(),
+        env = "ACCORD_REQUEST_TIMEOUT"
+    )]
+    request_timeout: f64,
+
     /// The namespace of the operator whose generation settings (ConfigMap
     /// `accord-operator-settings`) the drift report and the what-if use, with `--cluster`.
     #[arg(
@@ -169,6 +180,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .ok()
             .filter(|d| !d.is_zero())
             .context("--read-timeout must be a positive number of seconds")?,
+        request_timeout: Duration::try_from_secs_f64(args.request_timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .context("--request-timeout must be a positive number of seconds")?,
         settings: crate::settings::Source {
             operator_namespace: cluster.then_some(args.operator_namespace),
             overrides: args.generation,

@@ -39,7 +39,8 @@ pub use security::{PublicUrl, WebConfig};
 /// Request bodies above this are refused with 413.
 pub const BODY_LIMIT: usize = 1 << 20;
 
-/// A request that takes longer than this is answered 503 (server-sent events excepted).
+/// By default, a request that takes longer than this is answered 503 (server-sent events
+/// excepted); `--request-timeout` sets another.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The router of the whole backend: the routes, then tower-http's layers (from the inside out):
@@ -77,7 +78,7 @@ pub fn router(state: SharedState) -> Router {
         .fallback(assets::assets)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
+            state.request_timeout,
         ));
     // Server-sent events last as long as the tab: no timeout; they end at shutdown.
     let events = Router::new().route("/api/events", get(events));

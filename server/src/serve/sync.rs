@@ -61,13 +61,16 @@ pub struct View {
     pub namespace_graph: std::sync::OnceLock<axum::body::Bytes>,
     /// Other graph queries' JSON, by normalized query (at most [`GRAPH_CACHE_LIMIT`]).
     pub graph_cache: std::sync::Mutex<HashMap<String, axum::body::Bytes>>,
+    /// Graph answers compressed, by query key and content encoding: the graph is compressed
+    /// once per pass, not on every request (30 MB of JSON at 15,000 workloads).
+    pub compressed_graphs: std::sync::Mutex<HashMap<(String, &'static str), axum::body::Bytes>>,
 }
 
 /// How many filtered graph queries a pass keeps serialized.
 pub const GRAPH_CACHE_LIMIT: usize = 64;
 
 /// A graph query in one form whatever the order, repetition or spacing of its lists.
-fn graph_key(q: &api::GraphQuery, level: &str) -> String {
+pub fn graph_key(q: &api::GraphQuery, level: &str) -> String {
     let list = |v: &Option<String>| -> String {
         v.as_deref().map_or_else(
             || "-".to_string(),
@@ -115,6 +118,30 @@ impl View {
             cache.insert(key, bytes.clone());
         }
         Ok(bytes)
+    }
+
+    /// `bytes` (the graph answer under `key`) compressed with `encoding`, computed once per
+    /// pass (for at most twice [`GRAPH_CACHE_LIMIT`] answers; later ones are compressed anew).
+    pub fn compressed_graph(
+        &self,
+        key: String,
+        encoding: &'static str,
+        compress: impl FnOnce() -> axum::body::Bytes,
+    ) -> axum::body::Bytes {
+        let cache = || {
+            self.compressed_graphs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        };
+        if let Some(b) = cache().get(&(key.clone(), encoding)) {
+            return b.clone();
+        }
+        let bytes = compress();
+        let mut cache = cache();
+        if cache.len() < 2 * GRAPH_CACHE_LIMIT {
+            cache.insert((key, encoding), bytes.clone());
+        }
+        bytes
     }
 
     pub fn node(&self, id: &str) -> Option<usize> {
