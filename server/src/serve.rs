@@ -357,7 +357,7 @@ pub fn read_manifests(
     // one silently): the first read is kept, each later one is an error naming both places.
     let mut first: BTreeMap<store::ObjectKey, Origin> = BTreeMap::new();
     out.retain(|(origin, object)| {
-        let Some(key) = index::key_of(object) else {
+        let Some(key) = cluster::key_of(object) else {
             return true;
         };
         if let Some(earlier) = first.get(&key) {
