@@ -13,12 +13,14 @@
 //! the few edges a user looks at.
 
 pub mod changes;
+mod fix;
 mod items;
 mod types;
 pub mod what_if;
 
-pub use items::intents_yaml;
-use items::{edge_items, label_items, policy_items, same_policy};
+pub use fix::{FixCheck, check_fix};
+use items::same_policy;
+pub use items::{intents_yaml, line_diff, merged_intents};
 pub use types::*;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -83,7 +85,6 @@ fn service_conns(service: &crate::objects::Service, pod: Option<&crate::inventor
 }
 
 struct Index<'a> {
-    inv: &'a Inventory,
     /// Resolved workload ids by (namespace, name).
     by_name: HashMap<(&'a str, &'a str), Vec<&'a WorkloadId>>,
     /// First pod index of each workload.
@@ -102,11 +103,7 @@ impl<'a> Index<'a> {
                     .push(&p.workload);
             }
         }
-        Index {
-            inv,
-            by_name,
-            first_pod,
-        }
+        Index { by_name, first_pod }
     }
 
     /// The resolved workloads a declared identity designates.
@@ -437,18 +434,12 @@ pub fn analyze(inv: &Inventory, opts: &GenerateOptions) -> Report {
         })
         .collect();
 
-    let mut items = Vec::new();
-    edge_items(&edges, &generated, &index, &mut items);
-    policy_items(inv, &generated, &mut items);
-    label_items(inv, &generated, &mut items);
-    items.sort_by(|a, b| {
-        (&a.namespace, a.kind, &a.workload, &a.source, &a.target).cmp(&(
-            &b.namespace,
-            b.kind,
-            &b.workload,
-            &b.source,
-            &b.target,
-        ))
+    let items = items::items(&items::Inputs {
+        inv,
+        generated: &generated,
+        index: &index,
+        evaluator: &evaluator,
+        edges: &edges,
     });
 
     let mut diagnostics = generated.diagnostics.clone();
