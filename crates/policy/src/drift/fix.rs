@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::changes::PairFacts;
 use super::what_if::{self, Generation};
-use super::{DriftItem, DriftKind, EdgeState, Report, same_policy};
-use crate::generate::GenerateOptions;
+use super::{DriftItem, DriftKind, EdgeState, same_policy};
+use crate::generate::{GenerateOptions, Generated};
 use crate::identity::WorkloadId;
 use crate::inventory::Inventory;
 
@@ -68,17 +68,18 @@ pub fn apply_fix(
     Some(applied)
 }
 
-/// Check `item`'s fix against the live analysis `report` of `inv` (`None`: the item has no
-/// fix). The fix is applied as the operator would, and only the pairs it can change are
-/// evaluated.
+/// Check `item`'s fix against the live analysis of `inv` (`live`, with what generation produced
+/// in it; `None`: the item has no fix). The fix is applied as the operator would, and only the
+/// pairs it can change are evaluated.
 pub fn check_fix(
     inv: &Inventory,
-    report: &Report,
+    live: &impl what_if::Live,
+    generated: &Generated,
     opts: &GenerateOptions,
     item: &DriftItem,
 ) -> Option<FixCheck> {
     let applied = apply_fix(inv, item, opts, Generation::Subjects)?;
-    let changes = what_if::pair_changes(report, &applied, opts);
+    let changes = what_if::pair_changes(live, &applied, opts);
     let mut check = FixCheck {
         changed: changes.len(),
         ..FixCheck::default()
@@ -124,8 +125,7 @@ pub fn check_fix(
     let output_in_place =
         match item.kind {
             DriftKind::MissingPolicy | DriftKind::ModifiedPolicy | DriftKind::OperatorAbsent => {
-                let wanted: Vec<_> = report
-                    .generated
+                let wanted: Vec<_> = generated
                     .policies
                     .iter()
                     .filter(|p| match (&item.kind, &item.object) {
@@ -142,9 +142,9 @@ pub fn check_fix(
                                 && same_policy(&p.policy, want)
                         })
                     })
-                    && labels_in_place(inv, report, &applied.inventory, item)
+                    && labels_in_place(inv, generated, &applied.inventory, item)
             }
-            DriftKind::MissingLabel => labels_in_place(inv, report, &applied.inventory, item),
+            DriftKind::MissingLabel => labels_in_place(inv, generated, &applied.inventory, item),
             DriftKind::StalePolicy => item.object.as_ref().is_some_and(|o| {
                 !applied.inventory.network_policies.iter().any(|p| {
                     p.policy.namespace() == o.namespace && p.policy.metadata.name == o.name
@@ -158,7 +158,12 @@ pub fn check_fix(
 }
 
 /// Whether the clients the item is about carry, after the fix, the access labels Accord wants.
-fn labels_in_place(live: &Inventory, report: &Report, after: &Inventory, item: &DriftItem) -> bool {
+fn labels_in_place(
+    live: &Inventory,
+    generated: &Generated,
+    after: &Inventory,
+    item: &DriftItem,
+) -> bool {
     let clients: BTreeSet<&WorkloadId> = match item.kind {
         DriftKind::MissingLabel => item.workload.iter().collect(),
         DriftKind::OperatorAbsent => live
@@ -174,8 +179,7 @@ fn labels_in_place(live: &Inventory, report: &Report, after: &Inventory, item: &
         .iter()
         .filter(|p| clients.contains(&p.workload))
         .all(|pod| {
-            report
-                .generated
+            generated
                 .labels_for(&pod.workload)
                 .iter()
                 .filter(|(k, _)| {

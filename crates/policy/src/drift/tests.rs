@@ -756,7 +756,7 @@ fn every_offered_fix_removes_its_item_and_breaks_nothing() {
         let (inv, opts) = planted(seed);
         let before = analyze(&inv, &opts);
         for i in &before.items {
-            let Some(check) = check_fix(&inv, &before, &opts, i) else {
+            let Some(check) = check_fix(&inv, &before, &before.generated, &opts, i) else {
                 continue;
             };
             if !check.safe() {
