@@ -293,6 +293,31 @@ pub struct SuggestedFix {
     /// The what-if engine's verdict (the item's own endpoint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<FixVerdict>,
+    /// The draft's ClientIntents as the draft form holds them, one per client; only those the
+    /// form can hold whole (every target a workload or Service, named after the client).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forms: Vec<DraftIntents>,
+}
+
+/// One ClientIntents as the draft form holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftIntents {
+    /// `namespace/name[Kind]`.
+    pub client: String,
+    pub targets: Vec<DraftTarget>,
+}
+
+/// One target of [`DraftIntents`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftTarget {
+    /// A Service rather than a workload.
+    #[serde(default)]
+    pub service: bool,
+    pub name: String,
+    pub namespace: String,
+    /// Comma-separated `port/PROTOCOL`; empty for every port.
+    #[serde(default)]
+    pub ports: String,
 }
 
 /// An edge a drift item affects.

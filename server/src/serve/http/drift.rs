@@ -282,6 +282,65 @@ fn verdict_of(check: &drift::FixCheck) -> api::FixVerdict {
     }
 }
 
+/// ClientIntents as the draft form holds them, when it can hold them whole: named after the
+/// client, every target a workload or a Service (the form writes nothing else, so anything
+/// more would be dropped: a replacement, never offered).
+fn form_of(i: &accord_policy::ClientIntents) -> Option<api::DraftIntents> {
+    use accord_policy::intents::TargetKind;
+    if i.name != i.workload.name {
+        return None;
+    }
+    let ports = |ports: &[accord_policy::intents::TargetPort]| -> Option<String> {
+        ports
+            .iter()
+            .map(|p| {
+                p.end_port
+                    .is_none()
+                    .then(|| format!("{}/{}", p.port, p.protocol.as_str()))
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(|v| v.join(", "))
+    };
+    let targets = i
+        .targets
+        .iter()
+        .map(|t| match &t.kind {
+            TargetKind::Workload {
+                name,
+                namespace,
+                ports: p,
+                kafka: false,
+                ..
+            } => Some(api::DraftTarget {
+                service: false,
+                name: name.clone(),
+                namespace: namespace.clone(),
+                ports: ports(p)?,
+            }),
+            TargetKind::Service {
+                name,
+                namespace,
+                ports: p,
+            } => Some(api::DraftTarget {
+                service: true,
+                name: name.clone(),
+                namespace: namespace.clone(),
+                ports: ports(p)?,
+            }),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(api::DraftIntents {
+        client: accord_policy::WorkloadId::new(
+            &i.namespace,
+            &i.workload.name,
+            i.workload.kind.as_deref(),
+        )
+        .to_string(),
+        targets,
+    })
+}
+
 /// `GET /api/drift/item?key=…`: one item with every affected edge, and its fix once the what-if
 /// engine has shown it safe (withheld, with the verdict saying why, otherwise).
 pub(super) async fn item(
@@ -345,6 +404,9 @@ pub(super) async fn item(
         Some(v) if v.safe => {
             if let Some(core) = view.drift_core.get(i).and_then(|c| c.fix.as_ref()) {
                 d.fix.draft = accord_policy::render::intents_yaml(&core.draft);
+                if core.kind == accord_policy::drift::FixKind::Intents {
+                    d.fix.forms = core.draft.iter().filter_map(form_of).collect();
+                }
             }
             d.fix.verdict = Some(v);
         }
