@@ -332,7 +332,8 @@ fn drift_figure(label: &str, spec: &Spec) {
     let (first, len) = timed("/api/drift");
     let mut again: Vec<Duration> = (0..20).map(|_| timed("/api/drift").0).collect();
     again.sort();
-    let (filtered, _) = timed("/api/drift?severity=critical,high&namespace=team-0007&q=svc&sort=edges");
+    let (filtered, _) =
+        timed("/api/drift?severity=critical,high&namespace=team-0007&q=svc&sort=edges");
     let (item, item_len) = timed("/api/drift/item?key=operator-absent/team-0007");
     println!(
         "drift {label:>6}: {} workloads, {} calls, operator absent (ready after {:.2} s): first page of /api/drift {:.0} ms ({:.0} KiB), then median {:.1} ms, max {:.1} ms; filtered page {:.1} ms; one item with its fix checked by the what-if {:.0} ms ({:.0} KiB)",

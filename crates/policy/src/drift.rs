@@ -3,9 +3,10 @@
 //! In: an [`Inventory`] (with its live NetworkPolicies) and the generation options. Out: a
 //! [`Report`] with one [`EdgeReport`] per client→server workload pair that is declared or
 //! allowed, in one of the states of DESIGN.md's drift model, and the [`DriftItem`]s a platform
-//! team should act on, each with a suggested fix: declared calls that are blocked or
-//! unprotected, undeclared access, and drift of Accord's own output (a generated policy edited,
-//! missing or stale, a client pod missing its access label).
+//! team should act on: one per root cause (a policy, a workload's missing access labels, the
+//! operator absent from a namespace, a missing target, policies that are not Accord's), listing
+//! the edges it affects, ranked by impact ([`SEVERITY_RULES`]), with a fix that
+//! [`check_fix`] verifies with the what-if engine before it is offered.
 //!
 //! Workloads are named by their root identity ([`Naming::Workload`]). Edges are computed for the
 //! whole inventory at once from the evaluator's connectivity, so the cost follows the number of

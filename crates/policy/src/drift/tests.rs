@@ -329,10 +329,6 @@ fn load_with(mut sources: Vec<Source>, extra: &str) -> Inventory {
     inv
 }
 
-fn rules(r: &Report) -> BTreeSet<&str> {
-    r.items.iter().map(|i| i.rule.as_str()).collect()
-}
-
 fn item<'r>(r: &'r Report, key_prefix: &str) -> &'r DriftItem {
     r.items
         .iter()
