@@ -494,7 +494,7 @@ async fn drift_triage_criticals_first_a_cause_expanded_and_its_fix_drafted() {
         assert!(sevs.windows(2).all(|w| rank(&w[0]) >= rank(&w[1])), "{sevs:?}");
         assert!(sevs.len() <= 8, "one item per cause, not per edge: {sevs:?}");
         let summary = d.js("document.querySelector('[data-testid=\"drift-summary\"]').innerText").await?;
-        assert!(summary.as_str().unwrap_or_default().contains("1 critical"), "{summary}");
+        assert!(summary.as_str().unwrap_or_default().to_lowercase().contains("1 critical"), "{summary}");
         d.screenshot("drift-page").await?;
 
         // Expand the allow-from-anywhere policy's cause: its 8 undeclared callers and a fix.
@@ -511,27 +511,32 @@ async fn drift_triage_criticals_first_a_cause_expanded_and_its_fix_drafted() {
         assert!(yaml.contains("kind: ClientIntents") && yaml.contains("name: payments"), "merged, not replaced: {yaml}");
         d.screenshot("drift-cause-expanded").await?;
 
-        // Open checkout's merged intents in the draft form: the what-if shows the call enforced.
+        // Open auth's merged intents in the draft form: the what-if shows the call enforced.
+        // (checkout's intents also call the internet, which the form cannot hold: no button.)
         let open = d
             .js(&format!(
-                "[...document.querySelectorAll(\"{catalog} [data-testid='drift-open-draft']\")].findIndex(b => b.innerText.includes('checkout/checkout'))"
+                "[...document.querySelectorAll(\"{catalog} [data-testid='drift-open-draft']\")].findIndex(b => b.textContent.includes('platform/auth'))"
             ))
             .await?;
         let index = open.as_i64().unwrap_or(-1);
-        assert!(index >= 0, "a button opens checkout's intents");
+        let buttons = d
+            .js(&format!(
+                "[...document.querySelectorAll(\"{catalog} [data-testid='drift-open-draft']\")].map(b => b.textContent)"
+            ))
+            .await?;
+        assert!(index >= 0, "a button opens auth's intents: {buttons}");
         d.js(&format!(
             "document.querySelectorAll(\"{catalog} [data-testid='drift-open-draft']\")[{index}].click()"
         ))
         .await?;
-        d.wait_js("document.querySelector('[data-testid=\"draft-client\"]') && document.querySelector('[data-testid=\"draft-client\"]').value === 'checkout/checkout[Deployment]'").await?;
+        d.wait_js("document.querySelector('[data-testid=\"draft-client\"]') && document.querySelector('[data-testid=\"draft-client\"]').value.startsWith('platform/auth')").await?;
         d.wait_js("document.querySelector('[data-testid=\"whatif\"]') && document.querySelector('[data-testid=\"whatif\"]').innerText.includes('storefront/catalog[Deployment]')").await?;
         let whatif = d.js("document.querySelector('[data-testid=\"whatif\"]').innerText").await?;
         let whatif = whatif.as_str().unwrap_or_default();
-        let line = whatif
-            .lines()
-            .find(|l| l.contains("checkout/checkout[Deployment] → storefront/catalog[Deployment]"))
-            .unwrap_or_default();
-        assert!(line.contains("undeclared") && line.contains("enforced"), "the item resolved: {whatif}");
+        let edge = "platform/auth[Deployment] → storefront/catalog[Deployment]";
+        let after_edge = whatif.split_once(edge).map(|(_, rest)| rest.chars().take(40).collect::<String>()).unwrap_or_default();
+        let line = after_edge.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(line.starts_with("undeclared → enforced"), "the item resolved: {whatif}");
         let targets = d.js("document.querySelectorAll('[data-testid=\"target-row\"]').length").await?;
         assert!(targets.as_u64().unwrap_or(0) >= 2, "current targets kept plus the new one");
         d.screenshot("drift-fix-in-draft-form").await?;

@@ -311,6 +311,23 @@ async fn a_drift_fix_is_offered_once_the_what_if_shows_it_safe_and_resolves_the_
         "{}",
         item.fix.draft
     );
+    // The draft form holds the merged intents it can hold whole: auth's, not checkout's, which
+    // also call the internet (the form would drop that target: a replacement, never offered).
+    let auth = item
+        .fix
+        .forms
+        .iter()
+        .find(|f| f.client.starts_with("platform/auth"))
+        .expect("auth's intents as a form");
+    assert!(auth.targets.iter().any(|t| t.name == "catalog"));
+    assert!(auth.targets.len() >= 2, "{auth:?}");
+    assert!(
+        !item
+            .fix
+            .forms
+            .iter()
+            .any(|f| f.client.starts_with("checkout/checkout"))
+    );
     // Evaluated through the what-if endpoint, the draft makes the catalog calls enforced.
     let body = serde_json::to_vec(&api::WhatIfRequest {
         yaml: item.fix.draft.clone(),
