@@ -135,11 +135,13 @@ fn Detail(key: String, on_ack: Callback<()>) -> impl IntoView {
                         <h3>"Affected edges"</h3>
                         <ul class="plain edges" data-testid="drift-edges">
                             {d.edges.iter().map(|e| view! {
-                                <li>
-                                    <span class=format!("state {}", e.state.as_str())>{e.state.as_str()}</span>
-                                    {e.denied_once_applied.then(|| view! { <span class="sev critical">"denied once applied"</span> })}
-                                    <a href=edge_link(&e.source, &e.target) data-testid="drift-graph-link">{format!("{} → {}", e.source, e.target)}</a>
-                                </li>
+                                <li><a href=edge_link(&e.source, &e.target) data-testid="drift-graph-link">{format!(
+                                    "{}{}: {} → {}",
+                                    e.state.as_str(),
+                                    if e.denied_once_applied { ", denied once applied" } else { "" },
+                                    e.source,
+                                    e.target
+                                )}</a></li>
                             }).collect_view()}
                         </ul>
                         <div class="fix" data-testid="drift-fix">
@@ -165,10 +167,7 @@ fn Detail(key: String, on_ack: Callback<()>) -> impl IntoView {
                                 prop:value=move || reason.get() on:input=move |ev| reason.set(event_target_value(&ev))/>
                             <button class="btn ghost" data-testid="drift-ack" on:click=ack.clone()>"Acknowledge"</button>
                         </div>
-                        {move || ack_msg.get().map(|m| match m {
-                            Ok(t) => view! { <p class="ok-msg" role="status">{t}</p> }.into_any(),
-                            Err(e) => view! { <p class="field-error" role="alert">{e}</p> }.into_any(),
-                        })}
+                        <p class="muted" role="status">{move || ack_msg.get().map(|m| m.unwrap_or_else(|e| e))}</p>
                     </div>
                 }.into_any()
             }
@@ -187,9 +186,7 @@ fn Item(item: DriftItem, on_ack: Callback<()>) -> impl IntoView {
                 <span class=format!("sev {sev}")>{sev}</span>
                 <span class="kind">{kind_label(item.kind)}</span>
                 <code class="subject">{subject(&item)}</code>
-                <span class="counts muted">{counts_text(&item)}</span>
-                <span class="owner muted" title="owner">{item.owner.clone()}</span>
-                <span class="muted" title="first seen">{format!("since {}", day(&item.first_seen))}</span>
+                <span class="muted">{format!("{} · owner {} · since {}", counts_text(&item), item.owner, day(&item.first_seen))}</span>
                 <span class="chev">{move || if open.get() { "▾" } else { "▸" }}</span>
             </header>
             <p class="explanation">{item.explanation.clone()}</p>
@@ -198,26 +195,19 @@ fn Item(item: DriftItem, on_ack: Callback<()>) -> impl IntoView {
     }
 }
 
-fn summary_view(r: &DriftReport, severity: RwSignal<String>) -> impl IntoView + use<> {
+fn summary_text(r: &DriftReport) -> (String, String) {
     let s = &r.summary;
-    let chips = DriftSeverity::ALL
+    let sev = DriftSeverity::ALL
         .iter()
         .map(|sev| {
-            let n = s.by_severity.get(sev).copied().unwrap_or(0);
-            let name = sev.as_str();
-            view! {
-                <button class=format!("sev {name} chip") data-testid=format!("drift-count-{name}")
-                    on:click=move |_| severity.set(name.to_string())>{format!("{n} {name}")}</button>
-            }
+            format!(
+                "{} {}",
+                s.by_severity.get(sev).copied().unwrap_or(0),
+                sev.as_str()
+            )
         })
-        .collect_view();
-    let list = |v: &[accord_api::DriftCount]| {
-        v.iter()
-            .take(5)
-            .map(|c| format!("{} ({})", c.name, c.items))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+        .collect::<Vec<_>>()
+        .join(" · ");
     let edges = [
         EdgeState::Blocked,
         EdgeState::Unprotected,
@@ -227,15 +217,36 @@ fn summary_view(r: &DriftReport, severity: RwSignal<String>) -> impl IntoView + 
     .filter_map(|st| s.edges.get(st).map(|n| format!("{n} {}", st.as_str())))
     .collect::<Vec<_>>()
     .join(", ");
-    view! {
-        <div class="card drift-summary" data-testid="drift-summary">
-            <div class="chips">{chips}</div>
-            <p>{format!("Calls at stake: {}.", if edges.is_empty() { "none".into() } else { edges })}
-               {s.worst_since.as_ref().map(|t| format!(" Critical or high since {}.", day(&Some(t.clone()))))}</p>
-            <p class="muted">{format!("Where: {}. Owners: {}.", list(&s.namespaces), list(&s.owners))}
-               {(s.acknowledged > 0).then(|| format!(" {} acknowledged (hidden).", s.acknowledged))}</p>
-        </div>
+    let list = |v: &[accord_api::DriftCount]| {
+        v.iter()
+            .take(5)
+            .map(|c| format!("{} ({})", c.name, c.items))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut first = format!(
+        "{sev}. Calls at stake: {}.",
+        if edges.is_empty() {
+            "none".into()
+        } else {
+            edges
+        }
+    );
+    if let Some(t) = &s.worst_since {
+        first.push_str(&format!(
+            " Critical or high since {}.",
+            day(&Some(t.clone()))
+        ));
     }
+    let mut second = format!(
+        "Where: {}. Owners: {}.",
+        list(&s.namespaces),
+        list(&s.owners)
+    );
+    if s.acknowledged > 0 {
+        second.push_str(&format!(" {} acknowledged (hidden).", s.acknowledged));
+    }
+    (first, second)
 }
 
 /// The generation settings in words, e.g. "egress rules, separate policies, shadow mode
@@ -380,8 +391,9 @@ pub fn DriftPage() -> impl IntoView {
                 Some(Ok(r)) => {
                     let pages = r.total.div_ceil(r.per_page.max(1)).max(1);
                     let current = r.page;
+                    let (first, second) = summary_text(&r);
                     view! {
-                        {summary_view(&r, severity)}
+                        <div class="card drift-summary" data-testid="drift-summary"><p>{first}</p><p class="muted">{second}</p></div>
                         <p class="summary" data-testid="drift-total">{format!("{} items match; page {current} of {pages}", r.total)}</p>
                         {(r.total == 0).then(|| view! { <p class="empty">"No drift matches."</p> })}
                         {r.items.into_iter().map(|i| view! { <Item item=i on_ack=on_ack/> }).collect_view()}

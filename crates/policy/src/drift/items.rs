@@ -792,7 +792,7 @@ fn finish(key: String, c: Cause, l: &Lookup<'_, '_, '_>) -> DriftItem {
         }
         if enforced > denied_later {
             parts.push(format!(
-                "{} enforced (allowed and isolated, by other policies)",
+                "{} enforced (allowed into an isolated server)",
                 plural(
                     enforced - denied_later,
                     "declared call is",
