@@ -306,14 +306,9 @@ pub fn DriftPage() -> impl IntoView {
     });
     // A new filter starts at the first page.
     Effect::new(move |_| {
-        (
-            severity.track(),
-            kind.track(),
-            namespace.track(),
-            owner.track(),
-            search.track(),
-            sort.track(),
-        );
+        for filter in [severity, kind, namespace, owner, search, sort] {
+            filter.track();
+        }
         page.set(1);
     });
     let report = LocalResource::new(move || {
