@@ -271,7 +271,7 @@ pub const SEVERITY_RULES: [SeverityRule; 8] = [
     SeverityRule {
         id: "denied-once-applied",
         severity: DriftSeverity::Critical,
-        when: "a declared call that works now will be denied once the operator's pending policy is applied: the server's Accord policy is missing or differs and the client lacks the access label it admits",
+        when: "a declared call that works now will be denied once the operator's pending policy is applied: the server's Accord policy is missing or differs and the client lacks the access label it admits, in a namespace where the operator runs (where it is absent it would set the label too)",
     },
     SeverityRule {
         id: "over-permissive",
