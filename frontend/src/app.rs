@@ -19,6 +19,8 @@ pub struct AppState {
     /// Whether the event stream is connected.
     pub live: RwSignal<bool>,
     pub graph: LocalResource<api::Result<Graph>>,
+    /// A form the draft page starts from (a drift fix opened in the draft form).
+    pub draft_seed: RwSignal<Option<crate::draft::Form>>,
 }
 
 pub fn use_state() -> AppState {
@@ -37,6 +39,7 @@ pub fn App() -> impl IntoView {
         refresh,
         live,
         graph,
+        draft_seed: RwSignal::new(None),
     });
     api::subscribe(move || refresh.update(|n| *n += 1), move |ok| live.set(ok));
 

@@ -84,6 +84,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Where the generation settings come from.
     pub settings: crate::settings::Source,
+    /// The pod or namespace label naming a drift item's owning team (else: its namespace).
+    pub owner_label: Option<String>,
 }
 
 /// State shared by the sync loop and the HTTP handlers.
@@ -110,6 +112,10 @@ pub struct AppState {
     source_health: RwLock<SourceHealth>,
     /// Why the last sync pass could not be stored, until one is.
     pub storage_error: RwLock<Option<String>>,
+    /// The label naming a drift item's owning team.
+    pub owner_label: Option<String>,
+    /// Drift acknowledgements: key → (fingerprint they hold for, acknowledgement).
+    pub acks: RwLock<std::collections::HashMap<String, (String, api::Acknowledgement)>>,
 }
 
 /// What-ifs evaluated at once by default: each holds a copy of the evaluated cluster.
@@ -136,6 +142,8 @@ impl AppState {
             shutdown: watch::channel(false).0,
             source_health: RwLock::new(SourceHealth::default()),
             storage_error: RwLock::new(None),
+            owner_label: None,
+            acks: RwLock::new(Default::default()),
         }
     }
 
@@ -572,6 +580,10 @@ async fn run_sync(
                 last_version = Some(version);
                 *state.storage_error.write().expect("storage lock") = None;
                 state.publish(outcome);
+                // The pass dropped acknowledgements whose cause changed.
+                if let Ok(acks) = state.store.drift_acks().await {
+                    *state.acks.write().expect("acks lock") = acks;
+                }
             }
             Err(e) => {
                 state.metrics.record_sync_failure();
@@ -590,6 +602,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let source_name = config.source.describe();
     let mut state = AppState::new(store.clone(), source_name.clone());
     state.set_view(View::from_stored(store.view().await?));
+    *state.acks.write().expect("acks lock") = store.drift_acks().await?;
+    state.owner_label = config.owner_label.clone();
     state.assets = config.assets.clone();
     state.what_ifs = Arc::new(Semaphore::new(config.max_what_ifs.max(1)));
     state.request_timeout = config.request_timeout;

@@ -121,6 +121,11 @@ pub struct Args {
     #[command(flatten)]
     generation: crate::settings::GenerationOverrides,
 
+    /// The pod or namespace label naming the team that owns a workload (e.g. `team`): the drift
+    /// report's owner of an item (its namespace without it or where the label is absent).
+    #[arg(long, value_name = "LABEL", env = "ACCORD_OWNER_LABEL")]
+    owner_label: Option<String>,
+
     /// Coalesce changes arriving within this many milliseconds into one sync pass.
     #[arg(
         long,
@@ -184,6 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .ok()
             .filter(|d| !d.is_zero())
             .context("--request-timeout must be a positive number of seconds")?,
+        owner_label: args.owner_label,
         settings: crate::settings::Source {
             operator_namespace: cluster.then_some(args.operator_namespace),
             overrides: args.generation,

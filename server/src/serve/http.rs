@@ -7,6 +7,7 @@
 
 mod assets;
 mod drafts;
+mod drift;
 mod error;
 mod graph;
 mod security;
@@ -47,13 +48,15 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// body limits, JSON error bodies, the host and cross-site checks, security and cache headers,
 /// compression, metrics, panic catching and request tracing.
 pub fn router(state: SharedState) -> Router {
-    use graph::{drift, graph, workload};
+    use graph::{graph, workload};
     let api = Router::new()
         .route("/api/openapi.json", get(openapi))
         .route("/api/status", get(status))
         .route("/api/graph", get(graph))
         .route("/api/workloads/{namespace}/{name}", get(workload))
-        .route("/api/drift", get(drift))
+        .route("/api/drift", get(drift::list))
+        .route("/api/drift/item", get(drift::item))
+        .route("/api/drift/ack", post(drift::ack).delete(drift::unack))
         .route("/api/what-if", post(drafts::post_what_if))
         .route(
             "/api/drafts",

@@ -47,6 +47,15 @@ pub struct View {
     pub out_edges: HashMap<String, Vec<usize>>,
     pub in_edges: HashMap<String, Vec<usize>>,
     pub drift: Vec<api::DriftItem>,
+    /// The core's drift items (with the drafts their fixes apply), parallel to `drift`; empty
+    /// when the view was loaded from the database.
+    pub drift_core: Vec<drift::DriftItem>,
+    /// What generation produced in the pass (absent when loaded from the database).
+    pub generated: Option<Arc<accord_policy::generate::Generated>>,
+    /// Each drift item's owner, computed on first request (parallel to `drift`).
+    pub drift_owners: std::sync::OnceLock<Vec<String>>,
+    /// Verdicts of the fixes checked so far, by item key.
+    pub fix_verdicts: std::sync::Mutex<HashMap<String, api::FixVerdict>>,
     pub run: i64,
     pub synced_at: Option<String>,
     pub diagnostics: Vec<api::Diagnostic>,
@@ -191,7 +200,11 @@ impl View {
             drift: v
                 .drift
                 .iter()
-                .filter_map(|d| serde_json::from_str(d).ok())
+                .filter_map(|d| serde_json::from_str::<api::DriftItem>(d).ok())
+                .map(|mut d| {
+                    d.first_seen = v.drift_seen.get(&d.key).cloned();
+                    d
+                })
                 .collect(),
             run: v.run.as_ref().map(|r| r.0).unwrap_or(0),
             synced_at: v.run.map(|r| r.1),
@@ -231,19 +244,59 @@ pub fn edge_to_api(e: &EdgeReport) -> (api::Edge, api::EdgeExplanation) {
 
 pub fn drift_item_to_api(i: &drift::DriftItem) -> api::DriftItem {
     api::DriftItem {
+        key: i.key.clone(),
         kind: i.kind,
         severity: i.severity,
+        rule: i.rule.clone(),
         namespace: i.namespace.clone(),
         workload: i.workload.as_ref().map(WorkloadId::to_string),
         source: i.source.as_ref().map(WorkloadId::to_string),
         target: i.target.as_ref().map(WorkloadId::to_string),
         object: i.object.clone(),
         explanation: i.explanation.clone(),
-        fix: api::SuggestedFix {
-            description: i.fix.clone(),
-            yaml: i.fix_yaml.clone(),
+        fix: match &i.fix {
+            Some(f) => api::SuggestedFix {
+                description: f.description.clone(),
+                kind: Some(f.kind),
+                yaml: f.yaml.clone(),
+                diff: f.diff.clone(),
+                ..Default::default()
+            },
+            None => api::SuggestedFix {
+                description: i.advice.clone(),
+                ..Default::default()
+            },
         },
+        edge_counts: i.edge_counts(),
+        edges: i
+            .edges
+            .iter()
+            .map(|e| api::AffectedEdge {
+                source: e.source.to_string(),
+                target: e.target.to_string(),
+                state: e.state,
+                denied_once_applied: e.denied_once_applied,
+            })
+            .collect(),
+        owner: String::new(),
+        first_seen: None,
+        acknowledged: None,
+        fingerprint: i.fingerprint.clone(),
     }
+}
+
+/// The workloads a drift item concerns: its workload and every end of its edges.
+pub fn drift_item_workloads(i: &api::DriftItem) -> BTreeSet<&str> {
+    let mut out: BTreeSet<&str> = [&i.workload, &i.source, &i.target]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    for e in &i.edges {
+        out.insert(&e.source);
+        out.insert(&e.target);
+    }
+    out
 }
 
 /// Build the view of a report (without timestamps, which the pass fills in).
@@ -251,11 +304,8 @@ pub fn view_of(report: &Report) -> View {
     let items: Vec<api::DriftItem> = report.items.iter().map(drift_item_to_api).collect();
     let mut drift_count: HashMap<&str, u32> = HashMap::new();
     for i in &items {
-        let mut seen = BTreeSet::new();
-        for w in [&i.workload, &i.source, &i.target].into_iter().flatten() {
-            if seen.insert(w.as_str()) {
-                *drift_count.entry(w.as_str()).or_default() += 1;
-            }
+        for w in drift_item_workloads(i) {
+            *drift_count.entry(w).or_default() += 1;
         }
     }
     let mut nodes = Vec::with_capacity(report.workloads.len());
@@ -471,7 +521,8 @@ pub fn compute(
     );
     diags.extend(report.diagnostics.iter().cloned());
     let mut view = view_of(&report);
-    drop(report);
+    view.drift_core = report.items;
+    view.generated = Some(Arc::new(report.generated));
     view.diagnostics = diags;
     let now = now_rfc3339();
 
@@ -603,6 +654,11 @@ pub fn compute(
                 )
             })
             .collect(),
+        drift_keys: view
+            .drift
+            .iter()
+            .map(|d| (d.key.clone(), d.fingerprint.clone()))
+            .collect(),
         changes,
         edges_total: view.edges.len() as u32,
         diagnostics: view.diagnostics.clone(),
@@ -691,6 +747,11 @@ impl Syncer {
                 self.edges = computed.edges;
                 self.hashes = computed.hashes;
                 computed.view.run = run;
+                if let Ok(seen) = self.store.drift_seen().await {
+                    for d in &mut computed.view.drift {
+                        d.first_seen = seen.get(&d.key).cloned();
+                    }
+                }
                 let changed = computed.pass.changes.len() as u32;
                 Ok(Outcome {
                     view: computed.view,

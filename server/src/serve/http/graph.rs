@@ -10,7 +10,6 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use super::super::SharedState;
 use super::super::sync::View;
@@ -370,12 +369,7 @@ pub(super) async fn workload(
     let drift = view
         .drift
         .iter()
-        .filter(|d| {
-            [&d.workload, &d.source, &d.target]
-                .into_iter()
-                .flatten()
-                .any(|w| *w == node.id)
-        })
+        .filter(|d| super::super::sync::drift_item_workloads(d).contains(node.id.as_str()))
         .cloned()
         .collect();
     Ok(Json(api::WorkloadDetail {
@@ -388,39 +382,4 @@ pub(super) async fn workload(
         drift,
         labels: extra.labels,
     }))
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct DriftQuery {
-    namespace: Option<String>,
-}
-
-pub(super) async fn drift(
-    State(state): State<SharedState>,
-    Query(q): Query<DriftQuery>,
-) -> Json<api::DriftReport> {
-    let view = state.view();
-    let namespaces = split_list(&q.namespace);
-    let mut groups: BTreeMap<String, Vec<api::DriftItem>> = BTreeMap::new();
-    for d in &view.drift {
-        if namespaces
-            .as_ref()
-            .is_some_and(|s| !s.contains(&d.namespace))
-        {
-            continue;
-        }
-        groups
-            .entry(d.namespace.clone())
-            .or_default()
-            .push(d.clone());
-    }
-    let total = groups.values().map(Vec::len).sum::<usize>() as u32;
-    Json(api::DriftReport {
-        namespaces: groups
-            .into_iter()
-            .map(|(namespace, items)| api::NamespaceDrift { namespace, items })
-            .collect(),
-        total,
-        synced_at: view.synced_at.clone(),
-    })
 }
