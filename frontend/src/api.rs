@@ -5,8 +5,8 @@
 //! message fit to show the user.
 
 use accord_api::{
-    Draft, DraftList, DriftReport, ErrorBody, Graph, HistoryPage, NewDraft, Status, WhatIfRequest,
-    WhatIfResponse, WorkloadDetail,
+    AckRequest, Draft, DraftList, DriftItem, DriftReport, ErrorBody, Graph, HistoryPage, NewDraft,
+    Status, WhatIfRequest, WhatIfResponse, WorkloadDetail,
 };
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
@@ -57,8 +57,25 @@ pub async fn status() -> Result<Status> {
     get("/api/status").await
 }
 
-pub async fn drift() -> Result<DriftReport> {
-    get("/api/drift").await
+/// One page of drift items; `query` is the query string without `?` (filters, sort, page).
+pub async fn drift(query: &str) -> Result<DriftReport> {
+    get(&format!("/api/drift?{query}")).await
+}
+
+/// One drift item with its fix checked by the what-if engine.
+pub async fn drift_item(key: &str) -> Result<DriftItem> {
+    get(&format!("/api/drift/item?key={}", encode(key))).await
+}
+
+/// Acknowledge a drift item with a reason.
+pub async fn acknowledge(key: String, reason: String) -> Result<DriftItem> {
+    let resp = Request::post("/api/drift/ack")
+        .json(&AckRequest { key, reason })
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    decode(resp).await
 }
 
 pub async fn history(workload: Option<&str>) -> Result<HistoryPage> {

@@ -8,7 +8,7 @@ use leptos_router::path;
 use crate::api;
 use crate::components::{
     draft_page::DraftPage, drift_page::DriftPage, graph_page::GraphPage, header::Header,
-    history_page::HistoryPage,
+    history_page::HistoryPage, source_banner::SourceBanner,
 };
 
 /// State every page shares: the graph (workload inventory), reloaded on every sync event.
@@ -19,6 +19,8 @@ pub struct AppState {
     /// Whether the event stream is connected.
     pub live: RwSignal<bool>,
     pub graph: LocalResource<api::Result<Graph>>,
+    /// A form the draft page starts from (a drift fix opened in the draft form).
+    pub draft_seed: RwSignal<Option<crate::draft::Form>>,
 }
 
 pub fn use_state() -> AppState {
@@ -37,12 +39,14 @@ pub fn App() -> impl IntoView {
         refresh,
         live,
         graph,
+        draft_seed: RwSignal::new(None),
     });
     api::subscribe(move || refresh.update(|n| *n += 1), move |ok| live.set(ok));
 
     view! {
         <Router>
             <Header/>
+            <SourceBanner/>
             <main class="main">
                 <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
                     <Route path=path!("/") view=GraphPage/>

@@ -11,4 +11,5 @@ pub mod legend;
 pub mod loading;
 pub mod search;
 pub mod side_panel;
+pub mod source_banner;
 pub mod workload_input;

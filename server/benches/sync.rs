@@ -13,8 +13,13 @@
 //! NetworkPolicies applied and the generated labels in the pod templates, so servers are
 //! isolated (without policies every pair would be an `open` edge).
 //!
+//! 4. Drift at `Spec::TEN_X` with Accord's operator absent (the manifests without the generated
+//!    policies and labels: one drift item per namespace, every declared call unprotected): the
+//!    first page of `GET /api/drift` after the sync (first request, then median and max of 20),
+//!    a filtered and searched page, and one item with its fix checked by the what-if engine.
+//!
 //! `cargo bench -p accord-server --bench sync` (release build). `ACCORD_BENCH_SPEC=large` skips
-//! the TEN_X sync; `ACCORD_BENCH_WRITE=DIR` only writes the TEN_X manifests into DIR (for
+//! the TEN_X sync; `ACCORD_BENCH_SPEC=drift` runs only the drift figure; `ACCORD_BENCH_WRITE=DIR` only writes the TEN_X manifests into DIR (for
 //! profiling `accord serve --manifests DIR`).
 
 use std::io::{Read, Write};
@@ -339,6 +344,46 @@ fn graph_under_what_ifs(server: &Server, draft: &str, writers: usize) {
     );
 }
 
+/// The drift page at `spec` with the operator absent (see the module docs, 4).
+fn drift_figure(label: &str, spec: &Spec) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir(&manifests).unwrap();
+    for s in synthetic::manifests(spec) {
+        let name = Path::new(&s.path).file_name().unwrap();
+        std::fs::write(manifests.join(name), s.text).unwrap();
+    }
+    let mut server = start(&manifests, &dir.path().join("accord.db"));
+    let ready = wait_ready(&mut server, Duration::from_secs(900));
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut timed = |path: &str| {
+        let t = Instant::now();
+        let (status, len) = request(&mut s, path);
+        assert_eq!(status, 200, "{path}");
+        (t.elapsed(), len)
+    };
+    let (first, len) = timed("/api/drift");
+    let mut again: Vec<Duration> = (0..20).map(|_| timed("/api/drift").0).collect();
+    again.sort();
+    let (filtered, _) =
+        timed("/api/drift?severity=critical,high&namespace=team-0007&q=svc&sort=edges");
+    let (item, item_len) = timed("/api/drift/item?key=operator-absent/team-0007");
+    println!(
+        "drift {label:>6}: {} workloads, {} calls, operator absent (ready after {:.2} s): first page of /api/drift {:.0} ms ({:.0} KiB), then median {:.1} ms, max {:.1} ms; filtered page {:.1} ms; one item with its fix checked by the what-if {:.0} ms ({:.0} KiB)",
+        spec.workloads,
+        spec.calls,
+        ready.as_secs_f64(),
+        first.as_secs_f64() * 1e3,
+        len as f64 / 1024.0,
+        again[again.len() / 2].as_secs_f64() * 1e3,
+        again.last().unwrap().as_secs_f64() * 1e3,
+        filtered.as_secs_f64() * 1e3,
+        item.as_secs_f64() * 1e3,
+        item_len as f64 / 1024.0,
+    );
+}
+
 fn main() {
     // `cargo test --benches` runs this with `--bench` absent: keep that quick.
     if !std::env::args().any(|a| a == "--bench") {
@@ -351,6 +396,10 @@ fn main() {
         std::fs::create_dir_all(dir).unwrap();
         write_cluster(&Spec::TEN_X, dir);
         println!("wrote {}", dir.display());
+        return;
+    }
+    if std::env::var("ACCORD_BENCH_SPEC").is_ok_and(|v| v == "drift") {
+        drift_figure("TEN_X", &Spec::TEN_X);
         return;
     }
     let only_large = std::env::var("ACCORD_BENCH_SPEC").is_ok_and(|v| v == "large");
@@ -372,4 +421,8 @@ fn main() {
     latency_figure(&server, "/api/graph?namespace=team-0007", 16, 100);
     latency_figure(&server, "/api/graph?level=namespace", 16, 50);
     graph_under_what_ifs(&server, &large_draft, 8);
+    drop(server);
+    if !only_large {
+        drift_figure("TEN_X", &Spec::TEN_X);
+    }
 }

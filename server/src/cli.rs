@@ -36,7 +36,8 @@ enum Command {
     Connlist(connlist::Args),
     /// Answer whether SRC may connect to DST under the NetworkPolicies in the manifests, and
     /// explain which policies isolate them and which rules admit the connection. Exit status 0
-    /// means allowed, 1 denied, 2 a usage error or an unknown workload.
+    /// means allowed, 1 denied (with --strict, also: the manifests have warnings or errors), 2 a
+    /// usage error or an unknown workload.
     CanReach(can_reach::Args),
     /// List every source (workload or external range) that may connect to a workload, with
     /// the ports it may use.

@@ -4,6 +4,7 @@
 //! errors (or, for `can-reach`, when the answer is "no"), 2 on usage errors.
 
 mod cli;
+mod cluster;
 mod k8s;
 mod manifests;
 mod metrics;

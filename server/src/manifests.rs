@@ -221,6 +221,7 @@ pub fn load(sources: &[Source]) -> (Inventory, Vec<Diagnostic>) {
         Yaml {
             path: &'a str,
             number: usize,
+            line: usize,
             text: &'a str,
         },
         Whole(&'a Source),
@@ -235,6 +236,7 @@ pub fn load(sources: &[Source]) -> (Inventory, Vec<Diagnostic>) {
                 tasks.push(Task::Yaml {
                     path: &s.path,
                     number,
+                    line: core_load::first_line(&s.text, text),
                     text,
                 });
             }
@@ -269,8 +271,13 @@ pub fn load(sources: &[Source]) -> (Inventory, Vec<Diagnostic>) {
         let mut diags = Vec::new();
         for t in chunk {
             match t {
-                Task::Yaml { path, number, text } => {
-                    core_load::load_yaml_document(&mut inv, path, *number, text, &mut diags)
+                Task::Yaml {
+                    path,
+                    number,
+                    line,
+                    text,
+                } => {
+                    core_load::load_yaml_document(&mut inv, path, *number, *line, text, &mut diags)
                 }
                 Task::Whole(s) => core_load::load_into(&mut inv, s, &mut diags),
             }
@@ -294,6 +301,7 @@ pub fn load(sources: &[Source]) -> (Inventory, Vec<Diagnostic>) {
         inv.merge(part);
         diags.extend(d);
     }
+    core_load::reject_duplicates(&mut inv, &mut diags);
     inv.finish();
     (inv, diags)
 }

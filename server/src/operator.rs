@@ -1,16 +1,17 @@
 //! The operator: watches ClientIntents and what they refer to, and keeps NetworkPolicies, pod
 //! labels and ClientIntents statuses as the core says they should be.
 //!
-//! In: watch events of ClientIntents and ProtectedServices (untyped, so a malformed object is
-//! reported on its status instead of breaking the watch), Pods, their owners up to the root
-//! kinds and Namespaces (metadata only), Services, and the NetworkPolicies carrying Accord's
-//! labels. With `--webhook-listen`, also the API server's conversion and admission reviews
-//! ([`webhook`]). Out: server-side applied
+//! In: the shared watch set of [`crate::cluster`] (the same kinds, versions and index as the
+//! dashboard's: ClientIntents and ProtectedServices untyped, so a malformed object is reported
+//! on its status instead of breaking the watch; pods, their owners up to the root kinds,
+//! Namespaces, Services, Ingresses and NetworkPolicies). With `--webhook-listen`, also the API
+//! server's conversion and admission reviews ([`webhook`]). Out: server-side applied
 //! NetworkPolicies (field manager [`FIELD_MANAGER`]), merge patches of pod labels, deletions
 //! of policies carrying Accord's labels only, status patches, a finalizer on ClientIntents.
 //!
-//! One task owns the [`state::State`]: events update it and mark subjects dirty; when no event is
-//! waiting, the dirty subjects are planned and the writes run concurrently. Leader election on a
+//! One task owns the index and the planner's [`state::State`]: changed objects update the
+//! state and mark subjects dirty; when no event is waiting, the dirty subjects are planned and
+//! the writes run concurrently. Leader election on a
 //! Lease makes a second replica a standby.
 
 mod controller;

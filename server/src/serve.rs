@@ -1,7 +1,7 @@
 //! `accord serve`: the dashboard backend.
 //!
 //! A source (the bundled demo, a manifest tree polled for changes, or a live cluster watched
-//! with kube-runtime) feeds the in-memory [`index`]; a sync loop coalesces bursts of changes,
+//! through the shared watch set of [`crate::cluster`]) feeds the in-memory index; a sync loop coalesces bursts of changes,
 //! runs the core's drift analysis ([`sync`]) and writes the result to SQLite ([`store`]) in one
 //! transaction per pass; the [`http`] router serves the JSON API (types from `accord-api`),
 //! server-sent events, metrics and the built frontend.
@@ -9,10 +9,8 @@
 //! Size: the backend's wiring (sources, the feed, the sync loop, the server and its shutdown) is
 //! kept in one place so the process lifecycle (start, degrade, stop) reads top to bottom.
 
-pub mod cluster;
 pub mod demo;
 pub mod http;
-pub mod index;
 pub mod metrics;
 pub mod store;
 pub mod sync;
@@ -26,9 +24,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use accord_api as api;
 use accord_policy::Origin;
+use futures::StreamExt;
 use tokio::sync::{Notify, Semaphore, broadcast, watch};
 
-use index::Index;
+use crate::cluster::{self, Index};
 use store::Store;
 use sync::{Syncer, View};
 
@@ -83,8 +82,12 @@ pub struct Config {
     pub what_if_memory: usize,
     /// How long a connection may be idle, or take to send a request head.
     pub read_timeout: Duration,
+    /// How long a request may take before it is answered 503 (server-sent events excepted).
+    pub request_timeout: Duration,
     /// Where the generation settings come from.
     pub settings: crate::settings::Source,
+    /// The pod or namespace label naming a drift item's owning team (else: its namespace).
+    pub owner_label: Option<String>,
 }
 
 /// State shared by the sync loop and the HTTP handlers.
@@ -106,11 +109,17 @@ pub struct AppState {
     pub what_ifs: Arc<Semaphore>,
     /// The working memory what-ifs in flight hold.
     pub what_if_memory: Arc<MemoryBudget>,
+    /// How long a request may take before it is answered 503 with the JSON error body.
+    pub request_timeout: Duration,
     /// Set to true when the server shuts down: long-lived responses (`/api/events`) end.
     pub shutdown: watch::Sender<bool>,
     source_health: RwLock<SourceHealth>,
     /// Why the last sync pass could not be stored, until one is.
     pub storage_error: RwLock<Option<String>>,
+    /// The label naming a drift item's owning team.
+    pub owner_label: Option<String>,
+    /// Drift acknowledgements: key → (fingerprint they hold for, acknowledgement).
+    pub acks: RwLock<std::collections::HashMap<String, (String, api::Acknowledgement)>>,
 }
 
 /// What-ifs evaluated at once by default.
@@ -191,9 +200,12 @@ impl AppState {
             web: http::WebConfig::default(),
             what_ifs: Arc::new(Semaphore::new(DEFAULT_MAX_WHAT_IFS)),
             what_if_memory: MemoryBudget::new(DEFAULT_WHAT_IF_MEMORY_MIB << 20),
+            request_timeout: http::REQUEST_TIMEOUT,
             shutdown: watch::channel(false).0,
             source_health: RwLock::new(SourceHealth::default()),
             storage_error: RwLock::new(None),
+            owner_label: None,
+            acks: RwLock::new(Default::default()),
         }
     }
 
@@ -203,7 +215,22 @@ impl AppState {
 
     pub fn set_source_health(&self, health: SourceHealth) {
         self.metrics.set_source_degraded(health.degraded);
-        *self.source_health.write().expect("health lock") = health;
+        let changed = {
+            let mut current = self.source_health.write().expect("health lock");
+            let changed = *current != health;
+            *current = health;
+            changed
+        };
+        // A file that breaks or is repaired while its objects stay as they were starts no
+        // pass; dashboards reload the status on sync events, so tell them (nothing changed).
+        if changed && self.ready.load(Ordering::Acquire) {
+            let view = self.view();
+            let _ = self.events.send(api::SyncEvent {
+                run: view.run,
+                synced_at: view.synced_at.clone().unwrap_or_default(),
+                changed: 0,
+            });
+        }
     }
 
     pub fn view(&self) -> Arc<View> {
@@ -287,7 +314,7 @@ pub fn default_assets() -> Option<PathBuf> {
 
 /// How the source is doing: a problem with part of it (a file that cannot be read or parsed, a
 /// directory gone) leaves that part at its last good state, reported here.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SourceHealth {
     /// Some part of the source could not be read and is served from its last good state (or
     /// is missing, if it never was read).
@@ -296,6 +323,29 @@ pub struct SourceHealth {
     pub diagnostics: Vec<api::Diagnostic>,
     /// Files or documents served from their last good version.
     pub stale: Vec<String>,
+}
+
+/// A cluster source's health from its failing watches (kind → error): each is served from the
+/// last state its watch saw until it works again.
+fn watch_health(failing: &std::collections::BTreeMap<String, String>) -> SourceHealth {
+    SourceHealth {
+        degraded: !failing.is_empty(),
+        diagnostics: failing
+            .iter()
+            .map(|(kind, error)| {
+                accord_policy::Diagnostic::error(
+                    accord_policy::diagnostic::DiagnosticCode::Unreadable,
+                    &Origin::new(format!("cluster:{kind}"), 0),
+                    "",
+                    "",
+                    format!(
+                        "cannot watch {kind}s ({error}); showing the last state seen, retrying"
+                    ),
+                )
+            })
+            .collect(),
+        stale: failing.keys().map(|k| format!("cluster:{k}")).collect(),
+    }
 }
 
 /// The manifest source's memory: each file's objects from its last good read, by document.
@@ -365,8 +415,6 @@ pub fn read_manifests(
         files.insert(source.path.clone(), now);
     }
     state.files = files;
-    health.degraded = !diags.is_empty();
-    health.diagnostics = diags;
     let mut out = Vec::new();
     for (file, docs) in &state.files {
         for (n, objects) in docs {
@@ -375,6 +423,34 @@ pub fn read_manifests(
             }
         }
     }
+    // Two objects with one kind, namespace and name cannot both exist (the index would keep
+    // one silently): the first read is kept, each later one is an error naming both places.
+    let mut first: BTreeMap<store::ObjectKey, Origin> = BTreeMap::new();
+    out.retain(|(origin, object)| {
+        let Some(key) = cluster::key_of(object) else {
+            return true;
+        };
+        if let Some(earlier) = first.get(&key) {
+            let (kind, ns, name) = &key;
+            let object = if ns.is_empty() {
+                format!("{kind} {name}")
+            } else {
+                format!("{kind} {ns}/{name}")
+            };
+            diags.push(api::Diagnostic::error(
+                api::DiagnosticCode::DuplicateObject,
+                origin,
+                object,
+                "metadata.name",
+                format!("defined twice: also in {earlier}; this one is left out"),
+            ));
+            return false;
+        }
+        first.insert(key, origin.clone());
+        true
+    });
+    health.degraded = !diags.is_empty();
+    health.diagnostics = diags;
     (out, health)
 }
 
@@ -499,7 +575,26 @@ async fn run_source(
         }
         Source::Cluster { kubeconfig } => {
             let client = cluster::client(kubeconfig.as_deref()).await?;
-            cluster::run(client, feed, settings_namespace).await
+            let options = cluster::Options {
+                settings_namespace,
+                ..cluster::Options::default()
+            };
+            let mut changes = cluster::watch(client, options).await;
+            let mut failing = std::collections::BTreeMap::new();
+            while let Some(change) = changes.next().await {
+                match change {
+                    cluster::Change::Synced => feed.set_initialized(),
+                    cluster::Change::Health { kind, error } => {
+                        match error {
+                            Some(e) => failing.insert(kind, e),
+                            None => failing.remove(&kind),
+                        };
+                        state.set_source_health(watch_health(&failing));
+                    }
+                    change => feed.update(|idx| idx.apply_change(change)),
+                }
+            }
+            Ok(())
         }
     }
 }
@@ -547,6 +642,10 @@ async fn run_sync(
                 last_version = Some(version);
                 *state.storage_error.write().expect("storage lock") = None;
                 state.publish(outcome);
+                // The pass dropped acknowledgements whose cause changed.
+                if let Ok(acks) = state.store.drift_acks().await {
+                    *state.acks.write().expect("acks lock") = acks;
+                }
             }
             Err(e) => {
                 state.metrics.record_sync_failure();
@@ -565,9 +664,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let source_name = config.source.describe();
     let mut state = AppState::new(store.clone(), source_name.clone());
     state.set_view(View::from_stored(store.view().await?));
+    *state.acks.write().expect("acks lock") = store.drift_acks().await?;
+    state.owner_label = config.owner_label.clone();
     state.assets = config.assets.clone();
     state.what_ifs = Arc::new(Semaphore::new(config.max_what_ifs.max(1)));
     state.what_if_memory = MemoryBudget::new(config.what_if_memory);
+    state.request_timeout = config.request_timeout;
     if let (Some(apply), Source::Cluster { kubeconfig }) = (&config.apply, &config.source) {
         state.apply = Some(apply.clone());
         state.kube = Some(cluster::client(kubeconfig.as_deref()).await?);
@@ -762,6 +864,32 @@ mod tests {
         let (objects, health) = read_manifests(&paths, &mut memory);
         assert_eq!(names(&objects), ["four", "two"]);
         assert!(!health.degraded, "{health:?}");
+    }
+
+    #[test]
+    fn a_duplicate_in_the_manifests_is_an_error_naming_both_files_and_the_first_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.yaml");
+        let b = dir.path().join("b.yaml");
+        std::fs::write(&a, deployment("web")).unwrap();
+        std::fs::write(
+            &b,
+            deployment("web").replace("app: web}}\n", "app: web, v: b}}\n"),
+        )
+        .unwrap();
+        let (objects, health) =
+            read_manifests(&[dir.path().to_path_buf()], &mut ManifestState::default());
+        assert_eq!(objects.len(), 1);
+        assert_eq!(objects[0].0.file, a.display().to_string());
+        assert!(health.degraded);
+        let d = &health.diagnostics[0];
+        assert_eq!(d.code, api::DiagnosticCode::DuplicateObject);
+        assert_eq!(d.origin.file, b.display().to_string());
+        assert_eq!(d.object, "Deployment a/web");
+        assert!(
+            d.message.contains(&format!("{} (document 1)", a.display())),
+            "{d:?}"
+        );
     }
 
     #[test]

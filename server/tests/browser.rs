@@ -475,27 +475,83 @@ async fn side_panel_explains_why_cart_to_auth_is_blocked() {
     .await;
 }
 
+/// The platform engineer's triage of the demo: criticals first, one cause expanded with its
+/// edges and a fix the what-if engine checked, the fix opened in the draft form, whose what-if
+/// shows the item's calls enforced; then the blocked call followed into the graph.
 #[tokio::test]
-async fn drift_page_lists_the_planted_drift_with_fixes() {
-    journey("drift-to-graph", |d| async move {
+async fn drift_triage_criticals_first_a_cause_expanded_and_its_fix_drafted() {
+    journey("drift-triage", |d| async move {
         d.goto("/drift").await?;
         d.wait_for("[data-testid='drift-item']").await?;
-        for ns in ["storefront", "checkout", "platform"] {
-            d.wait_for(&format!("[data-testid='drift-ns-{ns}']")).await?;
-        }
-        let text = d.js("document.querySelector('[data-testid=\"drift-page\"]').innerText").await?;
-        let text = text.as_str().unwrap_or_default();
-        for needle in ["payments", "notifications", "catalog", "ledger", "cart", "auth"] {
-            assert!(text.contains(needle), "drift page mentions {needle}");
-        }
+        d.wait_for("[data-testid='drift-summary']").await?;
+        // Worst first: the critical item (cart's lost access label) leads, severities never rise.
+        let sevs = d
+            .js("[...document.querySelectorAll('[data-testid=\"drift-item\"]')].map(e => e.dataset.severity)")
+            .await?;
+        let sevs: Vec<String> = serde_json::from_value(sevs)?;
+        let rank = |s: &str| ["info", "low", "medium", "high", "critical"].iter().position(|x| *x == s);
+        assert_eq!(sevs.first().map(String::as_str), Some("critical"), "{sevs:?}");
+        assert!(sevs.windows(2).all(|w| rank(&w[0]) >= rank(&w[1])), "{sevs:?}");
+        assert!(sevs.len() <= 8, "one item per cause, not per edge: {sevs:?}");
+        let summary = d.js("document.querySelector('[data-testid=\"drift-summary\"]').innerText").await?;
+        assert!(summary.as_str().unwrap_or_default().to_lowercase().contains("1 critical"), "{summary}");
+        d.screenshot("drift-page").await?;
+
+        // Expand the allow-from-anywhere policy's cause: its 8 undeclared callers and a fix.
+        let catalog = "[data-key='undeclared/storefront/allow-catalog-from-anywhere']";
+        d.wait_for(&format!("{catalog} [data-testid='drift-expand']")).await?.click().await?;
+        d.wait_for(&format!("{catalog} [data-testid='drift-edges'] li")).await?;
+        let edges = d
+            .js(&format!("document.querySelectorAll(\"{catalog} [data-testid='drift-edges'] li\").length"))
+            .await?;
+        assert_eq!(edges.as_u64(), Some(8));
+        let verdict = d.wait_for(&format!("{catalog} [data-testid='fix-verdict']")).await?.text().await?;
+        assert!(verdict.contains("resolves this item"), "{verdict}");
+        let yaml = d.wait_for(&format!("{catalog} [data-testid='fix-yaml']")).await?.text().await?;
+        assert!(yaml.contains("kind: ClientIntents") && yaml.contains("name: payments"), "merged, not replaced: {yaml}");
+        d.screenshot("drift-cause-expanded").await?;
+
+        // Open auth's merged intents in the draft form: the what-if shows the call enforced.
+        // (checkout's intents also call the internet, which the form cannot hold: no button.)
+        let open = d
+            .js(&format!(
+                "[...document.querySelectorAll(\"{catalog} [data-testid='drift-open-draft']\")].findIndex(b => b.textContent.includes('platform/auth'))"
+            ))
+            .await?;
+        let index = open.as_i64().unwrap_or(-1);
+        let buttons = d
+            .js(&format!(
+                "[...document.querySelectorAll(\"{catalog} [data-testid='drift-open-draft']\")].map(b => b.textContent)"
+            ))
+            .await?;
+        assert!(index >= 0, "a button opens auth's intents: {buttons}");
+        d.js(&format!(
+            "document.querySelectorAll(\"{catalog} [data-testid='drift-open-draft']\")[{index}].click()"
+        ))
+        .await?;
+        d.wait_js("document.querySelector('[data-testid=\"draft-client\"]') && document.querySelector('[data-testid=\"draft-client\"]').value.startsWith('platform/auth')").await?;
+        d.wait_js("document.querySelector('[data-testid=\"whatif\"]') && document.querySelector('[data-testid=\"whatif\"]').innerText.includes('storefront/catalog[Deployment]')").await?;
+        let whatif = d.js("document.querySelector('[data-testid=\"whatif\"]').innerText").await?;
+        let whatif = whatif.as_str().unwrap_or_default();
+        let edge = "platform/auth[Deployment] → storefront/catalog[Deployment]";
+        let after_edge = whatif.split_once(edge).map(|(_, rest)| rest.chars().take(40).collect::<String>()).unwrap_or_default();
+        let line = after_edge.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(line.starts_with("undeclared → enforced"), "the item resolved: {whatif}");
+        let targets = d.js("document.querySelectorAll('[data-testid=\"target-row\"]').length").await?;
+        assert!(targets.as_u64().unwrap_or(0) >= 2, "current targets kept plus the new one");
+        d.screenshot("drift-fix-in-draft-form").await?;
+
+        // Back on the drift page, the critical item links to its blocked edge in the graph.
+        d.goto("/drift").await?;
+        let cart = "[data-key='missing-label/storefront/cart[Deployment]']";
+        d.wait_for(&format!("{cart} [data-testid='drift-expand']")).await?.click().await?;
+        d.wait_for(&format!("{cart} [data-testid='drift-graph-link']")).await?;
         let link = d
             .js(&format!(
                 "[...document.querySelectorAll('[data-testid=\"drift-graph-link\"]')].map(a => decodeURIComponent(a.getAttribute('href'))).find(h => h.includes('{CART}->{AUTH}'))"
             ))
             .await?;
-        assert!(link.is_string(), "a drift item links to the blocked edge in the graph");
-        d.screenshot("drift-page").await?;
-        // Following it opens the graph focused on that edge.
+        assert!(link.is_string(), "the critical item links to the blocked edge in the graph");
         d.goto(link.as_str().unwrap_or_default()).await?;
         d.wait_for(&format!("[data-testid='panel-edge-{CART}->{AUTH}'].hl")).await?;
         d.screenshot("drift-to-graph").await?;
@@ -555,6 +611,84 @@ async fn history_page_and_narrow_window_render() {
         Ok(d)
     })
     .await;
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// A manifest tree with an unreadable file and a YAML syntax error: the dashboard says, on
+/// every page, that the source is degraded, which file and document, the line and what is
+/// wrong; a document that breaks after it was read is served from its last good version, and
+/// the banner names it.
+#[tokio::test]
+async fn a_degraded_source_shows_each_file_problem_and_the_stale_documents() {
+    if !can_run() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let run = async {
+        let dir = tempfile::tempdir()?;
+        let m = dir.path();
+        copy_tree(&workspace_root().join("assets/demo"), m)?;
+        std::fs::write(
+            m.join("broken.yaml"),
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: extra}\n---\napiVersion: v1\nkind: [Pod\n",
+        )?;
+        std::fs::write(m.join("binary.yaml"), b"kind: \xff\xfe\x00")?;
+        let d = Dashboard::start("degraded-source", Some(m)).await?;
+        d.goto("/graph").await?;
+        d.wait_for("[data-testid=\"source-banner\"]").await?;
+        let texts = d
+            .js("[...document.querySelectorAll('[data-testid=\"source-problem\"]')].map(e => e.innerText)")
+            .await?;
+        let texts: Vec<String> = serde_json::from_value(texts)?;
+        let broken = texts
+            .iter()
+            .find(|t| t.contains("broken.yaml (document 2)"))
+            .with_context(|| format!("no problem line for broken.yaml: {texts:?}"))?;
+        anyhow::ensure!(broken.contains("line "), "no line in {broken:?}");
+        anyhow::ensure!(
+            texts
+                .iter()
+                .any(|t| t.contains("binary.yaml") && t.contains("not UTF-8")),
+            "no problem line for binary.yaml: {texts:?}"
+        );
+        // The rest of the tree is still served.
+        d.wait_for("[data-testid=\"graph-svg\"]").await?;
+
+        // A document read before breaks now: its last good version stays, and is named.
+        let ns = m.join("namespaces.yaml");
+        let text = std::fs::read_to_string(&ns)?;
+        std::fs::write(&ns, text.replacen("kind: Namespace", "kind: [Namespace", 1))?;
+        d.wait_js(
+            "(document.querySelector('[data-testid=\"source-stale\"]') || {innerText: ''}).innerText.includes('namespaces.yaml (document 1)')",
+        )
+        .await?;
+        // Other pages show it too.
+        d.goto("/drift").await?;
+        d.wait_for("[data-testid=\"source-stale\"]").await?;
+        d.goto("/graph").await?;
+        d.wait_for("[data-testid=\"source-stale\"]").await?;
+        d.wait_for("[data-testid=\"graph-svg\"]").await?;
+        Ok::<Dashboard, anyhow::Error>(d)
+    };
+    let d = run
+        .await
+        .unwrap_or_else(|e| panic!("journey degraded-source: {e:#}"));
+    d.finish()
+        .await
+        .unwrap_or_else(|e| panic!("journey degraded-source: {e:#}"));
 }
 
 /// Performance on a synthetic cluster of 1,500 workloads and 9,300 calls: WASM size, first

@@ -214,3 +214,120 @@ fn an_unreadable_file_is_a_diagnostic_and_the_others_are_rendered() {
     assert!(err.contains("fifo.yaml: not a regular file"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A Deployment whose selector misses its template's labels: the API server refuses it, but
+/// Accord reads it by its template, so without `--strict` this is a warning.
+fn mismatched_deployment(name: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: x}}\nspec:\n  selector: {{matchLabels: {{app: other}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c}}]}}\n"
+    )
+}
+
+#[test]
+fn strict_makes_warnings_fail_in_every_command_that_reads_manifests() {
+    let dir = tempdir();
+    std::fs::write(dir.join("a.yaml"), mismatched_deployment("a")).unwrap();
+    std::fs::write(dir.join("b.yaml"), mismatched_deployment("b")).unwrap();
+    let d = dir.to_str().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["render", d],
+        &["connlist", d],
+        &["can-reach", "x/a", "x/b", d],
+        &["who-can-reach", "x/b", d],
+        &["diff", d, d],
+    ];
+    for args in commands {
+        let out = accord(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("warning[invalid-value]"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        let mut strict = args.to_vec();
+        strict.insert(1, "--strict");
+        let out = accord(&strict);
+        assert_eq!(out.status.code(), Some(1), "{strict:?}: {}", stderr(&out));
+        // The answer is still printed (render and diff have nothing to print here).
+        if !matches!(args[0], "render" | "diff") {
+            assert!(!stdout(&out).is_empty(), "{strict:?}");
+        }
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn duplicates_are_errors_naming_both_files_and_the_rejected_intents_render_nothing() {
+    let dir = tempdir();
+    let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: x}\nspec:\n  selector: {matchLabels: {app: web}}\n  template: {metadata: {labels: {app: web}}}\n";
+    let np = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: p, namespace: x}\nspec: {podSelector: {}}\n";
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: x}\nspec: {selector: {app: web}, ports: [{port: 80}]}\n";
+    let intents = |name: &str, target: &str| {
+        format!(
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {{name: {name}, namespace: x}}\nspec:\n  workload: {{name: web}}\n  targets: [{{kubernetes: {{name: {target}}}}}]\n"
+        )
+    };
+    std::fs::write(
+        dir.join("one.yaml"),
+        format!(
+            "{deploy}---\n{np}---\n{svc}---\n{}",
+            intents("first", "api")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("two.yaml"),
+        format!(
+            "{deploy}---\n{np}---\n{svc}---\n{}",
+            intents("second", "db")
+        ),
+    )
+    .unwrap();
+    let out = accord(&["render", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    for object in ["Deployment x/web", "NetworkPolicy x/p", "Service x/s"] {
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("error[duplicate-object]") && l.contains(object))
+            .unwrap_or_else(|| panic!("no duplicate error for {object}: {err}"));
+        assert!(
+            line.contains("two.yaml (document")
+                && line.contains("also in ")
+                && line.contains("one.yaml (document"),
+            "{line}"
+        );
+    }
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error[duplicate-intents]"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.contains("two.yaml")
+            && line.contains("ClientIntents x/second")
+            && line.contains("one.yaml"),
+        "{line}"
+    );
+    // The first intents render their policy; the rejected second ones render nothing.
+    let policies = stdout(&out);
+    assert!(policies.contains("name: api-access"), "{policies}");
+    assert!(!policies.contains("db-access"), "{policies}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_missing_client_is_reported_once() {
+    let dir = tempdir();
+    // The client `ghost` is named by its ClientIntents and by the server's called-by annotation.
+    std::fs::write(
+        dir.join("m.yaml"),
+        "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: i, namespace: x}\nspec:\n  workload: {name: ghost}\n  targets: [{kubernetes: {name: api}}]\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: api\n  namespace: x\n  annotations: {intents.otterize.com/called-by: ghost}\n",
+    )
+    .unwrap();
+    let out = accord(&["render", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.matches("client-not-found").count(), 1, "{err}");
+    assert!(err.contains("ClientIntents x/i"), "{err}");
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -74,10 +74,17 @@ impl Serve {
     /// `accord serve` against the shared control plane (as its admin), with `extra` arguments,
     /// once it answers `/readyz`.
     async fn start(db: &std::path::Path, extra: &[&str]) -> Result<Serve> {
+        Serve::start_on(accord_tests::shared().await?, db, extra).await
+    }
+
+    async fn start_on(
+        plane: &accord_tests::ControlPlane,
+        db: &std::path::Path,
+        extra: &[&str],
+    ) -> Result<Serve> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let plane = accord_tests::shared().await?;
         let child = Command::new(env!("CARGO_BIN_EXE_accord"))
             .args(["serve", "--kubeconfig"])
             .arg(plane.kubeconfig_path())
@@ -131,9 +138,28 @@ async fn the_dashboard_compares_with_the_settings_the_operator_publishes() -> Re
     )?;
     operator.wait_ready().await?;
     deploy_client_and_server(&client, n).await?;
+    // The server is exposed by an Ingress: the operator writes an external-access policy for
+    // it, which the dashboard expects only if it reads Ingresses as the operator does (the
+    // one watch set).
+    Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), n)
+        .create(
+            &PostParams::default(),
+            &service("server", json!({"app": "server"}), 80),
+        )
+        .await?;
+    Api::<k8s_openapi::api::networking::v1::Ingress>::namespaced(client.clone(), n)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "web"},
+                "spec": {"rules": [{"http": {"paths": [{"path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": "server", "port": {"number": 80}}}}]}}]},
+            }))?,
+        )
+        .await?;
     create_intents(&client, n, "client", client_calls_server()).await?;
-    // Converged: the server's ingress policy exists (separate policies; in shadow mode no
-    // egress is written, as upstream does) and the client has pods.
+    // Converged: the server's ingress and external-access policies exist (separate policies;
+    // in shadow mode no egress is written, as upstream does) and the client has pods.
     let policies: Api<NetworkPolicy> = ns.api();
     wait_until("the operator's policies", DEFAULT_TIMEOUT, || async {
         let names: Vec<String> = policies
@@ -143,7 +169,11 @@ async fn the_dashboard_compares_with_the_settings_the_operator_publishes() -> Re
             .into_iter()
             .filter_map(|p| p.metadata.name)
             .collect();
-        Ok(names.contains(&"server-ingress".to_string()).then_some(()))
+        let want = ["server-ingress", "external-access-to-server"];
+        Ok(want
+            .iter()
+            .all(|w| names.iter().any(|n| n == w))
+            .then_some(()))
     })
     .await
     .with_context(|| operator.logs())?;
@@ -206,6 +236,82 @@ async fn the_dashboard_compares_with_the_settings_the_operator_publishes() -> Re
             .settings_source
             .ends_with("overridden by accord serve's flags")
     );
+    Ok(())
+}
+
+/// The API server goes away: the dashboard keeps serving the last state it saw, says it is
+/// degraded and why (in `/api/status` and `/readyz`), and recovers when the API server is back,
+/// without a mass revoke in the history. A dedicated control plane, because stopping the shared
+/// one would disturb the tests beside it.
+#[tokio::test]
+async fn a_lost_api_server_is_reported_and_the_last_state_kept() -> Result<()> {
+    if accord_tests::use_existing_cluster() {
+        eprintln!("skipped: an existing cluster's API server cannot be stopped from here");
+        return Ok(());
+    }
+    let plane = accord_tests::ControlPlane::start().await?;
+    let ns = TestNamespace::create(&plane).await?;
+    let client = ns.client();
+    let n = ns.name();
+    deploy_client_and_server(&client, n).await?;
+    let dir = tempfile::tempdir()?;
+    let serve = Serve::start_on(&plane, &dir.path().join("accord.db"), &[]).await?;
+    let (c, s) = (
+        format!("{n}/client[Deployment]"),
+        format!("{n}/server[Deployment]"),
+    );
+    wait_state(serve.port, n, &c, &s, Some(api::EdgeState::Open)).await?;
+    let status: api::Status = serve.json("/api/status")?;
+    assert!(!status.degraded, "{status:#?}");
+
+    plane.stop_api_server().await?;
+    wait_until(
+        "the source to be degraded",
+        Duration::from_secs(60),
+        || async {
+            let status: api::Status = serve.json("/api/status")?;
+            Ok(status.degraded.then_some(status))
+        },
+    )
+    .await
+    .map(|status| {
+        assert!(
+            status
+                .diagnostics
+                .iter()
+                .any(|d| d.origin.file == "cluster:Pod" && d.message.contains("cannot watch")),
+            "{:#?}",
+            status.diagnostics
+        );
+        assert!(
+            status.stale.iter().any(|k| k == "cluster:Pod"),
+            "{:?}",
+            status.stale
+        );
+    })?;
+    let (code, text) = get(serve.port, "/readyz")?;
+    assert_eq!(code, 200, "{text}");
+    assert!(text.starts_with("degraded: source:"), "{text}");
+    // The last state is still served.
+    assert_eq!(
+        edge_state(serve.port, n, &c, &s).await,
+        Some(api::EdgeState::Open)
+    );
+
+    plane.start_api_server().await?;
+    wait_until("the source to recover", Duration::from_secs(90), || async {
+        let status: api::Status = serve.json("/api/status")?;
+        Ok((!status.degraded).then_some(()))
+    })
+    .await?;
+    assert_eq!(get(serve.port, "/readyz")?.1, "ready\n");
+    assert_eq!(
+        edge_state(serve.port, n, &c, &s).await,
+        Some(api::EdgeState::Open)
+    );
+    // No edge was revoked and granted again on the way.
+    let (_, body) = get(serve.port, "/api/history")?;
+    assert!(!body.contains("\"revoked\""), "{body}");
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 // diagnostic, serialized the same way everywhere.
 pub use accord_policy::diagnostic::{Diagnostic, DiagnosticCode, Origin, Severity};
 pub use accord_policy::drift::changes::ChangeKind;
-pub use accord_policy::drift::{DriftKind, DriftSeverity, EdgeState, ObjectRef};
+pub use accord_policy::drift::{DriftKind, DriftSeverity, EdgeState, FixKind, ObjectRef};
 pub use accord_policy::generate::GenerateOptions;
 
 pub mod filter;
@@ -254,53 +254,213 @@ pub struct WorkloadDetail {
 // ---------------------------------------------------------------------------------------------
 // Drift
 
+/// What the what-if engine found when it applied a fix as the operator would.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixVerdict {
+    /// Resolves the item and creates no blocked or newly open edge: the fix is offered.
+    pub safe: bool,
+    /// Every drifting edge of the item is resolved and Accord's output is in place.
+    pub resolved: bool,
+    /// Edges (`source → target`) the fix would block.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<String>,
+    /// Edges the fix would open (allowed undeclared, or no longer protected).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub newly_open: Vec<String>,
+    /// Undeclared access the fix takes away.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked: Vec<String>,
+}
+
 /// The suggested fix for a drift item.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SuggestedFix {
-    /// What to do, in a sentence.
+    /// What to do, in a sentence (the advice, when no fix can be offered).
     pub description: String,
-    /// YAML to apply (ClientIntents, NetworkPolicy) or a label patch; may be empty.
+    /// What the fix changes; absent when none is offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<FixKind>,
+    /// YAML to apply (merged ClientIntents, a NetworkPolicy, a label patch); may be empty.
+    /// Lists leave it out; the item's own endpoint fills it once the fix is verified.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub yaml: String,
+    /// For a policy patch: a line diff from the live policy to the generated one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub diff: String,
+    /// The ClientIntents the fix applies (for the draft form and the what-if).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub draft: String,
+    /// The what-if engine's verdict (the item's own endpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<FixVerdict>,
+    /// The draft's ClientIntents as the draft form holds them, one per client; only those the
+    /// form can hold whole (every target a workload or Service, named after the client).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forms: Vec<DraftIntents>,
 }
 
-/// One drift item.
+/// One ClientIntents as the draft form holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftIntents {
+    /// `namespace/name[Kind]`.
+    pub client: String,
+    pub targets: Vec<DraftTarget>,
+}
+
+/// One target of [`DraftIntents`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftTarget {
+    /// A Service rather than a workload.
+    #[serde(default)]
+    pub service: bool,
+    pub name: String,
+    pub namespace: String,
+    /// Comma-separated `port/PROTOCOL`; empty for every port.
+    #[serde(default)]
+    pub ports: String,
+}
+
+/// An edge a drift item affects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AffectedEdge {
+    pub source: String,
+    pub target: String,
+    pub state: EdgeState,
+    /// Works now, will be denied once the operator's pending policy is applied.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub denied_once_applied: bool,
+}
+
+/// An acknowledgement of a drift item: kept until the item's cause changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    pub reason: String,
+    pub at: String,
+}
+
+/// One drift item: one root cause, with the edges it affects.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftItem {
+    /// The cause's stable key (`kind/namespace/name…`).
+    #[serde(default)]
+    pub key: String,
     pub kind: DriftKind,
     pub severity: DriftSeverity,
+    /// The severity table's rule that decided the severity.
+    #[serde(default)]
+    pub rule: String,
     pub namespace: String,
-    /// The workload concerned (the client for a call, the server for `undeclared`).
+    /// The workload concerned (the client lacking labels, the server of a policy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<String>,
-    /// The edge, for drift of a call.
+    /// The first affected edge's ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// The object at fault (a policy, a pod, an intent).
+    /// The object at fault (a policy, a pod, an intent, a namespace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<ObjectRef>,
     /// What is wrong, in a sentence or two.
     pub explanation: String,
     pub fix: SuggestedFix,
+    /// How many affected edges are in each state.
+    #[serde(default)]
+    pub edge_counts: std::collections::BTreeMap<EdgeState, u32>,
+    /// The affected edges (in lists, the first [`DRIFT_EDGES_LISTED`]).
+    #[serde(default)]
+    pub edges: Vec<AffectedEdge>,
+    /// The owner: the namespace, or the team label or annotation the platform configures.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
+    /// When this cause was first seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Acknowledgement>,
+    /// Changes when the cause does (an acknowledgement lapses then).
+    #[serde(default)]
+    pub fingerprint: String,
 }
 
-/// Drift items of one namespace.
+/// How many affected edges a listed drift item carries.
+pub const DRIFT_EDGES_LISTED: usize = 20;
+
+/// Query of `GET /api/drift`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NamespaceDrift {
-    pub namespace: String,
-    pub items: Vec<DriftItem>,
+pub struct DriftQuery {
+    /// Comma-separated severities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    /// Comma-separated kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Comma-separated namespaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Comma-separated owners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Words that must all appear in the item (key, explanation, workloads, object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    /// `severity` (default: worst first), `edges`, `namespace`, `owner`, `first_seen`; a `-`
+    /// prefix reverses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<String>,
+    /// Include acknowledged items (default: no).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<bool>,
+    /// 1-based page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_page: Option<u32>,
 }
 
-/// `GET /api/drift`.
+/// Counts of drift items under one heading (a namespace, an owner).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftCount {
+    pub name: String,
+    pub items: u32,
+    pub worst: Option<DriftSeverity>,
+}
+
+/// The top of the drift page: how bad, where, since when, who owns it (of every
+/// unacknowledged item, whatever the filter).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftSummary {
+    pub by_severity: std::collections::BTreeMap<DriftSeverity, u32>,
+    /// The namespaces with the worst items, worst first (at most 10).
+    pub namespaces: Vec<DriftCount>,
+    /// The owners with the worst items, worst first (at most 10).
+    pub owners: Vec<DriftCount>,
+    /// The oldest first-seen time of an unacknowledged critical or high item.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worst_since: Option<String>,
+    pub acknowledged: u32,
+    /// Affected edges, by state.
+    pub edges: std::collections::BTreeMap<EdgeState, u32>,
+}
+
+/// `GET /api/drift`: one page of drift items.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftReport {
-    pub namespaces: Vec<NamespaceDrift>,
-    /// Total number of items.
+    pub summary: DriftSummary,
+    pub items: Vec<DriftItem>,
+    /// Items matching the filter.
     pub total: u32,
+    pub page: u32,
+    pub per_page: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synced_at: Option<String>,
+}
+
+/// `POST /api/drift/ack`: acknowledge an item (an empty reason is refused).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckRequest {
+    pub key: String,
+    pub reason: String,
 }
 
 // ---------------------------------------------------------------------------------------------

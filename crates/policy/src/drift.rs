@@ -3,9 +3,10 @@
 //! In: an [`Inventory`] (with its live NetworkPolicies) and the generation options. Out: a
 //! [`Report`] with one [`EdgeReport`] per client→server workload pair that is declared or
 //! allowed, in one of the states of DESIGN.md's drift model, and the [`DriftItem`]s a platform
-//! team should act on, each with a suggested fix: declared calls that are blocked or
-//! unprotected, undeclared access, and drift of Accord's own output (a generated policy edited,
-//! missing or stale, a client pod missing its access label).
+//! team should act on: one per root cause (a policy, a workload's missing access labels, the
+//! operator absent from a namespace, a missing target, policies that are not Accord's), listing
+//! the edges it affects, ranked by impact ([`SEVERITY_RULES`]), with a fix that
+//! [`check_fix`] verifies with the what-if engine before it is offered.
 //!
 //! Workloads are named by their root identity ([`Naming::Workload`]). Edges are computed for the
 //! whole inventory at once from the evaluator's connectivity, so the cost follows the number of
@@ -13,12 +14,14 @@
 //! the few edges a user looks at.
 
 pub mod changes;
+mod fix;
 mod items;
 mod types;
 pub mod what_if;
 
-pub use items::intents_yaml;
-use items::{edge_items, label_items, policy_items, same_policy};
+pub use fix::{FixCheck, check_fix};
+use items::same_policy;
+pub use items::{intents_yaml, line_diff, merged_intents};
 pub use types::*;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -83,7 +86,6 @@ fn service_conns(service: &crate::objects::Service, pod: Option<&crate::inventor
 }
 
 struct Index<'a> {
-    inv: &'a Inventory,
     /// Resolved workload ids by (namespace, name).
     by_name: HashMap<(&'a str, &'a str), Vec<&'a WorkloadId>>,
     /// First pod index of each workload.
@@ -102,11 +104,7 @@ impl<'a> Index<'a> {
                     .push(&p.workload);
             }
         }
-        Index {
-            inv,
-            by_name,
-            first_pod,
-        }
+        Index { by_name, first_pod }
     }
 
     /// The resolved workloads a declared identity designates.
@@ -527,18 +525,12 @@ fn analyze_with(inv: &Inventory, opts: &GenerateOptions, evaluator: &Evaluator) 
         })
         .collect();
 
-    let mut items = Vec::new();
-    edge_items(&edges, &generated, &index, &mut items);
-    policy_items(inv, &generated, &mut items);
-    label_items(inv, &generated, &mut items);
-    items.sort_by(|a, b| {
-        (&a.namespace, a.kind, &a.workload, &a.source, &a.target).cmp(&(
-            &b.namespace,
-            b.kind,
-            &b.workload,
-            &b.source,
-            &b.target,
-        ))
+    let items = items::items(&items::Inputs {
+        inv,
+        generated: &generated,
+        index: &index,
+        evaluator,
+        edges: &edges,
     });
 
     let mut diagnostics = generated.diagnostics.clone();

@@ -224,6 +224,9 @@ struct Generator<'a> {
     formatted: HashMap<(&'a str, &'a str, Option<&'a str>), String>,
     opts: &'a GenerateOptions,
     builders: BTreeMap<WorkloadId, PolicyBuilder>,
+    /// Clients already reported missing: a client named by its ClientIntents and by a server's
+    /// called-by annotation is reported once.
+    missing_clients: BTreeSet<(String, String)>,
     out: Generated,
 }
 
@@ -271,12 +274,12 @@ pub fn generate(inv: &Inventory, opts: &GenerateOptions) -> Generated {
         formatted: HashMap::new(),
         opts,
         builders: BTreeMap::new(),
+        missing_clients: BTreeSet::new(),
         out: Generated::default(),
     };
     let mut intents: Vec<&ClientIntents> = inv.intents.iter().collect();
     intents.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    g.check_duplicates(&intents);
-    for i in intents {
+    for i in g.check_duplicates(intents) {
         g.add_intents(i);
     }
     // Callers named by servers' annotations, after the declared intents (a caller may have
@@ -361,8 +364,11 @@ impl<'a> Generator<'a> {
             .clone()
     }
 
-    fn check_duplicates(&mut self, intents: &[&ClientIntents]) {
+    /// Report every ClientIntents for a workload (and kind) that an earlier one already
+    /// declares, and leave it out: the API server's admission refuses it, so it grants nothing.
+    fn check_duplicates(&mut self, intents: Vec<&'a ClientIntents>) -> Vec<&'a ClientIntents> {
         let mut seen: BTreeMap<(String, String, Option<String>), &ClientIntents> = BTreeMap::new();
+        let mut kept = Vec::with_capacity(intents.len());
         for i in intents {
             let key = (
                 i.namespace.clone(),
@@ -384,8 +390,10 @@ impl<'a> Generator<'a> {
                 ));
             } else {
                 seen.insert(key, i);
+                kept.push(i);
             }
         }
+        kept
     }
 
     fn enforced(&self, id: &WorkloadId) -> bool {
@@ -428,7 +436,11 @@ impl<'a> Generator<'a> {
             &intents.workload.name,
             intents.workload.kind.as_deref(),
         );
-        if !self.exists(&client) {
+        if !self.exists(&client)
+            && self
+                .missing_clients
+                .insert((client.namespace.clone(), client.name.clone()))
+        {
             self.warn(
                 DiagnosticCode::ClientNotFound,
                 intents,

@@ -5,8 +5,11 @@
 //! | v1alpha2, v1alpha3, v1beta1 | `spec.service{name, kind?}` + `spec.calls[]` |
 //! | v2alpha1, v2beta1 | `spec.workload{name, kind?}` + `spec.targets[]`, one key per target |
 //!
-//! Parsing validates what the upstream admission webhook validates and reports each problem as a
-//! [`Diagnostic`] naming the field; a bad target is dropped and the rest of the object is kept.
+//! Parsing first checks the object's fields and their types for its version
+//! ([`crate::validate::kinds::client_intents`]: an unknown or misspelt field, or a value of the
+//! wrong type, refuses the whole object, as the API server would), then validates what the
+//! upstream admission webhook validates and reports each problem as a [`Diagnostic`] naming the
+//! field; a target with such a problem is dropped and the rest of the object is kept.
 //!
 //! Size: one normalizing parser for all five served versions; each version's shape is a few
 //! functions over the same context (diagnostics, field paths), kept together so they stay alike.
@@ -245,12 +248,10 @@ pub fn parse(origin: &Origin, doc: &Value, diags: &mut Vec<Diagnostic>) -> Optio
         );
         return None;
     }
-    if meta.name.is_empty() {
-        ctx.error(
-            DiagnosticCode::MissingField,
-            "metadata.name",
-            "missing name",
-        );
+    // Fields the version does not have, values of the wrong type, an invalid name: the API
+    // server refuses the whole object.
+    if crate::validate::kinds::client_intents(origin, &ctx.object, version, doc, ctx.diags) {
+        return None;
     }
     let Some(spec) = doc.get("spec").and_then(Value::as_object) else {
         ctx.error(DiagnosticCode::MissingField, "spec", "missing spec");
@@ -516,24 +517,8 @@ fn parse_v2_target(
     };
     match key {
         "kubernetes" | "service" => {
-            // A misspelt field (`prots`) would otherwise drop its restriction silently: a
-            // target meant for one port would allow them all.
-            const KNOWN: &[&str] = &["name", "kind", "ports", "http"];
-            let mut unknown = false;
-            for k in body.keys().filter(|k| !KNOWN.contains(&k.as_str())) {
-                let hint = crate::validate::did_you_mean(k, KNOWN)
-                    .map(|c| format!("; did you mean {c:?}?"))
-                    .unwrap_or_default();
-                ctx.error(
-                    DiagnosticCode::UnknownField,
-                    format!("{field}.{k}"),
-                    format!("unknown field {k:?}{hint}"),
-                );
-                unknown = true;
-            }
-            if unknown {
-                return None;
-            }
+            // Unknown fields (a misspelt `prots`, which would widen a one-port target to all
+            // ports) were refused with the whole object by the schema check.
             let (name, ns) = named(ctx)?;
             check_http(body.get("http"), &format!("{field}.http"), ctx);
             let ports = parse_ports(body.get("ports"), &format!("{field}.ports"), ctx);

@@ -40,3 +40,98 @@ pub fn is_managed_pod_label(key: &str) -> bool {
         || key.starts_with(ACCESS_PREFIX)
         || key.starts_with(SVC_ACCESS_PREFIX)
 }
+
+/// Whether a managed label is one a client carries (its client label and its access labels).
+pub fn is_client_label(key: &str) -> bool {
+    key == CLIENT || key.starts_with(ACCESS_PREFIX) || key.starts_with(SVC_ACCESS_PREFIX)
+}
+
+/// What Accord changes on one pod's labels: the one rule that the operator applies and that
+/// `accord render --labels` shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodLabelChange {
+    /// Labels to set (absent or with another value).
+    pub set: crate::objects::Labels,
+    /// Managed labels to remove.
+    pub remove: Vec<String>,
+    /// The pod is no client (any more) but carries client labels: they are kept, and the pod
+    /// is annotated [`ALL_INTENTS_REMOVED`].
+    pub keeps_client_labels: bool,
+}
+
+impl PodLabelChange {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// The change that gives a pod with labels `have` Accord's `want` labels among the managed
+/// ones. A workload that is no client (no ClientIntents declares its calls, or they were
+/// deleted) keeps the client and access labels it carries, as upstream does: a client rolled
+/// back to a version without intents must keep reaching the servers it called. A client whose
+/// intents drop a target loses that target's access label.
+pub fn pod_label_change(
+    have: &crate::objects::Labels,
+    want: &crate::objects::Labels,
+) -> PodLabelChange {
+    let is_client = want.contains_key(CLIENT);
+    let mut change = PodLabelChange {
+        set: want
+            .iter()
+            .filter(|(k, v)| have.get(*k) != Some(*v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        ..PodLabelChange::default()
+    };
+    for k in have.keys() {
+        if !is_managed_pod_label(k) || want.contains_key(k) {
+            continue;
+        }
+        if !is_client && is_client_label(k) {
+            change.keeps_client_labels = true;
+        } else {
+            change.remove.push(k.clone());
+        }
+    }
+    change
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> crate::objects::Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_former_client_keeps_its_client_labels_and_a_client_loses_a_dropped_target() {
+        let access_a = format!("{ACCESS_PREFIX}a-ns-1");
+        let access_b = format!("{ACCESS_PREFIX}b-ns-2");
+        let have = labels(&[
+            ("app", "web"),
+            (SERVICE, "web-ns-3"),
+            (CLIENT, "true"),
+            (&access_a, "true"),
+            (&access_b, "true"),
+        ]);
+        // Still a client, calling only a: b's label goes, nothing else.
+        let want = labels(&[(SERVICE, "web-ns-3"), (CLIENT, "true"), (&access_a, "true")]);
+        let c = pod_label_change(&have, &want);
+        assert_eq!(c.remove, [access_b]);
+        assert!(c.set.is_empty() && !c.keeps_client_labels);
+        // No client any more: every client label is kept, and said so.
+        let want = labels(&[(SERVICE, "web-ns-3"), (OWNER_KIND, "Deployment")]);
+        let c = pod_label_change(&have, &want);
+        assert!(c.remove.is_empty(), "{c:?}");
+        assert!(c.keeps_client_labels);
+        assert_eq!(c.set, labels(&[(OWNER_KIND, "Deployment")]));
+        // A managed label that is no client label (an old identity) is removed either way.
+        let have = labels(&[(SERVICE, "old-ns-1")]);
+        let c = pod_label_change(&have, &labels(&[]));
+        assert_eq!(c.remove, [SERVICE.to_string()]);
+    }
+}

@@ -8,7 +8,8 @@
 mod text;
 
 pub use text::{
-    MAX_DEPTH, documents, load_yaml_document, parse_yaml_document, split_yaml_documents, too_deep,
+    MAX_DEPTH, documents, first_line, load_yaml_document, parse_yaml_document,
+    split_yaml_documents, too_deep,
 };
 
 use serde::Deserialize;
@@ -29,6 +30,7 @@ use crate::objects::LabelSelector;
 use crate::objects::{
     AdminNetworkPolicy, ContainerPort, Labels, NetworkPolicy, ObjectMeta, Service, ServicePort,
 };
+use crate::validate::kinds;
 
 /// One input file.
 #[derive(Clone, Debug)]
@@ -53,6 +55,7 @@ pub fn load(sources: &[Source]) -> (Inventory, Vec<Diagnostic>) {
     for s in sources {
         load_into(&mut inv, s, &mut diags);
     }
+    reject_duplicates(&mut inv, &mut diags);
     inv.finish();
     (inv, diags)
 }
@@ -62,6 +65,86 @@ pub fn load_into(inv: &mut Inventory, source: &Source, diags: &mut Vec<Diagnosti
     for (origin, doc) in documents(source, diags) {
         add_object(inv, &origin, &doc, None, diags);
     }
+}
+
+/// Two objects of one kind with the same namespace and name cannot both exist: the API server
+/// keeps one. The first read is kept; each later one is an error naming both places, and left
+/// out. (Two ClientIntents for one workload are the generator's `duplicate-intents`.)
+pub fn reject_duplicates(inv: &mut Inventory, diags: &mut Vec<Diagnostic>) {
+    fn dedup<T>(
+        items: &mut Vec<T>,
+        key: impl Fn(&T) -> (String, String, String),
+        origin: impl Fn(&T) -> &Origin,
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        let mut first: std::collections::HashMap<(String, String, String), Origin> =
+            std::collections::HashMap::new();
+        items.retain(|item| {
+            let (kind, ns, name) = key(item);
+            let object = if ns.is_empty() {
+                format!("{kind} {name}")
+            } else {
+                format!("{kind} {ns}/{name}")
+            };
+            match first.entry((kind, ns, name)) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(origin(item).clone());
+                    true
+                }
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    diags.push(Diagnostic::error(
+                        DiagnosticCode::DuplicateObject,
+                        origin(item),
+                        object,
+                        "metadata.name",
+                        format!("defined twice: also in {}; this one is left out", o.get()),
+                    ));
+                    false
+                }
+            }
+        });
+    }
+    let ns = |m: &crate::objects::ObjectMeta| m.namespace.clone().unwrap_or_default();
+    dedup(
+        &mut inv.workloads,
+        |w| (w.kind.clone(), ns(&w.metadata), w.metadata.name.clone()),
+        |w| &w.origin,
+        diags,
+    );
+    dedup(
+        &mut inv.pods,
+        |p| ("Pod".into(), ns(&p.metadata), p.metadata.name.clone()),
+        |p| &p.origin,
+        diags,
+    );
+    dedup(
+        &mut inv.services,
+        |s| ("Service".into(), ns(&s.metadata), s.metadata.name.clone()),
+        |s| &s.origin,
+        diags,
+    );
+    dedup(
+        &mut inv.network_policies,
+        |p| {
+            let m = &p.policy.metadata;
+            ("NetworkPolicy".into(), ns(m), m.name.clone())
+        },
+        |p| &p.origin,
+        diags,
+    );
+    dedup(
+        &mut inv.admin_policies,
+        |p| {
+            let kind = if p.baseline {
+                "BaselineAdminNetworkPolicy"
+            } else {
+                "AdminNetworkPolicy"
+            };
+            (kind.into(), String::new(), p.policy.metadata.name.clone())
+        },
+        |p| &p.origin,
+        diags,
+    );
 }
 
 fn object_label(kind: &str, doc: &Value) -> String {
@@ -156,6 +239,9 @@ pub fn add_object(
     }
     match kind {
         "Namespace" => {
+            if kinds::other(origin, &object_label(kind, doc), kind, doc, diags) {
+                return;
+            }
             if let Some(meta) = typed::<Meta>(origin, kind, doc, diags) {
                 let name = meta.metadata.name.clone();
                 if name.is_empty() {
@@ -179,6 +265,9 @@ pub fn add_object(
             }
         }
         "Pod" => {
+            if kinds::workload(origin, &object_label(kind, doc), kind, doc, diags) {
+                return;
+            }
             if let Some(p) = typed::<PodDoc>(origin, kind, doc, diags) {
                 let mut metadata = p.metadata;
                 let ns = metadata
@@ -196,12 +285,16 @@ pub fn add_object(
             }
         }
         "Service" if api_version == "v1" || api_version.is_empty() => {
+            if kinds::service(origin, &object_label(kind, doc), doc, diags) {
+                return;
+            }
             if let Some(s) = typed::<ServiceDoc>(origin, kind, doc, diags) {
                 let mut metadata = s.metadata;
                 metadata
                     .namespace
                     .get_or_insert_with(|| "default".to_string());
                 inv.services.push(Service {
+                    origin: origin.clone(),
                     metadata,
                     selector: s.spec.selector.filter(|sel| !sel.is_empty()),
                     ports: s.spec.ports,
@@ -230,10 +323,14 @@ pub fn add_object(
         "AdminNetworkPolicy" | "BaselineAdminNetworkPolicy"
             if api_version.starts_with("policy.networking.k8s.io") =>
         {
+            let baseline = kind == "BaselineAdminNetworkPolicy";
+            if kinds::admin_network_policy(origin, &object_label(kind, doc), baseline, doc, diags) {
+                return;
+            }
             if let Some(policy) = typed::<AdminNetworkPolicy>(origin, kind, doc, diags) {
                 inv.admin_policies.push(AdminPolicyObject {
                     origin: origin.clone(),
-                    baseline: kind == "BaselineAdminNetworkPolicy",
+                    baseline,
                     policy,
                 });
             }
@@ -287,6 +384,9 @@ pub fn add_object(
             }
         }
         "ProtectedService" => {
+            if kinds::other(origin, &object_label(kind, doc), kind, doc, diags) {
+                return;
+            }
             let Some(meta) = typed::<Meta>(origin, kind, doc, diags) else {
                 return;
             };
@@ -325,6 +425,9 @@ pub fn add_object(
                     "apiVersion",
                     format!("{api_version:?} does not serve {k}"),
                 ));
+                return;
+            }
+            if kinds::workload(origin, &object_label(kind, doc), k, doc, diags) {
                 return;
             }
             if let Some(w) = typed::<WorkloadDoc>(origin, kind, doc, diags) {

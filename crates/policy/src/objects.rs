@@ -374,6 +374,8 @@ impl ServicePort {
 /// `v1` Service, reduced to what policy generation needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Service {
+    /// Where the Service was read from (file and document; empty for a live object).
+    pub origin: crate::diagnostic::Origin,
     pub metadata: ObjectMeta,
     /// `None` when the Service has no selector (it then selects no pods).
     pub selector: Option<Labels>,

@@ -68,7 +68,8 @@ pub fn policies_json(policies: &[NetworkPolicy]) -> Result<String> {
     Ok(serde_json::to_string_pretty(&list)? + "\n")
 }
 
-/// A label change for one workload: labels to set and Accord-managed labels to remove.
+/// A label change for one workload: labels to set, Accord-managed labels to remove, and
+/// annotations to set (as the operator does: [`crate::labels::pod_label_change`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LabelChange {
     pub workload: String,
@@ -76,6 +77,10 @@ pub struct LabelChange {
     pub set: Labels,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub remove: Vec<String>,
+    /// `intents.otterize.com/all-intents-removed: "true"` on a workload that is no client any
+    /// more and keeps its client labels.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotate: Labels,
 }
 
 /// The label changes that bring each workload's pods from their current labels to the desired
@@ -90,21 +95,20 @@ pub fn label_changes<'a>(
     for id in all {
         let want = desired.get(id).unwrap_or(&empty);
         let have = current(id).unwrap_or(&empty);
-        let set: Labels = want
-            .iter()
-            .filter(|(k, v)| have.get(*k) != Some(*v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let remove: Vec<String> = have
-            .keys()
-            .filter(|k| crate::labels::is_managed_pod_label(k) && !want.contains_key(*k))
-            .cloned()
-            .collect();
-        if !set.is_empty() || !remove.is_empty() {
+        let change = crate::labels::pod_label_change(have, want);
+        let mut annotate = Labels::new();
+        if change.keeps_client_labels {
+            annotate.insert(
+                crate::labels::ALL_INTENTS_REMOVED.to_string(),
+                "true".to_string(),
+            );
+        }
+        if !change.is_empty() || !annotate.is_empty() {
             out.push(LabelChange {
                 workload: id.to_string(),
-                set,
-                remove,
+                set: change.set,
+                remove: change.remove,
+                annotate,
             });
         }
     }

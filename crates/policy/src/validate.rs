@@ -12,6 +12,9 @@ use serde_json::{Map, Value};
 
 use crate::diagnostic::{Diagnostic, DiagnosticCode, Origin};
 
+pub mod kinds;
+pub mod schema;
+
 /// Levenshtein distance, for "did you mean".
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
@@ -44,10 +47,28 @@ struct Check<'a> {
     object: String,
     diags: &'a mut Vec<Diagnostic>,
     errors: usize,
+    /// Report errors as warnings (errors with `--strict`): set for the parts of an object where
+    /// manifests in use (the conformance kit's among them) break rules that do not change how
+    /// Accord reads them.
+    lenient: bool,
 }
 
 impl Check<'_> {
+    /// A warning: a rule the API server enforces, but the object is still read.
+    fn warn(&mut self, code: DiagnosticCode, field: &str, message: String) {
+        self.diags.push(Diagnostic::warning(
+            code,
+            self.origin,
+            self.object.clone(),
+            field,
+            message,
+        ));
+    }
+
     fn error(&mut self, code: DiagnosticCode, field: &str, message: String) {
+        if self.lenient {
+            return self.warn(code, field, message);
+        }
         self.errors += 1;
         self.diags.push(Diagnostic::error(
             code,
@@ -131,23 +152,6 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 const OBJECT: &[&str] = &["apiVersion", "kind", "metadata", "spec", "status"];
-const METADATA: &[&str] = &[
-    "name",
-    "namespace",
-    "labels",
-    "annotations",
-    "uid",
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "generateName",
-    "ownerReferences",
-    "finalizers",
-    "managedFields",
-    "selfLink",
-];
 const NP_SPEC: &[&str] = &["podSelector", "ingress", "egress", "policyTypes"];
 const INGRESS: &[&str] = &["from", "ports"];
 const EGRESS: &[&str] = &["to", "ports"];
@@ -473,12 +477,16 @@ pub fn network_policy(
         object: object.to_string(),
         diags,
         errors: 0,
+        lenient: false,
     };
     let Some(top) = c.fields("", doc, OBJECT) else {
         return true;
     };
     if let Some(meta) = top.get("metadata") {
-        c.fields("metadata", meta, METADATA);
+        schema::check(&mut c, "metadata", meta, &schema::METADATA);
+    }
+    if c.errors == 0 {
+        kinds::metadata_of(&mut c, top.get("metadata"));
     }
     let Some(spec) = top.get("spec").and_then(|s| c.fields("spec", s, NP_SPEC)) else {
         return c.errors > 0;

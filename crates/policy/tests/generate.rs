@@ -698,7 +698,7 @@ fn annotation_names_the_workload_and_dots_become_underscores() {
 }
 
 #[test]
-fn label_changes_remove_access_labels_when_intents_go_away() {
+fn label_changes_keep_a_former_clients_labels_as_the_operator_does() {
     let labelled = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: client-1\n  namespace: {NS}\n  labels:\n    app: client\n    intents.otterize.com/client: client-otterize-tutorial-np-699302\n    intents.otterize.com/access-server-otterize-tutorial-np-7e16db: 'true'\n"
     );
@@ -713,12 +713,16 @@ fn label_changes_remove_access_labels_when_intents_go_away() {
     let changes =
         render::label_changes(&desired, |id| current.get(id).copied(), inv.workload_ids());
     assert_eq!(changes.len(), 1);
+    // No ClientIntents declare its calls any more: the client keeps its labels (a client
+    // rolled back must keep working) and is marked, as the operator does.
+    assert!(changes[0].remove.is_empty(), "{:?}", changes[0]);
     assert_eq!(
-        changes[0].remove,
-        [
-            "intents.otterize.com/access-server-otterize-tutorial-np-7e16db",
-            "intents.otterize.com/client"
-        ]
+        changes[0].annotate,
+        [(
+            "intents.otterize.com/all-intents-removed".to_string(),
+            "true".to_string()
+        )]
+        .into()
     );
     // The pod keeps (gets) its identity labels, as every pod does.
     assert_eq!(
@@ -858,7 +862,8 @@ fn the_longest_workload_names_get_valid_policy_names() {
     let name = "p".repeat(253);
     let (policies, diags, ..) = run(
         &tutorial(&[
-            mk_pod(NS, &name, ""),
+            // Its `app` label cannot be its name (label values are at most 63 characters).
+            mk_pod(NS, &name, "").replace(&format!("app: {name}"), "app: long"),
             mk_intents(
                 NS,
                 "client",

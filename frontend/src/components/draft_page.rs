@@ -182,6 +182,18 @@ pub fn DraftPage() -> impl IntoView {
         ports: String::new(),
     };
     let targets = RwSignal::new(vec![(0u32, empty())]);
+    // A drift fix opened here: its merged ClientIntents fill the form.
+    if let Some(seed) = state.draft_seed.try_update(Option::take).flatten() {
+        client.set(seed.client);
+        let rows: Vec<(u32, Target)> = seed
+            .targets
+            .into_iter()
+            .zip(0u32..)
+            .map(|(t, i)| (i, t))
+            .collect();
+        next_id.set_value(rows.len() as u32 + 1);
+        targets.set(rows);
+    }
     let form = Memo::new(move |_| Form {
         client: client.get(),
         targets: targets.get().into_iter().map(|(_, t)| t).collect(),

@@ -74,6 +74,11 @@ pub struct Args {
         env = "ACCORD_CAN_REACH_OUTPUT"
     )]
     output: AnswerFormat,
+    /// Treat warnings (an object the API server would accept but that breaks one of its rules
+    /// on parts Accord does not read, a policy with no effect, a target that resolves to
+    /// nothing) as errors: any diagnostic makes the exit status 1.
+    #[arg(long, env = "ACCORD_STRICT")]
+    strict: bool,
 }
 
 /// Resolve both names by root identity, or else both by the direct-owner names that
@@ -96,14 +101,17 @@ pub fn resolve_pair(
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Unreadable objects are reported on standard error; the answer uses what could be read,
-    // since the exit status already carries the answer.
-    let (inv, _) = peers::load(&args.paths)?;
+    // since the exit status already carries the answer. With --strict, any diagnostic makes
+    // the status 1 (not known to be allowed).
+    let (inv, failed) = peers::load(&args.paths, args.strict)?;
     let (src, dst, naming) = resolve_pair(&inv, &args.src, &args.dst)?;
     if matches!((&src, &dst), (Peer::External(_), Peer::External(_))) {
         anyhow::bail!("at least one of SRC and DST must be a workload");
     }
     let eval = Evaluator::new(&inv);
-    report(eval.diagnostics(), false);
+    // Diagnostics of the evaluation count against the answer only with --strict.
+    let eval_failed = report(eval.diagnostics(), args.strict);
+    let failed = args.strict && (eval_failed || failed);
     let explanation = eval
         .explain(&src, &dst, naming)
         .ok_or_else(|| anyhow::anyhow!("{src} or {dst} has no pods"))?;
@@ -122,7 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
     }
-    Ok(if allowed {
+    Ok(if allowed && !failed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -53,17 +53,24 @@ pub struct Args {
     /// controller (e.g. the ReplicaSet), which is what netpol-analyzer prints.
     #[arg(long, env = "ACCORD_ROOT_OWNER")]
     root_owner: bool,
+    /// Treat warnings (an object the API server would accept but that breaks one of its rules
+    /// on parts Accord does not read, a policy with no effect, a target that resolves to
+    /// nothing) as errors: any diagnostic makes the exit status 1.
+    #[arg(long, env = "ACCORD_STRICT")]
+    strict: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (inv, failed) = peers::load(&args.paths)?;
+    let (inv, failed) = peers::load(&args.paths, args.strict)?;
     let naming = if args.root_owner {
         Naming::Workload
     } else {
         Naming::DirectOwner
     };
     let eval = Evaluator::new(&inv);
-    report(eval.diagnostics(), false);
+    // Diagnostics of the evaluation count only with --strict.
+    let eval_failed = report(eval.diagnostics(), args.strict);
+    let failed = failed || (args.strict && eval_failed);
     let connectivity = eval.connectivity(naming);
     let mut connections = connectivity.connections;
     if let Some(focus) = &args.focus_workload {

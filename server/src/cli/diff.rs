@@ -48,6 +48,11 @@ pub struct Args {
     /// The settings the declared calls' policies are generated with (as for `accord render`).
     #[command(flatten)]
     generation: crate::settings::GenerationArgs,
+    /// Treat warnings (an object the API server would accept but that breaks one of its rules
+    /// on parts Accord does not read, a policy with no effect, a target that resolves to
+    /// nothing) as errors: any diagnostic makes the exit status 1.
+    #[arg(long, env = "ACCORD_STRICT")]
+    strict: bool,
 }
 
 /// A declared call (on either side) whose state changed: (source, target) and both sides.
@@ -75,12 +80,15 @@ fn state_of(f: &Option<PairFacts>) -> &'static str {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (old_inv, old_failed) = peers::load(std::slice::from_ref(&args.old))?;
-    let (new_inv, new_failed) = peers::load(std::slice::from_ref(&args.new))?;
+    let (old_inv, old_failed) = peers::load(std::slice::from_ref(&args.old), args.strict)?;
+    let (new_inv, new_failed) = peers::load(std::slice::from_ref(&args.new), args.strict)?;
     let old_eval = Evaluator::new(&old_inv);
     let new_eval = Evaluator::new(&new_inv);
-    report(old_eval.diagnostics(), false);
-    report(new_eval.diagnostics(), false);
+    // Diagnostics of the evaluations count only with --strict.
+    let old_eval_failed = report(old_eval.diagnostics(), args.strict);
+    let old_failed = old_failed || (args.strict && old_eval_failed);
+    let new_eval_failed = report(new_eval.diagnostics(), args.strict);
+    let new_failed = new_failed || (args.strict && new_eval_failed);
     let changes = diff(
         &old_eval.connectivity(Naming::Workload),
         &new_eval.connectivity(Naming::Workload),

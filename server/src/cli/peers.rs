@@ -30,12 +30,13 @@ fn suggestions(close: &[String]) -> String {
 }
 
 /// Read and load manifests, printing load diagnostics to standard error. The flag says whether
-/// any object could not be read (it is then missing from the inventory, so answers may be wrong).
-pub fn load(paths: &[PathBuf]) -> anyhow::Result<(Inventory, bool)> {
+/// any object could not be read (it is then missing from the inventory, so answers may be
+/// wrong), or with `strict`, whether there was any diagnostic at all.
+pub fn load(paths: &[PathBuf], strict: bool) -> anyhow::Result<(Inventory, bool)> {
     let reading = manifests::read_named(paths)?;
     let (inv, mut diagnostics) = crate::manifests::load(&reading.sources);
     diagnostics.splice(0..0, reading.diagnostics);
-    let failed = report(&diagnostics, false);
+    let failed = report(&diagnostics, strict);
     Ok((inv, failed))
 }
 

@@ -108,6 +108,17 @@ pub struct Args {
         env = "ACCORD_READ_TIMEOUT"
     )]
     read_timeout: f64,
+
+    /// Answer a request that takes longer than this many seconds with 503 and a JSON error
+    /// (the event stream excepted).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = crate::serve::http::REQUEST_TIMEOUT.as_secs_f64(),
+        env = "ACCORD_REQUEST_TIMEOUT"
+    )]
+    request_timeout: f64,
+
     /// The namespace of the operator whose generation settings (ConfigMap
     /// `accord-operator-settings`) the drift report and the what-if use, with `--cluster`.
     #[arg(
@@ -120,6 +131,11 @@ pub struct Args {
 
     #[command(flatten)]
     generation: crate::settings::GenerationOverrides,
+
+    /// The pod or namespace label naming the team that owns a workload (e.g. `team`): the drift
+    /// report's owner of an item (its namespace without it or where the label is absent).
+    #[arg(long, value_name = "LABEL", env = "ACCORD_OWNER_LABEL")]
+    owner_label: Option<String>,
 
     /// Coalesce changes arriving within this many milliseconds into one sync pass.
     #[arg(
@@ -181,6 +197,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .ok()
             .filter(|d| !d.is_zero())
             .context("--read-timeout must be a positive number of seconds")?,
+        request_timeout: Duration::try_from_secs_f64(args.request_timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .context("--request-timeout must be a positive number of seconds")?,
+        owner_label: args.owner_label,
         settings: crate::settings::Source {
             operator_namespace: cluster.then_some(args.operator_namespace),
             overrides: args.generation,

@@ -49,10 +49,15 @@ pub struct Args {
         env = "ACCORD_WHO_CAN_REACH_OUTPUT"
     )]
     output: SourcesFormat,
+    /// Treat warnings (an object the API server would accept but that breaks one of its rules
+    /// on parts Accord does not read, a policy with no effect, a target that resolves to
+    /// nothing) as errors: any diagnostic makes the exit status 1.
+    #[arg(long, env = "ACCORD_STRICT")]
+    strict: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (inv, failed) = peers::load(&args.paths)?;
+    let (inv, failed) = peers::load(&args.paths, args.strict)?;
     let naming = Naming::Workload;
     let dst = match peers::resolve(&args.dst, &peers::known(&inv, naming)) {
         Ok(Peer::External(_)) => anyhow::bail!("{}: the destination must be a workload", args.dst),
@@ -60,7 +65,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     let eval = Evaluator::new(&inv);
-    report(eval.diagnostics(), false);
+    // Diagnostics of the evaluation count only with --strict.
+    let eval_failed = report(eval.diagnostics(), args.strict);
+    let failed = failed || (args.strict && eval_failed);
     let connectivity = eval.connectivity(naming);
     let sources: Vec<_> = connectivity
         .connections

@@ -398,15 +398,6 @@ impl State {
         }
     }
 
-    /// The owner keys currently known for one kind (for relists).
-    pub fn owner_keys(&self, kind: &str) -> Vec<Key> {
-        self.owners
-            .keys()
-            .filter(|(_, k, _)| k == kind)
-            .map(|(ns, _, name)| (ns.clone(), name.clone()))
-            .collect()
-    }
-
     // ---- Namespaces ----
 
     /// A namespace was added or its labels changed: its subjects are recomputed with the

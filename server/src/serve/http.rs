@@ -7,6 +7,7 @@
 
 mod assets;
 mod drafts;
+mod drift;
 mod error;
 mod graph;
 mod security;
@@ -39,20 +40,23 @@ pub use security::{PublicUrl, WebConfig};
 /// Request bodies above this are refused with 413.
 pub const BODY_LIMIT: usize = 1 << 20;
 
-/// A request that takes longer than this is answered 503 (server-sent events excepted).
+/// By default, a request that takes longer than this is answered 503 (server-sent events
+/// excepted); `--request-timeout` sets another.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The router of the whole backend: the routes, then tower-http's layers (from the inside out):
 /// body limits, JSON error bodies, the host and cross-site checks, security and cache headers,
 /// compression, metrics, panic catching and request tracing.
 pub fn router(state: SharedState) -> Router {
-    use graph::{drift, graph, workload};
+    use graph::{graph, workload};
     let api = Router::new()
         .route("/api/openapi.json", get(openapi))
         .route("/api/status", get(status))
         .route("/api/graph", get(graph))
         .route("/api/workloads/{namespace}/{name}", get(workload))
-        .route("/api/drift", get(drift))
+        .route("/api/drift", get(drift::list))
+        .route("/api/drift/item", get(drift::item))
+        .route("/api/drift/ack", post(drift::ack).delete(drift::unack))
         .route("/api/what-if", post(drafts::post_what_if))
         .route(
             "/api/drafts",
@@ -77,7 +81,7 @@ pub fn router(state: SharedState) -> Router {
         .fallback(assets::assets)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
+            state.request_timeout,
         ));
     // Server-sent events last as long as the tab: no timeout; they end at shutdown.
     let events = Router::new().route("/api/events", get(events));

@@ -61,7 +61,7 @@ const ROWS_PER_INSERT: usize = 500;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// An inventory object's key: kind, namespace ("" for cluster-scoped), name.
-pub type ObjectKey = (String, String, String);
+pub use crate::cluster::ObjectKey;
 
 /// An edge as stored, without its explanation.
 #[derive(Clone, Debug, PartialEq, Eq, FromRow)]
@@ -107,6 +107,9 @@ pub struct Pass {
     pub edges_delete: Vec<(String, String)>,
     /// Every drift item, replacing the stored set: (namespace, workload, item JSON).
     pub drift: Vec<(String, Option<String>, String)>,
+    /// Every drift item's (key, fingerprint): first-seen times are kept per key, and
+    /// acknowledgements whose item is gone or changed are deleted.
+    pub drift_keys: Vec<(String, String)>,
     pub changes: Vec<ChangeRow>,
     pub edges_total: u32,
     pub diagnostics: Vec<api::Diagnostic>,
@@ -162,6 +165,8 @@ pub struct StoredView {
     pub nodes: Vec<(String, String)>,
     pub edges: Vec<(EdgeRow, String)>,
     pub drift: Vec<String>,
+    /// First-seen time of each drift item, by key.
+    pub drift_seen: HashMap<String, String>,
     pub run: Option<(i64, String)>,
 }
 
@@ -328,8 +333,59 @@ impl Store {
             nodes,
             edges: edges.into_iter().map(|r| (r.edge, r.explanation)).collect(),
             drift: drift.into_iter().map(|(d,)| d).collect(),
+            drift_seen: self.drift_seen().await?,
             run,
         })
+    }
+
+    /// The first-seen time of every current drift item, by key.
+    pub async fn drift_seen(&self) -> Result<HashMap<String, String>> {
+        let rows: Vec<(String, String)> = sqlx::query_as("SELECT key, first_seen FROM drift_seen")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Every acknowledgement: key → (fingerprint, acknowledgement).
+    pub async fn drift_acks(&self) -> Result<HashMap<String, (String, api::Acknowledgement)>> {
+        let rows: Vec<(String, String, String, String)> =
+            sqlx::query_as("SELECT key, fingerprint, reason, acked_at FROM drift_acks")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, fp, reason, at)| (key, (fp, api::Acknowledgement { reason, at })))
+            .collect())
+    }
+
+    /// Acknowledge the drift item `key` as it is now (`fingerprint`).
+    pub async fn ack_drift(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        reason: &str,
+        at: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO drift_acks (key, fingerprint, reason, acked_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint, reason = excluded.reason, acked_at = excluded.acked_at",
+        )
+        .bind(key)
+        .bind(fingerprint)
+        .bind(reason)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Withdraw the acknowledgement of `key`; false when there was none.
+    pub async fn unack_drift(&self, key: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM drift_acks WHERE key = ?")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
     }
 
     /// Write one sync pass in one transaction; returns the run id.
@@ -430,6 +486,37 @@ impl Store {
             });
             q.build().execute(&mut *tx).await?;
         }
+        // First-seen times survive as long as the cause (the key) does; acknowledgements as long
+        // as the cause is unchanged (same fingerprint).
+        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS pass_drift (key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM pass_drift")
+            .execute(&mut *tx)
+            .await?;
+        for chunk in pass.drift_keys.chunks(ROWS_PER_INSERT) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO pass_drift (key, fingerprint) ");
+            q.push_values(chunk, |mut b, (key, fp)| {
+                b.push_bind(key).push_bind(fp);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM drift_seen WHERE key NOT IN (SELECT key FROM pass_drift)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO drift_seen (key, fingerprint, first_seen) SELECT key, fingerprint, ? FROM pass_drift WHERE true
+             ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint",
+        )
+        .bind(&pass.finished_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM drift_acks WHERE NOT EXISTS (SELECT 1 FROM pass_drift p WHERE p.key = drift_acks.key AND p.fingerprint = drift_acks.fingerprint)",
+        )
+        .execute(&mut *tx)
+        .await?;
         let by: Vec<String> = pass
             .changes
             .iter()

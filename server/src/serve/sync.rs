@@ -19,10 +19,10 @@ use accord_policy::drift::{self, EdgeReport, Report};
 use accord_policy::{Inventory, WorkloadId};
 use serde::{Deserialize, Serialize};
 
-use super::index::Index;
 use super::metrics::Phases;
 use super::now_rfc3339;
 use super::store::{self, ChangeRow, EdgeRow, ObjectKey, Pass, Store};
+use crate::cluster::Index;
 use crate::settings;
 
 /// What the API knows about a workload beyond its node.
@@ -47,6 +47,15 @@ pub struct View {
     pub out_edges: HashMap<String, Vec<usize>>,
     pub in_edges: HashMap<String, Vec<usize>>,
     pub drift: Vec<api::DriftItem>,
+    /// The core's drift items (with the drafts their fixes apply), parallel to `drift`; empty
+    /// when the view was loaded from the database.
+    pub drift_core: Vec<drift::DriftItem>,
+    /// What generation produced in the pass (absent when loaded from the database).
+    pub generated: Option<Arc<accord_policy::generate::Generated>>,
+    /// Each drift item's owner, computed on first request (parallel to `drift`).
+    pub drift_owners: std::sync::OnceLock<Vec<String>>,
+    /// Verdicts of the fixes checked so far, by item key.
+    pub fix_verdicts: std::sync::Mutex<HashMap<String, api::FixVerdict>>,
     pub run: i64,
     pub synced_at: Option<String>,
     pub diagnostics: Vec<api::Diagnostic>,
@@ -64,13 +73,16 @@ pub struct View {
     pub namespace_graph: std::sync::OnceLock<axum::body::Bytes>,
     /// Other graph queries' JSON, by normalized query (at most [`GRAPH_CACHE_LIMIT`]).
     pub graph_cache: std::sync::Mutex<HashMap<String, axum::body::Bytes>>,
+    /// Graph answers compressed, by query key and content encoding: the graph is compressed
+    /// once per pass, not on every request (30 MB of JSON at 15,000 workloads).
+    pub compressed_graphs: std::sync::Mutex<HashMap<(String, &'static str), axum::body::Bytes>>,
 }
 
 /// How many filtered graph queries a pass keeps serialized.
 pub const GRAPH_CACHE_LIMIT: usize = 64;
 
 /// A graph query in one form whatever the order, repetition or spacing of its lists.
-fn graph_key(q: &api::GraphQuery, level: &str) -> String {
+pub fn graph_key(q: &api::GraphQuery, level: &str) -> String {
     let list = |v: &Option<String>| -> String {
         v.as_deref().map_or_else(
             || "-".to_string(),
@@ -120,6 +132,30 @@ impl View {
         Ok(bytes)
     }
 
+    /// `bytes` (the graph answer under `key`) compressed with `encoding`, computed once per
+    /// pass (for at most twice [`GRAPH_CACHE_LIMIT`] answers; later ones are compressed anew).
+    pub fn compressed_graph(
+        &self,
+        key: String,
+        encoding: &'static str,
+        compress: impl FnOnce() -> axum::body::Bytes,
+    ) -> axum::body::Bytes {
+        let cache = || {
+            self.compressed_graphs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        };
+        if let Some(b) = cache().get(&(key.clone(), encoding)) {
+            return b.clone();
+        }
+        let bytes = compress();
+        let mut cache = cache();
+        if cache.len() < 2 * GRAPH_CACHE_LIMIT {
+            cache.insert((key, encoding), bytes.clone());
+        }
+        bytes
+    }
+
     pub fn node(&self, id: &str) -> Option<usize> {
         self.nodes.binary_search_by(|n| n.id.as_str().cmp(id)).ok()
     }
@@ -167,7 +203,11 @@ impl View {
             drift: v
                 .drift
                 .iter()
-                .filter_map(|d| serde_json::from_str(d).ok())
+                .filter_map(|d| serde_json::from_str::<api::DriftItem>(d).ok())
+                .map(|mut d| {
+                    d.first_seen = v.drift_seen.get(&d.key).cloned();
+                    d
+                })
                 .collect(),
             run: v.run.as_ref().map(|r| r.0).unwrap_or(0),
             synced_at: v.run.map(|r| r.1),
@@ -207,19 +247,59 @@ pub fn edge_to_api(e: &EdgeReport) -> (api::Edge, api::EdgeExplanation) {
 
 pub fn drift_item_to_api(i: &drift::DriftItem) -> api::DriftItem {
     api::DriftItem {
+        key: i.key.clone(),
         kind: i.kind,
         severity: i.severity,
+        rule: i.rule.clone(),
         namespace: i.namespace.clone(),
         workload: i.workload.as_ref().map(WorkloadId::to_string),
         source: i.source.as_ref().map(WorkloadId::to_string),
         target: i.target.as_ref().map(WorkloadId::to_string),
         object: i.object.clone(),
         explanation: i.explanation.clone(),
-        fix: api::SuggestedFix {
-            description: i.fix.clone(),
-            yaml: i.fix_yaml.clone(),
+        fix: match &i.fix {
+            Some(f) => api::SuggestedFix {
+                description: f.description.clone(),
+                kind: Some(f.kind),
+                yaml: f.yaml.clone(),
+                diff: f.diff.clone(),
+                ..Default::default()
+            },
+            None => api::SuggestedFix {
+                description: i.advice.clone(),
+                ..Default::default()
+            },
         },
+        edge_counts: i.edge_counts(),
+        edges: i
+            .edges
+            .iter()
+            .map(|e| api::AffectedEdge {
+                source: e.source.to_string(),
+                target: e.target.to_string(),
+                state: e.state,
+                denied_once_applied: e.denied_once_applied,
+            })
+            .collect(),
+        owner: String::new(),
+        first_seen: None,
+        acknowledged: None,
+        fingerprint: i.fingerprint.clone(),
     }
+}
+
+/// The workloads a drift item concerns: its workload and every end of its edges.
+pub fn drift_item_workloads(i: &api::DriftItem) -> BTreeSet<&str> {
+    let mut out: BTreeSet<&str> = [&i.workload, &i.source, &i.target]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    for e in &i.edges {
+        out.insert(&e.source);
+        out.insert(&e.target);
+    }
+    out
 }
 
 /// Build the view of a report (without timestamps, which the pass fills in).
@@ -227,11 +307,8 @@ pub fn view_of(report: &Report) -> View {
     let items: Vec<api::DriftItem> = report.items.iter().map(drift_item_to_api).collect();
     let mut drift_count: HashMap<&str, u32> = HashMap::new();
     for i in &items {
-        let mut seen = BTreeSet::new();
-        for w in [&i.workload, &i.source, &i.target].into_iter().flatten() {
-            if seen.insert(w.as_str()) {
-                *drift_count.entry(w.as_str()).or_default() += 1;
-            }
+        for w in drift_item_workloads(i) {
+            *drift_count.entry(w).or_default() += 1;
         }
     }
     let mut nodes = Vec::with_capacity(report.workloads.len());
@@ -447,7 +524,8 @@ pub fn compute(
     );
     diags.extend(report.diagnostics.iter().cloned());
     let mut view = view_of(&report);
-    drop(report);
+    view.drift_core = report.items;
+    view.generated = Some(Arc::new(report.generated));
     view.diagnostics = diags;
     let now = now_rfc3339();
 
@@ -579,6 +657,11 @@ pub fn compute(
                 )
             })
             .collect(),
+        drift_keys: view
+            .drift
+            .iter()
+            .map(|d| (d.key.clone(), d.fingerprint.clone()))
+            .collect(),
         changes,
         edges_total: view.edges.len() as u32,
         diagnostics: view.diagnostics.clone(),
@@ -667,6 +750,11 @@ impl Syncer {
                 self.edges = computed.edges;
                 self.hashes = computed.hashes;
                 computed.view.run = run;
+                if let Ok(seen) = self.store.drift_seen().await {
+                    for d in &mut computed.view.drift {
+                        d.first_seen = seen.get(&d.key).cloned();
+                    }
+                }
                 let changed = computed.pass.changes.len() as u32;
                 Ok(Outcome {
                     view: computed.view,

@@ -16,8 +16,8 @@ use accord_policy::evaluate::Prepared;
 use accord_policy::{DiagnosticCode, Origin, Source};
 
 use super::MemoryBudget;
-use super::index::key_of;
 use super::sync::View;
+use crate::cluster::key_of;
 
 /// The file name diagnostics of the draft carry.
 pub const DRAFT_FILE: &str = "draft";
@@ -219,7 +219,7 @@ mod tests {
 
     /// The view of a sync pass over the demo objects.
     fn demo_view() -> View {
-        let mut idx = super::super::index::Index::default();
+        let mut idx = crate::cluster::Index::default();
         idx.reset_all(super::super::demo::objects());
         super::super::sync::compute(
             std::sync::Arc::new(idx),

@@ -6,8 +6,10 @@ use crate::diagnostic::{Diagnostic, Origin};
 use crate::evaluate::{Conns, PolicyRef};
 use crate::generate::Generated;
 use crate::identity::WorkloadId;
+use crate::intents::ClientIntents;
 use crate::objects::Labels;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The state of one client→server edge (DESIGN.md, "Edge states").
@@ -156,19 +158,44 @@ pub struct WorkloadReport {
     pub labels: Labels,
 }
 
+/// What a drift item is about: its root cause.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DriftKind {
+    /// Policies that are not Accord's isolate a server without admitting its declared callers.
     Blocked,
+    /// A server no policy isolates and for which Accord generates none (shadow mode).
     Unprotected,
+    /// Policies (not Accord's own, unedited) admit callers no intent declares.
     Undeclared,
+    /// Accord's policy differs from what the intents generate now.
     ModifiedPolicy,
+    /// A policy the intents call for is missing.
     MissingPolicy,
+    /// Accord's label is on a policy no intent generates any more.
     StalePolicy,
+    /// A client's pods lack the access labels its intents call for.
     MissingLabel,
+    /// Accord's operator is not running or not enforcing in a namespace: every policy it
+    /// generates there is missing.
+    OperatorAbsent,
+    /// An intent names a target that does not exist.
+    MissingTarget,
 }
 
 impl DriftKind {
+    pub const ALL: [DriftKind; 9] = [
+        DriftKind::Blocked,
+        DriftKind::Unprotected,
+        DriftKind::Undeclared,
+        DriftKind::ModifiedPolicy,
+        DriftKind::MissingPolicy,
+        DriftKind::StalePolicy,
+        DriftKind::MissingLabel,
+        DriftKind::OperatorAbsent,
+        DriftKind::MissingTarget,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DriftKind::Blocked => "blocked",
@@ -178,35 +205,209 @@ impl DriftKind {
             DriftKind::MissingPolicy => "missing-policy",
             DriftKind::StalePolicy => "stale-policy",
             DriftKind::MissingLabel => "missing-label",
+            DriftKind::OperatorAbsent => "operator-absent",
+            DriftKind::MissingTarget => "missing-target",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<DriftKind> {
+        DriftKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
+/// How much a drift item matters, by its impact on access (the table in ARCHITECTURE.md,
+/// "Drift severity", which [`SEVERITY_RULES`] is tested against). Ordered: `Info` < `Critical`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DriftSeverity {
     Info,
-    Warning,
+    Low,
+    Medium,
+    High,
     Critical,
 }
 
-/// One thing to act on, with a suggested fix.
+impl DriftSeverity {
+    /// Worst first.
+    pub const ALL: [DriftSeverity; 5] = [
+        DriftSeverity::Critical,
+        DriftSeverity::High,
+        DriftSeverity::Medium,
+        DriftSeverity::Low,
+        DriftSeverity::Info,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftSeverity::Info => "info",
+            DriftSeverity::Low => "low",
+            DriftSeverity::Medium => "medium",
+            DriftSeverity::High => "high",
+            DriftSeverity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DriftSeverity> {
+        DriftSeverity::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One rule of the severity table: the first rule that holds for an item decides its severity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeverityRule {
+    pub id: &'static str,
+    pub severity: DriftSeverity,
+    pub when: &'static str,
+}
+
+/// The severity table, worst first (ARCHITECTURE.md, "Drift severity", shows exactly these
+/// rows; a test keeps them equal).
+pub const SEVERITY_RULES: [SeverityRule; 8] = [
+    SeverityRule {
+        id: "declared-call-denied",
+        severity: DriftSeverity::Critical,
+        when: "a declared call the item affects is denied now (blocked): the client fails",
+    },
+    SeverityRule {
+        id: "denied-once-applied",
+        severity: DriftSeverity::Critical,
+        when: "a declared call that works now will be denied once the operator's pending policy is applied: the server's Accord policy is missing or differs and the client lacks the access label it admits, in a namespace where the operator runs (where it is absent it would set the label too)",
+    },
+    SeverityRule {
+        id: "over-permissive",
+        severity: DriftSeverity::High,
+        when: "a server protected by intents (Accord generates its policy) admits a caller no intent declares",
+    },
+    SeverityRule {
+        id: "unprotected-enforced",
+        severity: DriftSeverity::High,
+        when: "a declared call is unprotected (nothing isolates the server) although the server is enforced (Accord generates its policy)",
+    },
+    SeverityRule {
+        id: "undeclared-unmanaged",
+        severity: DriftSeverity::Medium,
+        when: "a server no intent protects admits, through policies that are not Accord's, a caller no intent declares",
+    },
+    SeverityRule {
+        id: "edited-output",
+        severity: DriftSeverity::Medium,
+        when: "Accord's policy was edited, with no effect on declared calls or undeclared access",
+    },
+    SeverityRule {
+        id: "output-absent",
+        severity: DriftSeverity::Low,
+        when: "Accord's output (a policy, labels, a whole namespace) is missing or stale, or a target is missing, while effective access equals what is declared (enforced by someone else's policy or not at stake)",
+    },
+    SeverityRule {
+        id: "shadow-mode",
+        severity: DriftSeverity::Info,
+        when: "declared calls into a server in shadow mode (Accord generates no policy for it): unprotected by choice",
+    },
+];
+
+/// The rule of [`SEVERITY_RULES`] with this id.
+pub fn severity_rule(id: &str) -> Option<&'static SeverityRule> {
+    SEVERITY_RULES.iter().find(|r| r.id == id)
+}
+
+/// One client→server edge a drift item affects, in its current state.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AffectedEdge {
+    pub source: WorkloadId,
+    pub target: WorkloadId,
+    pub state: EdgeState,
+    /// A declared call that works now and will be denied once the operator's pending policy
+    /// for the server is applied (the client lacks the access label it admits).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub denied_once_applied: bool,
+}
+
+/// What a fix changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FixKind {
+    /// The client's ClientIntents, merged: its current targets plus the new ones, same name.
+    Intents,
+    /// A live NetworkPolicy replaced by the generated one (shown as a diff).
+    PolicyPatch,
+    /// Labels set on a workload's pods (by the operator, from the intents).
+    Labels,
+    /// Run or enable Accord's operator for the namespace: it applies the policies and labels.
+    Operator,
+    /// A stale policy deleted.
+    DeletePolicy,
+}
+
+impl FixKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FixKind::Intents => "intents",
+            FixKind::PolicyPatch => "policy-patch",
+            FixKind::Labels => "labels",
+            FixKind::Operator => "operator",
+            FixKind::DeletePolicy => "delete-policy",
+        }
+    }
+}
+
+/// A suggested fix. It is offered only once [`super::check_fix`] showed it safe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fix {
+    pub kind: FixKind,
+    pub description: String,
+    /// What to apply: merged ClientIntents, the generated policy, a label patch; may be empty.
+    pub yaml: String,
+    /// For a policy patch: a unified diff from the live policy to the generated one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub diff: String,
+    /// The ClientIntents whose application by the operator carries the fix out (merged intents
+    /// for an intents fix, the current ones otherwise): what the what-if applies.
+    pub draft: Vec<ClientIntents>,
+    /// Policies (namespace, name) the fix deletes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delete: Vec<(String, String)>,
+}
+
+/// One thing to act on: one root cause, with the edges it affects.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftItem {
+    /// The cause, as a stable key (`kind/namespace/name...`): the same cause has the same key
+    /// from one analysis to the next.
+    pub key: String,
     pub kind: DriftKind,
     pub severity: DriftSeverity,
+    /// The id of the [`SEVERITY_RULES`] row that decided the severity.
+    pub rule: String,
     pub namespace: String,
-    /// The workload concerned: the client of a blocked or unprotected call, the server of an
-    /// undeclared one, the selected workload of a policy.
+    /// The workload concerned: the client lacking labels, the server of a policy, the client
+    /// of a missing target.
     pub workload: Option<WorkloadId>,
+    /// The first affected edge's ends (for a single-edge cause, the edge).
     pub source: Option<WorkloadId>,
     pub target: Option<WorkloadId>,
     /// The object at fault.
     pub object: Option<ObjectRef>,
     pub explanation: String,
-    pub fix: String,
-    /// YAML to apply for the fix (intents, a policy or a label patch); may be empty.
-    pub fix_yaml: String,
+    /// What to do, in words (also when no fix can be offered).
+    pub advice: String,
+    /// Every edge the cause affects, sorted.
+    pub edges: Vec<AffectedEdge>,
+    /// A fix to check with [`super::check_fix`] before offering it.
+    pub fix: Option<Fix>,
+    /// A hash of the cause's content (rule, edges and their states, object): when it changes,
+    /// an acknowledgement lapses.
+    pub fingerprint: String,
+}
+
+impl DriftItem {
+    /// How many affected edges are in each state.
+    pub fn edge_counts(&self) -> BTreeMap<EdgeState, u32> {
+        let mut out = BTreeMap::new();
+        for e in &self.edges {
+            *out.entry(e.state).or_default() += 1;
+        }
+        out
+    }
 }
 
 /// Everything [`analyze`] finds.
@@ -216,7 +417,7 @@ pub struct Report {
     pub workloads: Vec<WorkloadReport>,
     /// Sorted by (source, target).
     pub edges: Vec<EdgeReport>,
-    /// Sorted by namespace, then kind, then workload.
+    /// Worst first: by severity, then by the number of affected edges, then by key.
     pub items: Vec<DriftItem>,
     /// What generation produced from the inventory's intents.
     pub generated: Generated,

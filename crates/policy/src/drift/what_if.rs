@@ -114,6 +114,34 @@ impl Applied {
         )
     }
 
+    /// Delete the policy `ns`/`name` too (the first of that name among the live policies that
+    /// stay, then the added ones), touching the workloads it selected.
+    pub fn delete_policy(&mut self, live: &Inventory, ns: &str, name: &str) {
+        let named = |p: &PolicyObject| p.policy.namespace() == ns && p.policy.metadata.name == name;
+        let gone = if let Some(i) = (0..live.network_policies.len())
+            .find(|i| !self.patch.removed.contains(i) && named(&live.network_policies[*i]))
+        {
+            self.patch.removed.push(i);
+            live.network_policies[i].policy.clone()
+        } else if let Some(k) = self.patch.added.iter().position(named) {
+            self.patch.added.remove(k).policy
+        } else {
+            return;
+        };
+        let after: HashMap<usize, &Labels> = self
+            .patch
+            .relabelled
+            .iter()
+            .map(|(i, labels)| (*i, labels))
+            .collect();
+        for (i, pod) in live.pods.iter().enumerate() {
+            let labels = after.get(&i).copied().unwrap_or(&pod.metadata.labels);
+            if pod.namespace() == ns && gone.spec.pod_selector.matches(labels) {
+                self.touched.insert(pod.workload.clone());
+            }
+        }
+    }
+
     /// The live inventory with the draft applied (a copy: for tests and whole analyses).
     pub fn inventory(&self, live: &Inventory) -> Inventory {
         let mut inv = Inventory {

@@ -1001,6 +1001,7 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: shop}
 spec:
+  selector: {matchLabels: {app: web}}
   template:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: c, ports: [{name: http, containerPort: 8080}, {containerPort: 9090}, {containerPort: 7070}]}]}

@@ -64,6 +64,7 @@ items:
     kind: Deployment
     metadata: {name: web, namespace: shop}
     spec:
+      selector: {matchLabels: {app: web}}
       template:
         metadata: {labels: {app: web}}
         spec: {containers: [{name: c, ports: [{containerPort: 80, name: http}]}]}
@@ -189,5 +190,27 @@ metadata:
     assert_eq!(
         inv.pods[0].direct_owner(),
         ("api-7c9".to_string(), "ReplicaSet".to_string())
+    );
+}
+
+#[test]
+fn syntax_errors_give_the_line_in_the_file() {
+    // Document 2 starts at line 4; its error is at line 6 of the file (line 3 of the document).
+    let text =
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: [Pod\n";
+    let (_, diags) = load(&[Source::new("f.yaml", text)]);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].origin.document, 2);
+    assert!(
+        diags[0].message.contains("at line 7 column 1")
+            && diags[0].message.contains("at line 6 column 7"),
+        "{}",
+        diags[0].message
+    );
+    // The same through the server's parallel loader is checked in manifests.rs; here the
+    // translation of positions alone.
+    assert_eq!(
+        super::text::first_line(text, &text[text.find("---").unwrap()..]),
+        4
     );
 }

@@ -36,9 +36,38 @@ pub fn documents(source: &Source, diags: &mut Vec<Diagnostic>) -> Vec<(Origin, V
         }
         return out;
     }
-    for (number, text) in split_yaml_documents(text) {
-        parse_yaml_document(&source.path, number, text, &mut out, diags);
+    for (number, chunk) in split_yaml_documents(text) {
+        let line = first_line(text, chunk);
+        parse_yaml_document(&source.path, number, line, chunk, &mut out, diags);
     }
+    out
+}
+
+/// The line of `whole` at which `chunk`, a slice of it (a document of
+/// [`split_yaml_documents`]), starts; 1 if it is not a slice of it.
+pub fn first_line(whole: &str, chunk: &str) -> usize {
+    let offset = (chunk.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+    whole
+        .get(..offset)
+        .map_or(1, |before| before.matches('\n').count() + 1)
+}
+
+/// A parser message with its `line N` positions, counted within one document that starts at
+/// line `first_line` of its file, counted within the file instead.
+fn file_lines(message: &str, first_line: usize) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("line ") {
+        out.push_str(&rest[..i + 5]);
+        rest = &rest[i + 5..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        match rest[..digits].parse::<usize>() {
+            Ok(n) => out.push_str(&(n + first_line).saturating_sub(1).to_string()),
+            Err(_) => out.push_str(&rest[..digits]),
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -85,12 +114,14 @@ pub fn split_yaml_documents(text: &str) -> Vec<(usize, &str)> {
 pub fn parse_yaml_document(
     path: &str,
     number: usize,
+    first_line: usize,
     text: &str,
     out: &mut Vec<(Origin, Value)>,
     diags: &mut Vec<Diagnostic>,
 ) {
     let origin = Origin::new(path, number);
     if let Some(line) = too_deep(text) {
+        let line = (line + first_line).saturating_sub(1);
         diags.push(Diagnostic::error(
             DiagnosticCode::Syntax,
             &origin,
@@ -111,7 +142,7 @@ pub fn parse_yaml_document(
             &origin,
             "",
             "",
-            format!("invalid YAML: {e}"),
+            file_lines(&format!("invalid YAML: {e}"), first_line),
         )),
     }
 }
@@ -185,11 +216,12 @@ pub fn load_yaml_document(
     inv: &mut Inventory,
     path: &str,
     number: usize,
+    first_line: usize,
     text: &str,
     diags: &mut Vec<Diagnostic>,
 ) {
     let mut docs = Vec::with_capacity(1);
-    parse_yaml_document(path, number, text, &mut docs, diags);
+    parse_yaml_document(path, number, first_line, text, &mut docs, diags);
     for (origin, doc) in docs {
         add_object(inv, &origin, &doc, None, diags);
     }

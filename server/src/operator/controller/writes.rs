@@ -23,22 +23,6 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 impl Controller {
     pub(super) async fn reconcile(&mut self) {
         let started = Instant::now();
-        // The resourceVersion makes each merge patch conditional: finalizers another
-        // controller added meanwhile are not lost (a conflict means a newer version is on its
-        // way through the watch, and it is handled then).
-        let additions: Vec<(Key, (Vec<String>, Value))> = self.add_finalizer.drain().collect();
-        let this = &*self;
-        futures::stream::iter(additions)
-            .for_each_concurrent(self.settings.concurrency.max(1), |(key, (all, rv))| async move {
-                let api = Api::<DynamicObject>::namespaced_with(this.client.clone(), &key.0, &this.intents_api);
-                let patch = json!({"metadata": {"finalizers": all, "resourceVersion": rv}});
-                this.metrics.request(Op::Finalizer);
-                if let Err(e) = api.patch(&key.1, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                    this.metrics.error(Op::Finalizer, &e);
-                    debug!(ns = %key.0, name = %key.1, error = %e, "adding the finalizer failed");
-                }
-            })
-            .await;
         let plan = self.state.plan();
         let subjects = plan.subjects.len();
         let writes = plan.writes.len();
@@ -95,6 +79,25 @@ impl Controller {
                     let _ = tx.send(s).await;
                 });
             }
+            // Finalizers, once the policies and labels are written (a cold start puts every
+            // policy and label in place first; an orphan left by a crash meanwhile is swept at
+            // the next start) and before the statuses, whose writes change the resourceVersion
+            // that makes each merge patch conditional: finalizers another controller added
+            // meanwhile are not lost (a conflict means a newer version is on its way through the
+            // watch, and it is handled then).
+            let additions: Vec<(Key, (Vec<String>, Value))> = self.add_finalizer.drain().collect();
+            let this = &*self;
+            futures::stream::iter(additions)
+                .for_each_concurrent(self.settings.concurrency.max(1), |(key, (all, rv))| async move {
+                    let api = Api::<DynamicObject>::namespaced_with(this.client.clone(), &key.0, &this.intents_api);
+                    let patch = json!({"metadata": {"finalizers": all, "resourceVersion": rv}});
+                    this.metrics.request(Op::Finalizer);
+                    if let Err(e) = api.patch(&key.1, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                        this.metrics.error(Op::Finalizer, &e);
+                        debug!(ns = %key.0, name = %key.1, error = %e, "adding the finalizer failed");
+                    }
+                })
+                .await;
             // Statuses, after the writes they report on.
             let now = Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or_else(|_| Timestamp::now()));
             let patches: Vec<(Key, ClientIntentsStatus)> = plan

@@ -339,45 +339,24 @@ pub struct Plan {
 }
 
 /// Whether a managed label is one a client pod carries because of its intents.
-fn is_client_label(key: &str) -> bool {
-    key == labels::CLIENT
-        || key.starts_with(labels::ACCESS_PREFIX)
-        || key.starts_with(labels::SVC_ACCESS_PREFIX)
-}
-
 /// The merge patches (labels, annotations) that give a pod Accord's `want` labels among the
-/// managed ones, or `None` when it already has them.
-///
-/// A workload that is no client (no ClientIntents declares its calls, or they were deleted)
-/// keeps the client and access labels it carries, and its pods are annotated
-/// `intents.otterize.com/all-intents-removed: "true"`, as upstream does: a client rolled back to
-/// a version without intents must keep reaching the servers it called. A client whose intents
-/// drop a target loses that target's access label.
+/// managed ones (the core's rule, [`labels::pod_label_change`]), or `None` when it already has
+/// them. A pod that keeps client labels without being a client is annotated
+/// `intents.otterize.com/all-intents-removed: "true"`; the mark goes when it is a client again.
 pub fn pod_patch(
     have: &ObjectMeta,
     want: &Labels,
 ) -> Option<(BTreeMap<String, Value>, BTreeMap<String, Value>)> {
-    let is_client = want.contains_key(labels::CLIENT);
-    let mut patch = BTreeMap::new();
-    for (k, v) in want {
-        if have.labels.get(k) != Some(v) {
-            patch.insert(k.clone(), Value::String(v.clone()));
-        }
-    }
-    let mut kept_client_labels = false;
-    for k in have.labels.keys() {
-        if !labels::is_managed_pod_label(k) || want.contains_key(k) {
-            continue;
-        }
-        if !is_client && is_client_label(k) {
-            kept_client_labels = true;
-        } else {
-            patch.insert(k.clone(), Value::Null);
-        }
-    }
+    let change = labels::pod_label_change(&have.labels, want);
+    let mut patch: BTreeMap<String, Value> = change
+        .set
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    patch.extend(change.remove.into_iter().map(|k| (k, Value::Null)));
     let mut annotations = BTreeMap::new();
     let marked = have.annotations.get(labels::ALL_INTENTS_REMOVED);
-    if kept_client_labels {
+    if change.keeps_client_labels {
         if marked.map(String::as_str) != Some("true") {
             annotations.insert(
                 labels::ALL_INTENTS_REMOVED.to_string(),

@@ -8,9 +8,8 @@ use accord_policy::{Evaluator, Naming, Peer, WorkloadId};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use super::super::SharedState;
 use super::super::sync::View;
@@ -158,10 +157,73 @@ fn json_bytes(bytes: Bytes) -> Response {
         .into_response()
 }
 
+/// The encoding to send a graph answer in, of those the client accepts: brotli, else gzip
+/// (`None`: uncompressed).
+fn graph_encoding(headers: &HeaderMap) -> Option<&'static str> {
+    let accept = headers.get(header::ACCEPT_ENCODING)?.to_str().ok()?;
+    let accepts = |name: &str| {
+        accept.split(',').any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let token = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            token.eq_ignore_ascii_case(name) && !refused
+        })
+    };
+    ["br", "gzip"].into_iter().find(|e| accepts(e))
+}
+
+fn compress(bytes: &[u8], encoding: &str) -> Bytes {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(bytes.len() / 8);
+    if encoding == "br" {
+        // Quality 5: within a few percent of the best size for JSON, at a fraction of the time.
+        let mut w = brotli::CompressorWriter::new(&mut out, 64 * 1024, 5, 22);
+        let _ = w.write_all(bytes);
+        drop(w);
+    } else {
+        let mut w = flate2::write::GzEncoder::new(&mut out, flate2::Compression::new(6));
+        let _ = w.write_all(bytes);
+        let _ = w.finish();
+    }
+    Bytes::from(out)
+}
+
+/// A graph answer: compressed once per pass for each encoding (tower-http's compression layer
+/// leaves a response that has a `Content-Encoding` alone).
+fn graph_response(
+    view: &View,
+    key: String,
+    bytes: Bytes,
+    encoding: Option<&'static str>,
+) -> Response {
+    let Some(encoding) = encoding else {
+        return json_bytes(bytes);
+    };
+    let body = view.compressed_graph(key, encoding, || compress(&bytes, encoding));
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CONTENT_ENCODING, HeaderValue::from_static(encoding)),
+            (header::VARY, HeaderValue::from_static("accept-encoding")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 pub(super) async fn graph(
     State(state): State<SharedState>,
     Query(q): Query<api::GraphQuery>,
+    headers: HeaderMap,
 ) -> Result<Response> {
+    let encoding = graph_encoding(&headers);
     let view = state.view();
     let level = q.level.as_deref().unwrap_or("workload");
     if level != "workload" && level != "namespace" {
@@ -183,7 +245,8 @@ pub(super) async fn graph(
                 Bytes::from(serde_json::to_vec(&namespace_graph(&view, &g)).unwrap_or_default())
             })
         };
-        return Ok(json_bytes(bytes.clone()));
+        let key = format!("plain|{level}");
+        return Ok(graph_response(&view, key, bytes.clone(), encoding));
     }
     // Every other query is served from the pass's cache too, once computed.
     let bytes = view.cached_graph(&q, level, || {
@@ -194,7 +257,8 @@ pub(super) async fn graph(
             serde_json::to_vec(&g).unwrap_or_default()
         }))
     })?;
-    Ok(json_bytes(bytes))
+    let key = super::super::sync::graph_key(&q, level);
+    Ok(graph_response(&view, key, bytes, encoding))
 }
 
 fn rule_ref(a: &accord_policy::evaluate::Admission) -> api::RuleRef {
@@ -312,12 +376,7 @@ pub(super) async fn workload(
     let drift = view
         .drift
         .iter()
-        .filter(|d| {
-            [&d.workload, &d.source, &d.target]
-                .into_iter()
-                .flatten()
-                .any(|w| *w == node.id)
-        })
+        .filter(|d| super::super::sync::drift_item_workloads(d).contains(node.id.as_str()))
         .cloned()
         .collect();
     Ok(Json(api::WorkloadDetail {
@@ -330,39 +389,4 @@ pub(super) async fn workload(
         drift,
         labels: extra.labels,
     }))
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct DriftQuery {
-    namespace: Option<String>,
-}
-
-pub(super) async fn drift(
-    State(state): State<SharedState>,
-    Query(q): Query<DriftQuery>,
-) -> Json<api::DriftReport> {
-    let view = state.view();
-    let namespaces = split_list(&q.namespace);
-    let mut groups: BTreeMap<String, Vec<api::DriftItem>> = BTreeMap::new();
-    for d in &view.drift {
-        if namespaces
-            .as_ref()
-            .is_some_and(|s| !s.contains(&d.namespace))
-        {
-            continue;
-        }
-        groups
-            .entry(d.namespace.clone())
-            .or_default()
-            .push(d.clone());
-    }
-    let total = groups.values().map(Vec::len).sum::<usize>() as u32;
-    Json(api::DriftReport {
-        namespaces: groups
-            .into_iter()
-            .map(|(namespace, items)| api::NamespaceDrift { namespace, items })
-            .collect(),
-        total,
-        synced_at: view.synced_at.clone(),
-    })
 }

@@ -8,11 +8,11 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use tower::ServiceExt;
 
-use super::super::index::Index;
 use super::super::store::Store;
 use super::super::sync::Syncer;
 use super::super::{AppState, SharedState, demo};
 use super::router;
+use crate::cluster::Index;
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -155,32 +155,340 @@ async fn workload_detail_explains_edges_with_rules() {
     assert!(e.error.contains("storefront/nope"));
 }
 
+async fn drift(state: &SharedState, query: &str) -> api::DriftReport {
+    let (s, b) = get(state, &format!("/api/drift{query}")).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    json(&b)
+}
+
 #[tokio::test]
-async fn drift_report_groups_by_namespace() {
+async fn drift_report_is_worst_first_one_item_per_cause_paged_filtered_and_sorted() {
     let f = fixture().await;
-    let (s, b) = get(&f.state, "/api/drift").await;
-    assert_eq!(s, StatusCode::OK);
-    let r: api::DriftReport = json(&b);
-    let namespaces: Vec<&str> = r.namespaces.iter().map(|n| n.namespace.as_str()).collect();
-    assert_eq!(namespaces, ["checkout", "platform", "storefront"]);
-    let kinds: Vec<api::DriftKind> = r
-        .namespaces
+    let all = drift(&f.state, "?per_page=100").await;
+    assert!(all.total >= 5 && all.total <= 8, "{:#?}", all.items);
+    // Criticals first: cart's missing access label denies its call to auth.
+    assert_eq!(all.items[0].severity, api::DriftSeverity::Critical);
+    assert_eq!(
+        all.items[0].key,
+        "missing-label/storefront/cart[Deployment]"
+    );
+    assert!(all.items.windows(2).all(|w| w[0].severity >= w[1].severity));
+    // One cause for the allow-from-anywhere policy, with its affected edges counted.
+    let catalog = all
+        .items
         .iter()
-        .flat_map(|n| n.items.iter().map(|i| i.kind))
-        .collect();
-    for k in [
-        api::DriftKind::ModifiedPolicy,
-        api::DriftKind::MissingPolicy,
-        api::DriftKind::Undeclared,
-        api::DriftKind::Unprotected,
-        api::DriftKind::Blocked,
-        api::DriftKind::MissingLabel,
-    ] {
-        assert!(kinds.contains(&k), "{k:?} missing from {kinds:?}");
+        .find(|i| i.key == "undeclared/storefront/allow-catalog-from-anywhere")
+        .expect("the catalog policy's item");
+    assert_eq!(
+        catalog.edge_counts.get(&api::EdgeState::Undeclared),
+        Some(&8)
+    );
+    assert_eq!(catalog.edges.len(), 8);
+    assert_eq!(catalog.fix.kind, Some(api::FixKind::Intents));
+    assert!(
+        catalog.fix.yaml.is_empty(),
+        "lists leave the fix's YAML to the item endpoint"
+    );
+    // The summary: how bad, where, since when, who owns it.
+    let sum = &all.summary;
+    assert_eq!(sum.by_severity.values().sum::<u32>(), all.total);
+    assert_eq!(sum.by_severity.get(&api::DriftSeverity::Critical), Some(&1));
+    assert!(sum.worst_since.is_some());
+    assert_eq!(sum.namespaces[0].worst, Some(api::DriftSeverity::Critical));
+    assert!(
+        all.items
+            .iter()
+            .all(|i| i.first_seen.is_some() && i.owner == i.namespace)
+    );
+
+    // Paging.
+    let p1 = drift(&f.state, "?per_page=2").await;
+    let p2 = drift(&f.state, "?per_page=2&page=2").await;
+    assert_eq!((p1.items.len(), p1.total, p2.page), (2, all.total, 2));
+    assert_eq!(p2.items[0].key, all.items[2].key);
+    // Filters: severity, kind, namespace, search.
+    let high = drift(&f.state, "?severity=critical,high").await;
+    assert!(
+        high.items
+            .iter()
+            .all(|i| i.severity >= api::DriftSeverity::High)
+    );
+    let critical = drift(&f.state, "?severity=critical").await;
+    assert_eq!(critical.total, 1);
+    let labels = drift(&f.state, "?kind=missing-label").await;
+    assert_eq!(labels.total, 1);
+    let platform = drift(&f.state, "?namespace=platform").await;
+    assert!(platform.total >= 1 && platform.total < all.total);
+    let search = drift(&f.state, "?q=allow-backup").await;
+    assert_eq!(search.total, 1, "{:#?}", search.items);
+    assert_eq!(
+        search.items[0].key,
+        "undeclared/platform/allow-backup-to-ledger"
+    );
+    // Sorting, and a reversed one.
+    let by_edges = drift(&f.state, "?sort=edges&per_page=100").await;
+    assert!(
+        by_edges
+            .items
+            .windows(2)
+            .all(|w| w[0].edges.len() >= w[1].edges.len())
+    );
+    let mild_first = drift(&f.state, "?sort=-severity&per_page=100").await;
+    assert_eq!(
+        mild_first.items.last().map(|i| &i.key),
+        all.items.first().map(|i| &i.key)
+    );
+    // Bad values are 400s that say why.
+    for q in ["?severity=warning", "?kind=nope", "?sort=colour"] {
+        let (s, b) = get(&f.state, &format!("/api/drift{q}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}");
+        let e: api::ErrorBody = json(&b);
+        assert!(!e.error.is_empty());
     }
-    let (_, b) = get(&f.state, "/api/drift?namespace=platform").await;
-    let r: api::DriftReport = json(&b);
-    assert_eq!(r.namespaces.len(), 1);
+}
+
+#[tokio::test]
+async fn drift_owner_comes_from_the_configured_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("accord.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let mut state = AppState::new(store.clone(), "demo".into());
+    state.owner_label = Some("team".into());
+    let state = Arc::new(state);
+    let mut syncer = Syncer::new(store, "demo", Default::default())
+        .await
+        .unwrap();
+    let mut idx = Index::default();
+    idx.reset_all(demo::objects());
+    state.publish(syncer.pass(Arc::new(idx)).await.unwrap());
+    let r = drift(&state, "?per_page=100").await;
+    let cart = r
+        .items
+        .iter()
+        .find(|i| i.namespace == "storefront")
+        .expect("a storefront item");
+    assert_eq!(cart.owner, "web-team");
+    assert!(r.summary.owners.iter().any(|o| o.name == "platform-team"));
+    let only = drift(&state, "?owner=payments-team").await;
+    assert!(only.total >= 1 && only.items.iter().all(|i| i.owner == "payments-team"));
+}
+
+#[tokio::test]
+async fn a_drift_fix_is_offered_once_the_what_if_shows_it_safe_and_resolves_the_item() {
+    let f = fixture().await;
+    let key = "undeclared/storefront/allow-catalog-from-anywhere";
+    let (s, b) = get(&f.state, &format!("/api/drift/item?key={key}")).await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let item: api::DriftItem = json(&b);
+    let verdict = item.fix.verdict.clone().expect("checked");
+    assert!(
+        verdict.safe
+            && verdict.resolved
+            && verdict.blocked.is_empty()
+            && verdict.newly_open.is_empty(),
+        "{verdict:?}"
+    );
+    assert_eq!(item.fix.kind, Some(api::FixKind::Intents));
+    // Merged ClientIntents: the checkout client's intents keep their name and current targets.
+    assert!(
+        item.fix.draft.contains("kind: ClientIntents"),
+        "{}",
+        item.fix.draft
+    );
+    assert!(
+        item.fix.draft.contains("name: checkout"),
+        "{}",
+        item.fix.draft
+    );
+    assert!(
+        item.fix.draft.contains("name: payments"),
+        "current targets kept: {}",
+        item.fix.draft
+    );
+    assert!(
+        item.fix.draft.contains("name: catalog"),
+        "{}",
+        item.fix.draft
+    );
+    // The draft form holds the merged intents it can hold whole: auth's, not checkout's, which
+    // also call the internet (the form would drop that target: a replacement, never offered).
+    let auth = item
+        .fix
+        .forms
+        .iter()
+        .find(|f| f.client.starts_with("platform/auth"))
+        .expect("auth's intents as a form");
+    assert!(auth.targets.iter().any(|t| t.name == "catalog"));
+    assert!(auth.targets.len() >= 2, "{auth:?}");
+    assert!(
+        !item
+            .fix
+            .forms
+            .iter()
+            .any(|f| f.client.starts_with("checkout/checkout"))
+    );
+    // Evaluated through the what-if endpoint, the draft makes the catalog calls enforced.
+    let body = serde_json::to_vec(&api::WhatIfRequest {
+        yaml: item.fix.draft.clone(),
+    })
+    .unwrap();
+    let (s, b) = call(
+        &f.state,
+        Request::post("/api/what-if")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let w: api::WhatIfResponse = json(&b);
+    for e in item.edges.iter() {
+        let c = w
+            .changes
+            .iter()
+            .find(|c| c.source == e.source && c.target == e.target)
+            .unwrap_or_else(|| panic!("{} → {} unchanged", e.source, e.target));
+        assert_eq!(c.after, Some(api::EdgeState::Enforced));
+    }
+    // A policy patch is shown as a diff against the live policy.
+    let (_, b) = get(
+        &f.state,
+        "/api/drift/item?key=modified-policy/checkout/payments-access",
+    )
+    .await;
+    let patch: api::DriftItem = json(&b);
+    assert_eq!(patch.fix.kind, Some(api::FixKind::PolicyPatch));
+    // The hand-added rule admitting storefront is what the patch removes.
+    let removed: Vec<&str> = patch
+        .fix
+        .diff
+        .lines()
+        .filter(|l| l.starts_with('-'))
+        .collect();
+    assert!(
+        removed.iter().any(|l| l.contains("storefront")),
+        "{}",
+        patch.fix.diff
+    );
+    assert!(
+        patch
+            .fix
+            .diff
+            .lines()
+            .any(|l| l.starts_with(' ') && l.contains("payments-access"))
+    );
+    // Unknown items are 404s.
+    let (s, _) = get(&f.state, "/api/drift/item?key=nope").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+async fn post_json(
+    state: &SharedState,
+    uri: &str,
+    body: &impl serde::Serialize,
+) -> (StatusCode, axum::body::Bytes) {
+    call(
+        state,
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_acknowledged_item_stays_acknowledged_across_resyncs_until_its_cause_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accord.db");
+    let store = Store::open(path.to_str().unwrap()).await.unwrap();
+    let state = Arc::new(AppState::new(store.clone(), "demo".into()));
+    let mut syncer = Syncer::new(store.clone(), "demo", Default::default())
+        .await
+        .unwrap();
+    let mut idx = Index::default();
+    idx.reset_all(demo::objects());
+    let idx = Arc::new(idx);
+    state.publish(syncer.pass(idx.clone()).await.unwrap());
+    let key = "undeclared/platform/allow-backup-to-ledger";
+    let before = drift(&state, "").await;
+
+    let (s, _) = post_json(
+        &state,
+        "/api/drift/ack",
+        &api::AckRequest {
+            key: key.into(),
+            reason: "  ".into(),
+        },
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = post_json(
+        &state,
+        "/api/drift/ack",
+        &api::AckRequest {
+            key: "nope".into(),
+            reason: "x".into(),
+        },
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, b) = post_json(
+        &state,
+        "/api/drift/ack",
+        &api::AckRequest {
+            key: key.into(),
+            reason: "nightly backup, approved by the DBA team".into(),
+        },
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{}", String::from_utf8_lossy(&b));
+    let acked: api::DriftItem = json(&b);
+    assert_eq!(
+        acked.acknowledged.as_ref().map(|a| a.reason.as_str()),
+        Some("nightly backup, approved by the DBA team")
+    );
+
+    // Hidden by default, listed on request, counted in the summary.
+    let after = drift(&state, "").await;
+    assert_eq!(after.total, before.total - 1);
+    assert_eq!(after.summary.acknowledged, 1);
+    let with = drift(&state, "?acknowledged=true&per_page=100").await;
+    assert_eq!(with.total, before.total);
+    assert!(
+        with.items
+            .iter()
+            .find(|i| i.key == key)
+            .is_some_and(|i| i.acknowledged.is_some())
+    );
+
+    // A resync (same cause) and a restart (acknowledgements read back from SQLite) keep it.
+    state.publish(syncer.pass(idx.clone()).await.unwrap());
+    *state.acks.write().unwrap() = store.drift_acks().await.unwrap();
+    assert_eq!(drift(&state, "").await.total, before.total - 1);
+    let restarted = Arc::new(AppState::new(store.clone(), "demo".into()));
+    *restarted.acks.write().unwrap() = store.drift_acks().await.unwrap();
+    restarted.publish(syncer.pass(idx.clone()).await.unwrap());
+    assert_eq!(drift(&restarted, "").await.summary.acknowledged, 1);
+
+    // The cause goes (the policy is deleted): the acknowledgement goes with it.
+    let mut objects = demo::objects();
+    objects.retain(|(_, o)| o["metadata"]["name"] != "allow-backup-to-ledger");
+    let mut changed = Index::default();
+    changed.reset_all(objects);
+    state.publish(syncer.pass(Arc::new(changed)).await.unwrap());
+    assert!(store.drift_acks().await.unwrap().is_empty());
+
+    // Withdrawing an acknowledgement that is not there is a 404.
+    let (s, _) = call(
+        &state,
+        Request::delete(format!("/api/drift/ack?key={key}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 const DRAFT: &str = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: search\n  namespace: storefront\nspec:\n  workload:\n    name: search\n    kind: Deployment\n  targets:\n    - kubernetes:\n        name: ledger-db.platform\n        kind: StatefulSet\n";
@@ -396,6 +704,8 @@ async fn exports_health_metrics_and_openapi() {
         "/api/graph",
         "/api/workloads/{namespace}/{name}",
         "/api/drift",
+        "/api/drift/item",
+        "/api/drift/ack",
         "/api/what-if",
         "/api/drafts",
         "/api/drafts/{id}",

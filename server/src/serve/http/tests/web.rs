@@ -552,8 +552,8 @@ impl Drop for FullDisk {
 
 #[tokio::test]
 async fn writes_on_a_full_filesystem_are_errors_never_silent_loss() {
-    use super::super::super::index::Index;
     use super::super::super::{demo, sync::Syncer};
+    use crate::cluster::Index;
 
     let disk = FullDisk::new();
     let store = Store::open(&disk.db()).await.unwrap();
@@ -595,4 +595,105 @@ async fn writes_on_a_full_filesystem_are_errors_never_silent_loss() {
         assert_eq!(send(&state, post()).await.status(), StatusCode::CREATED);
         assert_eq!(store.drafts().await.unwrap().len(), 1);
     }
+}
+
+#[tokio::test]
+async fn a_request_over_the_timeout_is_answered_503_with_the_json_error() {
+    let mut f = fixture().await;
+    // A what-if runs on a blocking thread, so it is never finished when first polled: over a
+    // zero limit in any build (an incremental what-if on the demo can take under a millisecond).
+    Arc::get_mut(&mut f.state)
+        .expect("the fixture's state has one owner")
+        .request_timeout = Duration::ZERO;
+    let req = Request::post("/api/what-if")
+        .header(header::CONTENT_TYPE, "application/yaml")
+        .body(Body::from(DRAFT))
+        .unwrap();
+    let t = std::time::Instant::now();
+    let e = assert_json_error(send(&f.state, req).await, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(e.error.contains("took too long"), "{e:?}");
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_web_layer_answers_where_they_can_occur() {
+    let f = fixture().await;
+    let res = send(&f.state, get("/api/openapi.json")).await;
+    let doc: serde_json::Value = json(&body(res).await);
+    let codes = |path: &str, method: &str| -> Vec<String> {
+        doc["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path} not documented"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            if method == "parameters" {
+                continue;
+            }
+            assert!(
+                codes(path, method).contains(&"421".to_string()),
+                "{method} {path} lacks 421 (Host not ours)"
+            );
+        }
+    }
+    let what_if = codes("/api/what-if", "post");
+    for code in ["403", "413", "415", "421", "429", "503"] {
+        assert!(what_if.contains(&code.to_string()), "what-if lacks {code}");
+    }
+    for (path, method) in [("/api/drafts", "post"), ("/api/drafts/{id}", "put")] {
+        assert!(
+            codes(path, method).contains(&"415".to_string()),
+            "{method} {path}"
+        );
+    }
+    assert!(!codes("/api/drafts", "get").contains(&"415".to_string()));
+}
+
+#[tokio::test]
+async fn graph_answers_are_compressed_once_per_pass() {
+    use std::io::Read;
+    let f = fixture().await;
+    for uri in [
+        "/api/graph",
+        "/api/graph?state=all",
+        "/api/graph?level=namespace",
+    ] {
+        let plain = body(send(&f.state, get(uri)).await).await;
+        for (accept, encoding) in [("br", "br"), ("gzip", "gzip"), ("br;q=0, gzip", "gzip")] {
+            let req = || {
+                Request::get(uri)
+                    .header(header::ACCEPT_ENCODING, accept)
+                    .body(Body::empty())
+                    .unwrap()
+            };
+            let res = send(&f.state, req()).await;
+            assert_eq!(header(&res, "content-encoding"), encoding, "{uri} {accept}");
+            assert_eq!(header(&res, "vary"), "accept-encoding");
+            let first = body(res).await;
+            // Compressed once: the pass's cache holds these very bytes and serves them again.
+            let cached = f.state.view().compressed_graphs.lock().unwrap().len();
+            let again = body(send(&f.state, req()).await).await;
+            assert_eq!(first, again, "{uri} {accept}");
+            assert_eq!(
+                f.state.view().compressed_graphs.lock().unwrap().len(),
+                cached
+            );
+            // Compressed exactly once (the compression layer leaves it alone).
+            let mut out = Vec::new();
+            if encoding == "br" {
+                brotli::Decompressor::new(&first[..], 4096)
+                    .read_to_end(&mut out)
+                    .unwrap();
+            } else {
+                flate2::read::GzDecoder::new(&first[..])
+                    .read_to_end(&mut out)
+                    .unwrap();
+            }
+            assert_eq!(out, plain.to_vec(), "{uri} {accept}");
+        }
+    }
+    assert!(f.state.view().compressed_graphs.lock().unwrap().len() >= 6);
 }

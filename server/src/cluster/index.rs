@@ -1,9 +1,12 @@
-//! The in-memory index of the source's objects, keyed by (kind, namespace, name).
+//! The in-memory index of the cluster's (or a manifest tree's) objects, keyed by (kind,
+//! namespace, name).
 //!
 //! Watch events and manifest reads feed it synchronously (`apply`, `delete`, `reset` of one
-//! kind, as linkerd's policy controller does); a sync pass takes a snapshot and builds the core
-//! [`Inventory`] from it. Objects are kept as JSON, so a malformed object becomes a diagnostic of
-//! the core parser at sync time, never an error here.
+//! kind, as linkerd's policy controller does). The dashboard's sync pass takes a snapshot and
+//! builds the core [`Inventory`] from it; the operator reads the keys changed since it last
+//! looked ([`Index::take_changed`]) and updates its planner from their new versions. Objects are
+//! kept as JSON, so a malformed object becomes a diagnostic of the core parser, never an error
+//! here.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -11,7 +14,8 @@ use std::sync::Arc;
 use accord_policy::{Diagnostic, Inventory, Origin, load};
 use serde_json::Value;
 
-use super::store::ObjectKey;
+/// Kind, namespace (empty for cluster-scoped objects) and name.
+pub type ObjectKey = (String, String, String);
 
 /// One object and where it came from.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,19 +44,21 @@ pub fn key_of(object: &Value) -> Option<ObjectKey> {
 }
 
 /// Drop fields that change all the time without meaning anything to Accord, so they don't
-/// count as changes.
-pub fn strip_noise(object: &mut Value) {
+/// count as changes. A ClientIntents keeps its status, generation and resourceVersion: the
+/// operator reports on them (`observedGeneration`) and writes its finalizer against them.
+fn strip_noise(object: &mut Value) {
+    let intents = object.get("kind").and_then(Value::as_str) == Some("ClientIntents");
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
-        meta.remove("resourceVersion");
-        meta.remove("generation");
+        if !intents {
+            meta.remove("resourceVersion");
+            meta.remove("generation");
+        }
         if let Some(a) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
             a.remove("kubectl.kubernetes.io/last-applied-configuration");
         }
     }
-    if object.get("kind").and_then(Value::as_str) != Some("ClientIntents")
-        && let Some(o) = object.as_object_mut()
-    {
+    if !intents && let Some(o) = object.as_object_mut() {
         o.remove("status");
     }
 }
@@ -66,7 +72,8 @@ impl Index {
         self.objects.len()
     }
 
-    /// Add or replace an object. Objects without kind or name are ignored.
+    /// Add or replace an object. Objects without kind or name are ignored, and so is a new
+    /// version that differs only in noise (a resourceVersion bump, managed fields).
     pub fn apply(&mut self, origin: Origin, mut object: Value) {
         strip_noise(&mut object);
         let Some(key) = key_of(&object) else { return };
@@ -79,6 +86,24 @@ impl Index {
         self.version += 1;
     }
 
+    /// Apply one change of the watch set.
+    pub fn apply_change(&mut self, change: super::Change) {
+        match change {
+            super::Change::Reset {
+                kind,
+                scope,
+                objects,
+            } => self.reset(&kind, scope.as_deref(), objects),
+            super::Change::Apply { origin, object } => self.apply(origin, object),
+            super::Change::Delete {
+                kind,
+                namespace,
+                name,
+            } => self.delete(&kind, &namespace, &name),
+            super::Change::Synced | super::Change::Health { .. } => {}
+        }
+    }
+
     pub fn delete(&mut self, kind: &str, namespace: &str, name: &str) {
         let key = (kind.to_string(), namespace.to_string(), name.to_string());
         if self.objects.remove(&key).is_some() {
@@ -87,12 +112,19 @@ impl Index {
         }
     }
 
-    /// Replace every object of `kind` with `objects` (a watch's initial list).
-    pub fn reset(&mut self, kind: &str, objects: Vec<(Origin, Value)>) {
+    /// Replace every object of `kind` with `objects` (a watch's initial list, or its list
+    /// after a reconnect: what was not listed again is gone). With a `scope`, only the objects
+    /// in that namespace are replaced (a cluster-scoped kind watched for one namespace: the
+    /// object named like it).
+    pub fn reset(&mut self, kind: &str, scope: Option<&str>, objects: Vec<(Origin, Value)>) {
+        let in_scope = |k: &ObjectKey| match scope {
+            None => true,
+            Some(ns) => k.1 == ns || (k.1.is_empty() && k.2 == ns),
+        };
         let gone: Vec<ObjectKey> = self
             .objects
             .keys()
-            .filter(|k| k.0 == kind)
+            .filter(|k| k.0 == kind && in_scope(k))
             .cloned()
             .collect();
         let mut fresh = BTreeSet::new();
@@ -175,11 +207,57 @@ mod tests {
         idx.apply(Origin::default(), cm("a", "x", "2"));
         assert_eq!(idx.version(), v, "a resourceVersion bump is not a change");
         idx.take_changed();
-        idx.reset("ConfigMap", vec![(Origin::default(), cm("a", "x", "3"))]);
+        idx.reset(
+            "ConfigMap",
+            None,
+            vec![(Origin::default(), cm("a", "x", "3"))],
+        );
         assert_eq!(idx.len(), 1);
         let changed = idx.take_changed();
         assert!(changed.contains(&("ConfigMap".into(), "a".into(), "y".into())));
         assert_eq!(changed.len(), 1);
+    }
+
+    #[test]
+    fn a_scoped_reset_replaces_only_that_namespace() {
+        let mut idx = Index::default();
+        idx.apply(Origin::default(), cm("a", "x", "1"));
+        idx.apply(Origin::default(), cm("b", "y", "1"));
+        idx.apply(
+            Origin::default(),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}),
+        );
+        idx.apply(
+            Origin::default(),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "b"}}),
+        );
+        idx.take_changed();
+        idx.reset("ConfigMap", Some("a"), vec![]);
+        idx.reset("Namespace", Some("a"), vec![]);
+        let changed = idx.take_changed();
+        let expected: BTreeSet<ObjectKey> = [
+            ("ConfigMap".into(), "a".into(), "x".into()),
+            ("Namespace".into(), "".into(), "a".into()),
+        ]
+        .into();
+        assert_eq!(changed, expected);
+        assert!(idx.get("ConfigMap", "b", "y").is_some());
+        assert!(idx.get("Namespace", "", "b").is_some());
+    }
+
+    #[test]
+    fn client_intents_keep_what_the_operator_reports_on() {
+        let mut idx = Index::default();
+        let doc = json!({"apiVersion": "k8s.otterize.com/v2alpha1", "kind": "ClientIntents",
+            "metadata": {"name": "c", "namespace": "a", "resourceVersion": "7", "generation": 2,
+                         "managedFields": [{}]},
+            "status": {"observedGeneration": 1}});
+        idx.apply(Origin::default(), doc);
+        let kept = idx.get("ClientIntents", "a", "c").expect("indexed");
+        assert_eq!(kept.pointer("/metadata/resourceVersion"), Some(&json!("7")));
+        assert_eq!(kept.pointer("/metadata/generation"), Some(&json!(2)));
+        assert_eq!(kept.pointer("/status/observedGeneration"), Some(&json!(1)));
+        assert!(kept.pointer("/metadata/managedFields").is_none());
     }
 
     #[test]
