@@ -232,11 +232,11 @@ pub fn load(sources: &[Source]) -> (Inventory, Vec<Diagnostic>) {
         if s.path.ends_with(".json") || t.starts_with('{') || t.starts_with('[') {
             tasks.push(Task::Whole(s));
         } else {
-            for (number, text) in core_load::split_yaml_documents(&s.text) {
+            for (number, line, text) in core_load::yaml_documents(&s.text) {
                 tasks.push(Task::Yaml {
                     path: &s.path,
                     number,
-                    line: core_load::first_line(&s.text, text),
+                    line,
                     text,
                 });
             }

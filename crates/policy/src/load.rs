@@ -8,8 +8,8 @@
 mod text;
 
 pub use text::{
-    MAX_DEPTH, documents, first_line, load_yaml_document, parse_yaml_document,
-    split_yaml_documents, too_deep,
+    MAX_DEPTH, documents, load_yaml_document, parse_yaml_document, split_yaml_documents, too_deep,
+    yaml_documents,
 };
 
 use serde::Deserialize;

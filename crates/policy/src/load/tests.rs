@@ -210,7 +210,10 @@ fn syntax_errors_give_the_line_in_the_file() {
     // The same through the server's parallel loader is checked in manifests.rs; here the
     // translation of positions alone.
     assert_eq!(
-        super::text::first_line(text, &text[text.find("---").unwrap()..]),
-        4
+        super::text::yaml_documents(text)
+            .iter()
+            .map(|(_, line, _)| *line)
+            .collect::<Vec<_>>(),
+        [1, 4]
     );
 }

@@ -36,20 +36,10 @@ pub fn documents(source: &Source, diags: &mut Vec<Diagnostic>) -> Vec<(Origin, V
         }
         return out;
     }
-    for (number, chunk) in split_yaml_documents(text) {
-        let line = first_line(text, chunk);
+    for (number, line, chunk) in yaml_documents(text) {
         parse_yaml_document(&source.path, number, line, chunk, &mut out, diags);
     }
     out
-}
-
-/// The line of `whole` at which `chunk`, a slice of it (a document of
-/// [`split_yaml_documents`]), starts; 1 if it is not a slice of it.
-pub fn first_line(whole: &str, chunk: &str) -> usize {
-    let offset = (chunk.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
-    whole
-        .get(..offset)
-        .map_or(1, |before| before.matches('\n').count() + 1)
 }
 
 /// A parser message with its `line N` positions, counted within one document that starts at
@@ -84,19 +74,30 @@ pub(super) fn is_document_marker(line: &str) -> bool {
 /// than comments and blank lines. Documents can then be parsed independently: a syntax error
 /// in one does not lose the others, and large streams can be parsed in parallel by the caller.
 pub fn split_yaml_documents(text: &str) -> Vec<(usize, &str)> {
-    let mut starts = vec![0];
-    let mut offset = 0;
+    yaml_documents(text)
+        .into_iter()
+        .map(|(number, _, chunk)| (number, chunk))
+        .collect()
+}
+
+/// [`split_yaml_documents`] with the line of the file at which each document starts, counted in
+/// the same pass (linear in the file, however many documents it holds).
+pub fn yaml_documents(text: &str) -> Vec<(usize, usize, &str)> {
+    // (byte offset, line) of each document's start.
+    let mut starts = vec![(0, 1)];
+    let (mut offset, mut line_no) = (0, 1);
     for line in text.split_inclusive('\n') {
         if offset > 0 && is_document_marker(line) {
-            starts.push(offset);
+            starts.push((offset, line_no));
         }
         offset += line.len();
+        line_no += 1;
     }
-    starts.push(text.len());
+    starts.push((text.len(), line_no));
     let mut out = Vec::with_capacity(starts.len());
     let mut number = 0;
     for w in starts.windows(2) {
-        let chunk = &text[w[0]..w[1]];
+        let chunk = &text[w[0].0..w[1].0];
         let explicit = chunk.lines().next().is_some_and(is_document_marker);
         let has_content = chunk.lines().any(|l| {
             let t = l.trim();
@@ -104,13 +105,13 @@ pub fn split_yaml_documents(text: &str) -> Vec<(usize, &str)> {
         });
         if explicit || has_content {
             number += 1;
-            out.push((number, chunk));
+            out.push((number, w[0].1, chunk));
         }
     }
     out
 }
 
-/// Parse one YAML document's text (as returned by [`split_yaml_documents`]).
+/// Parse one YAML document's text (as returned by [`yaml_documents`]).
 pub fn parse_yaml_document(
     path: &str,
     number: usize,
