@@ -348,13 +348,12 @@ fn watch_health(failing: &std::collections::BTreeMap<String, String>) -> SourceH
     }
 }
 
-/// The manifest source's memory: each file's objects from its last good read, by document.
+/// The manifest source's memory: each file's objects from its last good read, by document, as
+/// compact JSON text. Kept as text, not as parsed values: the index holds the parsed objects,
+/// and a second parsed copy of every object of a large estate cost gigabytes.
 #[derive(Debug, Default)]
 pub struct ManifestState {
-    files: std::collections::BTreeMap<
-        String,
-        std::collections::BTreeMap<usize, Vec<serde_json::Value>>,
-    >,
+    files: std::collections::BTreeMap<String, std::collections::BTreeMap<usize, Vec<String>>>,
 }
 
 /// Whether `file` is `path` or lies under it.
@@ -376,11 +375,22 @@ pub fn read_manifests(
     let reading = crate::manifests::read(paths);
     let mut health = SourceHealth::default();
     let mut diags: Vec<api::Diagnostic> = reading.diagnostics.clone();
-    let mut files: BTreeMap<String, BTreeMap<usize, Vec<serde_json::Value>>> = BTreeMap::new();
+    let mut files: BTreeMap<String, BTreeMap<usize, Vec<String>>> = BTreeMap::new();
+    let mut out = Vec::new();
+    let revive = |file: &str, n: usize, texts: &[String], out: &mut Vec<_>| {
+        for text in texts {
+            if let Ok(doc) = serde_json::from_str(text) {
+                flatten_lists(Origin::new(file, n), doc, out);
+            }
+        }
+    };
     // Files that failed to be read, or that lie under a path that failed (a directory gone):
     // their last good objects stay.
     for (file, docs) in &state.files {
         if reading.failed.iter().any(|f| is_under(file, f)) {
+            for (n, texts) in docs {
+                revive(file, *n, texts, &mut out);
+            }
             files.insert(file.clone(), docs.clone());
             health.stale.push(file.clone());
         }
@@ -388,9 +398,12 @@ pub fn read_manifests(
     for source in &reading.sources {
         let mut doc_diags = Vec::new();
         let docs = accord_policy::load::documents(source, &mut doc_diags);
-        let mut now: BTreeMap<usize, Vec<serde_json::Value>> = BTreeMap::new();
+        let mut now: BTreeMap<usize, Vec<String>> = BTreeMap::new();
         for (origin, doc) in docs {
-            now.entry(origin.document).or_default().push(doc);
+            now.entry(origin.document)
+                .or_default()
+                .push(doc.to_string());
+            flatten_lists(Origin::new(source.path.clone(), origin.document), doc, &mut out);
         }
         // A document that no longer parses keeps its last good objects. A JSON stream stops at
         // its first error, so everything from there on is kept.
@@ -401,10 +414,11 @@ pub fn read_manifests(
             .then(|| failed.iter().next().copied())
             .flatten();
         if let Some(last) = state.files.get(&source.path) {
-            for (n, objects) in last {
+            for (n, texts) in last {
                 let lost = failed.contains(n) || json_stop.is_some_and(|stop| *n >= stop);
                 if lost && !now.contains_key(n) {
-                    now.insert(*n, objects.clone());
+                    revive(&source.path, *n, texts, &mut out);
+                    now.insert(*n, texts.clone());
                     health
                         .stale
                         .push(Origin::new(source.path.clone(), *n).to_string());
@@ -415,14 +429,8 @@ pub fn read_manifests(
         files.insert(source.path.clone(), now);
     }
     state.files = files;
-    let mut out = Vec::new();
-    for (file, docs) in &state.files {
-        for (n, objects) in docs {
-            for doc in objects {
-                flatten_lists(Origin::new(file.clone(), *n), doc.clone(), &mut out);
-            }
-        }
-    }
+    // In file and document order, as the files were read.
+    out.sort_by(|(a, _), (b, _)| (&a.file, a.document).cmp(&(&b.file, b.document)));
     // Two objects with one kind, namespace and name cannot both exist (the index would keep
     // one silently): the first read is kept, each later one is an error naming both places.
     let mut first: BTreeMap<store::ObjectKey, Origin> = BTreeMap::new();
