@@ -403,7 +403,11 @@ pub fn read_manifests(
             now.entry(origin.document)
                 .or_default()
                 .push(doc.to_string());
-            flatten_lists(Origin::new(source.path.clone(), origin.document), doc, &mut out);
+            flatten_lists(
+                Origin::new(source.path.clone(), origin.document),
+                doc,
+                &mut out,
+            );
         }
         // A document that no longer parses keeps its last good objects. A JSON stream stops at
         // its first error, so everything from there on is kept.
