@@ -42,15 +42,6 @@ pub fn parse_workload_id(id: &str) -> Option<WorkloadId> {
     WorkloadId::parse(id, "")
 }
 
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
 /// Ports of a target: `(port, protocol)`.
 pub fn parse_ports(text: &str) -> Result<Vec<(u16, String)>, String> {
     let mut out = Vec::new();
@@ -90,13 +81,15 @@ pub fn validate(form: &Form) -> Vec<FieldError> {
     for (i, t) in form.targets.iter().enumerate() {
         if t.name.trim().is_empty() {
             err(format!("targets[{i}].name"), "Name the target.".into());
-        } else if !is_dns_label(t.name.trim()) {
+        } else if !accord_policy::validate::kinds::dns_label(t.name.trim()) {
             err(
                 format!("targets[{i}].name"),
                 "Lowercase letters, digits and '-' only.".into(),
             );
         }
-        if !t.namespace.trim().is_empty() && !is_dns_label(t.namespace.trim()) {
+        if !t.namespace.trim().is_empty()
+            && !accord_policy::validate::kinds::dns_label(t.namespace.trim())
+        {
             err(
                 format!("targets[{i}].namespace"),
                 "Not a valid namespace name.".into(),

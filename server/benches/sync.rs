@@ -218,31 +218,7 @@ fn latency_figure(server: &Server, path: &str, clients: usize, per_client: usize
 /// A realistic draft: the first client's current intents plus one more target.
 fn draft(spec: &Spec) -> String {
     let (inv, _) = accord_policy::load(&synthetic::manifests(spec));
-    let mut intents = inv.intents[0].clone();
-    let declared: std::collections::BTreeSet<String> = intents
-        .targets
-        .iter()
-        .map(|t| format!("{:?}", t.kind))
-        .collect();
-    let server = inv
-        .workload_ids()
-        .into_iter()
-        .map(|w| accord_policy::intents::Target {
-            field: String::new(),
-            kind: accord_policy::intents::TargetKind::Workload {
-                name: w.name.clone(),
-                namespace: w.namespace.clone(),
-                kind: None,
-                ports: Vec::new(),
-                kafka: false,
-            },
-        })
-        .find(|t| {
-            !declared.contains(&format!("{:?}", t.kind))
-                && !matches!(&t.kind, accord_policy::intents::TargetKind::Workload { name, .. } if *name == intents.workload.name)
-        })
-        .expect("a workload the client does not call yet");
-    intents.targets.push(server);
+    let intents = synthetic::draft_with_one_more_target(&inv);
     accord_policy::render::intents_yaml(std::slice::from_ref(&intents))
 }
 

@@ -63,31 +63,7 @@ fn main() {
         facts,
         by_end,
     };
-    let mut intents = live.intents[0].clone();
-    let declared: std::collections::BTreeSet<String> = intents
-        .targets
-        .iter()
-        .map(|t| format!("{:?}", t.kind))
-        .collect();
-    let server = live
-        .workload_ids()
-        .into_iter()
-        .map(|w| accord_policy::intents::Target {
-            field: String::new(),
-            kind: accord_policy::intents::TargetKind::Workload {
-                name: w.name.clone(),
-                namespace: w.namespace.clone(),
-                kind: None,
-                ports: Vec::new(),
-                kafka: false,
-            },
-        })
-        .find(|t| {
-            !declared.contains(&format!("{:?}", t.kind))
-                && !matches!(&t.kind, accord_policy::intents::TargetKind::Workload { name, .. } if *name == intents.workload.name)
-        })
-        .unwrap();
-    intents.targets.push(server);
+    let intents = accord_policy::synthetic::draft_with_one_more_target(&live);
     for _ in 0..n {
         let t = Instant::now();
         let applied = what_if::apply(&live, vec![intents.clone()], &opts, Generation::Subjects);

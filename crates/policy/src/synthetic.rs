@@ -236,6 +236,37 @@ pub fn applied_manifests(spec: &Spec) -> Vec<Source> {
     sources
 }
 
+/// A realistic draft for benchmarks: the inventory's first ClientIntents with one more target,
+/// a workload the client does not call yet (and not itself).
+pub fn draft_with_one_more_target(inv: &crate::Inventory) -> ClientIntents {
+    let mut intents = inv.intents[0].clone();
+    let declared: std::collections::BTreeSet<String> = intents
+        .targets
+        .iter()
+        .map(|t| format!("{:?}", t.kind))
+        .collect();
+    let server = inv
+        .workload_ids()
+        .into_iter()
+        .map(|w| Target {
+            field: String::new(),
+            kind: TargetKind::Workload {
+                name: w.name.clone(),
+                namespace: w.namespace.clone(),
+                kind: None,
+                ports: Vec::new(),
+                kafka: false,
+            },
+        })
+        .find(|t| {
+            !declared.contains(&format!("{:?}", t.kind))
+                && !matches!(&t.kind, TargetKind::Workload { name, .. } if *name == intents.workload.name)
+        })
+        .expect("a workload the client does not call yet");
+    intents.targets.push(server);
+    intents
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

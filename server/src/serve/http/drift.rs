@@ -13,20 +13,11 @@ use serde::Deserialize;
 use super::super::sync::View;
 use super::super::{SharedState, now_rfc3339};
 use super::error::{Error, Result};
+use super::graph::split_list;
 
 /// Items on a page unless asked otherwise, and at most.
 pub const DEFAULT_PER_PAGE: u32 = 25;
 pub const MAX_PER_PAGE: u32 = 500;
-
-fn split_list(s: &Option<String>) -> Option<BTreeSet<String>> {
-    s.as_ref().map(|s| {
-        s.split(',')
-            .map(str::trim)
-            .filter(|x| !x.is_empty())
-            .map(str::to_string)
-            .collect()
-    })
-}
 
 /// Each item's owner (parallel to `view.drift`): the owner label of its workload's pods, else
 /// that of its namespace, else the namespace.

@@ -15,7 +15,8 @@ use super::super::SharedState;
 use super::super::sync::View;
 use super::{Error, Result};
 
-fn split_list(s: &Option<String>) -> Option<BTreeSet<String>> {
+/// A comma-separated query value as a set (empty items dropped); `None` when absent.
+pub(super) fn split_list(s: &Option<String>) -> Option<BTreeSet<String>> {
     s.as_ref().map(|s| {
         s.split(',')
             .map(str::trim)
