@@ -22,6 +22,7 @@ pub mod labels;
 pub mod load;
 pub mod net;
 pub mod objects;
+pub mod observed;
 pub mod render;
 pub mod synthetic;
 pub mod validate;

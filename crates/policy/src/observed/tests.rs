@@ -1,0 +1,301 @@
+use super::*;
+use crate::identity::WorkloadId;
+use crate::objects::Protocol;
+
+const S: i64 = 1_000_000_000;
+
+fn ep(ns: &str, workload: &str, pod: &str) -> Endpoint {
+    Endpoint {
+        identity: 12345,
+        namespace: ns.into(),
+        labels: vec![format!("k8s:app={workload}")],
+        pod_name: pod.into(),
+        workloads: vec![EndpointWorkload {
+            name: workload.into(),
+            kind: "Deployment".into(),
+        }],
+    }
+}
+
+fn reserved(identity: u32, label: &str) -> Endpoint {
+    Endpoint {
+        identity,
+        labels: vec![label.into()],
+        ..Endpoint::default()
+    }
+}
+
+fn tcp(port: u16, syn: bool, ack: bool) -> Option<L4> {
+    Some(L4::Tcp {
+        source_port: 40000,
+        destination_port: port,
+        flags: Some(TcpFlags {
+            syn,
+            ack,
+            ..TcpFlags::default()
+        }),
+    })
+}
+
+fn mk_flow(src: Option<Endpoint>, dst: Option<Endpoint>, port: u16, time: i64) -> Flow {
+    Flow {
+        time,
+        verdict: Verdict::Forwarded,
+        flow_type: FlowType::L3L4,
+        source_ip: "10.0.0.1".into(),
+        destination_ip: "10.0.0.2".into(),
+        l4: tcp(port, true, false),
+        source: src,
+        destination: dst,
+        is_reply: Some(false),
+        ..Flow::default()
+    }
+}
+
+fn wid(ns: &str, name: &str) -> WorkloadId {
+    WorkloadId::new(ns, name, Some("Deployment"))
+}
+
+fn call_key(client: &str, server: &str, port: u16) -> Key {
+    Key {
+        class: Class::Call,
+        client: Party::Workload {
+            workload: wid("shop", client),
+        },
+        server: Party::Workload {
+            workload: wid("shop", server),
+        },
+        protocol: Protocol::Tcp,
+        port,
+    }
+}
+
+#[test]
+fn a_call_is_keyed_by_workloads_and_aggregated() {
+    let ips = IpHistory::new();
+    let mut obs = Observations::new();
+    let web = ep("shop", "web", "web-1");
+    let api = ep("shop", "api", "api-7");
+    obs.ingest(
+        &mk_flow(Some(web.clone()), Some(api.clone()), 8080, 10 * S),
+        &ips,
+    );
+    let mut dropped = mk_flow(Some(web), Some(api), 8080, 5 * S);
+    dropped.verdict = Verdict::Dropped;
+    obs.ingest(&dropped, &ips);
+    let agg = obs.get(&call_key("web", "api", 8080)).expect("observed");
+    assert_eq!(
+        (agg.first_seen, agg.last_seen, agg.count),
+        (5 * S, 10 * S, 2)
+    );
+    assert_eq!((agg.forwarded, agg.dropped, agg.audit), (1, 1, 0));
+    assert_eq!(obs.len(), 1);
+    assert_eq!(obs.latest, 10 * S);
+}
+
+#[test]
+fn replies_are_not_calls() {
+    let ips = IpHistory::new();
+    let mut obs = Observations::new();
+    // The answer from api to web, flagged by Hubble.
+    let mut reply = mk_flow(
+        Some(ep("shop", "api", "api-7")),
+        Some(ep("shop", "web", "web-1")),
+        40000,
+        S,
+    );
+    reply.is_reply = Some(true);
+    assert_eq!(obs.ingest(&reply, &ips), Ingested::Reply);
+    // Without is_reply, a SYN+ACK is the answer too.
+    reply.is_reply = None;
+    reply.l4 = tcp(40000, true, true);
+    assert_eq!(obs.ingest(&reply, &ips), Ingested::Reply);
+    // Without is_reply or flags, a forwarded segment tells nothing.
+    reply.l4 = tcp(40000, false, true);
+    assert_eq!(obs.ingest(&reply, &ips), Ingested::NoDirection);
+    assert!(obs.is_empty());
+    assert_eq!(obs.skipped.replies, 2);
+    assert_eq!(obs.skipped.no_direction, 1);
+}
+
+#[test]
+fn probes_dns_host_network_and_external_are_classified_apart() {
+    let mut ips = IpHistory::new();
+    ips.record(PodLifetime {
+        ip: "192.168.1.10".into(),
+        namespace: "monitoring".into(),
+        pod: "node-exporter-abc".into(),
+        workload: WorkloadId::new("monitoring", "node-exporter", Some("DaemonSet")),
+        host_network: true,
+        from: 0,
+        until: None,
+    });
+    let mut obs = Observations::new();
+    let web = ep("shop", "web", "web-1");
+    let probe = mk_flow(
+        Some(reserved(1, "reserved:host")),
+        Some(web.clone()),
+        8080,
+        S,
+    );
+    assert_eq!(
+        obs.ingest(&probe, &ips),
+        Ingested::Counted(Class::HostProbe)
+    );
+    let mut dns_ep = ep("kube-system", "coredns", "coredns-1");
+    dns_ep.labels = vec!["k8s:k8s-app=kube-dns".into()];
+    let mut dns = mk_flow(Some(web.clone()), Some(dns_ep), 53, S);
+    dns.l4 = Some(L4::Udp {
+        source_port: 5353,
+        destination_port: 53,
+    });
+    assert_eq!(obs.ingest(&dns, &ips), Ingested::Counted(Class::Dns));
+    let mut hostnet_ep = reserved(1, "reserved:host");
+    hostnet_ep.namespace = "monitoring".into();
+    hostnet_ep.pod_name = "node-exporter-abc".into();
+    let scrape = mk_flow(Some(hostnet_ep), Some(web.clone()), 9100, S);
+    assert_eq!(
+        obs.ingest(&scrape, &ips),
+        Ingested::Counted(Class::HostNetwork)
+    );
+    let mut out = mk_flow(Some(web), Some(reserved(2, "reserved:world")), 443, S);
+    out.destination_names = vec!["api.stripe.com".into()];
+    assert_eq!(obs.ingest(&out, &ips), Ingested::Counted(Class::Call));
+    let keys: Vec<_> = obs.sorted().into_iter().map(|(k, _)| k.clone()).collect();
+    assert!(keys.iter().any(|k| k.class == Class::Call
+        && k.server
+            == Party::External {
+                address: "api.stripe.com".into()
+            }));
+    assert_eq!(
+        keys.iter().filter(|k| k.class == Class::HostProbe).count(),
+        1
+    );
+}
+
+#[test]
+fn a_reused_pod_ip_resolves_to_the_workload_that_held_it_at_the_time() {
+    let mut ips = IpHistory::new();
+    ips.record(PodLifetime {
+        ip: "10.0.0.9".into(),
+        namespace: "shop".into(),
+        pod: "cart-1".into(),
+        workload: wid("shop", "cart"),
+        host_network: false,
+        from: 0,
+        until: Some(100 * S),
+    });
+    ips.record(PodLifetime {
+        ip: "10.0.0.9".into(),
+        namespace: "shop".into(),
+        pod: "search-4".into(),
+        workload: wid("shop", "search"),
+        host_network: false,
+        from: 120 * S,
+        until: None,
+    });
+    assert_eq!(
+        ips.resolve_ip("10.0.0.9", 50 * S),
+        Some(&wid("shop", "cart"))
+    );
+    assert_eq!(
+        ips.resolve_ip("10.0.0.9", 130 * S),
+        Some(&wid("shop", "search"))
+    );
+    // Between the tenures nobody held it: never the wrong workload.
+    assert_eq!(ips.resolve_ip("10.0.0.9", 110 * S), None);
+    assert_eq!(ips.resolve_ip("10.0.0.9", 0), None, "two tenures, no time");
+
+    let mut obs = Observations::new();
+    let mut f = mk_flow(Some(ep("shop", "web", "web-1")), None, 8080, 130 * S);
+    f.destination_ip = "10.0.0.9".into();
+    obs.ingest(&f, &ips);
+    f.time = 110 * S;
+    assert_eq!(obs.ingest(&f, &ips), Ingested::Counted(Class::Unresolved));
+    assert!(obs.get(&call_key("web", "search", 8080)).is_some());
+    assert!(obs.get(&call_key("web", "cart", 8080)).is_none());
+}
+
+#[test]
+fn coverage_is_complete_only_while_connected_and_without_losses() {
+    let mut c = Coverage::default();
+    c.connected(0, 600 * S);
+    c.connected(700 * S, 1000 * S);
+    c.connected(900 * S, 1200 * S);
+    assert_eq!(c.intervals, vec![(0, 600 * S), (700 * S, 1200 * S)]);
+    assert!(c.complete(10 * S, 500 * S));
+    assert!(!c.complete(500 * S, 800 * S), "a gap");
+    c.lost(800 * S, 3);
+    assert!(!c.complete(700 * S, 1100 * S));
+    assert_eq!(c.lost_total(), 3);
+    // Complete since the minute after the loss.
+    assert_eq!(c.complete_since(1100 * S), Some(840 * S));
+    assert_eq!(c.complete_since(650 * S), None, "not connected then");
+}
+
+#[test]
+fn rfc3339_round_trips() {
+    let t = parse_rfc3339("2026-11-30T06:00:01.5Z").unwrap();
+    assert_eq!(format_rfc3339(t), "2026-11-30T06:00:01.5Z");
+    assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(
+        parse_rfc3339("1970-01-01T01:00:00+01:00"),
+        Some(0),
+        "offsets"
+    );
+    assert_eq!(parse_rfc3339("nonsense"), None);
+}
+
+#[test]
+fn suggestions_merge_with_current_intents_and_skip_declared_calls() {
+    let text = r#"
+apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {name: web, namespace: shop}
+spec:
+  workload: {name: web}
+  targets:
+  - kubernetes: {name: api, kind: Deployment}
+"#;
+    let (inv, diags) = crate::load(&[crate::Source {
+        path: "intents.yaml".into(),
+        text: text.into(),
+    }]);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    let mut obs = Observations::new();
+    let ips = IpHistory::new();
+    for (client, server, port) in [
+        ("web", "api", 8080),
+        ("web", "cart", 7000),
+        ("web", "cart", 7001),
+    ] {
+        obs.ingest(
+            &mk_flow(
+                Some(ep("shop", client, "c")),
+                Some(ep("shop", server, "s")),
+                port,
+                S,
+            ),
+            &ips,
+        );
+    }
+    // api has no outgoing calls: nothing is suggested for it.
+    let suggestions = suggest(obs.sorted(), &inv, 0);
+    assert_eq!(suggestions.len(), 1);
+    let s = &suggestions[0];
+    assert_eq!(s.client, wid("shop", "web"));
+    assert_eq!(
+        s.added.len(),
+        2,
+        "both cart ports, not the declared api call"
+    );
+    assert_eq!(s.suggested.targets.len(), 2, "api kept, cart added once");
+    assert_eq!(
+        s.suggested.targets[0],
+        s.current.as_ref().unwrap().targets[0]
+    );
+    let yaml = crate::render::intents_yaml(std::slice::from_ref(&s.suggested));
+    assert!(yaml.contains("name: api"), "{yaml}");
+    assert!(yaml.contains("name: cart"), "{yaml}");
+    assert!(yaml.contains("7001"), "{yaml}");
+}
