@@ -9,6 +9,7 @@ mod operator;
 mod peers;
 mod render;
 mod serve;
+mod suggest;
 mod who_can_reach;
 
 use std::ffi::OsStr;
@@ -47,6 +48,9 @@ enum Command {
     /// Serve the dashboard: sync the demo, a manifest tree or a live cluster into SQLite and
     /// serve the access graph, drift, what-if, drafts and history over HTTP.
     Serve(serve::Args),
+    /// Suggest ClientIntents from observed traffic: per client, what it was observed calling in
+    /// recorded Hubble flows, merged with its current intents (one ClientIntents per client).
+    Suggest(suggest::Args),
     /// Run the operator: reconcile ClientIntents into NetworkPolicies and pod labels.
     Operator(operator::Args),
     /// Print the k8s.otterize.com CustomResourceDefinitions generated from Accord's types.
@@ -94,6 +98,7 @@ impl Cli {
             Command::WhoCanReach(args) => who_can_reach::run(args),
             Command::Diff(args) => diff::run(args),
             Command::Serve(args) => serve::run(args),
+            Command::Suggest(args) => suggest::run(args),
             Command::Operator(args) => operator::run(args),
             Command::Crd(args) => crd::run(args),
             Command::Completions(args) => completions::run(args),

@@ -8,6 +8,7 @@ mod cluster;
 mod k8s;
 mod manifests;
 mod metrics;
+mod observed;
 mod operator;
 mod serve;
 mod settings;

@@ -5,7 +5,7 @@
 //! Kinds Accord does not use are skipped quietly; documents that are not Kubernetes objects (no
 //! `kind`, a scalar) are warnings (errors with `--strict`).
 
-mod text;
+pub(crate) mod text;
 
 pub use text::{
     MAX_DEPTH, documents, load_yaml_document, parse_yaml_document, split_yaml_documents, too_deep,

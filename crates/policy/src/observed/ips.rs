@@ -259,3 +259,48 @@ pub fn format_rfc3339(t: i64) -> String {
     out.push('Z');
     out
 }
+
+impl IpHistory {
+    /// The tenures of the Pod objects in manifests (a snapshot of `kubectl get pods -o yaml`):
+    /// each pod named by the identity the inventory gave it.
+    pub fn from_manifests(sources: &[crate::Source], inventory: &crate::Inventory) -> IpHistory {
+        let identities: HashMap<(&str, &str), &WorkloadId> = inventory
+            .pods
+            .iter()
+            .filter(|p| !p.from_template)
+            .map(|p| ((p.namespace(), p.metadata.name.as_str()), &p.workload))
+            .collect();
+        let mut history = IpHistory::new();
+        let mut ignored = Vec::new();
+        for source in sources {
+            for (_, doc) in crate::load::text::documents(source, &mut ignored) {
+                let items = match doc.get("kind").and_then(|k| k.as_str()) {
+                    Some("List") | Some("PodList") => doc
+                        .get("items")
+                        .and_then(|i| i.as_array())
+                        .cloned()
+                        .unwrap_or_default(),
+                    Some("Pod") => vec![doc],
+                    _ => continue,
+                };
+                for pod in items {
+                    if pod.get("kind").and_then(|k| k.as_str()) != Some("Pod") {
+                        continue;
+                    }
+                    let ns = pod
+                        .pointer("/metadata/namespace")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("default");
+                    let Some(name) = pod.pointer("/metadata/name").and_then(|v| v.as_str()) else {
+                        continue;
+                    };
+                    if let Some(w) = identities.get(&(ns, name)) {
+                        let w = (*w).clone();
+                        history.record_pod_object(&pod, w);
+                    }
+                }
+            }
+        }
+        history
+    }
+}
