@@ -10,6 +10,9 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
+mod observed;
+pub use observed::ObservedQuery;
+
 use accord_api as api;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, FromRow, QueryBuilder, Sqlite, SqlitePool};

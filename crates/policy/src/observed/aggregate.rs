@@ -25,6 +25,24 @@ pub enum Party {
 }
 
 impl Party {
+    /// Read back what [`Party`]'s `Display` wrote (`ns/name[Kind]`, `external:…`, `host`,
+    /// `unresolved:…`).
+    pub fn parse(s: &str) -> Option<Party> {
+        if s.contains('/') {
+            return WorkloadId::parse(s, "default").map(|workload| Party::Workload { workload });
+        }
+        if s == "host" {
+            return Some(Party::Host);
+        }
+        if let Some(address) = s.strip_prefix("external:") {
+            return Some(Party::External {
+                address: address.to_string(),
+            });
+        }
+        s.strip_prefix("unresolved:")
+            .map(|ip| Party::Unresolved { ip: ip.to_string() })
+    }
+
     pub fn workload(&self) -> Option<&WorkloadId> {
         match self {
             Party::Workload { workload } => Some(workload),
