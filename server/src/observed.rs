@@ -4,6 +4,7 @@
 //! `jsonpb` reads recorded lines, `proto` is the generated gRPC code of Accord's own subset of the
 //! Observer contract (`server/proto/`), `hubble` the client that follows a relay.
 
+pub mod collector;
 pub mod convert;
 pub mod hubble;
 pub mod jsonpb;

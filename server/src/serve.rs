@@ -88,6 +88,8 @@ pub struct Config {
     pub settings: crate::settings::Source,
     /// The pod or namespace label naming a drift item's owning team (else: its namespace).
     pub owner_label: Option<String>,
+    /// Observed traffic (Hubble or recorded flows), when asked for.
+    pub observed: Option<crate::observed::collector::Config>,
 }
 
 /// State shared by the sync loop and the HTTP handlers.
@@ -120,6 +122,8 @@ pub struct AppState {
     pub owner_label: Option<String>,
     /// Drift acknowledgements: key → (fingerprint they hold for, acknowledgement).
     pub acks: RwLock<std::collections::HashMap<String, (String, api::Acknowledgement)>>,
+    /// The observed-traffic collector's window and health (default: no collector).
+    pub observed: crate::observed::collector::SharedStatus,
 }
 
 /// What-ifs evaluated at once by default.
@@ -206,6 +210,7 @@ impl AppState {
             storage_error: RwLock::new(None),
             owner_label: None,
             acks: RwLock::new(Default::default()),
+            observed: Default::default(),
         }
     }
 
@@ -710,6 +715,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         state.clone(),
     ));
     let sync_task = tokio::spawn(run_sync(state.clone(), feed, syncer, config.debounce));
+    if let Some(observed) = config.observed.clone() {
+        // Flows without workload fields are named through the pods' IP history, which a
+        // manifest source gives (Pods with status.podIP and creation/deletion times).
+        let ips = match &config.source {
+            Source::Manifests(paths) => {
+                let reading = crate::manifests::read(paths);
+                let (inv, _) = crate::manifests::load(&reading.sources);
+                accord_policy::observed::IpHistory::from_manifests(&reading.sources, &inv)
+            }
+            _ => accord_policy::observed::IpHistory::new(),
+        };
+        let (store, status) = (state.store.clone(), state.observed.clone());
+        // A recording ends when it is read; Hubble is followed until the server stops.
+        tokio::spawn(async move {
+            if let Err(e) =
+                crate::observed::collector::run(observed, store, ips, status.clone()).await
+            {
+                tracing::error!(error = %e, "observed traffic collector stopped");
+                status.write().expect("observed status lock").last_error = Some(e.to_string());
+            }
+        });
+    }
     let server = serve_http(listener, state, config.read_timeout, shutdown());
     tokio::select! {
         r = server => r?,

@@ -14,6 +14,7 @@
 //! one) or per IP; everything else is a call between workloads.
 
 mod aggregate;
+mod assess;
 mod flow;
 mod ips;
 mod suggest;
@@ -21,8 +22,11 @@ mod suggest;
 mod tests;
 
 pub use aggregate::{Aggregate, Class, Coverage, Ingested, Key, Observations, Party, Skipped};
+pub use assess::{
+    Assessment, ObservedState, allowed, assess, is_workload_call, protected_inventory,
+};
 pub use flow::{
     Endpoint, EndpointWorkload, Flow, FlowType, L4, TcpFlags, TrafficDirection, Verdict,
 };
 pub use ips::{IpHistory, PodLifetime, format_rfc3339, parse_rfc3339};
-pub use suggest::{Added, Suggestion, suggest};
+pub use suggest::{Added, Suggestion, declares, suggest};

@@ -137,6 +137,69 @@ pub struct Args {
     #[arg(long, value_name = "LABEL", env = "ACCORD_OWNER_LABEL")]
     owner_label: Option<String>,
 
+    /// Follow observed traffic from Hubble Relay (or one Cilium agent's Hubble server) at this
+    /// address (`host:port`, `http://…` or `https://…`): who calls whom, what was dropped, and
+    /// the suggested intents. Reconnects with backoff and resumes after the last flow stored.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "ACCORD_HUBBLE",
+        conflicts_with = "flows"
+    )]
+    hubble: Option<String>,
+
+    /// PEM CA bundle that signs Hubble's server certificate (turns TLS on).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ACCORD_HUBBLE_CA",
+        requires = "hubble"
+    )]
+    hubble_ca: Option<PathBuf>,
+
+    /// PEM client certificate for mutual TLS with Hubble Relay.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ACCORD_HUBBLE_CERT",
+        requires = "hubble_key"
+    )]
+    hubble_cert: Option<PathBuf>,
+
+    /// The PEM key of `--hubble-cert`.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "ACCORD_HUBBLE_KEY",
+        requires = "hubble_cert"
+    )]
+    hubble_key: Option<PathBuf>,
+
+    /// The name Hubble's certificate must carry (default: the host of `--hubble`), e.g.
+    /// `*.hubble-relay.cilium.io`.
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "ACCORD_HUBBLE_SERVER_NAME",
+        requires = "hubble"
+    )]
+    hubble_server_name: Option<String>,
+
+    /// Recorded flows to show as observed traffic: `hubble observe -o jsonpb` output or the
+    /// Hubble exporter's events.log (files, directories, or `-` for standard input); repeatable.
+    #[arg(long, value_name = "PATH", env = "ACCORD_FLOWS")]
+    flows: Vec<PathBuf>,
+
+    /// Forget observations last seen longer ago than this many hours (for recorded flows:
+    /// before their last flow).
+    #[arg(
+        long,
+        value_name = "HOURS",
+        default_value_t = 168.0,
+        env = "ACCORD_OBSERVED_RETENTION"
+    )]
+    observed_retention: f64,
+
     /// Coalesce changes arriving within this many milliseconds into one sync pass.
     #[arg(
         long,
@@ -202,6 +265,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .filter(|d| !d.is_zero())
             .context("--request-timeout must be a positive number of seconds")?,
         owner_label: args.owner_label,
+        observed: observed_config(
+            args.hubble,
+            args.hubble_ca,
+            args.hubble_cert,
+            args.hubble_key,
+            args.hubble_server_name,
+            args.flows,
+            args.observed_retention,
+        )?,
         settings: crate::settings::Source {
             operator_namespace: cluster.then_some(args.operator_namespace),
             overrides: args.generation,
@@ -212,4 +284,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(serve::run(config))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The observed-traffic source, checked before serving (a bad address or TLS file is a usage
+/// error now, not a retry loop later).
+fn observed_config(
+    hubble: Option<String>,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    server_name: Option<String>,
+    flows: Vec<PathBuf>,
+    retention_hours: f64,
+) -> anyhow::Result<Option<crate::observed::collector::Config>> {
+    use crate::observed::{collector, hubble as h};
+    let retention = Duration::try_from_secs_f64(retention_hours * 3600.0)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("--observed-retention must be a positive number of hours")?;
+    let source = match (hubble, flows.is_empty()) {
+        (Some(address), _) => {
+            let config = h::Config {
+                address,
+                ca,
+                cert,
+                key,
+                server_name,
+                max_backoff: Duration::from_secs(30),
+            };
+            config.endpoint()?;
+            collector::Source::Hubble(config)
+        }
+        (None, false) => collector::Source::Recorded(flows),
+        (None, true) => return Ok(None),
+    };
+    Ok(Some(collector::Config {
+        source,
+        retention,
+        flush_every: Duration::from_secs(1),
+    }))
 }

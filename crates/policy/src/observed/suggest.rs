@@ -112,6 +112,22 @@ pub fn suggest<'a>(
     out
 }
 
+/// Whether the client's current intents declare an observed call.
+pub fn declares(inventory: &Inventory, key: &Key) -> bool {
+    let Some(client) = key.client.workload() else {
+        return false;
+    };
+    inventory
+        .intents
+        .iter()
+        .filter(|ci| {
+            ci.namespace == client.namespace
+                && ci.workload.name == client.name
+                && (ci.workload.kind.is_none() || ci.workload.kind == client.kind)
+        })
+        .any(|ci| ci.targets.iter().any(|t| covers(t, key, inventory)))
+}
+
 fn port_listed(ports: &[TargetPort], protocol: Protocol, port: u16) -> bool {
     let port = i32::from(port);
     ports.is_empty()

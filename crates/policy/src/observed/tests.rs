@@ -299,3 +299,95 @@ spec:
     assert!(yaml.contains("name: cart"), "{yaml}");
     assert!(yaml.contains("7001"), "{yaml}");
 }
+
+fn deployment(name: &str) -> String {
+    format!(
+        r#"---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: shop}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: c
+        image: x
+        ports: [{{containerPort: 8080}}]
+"#
+    )
+}
+
+#[test]
+fn undeclared_callers_would_be_blocked_once_the_server_is_protected() {
+    let text = format!(
+        "{}{}{}---
+apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {{name: web, namespace: shop}}
+spec:
+  workload: {{name: web, kind: Deployment}}
+  targets:
+  - kubernetes: {{name: api, kind: Deployment}}
+",
+        deployment("web"),
+        deployment("api"),
+        deployment("cart")
+    );
+    let (inv, diags) = crate::load(&[crate::Source::new("shop.yaml", text)]);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    let ips = IpHistory::new();
+    let mut obs = Observations::new();
+    for client in ["web", "cart"] {
+        obs.ingest(
+            &mk_flow(
+                Some(ep("shop", client, "p")),
+                Some(ep("shop", "api", "a")),
+                8080,
+                S,
+            ),
+            &ips,
+        );
+    }
+    let mut dropped = mk_flow(
+        Some(ep("shop", "cart", "p")),
+        Some(ep("shop", "web", "w")),
+        8080,
+        S,
+    );
+    dropped.verdict = Verdict::Dropped;
+    obs.ingest(&dropped, &ips);
+    let calls = obs.sorted();
+    let keys: Vec<&Key> = calls.iter().map(|(k, _)| *k).collect();
+    let generated = crate::generate(&inv, &crate::GenerateOptions::default());
+    let servers = keys
+        .iter()
+        .filter_map(|k| k.server.workload().cloned())
+        .collect();
+    let protected = protected_inventory(&inv, &generated, &servers);
+    let now = allowed(&crate::Evaluator::new(&inv), &keys);
+    let later = allowed(&crate::Evaluator::new(&protected), &keys);
+    let assessed = assess(&calls, &inv, &now, &later);
+    let state_of = |client: &str, server: &str| {
+        let i = keys
+            .iter()
+            .position(|k| *k == &call_key(client, server, 8080))
+            .unwrap();
+        (
+            assessed[i].state,
+            assessed[i].allowed_now,
+            assessed[i].allowed_when_protected,
+        )
+    };
+    assert_eq!(
+        state_of("web", "api"),
+        (ObservedState::Declared, Some(true), Some(true))
+    );
+    assert_eq!(
+        state_of("cart", "api"),
+        (ObservedState::Undeclared, Some(true), Some(false))
+    );
+    // Hubble saw cart → web dropped: an incident, whatever the evaluation says.
+    assert_eq!(state_of("cart", "web").0, ObservedState::Dropped);
+}

@@ -1,0 +1,173 @@
+//! What an observed call means for its server: declared or not, allowed now, and allowed once the
+//! server is protected, as Accord's own evaluation says. Cilium's verdicts only corroborate:
+//! a drop Hubble saw marks an incident, but "would be blocked" is computed from the policies the
+//! intents would generate, with the server isolated.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::aggregate::{Aggregate, Class, Key, Party};
+use crate::evaluate::{Evaluator, Naming, Peer};
+use crate::generate::{Generated, apply_pod_labels};
+use crate::identity::WorkloadId;
+use crate::inventory::{Inventory, PolicyObject};
+use crate::objects::{LabelSelector, NetworkPolicy, NetworkPolicySpec, ObjectMeta, PolicyType};
+
+/// The observed dimension of a call, one vocabulary for the API, the drift report and the UI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObservedState {
+    /// Observed and declared: it keeps working once the server is protected.
+    Declared,
+    /// Observed but not declared: allowed now, blocked once the server is protected.
+    Undeclared,
+    /// Observed and dropped now (Hubble saw drops, or the live policies deny it): an incident.
+    Dropped,
+}
+
+impl ObservedState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObservedState::Declared => "declared",
+            ObservedState::Undeclared => "undeclared",
+            ObservedState::Dropped => "dropped",
+        }
+    }
+}
+
+/// One observed call assessed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Assessment {
+    pub state: ObservedState,
+    /// The client's intents declare the call (port included).
+    pub declared: bool,
+    /// The live policies allow it (`None` for external peers and when unknown).
+    pub allowed_now: Option<bool>,
+    /// The policies the intents would generate allow it with the server isolated.
+    pub allowed_when_protected: Option<bool>,
+    /// Hubble's verdicts agree with `allowed_now` (forwarded only when allowed, dropped only
+    /// when denied).
+    pub corroborated: Option<bool>,
+}
+
+/// A label Accord puts on the servers it isolates in the protected inventory (never written to
+/// a cluster).
+const PROTECT_LABEL: &str = "accord.observed/protect";
+
+/// The inventory as it would be once `servers` are protected: the policies the intents
+/// generate in place of the live ones, the labels they need on pods, and every one of `servers`
+/// isolated for ingress (as a ProtectedService or a default-deny would).
+pub fn protected_inventory(
+    inventory: &Inventory,
+    generated: &Generated,
+    servers: &BTreeSet<WorkloadId>,
+) -> Inventory {
+    let mut inv = inventory.clone();
+    inv.network_policies = generated
+        .policies
+        .iter()
+        .map(|p| PolicyObject {
+            origin: Default::default(),
+            policy: p.clone(),
+        })
+        .collect();
+    apply_pod_labels(&mut inv, generated);
+    let mut namespaces = BTreeSet::new();
+    for pod in &mut inv.pods {
+        if servers.iter().any(|s| s.matches(&pod.workload)) {
+            pod.metadata
+                .labels
+                .insert(PROTECT_LABEL.to_string(), "true".to_string());
+            namespaces.insert(pod.namespace().to_string());
+        }
+    }
+    for ns in namespaces {
+        inv.network_policies.push(PolicyObject {
+            origin: Default::default(),
+            policy: NetworkPolicy {
+                metadata: ObjectMeta {
+                    name: "accord-observed-protect".to_string(),
+                    namespace: Some(ns),
+                    ..ObjectMeta::default()
+                },
+                spec: NetworkPolicySpec {
+                    pod_selector: LabelSelector {
+                        match_labels: [(PROTECT_LABEL.to_string(), "true".to_string())].into(),
+                        ..LabelSelector::default()
+                    },
+                    policy_types: vec![PolicyType::Ingress],
+                    ingress: Some(vec![]),
+                    egress: None,
+                },
+                ..NetworkPolicy::default()
+            },
+        });
+    }
+    inv
+}
+
+/// Whether `evaluator` allows each workload-to-workload call (`None` for other calls).
+pub fn allowed(evaluator: &Evaluator, calls: &[&Key]) -> Vec<Option<bool>> {
+    let pairs: BTreeSet<(&WorkloadId, &WorkloadId)> = calls
+        .iter()
+        .filter_map(|k| Some((k.client.workload()?, k.server.workload()?)))
+        .collect();
+    let connections = evaluator.workload_connections(Naming::Workload, |_| false, &pairs);
+    calls
+        .iter()
+        .map(|k| {
+            let (c, s) = (k.client.workload()?, k.server.workload()?);
+            Some(connections.iter().any(|conn| {
+                conn.src == Peer::Workload(c.clone())
+                    && conn.dst == Peer::Workload(s.clone())
+                    && conn.conns.allows(k.protocol, k.port)
+            }))
+        })
+        .collect()
+}
+
+/// Assess calls from their aggregates and the two evaluations ([`allowed`] on the live
+/// inventory and on the [`protected_inventory`]).
+pub fn assess(
+    calls: &[(&Key, &Aggregate)],
+    inventory: &Inventory,
+    allowed_now: &[Option<bool>],
+    allowed_when_protected: &[Option<bool>],
+) -> Vec<Assessment> {
+    calls
+        .iter()
+        .enumerate()
+        .map(|(i, (key, agg))| {
+            let declared = key.class == Class::Call && super::suggest::declares(inventory, key);
+            let now = allowed_now.get(i).copied().flatten();
+            let protected = allowed_when_protected.get(i).copied().flatten();
+            let corroborated = now.map(|a| {
+                if a {
+                    agg.dropped == 0
+                } else {
+                    agg.forwarded == 0
+                }
+            });
+            let state = if agg.dropped > 0 || now == Some(false) {
+                ObservedState::Dropped
+            } else if declared && protected != Some(false) {
+                ObservedState::Declared
+            } else {
+                ObservedState::Undeclared
+            };
+            Assessment {
+                state,
+                declared,
+                allowed_now: now,
+                allowed_when_protected: protected,
+                corroborated,
+            }
+        })
+        .collect()
+}
+
+/// Whether an observed call's server is a workload (the calls protection is about).
+pub fn is_workload_call(key: &Key) -> bool {
+    key.class == Class::Call && matches!(key.server, Party::Workload { .. })
+}
