@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 // The vocabulary is the core's: one definition of each state, kind, severity, reference and
 // diagnostic, serialized the same way everywhere.
+pub mod observed;
+
 pub use accord_policy::diagnostic::{Diagnostic, DiagnosticCode, Origin, Severity};
 pub use accord_policy::drift::changes::ChangeKind;
 pub use accord_policy::drift::{DriftKind, DriftSeverity, EdgeState, FixKind, ObjectRef};

@@ -10,6 +10,7 @@ mod drafts;
 mod drift;
 mod error;
 mod graph;
+mod observed;
 mod security;
 
 use std::convert::Infallible;
@@ -71,6 +72,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/drafts/{id}/export", get(drafts::export_draft))
         .route("/api/drafts/{id}/apply", post(drafts::apply_draft))
         .route("/api/history", get(history))
+        .route("/api/observed", get(observed::observed))
         .route("/api/export/intents", get(export_intents))
         .route("/api/export/policies", get(export_policies))
         .route("/api/export/graph", get(export_graph))

@@ -22,7 +22,7 @@ pub enum ObservedState {
     Declared,
     /// Observed but not declared: allowed now, blocked once the server is protected.
     Undeclared,
-    /// Observed and dropped now (Hubble saw drops, or the live policies deny it): an incident.
+    /// Observed and dropped now (Hubble reported drops): an incident.
     Dropped,
 }
 
@@ -149,7 +149,9 @@ pub fn assess(
                     agg.forwarded == 0
                 }
             });
-            let state = if agg.dropped > 0 || now == Some(false) {
+            // Dropped is what Hubble saw; where Accord's evaluation of the live policies disagrees
+            // with the verdicts, `corroborated` says so rather than the state.
+            let state = if agg.dropped > 0 {
                 ObservedState::Dropped
             } else if declared && protected != Some(false) {
                 ObservedState::Declared

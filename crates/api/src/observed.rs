@@ -1,0 +1,113 @@
+//! The observed-traffic JSON: `GET /api/observed` (a server's observed callers, the window and
+//! its coverage, what is declared but unused, and suggested intents for undeclared callers).
+
+use serde::{Deserialize, Serialize};
+
+pub use accord_policy::observed::ObservedState;
+
+/// `GET /api/observed` query.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedQuery {
+    /// Only calls into this workload (`ns/name[Kind]`); without it, every observed call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Only calls last seen at or after this RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
+/// One observed call (aggregated over the window).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedCall {
+    /// `call`, `host-probe`, `dns`, `host-network` or `unresolved`.
+    pub class: String,
+    /// `ns/name[Kind]`, `external:<address>`, `host` or `unresolved:<ip>`.
+    pub client: String,
+    pub server: String,
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: String,
+    pub port: u16,
+    /// Flow events counted (a call between two pods is usually seen at both ends).
+    pub count: u64,
+    pub forwarded: u64,
+    pub dropped: u64,
+    pub audit: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// For calls between workloads and to external peers (absent for probes, DNS, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<ObservedState>,
+    /// The client's intents declare it.
+    #[serde(default)]
+    pub declared: bool,
+    /// The live policies allow it (Accord's evaluation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_now: Option<bool>,
+    /// The policies the intents would generate allow it once the server is protected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_when_protected: Option<bool>,
+    /// Hubble's verdicts agree with Accord's evaluation of the live policies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corroborated: Option<bool>,
+}
+
+/// The observation window and its coverage.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedWindow {
+    /// Where flows come from (`hubble ADDR`, `flows PATH`); empty when nothing is observed.
+    pub source: String,
+    /// The collector is connected now.
+    pub connected: bool,
+    /// The first and last instant covered (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Observation has been complete (connected, no lost events) since this time, up to `to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_since: Option<String>,
+    /// Connected intervals, `[from, to]`.
+    #[serde(default)]
+    pub intervals: Vec<[String; 2]>,
+    /// Events Hubble reported lost in the window.
+    pub lost_events: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A declared call that was not observed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeclaredUnused {
+    pub client: String,
+    pub server: String,
+    /// Declared ports, e.g. `TCP 8443` or `All Connections`.
+    pub ports: String,
+}
+
+/// Suggested ClientIntents for one client: its current intents plus what it was observed calling.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedSuggestion {
+    pub client: String,
+    /// `ns/name` of the ClientIntents it merges with, if the client has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_with: Option<String>,
+    /// What it adds, one line each (`checkout/payments[Deployment] TCP/9090`).
+    pub added: Vec<String>,
+    /// The whole merged ClientIntents (a draft to review; never applied automatically).
+    pub yaml: String,
+}
+
+/// `GET /api/observed`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observed {
+    pub window: ObservedWindow,
+    /// Calls between workloads and to or from external peers.
+    pub calls: Vec<ObservedCall>,
+    /// Host probes, DNS, host-network and unresolved traffic, shown apart.
+    pub other: Vec<ObservedCall>,
+    /// Declared calls into the server not observed; listed only when the window since `since`
+    /// had full coverage (`unused_claimed`).
+    pub unused: Vec<DeclaredUnused>,
+    pub unused_claimed: bool,
+    pub suggestions: Vec<ObservedSuggestion>,
+}

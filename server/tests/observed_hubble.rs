@@ -1,0 +1,506 @@
+//! `accord serve --hubble` against a Hubble Observer served by this test (tonic, the wire
+//! contract of `server/proto/`): recorded flows with replies, kubelet probes, DNS, lost events
+//! and a pod IP reused by another workload; the relay drops the stream and comes back, and the
+//! dashboard resumes after the last flow it stored, loses nothing, and shows the gap.
+
+use std::path::Path;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+#[allow(clippy::all)]
+mod proto {
+    pub mod flow {
+        tonic::include_proto!("flow");
+    }
+    pub mod observer {
+        tonic::include_proto!("observer");
+    }
+}
+
+use proto::flow as pb;
+use proto::observer::get_flows_response::ResponseTypes;
+use proto::observer::observer_server::{Observer, ObserverServer};
+use proto::observer::{GetFlowsRequest, GetFlowsResponse};
+
+const S: i64 = 1_000_000_000;
+
+fn ts(nanos: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: nanos.div_euclid(S),
+        nanos: nanos.rem_euclid(S) as i32,
+    }
+}
+
+fn endpoint(ns: &str, workload: &str, kind: &str) -> pb::Endpoint {
+    pb::Endpoint {
+        id: 7,
+        identity: 30_000 + workload.len() as u32,
+        namespace: ns.into(),
+        labels: vec![format!("k8s:app={workload}")],
+        pod_name: format!("{workload}-5f6d7-abcde"),
+        workloads: vec![pb::Workload {
+            name: workload.into(),
+            kind: kind.into(),
+        }],
+    }
+}
+
+fn tcp(dport: u32, syn: bool, ack: bool) -> pb::Layer4 {
+    pb::Layer4 {
+        protocol: Some(pb::layer4::Protocol::Tcp(pb::Tcp {
+            source_port: 43_210,
+            destination_port: dport,
+            flags: Some(pb::TcpFlags {
+                syn,
+                ack,
+                ..Default::default()
+            }),
+        })),
+    }
+}
+
+struct F {
+    time: i64,
+    src: Option<pb::Endpoint>,
+    dst: Option<pb::Endpoint>,
+    dst_ip: &'static str,
+    port: u32,
+    reply: bool,
+    verdict: pb::Verdict,
+}
+
+fn flow(f: F) -> GetFlowsResponse {
+    GetFlowsResponse {
+        response_types: Some(ResponseTypes::Flow(pb::Flow {
+            time: Some(ts(f.time)),
+            verdict: f.verdict as i32,
+            ip: Some(pb::Ip {
+                source: "10.244.1.5".into(),
+                destination: f.dst_ip.into(),
+            }),
+            l4: Some(if f.reply {
+                tcp(43_210, true, true)
+            } else {
+                tcp(f.port, true, false)
+            }),
+            source: f.src,
+            destination: f.dst,
+            r#type: pb::FlowType::L3L4 as i32,
+            node_name: "worker-1".into(),
+            is_reply: Some(f.reply),
+            traffic_direction: pb::TrafficDirection::Egress as i32,
+            ..Default::default()
+        })),
+        node_name: "worker-1".into(),
+        time: Some(ts(f.time)),
+    }
+}
+
+fn call(time: i64, src: pb::Endpoint, dst: pb::Endpoint, port: u32) -> GetFlowsResponse {
+    flow(F {
+        time,
+        src: Some(src),
+        dst: Some(dst),
+        dst_ip: "10.244.2.7",
+        port,
+        reply: false,
+        verdict: pb::Verdict::Forwarded,
+    })
+}
+
+fn lost(time: i64, n: u64) -> GetFlowsResponse {
+    GetFlowsResponse {
+        response_types: Some(ResponseTypes::LostEvents(pb::LostEvent {
+            source: pb::LostEventSource::HubbleRingBuffer as i32,
+            num_events_lost: n,
+        })),
+        node_name: "worker-1".into(),
+        time: Some(ts(time)),
+    }
+}
+
+/// The relay: the first stream delivers `first` and then fails; every later stream delivers
+/// `second` (only the flows at or after the request's `since`) and stays open.
+#[derive(Clone)]
+struct Relay {
+    first: Vec<GetFlowsResponse>,
+    second: Vec<GetFlowsResponse>,
+    requests: Arc<Mutex<Vec<GetFlowsRequest>>>,
+}
+
+type FlowStream = Pin<Box<dyn Stream<Item = Result<GetFlowsResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Observer for Relay {
+    type GetFlowsStream = FlowStream;
+
+    async fn get_flows(
+        &self,
+        request: Request<GetFlowsRequest>,
+    ) -> Result<Response<FlowStream>, Status> {
+        let req = request.into_inner();
+        let n = {
+            let mut r = self.requests.lock().unwrap();
+            r.push(req.clone());
+            r.len()
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let (items, fail) = if n == 1 {
+            (self.first.clone(), true)
+        } else {
+            let since = req.since.map_or(0, |t| t.seconds * S + i64::from(t.nanos));
+            let items = self
+                .second
+                .iter()
+                .filter(|r| r.time.map_or(0, |t| t.seconds * S + i64::from(t.nanos)) >= since)
+                .cloned()
+                .collect();
+            (items, false)
+        };
+        tokio::spawn(async move {
+            for item in items {
+                if tx.send(Ok(item)).await.is_err() {
+                    return;
+                }
+            }
+            if fail {
+                let _ = tx.send(Err(Status::unavailable("relay restarting"))).await;
+            } else {
+                // Follow: the stream stays open until the client goes away.
+                tx.closed().await;
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+fn rfc3339(t: i64) -> String {
+    // Seconds precision is enough for pod timestamps.
+    let secs = t.div_euclid(S);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Two pods that held 10.244.9.9 one after the other: cart's until `t1`, search's from `t2`.
+fn reused_ip_pods(dir: &Path, t0: i64, t1: i64, t2: i64) {
+    let pod = |name: &str, owner: &str, from: i64, until: Option<i64>| {
+        let deletion = until
+            .map(|u| format!("  deletionTimestamp: \"{}\"\n", rfc3339(u)))
+            .unwrap_or_default();
+        format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: storefront\n  creationTimestamp: \"{}\"\n{deletion}  labels: {{app: {owner}}}\n  ownerReferences:\n  - {{apiVersion: apps/v1, kind: Deployment, name: {owner}, uid: u-{owner}, controller: true}}\nspec:\n  containers: [{{name: c, image: x}}]\nstatus:\n  podIP: 10.244.9.9\n",
+            rfc3339(from)
+        )
+    };
+    let text = pod("cart-old", "cart", t0, Some(t1)) + &pod("search-new", "search", t2, None);
+    std::fs::write(dir.join("pods.yaml"), text).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn get_json(port: u16, path: &str) -> Result<Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").context("no HTTP head")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!("{head}\n{body}");
+    }
+    Ok(serde_json::from_str(body)?)
+}
+
+fn count(calls: &Value, client: &str, server: &str, port: u64) -> u64 {
+    calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["client"] == client && c["server"] == server && c["port"] == port)
+        .map(|c| c["count"].as_u64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_a_relay_that_drops_and_comes_back_without_losing_flows() -> Result<()> {
+    let t = now() - 600 * S;
+    let web = || endpoint("storefront", "web", "Deployment");
+    let catalog = || endpoint("storefront", "catalog", "Deployment");
+    let checkout = || endpoint("checkout", "checkout", "Deployment");
+    let payments = || endpoint("checkout", "payments", "Deployment");
+    let host = pb::Endpoint {
+        identity: 1,
+        labels: vec!["reserved:host".into()],
+        ..Default::default()
+    };
+    let mut dns = endpoint("kube-system", "coredns", "Deployment");
+    dns.labels = vec!["k8s:k8s-app=kube-dns".into()];
+    // web calls an address with no endpoint data: resolved through the pods' IP history.
+    let to_reused_ip = |time: i64| {
+        flow(F {
+            time,
+            src: Some(web()),
+            dst: None,
+            dst_ip: "10.244.9.9",
+            port: 8080,
+            reply: false,
+            verdict: pb::Verdict::Forwarded,
+        })
+    };
+    let mut first = Vec::new();
+    for i in 0..5 {
+        first.push(call(t + i * S, web(), catalog(), 8080));
+        // catalog's answers: replies, never calls from catalog.
+        first.push(flow(F {
+            time: t + i * S + 1000,
+            src: Some(catalog()),
+            dst: Some(web()),
+            dst_ip: "10.244.1.5",
+            port: 43_210,
+            reply: true,
+            verdict: pb::Verdict::Forwarded,
+        }));
+    }
+    first.push(call(t + 6 * S, host.clone(), web(), 8080));
+    first.push(call(t + 7 * S, web(), dns.clone(), 53));
+    first.push(to_reused_ip(t + 8 * S)); // cart held it then
+    first.push(lost(t + 9 * S, 12));
+    first.push(call(t + 10 * S, checkout(), payments(), 9090));
+    let last_before_drop = t + 10 * S;
+    let mut second = vec![
+        // Replayed by the relay but before `since`: must not be counted twice.
+        call(last_before_drop, checkout(), payments(), 9090),
+    ];
+    for i in 0..3 {
+        second.push(call(t + (300 + i) * S, checkout(), payments(), 9090));
+    }
+    second.push(to_reused_ip(t + 320 * S)); // search holds it now
+    let mut dropped = call(t + 330 * S, checkout(), payments(), 8443);
+    if let Some(ResponseTypes::Flow(f)) = &mut dropped.response_types {
+        f.verdict = pb::Verdict::Dropped as i32;
+    }
+    second.push(dropped);
+
+    let relay = Relay {
+        first,
+        second,
+        requests: Arc::default(),
+    };
+    let requests = relay.requests.clone();
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let grpc_addr = grpc.local_addr()?;
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ObserverServer::new(relay))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc)),
+    );
+
+    let dir = tempfile::tempdir()?;
+    let manifests = dir.path().join("demo");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/demo"),
+        &manifests,
+    );
+    reused_ip_pods(&manifests, t - 3600 * S, t + 100 * S, t + 200 * S);
+    let port = free_port();
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_accord"))
+            .args(["serve", "--manifests"])
+            .arg(&manifests)
+            .arg("--db")
+            .arg(dir.path().join("accord.db"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--hubble", &grpc_addr.to_string()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+
+    // Wait until the second stream's flows are stored (the dropped call is its last).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let all = loop {
+        if let Ok(v) = get_json(port, "/api/observed").await
+            && count(
+                &v["calls"],
+                "checkout/checkout[Deployment]",
+                "checkout/payments[Deployment]",
+                8443,
+            ) == 1
+        {
+            break v;
+        }
+        if Instant::now() > deadline {
+            bail!("observations did not arrive");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // The relay was asked to resume right after the last flow delivered before the drop.
+    let reqs = requests.lock().unwrap().clone();
+    assert!(reqs.len() >= 2, "{reqs:?}");
+    assert!(reqs.iter().all(|r| r.follow));
+    assert_eq!(reqs[0].since, None);
+    assert_eq!(reqs[1].since, Some(ts(last_before_drop + 1)));
+
+    let calls = &all["calls"];
+    assert_eq!(
+        count(
+            calls,
+            "storefront/web[Deployment]",
+            "storefront/catalog[Deployment]",
+            8080
+        ),
+        5
+    );
+    assert_eq!(
+        count(
+            calls,
+            "storefront/catalog[Deployment]",
+            "storefront/web[Deployment]",
+            43_210
+        ),
+        0,
+        "replies are not calls"
+    );
+    // Nothing delivered was lost, nothing replayed counted twice: 1 + 3.
+    assert_eq!(
+        count(
+            calls,
+            "checkout/checkout[Deployment]",
+            "checkout/payments[Deployment]",
+            9090
+        ),
+        4
+    );
+    // The reused address resolved by time to each pod's workload.
+    assert_eq!(
+        count(
+            calls,
+            "storefront/web[Deployment]",
+            "storefront/cart[Deployment]",
+            8080
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            calls,
+            "storefront/web[Deployment]",
+            "storefront/search[Deployment]",
+            8080
+        ),
+        1
+    );
+    let other = all["other"].as_array().unwrap();
+    let class_of = |class: &str| other.iter().filter(|c| c["class"] == class).count();
+    assert_eq!(
+        (class_of("host-probe"), class_of("dns")),
+        (1, 1),
+        "{other:?}"
+    );
+
+    // The window: connected twice (a gap while the relay was away), 12 events lost.
+    let w = &all["window"];
+    assert_eq!(w["source"], format!("hubble {grpc_addr}"));
+    assert_eq!(w["lost_events"], 12);
+    assert_eq!(w["connected"], true);
+    assert_eq!(w["intervals"].as_array().unwrap().len(), 2, "{w}");
+
+    // Journey 4: payments' owner sees its callers, which would break, and the suggestion.
+    let payments_view = get_json(
+        port,
+        "/api/observed?server=checkout/payments%5BDeployment%5D",
+    )
+    .await?;
+    let pc = payments_view["calls"].as_array().unwrap();
+    let state = |port: u64| {
+        pc.iter()
+            .find(|c| c["port"] == port)
+            .map(|c| c["state"].as_str().unwrap().to_string())
+    };
+    // checkout declares payments on 8443 only: 9090 would be blocked once payments is
+    // protected; the 8443 call was dropped (an incident).
+    assert_eq!(state(9090).as_deref(), Some("undeclared"));
+    assert_eq!(
+        pc.iter().find(|c| c["port"] == 9090).unwrap()["allowed_when_protected"],
+        false
+    );
+    assert_eq!(state(8443).as_deref(), Some("dropped"));
+    let suggestions = payments_view["suggestions"].as_array().unwrap();
+    assert_eq!(suggestions.len(), 1);
+    assert_eq!(suggestions[0]["client"], "checkout/checkout[Deployment]");
+    assert_eq!(suggestions[0]["merged_with"], "checkout/checkout");
+    let yaml = suggestions[0]["yaml"].as_str().unwrap();
+    assert!(
+        yaml.contains("port: 9090") && yaml.contains("port: 8443"),
+        "{yaml}"
+    );
+    // Events were lost in the window: "declared but unused" is not claimed.
+    assert_eq!(payments_view["unused_claimed"], false);
+    assert!(payments_view["unused"].as_array().unwrap().is_empty());
+    Ok(())
+}
