@@ -126,3 +126,97 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+fn http_get(port: u16, path: &str) -> Option<(String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.to_string(), body.to_string()))
+}
+
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_with_recorded_flows_claims_unused_declarations_only_under_full_coverage() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_accord"))
+            .args([
+                "serve",
+                "--manifests",
+                "assets/demo",
+                "--flows",
+                "assets/flows/demo.jsonl",
+            ])
+            .arg("--db")
+            .arg(dir.path().join("accord.db"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let path = "/api/observed?server=storefront/catalog%5BDeployment%5D";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let body: serde_json::Value = loop {
+        if let Some((head, body)) = http_get(port, path)
+            && head.starts_with("HTTP/1.1 200")
+        {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            // Ready once the pass has run (assessed calls) and the recording is stored.
+            if v["calls"].as_array().is_some_and(|c| !c.is_empty())
+                && v["calls"][0]["state"].is_string()
+            {
+                break v;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no observations");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let calls = body["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0]["client"], "storefront/web[Deployment]");
+    assert_eq!(calls[0]["state"], "declared");
+    assert_eq!(calls[0]["count"], 6);
+    // The recording reported no lost events: its window is complete, so the catalog's declared
+    // callers that were not observed are claimed unused, with the window shown.
+    assert_eq!(body["unused_claimed"], true, "{body}");
+    assert_eq!(body["window"]["from"], "2026-11-30T05:00:01.919Z");
+    assert_eq!(body["window"]["lost_events"], 0);
+    let unused: Vec<&str> = body["unused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["client"].as_str().unwrap())
+        .collect();
+    assert!(
+        unused.contains(&"storefront/search[Deployment]"),
+        "{unused:?}"
+    );
+    assert!(
+        !unused.contains(&"storefront/web[Deployment]"),
+        "{unused:?}"
+    );
+    assert!(body["suggestions"].as_array().unwrap().is_empty());
+}
