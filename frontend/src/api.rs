@@ -53,6 +53,11 @@ pub async fn workload(id: &str) -> Result<WorkloadDetail> {
     get(&format!("/api/workloads/{}/{}", encode(ns), encode(name))).await
 }
 
+/// Observed traffic into one workload (its callers, the window, suggestions).
+pub async fn observed(server: &str) -> Result<accord_api::observed::Observed> {
+    get(&format!("/api/observed?server={}", encode(server))).await
+}
+
 pub async fn status() -> Result<Status> {
     get("/api/status").await
 }

@@ -9,6 +9,7 @@ pub mod header;
 pub mod history_page;
 pub mod legend;
 pub mod loading;
+pub mod observed_section;
 pub mod search;
 pub mod side_panel;
 pub mod source_banner;

@@ -95,6 +95,10 @@ pub struct ObservedSuggestion {
     pub added: Vec<String>,
     /// The whole merged ClientIntents (a draft to review; never applied automatically).
     pub yaml: String,
+    /// The same, as the draft form holds it (absent when the form cannot hold it whole, e.g.
+    /// internet targets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<crate::DraftIntents>,
 }
 
 /// `GET /api/observed`.

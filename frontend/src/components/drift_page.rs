@@ -63,7 +63,7 @@ fn edge_link(s: &str, t: &str) -> String {
 }
 
 /// The draft form's model of a fix's ClientIntents.
-fn form_of(d: &accord_api::DraftIntents) -> Form {
+pub(crate) fn form_of(d: &accord_api::DraftIntents) -> Form {
     Form {
         client: d.client.clone(),
         targets: d

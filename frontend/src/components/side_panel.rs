@@ -163,6 +163,7 @@ fn Detail(
         <button class="btn small" data-testid="focus-btn" on:click=move |_| on_focus.run(id.clone())>"Focus neighbourhood"</button>
         {edges("Calls", d.callees, true, "callees")}
         {edges("Called by", d.callers, false, "callers")}
+        <super::observed_section::ObservedSection id=n.id.clone()/>
         {refs("Intents of this workload", d.intents)}
         {refs("Intents declaring calls to it", d.declared_callers)}
         {refs("NetworkPolicies selecting it", d.policies)}

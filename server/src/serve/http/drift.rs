@@ -276,7 +276,7 @@ fn verdict_of(check: &drift::FixCheck) -> api::FixVerdict {
 /// ClientIntents as the draft form holds them, when it can hold them whole: named after the
 /// client, every target a workload or a Service (the form writes nothing else, so anything
 /// more would be dropped: a replacement, never offered).
-fn form_of(i: &accord_policy::ClientIntents) -> Option<api::DraftIntents> {
+pub(super) fn form_of(i: &accord_policy::ClientIntents) -> Option<api::DraftIntents> {
     use accord_policy::intents::TargetKind;
     if i.name != i.workload.name {
         return None;

@@ -137,6 +137,7 @@ pub(super) async fn observed(
                     .map(|a| format!("{} {}/{}", a.server, a.protocol.as_str(), a.port))
                     .collect(),
                 yaml: accord_policy::render::intents_yaml(std::slice::from_ref(&s.suggested)),
+                draft: super::drift::form_of(&s.suggested),
             })
             .collect();
         // Declared but not observed: only for one server, and only claimed when the window
