@@ -53,9 +53,9 @@ pub async fn workload(id: &str) -> Result<WorkloadDetail> {
     get(&format!("/api/workloads/{}/{}", encode(ns), encode(name))).await
 }
 
-/// Observed traffic into one workload (its callers, the window, suggestions).
-pub async fn observed(server: &str) -> Result<accord_api::observed::Observed> {
-    get(&format!("/api/observed?server={}", encode(server))).await
+/// The side panel's observed traffic into one workload.
+pub async fn observed_panel(server: &str) -> Result<accord_api::observed::ObservedPanel> {
+    get(&format!("/api/observed/panel?server={}", encode(server))).await
 }
 
 pub async fn status() -> Result<Status> {

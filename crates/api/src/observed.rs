@@ -115,3 +115,33 @@ pub struct Observed {
     pub unused_claimed: bool,
     pub suggestions: Vec<ObservedSuggestion>,
 }
+
+/// `GET /api/observed/panel?server=…`: the dashboard side panel's observed section, written by
+/// the server as lines to draw (the dashboard's WASM stays small).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedPanel {
+    /// The window, its source and completeness; empty when nothing is observed (no `--hubble`
+    /// or `--flows`): the section is hidden.
+    pub window: String,
+    pub callers: Vec<PanelLine>,
+    /// Probes and DNS apart, declared callers not observed.
+    pub notes: Vec<String>,
+    pub suggestions: Vec<PanelSuggestion>,
+}
+
+/// One observed caller: a sentence, and its [`ObservedState`] as text (for styling and tests).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanelLine {
+    pub text: String,
+    pub state: String,
+}
+
+/// A suggestion: what it adds, and the draft form's content (absent: the YAML is shown).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanelSuggestion {
+    pub label: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<crate::DraftIntents>,
+    #[serde(default)]
+    pub yaml: String,
+}

@@ -45,6 +45,113 @@ pub(super) async fn observed(
     State(state): State<SharedState>,
     Query(q): Query<o::ObservedQuery>,
 ) -> Result<Json<o::Observed>> {
+    compute(&state, &q).await.map(Json)
+}
+
+/// `GET /api/observed/panel?server=…`: the same, as the side panel's lines.
+pub(super) async fn panel(
+    State(state): State<SharedState>,
+    Query(q): Query<o::ObservedQuery>,
+) -> Result<Json<o::ObservedPanel>> {
+    if q.server.is_none() {
+        return Err(Error::BadRequest("server= is required".into()));
+    }
+    let o = compute(&state, &q).await?;
+    Ok(Json(panel_of(o)))
+}
+
+fn day_time(t: &str) -> String {
+    t.get(..19).unwrap_or(t).replace('T', " ")
+}
+
+fn panel_of(o: o::Observed) -> o::ObservedPanel {
+    let w = &o.window;
+    if w.source.is_empty() {
+        return o::ObservedPanel::default();
+    }
+    let mut window = match (&w.from, &w.to) {
+        (Some(f), Some(t)) => format!(
+            "Observed {} – {} UTC ({}), {} events lost. ",
+            day_time(f),
+            day_time(t),
+            w.source,
+            w.lost_events
+        ),
+        _ => format!("Nothing observed yet ({}). ", w.source),
+    };
+    window += &match &w.complete_since {
+        Some(t) => format!("Complete since {} UTC.", day_time(t)),
+        None => "Not complete: the collector is disconnected or events were lost.".to_string(),
+    };
+    let callers = o
+        .calls
+        .iter()
+        .map(|c| {
+            let state = c.state.map(|s| s.as_str()).unwrap_or_default();
+            let what = match c.state {
+                Some(o::ObservedState::Declared) => "declared".to_string(),
+                Some(o::ObservedState::Undeclared) => {
+                    if c.allowed_when_protected == Some(false) {
+                        "undeclared: blocked once protected".to_string()
+                    } else {
+                        "undeclared".to_string()
+                    }
+                }
+                Some(o::ObservedState::Dropped) => format!("{} dropped now", c.dropped),
+                None => String::new(),
+            };
+            o::PanelLine {
+                text: format!(
+                    "{} {}/{} · {} flows · last {} · {what}",
+                    c.client,
+                    c.protocol,
+                    c.port,
+                    c.count,
+                    day_time(&c.last_seen)
+                ),
+                state: state.to_string(),
+            }
+        })
+        .collect();
+    let mut notes = Vec::new();
+    if !o.other.is_empty() {
+        let n: u64 = o.other.iter().map(|c| c.count).sum();
+        notes.push(format!(
+            "Also {n} flows of kubelet probes, DNS or host-network pods (not calls)."
+        ));
+    }
+    if o.unused_claimed {
+        notes.push(if o.unused.is_empty() {
+            "Every declared caller was observed.".to_string()
+        } else {
+            format!(
+                "Declared but not observed: {}.",
+                o.unused
+                    .iter()
+                    .map(|u| u.client.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+    }
+    let suggestions = o
+        .suggestions
+        .into_iter()
+        .map(|s| o::PanelSuggestion {
+            label: format!("Suggested intents for {}: adds {}", s.client, s.added.join(", ")),
+            draft: s.draft,
+            yaml: s.yaml,
+        })
+        .collect();
+    o::ObservedPanel {
+        window,
+        callers,
+        notes,
+        suggestions,
+    }
+}
+
+async fn compute(state: &SharedState, q: &o::ObservedQuery) -> Result<o::Observed> {
     let since = match &q.since {
         Some(s) => parse_rfc3339(s)
             .ok_or_else(|| Error::BadRequest(format!("since={s:?} is not an RFC 3339 time")))?,
@@ -69,7 +176,7 @@ pub(super) async fn observed(
         })
         .await?;
     let view = state.view();
-    let answer = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut out = o::Observed {
             window: window(&status),
             ..o::Observed::default()
@@ -172,8 +279,7 @@ pub(super) async fn observed(
         out
     })
     .await
-    .map_err(|e| Error::Internal(e.to_string()))?;
-    Ok(Json(answer))
+    .map_err(|e| Error::Internal(e.to_string()))
 }
 
 fn window(s: &crate::observed::collector::Status) -> o::ObservedWindow {
