@@ -123,17 +123,12 @@ pub struct ObservedPanel {
     /// The window, its source and completeness; empty when nothing is observed (no `--hubble`
     /// or `--flows`): the section is hidden.
     pub window: String,
-    pub callers: Vec<PanelLine>,
+    /// One observed caller each: a sentence, and its [`ObservedState`] as text (for styling
+    /// and tests).
+    pub callers: Vec<[String; 2]>,
     /// Probes and DNS apart, declared callers not observed.
     pub notes: Vec<String>,
     pub suggestions: Vec<PanelSuggestion>,
-}
-
-/// One observed caller: a sentence, and its [`ObservedState`] as text (for styling and tests).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PanelLine {
-    pub text: String,
-    pub state: String,
 }
 
 /// A suggestion: what it adds, and the draft form's content (absent: the YAML is shown).

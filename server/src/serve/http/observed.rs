@@ -100,8 +100,8 @@ fn panel_of(o: o::Observed) -> o::ObservedPanel {
                 Some(o::ObservedState::Dropped) => format!("{} dropped now", c.dropped),
                 None => String::new(),
             };
-            o::PanelLine {
-                text: format!(
+            [
+                format!(
                     "{} {}/{} · {} flows · last {} · {what}",
                     c.client,
                     c.protocol,
@@ -109,8 +109,8 @@ fn panel_of(o: o::Observed) -> o::ObservedPanel {
                     c.count,
                     day_time(&c.last_seen)
                 ),
-                state: state.to_string(),
-            }
+                state.to_string(),
+            ]
         })
         .collect();
     let mut notes = Vec::new();
