@@ -184,6 +184,15 @@ struct Dashboard {
 impl Dashboard {
     /// Starts the server (on the demo, or on `manifests`), chromedriver and a browser.
     async fn start(name: &'static str, manifests: Option<&Path>) -> Result<Dashboard> {
+        Dashboard::start_with(name, manifests, &[]).await
+    }
+
+    /// As [`Dashboard::start`], with more arguments for `accord serve`.
+    async fn start_with(
+        name: &'static str,
+        manifests: Option<&Path>,
+        args: &[&str],
+    ) -> Result<Dashboard> {
         let tmp = tempfile::tempdir()?;
         let port = free_port();
         let log = std::fs::File::create(tmp.path().join("server.log"))?;
@@ -201,6 +210,7 @@ impl Dashboard {
         if let Some(m) = manifests {
             cmd.arg("--manifests").arg(m);
         }
+        cmd.args(args).current_dir(workspace_root());
         let server = Proc::spawn(&mut cmd)?;
         // A large synthetic cluster takes a while to sync in a debug build.
         let ready_within = if manifests.is_some() { 900 } else { 120 };
@@ -558,6 +568,48 @@ async fn drift_triage_criticals_first_a_cause_expanded_and_its_fix_drafted() {
         Ok(d)
     })
     .await;
+}
+
+/// The server owner before protecting the ledger (journey 4): its observed callers with counts
+/// and last seen, the backup job undeclared (blocked once the ledger is protected), and the
+/// job's suggested intents opened as a draft.
+#[tokio::test]
+async fn observed_callers_and_a_suggestion_opened_as_a_draft() {
+    if !can_run() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let d = Dashboard::start_with(
+        "observed",
+        None,
+        &["--flows", "assets/flows/demo.jsonl"],
+    )
+    .await
+    .expect("start the dashboard");
+    let run = async {
+        let ledger = "platform/ledger-db[StatefulSet]";
+        d.goto("/graph").await?;
+        d.wait_for(&format!("[data-testid='node-{ledger}']")).await?.click().await?;
+        let caller = "[data-testid='observed'] [data-testid='observed-caller'][data-state='undeclared']";
+        let line = d.wait_for(caller).await?.text().await?;
+        assert!(
+            line.contains("platform/ledger-backup[CronJob]") && line.contains("blocked once protected"),
+            "{line}"
+        );
+        let window = d.wait_for("[data-testid='observed-window']").await?.text().await?;
+        assert!(window.contains("Complete since"), "{window}");
+        d.js("document.querySelector('[data-testid=\"observed\"]').scrollIntoView()").await?;
+        d.screenshot("observed-side-panel").await?;
+        d.wait_for("[data-testid='observed-open-draft']").await?.click().await?;
+        d.wait_js("document.querySelector('[data-testid=\"draft-client\"]') && document.querySelector('[data-testid=\"draft-client\"]').value === 'platform/ledger-backup[CronJob]'").await?;
+        d.wait_js("document.querySelector('[data-testid=\"draft-yaml\"]') && document.querySelector('[data-testid=\"draft-yaml\"]').innerText.includes('name: ledger-db')").await?;
+        let yaml = d.js("document.querySelector('[data-testid=\"draft-yaml\"]').innerText").await?;
+        assert!(yaml.as_str().unwrap_or_default().contains("5432"), "{yaml}");
+        d.screenshot("observed-suggestion-draft").await?;
+        Ok::<_, anyhow::Error>(())
+    };
+    run.await.unwrap_or_else(|e| panic!("journey observed: {e:#}"));
+    d.finish().await.unwrap_or_else(|e| panic!("journey observed: {e:#}"));
 }
 
 #[tokio::test]
