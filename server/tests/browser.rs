@@ -579,37 +579,51 @@ async fn observed_callers_and_a_suggestion_opened_as_a_draft() {
         return;
     }
     let _serial = SERIAL.lock().await;
-    let d = Dashboard::start_with(
-        "observed",
-        None,
-        &["--flows", "assets/flows/demo.jsonl"],
-    )
-    .await
-    .expect("start the dashboard");
+    let d = Dashboard::start_with("observed", None, &["--flows", "assets/flows/demo.jsonl"])
+        .await
+        .expect("start the dashboard");
     let run = async {
         let ledger = "platform/ledger-db[StatefulSet]";
         d.goto("/graph").await?;
-        d.wait_for(&format!("[data-testid='node-{ledger}']")).await?.click().await?;
-        let caller = "[data-testid='observed'] [data-testid='observed-caller'][data-state='undeclared']";
+        d.wait_for(&format!("[data-testid='node-{ledger}']"))
+            .await?
+            .click()
+            .await?;
+        let caller =
+            "[data-testid='observed'] [data-testid='observed-caller'][data-state='undeclared']";
         let line = d.wait_for(caller).await?.text().await?;
         assert!(
-            line.contains("platform/ledger-backup[CronJob]") && line.contains("blocked once protected"),
+            line.contains("platform/ledger-backup[CronJob]")
+                && line.contains("blocked once protected"),
             "{line}"
         );
-        let window = d.wait_for("[data-testid='observed-window']").await?.text().await?;
+        let window = d
+            .wait_for("[data-testid='observed-window']")
+            .await?
+            .text()
+            .await?;
         assert!(window.contains("Complete since"), "{window}");
-        d.js("document.querySelector('[data-testid=\"observed\"]').scrollIntoView()").await?;
+        d.js("document.querySelector('[data-testid=\"observed\"]').scrollIntoView()")
+            .await?;
         d.screenshot("observed-side-panel").await?;
-        d.wait_for("[data-testid='observed-open-draft']").await?.click().await?;
+        d.wait_for("[data-testid='observed-open-draft']")
+            .await?
+            .click()
+            .await?;
         d.wait_js("document.querySelector('[data-testid=\"draft-client\"]') && document.querySelector('[data-testid=\"draft-client\"]').value === 'platform/ledger-backup[CronJob]'").await?;
         d.wait_js("document.querySelector('[data-testid=\"draft-yaml\"]') && document.querySelector('[data-testid=\"draft-yaml\"]').innerText.includes('name: ledger-db')").await?;
-        let yaml = d.js("document.querySelector('[data-testid=\"draft-yaml\"]').innerText").await?;
+        let yaml = d
+            .js("document.querySelector('[data-testid=\"draft-yaml\"]').innerText")
+            .await?;
         assert!(yaml.as_str().unwrap_or_default().contains("5432"), "{yaml}");
         d.screenshot("observed-suggestion-draft").await?;
         Ok::<_, anyhow::Error>(())
     };
-    run.await.unwrap_or_else(|e| panic!("journey observed: {e:#}"));
-    d.finish().await.unwrap_or_else(|e| panic!("journey observed: {e:#}"));
+    run.await
+        .unwrap_or_else(|e| panic!("journey observed: {e:#}"));
+    d.finish()
+        .await
+        .unwrap_or_else(|e| panic!("journey observed: {e:#}"));
 }
 
 #[tokio::test]

@@ -148,7 +148,7 @@ impl Observer for Relay {
         let req = request.into_inner();
         let n = {
             let mut r = self.requests.lock().unwrap();
-            r.push(req.clone());
+            r.push(req);
             r.len()
         };
         let (tx, rx) = tokio::sync::mpsc::channel(64);
@@ -517,7 +517,11 @@ struct LoadRelay {
 }
 
 fn endpoint_of(w: &accord_policy::WorkloadId) -> pb::Endpoint {
-    endpoint(&w.namespace, &w.name, w.kind.as_deref().unwrap_or("Deployment"))
+    endpoint(
+        &w.namespace,
+        &w.name,
+        w.kind.as_deref().unwrap_or("Deployment"),
+    )
 }
 
 #[tonic::async_trait]
@@ -540,7 +544,12 @@ impl Observer for LoadRelay {
                 tick.tick().await;
                 for _ in 0..batch {
                     let (c, s) = &me.pairs[(i as usize * 7919) % me.pairs.len()];
-                    let f = call(start + i as i64 * 1000, endpoint_of(c), endpoint_of(s), 8080);
+                    let f = call(
+                        start + i as i64 * 1000,
+                        endpoint_of(c),
+                        endpoint_of(s),
+                        8080,
+                    );
                     if tx.send(Ok(f)).await.is_err() {
                         return;
                     }
@@ -591,7 +600,12 @@ async fn sustained_flows_are_all_stored_and_the_graph_stays_fast() -> Result<()>
     let (inv, _) = accord_policy::load(&sources);
     let ids: Vec<_> = inv.workload_ids().into_iter().cloned().collect();
     let pairs: Vec<_> = (0..20_000)
-        .map(|i| (ids[i % ids.len()].clone(), ids[(i * 31 + 7) % ids.len()].clone()))
+        .map(|i| {
+            (
+                ids[i % ids.len()].clone(),
+                ids[(i * 31 + 7) % ids.len()].clone(),
+            )
+        })
         .filter(|(a, b)| a != b)
         .collect();
     let relay = LoadRelay {

@@ -80,7 +80,11 @@ fn pool() -> Vec<Flow> {
     for ns in 0..150 {
         for w in 0..10 {
             for k in 1..=6 {
-                let (tns, tw) = if k == 6 { ((ns + 1) % 150, w) } else { (ns, (w + k) % 10) };
+                let (tns, tw) = if k == 6 {
+                    ((ns + 1) % 150, w)
+                } else {
+                    (ns, (w + k) % 10)
+                };
                 for port in [8080, 9090] {
                     out.push(Flow {
                         source: Some(ep(ns, w)),
@@ -134,7 +138,10 @@ fn main() {
         "observed ingest: {} distinct flows in the pool (1,500 workloads), one thread",
         flows.len()
     );
-    println!("{:>10} {:>12} {:>10} {:>10}", "flows", "flows/s", "keys", "RSS MiB");
+    println!(
+        "{:>10} {:>12} {:>10} {:>10}",
+        "flows", "flows/s", "keys", "RSS MiB"
+    );
     let len = flows.len();
     let mut total = 0usize;
     let mut t = 1_700_000_000 * S;

@@ -14,6 +14,8 @@ use super::hubble::now_nanos;
 use crate::serve::store::Store;
 
 /// What a source tells the collector.
+// As with `Event`: nearly every input is a flow; boxing it would cost an allocation per flow.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input {
     Event(Event),

@@ -138,7 +138,11 @@ fn panel_of(o: o::Observed) -> o::ObservedPanel {
         .suggestions
         .into_iter()
         .map(|s| o::PanelSuggestion {
-            label: format!("Suggested intents for {}: adds {}", s.client, s.added.join(", ")),
+            label: format!(
+                "Suggested intents for {}: adds {}",
+                s.client,
+                s.added.join(", ")
+            ),
             draft: s.draft,
             yaml: s.yaml,
         })
