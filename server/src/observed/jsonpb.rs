@@ -284,3 +284,72 @@ pub fn read(reader: impl BufRead, mut each: impl FnMut(Event)) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use accord_policy::observed::{FlowType, L4, TrafficDirection, Verdict};
+
+    use super::*;
+
+    #[test]
+    fn reads_hubble_proto_names_and_protobuf_json_names_alike() {
+        let proto_names = r#"{"flow":{"time":"2026-11-30T05:00:01.5Z","verdict":"DROPPED","IP":{"source":"10.0.0.1","destination":"10.0.0.2"},"l4":{"TCP":{"source_port":40000,"destination_port":8443,"flags":{"SYN":true}}},"source":{"identity":1234,"namespace":"shop","labels":["k8s:app=web"],"pod_name":"web-1","workloads":[{"name":"web","kind":"Deployment"}]},"destination":{"identity":2,"labels":["reserved:world"]},"Type":"L3_L4","traffic_direction":"EGRESS","is_reply":false,"destination_names":["api.example.com"]},"node_name":"n1","time":"2026-11-30T05:00:01.5Z"}"#;
+        let json_names = r#"{"flow":{"time":"2026-11-30T05:00:01.5Z","verdict":2,"IP":{"source":"10.0.0.1","destination":"10.0.0.2"},"l4":{"TCP":{"sourcePort":40000,"destinationPort":8443,"flags":{"SYN":true}}},"source":{"identity":1234,"namespace":"shop","labels":["k8s:app=web"],"podName":"web-1","workloads":[{"name":"web","kind":"Deployment"}]},"destination":{"identity":2,"labels":["reserved:world"]},"Type":1,"trafficDirection":2,"isReply":false,"destinationNames":["api.example.com"]},"nodeName":"n1","time":"2026-11-30T05:00:01.5Z"}"#;
+        let a = decode_line(proto_names).unwrap().unwrap();
+        let b = decode_line(json_names).unwrap().unwrap();
+        assert_eq!(a, b);
+        let Event::Flow(f) = a else { panic!("a flow") };
+        assert_eq!(f.time, 1_796_014_801_500_000_000);
+        assert_eq!(f.verdict, Verdict::Dropped);
+        assert_eq!(f.flow_type, FlowType::L3L4);
+        assert_eq!(f.traffic_direction, TrafficDirection::Egress);
+        assert_eq!(f.is_reply, Some(false));
+        assert!(matches!(
+            f.l4,
+            Some(L4::Tcp {
+                destination_port: 8443,
+                flags: Some(flags),
+                ..
+            }) if flags.syn && !flags.ack
+        ));
+        assert_eq!(f.source.unwrap().pod_name, "web-1");
+        assert_eq!(f.destination_names, ["api.example.com"]);
+        assert_eq!(f.node_name, "n1");
+    }
+
+    #[test]
+    fn lost_events_carry_their_count_as_protobuf_writes_64_bit_integers() {
+        let line = r#"{"lost_events":{"source":"HUBBLE_RING_BUFFER","num_events_lost":"4095","cpu":{"value":1}},"node_name":"n2","time":"2026-11-30T05:00:00Z"}"#;
+        assert_eq!(
+            decode_line(line).unwrap(),
+            Some(Event::Lost {
+                time: 1_796_014_800_000_000_000,
+                count: 4095,
+                node: "n2".into()
+            })
+        );
+        // Node status events and blank lines are not read.
+        assert_eq!(
+            decode_line(r#"{"node_status":{"state_change":"NODE_CONNECTED"}}"#).unwrap(),
+            None
+        );
+        assert_eq!(decode_line("  ").unwrap(), None);
+    }
+
+    #[test]
+    fn a_flow_without_is_reply_keeps_it_unknown() {
+        let line = r#"{"flow":{"verdict":"FORWARDED","l4":{"UDP":{"source_port":5353,"destination_port":53}},"Type":"L3_L4"}}"#;
+        let Some(Event::Flow(f)) = decode_line(line).unwrap() else {
+            panic!("a flow")
+        };
+        assert_eq!(f.is_reply, None);
+        assert_eq!(f.time, 0);
+        assert!(matches!(
+            f.l4,
+            Some(L4::Udp {
+                destination_port: 53,
+                ..
+            })
+        ));
+    }
+}
