@@ -695,3 +695,108 @@ async fn sustained_flows_are_all_stored_and_the_graph_stays_fast() -> Result<()>
     assert!(p(0.99) < 100.0, "graph p99 {:.1} ms", p(0.99));
     Ok(())
 }
+
+/// A CA, a server certificate for `server_name` and a client certificate, as PEM.
+fn tls_material(server_name: &str) -> (String, (String, String), (String, String)) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name.push(DnType::CommonName, "test Hubble CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+        let mut p = CertificateParams::new(names).unwrap();
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        p.extended_key_usages = vec![usage];
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &ca).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let server = leaf(vec![server_name.into()], ExtendedKeyUsagePurpose::ServerAuth);
+    let client = leaf(vec!["accord".into()], ExtendedKeyUsagePurpose::ClientAuth);
+    (ca.pem(), server, client)
+}
+
+/// Hubble Relay with TLS on and client certificates required (its production setting): Accord
+/// connects with `--hubble-ca`, `--hubble-cert`/`--hubble-key` and `--hubble-server-name`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follows_a_relay_over_mutual_tls() -> Result<()> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let name = "ui.hubble-relay.cilium.io";
+    let (ca, (server_cert, server_key), (client_cert, client_key)) = tls_material(name);
+    let t = now() - 60 * S;
+    let relay = Relay {
+        first: vec![call(
+            t,
+            endpoint("checkout", "checkout", "Deployment"),
+            endpoint("checkout", "payments", "Deployment"),
+            8443,
+        )],
+        second: vec![call(
+            t + S,
+            endpoint("checkout", "checkout", "Deployment"),
+            endpoint("checkout", "payments", "Deployment"),
+            8443,
+        )],
+        requests: Arc::default(),
+    };
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let grpc_addr = grpc.local_addr()?;
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(&server_cert, &server_key))
+        .client_ca_root(Certificate::from_pem(&ca));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .tls_config(tls)?
+            .add_service(ObserverServer::new(relay))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc)),
+    );
+    let dir = tempfile::tempdir()?;
+    let write = |file: &str, text: &str| {
+        let p = dir.path().join(file);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let (ca_file, cert_file, key_file) = (
+        write("ca.pem", &ca),
+        write("client.pem", &client_cert),
+        write("client.key", &client_key),
+    );
+    let port = free_port();
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_accord"))
+            .args(["serve", "--db"])
+            .arg(dir.path().join("accord.db"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--hubble", &grpc_addr.to_string(), "--hubble-ca"])
+            .arg(&ca_file)
+            .arg("--hubble-cert")
+            .arg(&cert_file)
+            .arg("--hubble-key")
+            .arg(&key_file)
+            .args(["--hubble-server-name", name])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(v) = get_json(port, "/api/observed").await
+            && count(
+                &v["calls"],
+                "checkout/checkout[Deployment]",
+                "checkout/payments[Deployment]",
+                8443,
+            ) == 2
+        {
+            assert_eq!(v["window"]["source"], format!("hubble {grpc_addr}"));
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "no flows over TLS");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
