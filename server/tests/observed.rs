@@ -55,6 +55,19 @@ fn demo_flows_suggest_intents_merged_with_the_current_ones() {
 }
 
 #[test]
+fn suggestions_as_a_reviewable_diff_from_the_current_intents() {
+    let out = accord(&[
+        "suggest",
+        "--diff",
+        "--flows",
+        "assets/flows/demo.jsonl",
+        "assets/demo",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    insta::assert_snapshot!("demo_suggestions_diff", text(&out.stdout));
+}
+
+#[test]
 fn suggestions_read_back_as_valid_intents_that_declare_every_observed_call() {
     let dir = tempfile::tempdir().unwrap();
     let out = accord(&[

@@ -703,7 +703,8 @@ fn tls_material(server_name: &str) -> (String, (String, String), (String, String
         IsCa, KeyPair, KeyUsagePurpose,
     };
     let mut ca = CertificateParams::default();
-    ca.distinguished_name.push(DnType::CommonName, "test Hubble CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "test Hubble CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
@@ -715,7 +716,10 @@ fn tls_material(server_name: &str) -> (String, (String, String), (String, String
         let cert = p.signed_by(&key, &ca).unwrap();
         (cert.pem(), key.serialize_pem())
     };
-    let server = leaf(vec![server_name.into()], ExtendedKeyUsagePurpose::ServerAuth);
+    let server = leaf(
+        vec![server_name.into()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
     let client = leaf(vec!["accord".into()], ExtendedKeyUsagePurpose::ClientAuth);
     (ca.pem(), server, client)
 }

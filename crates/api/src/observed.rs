@@ -95,6 +95,9 @@ pub struct ObservedSuggestion {
     pub added: Vec<String>,
     /// The whole merged ClientIntents (a draft to review; never applied automatically).
     pub yaml: String,
+    /// From the current ClientIntents to the suggestion, line by line (`-`, `+`, ` `).
+    #[serde(default)]
+    pub diff: String,
     /// The same, as the draft form holds it (absent when the form cannot hold it whole, e.g.
     /// internet targets).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -35,6 +35,11 @@ pub struct Args {
     #[arg(long, env = "ACCORD_OBSERVATIONS")]
     observations: bool,
 
+    /// Print each suggestion as a line diff from the client's current ClientIntents (`-`, `+`,
+    /// ` ` before every line) instead of the whole merged ClientIntents.
+    #[arg(long, env = "ACCORD_SUGGEST_DIFF", conflicts_with = "observations")]
+    diff: bool,
+
     /// Treat warnings in the manifests as errors for the exit status.
     #[arg(long, env = "ACCORD_STRICT")]
     strict: bool,
@@ -59,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if suggestions.is_empty() {
             eprintln!("nothing to suggest: every observed call is declared");
         }
-        suggestions_yaml(&obs, &suggestions)
+        suggestions_yaml(&obs, &suggestions, args.diff)
     };
     print!("{text}");
     Ok(if failed {
@@ -90,7 +95,11 @@ fn window(obs: &Observations) -> String {
 }
 
 /// One ClientIntents per client, each introduced by comments listing what it adds.
-pub fn suggestions_yaml(obs: &Observations, suggestions: &[observed::Suggestion]) -> String {
+pub fn suggestions_yaml(
+    obs: &Observations,
+    suggestions: &[observed::Suggestion],
+    diff: bool,
+) -> String {
     let mut out = String::new();
     for (i, s) in suggestions.iter().enumerate() {
         if i > 0 {
@@ -118,7 +127,17 @@ pub fn suggestions_yaml(obs: &Observations, suggestions: &[observed::Suggestion]
                 time(a.aggregate.last_seen)
             );
         }
-        out.push_str(&render::intents_yaml(std::slice::from_ref(&s.suggested)));
+        let suggested = render::intents_yaml(std::slice::from_ref(&s.suggested));
+        if diff {
+            let current = s
+                .current
+                .as_ref()
+                .map(|c| render::intents_yaml(std::slice::from_ref(c)))
+                .unwrap_or_default();
+            out.push_str(&accord_policy::drift::line_diff(&current, &suggested));
+        } else {
+            out.push_str(&suggested);
+        }
     }
     out
 }

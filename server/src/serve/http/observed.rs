@@ -248,6 +248,13 @@ async fn compute(state: &SharedState, q: &o::ObservedQuery) -> Result<o::Observe
                     .map(|a| format!("{} {}/{}", a.server, a.protocol.as_str(), a.port))
                     .collect(),
                 yaml: accord_policy::render::intents_yaml(std::slice::from_ref(&s.suggested)),
+                diff: accord_policy::drift::line_diff(
+                    &s.current
+                        .as_ref()
+                        .map(|c| accord_policy::render::intents_yaml(std::slice::from_ref(c)))
+                        .unwrap_or_default(),
+                    &accord_policy::render::intents_yaml(std::slice::from_ref(&s.suggested)),
+                ),
                 draft: super::drift::form_of(&s.suggested),
             })
             .collect();
