@@ -232,4 +232,43 @@ fn serve_with_recorded_flows_claims_unused_declarations_only_under_full_coverage
         "{unused:?}"
     );
     assert!(body["suggestions"].as_array().unwrap().is_empty());
+
+    // The observed dimension of the graph's edges, worst state per edge.
+    let (head, edges) = http_get(port, "/api/observed/edges").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let edges: serde_json::Value = serde_json::from_str(&edges).unwrap();
+    let edge = |s: &str, t: &str| {
+        edges["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["source"] == s && e["target"] == t)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let pay = edge(
+        "checkout/checkout[Deployment]",
+        "checkout/payments[Deployment]",
+    );
+    assert_eq!(pay["state"], "undeclared", "9090 is not declared: {pay}");
+    assert_eq!(pay["ports"], "TCP 8443,9090");
+    assert_eq!(pay["count"], 2);
+    let auth = edge("storefront/cart[Deployment]", "platform/auth[Deployment]");
+    assert_eq!(auth["state"], "dropped");
+    assert_eq!(auth["dropped"], 2);
+    assert_eq!(
+        edge(
+            "storefront/web[Deployment]",
+            "storefront/catalog[Deployment]"
+        )["state"],
+        "declared"
+    );
+    // External peers are not graph edges.
+    assert!(
+        edges["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| !e["target"].as_str().unwrap().starts_with("external:"))
+    );
 }

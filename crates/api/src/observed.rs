@@ -143,3 +143,27 @@ pub struct PanelSuggestion {
     #[serde(default)]
     pub yaml: String,
 }
+
+/// `GET /api/observed/edges?since=…`: the observed dimension of every workload-to-workload
+/// edge (the graph overlays it on its edges by `source` and `target`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedEdge {
+    /// Client workload id (as the graph's edges name it).
+    pub source: String,
+    /// Server workload id.
+    pub target: String,
+    /// The worst state over the edge's ports: dropped, then undeclared, then declared.
+    pub state: ObservedState,
+    /// Observed ports, e.g. `TCP 8080,9090`.
+    pub ports: String,
+    pub count: u64,
+    pub dropped: u64,
+    pub last_seen: String,
+}
+
+/// `GET /api/observed/edges`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedEdges {
+    pub window: ObservedWindow,
+    pub edges: Vec<ObservedEdge>,
+}

@@ -60,6 +60,83 @@ pub(super) async fn panel(
     Ok(Json(panel_of(o)))
 }
 
+/// `GET /api/observed/edges?since=…`: every observed call between workloads, per edge.
+pub(super) async fn edges(
+    State(state): State<SharedState>,
+    Query(q): Query<o::ObservedQuery>,
+) -> Result<Json<o::ObservedEdges>> {
+    if q.server.is_some() {
+        return Err(Error::BadRequest(
+            "server= is not a filter of the edges; use /api/observed".into(),
+        ));
+    }
+    let o = compute(&state, &q).await?;
+    Ok(Json(edges_of(o)))
+}
+
+fn edges_of(o: o::Observed) -> o::ObservedEdges {
+    use std::collections::BTreeMap;
+    let rank = |s: o::ObservedState| match s {
+        o::ObservedState::Dropped => 2,
+        o::ObservedState::Undeclared => 1,
+        o::ObservedState::Declared => 0,
+    };
+    let mut by_edge: BTreeMap<(String, String), (o::ObservedEdge, BTreeMap<String, Vec<u16>>)> =
+        BTreeMap::new();
+    for c in o.calls {
+        let (Some(state), true, true) = (c.state, c.client.contains('/'), c.server.contains('/'))
+        else {
+            continue;
+        };
+        let entry = by_edge
+            .entry((c.client.clone(), c.server.clone()))
+            .or_insert_with(|| {
+                (
+                    o::ObservedEdge {
+                        source: c.client.clone(),
+                        target: c.server.clone(),
+                        state,
+                        ports: String::new(),
+                        count: 0,
+                        dropped: 0,
+                        last_seen: String::new(),
+                    },
+                    BTreeMap::new(),
+                )
+            });
+        let (e, ports) = entry;
+        if rank(state) > rank(e.state) {
+            e.state = state;
+        }
+        e.count += c.count;
+        e.dropped += c.dropped;
+        if c.last_seen > e.last_seen {
+            e.last_seen = c.last_seen.clone();
+        }
+        ports.entry(c.protocol.clone()).or_default().push(c.port);
+    }
+    let edges = by_edge
+        .into_values()
+        .map(|(mut e, ports)| {
+            e.ports = ports
+                .into_iter()
+                .map(|(proto, mut list)| {
+                    list.sort_unstable();
+                    list.dedup();
+                    let list: Vec<String> = list.iter().map(u16::to_string).collect();
+                    format!("{proto} {}", list.join(","))
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            e
+        })
+        .collect();
+    o::ObservedEdges {
+        window: o.window,
+        edges,
+    }
+}
+
 fn day_time(t: &str) -> String {
     t.get(..19).unwrap_or(t).replace('T', " ")
 }
