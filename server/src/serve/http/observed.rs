@@ -81,8 +81,9 @@ fn edges_of(o: o::Observed) -> o::ObservedEdges {
         o::ObservedState::Undeclared => 1,
         o::ObservedState::Declared => 0,
     };
-    let mut by_edge: BTreeMap<(String, String), (o::ObservedEdge, BTreeMap<String, Vec<u16>>)> =
-        BTreeMap::new();
+    /// An edge so far, and its ports by protocol.
+    type Building = (o::ObservedEdge, BTreeMap<String, Vec<u16>>);
+    let mut by_edge: BTreeMap<(String, String), Building> = BTreeMap::new();
     for c in o.calls {
         let (Some(state), true, true) = (c.state, c.client.contains('/'), c.server.contains('/'))
         else {
