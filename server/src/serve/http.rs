@@ -27,6 +27,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::classify::{
+    ClassifiedResponse, ClassifyResponse, MakeClassifier, NeverClassifyEos, ServerErrorsAsFailures,
+    ServerErrorsFailureClass,
+};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -111,8 +115,52 @@ pub fn router(state: SharedState) -> Router {
         .layer(CompressionLayer::new().quality(CompressionLevel::Precise(4)))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new(ProbesAnswer))
         .with_state(state)
+}
+
+/// Request tracing's classifier: a server error is a failure, logged as an error, except the
+/// answer of a health probe. `/readyz` answers 503 until the first sync ends (and while storage
+/// fails, which is logged where it happens): that is the answer the prober asked for, and
+/// counting it as a failure logged an error on every probe of a starting server.
+#[derive(Clone, Copy)]
+struct ProbesAnswer;
+
+#[derive(Clone, Copy)]
+struct Classify {
+    probe: bool,
+}
+
+impl MakeClassifier for ProbesAnswer {
+    type Classifier = Classify;
+    type FailureClass = ServerErrorsFailureClass;
+    type ClassifyEos = NeverClassifyEos<ServerErrorsFailureClass>;
+
+    fn make_classifier<B>(&self, req: &axum::http::Request<B>) -> Classify {
+        Classify {
+            probe: matches!(req.uri().path(), "/readyz" | "/healthz"),
+        }
+    }
+}
+
+impl ClassifyResponse for Classify {
+    type FailureClass = ServerErrorsFailureClass;
+    type ClassifyEos = NeverClassifyEos<ServerErrorsFailureClass>;
+
+    fn classify_response<B>(
+        self,
+        res: &axum::http::Response<B>,
+    ) -> ClassifiedResponse<Self::FailureClass, Self::ClassifyEos> {
+        if self.probe {
+            ClassifiedResponse::Ready(Ok(()))
+        } else {
+            ServerErrorsAsFailures::new().classify_response(res)
+        }
+    }
+
+    fn classify_error<E: std::fmt::Display + 'static>(self, error: &E) -> Self::FailureClass {
+        ServerErrorsAsFailures::new().classify_error(error)
+    }
 }
 
 /// A handler that panicked: a 500 with the JSON body, the panic in the log.

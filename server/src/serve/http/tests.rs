@@ -877,3 +877,27 @@ async fn metrics_time_requests_by_route_and_sync_phases_as_histograms() {
     assert!(String::from_utf8_lossy(&body).ends_with("# EOF\n"));
 }
 mod web;
+
+#[test]
+fn a_probe_answering_not_ready_is_not_logged_as_a_server_failure() {
+    use tower_http::classify::{ClassifiedResponse, ClassifyResponse, MakeClassifier};
+    let failed = |path: &str, status: StatusCode| {
+        let req = Request::get(path).body(()).unwrap();
+        let res = axum::http::Response::builder()
+            .status(status)
+            .body(())
+            .unwrap();
+        match super::ProbesAnswer
+            .make_classifier(&req)
+            .classify_response(&res)
+        {
+            ClassifiedResponse::Ready(r) => r.is_err(),
+            ClassifiedResponse::RequiresEos(_) => unreachable!("every response is classified"),
+        }
+    };
+    assert!(!failed("/readyz", StatusCode::SERVICE_UNAVAILABLE));
+    assert!(!failed("/healthz", StatusCode::OK));
+    assert!(failed("/api/graph", StatusCode::SERVICE_UNAVAILABLE));
+    assert!(failed("/api/what-if", StatusCode::INTERNAL_SERVER_ERROR));
+    assert!(!failed("/api/graph", StatusCode::NOT_FOUND));
+}
