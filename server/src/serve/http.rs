@@ -58,6 +58,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/drift/item", get(drift::item))
         .route("/api/drift/ack", post(drift::ack).delete(drift::unack))
         .route("/api/what-if", post(drafts::post_what_if))
+        .route("/api/intents", get(drafts::current_intents))
+        .route("/api/targets", get(drafts::targets))
         .route(
             "/api/drafts",
             get(drafts::list_drafts).post(drafts::create_draft),

@@ -611,11 +611,17 @@ pub fn why(before: Option<&PairFacts>, after: Option<&PairFacts>, client: &str, 
             Some(Open) => format!("{server} would no longer be protected: anyone could call it."),
             _ => format!("A policy would let {client} call {server} although nothing declares it."),
         },
-        Impact::PortsChange => format!(
-            "{client} could still call {server}, on other ports: {} instead of {}.",
-            after.map_or("", |f| f.ports.as_str()),
-            before.map_or("", |f| f.ports.as_str())
-        ),
+        Impact::PortsChange => {
+            let (was, is) = (
+                before.map_or("", |f| f.ports.as_str()),
+                after.map_or("", |f| f.ports.as_str()),
+            );
+            if declared(after) && !declared(before) {
+                format!("{client} would declare this call; {server} would let it in on {is} only ({was} today).")
+            } else {
+                format!("{client} could still call {server}, on {is} instead of {was}.")
+            }
+        }
         Impact::Protection => match a {
             Some(Enforced | Undeclared) => format!(
                 "{server} would become protected: only the callers its policies admit get in; this call stays allowed."
