@@ -27,6 +27,49 @@ pub struct Target {
 pub struct Form {
     pub client: String,
     pub targets: Vec<Target>,
+    /// The ClientIntents object's name (the client's current one, which the draft replaces);
+    /// empty for the client's name.
+    pub intents_name: String,
+}
+
+/// `auth.platform` (Otterize's way of naming a target in another namespace) as
+/// `(name, namespace)`; `None` when `name` has no dot or its parts are not DNS labels.
+pub fn split_qualified(name: &str) -> Option<(String, String)> {
+    let (n, ns) = name.trim().split_once('.')?;
+    let ok = accord_policy::validate::kinds::dns_label;
+    (ok(n) && ok(ns)).then(|| (n.to_string(), ns.to_string()))
+}
+
+/// A target's name and namespace as written: `auth.platform` read as `auth` in `platform`.
+fn name_and_namespace(t: &Target) -> (String, String) {
+    match split_qualified(&t.name) {
+        Some((n, ns)) if t.namespace.trim().is_empty() || t.namespace.trim() == ns => (n, ns),
+        _ => (t.name.trim().to_string(), t.namespace.trim().to_string()),
+    }
+}
+
+/// The form's rows that become targets (those with a name), by index: the ClientIntents's
+/// `spec.targets[k]` is row `rows[k]`.
+pub fn target_rows(form: &Form) -> Vec<usize> {
+    form.targets
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !t.name.trim().is_empty())
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The form field a diagnostic of the draft's ClientIntents concerns (`client`,
+/// `targets[i].name`), when it concerns one.
+pub fn field_of_diagnostic(form: &Form, field: &str) -> Option<String> {
+    if field.starts_with("spec.workload") || field == "metadata.namespace" {
+        return Some("client".into());
+    }
+    let rest = field.strip_prefix("spec.targets[")?;
+    let (k, rest) = rest.split_once(']')?;
+    let row = *target_rows(form).get(k.parse::<usize>().ok()?)?;
+    let part = if rest.contains("ports") { "ports" } else { "name" };
+    Some(format!("targets[{row}].{part}"))
 }
 
 /// A validation error of one field: `client`, or `targets[i].name` / `.ports` / `.namespace`.
@@ -79,8 +122,17 @@ pub fn validate(form: &Form) -> Vec<FieldError> {
         err("targets".into(), "Add at least one target.".into());
     }
     for (i, t) in form.targets.iter().enumerate() {
+        let (name, namespace) = name_and_namespace(t);
         if t.name.trim().is_empty() {
             err(format!("targets[{i}].name"), "Name the target.".into());
+        } else if t.name.contains('.') && split_qualified(&t.name).is_some() {
+            err(
+                format!("targets[{i}].name"),
+                format!(
+                    "`{}` names {name} in namespace {namespace}: keep the name here and put the namespace in the Namespace field.",
+                    t.name.trim()
+                ),
+            );
         } else if !accord_policy::validate::kinds::dns_label(t.name.trim()) {
             err(
                 format!("targets[{i}].name"),
@@ -111,12 +163,10 @@ pub fn to_intents(form: &Form) -> ClientIntents {
     let targets = form
         .targets
         .iter()
+        .filter(|t| !t.name.trim().is_empty())
         .map(|t| {
-            let tname = t.name.trim().to_string();
-            let tns = match t.namespace.trim() {
-                "" => namespace.clone(),
-                ns => ns.to_string(),
-            };
+            let (tname, tns) = name_and_namespace(t);
+            let tns = if tns.is_empty() { namespace.clone() } else { tns };
             let ports = parse_ports(&t.ports)
                 .unwrap_or_default()
                 .into_iter()
@@ -151,7 +201,10 @@ pub fn to_intents(form: &Form) -> ClientIntents {
         })
         .collect();
     ClientIntents {
-        name: name.clone(),
+        name: match form.intents_name.trim() {
+            "" => name.clone(),
+            n => n.to_string(),
+        },
         namespace,
         workload: intents::WorkloadRef { name, kind },
         targets,
@@ -163,6 +216,107 @@ pub fn to_intents(form: &Form) -> ClientIntents {
 /// writer. Writes what it can even when the form is incomplete, so the preview follows typing.
 pub fn to_yaml(form: &Form) -> String {
     accord_policy::render::intents_yaml(&[to_intents(form)])
+}
+
+/// The form holding `i`, when it can hold it whole (every target a workload or a Service with
+/// single ports); otherwise why not.
+pub fn from_intents(i: &ClientIntents) -> Result<Form, String> {
+    let ports = |ps: &[TargetPort]| -> Result<String, String> {
+        ps.iter()
+            .map(|p| match p.end_port {
+                None => Ok(format!("{}/{}", p.port, p.protocol.as_str())),
+                Some(_) => Err("a port range".to_string()),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.join(", "))
+    };
+    let targets = i
+        .targets
+        .iter()
+        .map(|t| match &t.kind {
+            intents::TargetKind::Workload {
+                name,
+                namespace,
+                ports: p,
+                kafka: false,
+                ..
+            } => Ok(Target {
+                kind: TargetKind::Workload,
+                name: name.clone(),
+                namespace: namespace.clone(),
+                ports: ports(p)?,
+            }),
+            intents::TargetKind::Service {
+                name,
+                namespace,
+                ports: p,
+            } => Ok(Target {
+                kind: TargetKind::Service,
+                name: name.clone(),
+                namespace: namespace.clone(),
+                ports: ports(p)?,
+            }),
+            _ => Err(format!("the target at {}", t.field)),
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(|what| format!("The form cannot hold {what}; edit the YAML instead."))?;
+    Ok(Form {
+        client: WorkloadId::new(&i.namespace, &i.workload.name, i.workload.kind.as_deref())
+            .to_string(),
+        targets,
+        intents_name: if i.name == i.workload.name {
+            String::new()
+        } else {
+            i.name.clone()
+        },
+    })
+}
+
+/// The form holding ClientIntents as the server sends them for the form.
+pub fn from_draft_intents(d: &accord_api::DraftIntents) -> Form {
+    Form {
+        client: d.client.clone(),
+        targets: d
+            .targets
+            .iter()
+            .map(|t| Target {
+                kind: if t.service {
+                    TargetKind::Service
+                } else {
+                    TargetKind::Workload
+                },
+                name: t.name.clone(),
+                namespace: t.namespace.clone(),
+                ports: t.ports.clone(),
+            })
+            .collect(),
+        intents_name: match parse_workload_id(&d.client) {
+            Some(id) if id.name == d.name => String::new(),
+            _ => d.name.clone(),
+        },
+    }
+}
+
+/// The form holding the one ClientIntents of `yaml` (a saved draft).
+pub fn from_yaml(yaml: &str) -> Result<Form, String> {
+    let mut diags = Vec::new();
+    let docs = accord_policy::load::documents(
+        &accord_policy::Source::new("draft", yaml),
+        &mut diags,
+    );
+    let [(origin, doc)] = docs.as_slice() else {
+        return Err(format!(
+            "The form holds one ClientIntents; this draft has {}.",
+            docs.len()
+        ));
+    };
+    let parsed = intents::parse(origin, doc, &mut diags);
+    match parsed {
+        Some(i) if diags.iter().all(|d| !d.is_error()) => from_intents(&i),
+        _ => Err(diags
+            .first()
+            .map_or("Not a ClientIntents.".to_string(), |d| d.message.clone())),
+    }
 }
 
 #[cfg(test)]
@@ -186,6 +340,7 @@ mod tests {
                 target(TargetKind::Workload, "auth", "platform", "8080"),
                 target(TargetKind::Service, "catalog", "storefront", ""),
             ],
+            ..Form::default()
         };
         assert!(validate(&form).is_empty());
         assert_eq!(
@@ -228,6 +383,7 @@ spec:
         let form = Form {
             client: "cart".into(),
             targets: vec![target(TargetKind::Workload, "Auth!", "", "80, 99999")],
+            ..Form::default()
         };
         let fields: Vec<String> = validate(&form).into_iter().map(|e| e.field).collect();
         assert_eq!(
@@ -266,5 +422,65 @@ spec:
             Some(WorkloadId::new("a", "b", None))
         );
         assert_eq!(parse_workload_id("nope"), None);
+    }
+
+    #[test]
+    fn empty_rows_are_left_out_and_diagnostics_find_their_row() {
+        let form = Form {
+            client: "storefront/web[Deployment]".into(),
+            targets: vec![
+                target(TargetKind::Workload, "catalog", "", ""),
+                target(TargetKind::Workload, "", "platform", ""),
+                target(TargetKind::Workload, "nosuch", "platform", "8443"),
+            ],
+            ..Form::default()
+        };
+        let yaml = to_yaml(&form);
+        assert!(!yaml.contains(".platform\n") || yaml.contains("nosuch.platform"), "{yaml}");
+        assert!(!yaml.contains("name: .platform"), "an empty row previews nothing: {yaml}");
+        assert_eq!(to_intents(&form).targets.len(), 2);
+        assert_eq!(
+            field_of_diagnostic(&form, "spec.targets[1].kubernetes").as_deref(),
+            Some("targets[2].name")
+        );
+        assert_eq!(
+            field_of_diagnostic(&form, "spec.workload").as_deref(),
+            Some("client")
+        );
+        assert_eq!(field_of_diagnostic(&form, "spec.targets[9]"), None);
+    }
+
+    #[test]
+    fn otterize_qualified_names_are_split_with_a_pointer_to_the_namespace_field() {
+        assert_eq!(
+            split_qualified("auth.platform"),
+            Some(("auth".into(), "platform".into()))
+        );
+        assert_eq!(split_qualified("auth"), None);
+        let form = Form {
+            client: "storefront/web".into(),
+            targets: vec![target(TargetKind::Workload, "auth.platform", "", "")],
+            ..Form::default()
+        };
+        let errs = validate(&form);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].message.contains("Namespace field"), "{errs:?}");
+        // The preview reads it the way Otterize does.
+        assert!(to_yaml(&form).contains("name: auth.platform"), "{}", to_yaml(&form));
+    }
+
+    #[test]
+    fn saved_drafts_load_back_into_the_form() {
+        let form = Form {
+            client: "storefront/web[Deployment]".into(),
+            targets: vec![
+                target(TargetKind::Workload, "auth", "platform", "8080/TCP"),
+                target(TargetKind::Service, "checkout", "checkout", ""),
+            ],
+            intents_name: "web-intents".into(),
+        };
+        let back = from_yaml(&to_yaml(&form)).expect("loads");
+        assert_eq!(back, form);
+        assert!(from_yaml("apiVersion: v1\nkind: ConfigMap\n").is_err());
     }
 }
