@@ -150,6 +150,11 @@ pub async fn apply_draft(id: i64, token: &str) -> Result<ApplyResult> {
     decode(resp).await
 }
 
+/// A saved draft as the form holds it.
+pub async fn draft_form(id: i64) -> Result<accord_api::DraftIntents> {
+    get(&format!("/api/drafts/{id}/form")).await
+}
+
 /// A client's current ClientIntents, as the draft form starts from them.
 pub async fn current_intents(client: &str) -> Result<CurrentIntents> {
     get(&format!("/api/intents?client={}", encode(client))).await

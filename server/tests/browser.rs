@@ -15,6 +15,9 @@
 //!
 //! Size: one test binary (one Chromium/WebDriver harness shared by every journey).
 
+#[path = "support/operator.rs"]
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -184,6 +187,15 @@ struct Dashboard {
 impl Dashboard {
     /// Starts the server (on the demo, or on `manifests`), chromedriver and a browser.
     async fn start(name: &'static str, manifests: Option<&Path>) -> Result<Dashboard> {
+        Dashboard::start_with(name, manifests, &[]).await
+    }
+
+    /// [`Dashboard::start`] with `extra` arguments to `accord serve`.
+    async fn start_with(
+        name: &'static str,
+        manifests: Option<&Path>,
+        extra: &[std::ffi::OsString],
+    ) -> Result<Dashboard> {
         let tmp = tempfile::tempdir()?;
         let port = free_port();
         let log = std::fs::File::create(tmp.path().join("server.log"))?;
@@ -201,6 +213,7 @@ impl Dashboard {
         if let Some(m) = manifests {
             cmd.arg("--manifests").arg(m);
         }
+        cmd.args(extra);
         let server = Proc::spawn(&mut cmd)?;
         // A large synthetic cluster takes a while to sync in a debug build.
         let ready_within = if manifests.is_some() { 900 } else { 120 };
@@ -725,6 +738,73 @@ async fn drafting_marks_a_nonexistent_target_on_its_field() {
         Ok(d)
     })
     .await;
+}
+
+/// A draft saved, opened again from its link, and applied to the real control plane with the
+/// apply token (a wrong token refused): the ClientIntents exist in the cluster afterwards.
+#[tokio::test]
+async fn a_saved_draft_reloaded_and_applied_to_the_cluster_with_the_token() {
+    if !can_run() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let run = async {
+        let ns = accord_tests::TestNamespace::new().await?;
+        support::install_crds(&ns).await?;
+        let kube = ns.client();
+        let n = ns.name().to_string();
+        support::create_deployment(&kube, &n, "client").await?;
+        support::create_deployment(&kube, &n, "server").await?;
+        let plane = accord_tests::shared().await?;
+        let dir = tempfile::tempdir()?;
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "s3cret-apply-token\n")?;
+        let extra: Vec<std::ffi::OsString> = vec![
+            "--kubeconfig".into(),
+            plane.kubeconfig_path().into(),
+            "--allow-apply".into(),
+            "--apply-token-file".into(),
+            token_file.into(),
+        ];
+        let d = Dashboard::start_with("draft-apply", None, &extra).await?;
+        let client = format!("{n}/client[Deployment]");
+        let server = format!("{n}/server[Deployment]");
+        d.goto("/drafts").await?;
+        // Both workloads synced from the cluster.
+        d.wait_js(&format!("fetch('/api/targets').then(r => r.json()).then(j => window.__t = j.targets.filter(t => t.namespace === '{n}').length) && window.__t >= 2")).await?;
+        d.pick_client(&client, &client, 1).await?;
+        d.last("target-name").await?.send_keys("server").await?;
+        let whatif = d.what_if_with(&format!("{client} → {server}")).await?;
+        assert!(whatif.contains("Newly allowed") || whatif.contains("Declared, same access"), "{whatif}");
+        d.wait_for("[data-testid='draft-name']").await?.send_keys("client calls server").await?;
+        d.wait_for("[data-testid='save-draft']").await?.click().await?;
+        d.wait_js("location.search.startsWith('?id=')").await?;
+        let url = d.js("location.pathname + location.search").await?;
+        d.goto("/").await?;
+        d.goto(url.as_str().unwrap_or_default()).await?;
+        d.wait_js(&format!("document.querySelector('[data-testid=\"draft-client\"]') && document.querySelector('[data-testid=\"draft-client\"]').value === '{client}'")).await?;
+        d.wait_js("[...document.querySelectorAll('[data-testid=\"target-name\"]')].some(i => i.value === 'server')").await?;
+        let token = d.wait_for("[data-testid='apply-token']").await?;
+        token.send_keys("wrong").await?;
+        let apply = "document.querySelector('[data-testid=\"draft-item\"].current-draft [data-testid=\"draft-apply\"]')";
+        d.wait_js(apply).await?;
+        d.js(&format!("{apply}.click()")).await?;
+        d.wait_js("document.querySelector('[data-testid=\"list-msg\"]') && document.querySelector('[data-testid=\"list-msg\"]').innerText.includes('bearer token')").await?;
+        token.clear().await?;
+        token.send_keys("s3cret-apply-token").await?;
+        d.js(&format!("{apply}.click()")).await?;
+        d.wait_js(&format!("document.querySelector('[data-testid=\"list-msg\"]').innerText.includes('Applied ClientIntents {n}/client')")).await?;
+        d.screenshot("draft-applied").await?;
+        let applied = support::intents_api(&kube, &n).get("client").await?;
+        let targets = applied.data.pointer("/spec/targets").cloned().unwrap_or_default();
+        assert_eq!(targets.as_array().map(Vec::len), Some(1), "{applied:?}");
+        assert_eq!(targets[0]["kubernetes"]["name"], json!("server"), "{applied:?}");
+        anyhow::Ok(d)
+    };
+    let d = run.await.unwrap_or_else(|e| panic!("journey draft-apply: {e:#}"));
+    d.finish()
+        .await
+        .unwrap_or_else(|e| panic!("journey draft-apply: {e:#}"));
 }
 
 #[tokio::test]

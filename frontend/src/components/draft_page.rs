@@ -440,8 +440,9 @@ pub fn DraftPage() -> impl IntoView {
     } else if from_url.is_none()
         && let Some(saved) = storage().and_then(|s| s.get_item(STORAGE_KEY).ok().flatten())
         && let Ok(v) = serde_json::from_str::<serde_json::Value>(&saved)
-        && let Ok(f) = draft::from_yaml(v["yaml"].as_str().unwrap_or_default())
+        && let Ok(f) = serde_json::from_value::<accord_api::DraftIntents>(v["form"].clone())
     {
+        let f = draft::from_draft_intents(&f);
         // The form as it was before a reload.
         set_form(f);
         draft_name.set(v["name"].as_str().unwrap_or_default().to_string());
@@ -466,7 +467,7 @@ pub fn DraftPage() -> impl IntoView {
         if f.client.trim().is_empty() {
             return;
         }
-        let v = serde_json::json!({"yaml": yaml.get(), "name": draft_name.get(), "id": draft_id.get()});
+        let v = serde_json::json!({"form": draft::to_draft_intents(&f), "name": draft_name.get(), "id": draft_id.get()});
         if let Some(s) = storage() {
             let _ = s.set_item(STORAGE_KEY, &v.to_string());
         }
@@ -634,11 +635,11 @@ pub fn DraftPage() -> impl IntoView {
         }
         leptos::task::spawn_local(async move {
             match api::draft(id).await {
-                Ok(d) => match draft::from_yaml(&d.yaml) {
+                Ok(d) => match api::draft_form(id).await {
                     Ok(f) => {
                         draft_id.set(Some(d.id));
                         draft_name.set(d.name.clone());
-                        set_form(f);
+                        set_form(draft::from_draft_intents(&f));
                         list_msg.set(Some(Ok(format!("Loaded “{}”.", d.name))));
                     }
                     Err(e) => list_msg.set(Some(Err(format!("“{}”: {e}", d.name)))),

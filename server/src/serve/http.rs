@@ -71,6 +71,7 @@ pub fn router(state: SharedState) -> Router {
                 .delete(drafts::delete_draft),
         )
         .route("/api/drafts/{id}/export", get(drafts::export_draft))
+        .route("/api/drafts/{id}/form", get(drafts::draft_form))
         .route("/api/drafts/{id}/apply", post(drafts::apply_draft))
         .route("/api/history", get(history))
         .route("/api/export/intents", get(export_intents))

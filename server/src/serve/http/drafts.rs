@@ -250,6 +250,51 @@ pub(super) async fn apply_draft(
     Ok(Json(api::ApplyResult { applied }))
 }
 
+/// `GET /api/drafts/{id}/form`: a saved draft as the draft form holds it (422 when the form
+/// cannot hold it: several ClientIntents, or a target other than a workload or a Service).
+pub(super) async fn draft_form(
+    State(state): State<SharedState>,
+    Path(id): Path<i64>,
+) -> Result<Json<api::DraftIntents>> {
+    let d = state
+        .store
+        .draft(id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no draft {id}")))?;
+    form_of_yaml(&d.yaml).map(Json).map_err(Error::Unprocessable)
+}
+
+/// The one ClientIntents of `yaml` as the form holds it, or why not.
+pub(super) fn form_of_yaml(yaml: &str) -> Result<api::DraftIntents, Vec<api::Diagnostic>> {
+    let (objects, mut diags) = what_if::parse_draft(yaml);
+    let mut parsed: Vec<accord_policy::ClientIntents> = objects
+        .iter()
+        .filter_map(|(origin, doc)| accord_policy::intents::parse(origin, doc, &mut diags))
+        .collect();
+    if diags.iter().any(|d| d.is_error()) {
+        return Err(diags);
+    }
+    let cannot = |message: String| {
+        vec![api::Diagnostic::error(
+            api::DiagnosticCode::InvalidDraft,
+            &api::Origin::new(what_if::DRAFT_FILE, 0),
+            "ClientIntents",
+            "",
+            message,
+        )]
+    };
+    if parsed.len() != 1 {
+        return Err(cannot(format!(
+            "the form holds one ClientIntents; this draft has {}: edit its YAML instead",
+            parsed.len()
+        )));
+    }
+    let i = parsed.remove(0);
+    super::drift::form_fields(&i).ok_or_else(|| {
+        cannot("the form holds workload and Service targets with single ports; this draft has others: edit its YAML instead".into())
+    })
+}
+
 #[derive(serde::Deserialize)]
 pub(super) struct ClientQuery {
     client: String,
@@ -400,6 +445,31 @@ mod tests {
         let none = current_of(&live, "platform/ledger-db[StatefulSet]").expect("an id");
         assert!(none.name.is_empty() && none.form.is_none());
         assert!(current_of(&live, "web").is_none());
+    }
+
+    #[test]
+    fn a_saved_draft_opens_in_the_form_when_the_form_can_hold_it() {
+        let f = form_of_yaml("apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: web-intents, namespace: storefront}\nspec:\n  workload: {name: web, kind: Deployment}\n  targets:\n    - kubernetes: {name: auth.platform, ports: [{port: 8080}]}\n    - service: {name: checkout.checkout}\n")
+            .expect("the form holds it");
+        assert_eq!(f.client, "storefront/web[Deployment]");
+        assert_eq!(f.name, "web-intents");
+        let t: Vec<(bool, &str, &str, &str)> = f
+            .targets
+            .iter()
+            .map(|t| (t.service, t.name.as_str(), t.namespace.as_str(), t.ports.as_str()))
+            .collect();
+        assert_eq!(
+            t,
+            vec![
+                (false, "auth", "platform", "8080/TCP"),
+                (true, "checkout", "checkout", "")
+            ]
+        );
+        let two = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: a, namespace: x}\nspec: {workload: {name: a}}\n---\napiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: b, namespace: x}\nspec: {workload: {name: b}}\n";
+        let err = form_of_yaml(two).expect_err("two objects");
+        assert!(err[0].message.contains("has 2"), "{err:?}");
+        let internet = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: a, namespace: x}\nspec:\n  workload: {name: a}\n  targets:\n    - internet: {ips: [1.2.3.4]}\n";
+        assert!(form_of_yaml(internet).is_err());
     }
 
     #[test]
