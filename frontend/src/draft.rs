@@ -118,11 +118,16 @@ pub fn validate(form: &Form) -> Vec<FieldError> {
             "Use namespace/name, e.g. storefront/cart.".into(),
         );
     }
-    if form.targets.is_empty() {
+    if form.targets.iter().all(|t| t.name.trim().is_empty()) {
         err("targets".into(), "Add at least one target.".into());
     }
     for (i, t) in form.targets.iter().enumerate() {
         let (name, namespace) = name_and_namespace(t);
+        // A row left blank is the slot to add the next target in: it writes nothing.
+        let blank = t.name.trim().is_empty() && t.ports.trim().is_empty();
+        if blank {
+            continue;
+        }
         if t.name.trim().is_empty() {
             err(format!("targets[{i}].name"), "Name the target.".into());
         } else if t.name.contains('.') && split_qualified(&t.name).is_some() {

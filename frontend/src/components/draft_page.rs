@@ -71,6 +71,14 @@ fn target_key(t: &Target, client_ns: &str) -> (bool, String, String, String) {
     )
 }
 
+/// The form as kept in the browser's storage.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    form: accord_api::DraftIntents,
+    name: String,
+    id: Option<i64>,
+}
+
 fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok()?
 }
@@ -188,7 +196,7 @@ fn TargetRow(
                         let v = event_target_value(&ev);
                         if let Some((n, ns)) = draft::split_qualified(&v) && row().namespace.trim().is_empty() {
                             edit(&|t| { t.name = n.clone(); t.namespace = ns.clone(); });
-                            hint.set(Some(format!("`{v}` is {n} in namespace {ns}: the namespace goes in the Namespace field.")));
+                            hint.set(Some(format!("From `{v}`: the namespace goes here.")));
                         }
                     }/>
                 <datalist id=list_id.clone()>
@@ -213,7 +221,7 @@ fn TargetRow(
                     on:input=move |ev| { let v = event_target_value(&ev); edit(&|t| t.ports = v.clone()); }/>
                 {move || {
                     let ports = suggested_ports.get();
-                    (row().ports.trim().is_empty() && !ports.is_empty()).then(|| view! {
+                    (!current.get() && row().ports.trim().is_empty() && !ports.is_empty()).then(|| view! {
                         <span class="port-suggestions">
                             {ports.into_iter().map(|p| {
                                 let p2 = p.clone();
@@ -439,14 +447,12 @@ pub fn DraftPage() -> impl IntoView {
         set_form(seed);
     } else if from_url.is_none()
         && let Some(saved) = storage().and_then(|s| s.get_item(STORAGE_KEY).ok().flatten())
-        && let Ok(v) = serde_json::from_str::<serde_json::Value>(&saved)
-        && let Ok(f) = serde_json::from_value::<accord_api::DraftIntents>(v["form"].clone())
+        && let Ok(v) = serde_json::from_str::<Stored>(&saved)
     {
-        let f = draft::from_draft_intents(&f);
         // The form as it was before a reload.
-        set_form(f);
-        draft_name.set(v["name"].as_str().unwrap_or_default().to_string());
-        draft_id.set(v["id"].as_i64());
+        set_form(draft::from_draft_intents(&v.form));
+        draft_name.set(v.name);
+        draft_id.set(v.id);
     }
 
     let form = Memo::new(move |_| Form {
@@ -467,9 +473,9 @@ pub fn DraftPage() -> impl IntoView {
         if f.client.trim().is_empty() {
             return;
         }
-        let v = serde_json::json!({"form": draft::to_draft_intents(&f), "name": draft_name.get(), "id": draft_id.get()});
-        if let Some(s) = storage() {
-            let _ = s.set_item(STORAGE_KEY, &v.to_string());
+        let v = Stored { form: draft::to_draft_intents(&f), name: draft_name.get(), id: draft_id.get() };
+        if let (Some(s), Ok(text)) = (storage(), serde_json::to_string(&v)) {
+            let _ = s.set_item(STORAGE_KEY, &text);
         }
     });
 
