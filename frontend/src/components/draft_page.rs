@@ -711,59 +711,58 @@ pub fn DraftPage() -> impl IntoView {
         }
     };
 
+    // The saved drafts' buttons, handled in one place (`data-action`, `data-id`).
+    let act = move |ev: web_sys::MouseEvent| {
+        use wasm_bindgen::JsCast;
+        let Some(el) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else {
+            return;
+        };
+        let (Some(action), Some(id)) = (
+            el.get_attribute("data-action"),
+            el.get_attribute("data-id").and_then(|v| v.parse::<i64>().ok()),
+        ) else {
+            return;
+        };
+        let t = token.get_untracked();
+        leptos::task::spawn_local(async move {
+            let r: Result<String, String> = match action.as_str() {
+                "duplicate" => match api::draft(id).await {
+                    Ok(d) => api::save_draft(NewDraft { name: format!("copy of {}", d.name), yaml: d.yaml })
+                        .await
+                        .map(|d| {
+                            show_draft(d.id);
+                            format!("Duplicated as “{}”.", d.name)
+                        }),
+                    Err(e) => Err(e),
+                },
+                "delete" => api::delete_draft(id).await.map(|()| {
+                    if draft_id.get_untracked() == Some(id) {
+                        draft_id.set(None);
+                    }
+                    "Deleted.".to_string()
+                }),
+                _ => api::apply_draft(id, &t)
+                    .await
+                    .map(|r| format!("Applied ClientIntents {} to the cluster.", r.applied.join(", "))),
+            };
+            saved.update(|n| *n += 1);
+            list_msg.set(Some(r));
+        });
+    };
     let draft_item = move |d: Draft| {
         let id = d.id;
-        let name = d.name.clone();
-        let y = d.yaml.clone();
-        let show = show_draft;
-        let duplicate = move |_| {
-            let body = NewDraft { name: format!("copy of {name}"), yaml: y.clone() };
-            leptos::task::spawn_local(async move {
-                match api::save_draft(body).await {
-                    Ok(d) => {
-                        saved.update(|n| *n += 1);
-                        show(d.id);
-                    }
-                    Err(e) => list_msg.set(Some(Err(e))),
-                }
-            });
-        };
-        let delete = move |_| {
-            leptos::task::spawn_local(async move {
-                match api::delete_draft(id).await {
-                    Ok(()) => {
-                        if draft_id.get_untracked() == Some(id) {
-                            draft_id.set(None);
-                        }
-                        list_msg.set(Some(Ok("Deleted.".into())));
-                        saved.update(|n| *n += 1);
-                    }
-                    Err(e) => list_msg.set(Some(Err(e))),
-                }
-            });
-        };
-        let apply = move |_| {
-            let t = token.get_untracked();
-            leptos::task::spawn_local(async move {
-                match api::apply_draft(id, &t).await {
-                    Ok(r) => list_msg.set(Some(Ok(format!("Applied ClientIntents {} to the cluster.", r.applied.join(", "))))),
-                    Err(e) => list_msg.set(Some(Err(e))),
-                }
-            });
-        };
-        let load = move |_| show_draft(id);
         view! {
             <li data-testid="draft-item" data-id=id.to_string() class:current-draft=move || draft_id.get() == Some(id)>
                 <strong>{d.name.clone()}</strong>
                 <span class="muted">{d.updated.clone().max(d.created.clone()).replace('T', " ")}</span>
                 <span class="draft-actions">
-                    <button class="btn small" data-testid="draft-load" on:click=load>"Load"</button>
-                    <button class="btn small ghost" data-testid="draft-duplicate" on:click=duplicate>"Duplicate"</button>
+                    <a class="btn small" data-testid="draft-load" href=format!("/drafts?id={id}")>"Load"</a>
+                    <button class="btn small ghost" data-testid="draft-duplicate" data-action="duplicate" data-id=id>"Duplicate"</button>
                     <a class="btn small ghost" data-testid="draft-export" href=format!("/api/drafts/{id}/export") download="">"Export"</a>
                     <Show when=move || apply_enabled.get()>
-                        <button class="btn small primary" data-testid="draft-apply" on:click=apply>"Apply"</button>
+                        <button class="btn small primary" data-testid="draft-apply" data-action="apply" data-id=id>"Apply"</button>
                     </Show>
-                    <button class="btn small ghost danger" data-testid="draft-delete" on:click=delete>"Delete"</button>
+                    <button class="btn small ghost danger" data-testid="draft-delete" data-action="delete" data-id=id>"Delete"</button>
                 </span>
             </li>
         }
@@ -856,8 +855,8 @@ pub fn DraftPage() -> impl IntoView {
                     Some(Err(e)) => view! { <ErrorBox message=e/> }.into_any(),
                     Some(Ok(l)) if l.drafts.is_empty() => view! { <p class="muted">"No drafts yet."</p> }.into_any(),
                     Some(Ok(l)) => view! {
-                        <ul class="draft-list" data-testid="draft-list">
-                            {l.drafts.into_iter().map(draft_item.clone()).collect_view()}
+                        <ul class="draft-list" data-testid="draft-list" on:click=act>
+                            {l.drafts.into_iter().map(draft_item).collect_view()}
                         </ul>
                     }.into_any(),
                 }}
