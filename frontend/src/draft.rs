@@ -68,7 +68,11 @@ pub fn field_of_diagnostic(form: &Form, field: &str) -> Option<String> {
     let rest = field.strip_prefix("spec.targets[")?;
     let (k, rest) = rest.split_once(']')?;
     let row = *target_rows(form).get(k.parse::<usize>().ok()?)?;
-    let part = if rest.contains("ports") { "ports" } else { "name" };
+    let part = if rest.contains("ports") {
+        "ports"
+    } else {
+        "name"
+    };
     Some(format!("targets[{row}].{part}"))
 }
 
@@ -171,7 +175,11 @@ pub fn to_intents(form: &Form) -> ClientIntents {
         .filter(|t| !t.name.trim().is_empty())
         .map(|t| {
             let (tname, tns) = name_and_namespace(t);
-            let tns = if tns.is_empty() { namespace.clone() } else { tns };
+            let tns = if tns.is_empty() {
+                namespace.clone()
+            } else {
+                tns
+            };
             let ports = parse_ports(&t.ports)
                 .unwrap_or_default()
                 .into_iter()
@@ -383,8 +391,14 @@ spec:
             ..Form::default()
         };
         let yaml = to_yaml(&form);
-        assert!(!yaml.contains(".platform\n") || yaml.contains("nosuch.platform"), "{yaml}");
-        assert!(!yaml.contains("name: .platform"), "an empty row previews nothing: {yaml}");
+        assert!(
+            !yaml.contains(".platform\n") || yaml.contains("nosuch.platform"),
+            "{yaml}"
+        );
+        assert!(
+            !yaml.contains("name: .platform"),
+            "an empty row previews nothing: {yaml}"
+        );
         assert_eq!(to_intents(&form).targets.len(), 2);
         assert_eq!(
             field_of_diagnostic(&form, "spec.targets[1].kubernetes").as_deref(),
@@ -413,7 +427,11 @@ spec:
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs[0].message.contains("Namespace field"), "{errs:?}");
         // The preview reads it the way Otterize does.
-        assert!(to_yaml(&form).contains("name: auth.platform"), "{}", to_yaml(&form));
+        assert!(
+            to_yaml(&form).contains("name: auth.platform"),
+            "{}",
+            to_yaml(&form)
+        );
     }
 
     #[test]

@@ -581,7 +581,8 @@ impl Dashboard {
     async fn pick_client(&self, typed: &str, client: &str, rows: u64) -> Result<()> {
         let input = self.wait_for("[data-testid='draft-client']").await?;
         input.send_keys(typed).await?;
-        self.wait_for("[data-testid='draft-client-suggestions'] li").await?;
+        self.wait_for("[data-testid='draft-client-suggestions'] li")
+            .await?;
         input.send_keys(&Key::Enter.to_string()).await?;
         self.wait_js(&format!(
             "document.querySelector('[data-testid=\"draft-client\"]').value === '{client}'"
@@ -782,8 +783,14 @@ async fn a_saved_draft_reloaded_and_applied_to_the_cluster_with_the_token() {
         // Nothing isolates the server yet: the call works now, and the draft protects it.
         assert!(whatif.contains("open → enforced"), "{whatif}");
         assert!(whatif.contains("server would become protected"), "{whatif}");
-        d.wait_for("[data-testid='draft-name']").await?.send_keys("client calls server").await?;
-        d.wait_for("[data-testid='save-draft']").await?.click().await?;
+        d.wait_for("[data-testid='draft-name']")
+            .await?
+            .send_keys("client calls server")
+            .await?;
+        d.wait_for("[data-testid='save-draft']")
+            .await?
+            .click()
+            .await?;
         d.wait_js("location.search.startsWith('?id=')").await?;
         let url = d.js("location.pathname + location.search").await?;
         d.goto("/").await?;
@@ -799,7 +806,8 @@ async fn a_saved_draft_reloaded_and_applied_to_the_cluster_with_the_token() {
         // The browser logs the refused request; that one is expected, any other error is not.
         d.collect_console().await?;
         let before = d.errors.len();
-        d.errors.retain(|e| !(e.contains("/apply") && e.contains("status of 401")));
+        d.errors
+            .retain(|e| !(e.contains("/apply") && e.contains("status of 401")));
         assert_eq!(before - d.errors.len(), 1, "{:?}", d.errors);
         token.clear().await?;
         token.send_keys("s3cret-apply-token").await?;
@@ -807,12 +815,22 @@ async fn a_saved_draft_reloaded_and_applied_to_the_cluster_with_the_token() {
         d.wait_js(&format!("document.querySelector('[data-testid=\"list-msg\"]').innerText.includes('Applied ClientIntents {n}/client')")).await?;
         d.screenshot("draft-applied").await?;
         let applied = support::intents_api(&kube, &n).get("client").await?;
-        let targets = applied.data.pointer("/spec/targets").cloned().unwrap_or_default();
+        let targets = applied
+            .data
+            .pointer("/spec/targets")
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(targets.as_array().map(Vec::len), Some(1), "{applied:?}");
-        assert_eq!(targets[0]["kubernetes"]["name"], json!("server"), "{applied:?}");
+        assert_eq!(
+            targets[0]["kubernetes"]["name"],
+            json!("server"),
+            "{applied:?}"
+        );
         anyhow::Ok(d)
     };
-    let d = run.await.unwrap_or_else(|e| panic!("journey draft-apply: {e:#}"));
+    let d = run
+        .await
+        .unwrap_or_else(|e| panic!("journey draft-apply: {e:#}"));
     d.finish()
         .await
         .unwrap_or_else(|e| panic!("journey draft-apply: {e:#}"));

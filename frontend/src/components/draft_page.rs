@@ -63,12 +63,7 @@ fn target_key(t: &Target, client_ns: &str) -> (bool, String, String, String) {
         .map(|(p, proto)| format!("{p}/{proto}"))
         .collect();
     ports.sort();
-    (
-        t.kind == TargetKind::Service,
-        name,
-        ns,
-        ports.join(","),
-    )
+    (t.kind == TargetKind::Service, name, ns, ports.join(","))
 }
 
 /// The form as kept in the browser's storage.
@@ -244,7 +239,10 @@ fn msg_view_dyn(m: impl Fn() -> Option<FieldMsg> + Send + Sync + 'static) -> imp
 /// One change, with its why; the states, ports and a link to the edge's policies a click away.
 fn change_row(c: EdgeChange) -> impl IntoView {
     let state = |s: Option<EdgeState>| match s {
-        Some(s) => view! { <span class="pill" style=format!("--c:{}", colour(s))>{s.as_str()}</span> }.into_any(),
+        Some(s) => {
+            view! { <span class="pill" style=format!("--c:{}", colour(s))>{s.as_str()}</span> }
+                .into_any()
+        }
         None => view! { <span class="muted">"no access"</span> }.into_any(),
     };
     let link = format!(
@@ -310,7 +308,10 @@ fn heading(impact: Impact) -> (&'static str, &'static str) {
     match impact {
         Impact::LosesAccess => ("Loses access", "Calls that work now and would be denied."),
         Impact::NewlyAllowed => ("Newly allowed", "Calls denied now that would be allowed."),
-        Impact::PortsChange => ("Ports change", "Calls allowed before and after, on other ports."),
+        Impact::PortsChange => (
+            "Ports change",
+            "Calls allowed before and after, on other ports.",
+        ),
         Impact::Protection => (
             "Newly protected or unprotected",
             "Same calls allowed; the server's isolation changes.",
@@ -430,7 +431,12 @@ pub fn DraftPage() -> impl IntoView {
     let draft_name = RwSignal::new(String::new());
 
     let set_form = move |f: Form| {
-        let mut rows: Vec<(u32, Target)> = f.targets.into_iter().zip(0u32..).map(|(t, i)| (i, t)).collect();
+        let mut rows: Vec<(u32, Target)> = f
+            .targets
+            .into_iter()
+            .zip(0u32..)
+            .map(|(t, i)| (i, t))
+            .collect();
         if rows.is_empty() {
             rows.push((0, empty_target()));
         }
@@ -464,7 +470,9 @@ pub fn DraftPage() -> impl IntoView {
     let errors = Memo::new(move |_| draft::validate(&form.get()));
     let touched = RwSignal::new(false);
     let client_ns = Signal::derive(move || {
-        draft::parse_workload_id(&client.get()).map(|id| id.namespace).unwrap_or_default()
+        draft::parse_workload_id(&client.get())
+            .map(|id| id.namespace)
+            .unwrap_or_default()
     });
 
     // Keep the form across reloads.
@@ -473,7 +481,11 @@ pub fn DraftPage() -> impl IntoView {
         if f.client.trim().is_empty() {
             return;
         }
-        let v = Stored { form: draft::to_draft_intents(&f), name: draft_name.get(), id: draft_id.get() };
+        let v = Stored {
+            form: draft::to_draft_intents(&f),
+            name: draft_name.get(),
+            id: draft_id.get(),
+        };
         if let (Some(s), Ok(text)) = (storage(), serde_json::to_string(&v)) {
             let _ = s.set_item(STORAGE_KEY, &text);
         }
@@ -482,15 +494,28 @@ pub fn DraftPage() -> impl IntoView {
     // A client picked: start from its current ClientIntents.
     let graph = Memo::new(move |_| state.graph.get().and_then(|r| r.ok()));
     let ids = Signal::derive(move || {
-        graph.with(|g| g.as_ref().map(|g| g.nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>()).unwrap_or_default())
+        graph.with(|g| {
+            g.as_ref()
+                .map(|g| g.nodes.iter().map(|n| n.id.clone()).collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
     });
     Effect::new(move |_| {
         let c = client.get();
-        if !ids.with(|ids| ids.contains(&c)) || base.with_untracked(|b| b.as_ref().is_some_and(|(id, _)| *id == c)) {
+        if !ids.with(|ids| ids.contains(&c))
+            || base.with_untracked(|b| b.as_ref().is_some_and(|(id, _)| *id == c))
+        {
             return;
         }
         leptos::task::spawn_local(async move {
-            let Ok(CurrentIntents { client: id, name, form: current, yaml: whole, others }) = api::current_intents(&c).await else {
+            let Ok(CurrentIntents {
+                client: id,
+                name,
+                form: current,
+                yaml: whole,
+                others,
+            }) = api::current_intents(&c).await
+            else {
                 return;
             };
             if client.get_untracked() != c {
@@ -510,10 +535,26 @@ pub fn DraftPage() -> impl IntoView {
                         intents_name.set(f.intents_name.clone());
                         // The rows typed so far that are not current targets stay, as additions.
                         let ns = client_ns.get_untracked();
-                        let typed: Vec<Target> = targets.get_untracked().into_iter().map(|(_, t)| t)
-                            .filter(|t| !t.name.trim().is_empty() && !f.targets.iter().any(|b| target_key(b, &ns) == target_key(t, &ns)))
+                        let typed: Vec<Target> = targets
+                            .get_untracked()
+                            .into_iter()
+                            .map(|(_, t)| t)
+                            .filter(|t| {
+                                !t.name.trim().is_empty()
+                                    && !f
+                                        .targets
+                                        .iter()
+                                        .any(|b| target_key(b, &ns) == target_key(t, &ns))
+                            })
                             .collect();
-                        let mut rows: Vec<(u32, Target)> = f.targets.iter().cloned().chain(typed).zip(0u32..).map(|(t, i)| (i, t)).collect();
+                        let mut rows: Vec<(u32, Target)> = f
+                            .targets
+                            .iter()
+                            .cloned()
+                            .chain(typed)
+                            .zip(0u32..)
+                            .map(|(t, i)| (i, t))
+                            .collect();
                         let n = rows.len() as u32;
                         rows.push((n, empty_target()));
                         next_id.set_value(n + 1);
@@ -526,7 +567,9 @@ pub fn DraftPage() -> impl IntoView {
                     base.set(Some((c, Vec::new())));
                 }
                 None => {
-                    base_note.set(Some(format!("{short} declares no ClientIntents yet: the draft is its first.")));
+                    base_note.set(Some(format!(
+                        "{short} declares no ClientIntents yet: the draft is its first."
+                    )));
                     base.set(Some((c, Vec::new())));
                 }
             }
@@ -535,10 +578,16 @@ pub fn DraftPage() -> impl IntoView {
     let is_current = move |id: u32| {
         Signal::derive(move || {
             let ns = client_ns.get();
-            let Some(t) = targets.with(|ts| ts.iter().find(|(i, _)| *i == id).map(|(_, t)| t.clone())) else {
+            let Some(t) =
+                targets.with(|ts| ts.iter().find(|(i, _)| *i == id).map(|(_, t)| t.clone()))
+            else {
                 return false;
             };
-            base.with(|b| b.as_ref().is_some_and(|(_, bs)| bs.iter().any(|b| target_key(b, &ns) == target_key(&t, &ns))))
+            base.with(|b| {
+                b.as_ref().is_some_and(|(_, bs)| {
+                    bs.iter().any(|b| target_key(b, &ns) == target_key(&t, &ns))
+                })
+            })
         })
     };
     // Current targets the draft removes.
@@ -546,9 +595,18 @@ pub fn DraftPage() -> impl IntoView {
         let ns = client_ns.get();
         let rows: Vec<Target> = targets.get().into_iter().map(|(_, t)| t).collect();
         base.with(|b| {
-            b.as_ref().map(|(_, bs)| {
-                bs.iter().filter(|b| !rows.iter().any(|t| target_key(t, &ns) == target_key(b, &ns))).cloned().collect::<Vec<_>>()
-            }).unwrap_or_default()
+            b.as_ref()
+                .map(|(_, bs)| {
+                    bs.iter()
+                        .filter(|b| {
+                            !rows
+                                .iter()
+                                .any(|t| target_key(t, &ns) == target_key(b, &ns))
+                        })
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
         })
     });
     let replace_all = move |_| {
@@ -591,7 +649,11 @@ pub fn DraftPage() -> impl IntoView {
     let msgs = Memo::new(move |_| {
         let mut out: Vec<FieldMsg> = Vec::new();
         if touched.get() {
-            out.extend(errors.get().into_iter().map(|e| FieldMsg { field: e.field, message: e.message, severity: "error" }));
+            out.extend(errors.get().into_iter().map(|e| FieldMsg {
+                field: e.field,
+                message: e.message,
+                severity: "error",
+            }));
         }
         if let WhatIf::Done(r) = result.get() {
             let f = form.get();
@@ -609,11 +671,22 @@ pub fn DraftPage() -> impl IntoView {
     });
 
     let options = LocalResource::new(api::targets);
-    let options = Signal::derive(move || options.get().and_then(|r| r.ok()).map(|o| o.targets).unwrap_or_default());
+    let options = Signal::derive(move || {
+        options
+            .get()
+            .and_then(|r| r.ok())
+            .map(|o| o.targets)
+            .unwrap_or_default()
+    });
     let namespaces = Signal::derive(move || {
         graph.with(|g| {
             g.as_ref()
-                .map(|g| g.nodes.iter().map(|n| n.namespace.clone()).collect::<std::collections::BTreeSet<_>>())
+                .map(|g| {
+                    g.nodes
+                        .iter()
+                        .map(|n| n.namespace.clone())
+                        .collect::<std::collections::BTreeSet<_>>()
+                })
                 .unwrap_or_default()
         })
     });
@@ -625,12 +698,19 @@ pub fn DraftPage() -> impl IntoView {
         api::drafts()
     });
     let status = LocalResource::new(api::status);
-    let apply_enabled = Signal::derive(move || status.get().and_then(|r| r.ok()).is_some_and(|s| s.apply_enabled));
+    let apply_enabled = Signal::derive(move || {
+        status
+            .get()
+            .and_then(|r| r.ok())
+            .is_some_and(|s| s.apply_enabled)
+    });
     let token = RwSignal::new(String::new());
     let save_msg = RwSignal::new(None::<Result<String, String>>);
     let list_msg = RwSignal::new(None::<Result<String, String>>);
     let navigate = StoredValue::new_local(navigate);
-    let show_draft = move |id: i64| navigate.with_value(|nav| nav(&format!("/drafts?id={id}"), Default::default()));
+    let show_draft = move |id: i64| {
+        navigate.with_value(|nav| nav(&format!("/drafts?id={id}"), Default::default()))
+    };
     // A draft in the URL: load it into the form.
     Effect::new(move |_| {
         let Some(id) = query.with(|q| q.get("id").and_then(|v| v.parse::<i64>().ok())) else {
@@ -665,8 +745,15 @@ pub fn DraftPage() -> impl IntoView {
             "" => format!("intents for {}", client.get_untracked()),
             n => n.to_string(),
         };
-        let body = NewDraft { name, yaml: yaml.get_untracked() };
-        let id = if as_new { None } else { draft_id.get_untracked() };
+        let body = NewDraft {
+            name,
+            yaml: yaml.get_untracked(),
+        };
+        let id = if as_new {
+            None
+        } else {
+            draft_id.get_untracked()
+        };
         let show = show_draft;
         leptos::task::spawn_local(async move {
             let r = match id {
@@ -675,7 +762,12 @@ pub fn DraftPage() -> impl IntoView {
             };
             match r {
                 Ok(d) => {
-                    save_msg.set(Some(Ok(format!("Saved “{}”. Its link: {}/drafts?id={}", d.name, origin(), d.id))));
+                    save_msg.set(Some(Ok(format!(
+                        "Saved “{}”. Its link: {}/drafts?id={}",
+                        d.name,
+                        origin(),
+                        d.id
+                    ))));
                     draft_id.set(Some(d.id));
                     draft_name.set(d.name.clone());
                     saved.update(|n| *n += 1);
@@ -691,7 +783,9 @@ pub fn DraftPage() -> impl IntoView {
         targets.update(|ts| ts.push((id, empty_target())));
     };
     let client_name = Signal::derive(move || {
-        draft::parse_workload_id(&client.get()).map(|id| id.name).unwrap_or_else(|| "intents".into())
+        draft::parse_workload_id(&client.get())
+            .map(|id| id.name)
+            .unwrap_or_else(|| "intents".into())
     });
     let new_form = {
         move |_| {
@@ -714,12 +808,16 @@ pub fn DraftPage() -> impl IntoView {
     // The saved drafts' buttons, handled in one place (`data-action`, `data-id`).
     let act = move |ev: web_sys::MouseEvent| {
         use wasm_bindgen::JsCast;
-        let Some(el) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else {
+        let Some(el) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+        else {
             return;
         };
         let (Some(action), Some(id)) = (
             el.get_attribute("data-action"),
-            el.get_attribute("data-id").and_then(|v| v.parse::<i64>().ok()),
+            el.get_attribute("data-id")
+                .and_then(|v| v.parse::<i64>().ok()),
         ) else {
             return;
         };
@@ -727,12 +825,15 @@ pub fn DraftPage() -> impl IntoView {
         leptos::task::spawn_local(async move {
             let r: Result<String, String> = match action.as_str() {
                 "duplicate" => match api::draft(id).await {
-                    Ok(d) => api::save_draft(NewDraft { name: format!("copy of {}", d.name), yaml: d.yaml })
-                        .await
-                        .map(|d| {
-                            show_draft(d.id);
-                            format!("Duplicated as “{}”.", d.name)
-                        }),
+                    Ok(d) => api::save_draft(NewDraft {
+                        name: format!("copy of {}", d.name),
+                        yaml: d.yaml,
+                    })
+                    .await
+                    .map(|d| {
+                        show_draft(d.id);
+                        format!("Duplicated as “{}”.", d.name)
+                    }),
                     Err(e) => Err(e),
                 },
                 "delete" => api::delete_draft(id).await.map(|()| {
@@ -741,9 +842,12 @@ pub fn DraftPage() -> impl IntoView {
                     }
                     "Deleted.".to_string()
                 }),
-                _ => api::apply_draft(id, &t)
-                    .await
-                    .map(|r| format!("Applied ClientIntents {} to the cluster.", r.applied.join(", "))),
+                _ => api::apply_draft(id, &t).await.map(|r| {
+                    format!(
+                        "Applied ClientIntents {} to the cluster.",
+                        r.applied.join(", ")
+                    )
+                }),
             };
             saved.update(|n| *n += 1);
             list_msg.set(Some(r));

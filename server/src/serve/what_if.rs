@@ -229,8 +229,12 @@ pub fn what_if_within(
         .draft
         .iter()
         .map(|i| {
-            accord_policy::WorkloadId::new(&i.namespace, &i.workload.name, i.workload.kind.as_deref())
-                .to_string()
+            accord_policy::WorkloadId::new(
+                &i.namespace,
+                &i.workload.name,
+                i.workload.kind.as_deref(),
+            )
+            .to_string()
         })
         .collect();
     let mut unchanged = Vec::new();
@@ -273,7 +277,9 @@ pub fn node_id(view: &View, id: &str) -> Option<String> {
         return Some(view.nodes[i].id.clone());
     }
     let prefix = format!("{}[", id.split_once('[').map_or(id, |(n, _)| n));
-    let start = view.nodes.partition_point(|n| n.id.as_str() < prefix.as_str());
+    let start = view
+        .nodes
+        .partition_point(|n| n.id.as_str() < prefix.as_str());
     let mut hits = view.nodes[start..]
         .iter()
         .take_while(|n| n.id.starts_with(&prefix));
@@ -372,11 +378,17 @@ mod tests {
     }
     /// web's current intents, as in the demo, with `extra` targets appended and `drop` removed.
     fn web_draft(extra: &str, drop: &str) -> String {
-        let targets = ["catalog", "search", "recommendations", "cart", "auth.platform"]
-            .into_iter()
-            .filter(|t| *t != drop)
-            .map(|t| format!("    - kubernetes:\n        name: {t}\n"))
-            .collect::<String>();
+        let targets = [
+            "catalog",
+            "search",
+            "recommendations",
+            "cart",
+            "auth.platform",
+        ]
+        .into_iter()
+        .filter(|t| *t != drop)
+        .map(|t| format!("    - kubernetes:\n        name: {t}\n"))
+        .collect::<String>();
         format!(
             "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: web\n  namespace: storefront\nspec:\n  workload:\n    name: web\n    kind: Deployment\n  targets:\n{targets}    - service:\n        name: checkout.checkout\n{extra}"
         )
@@ -407,7 +419,10 @@ mod tests {
             .collect();
         assert_eq!(
             own,
-            vec![("storefront/web[Deployment]", "checkout/payments[Deployment]")],
+            vec![(
+                "storefront/web[Deployment]",
+                "checkout/payments[Deployment]"
+            )],
             "{:#?}",
             r.changes
         );

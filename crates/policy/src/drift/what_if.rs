@@ -577,7 +577,12 @@ impl Impact {
 }
 
 /// Why a pair changes, in a developer's words: `client` and `server` are the names to use.
-pub fn why(before: Option<&PairFacts>, after: Option<&PairFacts>, client: &str, server: &str) -> String {
+pub fn why(
+    before: Option<&PairFacts>,
+    after: Option<&PairFacts>,
+    client: &str,
+    server: &str,
+) -> String {
     use EdgeState::*;
     let declared = |f: Option<&PairFacts>| {
         f.is_some_and(|f| matches!(f.state, Enforced | Blocked | Unprotected))
@@ -585,9 +590,9 @@ pub fn why(before: Option<&PairFacts>, after: Option<&PairFacts>, client: &str, 
     let (b, a) = (before.map(|f| f.state), after.map(|f| f.state));
     match Impact::of(before, after) {
         Impact::LosesAccess => match (b, a) {
-            (_, Some(Blocked)) if declared(before) => format!(
-                "{client} declares this call, but {server} would still not let it in."
-            ),
+            (_, Some(Blocked)) if declared(before) => {
+                format!("{client} declares this call, but {server} would still not let it in.")
+            }
             (_, Some(Blocked)) => format!(
                 "{client} would declare this call, but {server} would not let it in: its policies admit callers by a label {client}'s pods do not carry."
             ),
@@ -617,7 +622,9 @@ pub fn why(before: Option<&PairFacts>, after: Option<&PairFacts>, client: &str, 
                 after.map_or("", |f| f.ports.as_str()),
             );
             if declared(after) && !declared(before) {
-                format!("{client} would declare this call; {server} would let it in on {is} only ({was} today).")
+                format!(
+                    "{client} would declare this call; {server} would let it in on {is} only ({was} today)."
+                )
             } else {
                 format!("{client} could still call {server}, on {is} instead of {was}.")
             }
@@ -632,11 +639,17 @@ pub fn why(before: Option<&PairFacts>, after: Option<&PairFacts>, client: &str, 
         },
         Impact::Declaration => {
             if !before.is_some_and(|f| f.allowed) {
-                format!("{client} would no longer declare this call, which is denied today; nothing changes at runtime.")
+                format!(
+                    "{client} would no longer declare this call, which is denied today; nothing changes at runtime."
+                )
             } else if declared(after) {
-                format!("{client} would declare this call; it is already allowed today, so nothing changes at runtime.")
+                format!(
+                    "{client} would declare this call; it is already allowed today, so nothing changes at runtime."
+                )
             } else {
-                format!("{client} would no longer declare this call, but another policy still lets it in.")
+                format!(
+                    "{client} would no longer declare this call, but another policy still lets it in."
+                )
             }
         }
     }
@@ -1015,17 +1028,53 @@ mod tests {
         let f = facts_of;
         let cases = [
             (Some(f(Enforced, true, "TCP 80")), None, Impact::LosesAccess),
-            (Some(f(Enforced, true, "TCP 80")), Some(f(Blocked, false, "")), Impact::LosesAccess),
-            (Some(f(Undeclared, true, "TCP 80")), None, Impact::LosesAccess),
+            (
+                Some(f(Enforced, true, "TCP 80")),
+                Some(f(Blocked, false, "")),
+                Impact::LosesAccess,
+            ),
+            (
+                Some(f(Undeclared, true, "TCP 80")),
+                None,
+                Impact::LosesAccess,
+            ),
             (None, Some(f(Blocked, false, "")), Impact::LosesAccess),
-            (None, Some(f(Enforced, true, "TCP 80")), Impact::NewlyAllowed),
-            (Some(f(Blocked, false, "")), Some(f(Enforced, true, "TCP 80")), Impact::NewlyAllowed),
-            (Some(f(Enforced, true, "TCP 80")), Some(f(Enforced, true, "TCP 80,443")), Impact::PortsChange),
-            (Some(f(Open, true, "All")), Some(f(Enforced, true, "All")), Impact::Protection),
-            (Some(f(Enforced, true, "All")), Some(f(Unprotected, true, "All")), Impact::Protection),
+            (
+                None,
+                Some(f(Enforced, true, "TCP 80")),
+                Impact::NewlyAllowed,
+            ),
+            (
+                Some(f(Blocked, false, "")),
+                Some(f(Enforced, true, "TCP 80")),
+                Impact::NewlyAllowed,
+            ),
+            (
+                Some(f(Enforced, true, "TCP 80")),
+                Some(f(Enforced, true, "TCP 80,443")),
+                Impact::PortsChange,
+            ),
+            (
+                Some(f(Open, true, "All")),
+                Some(f(Enforced, true, "All")),
+                Impact::Protection,
+            ),
+            (
+                Some(f(Enforced, true, "All")),
+                Some(f(Unprotected, true, "All")),
+                Impact::Protection,
+            ),
             // The bug the issue names: enforced → undeclared is no new access.
-            (Some(f(Enforced, true, "All")), Some(f(Undeclared, true, "All")), Impact::Declaration),
-            (Some(f(Undeclared, true, "All")), Some(f(Enforced, true, "All")), Impact::Declaration),
+            (
+                Some(f(Enforced, true, "All")),
+                Some(f(Undeclared, true, "All")),
+                Impact::Declaration,
+            ),
+            (
+                Some(f(Undeclared, true, "All")),
+                Some(f(Enforced, true, "All")),
+                Impact::Declaration,
+            ),
             (Some(f(Blocked, false, "")), None, Impact::Declaration),
         ];
         for (before, after, want) in cases {
@@ -1041,7 +1090,12 @@ mod tests {
         sorted.sort();
         assert_eq!(sorted[0], Impact::LosesAccess);
         assert_eq!(
-            why(Some(&f(Undeclared, true, "TCP 8443")), Some(&f(Enforced, true, "TCP 8443")), "web", "payments"),
+            why(
+                Some(&f(Undeclared, true, "TCP 8443")),
+                Some(&f(Enforced, true, "TCP 8443")),
+                "web",
+                "payments"
+            ),
             "web would declare this call; it is already allowed today, so nothing changes at runtime."
         );
     }
@@ -1063,7 +1117,8 @@ mod tests {
                 "seed {seed}"
             );
             // One more target: its pair is the draft's own, absent from the reconcile.
-            let client = WorkloadId::new(&i.namespace, &i.workload.name, i.workload.kind.as_deref());
+            let client =
+                WorkloadId::new(&i.namespace, &i.workload.name, i.workload.kind.as_deref());
             let Some(server) = live
                 .workload_ids()
                 .into_iter()

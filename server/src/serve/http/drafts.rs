@@ -261,7 +261,9 @@ pub(super) async fn draft_form(
         .draft(id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("no draft {id}")))?;
-    form_of_yaml(&d.yaml).map(Json).map_err(Error::Unprocessable)
+    form_of_yaml(&d.yaml)
+        .map(Json)
+        .map_err(Error::Unprocessable)
 }
 
 /// The one ClientIntents of `yaml` as the form holds it, or why not.
@@ -380,7 +382,10 @@ pub(super) fn target_options(live: &accord_policy::Inventory) -> api::TargetOpti
         }
     }
     let text = |ports: BTreeSet<(i32, &str)>| -> Vec<String> {
-        ports.into_iter().map(|(p, proto)| format!("{p}/{proto}")).collect()
+        ports
+            .into_iter()
+            .map(|(p, proto)| format!("{p}/{proto}"))
+            .collect()
     };
     let mut targets: Vec<api::TargetOption> = workloads
         .into_iter()
@@ -438,8 +443,14 @@ mod tests {
             .map(|t| (t.service, t.name.as_str(), t.namespace.as_str()))
             .collect();
         assert_eq!(targets.len(), 6, "{targets:?}");
-        assert!(targets.contains(&(false, "auth", "platform")), "{targets:?}");
-        assert!(targets.contains(&(true, "checkout", "checkout")), "{targets:?}");
+        assert!(
+            targets.contains(&(false, "auth", "platform")),
+            "{targets:?}"
+        );
+        assert!(
+            targets.contains(&(true, "checkout", "checkout")),
+            "{targets:?}"
+        );
         assert!(c.yaml.contains("name: web"), "{}", c.yaml);
         // A workload without intents starts empty; a bare name is not an id.
         let none = current_of(&live, "platform/ledger-db[StatefulSet]").expect("an id");
@@ -456,7 +467,14 @@ mod tests {
         let t: Vec<(bool, &str, &str, &str)> = f
             .targets
             .iter()
-            .map(|t| (t.service, t.name.as_str(), t.namespace.as_str(), t.ports.as_str()))
+            .map(|t| {
+                (
+                    t.service,
+                    t.name.as_str(),
+                    t.namespace.as_str(),
+                    t.ports.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             t,
