@@ -602,9 +602,7 @@ pub fn why(
             (Some(Open), _) => format!(
                 "{server} would become protected, and nothing declares this call: it would be denied."
             ),
-            _ => format!(
-                "Today only a policy the operator replaces lets this call in; no intent declares it, so it would be denied."
-            ),
+            _ => "Today only a policy the operator replaces lets this call in; no intent declares it, so it would be denied.".to_string(),
         },
         Impact::NewlyAllowed => match a {
             Some(Enforced) => format!(
