@@ -650,7 +650,7 @@ async fn drafting_adds_a_target_to_the_current_intents_and_shows_only_that_chang
         let impacts = d.impacts().await?;
         assert_eq!(impacts, ["ports-change"], "only the added call is the draft's own: {whatif}");
         assert!(
-            whatif.contains("web would declare this call; payments would let it in on TCP 8443 only (All Connections today)."),
+            whatif.contains("web would declare this call; payments would let it in on TCP 8443 (All Connections today)."),
             "{whatif}"
         );
         assert!(!whatif.contains("open to anyone") && !whatif.contains("anyone →"), "{whatif}");

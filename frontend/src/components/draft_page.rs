@@ -211,7 +211,7 @@ fn TargetRow(
             <label class="field">
                 <span>"Ports (optional)"</span>
                 <input class="input" class:invalid=invalid("ports") data-testid="target-ports"
-                    placeholder=move || match suggested_ports.get() { p if p.is_empty() => "every port".to_string(), p => p.join(", ") }
+                    placeholder="every port"
                     prop:value=move || row().ports
                     on:input=move |ev| { let v = event_target_value(&ev); edit(&|t| t.ports = v.clone()); }/>
                 {move || {
@@ -502,9 +502,12 @@ pub fn DraftPage() -> impl IntoView {
     });
     Effect::new(move |_| {
         let c = client.get();
-        if !ids.with(|ids| ids.contains(&c))
-            || base.with_untracked(|b| b.as_ref().is_some_and(|(id, _)| *id == c))
-        {
+        // A workload id, or `namespace/name` of the one workload of that name.
+        let known = ids.with(|ids| {
+            let prefix = format!("{c}[");
+            ids.contains(&c) || ids.iter().filter(|i| i.starts_with(&prefix)).count() == 1
+        });
+        if !known || base.with_untracked(|b| b.as_ref().is_some_and(|(id, _)| *id == c)) {
             return;
         }
         leptos::task::spawn_local(async move {
@@ -619,6 +622,8 @@ pub fn DraftPage() -> impl IntoView {
     let seq = StoredValue::new(0u64);
     Effect::new(move |_| {
         let y = yaml.get();
+        // Again after each sync: the answer is about the cluster as it runs now.
+        state.refresh.track();
         let ok = errors.with(|e| e.is_empty());
         seq.update_value(|s| *s += 1);
         let mine = seq.get_value();

@@ -435,7 +435,7 @@ mod tests {
         assert_eq!(c.impact, api::Impact::PortsChange);
         assert_eq!(
             c.why,
-            "web would declare this call; payments would let it in on TCP 8443 only (All Connections today)."
+            "web would declare this call; payments would let it in on TCP 8443 (All Connections today)."
         );
         // Applying also rewrites payments' hand-edited policy (storefront's other workloads lose
         // access) and restores cart's missing access label for auth (cart is a target of web,

@@ -621,7 +621,7 @@ pub fn why(
             );
             if declared(after) && !declared(before) {
                 format!(
-                    "{client} would declare this call; {server} would let it in on {is} only ({was} today)."
+                    "{client} would declare this call; {server} would let it in on {is} ({was} today)."
                 )
             } else {
                 format!("{client} could still call {server}, on {is} instead of {was}.")
