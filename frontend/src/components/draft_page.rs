@@ -530,7 +530,7 @@ pub fn DraftPage() -> impl IntoView {
                 Some(d) => {
                     let f = draft::from_draft_intents(&d);
                     base_note.set(Some(if others.is_empty() {
-                        format!("Starting from {short}'s current ClientIntents “{name}” ({} targets): the draft adds to them or removes from them.", f.targets.len())
+                        format!("Starting from {short}'s current ClientIntents “{name}” ({} target{}): the draft adds to them or removes from them.", f.targets.len(), if f.targets.len() == 1 { "" } else { "s" })
                     } else {
                         format!("Starting from {short}'s ClientIntents “{name}”; the operator also merges {} for it, which the draft leaves as they are.", others.join(", "))
                     }));
