@@ -169,7 +169,7 @@ fn TargetRow(
     view! {
         <div class="target-row" class:new-target=move || !current.get() data-testid="target-row"
             data-current=move || current.get().to_string()>
-            <span class="row-tag" data-testid="row-tag">{move || if current.get() { "current" } else { "added" }}</span>
+            <span class="row-tag" data-testid="row-tag"></span>
             <label class="field">
                 <span>"Kind"</span>
                 <select class="input" prop:value=move || if row().kind == TargetKind::Service { "service" } else { "workload" }
@@ -675,14 +675,18 @@ pub fn DraftPage() -> impl IntoView {
         out
     });
 
-    let options = LocalResource::new(api::targets);
-    let options = Signal::derive(move || {
-        options
-            .get()
-            .and_then(|r| r.ok())
-            .map(|o| o.targets)
-            .unwrap_or_default()
+    // Suggestions and whether applying is enabled: fetched once, with the page.
+    let options = RwSignal::new(Vec::<accord_api::TargetOption>::new());
+    let apply_enabled = RwSignal::new(false);
+    leptos::task::spawn_local(async move {
+        if let Ok(o) = api::targets().await {
+            options.set(o.targets);
+        }
+        if let Ok(s) = api::status().await {
+            apply_enabled.set(s.apply_enabled);
+        }
     });
+    let options = Signal::from(options);
     let namespaces = Signal::derive(move || {
         graph.with(|g| {
             g.as_ref()
@@ -701,13 +705,6 @@ pub fn DraftPage() -> impl IntoView {
     let drafts = LocalResource::new(move || {
         saved.track();
         api::drafts()
-    });
-    let status = LocalResource::new(api::status);
-    let apply_enabled = Signal::derive(move || {
-        status
-            .get()
-            .and_then(|r| r.ok())
-            .is_some_and(|s| s.apply_enabled)
     });
     let token = RwSignal::new(String::new());
     let save_msg = RwSignal::new(None::<Result<String, String>>);
