@@ -590,14 +590,17 @@ pub fn why(
     let (b, a) = (before.map(|f| f.state), after.map(|f| f.state));
     match Impact::of(before, after) {
         Impact::LosesAccess => match (b, a) {
-            (_, Some(Blocked)) if declared(before) => {
-                format!("{client} declares this call, but {server} would still not let it in.")
-            }
+            (Some(Blocked), Some(Blocked)) => format!(
+                "{client} declares this call, but the policies isolating {server} would still not let it in."
+            ),
+            (_, Some(Blocked)) if declared(before) => format!(
+                "{client} declares this call, but the policies isolating {server} would no longer let it in."
+            ),
             (_, Some(Blocked)) => format!(
-                "{client} would declare this call, but {server} would not let it in: its policies admit callers by a label {client}'s pods do not carry."
+                "{client} would declare this call, but the policies isolating {server} would not let it in."
             ),
             _ if declared(before) && !declared(after) => format!(
-                "{client} would no longer declare this call, and {server} admits only the callers it declares: the call would be denied."
+                "{client} would no longer declare this call, and {server} lets in only the callers whose intents declare it: the call would be denied."
             ),
             (Some(Open), _) => format!(
                 "{server} would become protected, and nothing declares this call: it would be denied."
@@ -605,6 +608,9 @@ pub fn why(
             _ => "Today only a policy the operator replaces lets this call in; no intent declares it, so it would be denied.".to_string(),
         },
         Impact::NewlyAllowed => match a {
+            Some(Enforced) if declared(before) => format!(
+                "{client} declares this call, which is denied now; once applied, {server}'s generated policy and {client}'s labels would let it in."
+            ),
             Some(Enforced) => format!(
                 "{client} would declare this call; {server}'s generated policy would let it in."
             ),
