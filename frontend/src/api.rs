@@ -5,8 +5,9 @@
 //! message fit to show the user.
 
 use accord_api::{
-    AckRequest, Draft, DraftList, DriftItem, DriftReport, ErrorBody, Graph, HistoryPage, NewDraft,
-    Status, WhatIfRequest, WhatIfResponse, WorkloadDetail,
+    AckRequest, ApplyResult, CurrentIntents, Draft, DraftList, DriftItem, DriftReport, ErrorBody,
+    Graph, HistoryPage, NewDraft, Status, TargetOptions, WhatIfRequest, WhatIfResponse,
+    WorkloadDetail,
 };
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
@@ -116,6 +117,57 @@ pub async fn save_draft(draft: NewDraft) -> Result<Draft> {
         .await
         .map_err(|e| format!("cannot reach the server: {e}"))?;
     decode(resp).await
+}
+
+/// A saved draft, by id.
+pub async fn draft(id: i64) -> Result<Draft> {
+    get(&format!("/api/drafts/{id}")).await
+}
+
+pub async fn update_draft(id: i64, draft: NewDraft) -> Result<Draft> {
+    let resp = Request::put(&format!("/api/drafts/{id}"))
+        .json(&draft)
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    decode(resp).await
+}
+
+pub async fn delete_draft(id: i64) -> Result<()> {
+    let resp = Request::delete(&format!("/api/drafts/{id}"))
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    if resp.ok() {
+        return Ok(());
+    }
+    decode::<()>(resp).await
+}
+
+/// Applies a saved draft to the cluster with the apply token.
+pub async fn apply_draft(id: i64, token: &str) -> Result<ApplyResult> {
+    let resp = Request::post(&format!("/api/drafts/{id}/apply"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    decode(resp).await
+}
+
+/// A saved draft as the form holds it.
+pub async fn draft_form(id: i64) -> Result<accord_api::DraftIntents> {
+    get(&format!("/api/drafts/{id}/form")).await
+}
+
+/// A client's current ClientIntents, as the draft form starts from them.
+pub async fn current_intents(client: &str) -> Result<CurrentIntents> {
+    get(&format!("/api/intents?client={}", encode(client))).await
+}
+
+/// Every workload and Service a draft may target.
+pub async fn targets() -> Result<TargetOptions> {
+    get("/api/targets").await
 }
 
 /// Subscribes to `/api/events`: calls `on_sync` on every `sync` event and `on_state(true/false)`

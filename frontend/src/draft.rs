@@ -27,6 +27,53 @@ pub struct Target {
 pub struct Form {
     pub client: String,
     pub targets: Vec<Target>,
+    /// The ClientIntents object's name (the client's current one, which the draft replaces);
+    /// empty for the client's name.
+    pub intents_name: String,
+}
+
+/// `auth.platform` (Otterize's way of naming a target in another namespace) as
+/// `(name, namespace)`; `None` when `name` has no dot or its parts are not DNS labels.
+pub fn split_qualified(name: &str) -> Option<(String, String)> {
+    let (n, ns) = name.trim().split_once('.')?;
+    let ok = accord_policy::validate::kinds::dns_label;
+    (ok(n) && ok(ns)).then(|| (n.to_string(), ns.to_string()))
+}
+
+/// A target's name and namespace as written: `auth.platform` read as `auth` in `platform`.
+fn name_and_namespace(t: &Target) -> (String, String) {
+    match split_qualified(&t.name) {
+        Some((n, ns)) if t.namespace.trim().is_empty() || t.namespace.trim() == ns => (n, ns),
+        _ => (t.name.trim().to_string(), t.namespace.trim().to_string()),
+    }
+}
+
+/// The form's rows that become targets (those with a name), by index: the ClientIntents's
+/// `spec.targets[k]` is row `rows[k]`.
+pub fn target_rows(form: &Form) -> Vec<usize> {
+    form.targets
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !t.name.trim().is_empty())
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The form field a diagnostic of the draft's ClientIntents concerns (`client`,
+/// `targets[i].name`), when it concerns one.
+pub fn field_of_diagnostic(form: &Form, field: &str) -> Option<String> {
+    if field.starts_with("spec.workload") || field == "metadata.namespace" {
+        return Some("client".into());
+    }
+    let rest = field.strip_prefix("spec.targets[")?;
+    let (k, rest) = rest.split_once(']')?;
+    let row = *target_rows(form).get(k.parse::<usize>().ok()?)?;
+    let part = if rest.contains("ports") {
+        "ports"
+    } else {
+        "name"
+    };
+    Some(format!("targets[{row}].{part}"))
 }
 
 /// A validation error of one field: `client`, or `targets[i].name` / `.ports` / `.namespace`.
@@ -75,12 +122,26 @@ pub fn validate(form: &Form) -> Vec<FieldError> {
             "Use namespace/name, e.g. storefront/cart.".into(),
         );
     }
-    if form.targets.is_empty() {
+    if form.targets.iter().all(|t| t.name.trim().is_empty()) {
         err("targets".into(), "Add at least one target.".into());
     }
     for (i, t) in form.targets.iter().enumerate() {
+        let (name, namespace) = name_and_namespace(t);
+        // A row left blank is the slot to add the next target in: it writes nothing.
+        let blank = t.name.trim().is_empty() && t.ports.trim().is_empty();
+        if blank {
+            continue;
+        }
         if t.name.trim().is_empty() {
             err(format!("targets[{i}].name"), "Name the target.".into());
+        } else if t.name.contains('.') && split_qualified(&t.name).is_some() {
+            err(
+                format!("targets[{i}].name"),
+                format!(
+                    "`{}` names {name} in namespace {namespace}: keep the name here and put the namespace in the Namespace field.",
+                    t.name.trim()
+                ),
+            );
         } else if !accord_policy::validate::kinds::dns_label(t.name.trim()) {
             err(
                 format!("targets[{i}].name"),
@@ -111,11 +172,13 @@ pub fn to_intents(form: &Form) -> ClientIntents {
     let targets = form
         .targets
         .iter()
+        .filter(|t| !t.name.trim().is_empty())
         .map(|t| {
-            let tname = t.name.trim().to_string();
-            let tns = match t.namespace.trim() {
-                "" => namespace.clone(),
-                ns => ns.to_string(),
+            let (tname, tns) = name_and_namespace(t);
+            let tns = if tns.is_empty() {
+                namespace.clone()
+            } else {
+                tns
             };
             let ports = parse_ports(&t.ports)
                 .unwrap_or_default()
@@ -151,7 +214,10 @@ pub fn to_intents(form: &Form) -> ClientIntents {
         })
         .collect();
     ClientIntents {
-        name: name.clone(),
+        name: match form.intents_name.trim() {
+            "" => name.clone(),
+            n => n.to_string(),
+        },
         namespace,
         workload: intents::WorkloadRef { name, kind },
         targets,
@@ -163,6 +229,49 @@ pub fn to_intents(form: &Form) -> ClientIntents {
 /// writer. Writes what it can even when the form is incomplete, so the preview follows typing.
 pub fn to_yaml(form: &Form) -> String {
     accord_policy::render::intents_yaml(&[to_intents(form)])
+}
+
+/// The form holding ClientIntents as the server sends them for the form.
+pub fn from_draft_intents(d: &accord_api::DraftIntents) -> Form {
+    Form {
+        client: d.client.clone(),
+        targets: d
+            .targets
+            .iter()
+            .map(|t| Target {
+                kind: if t.service {
+                    TargetKind::Service
+                } else {
+                    TargetKind::Workload
+                },
+                name: t.name.clone(),
+                namespace: t.namespace.clone(),
+                ports: t.ports.clone(),
+            })
+            .collect(),
+        intents_name: match parse_workload_id(&d.client) {
+            Some(id) if id.name == d.name => String::new(),
+            _ => d.name.clone(),
+        },
+    }
+}
+
+/// The form as the server and the browser's storage hold it.
+pub fn to_draft_intents(form: &Form) -> accord_api::DraftIntents {
+    accord_api::DraftIntents {
+        client: form.client.clone(),
+        name: form.intents_name.clone(),
+        targets: form
+            .targets
+            .iter()
+            .map(|t| accord_api::DraftTarget {
+                service: t.kind == TargetKind::Service,
+                name: t.name.clone(),
+                namespace: t.namespace.clone(),
+                ports: t.ports.clone(),
+            })
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -186,6 +295,7 @@ mod tests {
                 target(TargetKind::Workload, "auth", "platform", "8080"),
                 target(TargetKind::Service, "catalog", "storefront", ""),
             ],
+            ..Form::default()
         };
         assert!(validate(&form).is_empty());
         assert_eq!(
@@ -228,6 +338,7 @@ spec:
         let form = Form {
             client: "cart".into(),
             targets: vec![target(TargetKind::Workload, "Auth!", "", "80, 99999")],
+            ..Form::default()
         };
         let fields: Vec<String> = validate(&form).into_iter().map(|e| e.field).collect();
         assert_eq!(
@@ -266,5 +377,73 @@ spec:
             Some(WorkloadId::new("a", "b", None))
         );
         assert_eq!(parse_workload_id("nope"), None);
+    }
+
+    #[test]
+    fn empty_rows_are_left_out_and_diagnostics_find_their_row() {
+        let form = Form {
+            client: "storefront/web[Deployment]".into(),
+            targets: vec![
+                target(TargetKind::Workload, "catalog", "", ""),
+                target(TargetKind::Workload, "", "platform", ""),
+                target(TargetKind::Workload, "nosuch", "platform", "8443"),
+            ],
+            ..Form::default()
+        };
+        let yaml = to_yaml(&form);
+        assert!(
+            !yaml.contains(".platform\n") || yaml.contains("nosuch.platform"),
+            "{yaml}"
+        );
+        assert!(
+            !yaml.contains("name: .platform"),
+            "an empty row previews nothing: {yaml}"
+        );
+        assert_eq!(to_intents(&form).targets.len(), 2);
+        assert_eq!(
+            field_of_diagnostic(&form, "spec.targets[1].kubernetes").as_deref(),
+            Some("targets[2].name")
+        );
+        assert_eq!(
+            field_of_diagnostic(&form, "spec.workload").as_deref(),
+            Some("client")
+        );
+        assert_eq!(field_of_diagnostic(&form, "spec.targets[9]"), None);
+    }
+
+    #[test]
+    fn otterize_qualified_names_are_split_with_a_pointer_to_the_namespace_field() {
+        assert_eq!(
+            split_qualified("auth.platform"),
+            Some(("auth".into(), "platform".into()))
+        );
+        assert_eq!(split_qualified("auth"), None);
+        let form = Form {
+            client: "storefront/web".into(),
+            targets: vec![target(TargetKind::Workload, "auth.platform", "", "")],
+            ..Form::default()
+        };
+        let errs = validate(&form);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].message.contains("Namespace field"), "{errs:?}");
+        // The preview reads it the way Otterize does.
+        assert!(
+            to_yaml(&form).contains("name: auth.platform"),
+            "{}",
+            to_yaml(&form)
+        );
+    }
+
+    #[test]
+    fn the_form_round_trips_through_its_stored_shape() {
+        let form = Form {
+            client: "storefront/web[Deployment]".into(),
+            targets: vec![
+                target(TargetKind::Workload, "auth", "platform", "8080/TCP"),
+                target(TargetKind::Service, "checkout", "checkout", ""),
+            ],
+            intents_name: "web-intents".into(),
+        };
+        assert_eq!(from_draft_intents(&to_draft_intents(&form)), form);
     }
 }

@@ -15,6 +15,9 @@
 //!
 //! Size: one test binary (one Chromium/WebDriver harness shared by every journey).
 
+#[path = "support/operator.rs"]
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -184,14 +187,15 @@ struct Dashboard {
 impl Dashboard {
     /// Starts the server (on the demo, or on `manifests`), chromedriver and a browser.
     async fn start(name: &'static str, manifests: Option<&Path>) -> Result<Dashboard> {
-        Dashboard::start_with(name, manifests, &[]).await
+        Dashboard::start_with::<&str>(name, manifests, &[]).await
     }
 
-    /// As [`Dashboard::start`], with more arguments for `accord serve`.
-    async fn start_with(
+    /// As [`Dashboard::start`], with more arguments for `accord serve` (relative paths are
+    /// the workspace's).
+    async fn start_with<A: AsRef<std::ffi::OsStr>>(
         name: &'static str,
         manifests: Option<&Path>,
-        args: &[&str],
+        args: &[A],
     ) -> Result<Dashboard> {
         let tmp = tempfile::tempdir()?;
         let port = free_port();
@@ -626,42 +630,267 @@ async fn observed_callers_and_a_suggestion_opened_as_a_draft() {
         .unwrap_or_else(|e| panic!("journey observed: {e:#}"));
 }
 
+const WEB: &str = "storefront/web[Deployment]";
+
+impl Dashboard {
+    /// Picks `client` in the draft form by typing `typed` and Enter, and waits until its
+    /// current targets fill the form (`rows` rows, the empty one to add with included).
+    async fn pick_client(&self, typed: &str, client: &str, rows: u64) -> Result<()> {
+        let input = self.wait_for("[data-testid='draft-client']").await?;
+        input.send_keys(typed).await?;
+        self.wait_for("[data-testid='draft-client-suggestions'] li")
+            .await?;
+        input.send_keys(&Key::Enter.to_string()).await?;
+        self.wait_js(&format!(
+            "document.querySelector('[data-testid=\"draft-client\"]').value === '{client}'"
+        ))
+        .await?;
+        self.wait_for("[data-testid='base-note']").await?;
+        self.wait_js(&format!(
+            "document.querySelectorAll('[data-testid=\"target-row\"]').length === {rows}"
+        ))
+        .await
+    }
+
+    /// The last target row's input `testid`.
+    async fn last(&self, testid: &str) -> Result<fantoccini::elements::Element> {
+        let all = self
+            .client
+            .find_all(Locator::Css(&format!("[data-testid='{testid}']")))
+            .await?;
+        all.into_iter().last().context("no such input")
+    }
+
+    /// The what-if's text once it holds `needle`.
+    async fn what_if_with(&self, needle: &str) -> Result<String> {
+        let q = "document.querySelector('[data-testid=\"whatif\"]')";
+        self.wait_js(&format!("{q} && {q}.innerText.includes({needle:?})"))
+            .await?;
+        let text = self.js(&format!("{q}.innerText")).await?;
+        Ok(text.as_str().unwrap_or_default().to_string())
+    }
+
+    /// `data-impact` of the draft's own changes, in page order.
+    async fn impacts(&self) -> Result<Vec<String>> {
+        let v = self
+            .js("[...document.querySelectorAll('[data-testid=\"whatif\"] section:not(.also-fixed) [data-testid=\"change\"]')].map(e => e.dataset.impact)")
+            .await?;
+        Ok(serde_json::from_value(v)?)
+    }
+}
+
+/// Journey 2: web already calls six servers; the developer adds payments on 8443 (written the
+/// Otterize way, `payments.checkout`) and sees that one call, not a replacement of web's intents;
+/// what applying also fixes is listed apart. Then an invalid port, a save, a reload from the
+/// draft's link.
 #[tokio::test]
-async fn drafting_shows_yaml_policies_and_the_what_if_result() {
+async fn drafting_adds_a_target_to_the_current_intents_and_shows_only_that_change() {
     journey("draft", |d| async move {
         d.goto("/drafts").await?;
-        let client = d.wait_for("[data-testid='draft-client']").await?;
-        client.send_keys("web").await?;
-        d.wait_for("[data-testid='draft-client-suggestions'] li").await?;
-        client.send_keys(&Key::Enter.to_string()).await?;
-        d.wait_js("document.querySelector('[data-testid=\"draft-client\"]').value === 'storefront/web[Deployment]'").await?;
-        d.wait_for("[data-testid='target-name']").await?.send_keys("search").await?;
-        d.wait_for("[data-testid='target-ports']").await?.send_keys("8080").await?;
-        d.wait_js("document.querySelector('[data-testid=\"draft-yaml\"]').innerText.includes('name: search')").await?;
-        d.wait_for("[data-testid='whatif']").await?;
+        d.pick_client("web", WEB, 7).await?;
+        let current = d
+            .js("[...document.querySelectorAll('[data-testid=\"target-row\"]')].filter(r => r.dataset.current === 'true').length")
+            .await?;
+        assert_eq!(current.as_u64(), Some(6), "web's six current targets");
+        d.last("target-name").await?.send_keys("payments.checkout").await?;
+        // Leaving the field splits it: the namespace goes in its own field, with a pointer.
+        d.client.find(Locator::Css("h1")).await?.click().await?;
+        d.wait_for("[data-testid='split-hint']").await?;
+        let ns = d.js("[...document.querySelectorAll('[data-testid=\"target-namespace\"]')].pop().value").await?;
+        assert_eq!(ns.as_str(), Some("checkout"));
+        // The Service's port is suggested.
+        d.wait_for("[data-testid='port-suggestion']").await?;
+        d.last("target-ports").await?.send_keys("8443").await?;
+        let edge = "storefront/web[Deployment] → checkout/payments[Deployment]";
+        let whatif = d.what_if_with(edge).await?;
+        d.wait_js("document.querySelector('[data-testid=\"whatif-unchanged\"]')").await?;
+        let impacts = d.impacts().await?;
+        assert_eq!(impacts, ["ports-change"], "only the added call is the draft's own: {whatif}");
+        assert!(
+            whatif.contains("web would declare this call; payments would let it in on TCP 8443 (All Connections today)."),
+            "{whatif}"
+        );
+        assert!(!whatif.contains("open to anyone") && !whatif.contains("anyone →"), "{whatif}");
+        // What applying also does, apart: payments' hand-edited policy rewritten, cart's label.
+        let also = d.js("document.querySelector('[data-testid=\"whatif-also-fixed\"]').innerText").await?;
+        let also = also.as_str().unwrap_or_default();
+        assert!(also.contains("storefront/cart[Deployment] → platform/auth[Deployment]"), "{also}");
+        assert!(also.contains("storefront/search[Deployment] → checkout/payments[Deployment]"), "{also}");
         let yaml = d.js("document.querySelector('[data-testid=\"draft-yaml\"]').innerText").await?;
         let yaml = yaml.as_str().unwrap_or_default();
-        assert!(yaml.contains("kind: ClientIntents") && yaml.contains("port: 8080"), "{yaml}");
-        d.wait_for("[data-testid='whatif-policies']").await?;
-        let whatif = d.js("document.querySelector('[data-testid=\"whatif\"]').innerText").await?;
-        assert!(whatif.as_str().unwrap_or_default().contains("NetworkPolic"), "{whatif}");
+        assert!(yaml.contains("name: catalog") && yaml.contains("name: payments.checkout") && yaml.contains("port: 8443"), "{yaml}");
+        d.js("document.querySelector('[data-testid=\"whatif\"]').scrollIntoView() || true").await?;
+        d.screenshot("draft-add-target").await?;
+
         // An invalid port shows an inline error.
-        d.wait_for("[data-testid='target-ports']").await?.send_keys(", 99999").await?;
+        d.last("target-ports").await?.send_keys(", 99999").await?;
         d.client.find(Locator::Css("h1")).await?.click().await?;
         d.wait_for(".field-error").await?;
         d.screenshot("draft-invalid").await?;
-        // Fix it and save the draft.
-        let ports = d.wait_for("[data-testid='target-ports']").await?;
+        let ports = d.last("target-ports").await?;
         ports.clear().await?;
-        ports.send_keys("8080").await?;
-        d.wait_for("[data-testid='draft-name']").await?.send_keys("web calls search").await?;
+        ports.send_keys("8443").await?;
         d.wait_js("!document.querySelector('.field-error')").await?;
-        d.wait_for("[data-testid='whatif-policies']").await?;
+
+        // Saved, the draft has a link; opened from it, the form is the draft.
+        d.wait_for("[data-testid='draft-name']").await?.send_keys("web calls payments").await?;
         d.wait_for("[data-testid='save-draft']").await?.click().await?;
-        d.wait_js("document.querySelector('[data-testid=\"draft-list\"]') && document.querySelector('[data-testid=\"draft-list\"]').innerText.includes('web calls search')").await?;
+        d.wait_js("location.search.startsWith('?id=')").await?;
+        d.wait_js("document.querySelector('[data-testid=\"draft-list\"]') && document.querySelector('[data-testid=\"draft-list\"]').innerText.includes('web calls payments')").await?;
+        let url = d.js("location.pathname + location.search").await?;
+        d.goto("/").await?;
+        d.goto(url.as_str().unwrap_or_default()).await?;
+        d.wait_js(&format!("document.querySelector('[data-testid=\"draft-client\"]') && document.querySelector('[data-testid=\"draft-client\"]').value === '{WEB}'")).await?;
+        d.wait_js("document.querySelectorAll('[data-testid=\"target-row\"]').length === 7").await?;
+        d.what_if_with(edge).await?;
+        let added = d.js("[...document.querySelectorAll('[data-testid=\"target-row\"]')].filter(r => r.dataset.current === 'false').map(r => r.querySelector('[data-testid=\"target-name\"]').value)").await?;
+        assert_eq!(added, json!(["payments"]));
+        d.js("document.querySelector('[data-testid=\"whatif\"]').scrollIntoView() || true").await?;
+        d.screenshot("draft-reloaded").await?;
         Ok(d)
     })
     .await;
+}
+
+/// Removing a current target: the call web loses is the first thing on the page, in red.
+#[tokio::test]
+async fn drafting_removes_a_target_and_the_loss_comes_first() {
+    journey("draft-remove", |d| async move {
+        d.goto("/drafts").await?;
+        d.pick_client("web", WEB, 7).await?;
+        let index = d
+            .js("[...document.querySelectorAll('[data-testid=\"target-name\"]')].findIndex(i => i.value === 'auth')")
+            .await?;
+        let index = index.as_i64().unwrap_or(-1);
+        assert!(index >= 0, "web's current intents hold auth");
+        d.js(&format!("document.querySelectorAll('[data-testid=\"remove-target\"]')[{index}].click()")).await?;
+        d.wait_js("document.querySelector('[data-testid=\"removed-targets\"]') && document.querySelector('[data-testid=\"removed-targets\"]').innerText.includes('auth.platform')").await?;
+        let whatif = d.what_if_with("storefront/web[Deployment] → platform/auth[Deployment]").await?;
+        let impacts = d.impacts().await?;
+        assert_eq!(impacts.first().map(String::as_str), Some("loses-access"), "{whatif}");
+        let first = d
+            .js("document.querySelector('[data-testid=\"whatif\"] [data-testid=\"change\"]').innerText")
+            .await?;
+        let first = first.as_str().unwrap_or_default();
+        assert!(first.contains("storefront/web[Deployment] → platform/auth[Deployment]"), "{first}");
+        assert!(first.contains("would no longer declare this call"), "{first}");
+        d.js("document.querySelector('[data-testid=\"whatif\"]').scrollIntoView() || true").await?;
+        d.screenshot("draft-remove-target").await?;
+        Ok(d)
+    })
+    .await;
+}
+
+/// A target that resolves to no workload is marked on its own field.
+#[tokio::test]
+async fn drafting_marks_a_nonexistent_target_on_its_field() {
+    journey("draft-nonexistent", |d| async move {
+        d.goto("/drafts").await?;
+        d.pick_client("web", WEB, 7).await?;
+        d.last("target-name").await?.send_keys("paymnts").await?;
+        d.wait_js("[...document.querySelectorAll('[data-testid=\"target-row\"]')].pop().querySelector('[data-testid=\"field-msg\"]')").await?;
+        let msg = d
+            .js("[...document.querySelectorAll('[data-testid=\"target-row\"]')].pop().querySelector('[data-testid=\"field-msg\"]').innerText")
+            .await?;
+        assert!(msg.as_str().unwrap_or_default().contains("storefront/paymnts resolves to no workload"), "{msg}");
+        let marked = d.js("[...document.querySelectorAll('[data-testid=\"target-name\"]')].pop().classList.contains('warned')").await?;
+        assert_eq!(marked, json!(true));
+        d.js("[...document.querySelectorAll('[data-testid=\"target-row\"]')].pop().scrollIntoView() || true").await?;
+        d.screenshot("draft-nonexistent-target").await?;
+        Ok(d)
+    })
+    .await;
+}
+
+/// A draft saved, opened again from its link, and applied to the real control plane with the
+/// apply token (a wrong token refused): the ClientIntents exist in the cluster afterwards.
+#[tokio::test]
+async fn a_saved_draft_reloaded_and_applied_to_the_cluster_with_the_token() {
+    if !can_run() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let run = async {
+        let ns = accord_tests::TestNamespace::new().await?;
+        support::install_crds(&ns).await?;
+        let kube = ns.client();
+        let n = ns.name().to_string();
+        support::create_deployment(&kube, &n, "client").await?;
+        support::create_deployment(&kube, &n, "server").await?;
+        let plane = accord_tests::shared().await?;
+        let dir = tempfile::tempdir()?;
+        let token_file = dir.path().join("token");
+        std::fs::write(&token_file, "s3cret-apply-token\n")?;
+        let extra: Vec<std::ffi::OsString> = vec![
+            "--kubeconfig".into(),
+            plane.kubeconfig_path().into(),
+            "--allow-apply".into(),
+            "--apply-token-file".into(),
+            token_file.into(),
+        ];
+        let mut d = Dashboard::start_with("draft-apply", None, &extra).await?;
+        let client = format!("{n}/client[Deployment]");
+        let server = format!("{n}/server[Deployment]");
+        d.goto("/drafts").await?;
+        // Both workloads synced from the cluster.
+        d.wait_js(&format!("fetch('/api/targets').then(r => r.json()).then(j => window.__t = j.targets.filter(t => t.namespace === '{n}').length) && window.__t >= 2")).await?;
+        d.pick_client(&client, &client, 1).await?;
+        d.last("target-name").await?.send_keys("server").await?;
+        let whatif = d.what_if_with(&format!("{client} → {server}")).await?;
+        // Nothing isolates the server yet: the call works now, and the draft protects it.
+        assert!(whatif.contains("open → enforced"), "{whatif}");
+        assert!(whatif.contains("server would become protected"), "{whatif}");
+        d.wait_for("[data-testid='draft-name']")
+            .await?
+            .send_keys("client calls server")
+            .await?;
+        d.wait_for("[data-testid='save-draft']")
+            .await?
+            .click()
+            .await?;
+        d.wait_js("location.search.startsWith('?id=')").await?;
+        let url = d.js("location.pathname + location.search").await?;
+        d.goto("/").await?;
+        d.goto(url.as_str().unwrap_or_default()).await?;
+        d.wait_js(&format!("document.querySelector('[data-testid=\"draft-client\"]') && document.querySelector('[data-testid=\"draft-client\"]').value === '{client}'")).await?;
+        d.wait_js("[...document.querySelectorAll('[data-testid=\"target-name\"]')].some(i => i.value === 'server')").await?;
+        let token = d.wait_for("[data-testid='apply-token']").await?;
+        token.send_keys("wrong").await?;
+        let apply = "document.querySelector('[data-testid=\"draft-item\"].current-draft [data-testid=\"draft-apply\"]')";
+        d.wait_js(apply).await?;
+        d.js(&format!("{apply}.click()")).await?;
+        d.wait_js("document.querySelector('[data-testid=\"list-msg\"]') && document.querySelector('[data-testid=\"list-msg\"]').innerText.includes('bearer token')").await?;
+        // The browser logs the refused request; that one is expected, any other error is not.
+        d.collect_console().await?;
+        let before = d.errors.len();
+        d.errors
+            .retain(|e| !(e.contains("/apply") && e.contains("status of 401")));
+        assert_eq!(before - d.errors.len(), 1, "{:?}", d.errors);
+        token.clear().await?;
+        token.send_keys("s3cret-apply-token").await?;
+        d.js(&format!("{apply}.click()")).await?;
+        d.wait_js(&format!("document.querySelector('[data-testid=\"list-msg\"]').innerText.includes('Applied ClientIntents {n}/client')")).await?;
+        d.screenshot("draft-applied").await?;
+        let applied = support::intents_api(&kube, &n).get("client").await?;
+        let targets = applied
+            .data
+            .pointer("/spec/targets")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(targets.as_array().map(Vec::len), Some(1), "{applied:?}");
+        assert_eq!(
+            targets[0]["kubernetes"]["name"],
+            json!("server"),
+            "{applied:?}"
+        );
+        anyhow::Ok(d)
+    };
+    let d = run
+        .await
+        .unwrap_or_else(|e| panic!("journey draft-apply: {e:#}"));
+    d.finish()
+        .await
+        .unwrap_or_else(|e| panic!("journey draft-apply: {e:#}"));
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ pub mod observed;
 
 pub use accord_policy::diagnostic::{Diagnostic, DiagnosticCode, Origin, Severity};
 pub use accord_policy::drift::changes::ChangeKind;
+pub use accord_policy::drift::what_if::Impact;
 pub use accord_policy::drift::{DriftKind, DriftSeverity, EdgeState, FixKind, ObjectRef};
 pub use accord_policy::generate::GenerateOptions;
 
@@ -306,6 +307,9 @@ pub struct SuggestedFix {
 pub struct DraftIntents {
     /// `namespace/name[Kind]`.
     pub client: String,
+    /// The ClientIntents object's name; empty means the client's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     pub targets: Vec<DraftTarget>,
 }
 
@@ -491,6 +495,16 @@ pub struct EdgeChange {
     pub ports_before: String,
     #[serde(default)]
     pub ports_after: String,
+    /// How the change matters (the draft page's sections, riskiest first).
+    #[serde(default = "declaration")]
+    pub impact: Impact,
+    /// Why, in a developer's words.
+    #[serde(default)]
+    pub why: String,
+}
+
+fn declaration() -> Impact {
+    Impact::Declaration
 }
 
 /// Response of `POST /api/what-if`. A draft with errors answers 422 with an [`ErrorBody`] whose
@@ -506,8 +520,55 @@ pub struct WhatIfResponse {
     /// Pod label changes the draft implies, as YAML.
     #[serde(default)]
     pub labels_yaml: String,
-    /// Edges whose state would change, sorted.
+    /// Edges whose state would change because of the draft itself, sorted.
     pub changes: Vec<EdgeChange>,
+    /// Changes the operator makes anyway once it reconciles the draft's subjects (e.g. a
+    /// client's missing access label restored), whatever the draft says: they happen when the
+    /// draft is applied, but are not its own effect.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_fixed: Vec<EdgeChange>,
+    /// The draft's clients' current calls that nothing changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchanged: Vec<EdgeChange>,
+}
+
+/// `GET /api/intents?client=namespace/name[Kind]`: a workload's current ClientIntents, from the
+/// synced model (cluster or manifests), as the draft form starts from it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentIntents {
+    /// `namespace/name[Kind]` of the client.
+    pub client: String,
+    /// The ClientIntents object's name; empty when the workload declares nothing yet.
+    #[serde(default)]
+    pub name: String,
+    /// Its targets as the form holds them; `None` when some target is one the form cannot hold
+    /// (then `yaml` is the whole object and the form can only replace it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<DraftIntents>,
+    /// The current ClientIntents as YAML (v2beta1); empty when there are none.
+    #[serde(default)]
+    pub yaml: String,
+    /// Other ClientIntents objects of the same client (the operator merges them), by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub others: Vec<String>,
+}
+
+/// A target the draft form may suggest: a workload or a Service, with its ports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetOption {
+    #[serde(default)]
+    pub service: bool,
+    pub namespace: String,
+    pub name: String,
+    /// Ports as the form writes them (`8443/TCP`), from the Service or the containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+}
+
+/// `GET /api/targets`: every workload and Service a draft may target.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetOptions {
+    pub targets: Vec<TargetOption>,
 }
 
 impl WhatIfResponse {

@@ -71,8 +71,17 @@ fn main() {
         let t = Instant::now();
         let c = what_if::pair_changes_prepared(&indexed, &live, &prepared, &applied, &opts);
         let b = t.elapsed();
+        // What the operator fixes anyway for the same subjects (listed apart by the server).
+        let t = Instant::now();
+        let fixed = what_if::reconcile(&live, &applied, &opts);
+        let anyway = if fixed.is_noop() {
+            0
+        } else {
+            what_if::pair_changes_prepared(&indexed, &live, &prepared, &fixed, &opts).len()
+        };
+        let r = t.elapsed();
         eprintln!(
-            "apply {a:?} pair_changes {b:?} touched {} changes {}",
+            "apply {a:?} pair_changes {b:?} reconcile {r:?} touched {} changes {} fixed anyway {anyway}",
             applied.touched.len(),
             c.len()
         );

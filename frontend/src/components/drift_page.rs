@@ -11,7 +11,7 @@ use super::code_block::CodeBlock;
 use super::loading::{ErrorBox, Loading};
 use crate::api;
 use crate::app::use_state;
-use crate::draft::{Form, Target, TargetKind};
+use crate::draft::Form;
 
 const PER_PAGE: u32 = 25;
 
@@ -63,24 +63,8 @@ fn edge_link(s: &str, t: &str) -> String {
 }
 
 /// The draft form's model of a fix's ClientIntents.
-pub(crate) fn form_of(d: &accord_api::DraftIntents) -> Form {
-    Form {
-        client: d.client.clone(),
-        targets: d
-            .targets
-            .iter()
-            .map(|t| Target {
-                kind: if t.service {
-                    TargetKind::Service
-                } else {
-                    TargetKind::Workload
-                },
-                name: t.name.clone(),
-                namespace: t.namespace.clone(),
-                ports: t.ports.clone(),
-            })
-            .collect(),
-    }
+fn form_of(d: &accord_api::DraftIntents) -> Form {
+    crate::draft::from_draft_intents(d)
 }
 
 /// An expanded item: every edge, the checked fix, acknowledging.

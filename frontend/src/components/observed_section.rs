@@ -6,9 +6,9 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
-use super::drift_page::form_of;
 use crate::api;
 use crate::app::use_state;
+use crate::draft::from_draft_intents as form_of;
 
 /// Shown when the server observes traffic (`--hubble` or `--flows`).
 #[component]

@@ -63,6 +63,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/drift/item", get(drift::item))
         .route("/api/drift/ack", post(drift::ack).delete(drift::unack))
         .route("/api/what-if", post(drafts::post_what_if))
+        .route("/api/intents", get(drafts::current_intents))
+        .route("/api/targets", get(drafts::targets))
         .route(
             "/api/drafts",
             get(drafts::list_drafts).post(drafts::create_draft),
@@ -74,6 +76,7 @@ pub fn router(state: SharedState) -> Router {
                 .delete(drafts::delete_draft),
         )
         .route("/api/drafts/{id}/export", get(drafts::export_draft))
+        .route("/api/drafts/{id}/form", get(drafts::draft_form))
         .route("/api/drafts/{id}/apply", post(drafts::apply_draft))
         .route("/api/history", get(history))
         .route("/api/observed", get(observed::observed))

@@ -193,24 +193,125 @@ pub fn what_if_within(
         return Err(OverBudget { needed });
     };
     let changes = what_if::pair_changes_prepared(view, live, prepared, &applied, opts);
-    let changes = changes
-        .into_iter()
-        .map(|c| api::EdgeChange {
-            source: c.key.0,
-            target: c.key.1,
-            before: c.before.as_ref().map(|f| f.state),
-            after: c.after.as_ref().map(|f| f.state),
-            ports_before: c.before.map(|f| f.ports).unwrap_or_default(),
-            ports_after: c.after.map(|f| f.ports).unwrap_or_default(),
+    // What the operator changes anyway for the same subjects (the draft's replaced intents kept
+    // as they are): a change the draft makes the same way is listed apart, as fixed anyway.
+    let reconciled = what_if::reconcile(live, &applied, opts);
+    let anyway: std::collections::HashMap<(String, String), Option<PairFacts>> =
+        if reconciled.is_noop() {
+            Default::default()
+        } else {
+            what_if::pair_changes_prepared(view, live, prepared, &reconciled, opts)
+                .into_iter()
+                .map(|c| (c.key, c.after))
+                .collect()
+        };
+    let mut own = Vec::new();
+    let mut also_fixed = Vec::new();
+    for c in changes {
+        let fixed = anyway.get(&c.key).is_some_and(|a| *a == c.after);
+        let change = edge_change(c.key, c.before.as_ref(), c.after.as_ref());
+        if fixed {
+            also_fixed.push(change);
+        } else {
+            own.push(change);
+        }
+    }
+    own.sort_by(|a, b| (a.impact, &a.source, &a.target).cmp(&(b.impact, &b.source, &b.target)));
+    also_fixed
+        .sort_by(|a, b| (a.impact, &a.source, &a.target).cmp(&(b.impact, &b.source, &b.target)));
+    // The draft's clients' current calls that stay as they are.
+    let changed: BTreeSet<(&str, &str)> = own
+        .iter()
+        .chain(&also_fixed)
+        .map(|c| (c.source.as_str(), c.target.as_str()))
+        .collect();
+    let clients: BTreeSet<String> = applied
+        .draft
+        .iter()
+        .map(|i| {
+            accord_policy::WorkloadId::new(
+                &i.namespace,
+                &i.workload.name,
+                i.workload.kind.as_deref(),
+            )
+            .to_string()
         })
         .collect();
+    let mut unchanged = Vec::new();
+    for client in &clients {
+        let Some(id) = node_id(view, client) else {
+            continue;
+        };
+        {
+            for &e in view.out_edges.get(&id).into_iter().flatten() {
+                let e = &view.edges[e];
+                if changed.contains(&(e.source.as_str(), e.target.as_str())) {
+                    continue;
+                }
+                let f = PairFacts {
+                    state: e.state,
+                    allowed: e.allowed,
+                    ports: e.ports.clone(),
+                    declared_ports: e.declared_ports.clone(),
+                };
+                let mut c = edge_change((e.source.clone(), e.target.clone()), Some(&f), Some(&f));
+                c.why = "Stays as it is.".into();
+                unchanged.push(c);
+            }
+        }
+    }
     Ok(api::WhatIfResponse {
         ok,
         diagnostics: diags,
         policies_yaml,
         labels_yaml,
-        changes,
+        changes: own,
+        also_fixed,
+        unchanged,
     })
+}
+
+/// The node id of `id` (`ns/name[Kind]`, or `ns/name` when one workload has that name).
+pub fn node_id(view: &View, id: &str) -> Option<String> {
+    if let Some(i) = view.node(id) {
+        return Some(view.nodes[i].id.clone());
+    }
+    let prefix = format!("{}[", id.split_once('[').map_or(id, |(n, _)| n));
+    let start = view
+        .nodes
+        .partition_point(|n| n.id.as_str() < prefix.as_str());
+    let mut hits = view.nodes[start..]
+        .iter()
+        .take_while(|n| n.id.starts_with(&prefix));
+    match (hits.next(), hits.next()) {
+        (Some(n), None) => Some(n.id.clone()),
+        _ => None,
+    }
+}
+
+/// The short name of a workload id (`ns/name[Kind]` → `name`).
+fn short(id: &str) -> &str {
+    let name = id.split_once('/').map_or(id, |(_, n)| n);
+    name.split_once('[').map_or(name, |(n, _)| n)
+}
+
+/// One pair's change as the API tells it.
+fn edge_change(
+    key: (String, String),
+    before: Option<&PairFacts>,
+    after: Option<&PairFacts>,
+) -> api::EdgeChange {
+    let why = what_if::why(before, after, short(&key.0), short(&key.1));
+    api::EdgeChange {
+        impact: what_if::Impact::of(before, after),
+        why,
+        before: before.map(|f| f.state),
+        after: after.map(|f| f.state),
+        ports_before: before.map(|f| f.ports.clone()).unwrap_or_default(),
+        ports_after: after.map(|f| f.ports.clone()).unwrap_or_default(),
+        source: key.0,
+        target: key.1,
+    }
 }
 
 #[cfg(test)]
@@ -274,5 +375,127 @@ mod tests {
         assert!(!r.ok);
         assert_eq!(r.diagnostics[0].field, "kind");
         assert_eq!(r.diagnostics[0].code, DiagnosticCode::InvalidDraft);
+    }
+    /// web's current intents, as in the demo, with `extra` targets appended and `drop` removed.
+    fn web_draft(extra: &str, drop: &str) -> String {
+        let targets = [
+            "catalog",
+            "search",
+            "recommendations",
+            "cart",
+            "auth.platform",
+        ]
+        .into_iter()
+        .filter(|t| *t != drop)
+        .map(|t| format!("    - kubernetes:\n        name: {t}\n"))
+        .collect::<String>();
+        format!(
+            "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata:\n  name: web\n  namespace: storefront\nspec:\n  workload:\n    name: web\n    kind: Deployment\n  targets:\n{targets}    - service:\n        name: checkout.checkout\n{extra}"
+        )
+    }
+
+    #[test]
+    fn adding_a_target_to_the_current_intents_shows_only_that_call() {
+        let view = demo_view();
+        let unchanged = what_if(&view, &web_draft("", ""));
+        assert!(unchanged.ok, "{:?}", unchanged.diagnostics);
+        assert!(
+            unchanged.changes.is_empty(),
+            "web's own intents change nothing of its own: {:#?}",
+            unchanged.changes
+        );
+        let r = what_if(
+            &view,
+            &web_draft(
+                "    - kubernetes:\n        name: payments.checkout\n        ports:\n        - port: 8443\n",
+                "",
+            ),
+        );
+        assert!(r.ok, "{:?}", r.diagnostics);
+        let own: Vec<(&str, &str)> = r
+            .changes
+            .iter()
+            .map(|c| (c.source.as_str(), c.target.as_str()))
+            .collect();
+        assert_eq!(
+            own,
+            vec![(
+                "storefront/web[Deployment]",
+                "checkout/payments[Deployment]"
+            )],
+            "{:#?}",
+            r.changes
+        );
+        // web may reach payments today (the hand-edited policy lets all of storefront in): the
+        // draft declares it, it does not newly allow it.
+        let c = &r.changes[0];
+        assert_eq!(c.before, Some(api::EdgeState::Undeclared));
+        assert_eq!(c.after, Some(api::EdgeState::Enforced));
+        // Today storefront may reach payments on every port; the generated policy admits 8443.
+        assert_eq!(c.impact, api::Impact::PortsChange);
+        assert_eq!(
+            c.why,
+            "web would declare this call; payments would let it in on TCP 8443 (All Connections today)."
+        );
+        // Applying also rewrites payments' hand-edited policy (storefront's other workloads lose
+        // access) and restores cart's missing access label for auth (cart is a target of web,
+        // so a subject): listed apart, losses first.
+        let fixed: Vec<(&str, &str, api::Impact)> = r
+            .also_fixed
+            .iter()
+            .map(|c| (c.source.as_str(), c.target.as_str(), c.impact))
+            .collect();
+        assert_eq!(fixed[0].2, api::Impact::LosesAccess, "{fixed:?}");
+        assert!(fixed.contains(&(
+            "storefront/cart[Deployment]",
+            "checkout/payments[Deployment]",
+            api::Impact::LosesAccess
+        )));
+        assert!(
+            fixed.contains(&(
+                "storefront/cart[Deployment]",
+                "platform/auth[Deployment]",
+                api::Impact::NewlyAllowed
+            )),
+            "{fixed:?}"
+        );
+        // web's other calls are listed as unchanged.
+        assert!(
+            r.unchanged
+                .iter()
+                .any(|c| c.target.starts_with("storefront/catalog")),
+            "{:#?}",
+            r.unchanged
+        );
+    }
+
+    #[test]
+    fn removing_a_target_lists_the_loss_first() {
+        let r = what_if(&demo_view(), &web_draft("", "auth.platform"));
+        assert!(r.ok, "{:?}", r.diagnostics);
+        let first = r.changes.first().unwrap_or_else(|| panic!("{r:#?}"));
+        assert_eq!(first.impact, api::Impact::LosesAccess);
+        assert_eq!(
+            (first.source.as_str(), first.target.as_str()),
+            ("storefront/web[Deployment]", "platform/auth[Deployment]")
+        );
+        assert!(first.why.contains("no longer declare"), "{}", first.why);
+        let mut sorted = r.changes.clone();
+        sorted.sort_by_key(|c| c.impact);
+        assert_eq!(sorted, r.changes, "riskiest first");
+    }
+
+    #[test]
+    fn a_nonexistent_target_is_a_diagnostic_on_its_field() {
+        let r = what_if(
+            &demo_view(),
+            &web_draft("    - kubernetes:\n        name: nosuch.platform\n", ""),
+        );
+        let d = r
+            .diagnostics
+            .iter()
+            .find(|d| d.code == DiagnosticCode::TargetNotFound)
+            .unwrap_or_else(|| panic!("{:?}", r.diagnostics));
+        assert_eq!(d.field, "spec.targets[6].kubernetes");
     }
 }

@@ -19,7 +19,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use super::changes::{PairChange, PairFacts, changes};
-use super::{EdgeReport, Estate, Index, analyze, edge_parts};
+use serde::{Deserialize, Serialize};
+
+use super::{EdgeReport, EdgeState, Estate, Index, analyze, edge_parts};
 use crate::diagnostic::Diagnostic;
 use crate::evaluate::{Evaluator, Patch, PolicyRef, Prepared};
 use crate::generate::{GenerateOptions, generate};
@@ -198,7 +200,36 @@ pub fn apply(
     opts: &GenerateOptions,
     generation: Generation,
 ) -> Applied {
-    let mut subjects: BTreeSet<Subject> = BTreeSet::new();
+    apply_with_subjects(live, draft, &BTreeSet::new(), opts, generation)
+}
+
+/// What the operator would change for the subjects of `applied` if the draft kept their
+/// current intents: the live ClientIntents the draft replaces, applied with the same subjects.
+/// Its changes are what applying the draft fixes anyway (a missing access label restored, a
+/// hand-edited generated policy rewritten), to be told apart from the draft's own effect.
+pub fn reconcile(live: &Inventory, applied: &Applied, opts: &GenerateOptions) -> Applied {
+    let mut replaced: Vec<usize> = applied.replaced.keys().copied().collect();
+    replaced.sort_unstable();
+    let current: Vec<ClientIntents> = replaced.iter().map(|&i| live.intents[i].clone()).collect();
+    apply_with_subjects(live, current, &applied.subjects, opts, Generation::Subjects)
+}
+
+impl Applied {
+    /// Whether applying changes no policy and no label.
+    pub fn is_noop(&self) -> bool {
+        self.policies.is_empty() && self.removed.is_empty() && self.labels.is_empty()
+    }
+}
+
+/// [`apply`], with `extra` subjects treated as touched by the draft too.
+pub fn apply_with_subjects(
+    live: &Inventory,
+    draft: Vec<ClientIntents>,
+    extra: &BTreeSet<Subject>,
+    opts: &GenerateOptions,
+    generation: Generation,
+) -> Applied {
+    let mut subjects: BTreeSet<Subject> = extra.clone();
     let mut draft_objects: HashSet<String> = HashSet::new();
     let mut replaced: HashMap<usize, usize> = HashMap::new();
     let mut appended: Vec<usize> = Vec::new();
@@ -479,6 +510,153 @@ pub fn apply(
     applied.diagnostics = diagnostics;
     applied.patch = patch;
     applied
+}
+
+/// How a what-if change of one pair matters to the developer, in the order the draft page lists
+/// them: the riskiest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Impact {
+    /// A call allowed now is denied after (or a declared call stays denied).
+    LosesAccess,
+    /// A call denied (or absent) now is allowed after.
+    NewlyAllowed,
+    /// Allowed before and after, on other ports.
+    PortsChange,
+    /// Allowed before and after; the server becomes isolated for ingress, or stops being.
+    Protection,
+    /// Same access and isolation; only whether an intent declares the call changes.
+    Declaration,
+}
+
+impl Impact {
+    pub const ALL: [Impact; 5] = [
+        Impact::LosesAccess,
+        Impact::NewlyAllowed,
+        Impact::PortsChange,
+        Impact::Protection,
+        Impact::Declaration,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Impact::LosesAccess => "loses-access",
+            Impact::NewlyAllowed => "newly-allowed",
+            Impact::PortsChange => "ports-change",
+            Impact::Protection => "protection",
+            Impact::Declaration => "declaration",
+        }
+    }
+
+    /// The impact of a pair going from `before` to `after` (`None`: no such pair).
+    pub fn of(before: Option<&PairFacts>, after: Option<&PairFacts>) -> Impact {
+        let was = before.is_some_and(|b| b.allowed);
+        let is = after.is_some_and(|a| a.allowed);
+        let isolated = |f: Option<&PairFacts>| {
+            f.is_some_and(|f| !matches!(f.state, EdgeState::Open | EdgeState::Unprotected))
+        };
+        match (was, is) {
+            (true, false) => Impact::LosesAccess,
+            // A declared call denied after (new, or still blocked); a denied call whose
+            // declaration goes changes nothing at runtime.
+            (false, false) if after.is_some() => Impact::LosesAccess,
+            (false, false) => Impact::Declaration,
+            (false, true) => Impact::NewlyAllowed,
+            (true, true) => {
+                let (b, a) = (before.map(|f| &f.ports), after.map(|f| &f.ports));
+                if b != a {
+                    Impact::PortsChange
+                } else if isolated(before) != isolated(after) {
+                    Impact::Protection
+                } else {
+                    Impact::Declaration
+                }
+            }
+        }
+    }
+}
+
+/// Why a pair changes, in a developer's words: `client` and `server` are the names to use.
+pub fn why(
+    before: Option<&PairFacts>,
+    after: Option<&PairFacts>,
+    client: &str,
+    server: &str,
+) -> String {
+    use EdgeState::*;
+    let declared = |f: Option<&PairFacts>| {
+        f.is_some_and(|f| matches!(f.state, Enforced | Blocked | Unprotected))
+    };
+    let (b, a) = (before.map(|f| f.state), after.map(|f| f.state));
+    match Impact::of(before, after) {
+        Impact::LosesAccess => match (b, a) {
+            (Some(Blocked), Some(Blocked)) => format!(
+                "{client} declares this call, but the policies isolating {server} would still not let it in."
+            ),
+            (_, Some(Blocked)) if declared(before) => format!(
+                "{client} declares this call, but the policies isolating {server} would no longer let it in."
+            ),
+            (_, Some(Blocked)) => format!(
+                "{client} would declare this call, but the policies isolating {server} would not let it in."
+            ),
+            _ if declared(before) && !declared(after) => format!(
+                "{client} would no longer declare this call, and {server} lets in only the callers whose intents declare it: the call would be denied."
+            ),
+            (Some(Open), _) => format!(
+                "{server} would become protected, and nothing declares this call: it would be denied."
+            ),
+            _ => "Today only a policy the operator replaces lets this call in; no intent declares it, so it would be denied.".to_string(),
+        },
+        Impact::NewlyAllowed => match a {
+            Some(Enforced) if declared(before) => format!(
+                "{client} declares this call, which is denied now; once applied, {server}'s generated policy and {client}'s labels would let it in."
+            ),
+            Some(Enforced) => format!(
+                "{client} would declare this call; {server}'s generated policy would let it in."
+            ),
+            Some(Unprotected) => format!(
+                "{client} would declare this call; {server} is not protected, so nothing stops it."
+            ),
+            Some(Open) => format!("{server} would no longer be protected: anyone could call it."),
+            _ => format!("A policy would let {client} call {server} although nothing declares it."),
+        },
+        Impact::PortsChange => {
+            let (was, is) = (
+                before.map_or("", |f| f.ports.as_str()),
+                after.map_or("", |f| f.ports.as_str()),
+            );
+            if declared(after) && !declared(before) {
+                format!(
+                    "{client} would declare this call; {server} would let it in on {is} ({was} today)."
+                )
+            } else {
+                format!("{client} could still call {server}, on {is} instead of {was}.")
+            }
+        }
+        Impact::Protection => match a {
+            Some(Enforced | Undeclared) => format!(
+                "{server} would become protected: only the callers its policies admit get in; this call stays allowed."
+            ),
+            _ => format!(
+                "{server} would no longer be protected: this call stays allowed, and so would any other."
+            ),
+        },
+        Impact::Declaration => {
+            if !before.is_some_and(|f| f.allowed) {
+                format!(
+                    "{client} would no longer declare this call, which is denied today; nothing changes at runtime."
+                )
+            } else if declared(after) {
+                format!(
+                    "{client} would declare this call; it is already allowed today, so nothing changes at runtime."
+                )
+            } else {
+                format!(
+                    "{client} would no longer declare this call, but another policy still lets it in."
+                )
+            }
+        }
+    }
 }
 
 /// The edges of [`analyze`] whose source or destination is in `scope`.
@@ -838,5 +1016,139 @@ mod tests {
             "{:?}",
             applied.labels
         );
+    }
+    fn facts_of(state: EdgeState, allowed: bool, ports: &str) -> PairFacts {
+        PairFacts {
+            state,
+            allowed,
+            ports: ports.into(),
+            declared_ports: String::new(),
+        }
+    }
+
+    #[test]
+    fn impact_puts_losses_first_and_tells_declaration_from_access() {
+        use EdgeState::*;
+        let f = facts_of;
+        let cases = [
+            (Some(f(Enforced, true, "TCP 80")), None, Impact::LosesAccess),
+            (
+                Some(f(Enforced, true, "TCP 80")),
+                Some(f(Blocked, false, "")),
+                Impact::LosesAccess,
+            ),
+            (
+                Some(f(Undeclared, true, "TCP 80")),
+                None,
+                Impact::LosesAccess,
+            ),
+            (None, Some(f(Blocked, false, "")), Impact::LosesAccess),
+            (
+                None,
+                Some(f(Enforced, true, "TCP 80")),
+                Impact::NewlyAllowed,
+            ),
+            (
+                Some(f(Blocked, false, "")),
+                Some(f(Enforced, true, "TCP 80")),
+                Impact::NewlyAllowed,
+            ),
+            (
+                Some(f(Enforced, true, "TCP 80")),
+                Some(f(Enforced, true, "TCP 80,443")),
+                Impact::PortsChange,
+            ),
+            (
+                Some(f(Open, true, "All")),
+                Some(f(Enforced, true, "All")),
+                Impact::Protection,
+            ),
+            (
+                Some(f(Enforced, true, "All")),
+                Some(f(Unprotected, true, "All")),
+                Impact::Protection,
+            ),
+            // The bug the issue names: enforced → undeclared is no new access.
+            (
+                Some(f(Enforced, true, "All")),
+                Some(f(Undeclared, true, "All")),
+                Impact::Declaration,
+            ),
+            (
+                Some(f(Undeclared, true, "All")),
+                Some(f(Enforced, true, "All")),
+                Impact::Declaration,
+            ),
+            (Some(f(Blocked, false, "")), None, Impact::Declaration),
+        ];
+        for (before, after, want) in cases {
+            assert_eq!(
+                Impact::of(before.as_ref(), after.as_ref()),
+                want,
+                "{before:?} → {after:?}"
+            );
+            let text = why(before.as_ref(), after.as_ref(), "web", "payments");
+            assert!(text.ends_with('.') && text.len() > 20, "{text}");
+        }
+        let mut sorted = Impact::ALL;
+        sorted.sort();
+        assert_eq!(sorted[0], Impact::LosesAccess);
+        assert_eq!(
+            why(
+                Some(&f(Undeclared, true, "TCP 8443")),
+                Some(&f(Enforced, true, "TCP 8443")),
+                "web",
+                "payments"
+            ),
+            "web would declare this call; it is already allowed today, so nothing changes at runtime."
+        );
+    }
+
+    #[test]
+    fn reconcile_holds_what_the_operator_fixes_anyway_and_not_the_draft_s_own_change() {
+        let opts = GenerateOptions::default();
+        let mut checked = 0;
+        for seed in 1..=4u64 {
+            let live = estate(seed);
+            let report = crate::drift::analyze(&live, &opts);
+            // The client's current intents, unchanged: everything that changes is fixed anyway.
+            let i = live.intents[rng_index(live.intents.len(), seed as usize)].clone();
+            let same = apply(&live, vec![i.clone()], &opts, Generation::Subjects);
+            let fixed = reconcile(&live, &same, &opts);
+            assert_eq!(
+                pair_changes(&report, &live, &same, &opts),
+                pair_changes(&report, &live, &fixed, &opts),
+                "seed {seed}"
+            );
+            // One more target: its pair is the draft's own, absent from the reconcile.
+            let client =
+                WorkloadId::new(&i.namespace, &i.workload.name, i.workload.kind.as_deref());
+            let Some(server) = live
+                .workload_ids()
+                .into_iter()
+                .find(|w| {
+                    **w != client
+                        && !report
+                            .edges
+                            .iter()
+                            .any(|e| e.source == client && e.target == **w)
+                })
+                .cloned()
+            else {
+                continue;
+            };
+            let mut more = i.clone();
+            more.targets.push(target(&server, false));
+            let applied = apply(&live, vec![more], &opts, Generation::Subjects);
+            let fixed = reconcile(&live, &applied, &opts);
+            assert_eq!(fixed.subjects, applied.subjects);
+            let key = (client.to_string(), server.to_string());
+            let own = pair_changes(&report, &live, &applied, &opts);
+            assert!(own.iter().any(|c| c.key == key), "seed {seed}: {own:?}");
+            let anyway = pair_changes(&report, &live, &fixed, &opts);
+            assert!(!anyway.iter().any(|c| c.key == key), "seed {seed}");
+            checked += 1;
+        }
+        assert!(checked >= 3);
     }
 }

@@ -3,7 +3,7 @@
 use accord_api as api;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
@@ -248,4 +248,257 @@ pub(super) async fn apply_draft(
         applied.push(format!("{ns}/{name}"));
     }
     Ok(Json(api::ApplyResult { applied }))
+}
+
+/// `GET /api/drafts/{id}/form`: a saved draft as the draft form holds it (422 when the form
+/// cannot hold it: several ClientIntents, or a target other than a workload or a Service).
+pub(super) async fn draft_form(
+    State(state): State<SharedState>,
+    Path(id): Path<i64>,
+) -> Result<Json<api::DraftIntents>> {
+    let d = state
+        .store
+        .draft(id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no draft {id}")))?;
+    form_of_yaml(&d.yaml)
+        .map(Json)
+        .map_err(Error::Unprocessable)
+}
+
+/// The one ClientIntents of `yaml` as the form holds it, or why not.
+pub(super) fn form_of_yaml(yaml: &str) -> Result<api::DraftIntents, Vec<api::Diagnostic>> {
+    let (objects, mut diags) = what_if::parse_draft(yaml);
+    let mut parsed: Vec<accord_policy::ClientIntents> = objects
+        .iter()
+        .filter_map(|(origin, doc)| accord_policy::intents::parse(origin, doc, &mut diags))
+        .collect();
+    if diags.iter().any(|d| d.is_error()) {
+        return Err(diags);
+    }
+    let cannot = |message: String| {
+        vec![api::Diagnostic::error(
+            api::DiagnosticCode::InvalidDraft,
+            &api::Origin::new(what_if::DRAFT_FILE, 0),
+            "ClientIntents",
+            "",
+            message,
+        )]
+    };
+    if parsed.len() != 1 {
+        return Err(cannot(format!(
+            "the form holds one ClientIntents; this draft has {}: edit its YAML instead",
+            parsed.len()
+        )));
+    }
+    let i = parsed.remove(0);
+    super::drift::form_fields(&i).ok_or_else(|| {
+        cannot("the form holds workload and Service targets with single ports; this draft has others: edit its YAML instead".into())
+    })
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct ClientQuery {
+    client: String,
+}
+
+/// `GET /api/intents?client=ns/name[Kind]`: the client's current ClientIntents from the synced
+/// model, as the draft form starts from them (the draft adds to or removes from them).
+pub(super) async fn current_intents(
+    State(state): State<SharedState>,
+    Query(q): Query<ClientQuery>,
+) -> Result<Json<api::CurrentIntents>> {
+    let view = state.view();
+    let Some(live) = view.inventory.as_deref() else {
+        return Err(Error::Unavailable(
+            "the first sync has not finished yet; try again shortly".into(),
+        ));
+    };
+    Ok(Json(current_of(live, &q.client).ok_or_else(|| {
+        Error::BadRequest(format!(
+            "{:?} is not a workload id (namespace/name[Kind])",
+            q.client
+        ))
+    })?))
+}
+
+/// The current intents of `client` in `live`; `None` when `client` is not a workload id.
+pub(super) fn current_of(
+    live: &accord_policy::Inventory,
+    client: &str,
+) -> Option<api::CurrentIntents> {
+    let id = accord_policy::WorkloadId::parse(client, "")?;
+    let mut mine: Vec<&accord_policy::ClientIntents> = live
+        .intents
+        .iter()
+        .filter(|i| {
+            i.namespace == id.namespace
+                && i.workload.name == id.name
+                && (i.workload.kind.is_none() || id.kind.is_none() || i.workload.kind == id.kind)
+        })
+        .collect();
+    mine.sort_by(|a, b| a.name.cmp(&b.name));
+    let Some(first) = mine.first() else {
+        return Some(api::CurrentIntents {
+            client: id.to_string(),
+            ..Default::default()
+        });
+    };
+    Some(api::CurrentIntents {
+        client: id.to_string(),
+        name: first.name.clone(),
+        form: super::drift::form_fields(first).map(|mut f| {
+            f.client = id.to_string();
+            f
+        }),
+        yaml: accord_policy::render::intents_yaml(&[(*first).clone()]),
+        others: mine[1..].iter().map(|i| i.name.clone()).collect(),
+    })
+}
+
+/// `GET /api/targets`: every workload (with its containers' ports) and every Service (with its
+/// ports), for the draft form's suggestions.
+pub(super) async fn targets(State(state): State<SharedState>) -> Result<Json<api::TargetOptions>> {
+    let view = state.view();
+    let Some(live) = view.inventory.as_deref() else {
+        return Err(Error::Unavailable(
+            "the first sync has not finished yet; try again shortly".into(),
+        ));
+    };
+    Ok(Json(target_options(live)))
+}
+
+pub(super) fn target_options(live: &accord_policy::Inventory) -> api::TargetOptions {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut workloads: BTreeMap<(String, String), BTreeSet<(i32, &str)>> = BTreeMap::new();
+    for p in &live.pods {
+        let ports = workloads
+            .entry((p.workload.namespace.clone(), p.workload.name.clone()))
+            .or_default();
+        for c in &p.ports {
+            if c.container_port > 0 {
+                ports.insert((c.container_port, c.protocol.as_str()));
+            }
+        }
+    }
+    let text = |ports: BTreeSet<(i32, &str)>| -> Vec<String> {
+        ports
+            .into_iter()
+            .map(|(p, proto)| format!("{p}/{proto}"))
+            .collect()
+    };
+    let mut targets: Vec<api::TargetOption> = workloads
+        .into_iter()
+        .map(|((namespace, name), ports)| api::TargetOption {
+            service: false,
+            namespace,
+            name,
+            ports: text(ports),
+        })
+        .collect();
+    for s in &live.services {
+        let ports: BTreeSet<(i32, &str)> = s
+            .ports
+            .iter()
+            .filter(|p| p.port > 0)
+            .map(|p| (p.port, p.protocol.as_str()))
+            .collect();
+        targets.push(api::TargetOption {
+            service: true,
+            namespace: s.namespace().to_string(),
+            name: s.metadata.name.clone(),
+            ports: text(ports),
+        });
+    }
+    api::TargetOptions { targets }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> accord_policy::Inventory {
+        let mut idx = crate::cluster::Index::default();
+        idx.reset_all(super::super::super::demo::objects());
+        let view = super::super::super::sync::compute(
+            std::sync::Arc::new(idx),
+            &Default::default(),
+            &Default::default(),
+            &Default::default(),
+            "test",
+        )
+        .view;
+        view.inventory.as_deref().cloned().expect("an inventory")
+    }
+
+    #[test]
+    fn current_intents_are_the_form_s_starting_point() {
+        let live = demo();
+        let c = current_of(&live, "storefront/web[Deployment]").expect("a workload id");
+        assert_eq!(c.name, "web");
+        let form = c.form.expect("web's intents fit the form");
+        let targets: Vec<(bool, &str, &str)> = form
+            .targets
+            .iter()
+            .map(|t| (t.service, t.name.as_str(), t.namespace.as_str()))
+            .collect();
+        assert_eq!(targets.len(), 6, "{targets:?}");
+        assert!(
+            targets.contains(&(false, "auth", "platform")),
+            "{targets:?}"
+        );
+        assert!(
+            targets.contains(&(true, "checkout", "checkout")),
+            "{targets:?}"
+        );
+        assert!(c.yaml.contains("name: web"), "{}", c.yaml);
+        // A workload without intents starts empty; a bare name is not an id.
+        let none = current_of(&live, "platform/ledger-db[StatefulSet]").expect("an id");
+        assert!(none.name.is_empty() && none.form.is_none());
+        assert!(current_of(&live, "web").is_none());
+    }
+
+    #[test]
+    fn a_saved_draft_opens_in_the_form_when_the_form_can_hold_it() {
+        let f = form_of_yaml("apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: web-intents, namespace: storefront}\nspec:\n  workload: {name: web, kind: Deployment}\n  targets:\n    - kubernetes: {name: auth.platform, ports: [{port: 8080}]}\n    - service: {name: checkout.checkout}\n")
+            .expect("the form holds it");
+        assert_eq!(f.client, "storefront/web[Deployment]");
+        assert_eq!(f.name, "web-intents");
+        let t: Vec<(bool, &str, &str, &str)> = f
+            .targets
+            .iter()
+            .map(|t| {
+                (
+                    t.service,
+                    t.name.as_str(),
+                    t.namespace.as_str(),
+                    t.ports.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            t,
+            vec![
+                (false, "auth", "platform", "8080/TCP"),
+                (true, "checkout", "checkout", "")
+            ]
+        );
+        let two = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: a, namespace: x}\nspec: {workload: {name: a}}\n---\napiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: b, namespace: x}\nspec: {workload: {name: b}}\n";
+        let err = form_of_yaml(two).expect_err("two objects");
+        assert!(err[0].message.contains("has 2"), "{err:?}");
+        let internet = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: a, namespace: x}\nspec:\n  workload: {name: a}\n  targets:\n    - internet: {ips: [1.2.3.4]}\n";
+        assert!(form_of_yaml(internet).is_err());
+    }
+
+    #[test]
+    fn target_options_carry_service_and_container_ports() {
+        let opts = target_options(&demo()).targets;
+        let payments = |service: bool| {
+            opts.iter()
+                .find(|o| o.service == service && o.namespace == "checkout" && o.name == "payments")
+                .unwrap_or_else(|| panic!("{opts:?}"))
+        };
+        assert_eq!(payments(true).ports, vec!["8443/TCP"]);
+        assert!(!payments(false).ports.is_empty());
+    }
 }

@@ -277,10 +277,16 @@ fn verdict_of(check: &drift::FixCheck) -> api::FixVerdict {
 /// client, every target a workload or a Service (the form writes nothing else, so anything
 /// more would be dropped: a replacement, never offered).
 pub(super) fn form_of(i: &accord_policy::ClientIntents) -> Option<api::DraftIntents> {
-    use accord_policy::intents::TargetKind;
     if i.name != i.workload.name {
         return None;
     }
+    form_fields(i)
+}
+
+/// ClientIntents as the draft form holds them (named anything), when every target is a
+/// workload or a Service with plain ports.
+pub(super) fn form_fields(i: &accord_policy::ClientIntents) -> Option<api::DraftIntents> {
+    use accord_policy::intents::TargetKind;
     let ports = |ports: &[accord_policy::intents::TargetPort]| -> Option<String> {
         ports
             .iter()
@@ -328,6 +334,7 @@ pub(super) fn form_of(i: &accord_policy::ClientIntents) -> Option<api::DraftInte
             i.workload.kind.as_deref(),
         )
         .to_string(),
+        name: i.name.clone(),
         targets,
     })
 }

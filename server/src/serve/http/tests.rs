@@ -707,6 +707,8 @@ async fn exports_health_metrics_and_openapi() {
         "/api/drift/item",
         "/api/drift/ack",
         "/api/what-if",
+        "/api/intents",
+        "/api/targets",
         "/api/drafts",
         "/api/drafts/{id}",
         "/api/drafts/{id}/export",
