@@ -10,9 +10,10 @@
 # live in BuildKit cache mounts, so a source edit rebuilds only what changed.
 
 FROM rust:1.95-bookworm AS build
-# npm installs the pinned binaryen (wasm-opt) that scripts/build-frontend.sh uses.
+# npm installs the pinned binaryen (wasm-opt) that scripts/build-frontend.sh uses; brotli and
+# zopfli precompress the dashboard's files.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends npm \
+    && apt-get install -y --no-install-recommends npm brotli zopfli \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
