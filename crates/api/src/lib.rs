@@ -180,6 +180,55 @@ pub struct NamespaceGraph {
     pub synced_at: Option<String>,
 }
 
+/// One namespace of `GET /api/graph/overview`: its calls by state, each call counted once
+/// (inbound, outbound or internal).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceSummary {
+    pub namespace: String,
+    pub workloads: u32,
+    /// Calls into the namespace from other namespaces.
+    pub inbound: StateCounts,
+    /// Calls from the namespace to other namespaces.
+    pub outbound: StateCounts,
+    /// Calls between the namespace's own workloads.
+    pub internal: StateCounts,
+    /// Other namespaces it calls or is called by.
+    pub peers: u32,
+}
+
+impl NamespaceSummary {
+    /// Every call touching the namespace, by state.
+    pub fn all(&self) -> StateCounts {
+        let mut c = StateCounts::default();
+        for s in EdgeState::ALL {
+            c.add(
+                s,
+                self.inbound.get(s) + self.outbound.get(s) + self.internal.get(s),
+            );
+        }
+        c
+    }
+
+    /// The overview's ranking key, larger is worse: blocked calls (something fails), then
+    /// unprotected and undeclared ones (a risk), then open ones.
+    pub fn badness(&self) -> (u32, u32, u32) {
+        let c = self.all();
+        (c.blocked, c.unprotected + c.undeclared, c.open)
+    }
+}
+
+/// `GET /api/graph/overview`: every namespace, worst first, with the estate's totals. Small at
+/// any size (one row per namespace), so the dashboard's first view never needs every call.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overview {
+    pub namespaces: Vec<NamespaceSummary>,
+    pub workloads: u32,
+    /// Every call, by state.
+    pub calls: StateCounts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_at: Option<String>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Explanations and workload detail
 

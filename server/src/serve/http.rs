@@ -53,6 +53,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/openapi.json", get(openapi))
         .route("/api/status", get(status))
         .route("/api/graph", get(graph))
+        .route("/api/graph/overview", get(graph::get_overview))
+        .route("/api/workloads", get(graph::workload_ids))
         .route("/api/workloads/{namespace}/{name}", get(workload))
         .route("/api/drift", get(drift::list))
         .route("/api/drift/item", get(drift::item))

@@ -147,6 +147,71 @@ pub fn namespace_graph(view: &View, g: &api::Graph) -> api::NamespaceGraph {
     }
 }
 
+fn row<'a, 'v>(
+    rows: &'a mut BTreeMap<&'v str, api::NamespaceSummary>,
+    ns: &'v str,
+) -> &'a mut api::NamespaceSummary {
+    rows.entry(ns).or_insert_with(|| api::NamespaceSummary {
+        namespace: ns.to_string(),
+        ..Default::default()
+    })
+}
+
+/// Every namespace with its calls by state, worst first (see [`api::NamespaceSummary::badness`]).
+pub fn overview(view: &View) -> api::Overview {
+    let mut rows: BTreeMap<&str, api::NamespaceSummary> = BTreeMap::new();
+    let mut peers: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for n in &view.nodes {
+        row(&mut rows, &n.namespace).workloads += 1;
+    }
+    let mut calls = api::StateCounts::default();
+    for e in &view.edges {
+        calls.add(e.state, 1);
+        let (s, t) = (
+            api::filter::namespace_of(&e.source),
+            api::filter::namespace_of(&e.target),
+        );
+        if s == t {
+            row(&mut rows, s).internal.add(e.state, 1);
+        } else {
+            row(&mut rows, s).outbound.add(e.state, 1);
+            row(&mut rows, t).inbound.add(e.state, 1);
+            peers.entry(s).or_default().insert(t);
+            peers.entry(t).or_default().insert(s);
+        }
+    }
+    let mut namespaces: Vec<api::NamespaceSummary> = rows
+        .into_iter()
+        .map(|(ns, mut r)| {
+            r.peers = peers.get(ns).map_or(0, |p| p.len() as u32);
+            r
+        })
+        .collect();
+    namespaces.sort_by(|a, b| {
+        b.badness()
+            .cmp(&a.badness())
+            .then_with(|| a.namespace.cmp(&b.namespace))
+    });
+    api::Overview {
+        namespaces,
+        workloads: view.nodes.len() as u32,
+        calls,
+        synced_at: view.synced_at.clone(),
+    }
+}
+
+pub(super) async fn get_overview(State(state): State<SharedState>) -> Json<api::Overview> {
+    Json(overview(&state.view()))
+}
+
+/// Every workload id, sorted: what the dashboard's search completes from.
+pub(super) async fn workload_ids(State(state): State<SharedState>) -> Json<Vec<String>> {
+    let view = state.view();
+    let mut ids: Vec<String> = view.nodes.iter().map(|n| n.id.clone()).collect();
+    ids.sort();
+    Json(ids)
+}
+
 fn json_bytes(bytes: Bytes) -> Response {
     (
         [(
