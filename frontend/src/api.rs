@@ -6,7 +6,7 @@
 
 use accord_api::{
     AckRequest, Draft, DraftList, DriftItem, DriftReport, ErrorBody, Graph, HistoryPage, NewDraft,
-    Status, WhatIfRequest, WhatIfResponse, WorkloadDetail,
+    Overview, Status, WhatIfRequest, WhatIfResponse, WorkloadDetail,
 };
 use gloo_net::http::{Request, Response};
 use serde::de::DeserializeOwned;
@@ -45,6 +45,25 @@ async fn get<T: DeserializeOwned>(url: &str) -> Result<T> {
 /// Every workload and every edge, in all states; the view filters on the client.
 pub async fn graph() -> Result<Graph> {
     get("/api/graph?state=enforced,blocked,unprotected,undeclared,open").await
+}
+
+/// Part of the graph, every state: `query` is `namespace=…` or `workload=…&depth=…` (empty:
+/// the whole graph).
+pub async fn graph_part(query: &str) -> Result<Graph> {
+    get(&format!(
+        "/api/graph?state=enforced,blocked,unprotected,undeclared,open&{query}"
+    ))
+    .await
+}
+
+/// Every namespace with its calls by state, worst first.
+pub async fn overview() -> Result<Overview> {
+    get("/api/graph/overview").await
+}
+
+/// Every workload id, for the search box.
+pub async fn workload_ids() -> Result<Vec<String>> {
+    get("/api/workloads").await
 }
 
 /// One workload, by id `namespace/name[Kind]`.

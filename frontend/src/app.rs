@@ -18,6 +18,8 @@ pub struct AppState {
     pub refresh: RwSignal<u64>,
     /// Whether the event stream is connected.
     pub live: RwSignal<bool>,
+    /// Every workload and call. Loaded only while a page that needs it is shown (the graph
+    /// page loads the parts it draws): at 15,000 workloads it is tens of megabytes.
     pub graph: LocalResource<api::Result<Graph>>,
     /// A form the draft page starts from (a drift fix opened in the draft form).
     pub draft_seed: RwSignal<Option<crate::draft::Form>>,
@@ -31,9 +33,16 @@ pub fn use_state() -> AppState {
 pub fn App() -> impl IntoView {
     let refresh = RwSignal::new(0u64);
     let live = RwSignal::new(false);
+    let graph_wanted = RwSignal::new(false);
     let graph = LocalResource::new(move || {
         refresh.track();
-        api::graph()
+        let wanted = graph_wanted.get();
+        async move {
+            if !wanted {
+                std::future::pending::<()>().await;
+            }
+            api::graph().await
+        }
     });
     provide_context(AppState {
         refresh,
@@ -45,6 +54,7 @@ pub fn App() -> impl IntoView {
 
     view! {
         <Router>
+            <GraphDemand wanted=graph_wanted/>
             <Header/>
             <SourceBanner/>
             <main class="main">
@@ -58,4 +68,14 @@ pub fn App() -> impl IntoView {
             </main>
         </Router>
     }
+}
+
+/// Wants the whole graph on every page but the graph page (which fetches what it draws).
+#[component]
+fn GraphDemand(wanted: RwSignal<bool>) -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
+    Effect::new(move |_| {
+        let path = location.pathname.get();
+        wanted.set(path != "/" && path != "/graph");
+    });
 }

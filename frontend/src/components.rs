@@ -1,5 +1,6 @@
 //! One component per file.
 
+pub mod calls_panel;
 pub mod code_block;
 pub mod draft_page;
 pub mod drift_page;
@@ -9,6 +10,7 @@ pub mod header;
 pub mod history_page;
 pub mod legend;
 pub mod loading;
+pub mod overview;
 pub mod search;
 pub mod side_panel;
 pub mod source_banner;

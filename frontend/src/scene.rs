@@ -51,6 +51,8 @@ pub struct SceneNode {
     /// Kind of workload, or `N workloads`.
     pub detail: String,
     pub drift: u32,
+    /// None of its calls is in a shown state: drawn faint, kept in place.
+    pub faded: bool,
     pub x: f64,
     pub y: f64,
 }
@@ -64,6 +66,8 @@ pub struct SceneEdge {
     pub counts: StateCounts,
     pub ports: String,
     pub path: String,
+    /// Where the edge's call count is written (when it stands for more than one call).
+    pub label_at: (f64, f64),
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -182,6 +186,7 @@ pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
                 label: ns.clone(),
                 detail: format!("{count} workload{}", if count == 1 { "" } else { "s" }),
                 drift,
+                faded: false,
                 x: 0.0,
                 y: 0.0,
             });
@@ -194,6 +199,7 @@ pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
                 label: node.map_or_else(|| short_name(id).to_string(), |n| n.name.clone()),
                 detail: node.map_or_else(String::new, |n| n.kind.clone()),
                 drift: node.map_or(0, |n| n.drift),
+                faded: false,
                 x: 0.0,
                 y: 0.0,
             });
@@ -243,6 +249,7 @@ pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
             counts,
             ports: ports.into_iter().collect::<Vec<_>>().join("; "),
             path: layout::edge_path(&l.nodes[a], &l.nodes[b]),
+            label_at: layout::edge_mid(&l.nodes[a], &l.nodes[b]),
         })
         .collect();
     Scene {
@@ -252,6 +259,43 @@ pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
         width: l.width,
         height: l.height,
     }
+}
+
+/// The scene with only the calls in `states`: every node keeps its place (those left without
+/// a shown call are faded), aggregated edges count and colour only the shown calls.
+pub fn only_states(scene: &Scene, states: &BTreeSet<EdgeState>) -> Scene {
+    let mut out = scene.clone();
+    out.edges.retain_mut(|e| {
+        let mut kept = StateCounts::default();
+        let mut worst: Option<EdgeState> = None;
+        for s in EdgeState::ALL {
+            let n = e.counts.get(s);
+            if n > 0 && states.contains(&s) {
+                kept.add(s, n);
+                if worst.is_none_or(|w| severity(s) > severity(w)) {
+                    worst = Some(s);
+                }
+            }
+        }
+        let Some(worst) = worst else { return false };
+        e.counts = kept;
+        e.state = worst;
+        true
+    });
+    let mut touched = vec![false; out.nodes.len()];
+    for e in &out.edges {
+        touched[e.source] = true;
+        touched[e.target] = true;
+    }
+    let mut had = vec![false; out.nodes.len()];
+    for e in &scene.edges {
+        had[e.source] = true;
+        had[e.target] = true;
+    }
+    for ((n, t), h) in out.nodes.iter_mut().zip(touched).zip(had) {
+        n.faded = h && !t;
+    }
+    out
 }
 
 /// The scene as JSON: nodes and edges with their states, for export.
