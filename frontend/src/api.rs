@@ -132,24 +132,91 @@ pub async fn save_draft(draft: NewDraft) -> Result<Draft> {
     decode(resp).await
 }
 
-/// Subscribes to `/api/events`: calls `on_sync` on every `sync` event and `on_state(true/false)`
-/// when the stream opens or fails (the browser reconnects by itself). The stream stays open for
-/// the life of the page.
-pub fn subscribe(on_sync: impl Fn() + 'static, on_state: impl Fn(bool) + 'static) {
-    let Ok(es) = web_sys::EventSource::new("/api/events") else {
-        return;
+/// The state of the event stream, as the header shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    Connecting,
+    Live,
+    /// The stream failed; the browser is retrying.
+    Reconnecting,
+    /// Retries keep failing, or nothing (not even the server's 15 s ping) arrived for 40 s.
+    Offline,
+}
+
+/// Silence after which the stream is taken for dead (the server pings every 15 s).
+const SILENCE_MS: f64 = 40_000.0;
+
+fn now() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Subscribes to `/api/events`: calls `on_sync` on every `sync` event and `on_state` as the
+/// stream opens, fails, or falls silent. A silent stream is closed and opened afresh.
+pub fn subscribe(on_sync: impl Fn() + 'static, on_state: impl Fn(Link) + 'static) {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let on_sync: Rc<dyn Fn()> = Rc::new(on_sync);
+    let on_state: Rc<dyn Fn(Link)> = Rc::new(on_state);
+    let last = Rc::new(Cell::new(now()));
+    let current: Rc<Cell<Option<web_sys::EventSource>>> = Rc::new(Cell::new(None));
+    let connect = {
+        let (last, current, on_state) = (last.clone(), current.clone(), on_state.clone());
+        move || {
+            let Ok(es) = web_sys::EventSource::new("/api/events") else {
+                return;
+            };
+            let failures = Rc::new(Cell::new(0u32));
+            let (l, s, st) = (last.clone(), on_sync.clone(), on_state.clone());
+            let sync = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |_| {
+                l.set(now());
+                s();
+            });
+            let _ = es.add_event_listener_with_callback("sync", sync.as_ref().unchecked_ref());
+            let l = last.clone();
+            let ping = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |_| l.set(now()));
+            let _ = es.add_event_listener_with_callback("ping", ping.as_ref().unchecked_ref());
+            let (l, f) = (last.clone(), failures.clone());
+            let open = Closure::<dyn Fn(web_sys::Event)>::new(move |_| {
+                l.set(now());
+                f.set(0);
+                st(Link::Live);
+            });
+            es.set_onopen(Some(open.as_ref().unchecked_ref()));
+            let st = on_state.clone();
+            let es2 = es.clone();
+            let error = Closure::<dyn Fn(web_sys::Event)>::new(move |_| {
+                failures.set(failures.get() + 1);
+                let closed = es2.ready_state() == web_sys::EventSource::CLOSED;
+                st(if closed || failures.get() > 1 {
+                    Link::Offline
+                } else {
+                    Link::Reconnecting
+                });
+            });
+            es.set_onerror(Some(error.as_ref().unchecked_ref()));
+            // The listeners live as long as the stream (which the page keeps).
+            sync.forget();
+            ping.forget();
+            open.forget();
+            error.forget();
+            if let Some(old) = current.replace(Some(es)) {
+                old.close();
+            }
+        }
     };
-    let on_state = std::rc::Rc::new(on_state);
-    let sync = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |_| on_sync());
-    let _ = es.add_event_listener_with_callback("sync", sync.as_ref().unchecked_ref());
-    let s = on_state.clone();
-    let open = Closure::<dyn Fn(web_sys::Event)>::new(move |_| s(true));
-    es.set_onopen(Some(open.as_ref().unchecked_ref()));
-    let error = Closure::<dyn Fn(web_sys::Event)>::new(move |_| on_state(false));
-    es.set_onerror(Some(error.as_ref().unchecked_ref()));
-    // The listeners live as long as the page.
-    sync.forget();
-    open.forget();
-    error.forget();
-    std::mem::forget(es);
+    connect();
+    let watchdog = Closure::<dyn Fn()>::new(move || {
+        if now() - last.get() > SILENCE_MS {
+            on_state(Link::Offline);
+            last.set(now());
+            connect();
+        }
+    });
+    if let Some(w) = web_sys::window() {
+        let _ = w.set_interval_with_callback_and_timeout_and_arguments_0(
+            watchdog.as_ref().unchecked_ref(),
+            5_000,
+        );
+    }
+    watchdog.forget();
 }

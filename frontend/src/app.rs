@@ -16,8 +16,8 @@ use crate::components::{
 pub struct AppState {
     /// Bumped by each `sync` event; resources that depend on it reload.
     pub refresh: RwSignal<u64>,
-    /// Whether the event stream is connected.
-    pub live: RwSignal<bool>,
+    /// The event stream's state.
+    pub live: RwSignal<api::Link>,
     /// Every workload and call. Loaded only while a page that needs it is shown (the graph
     /// page loads the parts it draws): at 15,000 workloads it is tens of megabytes.
     pub graph: LocalResource<api::Result<Graph>>,
@@ -32,7 +32,7 @@ pub fn use_state() -> AppState {
 #[component]
 pub fn App() -> impl IntoView {
     let refresh = RwSignal::new(0u64);
-    let live = RwSignal::new(false);
+    let live = RwSignal::new(api::Link::Connecting);
     let graph_wanted = RwSignal::new(false);
     let graph = LocalResource::new(move || {
         refresh.track();
@@ -50,7 +50,7 @@ pub fn App() -> impl IntoView {
         graph,
         draft_seed: RwSignal::new(None),
     });
-    api::subscribe(move || refresh.update(|n| *n += 1), move |ok| live.set(ok));
+    api::subscribe(move || refresh.update(|n| *n += 1), move |l| live.set(l));
 
     view! {
         <Router>

@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use accord_api::{EdgeState, Graph, filter};
 use leptos::prelude::*;
 
-use crate::scene::{colour, severity};
+use wasm_bindgen::JsCast;
+
+use crate::scene::{colour, esc, severity};
 
 /// Whether a call's end is the scene node `id` (a workload id, or a whole namespace).
 fn matches(end: &str, id: &str) -> bool {
@@ -15,6 +17,32 @@ fn matches(end: &str, id: &str) -> bool {
     } else {
         filter::namespace_of(end) == id
     }
+}
+
+/// The list's rows as HTML (one string, not a view per row); clicks are handled on the list.
+fn rows_html(calls: &[(String, String, EdgeState, String)]) -> String {
+    use std::fmt::Write;
+    let mut h = String::new();
+    for (s, t, st, ports) in calls {
+        let (s, t) = (esc(s), esc(t));
+        let _ = write!(
+            h,
+            r#"<li class="edge-row" data-testid="call-{s}->{t}" data-state="{st}"><button class="call-row" data-source="{s}" data-target="{t}"><span class="pill" style="--c:{}">{st}</span><span class="edge-other">{s} → {t}</span><span class="muted">{}</span></button></li>"#,
+            colour(*st),
+            esc(ports)
+        );
+    }
+    h
+}
+
+/// The call of the row a click landed on.
+fn picked(ev: &leptos::ev::MouseEvent) -> Option<(String, String)> {
+    let el: web_sys::Element = ev.target()?.dyn_into().ok()?;
+    let button = el.closest("button[data-source]").ok()??;
+    Some((
+        button.get_attribute("data-source")?,
+        button.get_attribute("data-target")?,
+    ))
 }
 
 #[component]
@@ -27,7 +55,7 @@ pub fn CallsPanel(
     on_pick: Callback<(String, String)>,
 ) -> impl IntoView {
     let (src, dst) = (source.clone(), target.clone());
-    let calls = Memo::new(move |_| {
+    let calls = move || {
         let states = states.get();
         let mut v: Vec<(String, String, EdgeState, String)> = graph.with(|g| {
             g.iter()
@@ -43,28 +71,24 @@ pub fn CallsPanel(
                 .then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1)))
         });
         v
-    });
+    };
     view! {
         <aside class="side-panel" data-testid="calls-panel" aria-label="Calls">
             <button class="btn icon ghost close" aria-label="Close" on:click=move |_| on_close.run(())>"×"</button>
             <div class="panel-head">
                 <h2 data-testid="panel-title">{format!("{source} → {target}")}</h2>
-                <p class="muted">{move || format!("{} calls, worst first", calls.with(Vec::len))}</p>
             </div>
-            <ul class="edges-list">
-                {move || calls.get().into_iter().map(|(s, t, st, ports)| {
-                    let (s2, t2) = (s.clone(), t.clone());
-                    view! {
-                        <li class="edge-row" data-testid=format!("call-{s}->{t}") data-state=st.as_str()>
-                            <button class="call-row" on:click=move |_| on_pick.run((s2.clone(), t2.clone()))>
-                                <span class="pill" style=format!("--c:{}", colour(st))>{st.as_str()}</span>
-                                <span class="edge-other">{format!("{s} → {t}")}</span>
-                                <span class="muted">{ports}</span>
-                            </button>
-                        </li>
-                    }
-                }).collect_view()}
-            </ul>
+            {move || {
+                let v = calls();
+                view! {
+                    <p class="muted">{format!("{} calls, worst first", v.len())}</p>
+                    <ul class="edges-list" inner_html=rows_html(&v) on:click=move |ev| {
+                        if let Some(p) = picked(&ev) {
+                            on_pick.run(p);
+                        }
+                    }></ul>
+                }
+            }}
         </aside>
     }
 }

@@ -11,25 +11,14 @@ use crate::scene::{NodeKind, Scene, colour};
 /// 30,000 px wide) as an overview to zoom into.
 const MIN_SCALE: f64 = 0.01;
 
-/// The smallest zoom "fit" chooses: labels stay about 10 px high.
-const READABLE_SCALE: f64 = 0.8;
+/// The smallest zoom "fit" chooses: labels stay about 8 px high.
+const READABLE_SCALE: f64 = 0.62;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct View {
     x: f64,
     y: f64,
     k: f64,
-}
-
-/// Marks the first frame that shows a graph, for the performance test.
-fn mark_painted() {
-    let Some(w) = web_sys::window() else { return };
-    let cb = wasm_bindgen::closure::Closure::once_into_js(move || {
-        if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
-            let _ = p.mark("accord-graph-painted");
-        }
-    });
-    let _ = w.request_animation_frame(wasm_bindgen::JsCast::unchecked_ref(&cb));
 }
 
 #[component]
@@ -92,18 +81,19 @@ pub fn GraphCanvas(
     // Refit when what is laid out changes, not when a filter only hides some of it.
     let extent = Memo::new(move |_| {
         scene.with(|s| {
-            (
-                s.width.to_bits(),
-                s.height.to_bits(),
-                s.nodes.first().map(|n| n.id.clone()),
+            Some(format!(
+                "{}x{}:{}:{}",
+                s.width,
+                s.height,
                 s.nodes.len(),
-            )
+                s.nodes.first().map_or("", |n| n.id.as_str())
+            ))
         })
     });
     Effect::new(move |_| {
         extent.track();
         fit();
-        mark_painted();
+        crate::dom::mark_next_frame("accord-graph-painted");
     });
     // The selected node and its neighbours; the rest is dimmed.
     let near = Memo::new(move |_| {

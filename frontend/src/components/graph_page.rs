@@ -199,12 +199,17 @@ pub fn GraphPage() -> impl IntoView {
         state.refresh.track();
         api::overview()
     });
-    let overview_ok = Memo::new(move |_| overview.get().and_then(|r| r.ok()));
-    let large = Memo::new(move |_| {
-        overview_ok.with(|o| o.as_ref().map(|o| o.workloads as usize >= LARGE_CLUSTER))
-    });
-    let mode = Memo::new(move |_| large.get().map(|l| query.get().mode(l)));
-    let fetch = Memo::new(move |_| mode.get().and_then(|m| m.fetch()));
+    // Plain closures rather than memos where recomputing is cheap: each memo type costs WASM.
+    let overview_ok = move || overview.get().and_then(|r| r.ok());
+    let large = move || {
+        overview.with(|o| {
+            o.as_ref()
+                .and_then(|r| r.as_ref().ok())
+                .map(|o| o.workloads as usize >= LARGE_CLUSTER)
+        })
+    };
+    let mode = move || large().map(|l| query.get().mode(l));
+    let fetch = Memo::new(move |_| mode().and_then(|m| m.fetch()));
     let part = LocalResource::new(move || {
         state.refresh.track();
         let q = fetch.get();
@@ -222,12 +227,60 @@ pub fn GraphPage() -> impl IntoView {
             .and_then(|r| r.err())
             .or_else(|| part.get().and_then(|r| r.err()))
     });
-    // Layout of every state, so that toggling a state changes what is visible, never where
+    // When an update changes calls on screen, say so for a few seconds.
+    let seen = StoredValue::new((
+        None::<String>,
+        std::collections::BTreeMap::<String, EdgeState>::new(),
+    ));
+    let toast = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        let key = fetch.get();
+        let now: std::collections::BTreeMap<String, EdgeState> = graph.with(|g| {
+            g.iter()
+                .flat_map(|g| &g.edges)
+                .map(|e| (format!("{} → {}", e.source, e.target), e.state))
+                .collect()
+        });
+        if now.is_empty() {
+            return;
+        }
+        let (last_key, last) = seen.get_value();
+        if last_key == key && !last.is_empty() {
+            let mut changed: Vec<String> = now
+                .iter()
+                .filter(|(k, s)| last.get(*k) != Some(*s))
+                .map(|(k, s)| format!("{k} now {s}"))
+                .collect();
+            changed.extend(
+                last.keys()
+                    .filter(|k| !now.contains_key(*k))
+                    .map(|k| format!("{k} gone")),
+            );
+            if !changed.is_empty() {
+                let n = changed.len();
+                changed.truncate(3);
+                toast.set(Some(format!(
+                    "Updated from the cluster: {n} call{} on screen changed ({}{})",
+                    if n == 1 { "" } else { "s" },
+                    changed.join("; "),
+                    if n > 3 { "; …" } else { "" }
+                )));
+                set_timeout(move || toast.set(None), std::time::Duration::from_secs(8));
+            }
+        }
+        seen.set_value((key, now));
+    });
+    // Layout of every state (`open` only when shown: default-allow pairs are many and would
+    // spread the drawing out), so that toggling a state changes what is visible, never where
     // things are.
     let laid_out = Memo::new(move |_| {
-        let m = mode.get();
+        let m = mode();
         let mut p = query.get().params;
-        p.states = EdgeState::ALL.into_iter().collect();
+        let open = p.states.contains(&EdgeState::Open);
+        p.states = EdgeState::ALL
+            .into_iter()
+            .filter(|s| *s != EdgeState::Open || open)
+            .collect();
         p.aggregate = matches!(m, Some(Mode::Namespaces(_)));
         if let Some(Mode::Namespaces(ns)) = &m {
             p.expanded.extend(ns.iter().cloned());
@@ -241,8 +294,9 @@ pub fn GraphPage() -> impl IntoView {
         laid_out.with(|s| scene::only_states(s, &states))
     });
     let namespaces = Signal::derive(move || {
-        overview_ok.with(|o| {
+        overview.with(|o| {
             o.as_ref()
+                .and_then(|r| r.as_ref().ok())
                 .map(|o| {
                     let mut v: Vec<String> =
                         o.namespaces.iter().map(|n| n.namespace.clone()).collect();
@@ -253,26 +307,30 @@ pub fn GraphPage() -> impl IntoView {
         })
     });
     // The search box completes workload ids too, fetched when it is first used.
-    let want_ids = RwSignal::new(false);
-    let ids = LocalResource::new(move || {
-        let want = want_ids.get();
-        async move {
-            if want {
-                api::workload_ids().await.unwrap_or_default()
-            } else {
-                Vec::new()
-            }
+    let want_ids = StoredValue::new(false);
+    let ids = RwSignal::new(Vec::<String>::new());
+    let load_ids = move || {
+        if !want_ids.get_value() {
+            want_ids.set_value(true);
+            leptos::task::spawn_local(async move {
+                ids.set(api::workload_ids().await.unwrap_or_default());
+            });
         }
-    });
+    };
     let options = Signal::derive(move || {
         let mut v = namespaces.get();
-        v.extend(ids.get().unwrap_or_default());
+        v.extend(ids.get());
         v
     });
     let counts = Signal::derive(move || {
         let p = query.get().params;
-        if matches!(mode.get(), Some(Mode::Overview)) {
-            return overview_ok.with(|o| o.as_ref().map(|o| o.calls.clone()).unwrap_or_default());
+        if matches!(mode(), Some(Mode::Overview)) {
+            return overview.with(|o| {
+                o.as_ref()
+                    .and_then(|r| r.as_ref().ok())
+                    .map(|o| o.calls.clone())
+                    .unwrap_or_default()
+            });
         }
         let mut c = StateCounts::default();
         graph.with(|g| {
@@ -376,19 +434,20 @@ pub fn GraphPage() -> impl IntoView {
 
     let selected = Memo::new(move |_| query.get().selected);
     // A namespace edge (one end a namespace) lists its calls.
-    let ns_edge = Memo::new(move |_| {
+    let ns_edge = move || {
         let q = query.get();
-        q.edge
-            .filter(|_| q.selected.is_none())
-            .and_then(|e| e.split_once("->").map(|(a, b)| (a.to_string(), b.to_string())))
-    });
+        q.edge.filter(|_| q.selected.is_none()).and_then(|e| {
+            e.split_once("->")
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
+    };
     let active_states = Signal::derive(move || query.get().params.states.into_iter().collect());
-    let is_overview = Memo::new(move |_| matches!(mode.get(), Some(Mode::Overview)));
+    let is_overview = Memo::new(move |_| matches!(mode(), Some(Mode::Overview)));
 
     view! {
         <section class="page graph-page" data-testid="graph-page">
             <div class="toolbar">
-                <div class="search-wrap" on:focusin=move |_| want_ids.set(true)>
+                <div class="search-wrap" on:focusin=move |_| load_ids()>
                     <Search options=options on_pick=on_pick/>
                 </div>
                 <label class="field inline">
@@ -415,10 +474,10 @@ pub fn GraphPage() -> impl IntoView {
                         on:click=move |_| to_overview()
                     >"Overview"</button>
                     <button
-                        class:active=move || matches!(mode.get(), Some(Mode::All))
+                        class:active=move || matches!(mode(), Some(Mode::All))
                         data-testid="level-workload"
-                        disabled=move || large.get().unwrap_or(true)
-                        title=move || if large.get().unwrap_or(true) {
+                        disabled=move || large().unwrap_or(true)
+                        title=move || if large().unwrap_or(true) {
                             format!("Too many workloads to draw at once (≥ {LARGE_CLUSTER}): pick a namespace or search a workload")
                         } else {
                             "Every workload".to_string()
@@ -432,7 +491,7 @@ pub fn GraphPage() -> impl IntoView {
             </div>
             <div class="subbar">
                 <Legend active=active_states counts=counts on_toggle=on_toggle/>
-                {move || (!is_overview.get() && large.get() == Some(true)).then(|| view! {
+                {move || (!is_overview.get() && large() == Some(true)).then(|| view! {
                     <button class="chip" data-testid="back-to-overview" on:click=move |_| to_overview()>"← Overview"</button>
                 })}
                 {move || query.get().params.focus.map(|f| view! {
@@ -441,7 +500,7 @@ pub fn GraphPage() -> impl IntoView {
                         <button class="chip-x" aria-label="Leave focus mode" on:click=move |_| update(&|q| q.params.focus = None)>"×"</button>
                     </span>
                 })}
-                {move || match mode.get() {
+                {move || match mode() {
                     Some(Mode::Namespaces(ns)) => Some(view! {
                         <span class="chip" data-testid="ns-chip">
                             "Namespace "<strong>{ns.into_iter().collect::<Vec<_>>().join(", ")}</strong>
@@ -451,11 +510,12 @@ pub fn GraphPage() -> impl IntoView {
                     _ => None,
                 }}
             </div>
+            {move || toast.get().map(|t| view! { <div class="toast" role="status" data-testid="update-toast">{t}</div> })}
             <div class="graph-body">
-                {move || match (mode.get(), error.get()) {
+                {move || match (mode(), error.get()) {
                     (_, Some(e)) => view! { <ErrorBox message=e/> }.into_any(),
                     (None, None) => view! { <Loading label="Loading the access graph…"/> }.into_any(),
-                    (Some(Mode::Overview), None) => match overview_ok.get() {
+                    (Some(Mode::Overview), None) => match overview_ok() {
                         Some(o) => view! { <OverviewTable overview=o on_pick=on_namespace/> }.into_any(),
                         None => view! { <Loading label="Loading the overview…"/> }.into_any(),
                     },
@@ -476,7 +536,7 @@ pub fn GraphPage() -> impl IntoView {
                 {move || selected.get().map(|id| view! {
                     <SidePanel id=id edge=Signal::derive(move || query.get().edge) on_close=close_panel on_focus=focus_on/>
                 })}
-                {move || ns_edge.get().map(|(src, dst)| view! {
+                {move || ns_edge().map(|(src, dst)| view! {
                     <CallsPanel
                         graph=graph
                         source=src
@@ -493,4 +553,3 @@ pub fn GraphPage() -> impl IntoView {
         </section>
     }
 }
-

@@ -7,7 +7,9 @@ use accord_api::{EdgeState, NamespaceSummary, Overview};
 use leptos::prelude::*;
 
 use super::legend::describe;
-use crate::scene::colour;
+use wasm_bindgen::JsCast;
+
+use crate::scene::{colour, esc};
 
 /// Rows shown before "Show all".
 const FIRST_ROWS: usize = 40;
@@ -45,6 +47,60 @@ fn plural(n: u32, one: &str) -> String {
     format!("{n} {one}{}", if n == 1 { "" } else { "s" })
 }
 
+/// The table's rows as HTML: one string rather than a view per cell keeps the WASM small and
+/// draws 1,500 rows at once. Clicks are handled once, on the table body ([`picked`]).
+fn rows_html(rows: &[NamespaceSummary], max_problems: u32) -> String {
+    use std::fmt::Write;
+    let mut h = String::new();
+    for (rank, n) in rows.iter().enumerate() {
+        let c = n.all();
+        let (b, r, _) = n.badness();
+        let ns = esc(&n.namespace);
+        let bar = f64::from(b + r) / f64::from(max_problems) * 100.0;
+        let _ = write!(
+            h,
+            r#"<tr data-testid="ov-row-{ns}"{}><td class="num muted">{}</td><th scope="row"><button class="link ns-link" data-ns="{ns}" title="Draw the calls of {ns}">{ns}</button><span class="ov-bar" style="width:{bar:.0}%"></span></th>"#,
+            if b + r == 0 { r#" class="clean""# } else { "" },
+            rank + 1
+        );
+        for st in COLUMNS {
+            let k = c.get(st);
+            let _ = write!(h, r#"<td class="num" data-state="{st}">"#);
+            if k > 0 {
+                let _ = write!(
+                    h,
+                    r#"<button class="count-link" style="--c:{}" data-testid="ov-{ns}-{st}" data-ns="{ns}" data-state="{st}" title="{k} {st} ({}): {} in, {} out, {} internal">{k}</button>"#,
+                    colour(st),
+                    describe(st),
+                    n.inbound.get(st),
+                    n.outbound.get(st),
+                    n.internal.get(st)
+                );
+            }
+            h.push_str("</td>");
+        }
+        let _ = write!(
+            h,
+            r#"<td class="num muted">{}</td><td class="num muted">{}</td><td class="num muted">{}</td></tr>"#,
+            n.internal.total(),
+            n.workloads,
+            n.peers
+        );
+    }
+    h
+}
+
+/// The namespace (and state) of the button a click landed on.
+fn picked(ev: &leptos::ev::MouseEvent) -> Option<(String, Option<EdgeState>)> {
+    let el: web_sys::Element = ev.target()?.dyn_into().ok()?;
+    let button = el.closest("button[data-ns]").ok()??;
+    let ns = button.get_attribute("data-ns")?;
+    let state = button
+        .get_attribute("data-state")
+        .and_then(|s| s.parse().ok());
+    Some((ns, state))
+}
+
 #[component]
 pub fn OverviewTable(
     overview: Overview,
@@ -55,91 +111,41 @@ pub fn OverviewTable(
     let all = RwSignal::new(false);
     let total = overview.namespaces.len();
     let calls = overview.calls.clone();
+    let problems = |n: &NamespaceSummary| {
+        let (b, r, _) = n.badness();
+        b + r
+    };
     let problem_ns = overview
         .namespaces
         .iter()
-        .filter(|n| {
-            let (b, r, _) = n.badness();
-            b + r > 0
-        })
+        .filter(|n| problems(n) > 0)
         .count();
     let max_problems = overview
         .namespaces
         .iter()
-        .map(|n| {
-            let (b, r, _) = n.badness();
-            b + r
-        })
+        .map(problems)
         .max()
         .unwrap_or(0)
         .max(1);
     let namespaces = StoredValue::new(overview.namespaces);
-    let rows = move || {
+    let body = move || {
         let s = sort.get();
-        let mut v: Vec<NamespaceSummary> = namespaces.get_value();
-        if s != Sort::Worst {
-            v.sort_by(|a, b| {
-                sort_key(b, s)
-                    .cmp(&sort_key(a, s))
-                    .then_with(|| a.namespace.cmp(&b.namespace))
-            });
-        }
-        if !all.get() {
-            v.truncate(FIRST_ROWS);
-        }
-        v.into_iter()
-            .enumerate()
-            .map(|(rank, n)| {
-                let c = n.all();
-                let (b, r, _) = n.badness();
-                let ns = n.namespace.clone();
-                let ns2 = ns.clone();
-                let bar = f64::from(b + r) / f64::from(max_problems) * 100.0;
-                view! {
-                    <tr data-testid=format!("ov-row-{}", n.namespace) class:clean=b + r == 0>
-                        <td class="num muted">{rank + 1}</td>
-                        <th scope="row">
-                            <button
-                                class="link ns-link"
-                                title=format!("Draw the calls of {}", n.namespace)
-                                on:click=move |_| on_pick.run((ns.clone(), None))
-                            >{n.namespace.clone()}</button>
-                            <span class="ov-bar" style=format!("width:{bar:.0}%")></span>
-                        </th>
-                        {COLUMNS
-                            .into_iter()
-                            .map(|st| {
-                                let k = c.get(st);
-                                let ns = ns2.clone();
-                                let title = format!(
-                                    "{k} {st} ({}): {} in, {} out, {} internal",
-                                    describe(st),
-                                    n.inbound.get(st),
-                                    n.outbound.get(st),
-                                    n.internal.get(st)
-                                );
-                                view! {
-                                    <td class="num" data-state=st.as_str()>
-                                        {(k > 0).then(|| view! {
-                                            <button
-                                                class="count-link"
-                                                style=format!("--c:{}", colour(st))
-                                                title=title
-                                                data-testid=format!("ov-{}-{st}", ns)
-                                                on:click=move |_| on_pick.run((ns.clone(), Some(st)))
-                                            >{k}</button>
-                                        })}
-                                    </td>
-                                }
-                            })
-                            .collect_view()}
-                        <td class="num muted" title="calls between its own workloads">{n.internal.total()}</td>
-                        <td class="num muted">{n.workloads}</td>
-                        <td class="num muted" title="namespaces it calls or is called by">{n.peers}</td>
-                    </tr>
-                }
-            })
-            .collect_view()
+        let show_all = all.get();
+        namespaces.with_value(|v| {
+            let mut v: Vec<&NamespaceSummary> = v.iter().collect();
+            if s != Sort::Worst {
+                v.sort_by(|a, b| {
+                    sort_key(b, s)
+                        .cmp(&sort_key(a, s))
+                        .then_with(|| a.namespace.cmp(&b.namespace))
+                });
+            }
+            if !show_all {
+                v.truncate(FIRST_ROWS);
+            }
+            let v: Vec<NamespaceSummary> = v.into_iter().cloned().collect();
+            rows_html(&v, max_problems)
+        })
     };
     let head = move |label: &'static str, s: Sort, title: &'static str| {
         view! {
@@ -148,6 +154,7 @@ pub fn OverviewTable(
             </th>
         }
     };
+    crate::dom::mark_next_frame("accord-overview-painted");
     view! {
         <div class="overview" data-testid="overview">
             <p class="ov-summary">
@@ -176,7 +183,14 @@ pub fn OverviewTable(
                         {head("peers", Sort::Peers, "namespaces it calls or is called by")}
                     </tr>
                 </thead>
-                <tbody>{rows}</tbody>
+                <tbody
+                    inner_html=body
+                    on:click=move |ev| {
+                        if let Some(p) = picked(&ev) {
+                            on_pick.run(p);
+                        }
+                    }
+                ></tbody>
             </table>
             {move || (!all.get() && total > FIRST_ROWS).then(|| view! {
                 <button class="btn ghost" data-testid="ov-show-all" on:click=move |_| all.set(true)>

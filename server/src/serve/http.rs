@@ -321,8 +321,14 @@ async fn events(
     let stopped = async move {
         let _ = stop.wait_for(|stopping| *stopping).await;
     };
-    Sse::new(stream.take_until(stopped))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    // The keep-alive is an event the page sees (a comment would be invisible to it): a page
+    // that hears nothing for several intervals knows the connection is gone, even when no
+    // error reaches it.
+    Sse::new(stream.take_until(stopped)).keep_alive(
+        KeepAlive::new()
+            .interval(Duration::from_secs(15))
+            .event(Event::default().event("ping").data("1")),
+    )
 }
 
 #[cfg(test)]
