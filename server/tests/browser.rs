@@ -450,10 +450,16 @@ async fn side_panel_explains_why_cart_to_auth_is_blocked() {
             .await?
             .text()
             .await?;
+        // In a developer's words first, with the cause: cart's pods lack auth's access label.
         assert!(
-            !why.trim().is_empty(),
-            "the blocked edge has an explanation"
+            why.starts_with("cart cannot call platform/auth")
+                && why.contains("Why: The pods of storefront/cart")
+                && why.contains("lack the access label"),
+            "the blocked edge in plain words: {why}"
         );
+        let fix = el.find(Locator::Css("[data-testid='fix-link']")).await?;
+        let href = fix.attr("href").await?.unwrap_or_default();
+        assert!(href.starts_with("/drift?q=missing-label"), "{href}");
         let text = el.text().await?;
         assert!(
             text.contains("Declared") && text.contains("denied"),

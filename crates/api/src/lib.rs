@@ -269,6 +269,13 @@ pub struct EdgeExplanation {
     /// Admin (baseline) policy decisions, formatted.
     #[serde(default)]
     pub admin: Vec<String>,
+    /// The explanation in a developer's words, first what happens and then the cause (set by
+    /// `GET /api/workloads/…`; `summary` keeps the policy-level wording).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub in_words: String,
+    /// The key of the drift item that causes this state, when one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 /// An edge with its explanation.

@@ -696,6 +696,50 @@ async fn overview_ranks_namespaces_worst_first_and_counts_each_call_once() {
 }
 
 #[tokio::test]
+async fn a_blocked_call_is_explained_in_plain_words_with_its_cause() {
+    let f = fixture().await;
+    let (s, b) = get(&f.state, "/api/workloads/storefront/cart").await;
+    assert_eq!(s, StatusCode::OK);
+    let d: api::WorkloadDetail = json(&b);
+    let e = d
+        .callees
+        .iter()
+        .find(|e| e.edge.target == "platform/auth[Deployment]")
+        .expect("cart → auth");
+    let x = &e.explanation;
+    assert!(
+        x.in_words.starts_with(
+            "cart cannot call platform/auth, although its intents storefront/cart declare it"
+        ),
+        "{}",
+        x.in_words
+    );
+    assert!(
+        x.in_words
+            .contains("Why: The pods of storefront/cart[Deployment] lack the access label"),
+        "{}",
+        x.in_words
+    );
+    assert_eq!(
+        x.cause.as_deref(),
+        Some("missing-label/storefront/cart[Deployment]")
+    );
+    // The policy-level wording is still there for the detail.
+    assert!(x.summary.contains("spec.targets"));
+    // An enforced call says who lets it in.
+    let ok = d
+        .callees
+        .iter()
+        .find(|e| e.edge.state == api::EdgeState::Enforced)
+        .expect("an enforced call");
+    assert!(
+        ok.explanation.in_words.contains(" may call "),
+        "{}",
+        ok.explanation.in_words
+    );
+}
+
+#[tokio::test]
 async fn the_first_sync_is_one_initial_sync_entry_not_one_per_edge() {
     let f = fixture().await;
     let (s, b) = get(&f.state, "/api/history?limit=5").await;
