@@ -8,7 +8,7 @@ use accord_api::{
     AckRequest, Draft, DraftList, DriftItem, DriftReport, ErrorBody, Graph, HistoryPage, NewDraft,
     Overview, Status, WhatIfRequest, WhatIfResponse, WorkloadDetail,
 };
-use gloo_net::http::{Request, Response};
+use gloo_net::http::Request;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
@@ -20,26 +20,43 @@ pub fn encode(s: &str) -> String {
     String::from(js_sys::encode_uri_component(s))
 }
 
-async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T> {
-    if resp.ok() {
-        return resp
-            .json::<T>()
-            .await
-            .map_err(|e| format!("unexpected response: {e}"));
+/// One request, sent and read to text: (ok, status, body). Not generic, so that its code is in
+/// the WASM once rather than once per response type.
+async fn send(req: std::result::Result<Request, gloo_net::Error>) -> Result<(bool, u16, String)> {
+    let resp = req
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    let (ok, status) = (resp.ok(), resp.status());
+    let body = resp.text().await.map_err(|e| e.to_string())?;
+    Ok((ok, status, body))
+}
+
+/// A response's body as `T`, or the server's error message.
+fn decode<T: DeserializeOwned>((ok, status, body): (bool, u16, String)) -> Result<T> {
+    if ok {
+        return serde_json::from_str(&body).map_err(|e| format!("unexpected response: {e}"));
     }
-    let status = resp.status();
-    match resp.json::<ErrorBody>().await {
+    match serde_json::from_str::<ErrorBody>(&body) {
         Ok(body) => Err(body.error),
         Err(_) => Err(format!("request failed ({status})")),
     }
 }
 
 async fn get<T: DeserializeOwned>(url: &str) -> Result<T> {
-    let resp = Request::get(url)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    decode(resp).await
+    decode(send(Ok(Request::get(url).build().map_err(|e| e.to_string())?)).await?)
+}
+
+/// A POST of a JSON body (serialized by the caller, so that this is not generic either).
+async fn post(url: &str, body: serde_json::Result<String>) -> Result<(bool, u16, String)> {
+    let body = body.map_err(|e| e.to_string())?;
+    send(
+        Request::post(url)
+            .header("content-type", "application/json")
+            .body(body),
+    )
+    .await
 }
 
 /// Every workload and every edge, in all states; the view filters on the client.
@@ -56,9 +73,9 @@ pub async fn graph_part(query: &str) -> Result<Graph> {
     .await
 }
 
-/// Every namespace with its calls by state, worst first.
-pub async fn overview() -> Result<Overview> {
-    get("/api/graph/overview").await
+/// Every namespace with its calls by state, worst first or by `sort` (see the API).
+pub async fn overview(sort: &str) -> Result<Overview> {
+    get(&format!("/api/graph/overview?sort={sort}")).await
 }
 
 /// Every workload id, for the search box.
@@ -88,13 +105,13 @@ pub async fn drift_item(key: &str) -> Result<DriftItem> {
 
 /// Acknowledge a drift item with a reason.
 pub async fn acknowledge(key: String, reason: String) -> Result<DriftItem> {
-    let resp = Request::post("/api/drift/ack")
-        .json(&AckRequest { key, reason })
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    decode(resp).await
+    decode(
+        post(
+            "/api/drift/ack",
+            serde_json::to_string(&AckRequest { key, reason }),
+        )
+        .await?,
+    )
 }
 
 pub async fn history(workload: Option<&str>) -> Result<HistoryPage> {
@@ -107,14 +124,11 @@ pub async fn history(workload: Option<&str>) -> Result<HistoryPage> {
 /// Evaluates a draft. A draft with errors answers 422 with its diagnostics, returned as a
 /// response with `ok: false`.
 pub async fn what_if(yaml: String) -> Result<WhatIfResponse> {
-    let resp = Request::post("/api/what-if")
-        .json(&WhatIfRequest { yaml })
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    let status = resp.status();
-    let body = resp.text().await.map_err(|e| e.to_string())?;
+    let (_, status, body) = post(
+        "/api/what-if",
+        serde_json::to_string(&WhatIfRequest { yaml }),
+    )
+    .await?;
     WhatIfResponse::from_http(status, &body)
 }
 
@@ -123,13 +137,7 @@ pub async fn drafts() -> Result<DraftList> {
 }
 
 pub async fn save_draft(draft: NewDraft) -> Result<Draft> {
-    let resp = Request::post("/api/drafts")
-        .json(&draft)
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    decode(resp).await
+    decode(post("/api/drafts", serde_json::to_string(&draft)).await?)
 }
 
 /// The state of the event stream, as the header shows it.

@@ -298,35 +298,64 @@ pub fn only_states(scene: &Scene, states: &BTreeSet<EdgeState>) -> Scene {
     out
 }
 
-/// The scene as JSON: nodes and edges with their states, for export.
+#[derive(serde::Serialize)]
+struct JsonNode<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    namespace: &'a str,
+    x: f64,
+    y: f64,
+}
+
+#[derive(serde::Serialize)]
+struct JsonEdge<'a> {
+    source: &'a str,
+    target: &'a str,
+    state: EdgeState,
+    counts: &'a StateCounts,
+    ports: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct JsonScene<'a> {
+    nodes: Vec<JsonNode<'a>>,
+    edges: Vec<JsonEdge<'a>>,
+}
+
+/// The scene as JSON: nodes and edges with their states, for export. (Typed structs and the
+/// compact writer the API calls use already: `serde_json::Value` and the pretty printer cost
+/// the WASM several KiB.)
 pub fn to_json(scene: &Scene) -> String {
-    let nodes: Vec<serde_json::Value> = scene
-        .nodes
-        .iter()
-        .map(|n| {
-            serde_json::json!({
-                "id": n.id,
-                "type": if n.kind == NodeKind::Namespace { "namespace" } else { "workload" },
-                "namespace": n.namespace,
-                "x": n.x, "y": n.y,
+    let doc = JsonScene {
+        nodes: scene
+            .nodes
+            .iter()
+            .map(|n| JsonNode {
+                id: &n.id,
+                kind: if n.kind == NodeKind::Namespace {
+                    "namespace"
+                } else {
+                    "workload"
+                },
+                namespace: &n.namespace,
+                x: n.x,
+                y: n.y,
             })
-        })
-        .collect();
-    let edges: Vec<serde_json::Value> = scene
-        .edges
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "source": scene.nodes[e.source].id,
-                "target": scene.nodes[e.target].id,
-                "state": e.state,
-                "counts": e.counts,
-                "ports": e.ports,
+            .collect(),
+        edges: scene
+            .edges
+            .iter()
+            .map(|e| JsonEdge {
+                source: &scene.nodes[e.source].id,
+                target: &scene.nodes[e.target].id,
+                state: e.state,
+                counts: &e.counts,
+                ports: &e.ports,
             })
-        })
-        .collect();
-    serde_json::to_string_pretty(&serde_json::json!({"nodes": nodes, "edges": edges}))
-        .unwrap_or_default()
+            .collect(),
+    };
+    serde_json::to_string(&doc).unwrap_or_default()
 }
 
 pub fn esc(s: &str) -> String {

@@ -217,6 +217,16 @@ impl NamespaceSummary {
     }
 }
 
+/// Query of `GET /api/graph/overview`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverviewQuery {
+    /// `worst` (default: blocked calls, then unprotected and undeclared ones), a state
+    /// (`blocked`, `unprotected`, …: most calls in that state first), `internal`, `workloads`
+    /// or `peers`; largest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<String>,
+}
+
 /// `GET /api/graph/overview`: every namespace, worst first, with the estate's totals. Small at
 /// any size (one row per namespace), so the dashboard's first view never needs every call.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

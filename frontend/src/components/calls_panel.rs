@@ -8,7 +8,16 @@ use leptos::prelude::*;
 
 use wasm_bindgen::JsCast;
 
-use crate::scene::{colour, esc, severity};
+use crate::scene::{colour, esc};
+
+/// The states in the order of `accord_api::filter::severity`, worst first.
+const WORST_FIRST: [EdgeState; 5] = [
+    EdgeState::Blocked,
+    EdgeState::Undeclared,
+    EdgeState::Unprotected,
+    EdgeState::Enforced,
+    EdgeState::Open,
+];
 
 /// Whether a call's end is the scene node `id` (a workload id, or a whole namespace).
 fn matches(end: &str, id: &str) -> bool {
@@ -55,22 +64,23 @@ pub fn CallsPanel(
     on_pick: Callback<(String, String)>,
 ) -> impl IntoView {
     let (src, dst) = (source.clone(), target.clone());
+    // Worst first without a sort: one pass per state, in the order of severity.
     let calls = move || {
         let states = states.get();
-        let mut v: Vec<(String, String, EdgeState, String)> = graph.with(|g| {
-            g.iter()
-                .flat_map(|g| &g.edges)
-                .filter(|e| states.contains(&e.state))
-                .filter(|e| matches(&e.source, &src) && matches(&e.target, &dst))
-                .map(|e| (e.source.clone(), e.target.clone(), e.state, e.ports.clone()))
-                .collect()
-        });
-        v.sort_by(|a, b| {
-            severity(b.2)
-                .cmp(&severity(a.2))
-                .then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1)))
-        });
-        v
+        graph.with(|g| {
+            let edges = g.iter().flat_map(|g| &g.edges);
+            let mut v: Vec<(String, String, EdgeState, String)> = Vec::new();
+            for st in WORST_FIRST.into_iter().filter(|s| states.contains(s)) {
+                v.extend(
+                    edges
+                        .clone()
+                        .filter(|e| e.state == st)
+                        .filter(|e| matches(&e.source, &src) && matches(&e.target, &dst))
+                        .map(|e| (e.source.clone(), e.target.clone(), e.state, e.ports.clone())),
+                );
+            }
+            v
+        })
     };
     view! {
         <aside class="side-panel" data-testid="calls-panel" aria-label="Calls">
@@ -90,5 +100,27 @@ pub fn CallsPanel(
                 }
             }}
         </aside>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worst_first_follows_the_severity_ranking() {
+        let ranks: Vec<u8> = WORST_FIRST.iter().map(|s| filter::severity(*s)).collect();
+        assert!(ranks.windows(2).all(|w| w[0] > w[1]), "{ranks:?}");
+        assert_eq!(WORST_FIRST.len(), EdgeState::ALL.len());
+    }
+
+    #[test]
+    fn a_namespace_end_matches_every_workload_in_it() {
+        assert!(matches("storefront/cart[Deployment]", "storefront"));
+        assert!(!matches("storefront/cart[Deployment]", "platform"));
+        assert!(matches(
+            "storefront/cart[Deployment]",
+            "storefront/cart[Deployment]"
+        ));
     }
 }

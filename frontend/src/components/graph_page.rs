@@ -195,9 +195,11 @@ pub fn GraphPage() -> impl IntoView {
         }
     };
 
+    let sort = RwSignal::new("worst");
     let overview = LocalResource::new(move || {
         state.refresh.track();
-        api::overview()
+        let s = sort.get();
+        async move { api::overview(s).await }
     });
     // Plain closures rather than memos where recomputing is cheap: each memo type costs WASM.
     let overview_ok = move || overview.get().and_then(|r| r.ok());
@@ -298,10 +300,12 @@ pub fn GraphPage() -> impl IntoView {
             o.as_ref()
                 .and_then(|r| r.as_ref().ok())
                 .map(|o| {
-                    let mut v: Vec<String> =
-                        o.namespaces.iter().map(|n| n.namespace.clone()).collect();
-                    v.sort();
-                    v
+                    o.namespaces
+                        .iter()
+                        .map(|n| n.namespace.clone())
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect::<Vec<_>>()
                 })
                 .unwrap_or_default()
         })
@@ -516,7 +520,7 @@ pub fn GraphPage() -> impl IntoView {
                     (_, Some(e)) => view! { <ErrorBox message=e/> }.into_any(),
                     (None, None) => view! { <Loading label="Loading the access graph…"/> }.into_any(),
                     (Some(Mode::Overview), None) => match overview_ok() {
-                        Some(o) => view! { <OverviewTable overview=o on_pick=on_namespace/> }.into_any(),
+                        Some(o) => view! { <OverviewTable overview=o sort=sort on_pick=on_namespace/> }.into_any(),
                         None => view! { <Loading label="Loading the overview…"/> }.into_any(),
                     },
                     (Some(_), None) if graph.with(|g| g.is_none()) => view! { <Loading label="Loading the access graph…"/> }.into_any(),

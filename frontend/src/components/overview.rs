@@ -23,26 +23,6 @@ const COLUMNS: [EdgeState; 5] = [
     EdgeState::Enforced,
 ];
 
-/// What the table is sorted by: the server's ranking, or one column (largest first).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Sort {
-    Worst,
-    State(EdgeState),
-    Workloads,
-    Internal,
-    Peers,
-}
-
-fn sort_key(n: &NamespaceSummary, s: Sort) -> u32 {
-    match s {
-        Sort::Worst => 0,
-        Sort::State(st) => n.all().get(st),
-        Sort::Workloads => n.workloads,
-        Sort::Internal => n.internal.total(),
-        Sort::Peers => n.peers,
-    }
-}
-
 fn plural(n: u32, one: &str) -> String {
     format!("{n} {one}{}", if n == 1 { "" } else { "s" })
 }
@@ -104,10 +84,12 @@ fn picked(ev: &leptos::ev::MouseEvent) -> Option<(String, Option<EdgeState>)> {
 #[component]
 pub fn OverviewTable(
     overview: Overview,
+    /// What the server sorted by (`worst`, a state, `internal`, `workloads`, `peers`); a click
+    /// on a column heading sets it.
+    sort: RwSignal<&'static str>,
     /// A namespace picked, with the state to show (`None`: every state).
     on_pick: Callback<(String, Option<EdgeState>)>,
 ) -> impl IntoView {
-    let sort = RwSignal::new(Sort::Worst);
     let all = RwSignal::new(false);
     let total = overview.namespaces.len();
     let calls = overview.calls.clone();
@@ -129,25 +111,10 @@ pub fn OverviewTable(
         .max(1);
     let namespaces = StoredValue::new(overview.namespaces);
     let body = move || {
-        let s = sort.get();
-        let show_all = all.get();
-        namespaces.with_value(|v| {
-            let mut v: Vec<&NamespaceSummary> = v.iter().collect();
-            if s != Sort::Worst {
-                v.sort_by(|a, b| {
-                    sort_key(b, s)
-                        .cmp(&sort_key(a, s))
-                        .then_with(|| a.namespace.cmp(&b.namespace))
-                });
-            }
-            if !show_all {
-                v.truncate(FIRST_ROWS);
-            }
-            let v: Vec<NamespaceSummary> = v.into_iter().cloned().collect();
-            rows_html(&v, max_problems)
-        })
+        let shown = if all.get() { total } else { FIRST_ROWS };
+        namespaces.with_value(|v| rows_html(&v[..shown.min(v.len())], max_problems))
     };
-    let head = move |label: &'static str, s: Sort, title: &'static str| {
+    let head = move |label: &'static str, s: &'static str, title: &'static str| {
         view! {
             <th scope="col" class="num" aria-sort=move || if sort.get() == s { "descending" } else { "none" }>
                 <button class="link" title=title on:click=move |_| sort.set(s)>{label}</button>
@@ -172,15 +139,15 @@ pub fn OverviewTable(
                     <tr>
                         <th scope="col" class="num">"#"</th>
                         <th scope="col">
-                            <button class="link" on:click=move |_| sort.set(Sort::Worst) title="Blocked calls first, then unprotected and undeclared">"Namespace (worst first)"</button>
+                            <button class="link" on:click=move |_| sort.set("worst") title="Blocked calls first, then unprotected and undeclared">"Namespace (worst first)"</button>
                         </th>
                         {COLUMNS
                             .into_iter()
-                            .map(|st| head(st.as_str(), Sort::State(st), describe(st)))
+                            .map(|st| head(st.as_str(), st.as_str(), describe(st)))
                             .collect_view()}
-                        {head("internal", Sort::Internal, "calls between its own workloads")}
-                        {head("workloads", Sort::Workloads, "workloads in the namespace")}
-                        {head("peers", Sort::Peers, "namespaces it calls or is called by")}
+                        {head("internal", "internal", "calls between its own workloads")}
+                        {head("workloads", "workloads", "workloads in the namespace")}
+                        {head("peers", "peers", "namespaces it calls or is called by")}
                     </tr>
                 </thead>
                 <tbody

@@ -200,8 +200,31 @@ pub fn overview(view: &View) -> api::Overview {
     }
 }
 
-pub(super) async fn get_overview(State(state): State<SharedState>) -> Json<api::Overview> {
-    Json(overview(&state.view()))
+pub(super) async fn get_overview(
+    State(state): State<SharedState>,
+    Query(q): Query<api::OverviewQuery>,
+) -> Result<Json<api::Overview>> {
+    let mut o = overview(&state.view());
+    let sort = q.sort.as_deref().unwrap_or("worst");
+    let key: fn(&api::NamespaceSummary) -> u32 = match sort {
+        "worst" => return Ok(Json(o)),
+        "internal" => |n| n.internal.total(),
+        "workloads" => |n| n.workloads,
+        "peers" => |n| n.peers,
+        "blocked" => |n| n.all().blocked,
+        "unprotected" => |n| n.all().unprotected,
+        "undeclared" => |n| n.all().undeclared,
+        "open" => |n| n.all().open,
+        "enforced" => |n| n.all().enforced,
+        _ => {
+            return Err(Error::BadRequest(format!(
+                "unknown sort {sort:?}; use worst, a state, internal, workloads or peers"
+            )));
+        }
+    };
+    // Stable: ties keep the worst-first order.
+    o.namespaces.sort_by_key(|n| std::cmp::Reverse(key(n)));
+    Ok(Json(o))
 }
 
 /// Every workload id, sorted: what the dashboard's search completes from.
