@@ -44,6 +44,14 @@ enum Mode {
     All,
 }
 
+/// What the page's body shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Body {
+    Loading,
+    Overview,
+    Drawing,
+}
+
 impl Mode {
     /// The graph query fetching what this mode draws (`None`: the overview's own).
     fn fetch(&self) -> Option<String> {
@@ -447,6 +455,13 @@ pub fn GraphPage() -> impl IntoView {
     };
     let active_states = Signal::derive(move || query.get().params.states.into_iter().collect());
     let is_overview = Memo::new(move |_| matches!(mode(), Some(Mode::Overview)));
+    // What the body shows, as a memo: a new selection or filter must not rebuild the drawing.
+    let body = Memo::new(move |_| match mode() {
+        None => Body::Loading,
+        Some(Mode::Overview) => Body::Overview,
+        Some(_) if graph.with(Option::is_none) => Body::Loading,
+        Some(_) => Body::Drawing,
+    });
 
     view! {
         <section class="page graph-page" data-testid="graph-page">
@@ -516,15 +531,14 @@ pub fn GraphPage() -> impl IntoView {
             </div>
             {move || toast.get().map(|t| view! { <div class="toast" role="status" data-testid="update-toast">{t}</div> })}
             <div class="graph-body">
-                {move || match (mode(), error.get()) {
+                {move || match (body.get(), error.get()) {
                     (_, Some(e)) => view! { <ErrorBox message=e/> }.into_any(),
-                    (None, None) => view! { <Loading label="Loading the access graph…"/> }.into_any(),
-                    (Some(Mode::Overview), None) => match overview_ok() {
+                    (Body::Loading, None) => view! { <Loading label="Loading the access graph…"/> }.into_any(),
+                    (Body::Overview, None) => (move || match overview_ok() {
                         Some(o) => view! { <OverviewTable overview=o sort=sort on_pick=on_namespace/> }.into_any(),
                         None => view! { <Loading label="Loading the overview…"/> }.into_any(),
-                    },
-                    (Some(_), None) if graph.with(|g| g.is_none()) => view! { <Loading label="Loading the access graph…"/> }.into_any(),
-                    (Some(_), None) => view! {
+                    }).into_any(),
+                    (Body::Drawing, None) => view! {
                         <GraphCanvas
                             scene=scene
                             selected=Signal::derive(move || query.get().selected)
