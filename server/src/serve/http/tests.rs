@@ -802,6 +802,8 @@ async fn exports_health_metrics_and_openapi() {
     let paths = doc["paths"].as_object().unwrap();
     for p in [
         "/api/graph",
+        "/api/graph/overview",
+        "/api/workloads",
         "/api/workloads/{namespace}/{name}",
         "/api/drift",
         "/api/drift/item",
