@@ -888,6 +888,18 @@ async fn selection_highlights_its_neighbourhood_and_filters_keep_the_layout() {
         d.client.back().await?;
         d.wait_for("[data-testid^='edge-'][data-state='enforced']").await?;
 
+        // The time filter is in the URL; every call of a fresh database changed within the hour.
+        let n = d.js("document.querySelectorAll('[data-testid^=\"edge-\"]').length").await?;
+        d.js("const s = document.querySelector('[data-testid=\"since-filter\"]'); s.value = '1h'; s.dispatchEvent(new Event('change', {bubbles: true}))")
+            .await?;
+        d.wait_js("location.search.includes('since=1h')").await?;
+        assert_eq!(
+            d.js("document.querySelectorAll('[data-testid^=\"edge-\"]').length").await?,
+            n
+        );
+        d.client.back().await?;
+        d.wait_js("!location.search.includes('since=')").await?;
+
         // Keyboard: focus the blocked edge and press Enter.
         d.js(&format!(
             "document.querySelector('[data-testid=\"edge-{CART}->{AUTH}\"]').focus()"

@@ -44,6 +44,16 @@ enum Mode {
     All,
 }
 
+/// The length of a `since` window in ms.
+fn window_ms(s: &str) -> Option<f64> {
+    match s {
+        "1h" => Some(3_600_000.0),
+        "24h" => Some(86_400_000.0),
+        "7d" => Some(604_800_000.0),
+        _ => None,
+    }
+}
+
 /// What the page's body shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Body {
@@ -75,6 +85,8 @@ struct Query {
     level: Option<Level>,
     selected: Option<String>,
     edge: Option<String>,
+    /// Only calls that appeared or changed within this window: `1h`, `24h` or `7d`.
+    since: Option<String>,
 }
 
 fn split(v: Option<String>) -> BTreeSet<String> {
@@ -119,6 +131,9 @@ impl Query {
         }
         if let Some(s) = &self.selected {
             q.push(("sel".into(), s.clone()));
+        }
+        if let Some(s) = &self.since {
+            q.push(("since".into(), s.clone()));
         }
         if let Some(e) = &self.edge {
             q.push(("edge".into(), e.clone()));
@@ -183,6 +198,7 @@ pub fn GraphPage() -> impl IntoView {
             }),
             selected: q.get("sel").filter(|s| !s.is_empty()),
             edge: q.get("edge").filter(|s| !s.is_empty()),
+            since: q.get("since").filter(|s| window_ms(s).is_some()),
         }
     });
     // Every change of view or selection is a history entry: Back and Forward walk them.
@@ -297,7 +313,25 @@ pub fn GraphPage() -> impl IntoView {
             // The server already kept the calls touching these namespaces.
             p.namespaces.clear();
         }
-        graph.with(|g| g.as_ref().map(|g| scene::build(g, &p)).unwrap_or_default())
+        let since = query.get().since.as_deref().and_then(window_ms);
+        graph.with(|g| {
+            g.as_ref()
+                .map(|g| match since {
+                    // The time filter: calls whose state began within the window.
+                    Some(ms) => {
+                        let from = js_sys::Date::now() - ms;
+                        let mut g = g.clone();
+                        g.edges.retain(|e| {
+                            e.last_changed
+                                .as_deref()
+                                .is_some_and(|t| js_sys::Date::parse(t) >= from)
+                        });
+                        scene::build(&g, &p)
+                    }
+                    None => scene::build(g, &p),
+                })
+                .unwrap_or_default()
+        })
     });
     let scene = Memo::new(move |_| {
         let states = query.get().params.states;
@@ -504,6 +538,21 @@ pub fn GraphPage() -> impl IntoView {
                         on:click=move |_| update(&|q| { q.level = Some(Level::Workload); q.params.namespaces.clear(); q.params.focus = None; })
                     >"All workloads"</button>
                 </div>
+                <select
+                    class="input"
+                    data-testid="since-filter"
+                    aria-label="Changed within"
+                    prop:value=move || query.get().since.unwrap_or_default()
+                    on:change=move |ev| {
+                        let v = event_target_value(&ev);
+                        update(&|q| q.since = (!v.is_empty()).then(|| v.clone()))
+                    }
+                >
+                    <option value="">"Any time"</option>
+                    <option value="1h">"Changed in the last hour"</option>
+                    <option value="24h">"… last 24 hours"</option>
+                    <option value="7d">"… last 7 days"</option>
+                </select>
                 <div class="spacer"></div>
                 <button class="btn ghost" data-testid="export-svg" disabled=move || is_overview.get() on:click=move |_| dom::download("accord-graph.svg", "image/svg+xml", &scene::to_svg(&scene.get_untracked()))>"Export SVG"</button>
                 <button class="btn ghost" data-testid="export-json" disabled=move || is_overview.get() on:click=move |_| dom::download("accord-graph.json", "application/json", &scene::to_json(&scene.get_untracked()))>"Export JSON"</button>
@@ -569,5 +618,39 @@ pub fn GraphPage() -> impl IntoView {
                 })}
             </div>
         </section>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_windows_are_an_hour_a_day_or_a_week() {
+        assert_eq!(window_ms("1h"), Some(3_600_000.0));
+        assert_eq!(window_ms("7d"), Some(7.0 * 86_400_000.0));
+        assert_eq!(window_ms("forever"), None);
+    }
+
+    #[test]
+    fn a_large_estate_opens_on_the_overview_and_a_namespace_on_its_drawing() {
+        let q = Query::default();
+        assert_eq!(q.mode(true), Mode::Overview);
+        assert_eq!(q.mode(false), Mode::All);
+        let mut q = Query::default();
+        q.params.namespaces.insert("team-0042".into());
+        assert_eq!(
+            q.mode(true),
+            Mode::Namespaces(["team-0042".to_string()].into())
+        );
+        q.params.focus = Some("a/b[Deployment]".into());
+        assert!(matches!(q.mode(true), Mode::Focus(_)));
+        // The whole estate is drawn only when it is small.
+        let q = Query {
+            level: Some(Level::Workload),
+            ..Query::default()
+        };
+        assert_eq!(q.mode(true), Mode::Overview);
+        assert_eq!(q.mode(false), Mode::All);
     }
 }
