@@ -890,7 +890,7 @@ async fn selection_highlights_its_neighbourhood_and_filters_keep_the_layout() {
 
         // The time filter is in the URL; every call of a fresh database changed within the hour.
         let n = d.js("document.querySelectorAll('[data-testid^=\"edge-\"]').length").await?;
-        d.js("const s = document.querySelector('[data-testid=\"since-filter\"]'); s.value = '1h'; s.dispatchEvent(new Event('change', {bubbles: true}))")
+        d.js("(() => { const s = document.querySelector('[data-testid=\"since-filter\"]'); s.value = '1h'; s.dispatchEvent(new Event('change', {bubbles: true})); return 0; })()")
             .await?;
         d.wait_js("location.search.includes('since=1h')").await?;
         assert_eq!(
