@@ -310,8 +310,6 @@ pub fn GraphPage() -> impl IntoView {
         p.aggregate = matches!(m, Some(Mode::Namespaces(_)));
         if let Some(Mode::Namespaces(ns)) = &m {
             p.expanded.extend(ns.iter().cloned());
-            // The server already kept the calls touching these namespaces.
-            p.namespaces.clear();
         }
         let since = query.get().since.as_deref().and_then(window_ms);
         graph.with(|g| {
