@@ -1112,12 +1112,27 @@ async fn graph_at_scale_overview_namespace_and_frame_times() {
                 .js("new URLSearchParams(location.search).get('sel')")
                 .await?;
             let id = id.as_str().unwrap_or_default().to_string();
+            // Until a frame shows the neighbourhood (no namespace boxes, the focus chip).
             let ms = d
-                .time_to_mark(
-                    "document.querySelector('[data-testid=\"focus-btn\"]').click()",
-                    "accord-graph-painted",
+                .client
+                .execute_async(
+                    r#"const done = arguments[arguments.length - 1];
+                    const t0 = performance.now();
+                    document.querySelector('[data-testid="focus-btn"]').click();
+                    function check() {
+                        if (document.querySelector('[data-testid="focus-chip"]')
+                            && document.querySelectorAll('g[data-testid^="ns-"]').length === 0
+                            && document.querySelectorAll('g[data-testid^="node-"]').length > 0) {
+                            requestAnimationFrame(() => done(performance.now() - t0));
+                        } else {
+                            requestAnimationFrame(check);
+                        }
+                    }
+                    requestAnimationFrame(check);"#,
+                    vec![],
                 )
                 .await?;
+            let ms = ms.as_f64().unwrap_or(f64::MAX);
             let n = d
                 .js("document.querySelectorAll('[data-testid^=\"node-\"]').length")
                 .await?;

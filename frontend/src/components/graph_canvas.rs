@@ -71,10 +71,36 @@ pub fn GraphCanvas(
         };
         let rect = el.get_bounding_client_rect();
         let (w, h) = (rect.width().max(200.0), rect.height().max(200.0));
-        let k = (w / sw).min(h / sh).clamp(READABLE_SCALE, 1.25);
+        let fits = (w / sw).min(h / sh);
+        let k = fits.clamp(READABLE_SCALE, 1.25);
+        if fits >= READABLE_SCALE {
+            view_tf.set(View {
+                x: ((w - sw * k) / 2.0).max(0.0),
+                y: ((h - sh * k) / 2.0).max(0.0),
+                k,
+            });
+            return;
+        }
+        // Too large to fit readably: centre on the workloads (in a namespace's drawing, its
+        // own; the other namespaces' boxes are around them).
+        let (cx, cy) = scene.with_untracked(|s| {
+            let ws: Vec<(f64, f64)> = s
+                .nodes
+                .iter()
+                .filter(|n| n.kind == NodeKind::Workload)
+                .map(|n| (n.x, n.y))
+                .collect();
+            let n = ws.len().max(1) as f64;
+            let (x, y) = ws.iter().fold((0.0, 0.0), |a, p| (a.0 + p.0, a.1 + p.1));
+            if ws.is_empty() {
+                (sw / 2.0, sh / 2.0)
+            } else {
+                (x / n + NODE_W / 2.0, y / n + NODE_H / 2.0)
+            }
+        });
         view_tf.set(View {
-            x: ((w - sw * k) / 2.0).max(0.0),
-            y: ((h - sh * k) / 2.0).max(0.0),
+            x: w / 2.0 - cx * k,
+            y: h / 2.0 - cy * k,
             k,
         });
     };
