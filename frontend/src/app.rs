@@ -39,7 +39,8 @@ pub fn App() -> impl IntoView {
         let wanted = graph_wanted.get();
         async move {
             if !wanted {
-                std::future::pending::<()>().await;
+                // Pages that need it read it with `.ok()`; it loads once one is shown.
+                return Err(String::from("not loaded on the graph page"));
             }
             api::graph().await
         }
