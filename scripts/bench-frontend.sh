@@ -11,4 +11,4 @@ scripts/build-frontend.sh
 export ACCORD_REQUIRE_BROWSER=1
 step "browser performance (server/tests/browser.rs, ignored test; accord built in release so the server is not what is measured)"
 cargo test --locked --release -p accord-server --test browser -- --ignored --nocapture --test-threads 1 \
-    large_cluster_first_paint_and_frame_times
+    graph_at_scale_overview_namespace_and_frame_times

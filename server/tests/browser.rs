@@ -11,7 +11,8 @@
 //! prerequisite a failure.
 //!
 //! `cargo test -p accord-server --test browser -- --ignored --nocapture` runs the performance
-//! measurement on a synthetic cluster of 1,500 workloads instead.
+//! measurement on synthetic estates of 1,500 and 15,000 workloads instead
+//! (`ACCORD_BROWSER_SCALE=large`: 1,500 only).
 //!
 //! Size: one test binary (one Chromium/WebDriver harness shared by every journey).
 
