@@ -6,10 +6,10 @@
 
 use accord_api::{
     AckRequest, ApplyResult, CurrentIntents, Draft, DraftList, DriftItem, DriftReport, ErrorBody,
-    Graph, HistoryPage, NewDraft, Status, TargetOptions, WhatIfRequest, WhatIfResponse,
+    Graph, HistoryPage, NewDraft, Overview, Status, TargetOptions, WhatIfRequest, WhatIfResponse,
     WorkloadDetail,
 };
-use gloo_net::http::{Request, Response};
+use gloo_net::http::Request;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
@@ -21,31 +21,67 @@ pub fn encode(s: &str) -> String {
     String::from(js_sys::encode_uri_component(s))
 }
 
-async fn decode<T: DeserializeOwned>(resp: Response) -> Result<T> {
-    if resp.ok() {
-        return resp
-            .json::<T>()
-            .await
-            .map_err(|e| format!("unexpected response: {e}"));
+/// One request, sent and read to text: (ok, status, body). Not generic, so that its code is in
+/// the WASM once rather than once per response type.
+async fn send(req: std::result::Result<Request, gloo_net::Error>) -> Result<(bool, u16, String)> {
+    let resp = req
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the server: {e}"))?;
+    let (ok, status) = (resp.ok(), resp.status());
+    let body = resp.text().await.map_err(|e| e.to_string())?;
+    Ok((ok, status, body))
+}
+
+/// A response's body as `T`, or the server's error message.
+fn decode<T: DeserializeOwned>((ok, status, body): (bool, u16, String)) -> Result<T> {
+    if ok {
+        return serde_json::from_str(&body).map_err(|e| format!("unexpected response: {e}"));
     }
-    let status = resp.status();
-    match resp.json::<ErrorBody>().await {
+    match serde_json::from_str::<ErrorBody>(&body) {
         Ok(body) => Err(body.error),
         Err(_) => Err(format!("request failed ({status})")),
     }
 }
 
 async fn get<T: DeserializeOwned>(url: &str) -> Result<T> {
-    let resp = Request::get(url)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    decode(resp).await
+    decode(send(Ok(Request::get(url).build().map_err(|e| e.to_string())?)).await?)
+}
+
+/// A POST of a JSON body (serialized by the caller, so that this is not generic either).
+async fn post(url: &str, body: serde_json::Result<String>) -> Result<(bool, u16, String)> {
+    let body = body.map_err(|e| e.to_string())?;
+    send(
+        Request::post(url)
+            .header("content-type", "application/json")
+            .body(body),
+    )
+    .await
 }
 
 /// Every workload and every edge, in all states; the view filters on the client.
 pub async fn graph() -> Result<Graph> {
     get("/api/graph?state=enforced,blocked,unprotected,undeclared,open").await
+}
+
+/// Part of the graph, every state: `query` is `namespace=…` or `workload=…&depth=…` (empty:
+/// the whole graph).
+pub async fn graph_part(query: &str) -> Result<Graph> {
+    get(&format!(
+        "/api/graph?state=enforced,blocked,unprotected,undeclared,open&{query}"
+    ))
+    .await
+}
+
+/// Every namespace with its calls by state, worst first or by `sort` (see the API).
+pub async fn overview(sort: &str) -> Result<Overview> {
+    get(&format!("/api/graph/overview?sort={sort}")).await
+}
+
+/// Every workload id, for the search box.
+pub async fn workload_ids() -> Result<Vec<String>> {
+    get("/api/workloads").await
 }
 
 /// One workload, by id `namespace/name[Kind]`.
@@ -75,13 +111,13 @@ pub async fn drift_item(key: &str) -> Result<DriftItem> {
 
 /// Acknowledge a drift item with a reason.
 pub async fn acknowledge(key: String, reason: String) -> Result<DriftItem> {
-    let resp = Request::post("/api/drift/ack")
-        .json(&AckRequest { key, reason })
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    decode(resp).await
+    decode(
+        post(
+            "/api/drift/ack",
+            serde_json::to_string(&AckRequest { key, reason }),
+        )
+        .await?,
+    )
 }
 
 pub async fn history(workload: Option<&str>) -> Result<HistoryPage> {
@@ -94,14 +130,11 @@ pub async fn history(workload: Option<&str>) -> Result<HistoryPage> {
 /// Evaluates a draft. A draft with errors answers 422 with its diagnostics, returned as a
 /// response with `ok: false`.
 pub async fn what_if(yaml: String) -> Result<WhatIfResponse> {
-    let resp = Request::post("/api/what-if")
-        .json(&WhatIfRequest { yaml })
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    let status = resp.status();
-    let body = resp.text().await.map_err(|e| e.to_string())?;
+    let (_, status, body) = post(
+        "/api/what-if",
+        serde_json::to_string(&WhatIfRequest { yaml }),
+    )
+    .await?;
     WhatIfResponse::from_http(status, &body)
 }
 
@@ -110,13 +143,7 @@ pub async fn drafts() -> Result<DraftList> {
 }
 
 pub async fn save_draft(draft: NewDraft) -> Result<Draft> {
-    let resp = Request::post("/api/drafts")
-        .json(&draft)
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    decode(resp).await
+    decode(post("/api/drafts", serde_json::to_string(&draft)).await?)
 }
 
 /// A saved draft, by id.
@@ -125,34 +152,35 @@ pub async fn draft(id: i64) -> Result<Draft> {
 }
 
 pub async fn update_draft(id: i64, draft: NewDraft) -> Result<Draft> {
-    let resp = Request::put(&format!("/api/drafts/{id}"))
-        .json(&draft)
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    decode(resp).await
+    let body = serde_json::to_string(&draft).map_err(|e| e.to_string())?;
+    decode(
+        send(
+            Request::put(&format!("/api/drafts/{id}"))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await?,
+    )
 }
 
 pub async fn delete_draft(id: i64) -> Result<()> {
-    let resp = Request::delete(&format!("/api/drafts/{id}"))
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    if resp.ok() {
+    let answer = send(Request::delete(&format!("/api/drafts/{id}")).build()).await?;
+    if answer.0 {
         return Ok(());
     }
-    decode::<()>(resp).await
+    decode::<()>(answer)
 }
 
 /// Applies a saved draft to the cluster with the apply token.
 pub async fn apply_draft(id: i64, token: &str) -> Result<ApplyResult> {
-    let resp = Request::post(&format!("/api/drafts/{id}/apply"))
-        .header("Authorization", &format!("Bearer {token}"))
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    decode(resp).await
+    decode(
+        send(
+            Request::post(&format!("/api/drafts/{id}/apply"))
+                .header("Authorization", &format!("Bearer {token}"))
+                .build(),
+        )
+        .await?,
+    )
 }
 
 /// A saved draft as the form holds it.
@@ -170,24 +198,91 @@ pub async fn targets() -> Result<TargetOptions> {
     get("/api/targets").await
 }
 
-/// Subscribes to `/api/events`: calls `on_sync` on every `sync` event and `on_state(true/false)`
-/// when the stream opens or fails (the browser reconnects by itself). The stream stays open for
-/// the life of the page.
-pub fn subscribe(on_sync: impl Fn() + 'static, on_state: impl Fn(bool) + 'static) {
-    let Ok(es) = web_sys::EventSource::new("/api/events") else {
-        return;
+/// The state of the event stream, as the header shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    Connecting,
+    Live,
+    /// The stream failed; the browser is retrying.
+    Reconnecting,
+    /// Retries keep failing, or nothing (not even the server's 15 s ping) arrived for 40 s.
+    Offline,
+}
+
+/// Silence after which the stream is taken for dead (the server pings every 15 s).
+const SILENCE_MS: f64 = 40_000.0;
+
+fn now() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Subscribes to `/api/events`: calls `on_sync` on every `sync` event and `on_state` as the
+/// stream opens, fails, or falls silent. A silent stream is closed and opened afresh.
+pub fn subscribe(on_sync: impl Fn() + 'static, on_state: impl Fn(Link) + 'static) {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let on_sync: Rc<dyn Fn()> = Rc::new(on_sync);
+    let on_state: Rc<dyn Fn(Link)> = Rc::new(on_state);
+    let last = Rc::new(Cell::new(now()));
+    let current: Rc<Cell<Option<web_sys::EventSource>>> = Rc::new(Cell::new(None));
+    let connect = {
+        let (last, current, on_state) = (last.clone(), current.clone(), on_state.clone());
+        move || {
+            let Ok(es) = web_sys::EventSource::new("/api/events") else {
+                return;
+            };
+            let failures = Rc::new(Cell::new(0u32));
+            let (l, s, st) = (last.clone(), on_sync.clone(), on_state.clone());
+            let sync = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |_| {
+                l.set(now());
+                s();
+            });
+            let _ = es.add_event_listener_with_callback("sync", sync.as_ref().unchecked_ref());
+            let l = last.clone();
+            let ping = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |_| l.set(now()));
+            let _ = es.add_event_listener_with_callback("ping", ping.as_ref().unchecked_ref());
+            let (l, f) = (last.clone(), failures.clone());
+            let open = Closure::<dyn Fn(web_sys::Event)>::new(move |_| {
+                l.set(now());
+                f.set(0);
+                st(Link::Live);
+            });
+            es.set_onopen(Some(open.as_ref().unchecked_ref()));
+            let st = on_state.clone();
+            let es2 = es.clone();
+            let error = Closure::<dyn Fn(web_sys::Event)>::new(move |_| {
+                failures.set(failures.get() + 1);
+                let closed = es2.ready_state() == web_sys::EventSource::CLOSED;
+                st(if closed || failures.get() > 1 {
+                    Link::Offline
+                } else {
+                    Link::Reconnecting
+                });
+            });
+            es.set_onerror(Some(error.as_ref().unchecked_ref()));
+            // The listeners live as long as the stream (which the page keeps).
+            sync.forget();
+            ping.forget();
+            open.forget();
+            error.forget();
+            if let Some(old) = current.replace(Some(es)) {
+                old.close();
+            }
+        }
     };
-    let on_state = std::rc::Rc::new(on_state);
-    let sync = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |_| on_sync());
-    let _ = es.add_event_listener_with_callback("sync", sync.as_ref().unchecked_ref());
-    let s = on_state.clone();
-    let open = Closure::<dyn Fn(web_sys::Event)>::new(move |_| s(true));
-    es.set_onopen(Some(open.as_ref().unchecked_ref()));
-    let error = Closure::<dyn Fn(web_sys::Event)>::new(move |_| on_state(false));
-    es.set_onerror(Some(error.as_ref().unchecked_ref()));
-    // The listeners live as long as the page.
-    sync.forget();
-    open.forget();
-    error.forget();
-    std::mem::forget(es);
+    connect();
+    let watchdog = Closure::<dyn Fn()>::new(move || {
+        if now() - last.get() > SILENCE_MS {
+            on_state(Link::Offline);
+            last.set(now());
+            connect();
+        }
+    });
+    if let Some(w) = web_sys::window() {
+        let _ = w.set_interval_with_callback_and_timeout_and_arguments_0(
+            watchdog.as_ref().unchecked_ref(),
+            5_000,
+        );
+    }
+    watchdog.forget();
 }

@@ -16,8 +16,10 @@ use crate::components::{
 pub struct AppState {
     /// Bumped by each `sync` event; resources that depend on it reload.
     pub refresh: RwSignal<u64>,
-    /// Whether the event stream is connected.
-    pub live: RwSignal<bool>,
+    /// The event stream's state.
+    pub live: RwSignal<api::Link>,
+    /// Every workload and call. Loaded only while a page that needs it is shown (the graph
+    /// page loads the parts it draws): at 15,000 workloads it is tens of megabytes.
     pub graph: LocalResource<api::Result<Graph>>,
     /// A form the draft page starts from (a drift fix opened in the draft form).
     pub draft_seed: RwSignal<Option<crate::draft::Form>>,
@@ -30,10 +32,18 @@ pub fn use_state() -> AppState {
 #[component]
 pub fn App() -> impl IntoView {
     let refresh = RwSignal::new(0u64);
-    let live = RwSignal::new(false);
+    let live = RwSignal::new(api::Link::Connecting);
+    let graph_wanted = RwSignal::new(false);
     let graph = LocalResource::new(move || {
         refresh.track();
-        api::graph()
+        let wanted = graph_wanted.get();
+        async move {
+            if !wanted {
+                // Pages that need it read it with `.ok()`; it loads once one is shown.
+                return Err(String::from("not loaded on the graph page"));
+            }
+            api::graph().await
+        }
     });
     provide_context(AppState {
         refresh,
@@ -41,10 +51,11 @@ pub fn App() -> impl IntoView {
         graph,
         draft_seed: RwSignal::new(None),
     });
-    api::subscribe(move || refresh.update(|n| *n += 1), move |ok| live.set(ok));
+    api::subscribe(move || refresh.update(|n| *n += 1), move |l| live.set(l));
 
     view! {
         <Router>
+            <GraphDemand wanted=graph_wanted/>
             <Header/>
             <SourceBanner/>
             <main class="main">
@@ -58,4 +69,14 @@ pub fn App() -> impl IntoView {
             </main>
         </Router>
     }
+}
+
+/// Wants the whole graph on every page but the graph page (which fetches what it draws).
+#[component]
+fn GraphDemand(wanted: RwSignal<bool>) -> impl IntoView {
+    let location = leptos_router::hooks::use_location();
+    Effect::new(move |_| {
+        let path = location.pathname.get();
+        wanted.set(path != "/" && path != "/graph");
+    });
 }

@@ -1,5 +1,6 @@
 //! One component per file.
 
+pub mod calls_panel;
 pub mod code_block;
 pub mod draft_page;
 pub mod drift_page;
@@ -10,6 +11,7 @@ pub mod history_page;
 pub mod legend;
 pub mod loading;
 pub mod observed_section;
+pub mod overview;
 pub mod search;
 pub mod side_panel;
 pub mod source_banner;

@@ -1,4 +1,4 @@
-//! Small browser helpers: clipboard, file downloads.
+//! Small browser helpers: clipboard, file downloads, performance marks.
 
 use wasm_bindgen::JsCast;
 
@@ -31,4 +31,16 @@ pub fn download(name: &str, mime: &str, text: &str) {
         a.click();
     }
     let _ = web_sys::Url::revoke_object_url(&url);
+}
+
+/// Marks the next frame (a `performance.mark(name)` in it), for the performance tests: the
+/// moment something drawn is on screen.
+pub fn mark_next_frame(name: &'static str) {
+    let Some(w) = web_sys::window() else { return };
+    let cb = wasm_bindgen::closure::Closure::once_into_js(move || {
+        if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+            let _ = p.mark(name);
+        }
+    });
+    let _ = w.request_animation_frame(cb.unchecked_ref());
 }

@@ -277,6 +277,14 @@ pub fn edge_path(a: &Placed, b: &Placed) -> String {
     }
 }
 
+/// The middle of [`edge_path`] (the curve's point at t = ½), where a count label goes.
+pub fn edge_mid(a: &Placed, b: &Placed) -> (f64, f64) {
+    (
+        (a.x + NODE_W + b.x) / 2.0,
+        (a.y + b.y) / 2.0 + NODE_H / 2.0 - 4.0,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

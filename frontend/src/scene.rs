@@ -51,6 +51,8 @@ pub struct SceneNode {
     /// Kind of workload, or `N workloads`.
     pub detail: String,
     pub drift: u32,
+    /// None of its calls is in a shown state: drawn faint, kept in place.
+    pub faded: bool,
     pub x: f64,
     pub y: f64,
 }
@@ -64,6 +66,8 @@ pub struct SceneEdge {
     pub counts: StateCounts,
     pub ports: String,
     pub path: String,
+    /// Where the edge's call count is written (when it stands for more than one call).
+    pub label_at: (f64, f64),
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -182,6 +186,7 @@ pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
                 label: ns.clone(),
                 detail: format!("{count} workload{}", if count == 1 { "" } else { "s" }),
                 drift,
+                faded: false,
                 x: 0.0,
                 y: 0.0,
             });
@@ -194,6 +199,7 @@ pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
                 label: node.map_or_else(|| short_name(id).to_string(), |n| n.name.clone()),
                 detail: node.map_or_else(String::new, |n| n.kind.clone()),
                 drift: node.map_or(0, |n| n.drift),
+                faded: false,
                 x: 0.0,
                 y: 0.0,
             });
@@ -243,6 +249,7 @@ pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
             counts,
             ports: ports.into_iter().collect::<Vec<_>>().join("; "),
             path: layout::edge_path(&l.nodes[a], &l.nodes[b]),
+            label_at: layout::edge_mid(&l.nodes[a], &l.nodes[b]),
         })
         .collect();
     Scene {
@@ -254,38 +261,104 @@ pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
     }
 }
 
-/// The scene as JSON: nodes and edges with their states, for export.
-pub fn to_json(scene: &Scene) -> String {
-    let nodes: Vec<serde_json::Value> = scene
-        .nodes
-        .iter()
-        .map(|n| {
-            serde_json::json!({
-                "id": n.id,
-                "type": if n.kind == NodeKind::Namespace { "namespace" } else { "workload" },
-                "namespace": n.namespace,
-                "x": n.x, "y": n.y,
-            })
-        })
-        .collect();
-    let edges: Vec<serde_json::Value> = scene
-        .edges
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "source": scene.nodes[e.source].id,
-                "target": scene.nodes[e.target].id,
-                "state": e.state,
-                "counts": e.counts,
-                "ports": e.ports,
-            })
-        })
-        .collect();
-    serde_json::to_string_pretty(&serde_json::json!({"nodes": nodes, "edges": edges}))
-        .unwrap_or_default()
+/// The scene with only the calls in `states`: every node keeps its place (those left without
+/// a shown call are faded), aggregated edges count and colour only the shown calls.
+pub fn only_states(scene: &Scene, states: &BTreeSet<EdgeState>) -> Scene {
+    let mut out = scene.clone();
+    out.edges.retain_mut(|e| {
+        let mut kept = StateCounts::default();
+        let mut worst: Option<EdgeState> = None;
+        for s in EdgeState::ALL {
+            let n = e.counts.get(s);
+            if n > 0 && states.contains(&s) {
+                kept.add(s, n);
+                if worst.is_none_or(|w| severity(s) > severity(w)) {
+                    worst = Some(s);
+                }
+            }
+        }
+        let Some(worst) = worst else { return false };
+        e.counts = kept;
+        e.state = worst;
+        true
+    });
+    let mut touched = vec![false; out.nodes.len()];
+    for e in &out.edges {
+        touched[e.source] = true;
+        touched[e.target] = true;
+    }
+    let mut had = vec![false; out.nodes.len()];
+    for e in &scene.edges {
+        had[e.source] = true;
+        had[e.target] = true;
+    }
+    for ((n, t), h) in out.nodes.iter_mut().zip(touched).zip(had) {
+        n.faded = h && !t;
+    }
+    out
 }
 
-fn esc(s: &str) -> String {
+#[derive(serde::Serialize)]
+struct JsonNode<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    namespace: &'a str,
+    x: f64,
+    y: f64,
+}
+
+#[derive(serde::Serialize)]
+struct JsonEdge<'a> {
+    source: &'a str,
+    target: &'a str,
+    state: EdgeState,
+    counts: &'a StateCounts,
+    ports: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct JsonScene<'a> {
+    nodes: Vec<JsonNode<'a>>,
+    edges: Vec<JsonEdge<'a>>,
+}
+
+/// The scene as JSON: nodes and edges with their states, for export. (Typed structs and the
+/// compact writer the API calls use already: `serde_json::Value` and the pretty printer cost
+/// the WASM several KiB.)
+pub fn to_json(scene: &Scene) -> String {
+    let doc = JsonScene {
+        nodes: scene
+            .nodes
+            .iter()
+            .map(|n| JsonNode {
+                id: &n.id,
+                kind: if n.kind == NodeKind::Namespace {
+                    "namespace"
+                } else {
+                    "workload"
+                },
+                namespace: &n.namespace,
+                x: n.x,
+                y: n.y,
+            })
+            .collect(),
+        edges: scene
+            .edges
+            .iter()
+            .map(|e| JsonEdge {
+                source: &scene.nodes[e.source].id,
+                target: &scene.nodes[e.target].id,
+                state: e.state,
+                counts: &e.counts,
+                ports: &e.ports,
+            })
+            .collect(),
+    };
+    serde_json::to_string(&doc).unwrap_or_default()
+}
+
+pub fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -294,13 +367,25 @@ fn esc(s: &str) -> String {
 
 /// A standalone SVG document of the scene, with inline styles.
 pub fn to_svg(scene: &Scene) -> String {
+    use std::fmt::Write;
+    // Room below the drawing for the legend.
+    let legend_h = 34.0;
+    let w = scene.width.max(560.0);
+    let h = scene.height + legend_h;
     let mut s = format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" font-family="Inter, system-ui, sans-serif"><rect width="100%" height="100%" fill="#ffffff"/>"##,
-        w = scene.width,
-        h = scene.height
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{h:.0}" viewBox="0 0 {w:.0} {h:.0}" font-family="Inter, system-ui, sans-serif"><rect width="100%" height="100%" fill="#ffffff"/><defs>"##
     );
+    for st in EdgeState::ALL {
+        let _ = write!(
+            s,
+            r#"<marker id="arrow-{st}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" markerHeight="8" markerUnits="userSpaceOnUse" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{}"/></marker>"#,
+            colour(st)
+        );
+    }
+    s += "</defs>";
     for g in &scene.groups {
-        s += &format!(
+        let _ = write!(
+            s,
             r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" rx="10" fill="#f8fafc" stroke="#cbd5e1"/><text x="{:.1}" y="{:.1}" font-size="12" font-weight="600" fill="#475569">{}</text>"##,
             g.x,
             g.y,
@@ -312,23 +397,69 @@ pub fn to_svg(scene: &Scene) -> String {
         );
     }
     for e in &scene.edges {
-        s += &format!(
-            r#"<path d="{}" fill="none" stroke="{}" stroke-width="1.6"/>"#,
+        let total = e.counts.total();
+        let _ = write!(
+            s,
+            r#"<path d="{}" fill="none" stroke="{}" stroke-width="{:.1}"{} marker-end="url(#arrow-{})"/>"#,
             e.path,
-            colour(e.state)
+            colour(e.state),
+            if total > 1 {
+                1.8 + f64::from(total).ln().min(3.0)
+            } else {
+                1.8
+            },
+            dash(e.state),
+            e.state
         );
+        if total > 1 {
+            let _ = write!(
+                s,
+                r##"<text x="{:.1}" y="{:.1}" font-size="11" font-weight="600" text-anchor="middle" fill="#334155">{total}</text>"##,
+                e.label_at.0, e.label_at.1
+            );
+        }
     }
     for n in &scene.nodes {
-        s += &format!(
-            r##"<rect x="{:.1}" y="{:.1}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="#ffffff" stroke="#64748b"/><text x="{:.1}" y="{:.1}" font-size="12" fill="#0f172a">{}</text>"##,
+        let _ = write!(
+            s,
+            r##"<rect x="{:.1}" y="{:.1}" width="{NODE_W}" height="{NODE_H}" rx="6" fill="{}" stroke="#64748b"/><text x="{:.1}" y="{:.1}" font-size="12" fill="#0f172a">{}</text>"##,
             n.x,
             n.y,
+            if n.kind == NodeKind::Namespace {
+                "#eef2ff"
+            } else {
+                "#ffffff"
+            },
             n.x + 10.0,
             n.y + 19.0,
             esc(&n.label)
         );
     }
+    // The legend: each state's line style and meaning.
+    let y = scene.height + 20.0;
+    let mut x = 12.0;
+    for st in EdgeState::ALL {
+        let _ = write!(
+            s,
+            r##"<line x1="{x:.0}" y1="{y:.0}" x2="{:.0}" y2="{y:.0}" stroke="{}" stroke-width="2.2"{}/><text x="{:.0}" y="{:.0}" font-size="11" fill="#334155">{st}</text>"##,
+            x + 22.0,
+            colour(st),
+            dash(st),
+            x + 27.0,
+            y + 4.0
+        );
+        x += 110.0;
+    }
     s + "</svg>"
+}
+
+/// The dash pattern of a state's edges (as the stylesheet draws them).
+fn dash(state: EdgeState) -> &'static str {
+    match state {
+        EdgeState::Blocked => r#" stroke-dasharray="6 3""#,
+        EdgeState::Open => r#" stroke-dasharray="4 3""#,
+        _ => "",
+    }
 }
 
 #[cfg(test)]
@@ -465,7 +596,39 @@ mod tests {
         assert_eq!(json["edges"].as_array().unwrap().len(), 3);
         let svg = to_svg(&s);
         assert!(svg.starts_with("<svg xmlns="));
-        assert_eq!(svg.matches("<path").count(), 3);
+        // One arrowhead marker per state, then the three edges, each ending in its arrowhead.
+        assert_eq!(svg.matches("<marker").count(), EdgeState::ALL.len());
+        assert_eq!(svg.matches("marker-end=\"url(#arrow-").count(), 3);
         assert!(svg.contains(">cart<"));
+        // Blocked edges are dashed, in the drawing and in the legend, which names every state.
+        let blocked = svg
+            .split("<path")
+            .find(|p| p.contains("marker-end=\"url(#arrow-blocked)\""))
+            .expect("a blocked edge");
+        assert!(blocked.contains("stroke-dasharray"));
+        for st in EdgeState::ALL {
+            assert!(svg.contains(&format!(">{st}</text>")), "legend names {st}");
+        }
+    }
+
+    #[test]
+    fn hiding_a_state_keeps_every_position_and_recolours_aggregates() {
+        let g = demo();
+        let all = ViewParams {
+            states: EdgeState::ALL.into_iter().collect(),
+            ..params()
+        };
+        let full = build(&g, &all);
+        let only: BTreeSet<EdgeState> = [EdgeState::Blocked].into();
+        let s = only_states(&full, &only);
+        assert_eq!(s.nodes.len(), full.nodes.len());
+        for (a, b) in s.nodes.iter().zip(&full.nodes) {
+            assert_eq!((a.x, a.y), (b.x, b.y), "{} stays in place", a.id);
+        }
+        assert!(s.edges.iter().all(|e| e.state == EdgeState::Blocked));
+        assert!(s.edges.len() < full.edges.len());
+        // Nodes left without a shown call are faded, not removed.
+        assert!(s.nodes.iter().any(|n| n.faded));
+        assert!(!full.nodes.iter().any(|n| n.faded));
     }
 }

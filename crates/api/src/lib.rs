@@ -183,6 +183,65 @@ pub struct NamespaceGraph {
     pub synced_at: Option<String>,
 }
 
+/// One namespace of `GET /api/graph/overview`: its calls by state, each call counted once
+/// (inbound, outbound or internal).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceSummary {
+    pub namespace: String,
+    pub workloads: u32,
+    /// Calls into the namespace from other namespaces.
+    pub inbound: StateCounts,
+    /// Calls from the namespace to other namespaces.
+    pub outbound: StateCounts,
+    /// Calls between the namespace's own workloads.
+    pub internal: StateCounts,
+    /// Other namespaces it calls or is called by.
+    pub peers: u32,
+}
+
+impl NamespaceSummary {
+    /// Every call touching the namespace, by state.
+    pub fn all(&self) -> StateCounts {
+        let mut c = StateCounts::default();
+        for s in EdgeState::ALL {
+            c.add(
+                s,
+                self.inbound.get(s) + self.outbound.get(s) + self.internal.get(s),
+            );
+        }
+        c
+    }
+
+    /// The overview's ranking key, larger is worse: blocked calls (something fails), then
+    /// unprotected and undeclared ones (a risk), then open ones.
+    pub fn badness(&self) -> (u32, u32, u32) {
+        let c = self.all();
+        (c.blocked, c.unprotected + c.undeclared, c.open)
+    }
+}
+
+/// Query of `GET /api/graph/overview`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverviewQuery {
+    /// `worst` (default: blocked calls, then unprotected and undeclared ones), a state
+    /// (`blocked`, `unprotected`, …: most calls in that state first), `internal`, `workloads`
+    /// or `peers`; largest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort: Option<String>,
+}
+
+/// `GET /api/graph/overview`: every namespace, worst first, with the estate's totals. Small at
+/// any size (one row per namespace), so the dashboard's first view never needs every call.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overview {
+    pub namespaces: Vec<NamespaceSummary>,
+    pub workloads: u32,
+    /// Every call, by state.
+    pub calls: StateCounts,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_at: Option<String>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Explanations and workload detail
 
@@ -223,6 +282,13 @@ pub struct EdgeExplanation {
     /// Admin (baseline) policy decisions, formatted.
     #[serde(default)]
     pub admin: Vec<String>,
+    /// The explanation in a developer's words, first what happens and then the cause (set by
+    /// `GET /api/workloads/…`; `summary` keeps the policy-level wording).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub in_words: String,
+    /// The key of the drift item that causes this state, when one does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
 }
 
 /// An edge with its explanation.

@@ -265,7 +265,13 @@ pub fn DriftPage() -> impl IntoView {
     let kind = RwSignal::new(String::new());
     let namespace = RwSignal::new(String::new());
     let owner = RwSignal::new(String::new());
-    let search = RwSignal::new(String::new());
+    // `?q=` seeds the search (the graph's side panel links a call's cause this way).
+    let search = RwSignal::new(
+        leptos_router::hooks::use_query_map()
+            .get_untracked()
+            .get("q")
+            .unwrap_or_default(),
+    );
     let sort = RwSignal::new("severity".to_string());
     let page = RwSignal::new(1u32);
     let acked = RwSignal::new(0u32);

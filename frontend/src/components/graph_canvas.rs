@@ -11,22 +11,14 @@ use crate::scene::{NodeKind, Scene, colour};
 /// 30,000 px wide) as an overview to zoom into.
 const MIN_SCALE: f64 = 0.01;
 
+/// The smallest zoom "fit" chooses: labels stay about 8 px high.
+const READABLE_SCALE: f64 = 0.62;
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct View {
     x: f64,
     y: f64,
     k: f64,
-}
-
-/// Marks the first frame that shows a graph, for the performance test.
-fn mark_painted() {
-    let Some(w) = web_sys::window() else { return };
-    let cb = wasm_bindgen::closure::Closure::once_into_js(move || {
-        if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
-            let _ = p.mark("accord-graph-painted");
-        }
-    });
-    let _ = w.request_animation_frame(wasm_bindgen::JsCast::unchecked_ref(&cb));
 }
 
 #[component]
@@ -70,24 +62,107 @@ pub fn GraphCanvas(
         );
     });
 
+    // Fitting shrinks a drawing no further than labels stay readable (a readable set is what
+    // gets drawn); a larger one starts at its top left, to pan from.
     let fit = move || {
-        let s = scene.get_untracked();
+        let (sw, sh) = scene.with_untracked(|s| (s.width, s.height));
         let Some(el) = svg_ref.get_untracked() else {
             return;
         };
         let rect = el.get_bounding_client_rect();
         let (w, h) = (rect.width().max(200.0), rect.height().max(200.0));
-        let k = (w / s.width).min(h / s.height).clamp(MIN_SCALE, 1.25);
+        let fits = (w / sw).min(h / sh);
+        let k = fits.clamp(READABLE_SCALE, 1.25);
+        if fits >= READABLE_SCALE {
+            view_tf.set(View {
+                x: ((w - sw * k) / 2.0).max(0.0),
+                y: ((h - sh * k) / 2.0).max(0.0),
+                k,
+            });
+            return;
+        }
+        // Too large to fit readably: centre on the workloads (in a namespace's drawing, its
+        // own; the other namespaces' boxes are around them).
+        let (cx, cy) = scene.with_untracked(|s| {
+            let ws: Vec<(f64, f64)> = s
+                .nodes
+                .iter()
+                .filter(|n| n.kind == NodeKind::Workload)
+                .map(|n| (n.x, n.y))
+                .collect();
+            let n = ws.len().max(1) as f64;
+            let (x, y) = ws.iter().fold((0.0, 0.0), |a, p| (a.0 + p.0, a.1 + p.1));
+            if ws.is_empty() {
+                (sw / 2.0, sh / 2.0)
+            } else {
+                (x / n + NODE_W / 2.0, y / n + NODE_H / 2.0)
+            }
+        });
         view_tf.set(View {
-            x: (w - s.width * k) / 2.0,
-            y: ((h - s.height * k) / 2.0).max(0.0),
+            x: w / 2.0 - cx * k,
+            y: h / 2.0 - cy * k,
             k,
         });
     };
+    // Refit when what is laid out changes, not when a filter only hides some of it.
+    let extent = Memo::new(move |_| {
+        scene.with(|s| {
+            Some(format!(
+                "{}x{}:{}:{}",
+                s.width,
+                s.height,
+                s.nodes.len(),
+                s.nodes.first().map_or("", |n| n.id.as_str())
+            ))
+        })
+    });
     Effect::new(move |_| {
-        scene.track();
+        extent.track();
         fit();
-        mark_painted();
+        crate::dom::mark_next_frame("accord-graph-painted");
+    });
+    // The selected node and its neighbours; the rest is dimmed.
+    let near = Memo::new(move |_| {
+        let sel = selected.get()?;
+        scene.with(|s| {
+            let i = s.nodes.iter().position(|n| n.id == sel)?;
+            let mut set = std::collections::BTreeSet::from([i]);
+            for e in &s.edges {
+                if e.source == i {
+                    set.insert(e.target);
+                }
+                if e.target == i {
+                    set.insert(e.source);
+                }
+            }
+            Some((i, set))
+        })
+    });
+    // The panel opening beside the canvas must not hide the selection: once the canvas has its
+    // new width, pan the selected node into view if it is not.
+    Effect::new(move |_| {
+        let Some((i, _)) = near.get() else { return };
+        let Some((nx, ny)) = scene.with_untracked(|s| s.nodes.get(i).map(|n| (n.x, n.y))) else {
+            return;
+        };
+        let Some(w) = web_sys::window() else { return };
+        let cb = wasm_bindgen::closure::Closure::once_into_js(move || {
+            let Some(el) = svg_ref.try_get_untracked().flatten() else {
+                return;
+            };
+            let r = el.get_bounding_client_rect();
+            let v = view_tf.get_untracked();
+            let (x0, y0) = (v.x + nx * v.k, v.y + ny * v.k);
+            let (x1, y1) = (x0 + NODE_W * v.k, y0 + NODE_H * v.k);
+            if x0 < 8.0 || y0 < 8.0 || x1 > r.width() - 8.0 || y1 > r.height() - 8.0 {
+                view_tf.set(View {
+                    x: r.width() / 2.0 - (nx + NODE_W / 2.0) * v.k,
+                    y: r.height() / 2.0 - (ny + NODE_H / 2.0) * v.k,
+                    k: v.k,
+                });
+            }
+        });
+        let _ = w.request_animation_frame(wasm_bindgen::JsCast::unchecked_ref(&cb));
     });
     let zoom_at = move |factor: f64, cx: f64, cy: f64| {
         view_tf.update(|v| {
@@ -109,7 +184,8 @@ pub fn GraphCanvas(
         let s = scene.get();
         s.nodes
             .into_iter()
-            .map(|n| {
+            .enumerate()
+            .map(|(i, n)| {
                 let id = n.id.clone();
                 let id_sel = n.id.clone();
                 let id_key = n.id.clone();
@@ -129,6 +205,8 @@ pub fn GraphCanvas(
                         class="node"
                         class:namespace=ns
                         class:selected=move || selected.get().as_deref() == Some(id_sel.as_str())
+                        class:near=move || near.with(|n| n.as_ref().is_some_and(|(_, set)| set.contains(&i)))
+                        class:faded=n.faded
                         data-testid=testid
                         data-id=n.id.clone()
                         tabindex="0"
@@ -172,20 +250,44 @@ pub fn GraphCanvas(
                 } else {
                     format!("{src} → {dst}: {} {}", e.state, e.ports)
                 };
+                let (a, b) = (e.source, e.target);
+                let aria = title.clone();
+                let (src2, dst2) = (src.clone(), dst.clone());
+                let width = if total > 1 { 1.8 + (total as f64).ln().min(3.0) } else { 2.2 };
                 view! {
-                    <path
-                        class=format!("edge state-{}", e.state)
+                    <g
+                        class=format!("edge-g state-{}", e.state)
+                        class:near=move || near.with(|n| n.as_ref().is_some_and(|(i, _)| *i == a || *i == b))
                         class:hl=move || highlight_edge.get().as_deref() == Some(id2.as_str())
                         data-testid=format!("edge-{id}")
                         data-state=e.state.as_str()
-                        d=e.path.clone()
-                        stroke=colour(e.state)
-                        stroke-width={if total > 1 { 1.4 + (total as f64).ln().min(3.0) } else { 1.6 }}
-                        marker-end=format!("url(#arrow-{})", e.state)
+                        tabindex="0"
+                        role="button"
+                        aria-label=aria
                         on:click=move |_| on_edge.run((src.clone(), dst.clone()))
+                        on:keydown=move |ev| {
+                            if ev.key() == "Enter" || ev.key() == " " {
+                                ev.prevent_default();
+                                on_edge.run((src2.clone(), dst2.clone()));
+                            }
+                        }
                     >
-                        <title>{title}</title>
-                    </path>
+                        <path
+                            class=format!("edge state-{}", e.state)
+                            d=e.path.clone()
+                            stroke=colour(e.state)
+                            stroke-width=width
+                            marker-end=format!("url(#arrow-{})", e.state)
+                        ></path>
+                        // A wide transparent stroke: clicks within a few pixels hit the edge.
+                        <path class="edge-hit" d=e.path.clone()>
+                            <title>{title}</title>
+                        </path>
+                        {(total > 1).then(|| {
+                            let (lx, ly) = e.label_at;
+                            view! { <text class="edge-count" x=lx y=ly text-anchor="middle">{total}</text> }
+                        })}
+                    </g>
                 }
             })
             .collect_view()
@@ -237,6 +339,7 @@ pub fn GraphCanvas(
             <svg
                 class="graph"
                 class:moving=move || moving.get()
+                class:has-sel=move || near.with(Option::is_some)
                 data-testid="graph-svg"
                 xmlns="http://www.w3.org/2000/svg"
                 width=move || format!("{:.0}", scene.with(|s| s.width).max(1.0))

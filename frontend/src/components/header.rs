@@ -3,6 +3,7 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
+use crate::api::Link;
 use crate::app::use_state;
 
 #[component]
@@ -27,12 +28,24 @@ pub fn Header() -> impl IntoView {
             </nav>
             <span
                 class="live"
-                class:on=move || state.live.get()
+                class:on=move || state.live.get() == Link::Live
+                class:off=move || state.live.get() == Link::Offline
                 data-testid="live"
-                title="Updates arrive from the cluster as they happen"
+                data-state=move || format!("{:?}", state.live.get()).to_lowercase()
+                title=move || match state.live.get() {
+                    Link::Live => "Updates arrive from the cluster as they happen",
+                    Link::Connecting => "Connecting to the server for updates",
+                    Link::Reconnecting => "The connection to the server dropped; retrying",
+                    Link::Offline => "No connection to the server: what is shown may be out of date",
+                }
             >
                 <span class="dot"></span>
-                {move || if state.live.get() { "Live" } else { "Offline" }}
+                {move || match state.live.get() {
+                    Link::Live => "Live",
+                    Link::Connecting => "Connecting…",
+                    Link::Reconnecting => "Reconnecting…",
+                    Link::Offline => "Offline",
+                }}
             </span>
         </header>
     }

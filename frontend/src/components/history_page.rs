@@ -11,11 +11,22 @@ use crate::api;
 use crate::app::use_state;
 use crate::scene::colour;
 
+/// The graph URL showing an entry's call: its client's neighbourhood with the call open.
+fn edge_url(e: &HistoryEntry) -> String {
+    format!(
+        "/graph?focus={}&sel={}&edge={}",
+        api::encode(&e.source),
+        api::encode(&e.source),
+        api::encode(&format!("{}->{}", e.source, e.target))
+    )
+}
+
 fn entry_view(e: HistoryEntry) -> impl IntoView {
     let (label, class) = match e.change {
         ChangeKind::Granted => ("granted", "granted"),
         ChangeKind::Revoked => ("revoked", "revoked"),
         ChangeKind::StateChanged => ("changed", "changed"),
+        ChangeKind::InitialSync => ("initial sync", "initial"),
     };
     let state = |s: Option<accord_api::EdgeState>| match s {
         Some(s) => {
@@ -25,13 +36,29 @@ fn entry_view(e: HistoryEntry) -> impl IntoView {
         None => view! { <span class="muted">"none"</span> }.into_any(),
     };
     let time = e.time.replace('T', " ").trim_end_matches('Z').to_string();
+    if e.change == ChangeKind::InitialSync {
+        return view! {
+            <li class=format!("tl-item {class}") data-testid="history-entry">
+                <span class="tl-dot"></span>
+                <div class="tl-body">
+                    <div class="tl-line">
+                        <span class=format!("change {class}")>{label}</span>
+                        <span>{format!("Accord's first look at this source: {}", e.by.join(", "))}</span>
+                    </div>
+                    <div class="tl-line small"><time class="muted">{time}</time></div>
+                </div>
+            </li>
+        }
+        .into_any();
+    }
+    let href = edge_url(&e);
     view! {
         <li class=format!("tl-item {class}") data-testid="history-entry">
             <span class="tl-dot"></span>
             <div class="tl-body">
                 <div class="tl-line">
                     <span class=format!("change {class}")>{label}</span>
-                    <code>{format!("{} → {}", e.source, e.target)}</code>
+                    <a href=href data-testid="history-edge-link" title="Show this call in the graph"><code>{format!("{} → {}", e.source, e.target)}</code></a>
                 </div>
                 <div class="tl-line small">
                     {state(e.before)}<span class="muted">"→"</span>{state(e.after)}
@@ -41,6 +68,7 @@ fn entry_view(e: HistoryEntry) -> impl IntoView {
             </div>
         </li>
     }
+    .into_any()
 }
 
 #[component]

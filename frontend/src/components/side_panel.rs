@@ -89,17 +89,24 @@ fn EdgeRow(
                     <dt>"Declared"</dt><dd>{declared}</dd>
                     <dt>"Effective"</dt><dd>{effective}</dd>
                 </dl>
-                <p class="why" data-testid="why">{x.summary.clone()}</p>
-                {details
-                    .into_iter()
-                    .filter(|(_, v)| !v.is_empty())
-                    .map(|(k, v)| view! {
-                        <div class="refs">
-                            <span class="refs-title">{k}</span>
-                            <ul>{v.into_iter().map(|s| view! { <li><code>{s}</code></li> }).collect_view()}</ul>
-                        </div>
-                    })
-                    .collect_view()}
+                <p class="why" data-testid="why">{if x.in_words.is_empty() { x.summary.clone() } else { x.in_words.clone() }}</p>
+                {x.cause.clone().map(|k| view! {
+                    <a class="btn small" data-testid="fix-link" href=format!("/drift?q={}", api::encode(&k))>"Open the cause and its fix"</a>
+                })}
+                <details class="policy-detail">
+                    <summary class="muted">"Policy detail"</summary>
+                    <p class="small">{x.summary.clone()}</p>
+                    {details
+                        .into_iter()
+                        .filter(|(_, v)| !v.is_empty())
+                        .map(|(k, v)| view! {
+                            <div class="refs">
+                                <span class="refs-title">{k}</span>
+                                <ul>{v.into_iter().map(|s| view! { <li><code>{s}</code></li> }).collect_view()}</ul>
+                            </div>
+                        })
+                        .collect_view()}
+                </details>
             </details>
         </li>
     }

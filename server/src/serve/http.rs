@@ -58,6 +58,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/openapi.json", get(openapi))
         .route("/api/status", get(status))
         .route("/api/graph", get(graph))
+        .route("/api/graph/overview", get(graph::get_overview))
+        .route("/api/workloads", get(graph::workload_ids))
         .route("/api/workloads/{namespace}/{name}", get(workload))
         .route("/api/drift", get(drift::list))
         .route("/api/drift/item", get(drift::item))
@@ -374,8 +376,14 @@ async fn events(
     let stopped = async move {
         let _ = stop.wait_for(|stopping| *stopping).await;
     };
-    Sse::new(stream.take_until(stopped))
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    // The keep-alive is an event the page sees (a comment would be invisible to it): a page
+    // that hears nothing for several intervals knows the connection is gone, even when no
+    // error reaches it.
+    Sse::new(stream.take_until(stopped)).keep_alive(
+        KeepAlive::new()
+            .interval(Duration::from_secs(15))
+            .event(Event::default().event("ping").data("1")),
+    )
 }
 
 #[cfg(test)]

@@ -490,6 +490,20 @@ fn edge_facts(e: &api::Edge) -> PairFacts {
     }
 }
 
+/// The one history entry of a database's first pass: no pair, `by` says how many calls were
+/// found.
+fn initial_sync_entry(calls: usize) -> ChangeRow {
+    ChangeRow {
+        workload: String::new(),
+        source: String::new(),
+        target: String::new(),
+        change: ChangeKind::InitialSync,
+        before: None,
+        after: None,
+        by: vec![format!("{calls} calls found")],
+    }
+}
+
 /// The outcome of computing a pass, before it is written.
 pub struct Computed {
     pub pass: Pass,
@@ -621,6 +635,11 @@ pub fn compute(
         });
     }
     changes.sort_by(|a, b| (&a.target, &a.source).cmp(&(&b.target, &b.source)));
+    // The first pass of a database sees every pair appear: one "initial sync" entry says so,
+    // rather than one entry per pair, each "by" every object of the source.
+    if prev_edges.is_empty() && prev_hashes.is_empty() && !changes.is_empty() {
+        changes = vec![initial_sync_entry(changes.len())];
+    }
 
     let pass = Pass {
         started_at,

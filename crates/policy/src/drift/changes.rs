@@ -48,13 +48,17 @@ pub enum ChangeKind {
     Revoked,
     /// Same access, another state (e.g. `open` → `enforced`) or other ports.
     StateChanged,
+    /// The first analysis of a source: every pair appeared at once, recorded as one entry
+    /// rather than one per pair.
+    InitialSync,
 }
 
 impl ChangeKind {
-    pub const ALL: [ChangeKind; 3] = [
+    pub const ALL: [ChangeKind; 4] = [
         ChangeKind::Granted,
         ChangeKind::Revoked,
         ChangeKind::StateChanged,
+        ChangeKind::InitialSync,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +66,7 @@ impl ChangeKind {
             ChangeKind::Granted => "granted",
             ChangeKind::Revoked => "revoked",
             ChangeKind::StateChanged => "state-changed",
+            ChangeKind::InitialSync => "initial-sync",
         }
     }
 

@@ -147,6 +147,94 @@ pub fn namespace_graph(view: &View, g: &api::Graph) -> api::NamespaceGraph {
     }
 }
 
+fn row<'a, 'v>(
+    rows: &'a mut BTreeMap<&'v str, api::NamespaceSummary>,
+    ns: &'v str,
+) -> &'a mut api::NamespaceSummary {
+    rows.entry(ns).or_insert_with(|| api::NamespaceSummary {
+        namespace: ns.to_string(),
+        ..Default::default()
+    })
+}
+
+/// Every namespace with its calls by state, worst first (see [`api::NamespaceSummary::badness`]).
+pub fn overview(view: &View) -> api::Overview {
+    let mut rows: BTreeMap<&str, api::NamespaceSummary> = BTreeMap::new();
+    let mut peers: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for n in &view.nodes {
+        row(&mut rows, &n.namespace).workloads += 1;
+    }
+    let mut calls = api::StateCounts::default();
+    for e in &view.edges {
+        calls.add(e.state, 1);
+        let (s, t) = (
+            api::filter::namespace_of(&e.source),
+            api::filter::namespace_of(&e.target),
+        );
+        if s == t {
+            row(&mut rows, s).internal.add(e.state, 1);
+        } else {
+            row(&mut rows, s).outbound.add(e.state, 1);
+            row(&mut rows, t).inbound.add(e.state, 1);
+            peers.entry(s).or_default().insert(t);
+            peers.entry(t).or_default().insert(s);
+        }
+    }
+    let mut namespaces: Vec<api::NamespaceSummary> = rows
+        .into_iter()
+        .map(|(ns, mut r)| {
+            r.peers = peers.get(ns).map_or(0, |p| p.len() as u32);
+            r
+        })
+        .collect();
+    namespaces.sort_by(|a, b| {
+        b.badness()
+            .cmp(&a.badness())
+            .then_with(|| a.namespace.cmp(&b.namespace))
+    });
+    api::Overview {
+        namespaces,
+        workloads: view.nodes.len() as u32,
+        calls,
+        synced_at: view.synced_at.clone(),
+    }
+}
+
+pub(super) async fn get_overview(
+    State(state): State<SharedState>,
+    Query(q): Query<api::OverviewQuery>,
+) -> Result<Json<api::Overview>> {
+    let mut o = overview(&state.view());
+    let sort = q.sort.as_deref().unwrap_or("worst");
+    let key: fn(&api::NamespaceSummary) -> u32 = match sort {
+        "worst" => return Ok(Json(o)),
+        "internal" => |n| n.internal.total(),
+        "workloads" => |n| n.workloads,
+        "peers" => |n| n.peers,
+        "blocked" => |n| n.all().blocked,
+        "unprotected" => |n| n.all().unprotected,
+        "undeclared" => |n| n.all().undeclared,
+        "open" => |n| n.all().open,
+        "enforced" => |n| n.all().enforced,
+        _ => {
+            return Err(Error::BadRequest(format!(
+                "unknown sort {sort:?}; use worst, a state, internal, workloads or peers"
+            )));
+        }
+    };
+    // Stable: ties keep the worst-first order.
+    o.namespaces.sort_by_key(|n| std::cmp::Reverse(key(n)));
+    Ok(Json(o))
+}
+
+/// Every workload id, sorted: what the dashboard's search completes from.
+pub(super) async fn workload_ids(State(state): State<SharedState>) -> Json<Vec<String>> {
+    let view = state.view();
+    let mut ids: Vec<String> = view.nodes.iter().map(|n| n.id.clone()).collect();
+    ids.sort();
+    Json(ids)
+}
+
 fn json_bytes(bytes: Bytes) -> Response {
     (
         [(
@@ -305,7 +393,91 @@ fn explain_fully(
     x
 }
 
-/// Explain at most this many edges of a workload with the evaluator; the rest keep the stored
+/// A workload's name as a developer says it: `cart`, or `platform/auth` from another namespace.
+fn said(id: &str, from_ns: &str) -> String {
+    let ns = api::filter::namespace_of(id);
+    let rest = id.split_once('/').map_or(id, |(_, r)| r);
+    let name = rest.split_once('[').map_or(rest, |(n, _)| n);
+    if ns == from_ns {
+        name.to_string()
+    } else {
+        format!("{ns}/{name}")
+    }
+}
+
+fn names(list: &[String]) -> String {
+    list.join(", ")
+}
+
+/// The first sentence of a text.
+fn first_sentence(s: &str) -> &str {
+    s.find(". ").map_or(s, |i| &s[..=i])
+}
+
+/// What happens to a call and why, in a developer's words; `cause` is the drift item behind it.
+pub fn in_words(e: &api::Edge, x: &api::EdgeExplanation, cause: Option<&api::DriftItem>) -> String {
+    let ns = api::filter::namespace_of(&e.source);
+    let (client, server) = (said(&e.source, ns), said(&e.target, ns));
+    let declared_in = x
+        .declared_by
+        .first()
+        .map(|d| format!("{}/{}", d.namespace, d.name))
+        .unwrap_or_default();
+    let admitted: Vec<String> = x
+        .ingress_admitted_by
+        .iter()
+        .map(|r| r.policy.clone())
+        .collect();
+    let mut s = match e.state {
+        api::EdgeState::Enforced => format!(
+            "{client} may call {server} ({}): its intents {declared_in} declare it and {} let it in.",
+            e.ports,
+            if admitted.is_empty() {
+                "the server's policies".to_string()
+            } else {
+                names(&admitted)
+            }
+        ),
+        api::EdgeState::Blocked => format!(
+            "{client} cannot call {server}, although its intents {declared_in} declare it: {server} only admits the clients its policies ({}) select, and {client} is not one of them.",
+            names(&x.ingress_isolated_by)
+        ),
+        api::EdgeState::Unprotected => format!(
+            "{client} calls {server} as its intents {declared_in} declare, but no policy isolates {server}: any pod can call it."
+        ),
+        api::EdgeState::Undeclared => format!(
+            "{client} can call {server} ({}) although no intents declare it{}.",
+            e.ports,
+            if admitted.is_empty() {
+                String::new()
+            } else {
+                format!(": {} let it in", names(&admitted))
+            }
+        ),
+        api::EdgeState::Open => format!(
+            "Nothing declares {client} → {server} and no policy isolates {server}: the cluster allows it by default."
+        ),
+    };
+    if let Some(c) = cause {
+        s.push_str(" Why: ");
+        s.push_str(first_sentence(&c.explanation));
+    }
+    s
+}
+
+/// The drift item whose edges include this call (the worst, when several do).
+fn cause_of<'a>(drift: &'a [api::DriftItem], e: &api::Edge) -> Option<&'a api::DriftItem> {
+    drift
+        .iter()
+        .filter(|d| {
+            d.edges
+                .iter()
+                .any(|a| a.source == e.source && a.target == e.target)
+        })
+        .max_by_key(|d| d.severity)
+}
+
+/// Explain at most this many edges of a workload/// Explain at most this many edges of a workload with the evaluator; the rest keep the stored
 /// explanation.
 const FULL_EXPLANATIONS: usize = 200;
 
@@ -350,13 +522,16 @@ pub(super) async fn workload(
                 .map(|&i| {
                     let edge = view.edges[i].clone();
                     let base = &view.explanations[i];
-                    let explanation = match &evaluator {
+                    let mut explanation = match &evaluator {
                         Some(ev) if budget > 0 => {
                             budget -= 1;
                             explain_fully(ev, &edge, base)
                         }
                         _ => base.clone(),
                     };
+                    let cause = cause_of(&view.drift, &edge);
+                    explanation.in_words = in_words(&edge, &explanation, cause);
+                    explanation.cause = cause.map(|c| c.key.clone());
                     api::ExplainedEdge { edge, explanation }
                 })
                 .collect()

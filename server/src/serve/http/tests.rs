@@ -645,26 +645,126 @@ async fn drafts_are_saved_listed_fetched_exported_and_deleted() {
 }
 
 #[tokio::test]
-async fn history_logs_the_first_sync_and_pages() {
+async fn overview_ranks_namespaces_worst_first_and_counts_each_call_once() {
+    let f = fixture().await;
+    let (s, b) = get(&f.state, "/api/graph/overview").await;
+    assert_eq!(s, StatusCode::OK);
+    let o: api::Overview = json(&b);
+    let (_, g) = get(
+        &f.state,
+        "/api/graph?state=enforced,blocked,unprotected,undeclared,open",
+    )
+    .await;
+    let g: api::Graph = json(&g);
+    assert_eq!(o.workloads as usize, g.nodes.len());
+    assert_eq!(o.calls.total() as usize, g.edges.len());
+    // Each call counted once as internal or outbound, and once as internal or inbound.
+    let out: u32 = o
+        .namespaces
+        .iter()
+        .map(|n| n.internal.total() + n.outbound.total())
+        .sum();
+    let inc: u32 = o
+        .namespaces
+        .iter()
+        .map(|n| n.internal.total() + n.inbound.total())
+        .sum();
+    assert_eq!((out as usize, inc as usize), (g.edges.len(), g.edges.len()));
+    assert!(
+        o.namespaces
+            .windows(2)
+            .all(|w| w[0].badness() >= w[1].badness()),
+        "worst first: {:?}",
+        o.namespaces
+            .iter()
+            .map(|n| (&n.namespace, n.badness()))
+            .collect::<Vec<_>>()
+    );
+    // The demo's blocked call (storefront/cart → platform/auth) puts a namespace with a blocked
+    // call at the top.
+    assert!(o.namespaces[0].all().blocked > 0, "{:?}", o.namespaces[0]);
+    let platform = o
+        .namespaces
+        .iter()
+        .find(|n| n.namespace == "platform")
+        .unwrap();
+    assert!(platform.inbound.blocked > 0 && platform.peers > 0);
+    let (_, b) = get(&f.state, "/api/workloads").await;
+    let ids: Vec<String> = json(&b);
+    assert_eq!(ids.len(), g.nodes.len());
+    assert!(ids.contains(&"storefront/cart[Deployment]".to_string()));
+}
+
+#[tokio::test]
+async fn a_blocked_call_is_explained_in_plain_words_with_its_cause() {
+    let f = fixture().await;
+    let (s, b) = get(&f.state, "/api/workloads/storefront/cart").await;
+    assert_eq!(s, StatusCode::OK);
+    let d: api::WorkloadDetail = json(&b);
+    let e = d
+        .callees
+        .iter()
+        .find(|e| e.edge.target == "platform/auth[Deployment]")
+        .expect("cart → auth");
+    let x = &e.explanation;
+    assert!(
+        x.in_words.starts_with(
+            "cart cannot call platform/auth, although its intents storefront/cart declare it"
+        ),
+        "{}",
+        x.in_words
+    );
+    assert!(
+        x.in_words
+            .contains("Why: The pods of storefront/cart[Deployment] lack the access label"),
+        "{}",
+        x.in_words
+    );
+    assert_eq!(
+        x.cause.as_deref(),
+        Some("missing-label/storefront/cart[Deployment]")
+    );
+    // The policy-level wording is still there for the detail.
+    assert!(x.summary.contains("spec.targets"));
+    // An enforced call says who lets it in.
+    let ok = d
+        .callees
+        .iter()
+        .find(|e| e.edge.state == api::EdgeState::Enforced)
+        .expect("an enforced call");
+    assert!(
+        ok.explanation.in_words.contains(" may call "),
+        "{}",
+        ok.explanation.in_words
+    );
+}
+
+#[tokio::test]
+async fn the_first_sync_is_one_initial_sync_entry_not_one_per_edge() {
     let f = fixture().await;
     let (s, b) = get(&f.state, "/api/history?limit=5").await;
     assert_eq!(s, StatusCode::OK);
     let p: api::HistoryPage = json(&b);
-    assert_eq!(p.entries.len(), 5);
-    assert!(p.next_before.is_some());
+    assert_eq!(p.entries.len(), 1, "{:?}", p.entries);
+    let e = &p.entries[0];
+    assert_eq!(e.change, api::ChangeKind::InitialSync);
+    assert!(e.source.is_empty() && e.target.is_empty());
+    let (_, g) = get(
+        &f.state,
+        "/api/graph?state=enforced,blocked,unprotected,undeclared,open",
+    )
+    .await;
+    let g: api::Graph = json(&g);
+    assert_eq!(e.by, vec![format!("{} calls found", g.edges.len())]);
+    assert!(p.next_before.is_none());
+    // No per-edge entries: a workload's history starts empty.
     let (_, b) = get(
         &f.state,
         "/api/history?workload=storefront/cart%5BDeployment%5D",
     )
     .await;
     let p: api::HistoryPage = json(&b);
-    assert!(!p.entries.is_empty());
-    assert!(
-        p.entries
-            .iter()
-            .all(|e| e.source == "storefront/cart[Deployment]"
-                || e.target == "storefront/cart[Deployment]")
-    );
+    assert!(p.entries.is_empty(), "{:?}", p.entries);
 }
 
 #[tokio::test]
@@ -702,6 +802,8 @@ async fn exports_health_metrics_and_openapi() {
     let paths = doc["paths"].as_object().unwrap();
     for p in [
         "/api/graph",
+        "/api/graph/overview",
+        "/api/workloads",
         "/api/workloads/{namespace}/{name}",
         "/api/drift",
         "/api/drift/item",
