@@ -2,8 +2,6 @@
 
 use accord_api::Graph;
 use leptos::prelude::*;
-use leptos_router::components::{Route, Router, Routes};
-use leptos_router::path;
 
 use crate::api;
 use crate::components::{
@@ -52,29 +50,39 @@ pub fn App() -> impl IntoView {
         draft_seed: RwSignal::new(None),
     });
     api::subscribe(move || refresh.update(|n| *n += 1), move |l| live.set(l));
+    crate::nav::provide();
+    // The page shown: rebuilt when the path changes, never when only the query does.
+    let path = crate::nav::use_location().pathname;
+    let page = Memo::new(move |_| {
+        path.with(|p| match p.trim_end_matches('/') {
+            "" | "/graph" => "graph",
+            "/drift" => "drift",
+            "/drafts" => "drafts",
+            "/history" => "history",
+            _ => "",
+        })
+    });
 
     view! {
-        <Router>
-            <GraphDemand wanted=graph_wanted/>
-            <Header/>
-            <SourceBanner/>
-            <main class="main">
-                <Routes fallback=|| view! { <p class="empty">"Page not found."</p> }>
-                    <Route path=path!("/") view=GraphPage/>
-                    <Route path=path!("/graph") view=GraphPage/>
-                    <Route path=path!("/drift") view=DriftPage/>
-                    <Route path=path!("/drafts") view=DraftPage/>
-                    <Route path=path!("/history") view=HistoryPage/>
-                </Routes>
-            </main>
-        </Router>
+        <GraphDemand wanted=graph_wanted/>
+        <Header/>
+        <SourceBanner/>
+        <main class="main">
+            {move || match page.get() {
+                "graph" => view! { <GraphPage/> }.into_any(),
+                "drift" => view! { <DriftPage/> }.into_any(),
+                "drafts" => view! { <DraftPage/> }.into_any(),
+                "history" => view! { <HistoryPage/> }.into_any(),
+                _ => view! { <p class="empty">"Page not found."</p> }.into_any(),
+            }}
+        </main>
     }
 }
 
 /// Wants the whole graph on every page but the graph page (which fetches what it draws).
 #[component]
 fn GraphDemand(wanted: RwSignal<bool>) -> impl IntoView {
-    let location = leptos_router::hooks::use_location();
+    let location = crate::nav::use_location();
     Effect::new(move |_| {
         let path = location.pathname.get();
         wanted.set(path != "/" && path != "/graph");

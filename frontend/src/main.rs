@@ -11,6 +11,7 @@ mod components;
 mod dom;
 mod draft;
 mod layout;
+mod nav;
 mod scene;
 
 fn main() {

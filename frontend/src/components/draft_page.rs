@@ -2,9 +2,9 @@
 //! targets, and see live the YAML and what would change against the cluster as it runs (a
 //! debounced what-if), losses first; save, load, share, export and apply drafts.
 
+use crate::nav::{use_navigate, use_query_map};
 use accord_api::{CurrentIntents, Draft, EdgeChange, EdgeState, Impact, NewDraft, WhatIfResponse};
 use leptos::prelude::*;
-use leptos_router::hooks::{use_navigate, use_query_map};
 
 use super::code_block::CodeBlock;
 use super::loading::{ErrorBox, Loading};

@@ -3,9 +3,9 @@
 //! and its fix, which the server has checked with the what-if engine; a fix opens in the draft
 //! form or downloads as a file; an item can be acknowledged with a reason.
 
+use crate::nav::use_navigate;
 use accord_api::{DriftItem, DriftKind, DriftReport, DriftSeverity, EdgeState, FixKind};
 use leptos::prelude::*;
-use leptos_router::hooks::use_navigate;
 
 use super::code_block::CodeBlock;
 use super::loading::{ErrorBox, Loading};
@@ -267,7 +267,7 @@ pub fn DriftPage() -> impl IntoView {
     let owner = RwSignal::new(String::new());
     // `?q=` seeds the search (the graph's side panel links a call's cause this way).
     let search = RwSignal::new(
-        leptos_router::hooks::use_query_map()
+        crate::nav::use_query_map()
             .get_untracked()
             .get("q")
             .unwrap_or_default(),

@@ -8,10 +8,9 @@
 
 use std::collections::BTreeSet;
 
+use crate::nav::{NavigateOptions, use_navigate, use_query_map};
 use accord_api::{EdgeState, StateCounts};
 use leptos::prelude::*;
-use leptos_router::NavigateOptions;
-use leptos_router::hooks::{use_navigate, use_query_map};
 
 use super::calls_panel::CallsPanel;
 use super::graph_canvas::GraphCanvas;

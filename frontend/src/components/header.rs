@@ -1,7 +1,7 @@
 //! The top bar: product name, navigation, live indicator.
 
+use crate::nav::A;
 use leptos::prelude::*;
-use leptos_router::components::A;
 
 use crate::api::Link;
 use crate::app::use_state;

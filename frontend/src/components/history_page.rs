@@ -1,9 +1,8 @@
 //! History: a timeline of access changes, filterable by workload (in the URL).
 
+use crate::nav::{NavigateOptions, use_navigate, use_query_map};
 use accord_api::{ChangeKind, HistoryEntry};
 use leptos::prelude::*;
-use leptos_router::NavigateOptions;
-use leptos_router::hooks::{use_navigate, use_query_map};
 
 use super::loading::{ErrorBox, Loading};
 use super::workload_input::WorkloadInput;

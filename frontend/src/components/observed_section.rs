@@ -3,8 +3,8 @@
 //! complete, and each undeclared caller's suggested intents, openable as a draft. The server
 //! writes every line (`/api/observed/panel`); this only draws them.
 
+use crate::nav::use_navigate;
 use leptos::prelude::*;
-use leptos_router::hooks::use_navigate;
 
 use crate::api;
 use crate::app::use_state;
