@@ -21,6 +21,7 @@ pub mod what_if;
 
 pub use fix::{FixCheck, check_fix};
 use items::same_policy;
+pub(crate) use items::fnv;
 pub use items::{intents_yaml, line_diff, merged_intents};
 pub use types::*;
 
