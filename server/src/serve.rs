@@ -124,6 +124,8 @@ pub struct AppState {
     pub acks: RwLock<std::collections::HashMap<String, (String, api::Acknowledgement)>>,
     /// The observed-traffic collector's window and health (default: no collector).
     pub observed: crate::observed::collector::SharedStatus,
+    /// Observations assessed for the current view and observed data (`/api/observed`, drift).
+    pub observed_cache: http::observed::AssessedCache,
 }
 
 /// What-ifs evaluated at once by default.
@@ -211,6 +213,7 @@ impl AppState {
             owner_label: None,
             acks: RwLock::new(Default::default()),
             observed: Default::default(),
+            observed_cache: Default::default(),
         }
     }
 

@@ -112,7 +112,7 @@ pub fn drift_items(input: &ObservedInput<'_>) -> Vec<Dated> {
                 .entry((client, server))
                 .or_default()
                 .push((key, agg)),
-            ObservedState::Undeclared if a.allowed_when_protected == Some(false) => undeclared
+            ObservedState::Undeclared if !a.declared && a.allowed_when_protected == Some(false) => undeclared
                 .entry(client)
                 .or_default()
                 .push((key, agg)),
