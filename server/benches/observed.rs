@@ -185,7 +185,7 @@ fn figure(label: &str, spec: &Spec) {
     let flows = dir.path().join("flows.jsonl");
     let lines = write_flows(spec, &flows);
     let t = Instant::now();
-    let server = start(&manifests, &flows, &dir.path().join("accord.db"));
+    let mut server = start(&manifests, &flows, &dir.path().join("accord.db"));
     // Stored once the recording's window is: every request until then assessed afresh (new
     // data each time), so the last one is the first request after the last write.
     let (cold, body) = loop {
@@ -223,12 +223,25 @@ fn figure(label: &str, spec: &Spec) {
         "  first GET /api/observed after the data changed (assesses every call; each request before the cache): {:.0} ms",
         cold.as_secs_f64() * 1e3
     );
-    let (_, drift) = get(server.port, "/api/drift?kind=observed-undeclared,observed-dropped,declared-unused&per_page=1").unwrap();
+    let (_, drift) = get(
+        server.port,
+        "/api/drift?kind=observed-undeclared,observed-dropped,declared-unused&per_page=1",
+    )
+    .unwrap();
     let drift: serde_json::Value = serde_json::from_str(&drift).unwrap();
     println!("  observed drift items: {}", drift["total"]);
-    let server_id = format!("{}/{}%5BDeployment%5D", workload(spec, 3).0, workload(spec, 3).1);
+    let server_id = format!(
+        "{}/{}%5BDeployment%5D",
+        workload(spec, 3).0,
+        workload(spec, 3).1
+    );
     latency(server.port, "/api/observed", 4, 10);
-    latency(server.port, &format!("/api/observed?server={server_id}"), 4, 50);
+    latency(
+        server.port,
+        &format!("/api/observed?server={server_id}"),
+        4,
+        50,
+    );
     latency(server.port, "/api/observed/edges", 4, 10);
     latency(server.port, "/api/drift", 4, 50);
 }

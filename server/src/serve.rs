@@ -658,15 +658,14 @@ pub fn record_pod_addresses(
     addresses: &std::collections::BTreeMap<(String, String), cluster::PodAddress>,
     ended: Vec<cluster::PodAddress>,
 ) {
-    let workloads: std::collections::HashMap<(&str, &str), &accord_policy::WorkloadId> =
-        inventory
-            .map(|inv| {
-                inv.pods
-                    .iter()
-                    .map(|p| ((p.namespace(), p.metadata.name.as_str()), &p.workload))
-                    .collect()
-            })
-            .unwrap_or_default();
+    let workloads: std::collections::HashMap<(&str, &str), &accord_policy::WorkloadId> = inventory
+        .map(|inv| {
+            inv.pods
+                .iter()
+                .map(|p| ((p.namespace(), p.metadata.name.as_str()), &p.workload))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut history = ips.write().expect("ip history lock");
     for a in addresses.values().chain(&ended) {
         let workload = workloads
@@ -920,9 +919,17 @@ mod tests {
         let ips: crate::observed::collector::SharedIps = Default::default();
         let mut idx = Index::default();
         idx.track_pod_addresses();
-        idx.apply(Origin::default(), pod("web-1", "web", "2026-11-30T05:00:00Z", None));
+        idx.apply(
+            Origin::default(),
+            pod("web-1", "web", "2026-11-30T05:00:00Z", None),
+        );
         let (inv, _) = idx.inventory();
-        record_pod_addresses(&ips, Some(&inv), &idx.pod_addresses(), idx.take_ended_pods());
+        record_pod_addresses(
+            &ips,
+            Some(&inv),
+            &idx.pod_addresses(),
+            idx.take_ended_pods(),
+        );
         let at = |t: &str| parse_rfc3339(t).unwrap();
         let web = ips
             .read()
@@ -936,18 +943,38 @@ mod tests {
         // keeps the workload it was recorded under.
         idx.apply(
             Origin::default(),
-            pod("web-1", "web", "2026-11-30T05:00:00Z", Some("2026-11-30T05:10:00Z")),
+            pod(
+                "web-1",
+                "web",
+                "2026-11-30T05:00:00Z",
+                Some("2026-11-30T05:10:00Z"),
+            ),
         );
         idx.delete("Pod", "shop", "web-1");
-        idx.apply(Origin::default(), pod("db-1", "db", "2026-11-30T05:20:00Z", None));
-        record_pod_addresses(&ips, Some(&inv), &idx.pod_addresses(), idx.take_ended_pods());
+        idx.apply(
+            Origin::default(),
+            pod("db-1", "db", "2026-11-30T05:20:00Z", None),
+        );
+        record_pod_addresses(
+            &ips,
+            Some(&inv),
+            &idx.pod_addresses(),
+            idx.take_ended_pods(),
+        );
         // db-1 is not in the inventory yet: not recorded until a pass names its workload.
         assert_eq!(
-            ips.read().unwrap().resolve_ip("10.0.0.9", at("2026-11-30T05:25:00Z")),
+            ips.read()
+                .unwrap()
+                .resolve_ip("10.0.0.9", at("2026-11-30T05:25:00Z")),
             None
         );
         let (inv, _) = idx.inventory();
-        record_pod_addresses(&ips, Some(&inv), &idx.pod_addresses(), idx.take_ended_pods());
+        record_pod_addresses(
+            &ips,
+            Some(&inv),
+            &idx.pod_addresses(),
+            idx.take_ended_pods(),
+        );
         let h = ips.read().unwrap();
         assert_eq!(
             h.resolve_ip("10.0.0.9", at("2026-11-30T05:05:00Z")),

@@ -315,8 +315,7 @@ fn drift_report_gains_observed_undeclared_dropped_and_unused_items() {
             .spawn()
             .unwrap(),
     );
-    let path =
-        "/api/drift?kind=observed-undeclared,observed-dropped,declared-unused&per_page=500";
+    let path = "/api/drift?kind=observed-undeclared,observed-dropped,declared-unused&per_page=500";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let report: serde_json::Value = loop {
         if let Some((head, body)) = http_get(port, path)
@@ -340,8 +339,7 @@ fn drift_report_gains_observed_undeclared_dropped_and_unused_items() {
             .clone()
     };
     // Observed and dropped now: an incident, high.
-    let dropped =
-        find("observed-dropped/storefront/cart[Deployment]>platform/auth[Deployment]");
+    let dropped = find("observed-dropped/storefront/cart[Deployment]>platform/auth[Deployment]");
     assert_eq!(dropped["severity"], "high");
     assert_eq!(dropped["rule"], "observed-dropped");
     assert!(dropped["first_seen"].is_string(), "{dropped}");
@@ -400,16 +398,16 @@ fn drift_report_gains_observed_undeclared_dropped_and_unused_items() {
     );
 
     // Declared but unused: the recording's window is complete, and the item states it.
-    let unused = find("declared-unused/storefront/search[Deployment]>storefront/catalog[Deployment]");
+    let unused =
+        find("declared-unused/storefront/search[Deployment]>storefront/catalog[Deployment]");
     assert_eq!(unused["severity"], "low");
     let text = unused["explanation"].as_str().unwrap();
     assert!(text.contains("2026-11-30T05:00:01.919Z"), "{text}");
     assert!(text.contains("full coverage"), "{text}");
     // An observed call is never claimed unused.
     assert!(
-        items
-            .iter()
-            .all(|i| i["key"] != "declared-unused/storefront/web[Deployment]>storefront/catalog[Deployment]"),
+        items.iter().all(|i| i["key"]
+            != "declared-unused/storefront/web[Deployment]>storefront/catalog[Deployment]"),
         "{items:#?}"
     );
 

@@ -444,7 +444,12 @@ async fn flows_without_workload_fields_resolve_through_the_live_pods_addresses()
         .arg(plane.kubeconfig_path())
         .arg("--db")
         .arg(dir.path().join("accord.db"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--debounce-ms", "100"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--debounce-ms",
+            "100",
+        ])
         .args(["--flows", "-"])
         .env("RUST_LOG", "info,sqlx=warn")
         .stdin(Stdio::piped())
@@ -475,18 +480,15 @@ async fn flows_without_workload_fields_resolve_through_the_live_pods_addresses()
         "/api/observed?server={}",
         s.replace('[', "%5B").replace(']', "%5D")
     );
-    let observed: serde_json::Value = wait_until(
-        "the flow to be stored",
-        Duration::from_secs(60),
-        || async {
+    let observed: serde_json::Value =
+        wait_until("the flow to be stored", Duration::from_secs(60), || async {
             let v: serde_json::Value = serve.json(&path)?;
             Ok(v["calls"]
                 .as_array()
                 .is_some_and(|c| !c.is_empty())
                 .then_some(v))
-        },
-    )
-    .await?;
+        })
+        .await?;
     let calls = observed["calls"].as_array().context("calls")?;
     assert_eq!(calls.len(), 1, "{observed:#}");
     assert_eq!(calls[0]["client"], c.as_str(), "{observed:#}");

@@ -413,14 +413,21 @@ mod tests {
         let mut untracked = Index::default();
         untracked.apply(Origin::default(), pod("web-1", Some("10.0.0.7"), "1"));
         untracked.delete("Pod", "shop", "web-1");
-        assert!(untracked.take_ended_pods().is_empty(), "the operator keeps none");
+        assert!(
+            untracked.take_ended_pods().is_empty(),
+            "the operator keeps none"
+        );
 
         let mut idx = Index::default();
         idx.track_pod_addresses();
         idx.apply(Origin::default(), pod("web-1", None, "1"));
         assert_eq!(idx.take_changed().len(), 1);
         let (version, addresses) = (idx.version(), idx.address_version());
-        assert!(idx.pod_addresses()[&("shop".into(), "web-1".into())].ips.is_empty());
+        assert!(
+            idx.pod_addresses()[&("shop".into(), "web-1".into())]
+                .ips
+                .is_empty()
+        );
 
         // The pod gets its address, its phase moves: no change of the object, no pass, nothing
         // for the operator; the address is known.
@@ -432,7 +439,12 @@ mod tests {
         assert_eq!(a.ips, vec!["10.0.0.7".to_string()]);
         assert_eq!(a.created.as_deref(), Some("2026-11-30T05:00:00Z"));
         // The object itself still has no status.
-        assert!(idx.get("Pod", "shop", "web-1").unwrap().get("status").is_none());
+        assert!(
+            idx.get("Pod", "shop", "web-1")
+                .unwrap()
+                .get("status")
+                .is_none()
+        );
         // The same address again is nothing new.
         let seen = idx.address_version();
         idx.apply(Origin::default(), pod("web-1", Some("10.0.0.7"), "3"));

@@ -8,9 +8,7 @@ use super::aggregate::{Aggregate, Class, Key, Party};
 use super::assess::{Assessment, ObservedState};
 use super::ips::format_rfc3339;
 use super::suggest::Suggestion;
-use crate::drift::{
-    AffectedEdge, DriftItem, DriftKind, EdgeState, Fix, FixKind, severity_rule,
-};
+use crate::drift::{AffectedEdge, DriftItem, DriftKind, EdgeState, Fix, FixKind, severity_rule};
 use crate::identity::WorkloadId;
 
 /// A declared call and its state now.
@@ -112,10 +110,9 @@ pub fn drift_items(input: &ObservedInput<'_>) -> Vec<Dated> {
                 .entry((client, server))
                 .or_default()
                 .push((key, agg)),
-            ObservedState::Undeclared if !a.declared && a.allowed_when_protected == Some(false) => undeclared
-                .entry(client)
-                .or_default()
-                .push((key, agg)),
+            ObservedState::Undeclared if !a.declared && a.allowed_when_protected == Some(false) => {
+                undeclared.entry(client).or_default().push((key, agg))
+            }
             _ => {}
         }
     }
@@ -175,7 +172,9 @@ pub fn drift_items(input: &ObservedInput<'_>) -> Vec<Dated> {
                         "Add the observed calls to ClientIntents {}/{} (its targets kept).",
                         c.namespace, c.name
                     ),
-                    None => format!("Declare the observed calls in new ClientIntents for {client}."),
+                    None => {
+                        format!("Declare the observed calls in new ClientIntents for {client}.")
+                    }
                 },
                 diff: crate::drift::line_diff(
                     &s.current

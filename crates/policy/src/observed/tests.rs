@@ -441,10 +441,18 @@ spec:
     let (unused, since) = &items[2];
     assert_eq!(unused.severity, crate::drift::DriftSeverity::Low);
     assert_eq!(*since, 0);
-    assert!(unused.explanation.contains("full coverage"), "{}", unused.explanation);
+    assert!(
+        unused.explanation.contains("full coverage"),
+        "{}",
+        unused.explanation
+    );
     // Without a complete window nothing is claimed unused.
     let items = drift_items(&input(None));
-    assert!(items.iter().all(|(i, _)| i.kind != crate::drift::DriftKind::DeclaredUnused));
+    assert!(
+        items
+            .iter()
+            .all(|(i, _)| i.kind != crate::drift::DriftKind::DeclaredUnused)
+    );
     // New flows of the same calls keep the fingerprints (acknowledgements hold).
     let mut more = calls.iter().map(|(k, a)| (*k, **a)).collect::<Vec<_>>();
     for (_, a) in &mut more {
@@ -460,7 +468,13 @@ spec:
         ..input(None)
     });
     assert_eq!(
-        again.iter().map(|(i, _)| &i.fingerprint).collect::<Vec<_>>(),
-        items.iter().map(|(i, _)| &i.fingerprint).collect::<Vec<_>>()
+        again
+            .iter()
+            .map(|(i, _)| &i.fingerprint)
+            .collect::<Vec<_>>(),
+        items
+            .iter()
+            .map(|(i, _)| &i.fingerprint)
+            .collect::<Vec<_>>()
     );
 }

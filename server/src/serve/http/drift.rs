@@ -195,8 +195,9 @@ pub(super) async fn list(
     let with_acked = q.acknowledged.unwrap_or(false);
 
     let owners = all.owners(state.owner_label.as_deref());
-    let acks: Vec<Option<api::Acknowledgement>> =
-        (0..all.len()).map(|i| ack_of(&state, all.item(i))).collect();
+    let acks: Vec<Option<api::Acknowledgement>> = (0..all.len())
+        .map(|i| ack_of(&state, all.item(i)))
+        .collect();
 
     // The summary: every unacknowledged item, whatever the filter.
     let mut summary = api::DriftSummary::default();
@@ -434,38 +435,36 @@ pub(super) async fn item(
         .expect("verdict lock")
         .get(&verdict_key)
         .cloned();
-    let verdict = match (cached, core.clone()) {
-        (Some(v), _) => Some(v),
-        (None, Some(core)) if view.inventory.is_some() => {
-            let permit =
-                state
-                    .what_ifs
-                    .clone()
-                    .try_acquire_owned()
-                    .map_err(|_| Error::TooManyRequests {
+    let verdict =
+        match (cached, core.clone()) {
+            (Some(v), _) => Some(v),
+            (None, Some(core)) if view.inventory.is_some() => {
+                let permit = state.what_ifs.clone().try_acquire_owned().map_err(|_| {
+                    Error::TooManyRequests {
                         message: "too many what-ifs are being evaluated; try again shortly".into(),
                         retry_after: 2,
-                    })?;
-            let v2 = view.clone();
-            let verdict = tokio::task::spawn_blocking(move || {
-                let _permit = permit;
-                let inv = v2.inventory.as_deref().expect("checked");
-                let generated = v2.generated.as_deref().cloned().unwrap_or_default();
-                drift::check_fix(inv, &*v2, &generated, &v2.settings.options, &core)
-                    .map(|c| verdict_of(&c))
-            })
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-            if let Some(v) = &verdict {
-                view.fix_verdicts
-                    .lock()
-                    .expect("verdict lock")
-                    .insert(verdict_key, v.clone());
+                    }
+                })?;
+                let v2 = view.clone();
+                let verdict = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    let inv = v2.inventory.as_deref().expect("checked");
+                    let generated = v2.generated.as_deref().cloned().unwrap_or_default();
+                    drift::check_fix(inv, &*v2, &generated, &v2.settings.options, &core)
+                        .map(|c| verdict_of(&c))
+                })
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?;
+                if let Some(v) = &verdict {
+                    view.fix_verdicts
+                        .lock()
+                        .expect("verdict lock")
+                        .insert(verdict_key, v.clone());
+                }
+                verdict
             }
-            verdict
-        }
-        _ => None,
-    };
+            _ => None,
+        };
     match verdict {
         Some(v) if v.safe => {
             if let Some(core) = core.as_ref().and_then(|c| c.fix.as_ref()) {

@@ -13,8 +13,8 @@ use axum::Json;
 use axum::extract::{Query, State};
 
 use super::super::SharedState;
-use super::super::sync::View;
 use super::super::store::ObservedQuery;
+use super::super::sync::View;
 use super::error::{Error, Result};
 
 fn time(t: i64) -> String {
@@ -405,10 +405,7 @@ async fn compute(state: &SharedState, q: &o::ObservedQuery) -> Result<o::Observe
         let chosen: Vec<usize> = (0..all.rows.len())
             .filter(|&i| {
                 let (k, a) = &all.rows[i];
-                a.last_seen >= since
-                    && server
-                        .as_deref()
-                        .is_none_or(|s| k.server.to_string() == s)
+                a.last_seen >= since && server.as_deref().is_none_or(|s| k.server.to_string() == s)
             })
             .collect();
         let (calls, other): (Vec<usize>, Vec<usize>) = chosen
@@ -419,8 +416,10 @@ async fn compute(state: &SharedState, q: &o::ObservedQuery) -> Result<o::Observe
             .map(|&i| call(&all.rows[i].0, &all.rows[i].1))
             .collect();
         let inv = view.inventory.as_deref();
-        let pairs: Vec<(&Key, &Aggregate)> =
-            calls.iter().map(|&i| (&all.rows[i].0, &all.rows[i].1)).collect();
+        let pairs: Vec<(&Key, &Aggregate)> = calls
+            .iter()
+            .map(|&i| (&all.rows[i].0, &all.rows[i].1))
+            .collect();
         out.calls = calls
             .iter()
             .map(|&i| {
