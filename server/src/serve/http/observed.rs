@@ -291,13 +291,14 @@ fn assess_all(
         drift_core: Vec::new(),
         drift_owners: Vec::new(),
     };
-    let Some(inv) = view.inventory.as_deref() else {
-        out.rows = rows;
-        return out;
-    };
     let calls: Vec<usize> = (0..rows.len())
         .filter(|&i| rows[i].0.class == Class::Call)
         .collect();
+    // Nothing to assess (no collector, nothing observed yet): no evaluation at all.
+    let (Some(inv), false) = (view.inventory.as_deref(), calls.is_empty()) else {
+        out.rows = rows;
+        return out;
+    };
     let pairs: Vec<(&Key, &Aggregate)> = calls.iter().map(|&i| (&rows[i].0, &rows[i].1)).collect();
     let keys: Vec<&Key> = pairs.iter().map(|(k, _)| *k).collect();
     let prepared = view
