@@ -257,6 +257,15 @@ pub type AssessedCache = tokio::sync::Mutex<Option<Arc<Assessed>>>;
 /// The assessed observations for the current view and observed data, from the cache when both
 /// are unchanged.
 pub(crate) async fn assessed(state: &SharedState) -> Result<Arc<Assessed>> {
+    // In a task of its own: a request that times out or goes away does not abandon the
+    // assessment (the next request finds it cached instead of starting it again).
+    let state = state.clone();
+    tokio::spawn(async move { assess_cached(&state).await })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+async fn assess_cached(state: &SharedState) -> Result<Arc<Assessed>> {
     let mut cache = state.observed_cache.lock().await;
     let view = state.view();
     let status = state.observed.read().expect("observed status lock").clone();
