@@ -135,11 +135,12 @@ pub fn assess(
     allowed_now: &[Option<bool>],
     allowed_when_protected: &[Option<bool>],
 ) -> Vec<Assessment> {
+    let lookup = super::suggest::Lookup::new(inventory);
     calls
         .iter()
         .enumerate()
         .map(|(i, (key, agg))| {
-            let declared = key.class == Class::Call && super::suggest::declares(inventory, key);
+            let declared = key.class == Class::Call && super::suggest::declares_in(&lookup, key);
             let now = allowed_now.get(i).copied().flatten();
             let protected = allowed_when_protected.get(i).copied().flatten();
             let corroborated = now.map(|a| {
