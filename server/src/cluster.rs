@@ -10,5 +10,5 @@
 mod index;
 mod watch;
 
-pub use index::{Index, ObjectKey, key_of};
+pub use index::{Index, ObjectKey, PodAddress, key_of};
 pub use watch::{Change, Options, client, watch};

@@ -124,6 +124,8 @@ pub struct AppState {
     pub acks: RwLock<std::collections::HashMap<String, (String, api::Acknowledgement)>>,
     /// The observed-traffic collector's window and health (default: no collector).
     pub observed: crate::observed::collector::SharedStatus,
+    /// Observations assessed for the current view and observed data (`/api/observed`, drift).
+    pub observed_cache: http::observed::AssessedCache,
 }
 
 /// What-ifs evaluated at once by default.
@@ -211,6 +213,7 @@ impl AppState {
             owner_label: None,
             acks: RwLock::new(Default::default()),
             observed: Default::default(),
+            observed_cache: Default::default(),
         }
     }
 
@@ -596,6 +599,8 @@ async fn run_source(
                 settings_namespace,
                 ..cluster::Options::default()
             };
+            // Pods' addresses feed the observed traffic's IP history.
+            feed.update(|idx| idx.track_pod_addresses());
             let mut changes = cluster::watch(client, options).await;
             let mut failing = std::collections::BTreeMap::new();
             while let Some(change) = changes.next().await {
@@ -612,6 +617,63 @@ async fn run_source(
                 }
             }
             Ok(())
+        }
+    }
+}
+
+/// Keep the observed traffic's IP history up to date with the cluster's pods: their addresses
+/// (kept by the index beside the objects, so that address churn starts no sync pass) and their
+/// deletions, which end a tenure. A pod is recorded once a pass has named its workload.
+async fn follow_pod_addresses(
+    feed: Arc<Feed>,
+    state: SharedState,
+    ips: crate::observed::collector::SharedIps,
+) {
+    let mut seen: Option<(u64, std::sync::Weak<View>)> = None;
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let view = state.view();
+        let (addresses, ended) = {
+            let mut idx = feed.index.lock().expect("index lock");
+            let version = idx.address_version();
+            if seen
+                .as_ref()
+                .is_some_and(|(v, w)| *v == version && w.ptr_eq(&Arc::downgrade(&view)))
+            {
+                continue;
+            }
+            seen = Some((version, Arc::downgrade(&view)));
+            (idx.pod_addresses(), idx.take_ended_pods())
+        };
+        record_pod_addresses(&ips, view.inventory.as_deref(), &addresses, ended);
+    }
+}
+
+/// Record pods' addresses (and the ends of deleted pods' tenures) in the IP history, each
+/// pod under the workload the inventory names (or, for a pod gone from it, the one it was
+/// recorded under).
+pub fn record_pod_addresses(
+    ips: &crate::observed::collector::SharedIps,
+    inventory: Option<&accord_policy::Inventory>,
+    addresses: &std::collections::BTreeMap<(String, String), cluster::PodAddress>,
+    ended: Vec<cluster::PodAddress>,
+) {
+    let workloads: std::collections::HashMap<(&str, &str), &accord_policy::WorkloadId> = inventory
+        .map(|inv| {
+            inv.pods
+                .iter()
+                .map(|p| ((p.namespace(), p.metadata.name.as_str()), &p.workload))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut history = ips.write().expect("ip history lock");
+    for a in addresses.values().chain(&ended) {
+        let workload = workloads
+            .get(&(a.namespace.as_str(), a.name.as_str()))
+            .map(|w| (*w).clone())
+            .or_else(|| history.resolve_pod(&a.namespace, &a.name).cloned());
+        if let Some(w) = workload {
+            history.record_pod_object(&a.to_pod_object(), w);
         }
     }
 }
@@ -714,10 +776,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.settings.operator_namespace.clone(),
         state.clone(),
     ));
+    let feed_for_ips = feed.clone();
     let sync_task = tokio::spawn(run_sync(state.clone(), feed, syncer, config.debounce));
     if let Some(observed) = config.observed.clone() {
-        // Flows without workload fields are named through the pods' IP history, which a
-        // manifest source gives (Pods with status.podIP and creation/deletion times).
+        // Flows without workload fields are named through the pods' IP history: a manifest
+        // source gives it once (Pods with status.podIP and creation/deletion times), a cluster
+        // source as pods come, get addresses and go.
         let ips = match &config.source {
             Source::Manifests(paths) => {
                 let reading = crate::manifests::read(paths);
@@ -726,6 +790,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
             _ => accord_policy::observed::IpHistory::new(),
         };
+        let ips = Arc::new(std::sync::RwLock::new(ips));
+        if matches!(config.source, Source::Cluster { .. }) {
+            tokio::spawn(follow_pod_addresses(
+                feed_for_ips.clone(),
+                state.clone(),
+                ips.clone(),
+            ));
+        }
         let (store, status) = (state.store.clone(), state.observed.clone());
         // A recording ends when it is read; Hubble is followed until the server stops.
         tokio::spawn(async move {
@@ -827,6 +899,95 @@ async fn shutdown() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cluster_pods_addresses_feed_the_ip_history_and_a_reused_ip_keeps_its_owners_apart() {
+        use accord_policy::observed::parse_rfc3339;
+        let pod = |name: &str, app: &str, created: &str, deleted: Option<&str>| {
+            let mut p = serde_json::json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": "shop", "creationTimestamp": created,
+                             "labels": {"app": app}},
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+                "status": {"podIP": "10.0.0.9", "podIPs": [{"ip": "10.0.0.9"}]}
+            });
+            if let Some(d) = deleted {
+                p["metadata"]["deletionTimestamp"] = d.into();
+            }
+            p
+        };
+        let ips: crate::observed::collector::SharedIps = Default::default();
+        let mut idx = Index::default();
+        idx.track_pod_addresses();
+        idx.apply(
+            Origin::default(),
+            pod("web-1", "web", "2026-11-30T05:00:00Z", None),
+        );
+        let (inv, _) = idx.inventory();
+        record_pod_addresses(
+            &ips,
+            Some(&inv),
+            &idx.pod_addresses(),
+            idx.take_ended_pods(),
+        );
+        let at = |t: &str| parse_rfc3339(t).unwrap();
+        let web = ips
+            .read()
+            .unwrap()
+            .resolve_ip("10.0.0.9", at("2026-11-30T05:05:00Z"))
+            .cloned()
+            .expect("the live pod's address resolves");
+        assert_eq!(web.name, "web-1");
+
+        // web-1 ends; db-1 gets the address later. A pass has not run since: the deleted pod
+        // keeps the workload it was recorded under.
+        idx.apply(
+            Origin::default(),
+            pod(
+                "web-1",
+                "web",
+                "2026-11-30T05:00:00Z",
+                Some("2026-11-30T05:10:00Z"),
+            ),
+        );
+        idx.delete("Pod", "shop", "web-1");
+        idx.apply(
+            Origin::default(),
+            pod("db-1", "db", "2026-11-30T05:20:00Z", None),
+        );
+        record_pod_addresses(
+            &ips,
+            Some(&inv),
+            &idx.pod_addresses(),
+            idx.take_ended_pods(),
+        );
+        // db-1 is not in the inventory yet: not recorded until a pass names its workload.
+        assert_eq!(
+            ips.read()
+                .unwrap()
+                .resolve_ip("10.0.0.9", at("2026-11-30T05:25:00Z")),
+            None
+        );
+        let (inv, _) = idx.inventory();
+        record_pod_addresses(
+            &ips,
+            Some(&inv),
+            &idx.pod_addresses(),
+            idx.take_ended_pods(),
+        );
+        let h = ips.read().unwrap();
+        assert_eq!(
+            h.resolve_ip("10.0.0.9", at("2026-11-30T05:05:00Z")),
+            Some(&web)
+        );
+        // Between the tenures, nobody held it.
+        assert_eq!(h.resolve_ip("10.0.0.9", at("2026-11-30T05:15:00Z")), None);
+        assert_eq!(
+            h.resolve_ip("10.0.0.9", at("2026-11-30T05:25:00Z"))
+                .map(|w| w.name.as_str()),
+            Some("db-1")
+        );
+    }
 
     fn names(objects: &[(Origin, serde_json::Value)]) -> Vec<String> {
         let mut n: Vec<String> = objects

@@ -272,3 +272,163 @@ fn serve_with_recorded_flows_claims_unused_declarations_only_under_full_coverage
             .all(|e| !e["target"].as_str().unwrap().starts_with("external:"))
     );
 }
+
+fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(String, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.to_string(), body.to_string()))
+}
+
+#[test]
+fn drift_report_gains_observed_undeclared_dropped_and_unused_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_accord"))
+            .args([
+                "serve",
+                "--manifests",
+                "assets/demo",
+                "--flows",
+                "assets/flows/demo.jsonl",
+            ])
+            .arg("--db")
+            .arg(dir.path().join("accord.db"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .current_dir(root())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let path = "/api/drift?kind=observed-undeclared,observed-dropped,declared-unused&per_page=500";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let report: serde_json::Value = loop {
+        if let Some((head, body)) = http_get(port, path)
+            && head.starts_with("HTTP/1.1 200")
+        {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            // Ready once the pass has run and the recording is stored.
+            if v["items"].as_array().is_some_and(|i| i.len() >= 3) {
+                break v;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no observed items");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let items = report["items"].as_array().unwrap();
+    let find = |key: &str| {
+        items
+            .iter()
+            .find(|i| i["key"] == key)
+            .unwrap_or_else(|| panic!("no {key} in {items:#?}"))
+            .clone()
+    };
+    // Observed and dropped now: an incident, high.
+    let dropped = find("observed-dropped/storefront/cart[Deployment]>platform/auth[Deployment]");
+    assert_eq!(dropped["severity"], "high");
+    assert_eq!(dropped["rule"], "observed-dropped");
+    assert!(dropped["first_seen"].is_string(), "{dropped}");
+    // The dropped incident ranks above the rest.
+    assert_eq!(items[0]["kind"], "observed-dropped", "{items:#?}");
+
+    // Observed but undeclared (9090 is not declared; Accord's evaluation of the generated
+    // policies denies it once payments is protected): one item per client, its fix the merged
+    // intents.
+    let undeclared = find("observed-undeclared/checkout/checkout[Deployment]");
+    assert_eq!(undeclared["severity"], "medium");
+    assert_eq!(undeclared["fix"]["kind"], "intents");
+    assert!(
+        undeclared["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("checkout/payments[Deployment] 9090/TCP"),
+        "{undeclared}"
+    );
+    let (head, body) = http_get(
+        port,
+        "/api/drift/item?key=observed-undeclared/checkout/checkout%5BDeployment%5D",
+    )
+    .unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}{body}");
+    let item: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(item["fix"]["verdict"]["safe"], true, "{item:#}");
+    assert_eq!(item["fix"]["verdict"]["resolved"], true, "{item:#}");
+    let draft = item["fix"]["draft"].as_str().unwrap();
+    // Merged, never replacing: the declared 8443 stays, 9090 is added.
+    assert!(draft.contains("8443"), "{draft}");
+    assert!(draft.contains("9090"), "{draft}");
+    // The draft form holds workload and Service targets only: intents with internet targets
+    // are offered as YAML, never as a form that would drop them.
+    assert!(item["fix"]["forms"].is_null(), "{item:#}");
+    // A client whose merged intents the form holds whole: openable as a draft.
+    let (head, body) = http_get(
+        port,
+        "/api/drift/item?key=observed-undeclared/platform/ledger-backup%5BCronJob%5D",
+    )
+    .unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}{body}");
+    let item: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(item["fix"]["verdict"]["safe"], true, "{item:#}");
+    let forms = item["fix"]["forms"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{item:#}"));
+    assert_eq!(forms.len(), 1, "openable as a draft: {item:#}");
+    assert_eq!(forms[0]["client"], "platform/ledger-backup[CronJob]");
+    // A call declared through a Service target is not an undeclared item.
+    assert!(
+        items
+            .iter()
+            .all(|i| i["key"] != "observed-undeclared/storefront/web[Deployment]"),
+        "{items:#?}"
+    );
+
+    // Declared but unused: the recording's window is complete, and the item states it.
+    let unused =
+        find("declared-unused/storefront/search[Deployment]>storefront/catalog[Deployment]");
+    assert_eq!(unused["severity"], "low");
+    let text = unused["explanation"].as_str().unwrap();
+    assert!(text.contains("2026-11-30T05:00:01.919Z"), "{text}");
+    assert!(text.contains("full coverage"), "{text}");
+    // An observed call is never claimed unused.
+    assert!(
+        items.iter().all(|i| i["key"]
+            != "declared-unused/storefront/web[Deployment]>storefront/catalog[Deployment]"),
+        "{items:#?}"
+    );
+
+    // Acknowledged like any item, and left out of the next listing.
+    let (head, body) = http(
+        port,
+        "POST",
+        "/api/drift/ack",
+        &serde_json::json!({"key": unused["key"], "reason": "nightly batch job"}).to_string(),
+    )
+    .unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}{body}");
+    let (_, body) = http_get(port, path).unwrap();
+    let after: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        after["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["key"] != unused["key"]),
+        "{after:#}"
+    );
+    assert_eq!(after["summary"]["acknowledged"], 1, "{after:#}");
+}

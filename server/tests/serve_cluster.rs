@@ -393,3 +393,115 @@ async fn cluster_objects_become_edges_and_history() -> Result<()> {
     wait_state(port, n, &c, &s, Some(api::EdgeState::Open)).await?;
     Ok(())
 }
+
+/// A flow as `hubble observe -o jsonpb` prints it, between two addresses with no workload
+/// fields (what the IP history resolves).
+fn bare_flow(time: &str, src: &str, dst: &str, port: u16) -> String {
+    json!({"flow": {
+        "time": time, "verdict": "FORWARDED",
+        "IP": {"source": src, "destination": dst, "ipVersion": "IPv4"},
+        "l4": {"TCP": {"source_port": 40100, "destination_port": port, "flags": {"SYN": true}}},
+        "source": {"ID": 1, "identity": 30001, "labels": []},
+        "destination": {"ID": 2, "identity": 30002, "labels": []},
+        "Type": "L3_L4", "node_name": "worker-1", "event_type": {"type": 4},
+        "traffic_direction": "EGRESS", "is_reply": false
+    }, "node_name": "worker-1", "time": time})
+    .to_string()
+}
+
+#[tokio::test]
+async fn flows_without_workload_fields_resolve_through_the_live_pods_addresses() -> Result<()> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Patch, PatchParams};
+    let ns = TestNamespace::new().await?;
+    let client = ns.client();
+    let n = ns.name();
+    create_deployment(&client, n, "server").await?;
+    create_deployment(&client, n, "client").await?;
+    // No kubelet runs: the test gives the pods their addresses through the status subresource.
+    let pods: Api<Pod> = ns.api();
+    let mut address = std::collections::BTreeMap::new();
+    for (app, ip) in [("server", "10.77.0.1"), ("client", "10.77.0.2")] {
+        let pod = pods_of(&client, n, app).await?.remove(0);
+        let name = pod.metadata.name.clone().context("pod name")?;
+        pods.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"podIP": ip, "podIPs": [{"ip": ip}]}})),
+        )
+        .await
+        .with_context(|| format!("setting {name}'s address"))?;
+        address.insert(app, ip);
+    }
+
+    let dir = tempfile::tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let plane = accord_tests::shared().await?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_accord"))
+        .args(["serve", "--kubeconfig"])
+        .arg(plane.kubeconfig_path())
+        .arg("--db")
+        .arg(dir.path().join("accord.db"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--debounce-ms",
+            "100",
+        ])
+        .args(["--flows", "-"])
+        .env("RUST_LOG", "info,sqlx=warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    let serve = Serve { child, port };
+    let (c, s) = (
+        format!("{n}/client[Deployment]"),
+        format!("{n}/server[Deployment]"),
+    );
+    wait_state(port, n, &c, &s, Some(api::EdgeState::Open)).await?;
+    // The pass has named the pods' workloads; the IP history follows within a second.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos() as i64;
+    let time = accord_policy::observed::format_rfc3339(now);
+    writeln!(
+        stdin,
+        "{}",
+        bare_flow(&time, address["client"], address["server"], 8080)
+    )?;
+    drop(stdin);
+
+    let path = format!(
+        "/api/observed?server={}",
+        s.replace('[', "%5B").replace(']', "%5D")
+    );
+    let observed: serde_json::Value =
+        wait_until("the flow to be stored", Duration::from_secs(60), || async {
+            let v: serde_json::Value = serve.json(&path)?;
+            Ok(v["calls"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty())
+                .then_some(v))
+        })
+        .await?;
+    let calls = observed["calls"].as_array().context("calls")?;
+    assert_eq!(calls.len(), 1, "{observed:#}");
+    assert_eq!(calls[0]["client"], c.as_str(), "{observed:#}");
+    assert_eq!(calls[0]["port"], 8080);
+    // Nothing was left unresolved.
+    let all: serde_json::Value = serve.json("/api/observed")?;
+    assert!(
+        all["other"]
+            .as_array()
+            .context("other")?
+            .iter()
+            .all(|o| o["class"] != "unresolved"),
+        "{all:#}"
+    );
+    Ok(())
+}

@@ -20,6 +20,7 @@ mod types;
 pub mod what_if;
 
 pub use fix::{FixCheck, check_fix};
+pub(crate) use items::fnv;
 use items::same_policy;
 pub use items::{intents_yaml, line_diff, merged_intents};
 pub use types::*;

@@ -15,6 +15,7 @@
 
 mod aggregate;
 mod assess;
+mod drift;
 mod flow;
 mod ips;
 mod suggest;
@@ -25,6 +26,7 @@ pub use aggregate::{Aggregate, Class, Coverage, Ingested, Key, Observations, Par
 pub use assess::{
     Assessment, ObservedState, allowed, assess, is_workload_call, protected_inventory,
 };
+pub use drift::{Dated, DeclaredEdge, ObservedInput, drift_items};
 pub use flow::{
     Endpoint, EndpointWorkload, Flow, FlowType, L4, TcpFlags, TrafficDirection, Verdict,
 };

@@ -32,6 +32,85 @@ pub struct Index {
     changed: BTreeSet<ObjectKey>,
     /// Bumped on every change, so a sync loop can tell whether anything happened.
     version: u64,
+    /// Pods' addresses, kept beside the objects (whose status is dropped): an address that
+    /// changes is no change of the object, so it never starts a sync pass nor reaches the
+    /// operator's planner, but it feeds the observed traffic's IP history.
+    pod_addresses: Arc<BTreeMap<(String, String), PodAddress>>,
+    /// Pods deleted since the last [`Index::take_ended_pods`], with when.
+    ended_pods: Vec<PodAddress>,
+    /// Bumped when `pod_addresses` or `ended_pods` change.
+    address_version: u64,
+    /// Whether pods' addresses are kept (by whoever takes the ended ones: the dashboard with
+    /// a cluster source; never the operator).
+    track_addresses: bool,
+}
+
+/// What the IP history needs of one pod: its addresses and tenure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodAddress {
+    pub namespace: String,
+    pub name: String,
+    /// `status.podIPs` (and `status.podIP`), empty until the pod has one.
+    pub ips: Vec<String>,
+    pub host_network: bool,
+    /// `metadata.creationTimestamp` (RFC 3339).
+    pub created: Option<String>,
+    /// `metadata.deletionTimestamp`, or when the deletion was seen (RFC 3339).
+    pub deleted: Option<String>,
+}
+
+impl PodAddress {
+    fn of(object: &Value) -> Option<PodAddress> {
+        if object.get("kind").and_then(Value::as_str) != Some("Pod") {
+            return None;
+        }
+        let meta = object.get("metadata")?;
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let status = object.get("status");
+        let mut ips: Vec<String> = status
+            .and_then(|s| s.get("podIPs"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|x| text(x.get("ip")))
+            .collect();
+        if let Some(ip) = text(status.and_then(|s| s.get("podIP")))
+            && !ips.contains(&ip)
+        {
+            ips.push(ip);
+        }
+        Some(PodAddress {
+            namespace: text(meta.get("namespace")).unwrap_or_else(|| "default".to_string()),
+            name: text(meta.get("name"))?,
+            ips,
+            host_network: object
+                .pointer("/spec/hostNetwork")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            created: text(meta.get("creationTimestamp")),
+            deleted: text(meta.get("deletionTimestamp")),
+        })
+    }
+
+    /// The pod as the IP history reads Pod objects.
+    pub fn to_pod_object(&self) -> Value {
+        let ips: Vec<Value> = self
+            .ips
+            .iter()
+            .map(|ip| serde_json::json!({ "ip": ip }))
+            .collect();
+        serde_json::json!({
+            "kind": "Pod",
+            "metadata": {
+                "namespace": self.namespace,
+                "name": self.name,
+                "creationTimestamp": self.created,
+                "deletionTimestamp": self.deleted,
+            },
+            "spec": { "hostNetwork": self.host_network },
+            "status": { "podIPs": ips },
+        })
+    }
 }
 
 /// The key of an object: kind, namespace (empty when absent) and name.
@@ -75,6 +154,15 @@ impl Index {
     /// Add or replace an object. Objects without kind or name are ignored, and so is a new
     /// version that differs only in noise (a resourceVersion bump, managed fields).
     pub fn apply(&mut self, origin: Origin, mut object: Value) {
+        if self.track_addresses
+            && let Some(address) = PodAddress::of(&object)
+        {
+            let key = (address.namespace.clone(), address.name.clone());
+            if self.pod_addresses.get(&key) != Some(&address) {
+                Arc::make_mut(&mut self.pod_addresses).insert(key, address);
+                self.address_version += 1;
+            }
+        }
         strip_noise(&mut object);
         let Some(key) = key_of(&object) else { return };
         let entry = Entry { origin, object };
@@ -110,6 +198,38 @@ impl Index {
             self.changed.insert(key);
             self.version += 1;
         }
+        if kind == "Pod"
+            && let Some(mut address) = Arc::make_mut(&mut self.pod_addresses)
+                .remove(&(namespace.to_string(), name.to_string()))
+        {
+            // The pod's tenure of its addresses ends now (or when its deletion began).
+            if address.deleted.is_none() {
+                address.deleted = Some(crate::serve::now_rfc3339());
+            }
+            self.ended_pods.push(address);
+            self.address_version += 1;
+        }
+    }
+
+    /// Keep pods' addresses from now on; the caller takes the ended ones
+    /// ([`Index::take_ended_pods`]).
+    pub fn track_pod_addresses(&mut self) {
+        self.track_addresses = true;
+    }
+
+    /// Changes of pods' addresses (and deletions) bump this; objects' changes do not.
+    pub fn address_version(&self) -> u64 {
+        self.address_version
+    }
+
+    /// Every existing pod's addresses (shared, not copied).
+    pub fn pod_addresses(&self) -> Arc<BTreeMap<(String, String), PodAddress>> {
+        self.pod_addresses.clone()
+    }
+
+    /// The pods deleted since the last call, with their deletion times.
+    pub fn take_ended_pods(&mut self) -> Vec<PodAddress> {
+        std::mem::take(&mut self.ended_pods)
     }
 
     /// Replace every object of `kind` with `objects` (a watch's initial list, or its list
@@ -271,5 +391,77 @@ mod tests {
         let (inv, diags) = idx.inventory();
         assert!(inv.intents.is_empty());
         assert!(diags.iter().any(|d| d.is_error()), "{diags:?}");
+    }
+
+    fn pod(name: &str, ip: Option<&str>, rv: &str) -> Value {
+        let mut p = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "shop", "resourceVersion": rv,
+                         "creationTimestamp": "2026-11-30T05:00:00Z",
+                         "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Pending"}
+        });
+        if let Some(ip) = ip {
+            p["status"] = json!({"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]});
+        }
+        p
+    }
+
+    #[test]
+    fn pod_addresses_are_kept_beside_objects_and_their_churn_changes_nothing() {
+        let mut untracked = Index::default();
+        untracked.apply(Origin::default(), pod("web-1", Some("10.0.0.7"), "1"));
+        untracked.delete("Pod", "shop", "web-1");
+        assert!(
+            untracked.take_ended_pods().is_empty(),
+            "the operator keeps none"
+        );
+
+        let mut idx = Index::default();
+        idx.track_pod_addresses();
+        idx.apply(Origin::default(), pod("web-1", None, "1"));
+        assert_eq!(idx.take_changed().len(), 1);
+        let (version, addresses) = (idx.version(), idx.address_version());
+        assert!(
+            idx.pod_addresses()[&("shop".into(), "web-1".into())]
+                .ips
+                .is_empty()
+        );
+
+        // The pod gets its address, its phase moves: no change of the object, no pass, nothing
+        // for the operator; the address is known.
+        idx.apply(Origin::default(), pod("web-1", Some("10.0.0.7"), "2"));
+        assert_eq!(idx.version(), version);
+        assert!(idx.take_changed().is_empty());
+        assert!(idx.address_version() > addresses);
+        let a = &idx.pod_addresses()[&("shop".into(), "web-1".into())];
+        assert_eq!(a.ips, vec!["10.0.0.7".to_string()]);
+        assert_eq!(a.created.as_deref(), Some("2026-11-30T05:00:00Z"));
+        // The object itself still has no status.
+        assert!(
+            idx.get("Pod", "shop", "web-1")
+                .unwrap()
+                .get("status")
+                .is_none()
+        );
+        // The same address again is nothing new.
+        let seen = idx.address_version();
+        idx.apply(Origin::default(), pod("web-1", Some("10.0.0.7"), "3"));
+        assert_eq!(idx.address_version(), seen);
+
+        // Deleted: the tenure ends, with a time.
+        idx.delete("Pod", "shop", "web-1");
+        assert!(idx.pod_addresses().is_empty());
+        let ended = idx.take_ended_pods();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].ips, vec!["10.0.0.7".to_string()]);
+        assert!(ended[0].deleted.is_some());
+        assert!(idx.take_ended_pods().is_empty());
+
+        // A reset that no longer lists a pod ends it too.
+        idx.apply(Origin::default(), pod("web-2", Some("10.0.0.8"), "4"));
+        idx.reset("Pod", None, vec![]);
+        assert_eq!(idx.take_ended_pods()[0].name, "web-2");
     }
 }

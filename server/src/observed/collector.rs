@@ -77,11 +77,14 @@ pub struct Status {
 
 pub type SharedStatus = Arc<RwLock<Status>>;
 
+/// The pod IP history, which the cluster source keeps up to date while flows are resolved.
+pub type SharedIps = Arc<RwLock<IpHistory>>;
+
 /// Run a source and the collector until the source ends (recordings) or forever (Hubble).
 pub async fn run(
     config: Config,
     store: Store,
-    ips: IpHistory,
+    ips: SharedIps,
     status: SharedStatus,
 ) -> anyhow::Result<()> {
     let (coverage, latest) = store.observation_window().await?;
@@ -141,7 +144,7 @@ struct Collector {
     /// A recording's retention counts back from its last flow, not from now.
     recorded: bool,
     store: Store,
-    ips: IpHistory,
+    ips: SharedIps,
     delta: Observations,
     coverage: Coverage,
     connected_since: Option<i64>,
@@ -167,11 +170,12 @@ impl Collector {
                         self.flush().await?;
                         return Ok(());
                     }
+                    let ips = self.ips.read().expect("ip history lock");
                     for input in buf.drain(..) {
                         match input {
                             Input::Event(Event::Flow(f)) => {
                                 flows += 1;
-                                self.delta.ingest(&f, &self.ips);
+                                self.delta.ingest(&f, &ips);
                             }
                             Input::Event(Event::Lost { time, count, node }) => {
                                 lost_reports += 1;
@@ -188,6 +192,7 @@ impl Collector {
                             Input::Covered(a, b) => self.coverage.connected(a, b),
                         }
                     }
+                    drop(ips);
                     let mut s = self.status.write().expect("observed status lock");
                     s.flows = flows;
                     s.lost_reports = lost_reports;

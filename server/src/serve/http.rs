@@ -10,7 +10,7 @@ mod drafts;
 mod drift;
 mod error;
 mod graph;
-mod observed;
+pub(crate) mod observed;
 mod security;
 
 use std::convert::Infallible;

@@ -139,8 +139,11 @@ pub fn check_fix(
                 .iter()
                 .any(|p| p.policy.namespace() == o.namespace && p.policy.metadata.name == o.name)
         }),
-        DriftKind::Undeclared | DriftKind::Blocked | DriftKind::Unprotected => true,
-        DriftKind::MissingTarget => false,
+        DriftKind::Undeclared
+        | DriftKind::Blocked
+        | DriftKind::Unprotected
+        | DriftKind::ObservedUndeclared => true,
+        DriftKind::MissingTarget | DriftKind::DeclaredUnused | DriftKind::ObservedDropped => false,
     };
     check.resolved = edges_resolved && output_in_place;
     Some(check)

@@ -693,7 +693,7 @@ fn rule_of(
     severity_rule(id).expect("a rule of the table")
 }
 
-fn fnv(text: &str) -> String {
+pub(crate) fn fnv(text: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);
@@ -1013,6 +1013,9 @@ fn finish(key: String, c: Cause, l: &Lookup<'_, '_, '_>) -> DriftItem {
                 ),
                 None,
             )
+        }
+        DriftKind::ObservedUndeclared | DriftKind::DeclaredUnused | DriftKind::ObservedDropped => {
+            unreachable!("observed items are built by observed::drift_items, never as causes here")
         }
         DriftKind::MissingTarget => {
             let client = c.workload.clone().expect("a target cause has its client");

@@ -181,10 +181,16 @@ pub enum DriftKind {
     OperatorAbsent,
     /// An intent names a target that does not exist.
     MissingTarget,
+    /// Observed calls no intent declares, allowed now and denied once the server is protected.
+    ObservedUndeclared,
+    /// A declared call not observed during a window with full coverage.
+    DeclaredUnused,
+    /// Observed calls dropped now (Hubble reported drops): an incident.
+    ObservedDropped,
 }
 
 impl DriftKind {
-    pub const ALL: [DriftKind; 9] = [
+    pub const ALL: [DriftKind; 12] = [
         DriftKind::Blocked,
         DriftKind::Unprotected,
         DriftKind::Undeclared,
@@ -194,6 +200,9 @@ impl DriftKind {
         DriftKind::MissingLabel,
         DriftKind::OperatorAbsent,
         DriftKind::MissingTarget,
+        DriftKind::ObservedUndeclared,
+        DriftKind::DeclaredUnused,
+        DriftKind::ObservedDropped,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -207,6 +216,9 @@ impl DriftKind {
             DriftKind::MissingLabel => "missing-label",
             DriftKind::OperatorAbsent => "operator-absent",
             DriftKind::MissingTarget => "missing-target",
+            DriftKind::ObservedUndeclared => "observed-undeclared",
+            DriftKind::DeclaredUnused => "declared-unused",
+            DriftKind::ObservedDropped => "observed-dropped",
         }
     }
 
@@ -262,7 +274,7 @@ pub struct SeverityRule {
 
 /// The severity table, worst first (ARCHITECTURE.md, "Drift severity", shows exactly these
 /// rows; a test keeps them equal).
-pub const SEVERITY_RULES: [SeverityRule; 8] = [
+pub const SEVERITY_RULES: [SeverityRule; 11] = [
     SeverityRule {
         id: "declared-call-denied",
         severity: DriftSeverity::Critical,
@@ -284,6 +296,11 @@ pub const SEVERITY_RULES: [SeverityRule; 8] = [
         when: "a declared call is unprotected (nothing isolates the server) although the server is enforced (Accord generates its policy)",
     },
     SeverityRule {
+        id: "observed-dropped",
+        severity: DriftSeverity::High,
+        when: "observed calls are dropped now (Hubble reported drops): an incident, whether the call is declared or not",
+    },
+    SeverityRule {
         id: "undeclared-unmanaged",
         severity: DriftSeverity::Medium,
         when: "a server no intent protects admits, through policies that are not Accord's, a caller no intent declares",
@@ -294,9 +311,19 @@ pub const SEVERITY_RULES: [SeverityRule; 8] = [
         when: "Accord's policy was edited, with no effect on declared calls or undeclared access",
     },
     SeverityRule {
+        id: "observed-undeclared",
+        severity: DriftSeverity::Medium,
+        when: "observed calls no intent declares are allowed now and would be denied once the server is protected (Accord's evaluation of the policies the intents would generate; Hubble's verdicts only corroborate)",
+    },
+    SeverityRule {
         id: "output-absent",
         severity: DriftSeverity::Low,
         when: "Accord's output (a policy, labels, a whole namespace) is missing or stale, or a target is missing, while effective access equals what is declared (enforced by someone else's policy or not at stake)",
+    },
+    SeverityRule {
+        id: "declared-unused",
+        severity: DriftSeverity::Low,
+        when: "a declared call was not observed during an observation window with full coverage (no lost events, collector connected throughout; the item states the window)",
     },
     SeverityRule {
         id: "shadow-mode",

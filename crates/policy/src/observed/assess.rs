@@ -114,15 +114,25 @@ pub fn allowed(evaluator: &Evaluator, calls: &[&Key]) -> Vec<Option<bool>> {
         .filter_map(|k| Some((k.client.workload()?, k.server.workload()?)))
         .collect();
     let connections = evaluator.workload_connections(Naming::Workload, |_| false, &pairs);
+    // By pair, so that each call is one look-up (not a scan of every connection).
+    let mut by_pair: std::collections::HashMap<
+        (&WorkloadId, &WorkloadId),
+        Vec<&crate::evaluate::Conns>,
+    > = std::collections::HashMap::new();
+    for conn in &connections {
+        if let (Peer::Workload(c), Peer::Workload(s)) = (&conn.src, &conn.dst) {
+            by_pair.entry((c, s)).or_default().push(&conn.conns);
+        }
+    }
     calls
         .iter()
         .map(|k| {
             let (c, s) = (k.client.workload()?, k.server.workload()?);
-            Some(connections.iter().any(|conn| {
-                conn.src == Peer::Workload(c.clone())
-                    && conn.dst == Peer::Workload(s.clone())
-                    && conn.conns.allows(k.protocol, k.port)
-            }))
+            Some(
+                by_pair
+                    .get(&(c, s))
+                    .is_some_and(|v| v.iter().any(|conns| conns.allows(k.protocol, k.port))),
+            )
         })
         .collect()
 }
@@ -135,11 +145,12 @@ pub fn assess(
     allowed_now: &[Option<bool>],
     allowed_when_protected: &[Option<bool>],
 ) -> Vec<Assessment> {
+    let lookup = super::suggest::Lookup::new(inventory);
     calls
         .iter()
         .enumerate()
         .map(|(i, (key, agg))| {
-            let declared = key.class == Class::Call && super::suggest::declares(inventory, key);
+            let declared = key.class == Class::Call && super::suggest::declares_in(&lookup, key);
             let now = allowed_now.get(i).copied().flatten();
             let protected = allowed_when_protected.get(i).copied().flatten();
             let corroborated = now.map(|a| {

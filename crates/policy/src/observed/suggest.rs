@@ -3,15 +3,16 @@
 //! what no current target covers is added). Nothing is suggested for a client whose observed
 //! calls are all declared, nor for workloads without observed calls.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::aggregate::{Aggregate, Class, Key, Party};
 use crate::ClientIntents;
 use crate::evaluate::Ipv4Range;
 use crate::identity::WorkloadId;
 use crate::intents::{Target, TargetKind, TargetPort, WorkloadRef};
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Pod};
 use crate::objects::Protocol;
+use crate::objects::Service;
 
 /// One client's suggestion: its current ClientIntents (if any) and the merged one.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +32,64 @@ pub struct Added {
     pub protocol: Protocol,
     pub port: u16,
     pub aggregate: Aggregate,
+}
+
+/// The inventory indexed for checking many calls: a client's intents, a Service, a workload's
+/// pods, each found without scanning the whole estate.
+pub struct Lookup<'a> {
+    intents: HashMap<(&'a str, &'a str), Vec<&'a ClientIntents>>,
+    services: HashMap<(&'a str, &'a str), &'a Service>,
+    pods: HashMap<(&'a str, &'a str), Vec<&'a Pod>>,
+}
+
+impl<'a> Lookup<'a> {
+    pub fn new(inventory: &'a Inventory) -> Lookup<'a> {
+        let mut out = Lookup {
+            intents: HashMap::new(),
+            services: HashMap::new(),
+            pods: HashMap::new(),
+        };
+        for ci in &inventory.intents {
+            out.intents
+                .entry((ci.namespace.as_str(), ci.workload.name.as_str()))
+                .or_default()
+                .push(ci);
+        }
+        for s in &inventory.services {
+            out.services
+                .entry((s.namespace(), s.metadata.name.as_str()))
+                .or_insert(s);
+        }
+        for p in &inventory.pods {
+            out.pods
+                .entry((p.workload.namespace.as_str(), p.workload.name.as_str()))
+                .or_default()
+                .push(p);
+        }
+        out
+    }
+
+    /// The client's ClientIntents, in the inventory's order.
+    fn intents_of<'b>(
+        &'b self,
+        client: &'b WorkloadId,
+    ) -> impl Iterator<Item = &'a ClientIntents> + 'b {
+        self.intents
+            .get(&(client.namespace.as_str(), client.name.as_str()))
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |ci| ci.workload.kind.is_none() || ci.workload.kind == client.kind)
+    }
+
+    fn pods_of<'b>(&'b self, id: &'b WorkloadId) -> impl Iterator<Item = &'a Pod> + 'b {
+        self.pods
+            .get(&(id.namespace.as_str(), id.name.as_str()))
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(move |p| id.matches(&p.workload))
+    }
 }
 
 /// Suggestions for every client with an undeclared observed call, sorted by client. `since`
@@ -54,17 +113,11 @@ pub fn suggest<'a>(
         by_client.entry(client).or_default().push((key, agg));
     }
     let mut out = Vec::new();
+    let lookup = Lookup::new(inventory);
+    let inventory = &lookup;
     for (client, mut calls) in by_client {
         calls.sort_by(|a, b| a.0.cmp(b.0));
-        let current = inventory
-            .intents
-            .iter()
-            .find(|ci| {
-                ci.namespace == client.namespace
-                    && ci.workload.name == client.name
-                    && (ci.workload.kind.is_none() || ci.workload.kind == client.kind)
-            })
-            .cloned();
+        let current = inventory.intents_of(client).next().cloned();
         let mut suggested = current.clone().unwrap_or_else(|| ClientIntents {
             api_version: "k8s.otterize.com/v2beta1".to_string(),
             name: client.name.clone(),
@@ -114,18 +167,17 @@ pub fn suggest<'a>(
 
 /// Whether the client's current intents declare an observed call.
 pub fn declares(inventory: &Inventory, key: &Key) -> bool {
+    declares_in(&Lookup::new(inventory), key)
+}
+
+/// [`declares`] for many calls: the inventory indexed once.
+pub fn declares_in(lookup: &Lookup<'_>, key: &Key) -> bool {
     let Some(client) = key.client.workload() else {
         return false;
     };
-    inventory
-        .intents
-        .iter()
-        .filter(|ci| {
-            ci.namespace == client.namespace
-                && ci.workload.name == client.name
-                && (ci.workload.kind.is_none() || ci.workload.kind == client.kind)
-        })
-        .any(|ci| ci.targets.iter().any(|t| covers(t, key, inventory)))
+    lookup
+        .intents_of(client)
+        .any(|ci| ci.targets.iter().any(|t| covers(t, key, lookup)))
 }
 
 fn port_listed(ports: &[TargetPort], protocol: Protocol, port: u16) -> bool {
@@ -137,7 +189,7 @@ fn port_listed(ports: &[TargetPort], protocol: Protocol, port: u16) -> bool {
 }
 
 /// Whether a written target declares the observed call.
-fn covers(target: &Target, key: &Key, inventory: &Inventory) -> bool {
+fn covers(target: &Target, key: &Key, inventory: &Lookup<'_>) -> bool {
     match (&target.kind, &key.server) {
         (
             TargetKind::Workload {
@@ -161,7 +213,8 @@ fn covers(target: &Target, key: &Key, inventory: &Inventory) -> bool {
             Party::Workload { workload },
         ) => {
             let Some(selector) = inventory
-                .service(namespace, name)
+                .services
+                .get(&(namespace.as_str(), name.as_str()))
                 .and_then(|s| s.selector.as_ref())
             else {
                 return false;

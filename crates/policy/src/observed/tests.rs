@@ -390,4 +390,91 @@ spec:
     );
     // Hubble saw cart → web dropped: an incident, whatever the evaluation says.
     assert_eq!(state_of("cart", "web").0, ObservedState::Dropped);
+
+    // The drift items: cart's undeclared call (its fix the suggested intents), the dropped
+    // edge, and, over a window with full coverage, web → cart declared but never observed.
+    let with: Vec<(&Key, &Aggregate, &Assessment)> = calls
+        .iter()
+        .zip(&assessed)
+        .map(|((k, a), s)| (*k, *a, s))
+        .collect();
+    let suggestions = suggest(calls.iter().copied(), &inv, 0);
+    let declared = vec![
+        DeclaredEdge {
+            client: wid("shop", "web"),
+            server: wid("shop", "api"),
+            state: crate::drift::EdgeState::Enforced,
+        },
+        DeclaredEdge {
+            client: wid("shop", "web"),
+            server: wid("shop", "cart"),
+            state: crate::drift::EdgeState::Unprotected,
+        },
+    ];
+    let input = |window| ObservedInput {
+        calls: &with,
+        edge_state: &|_, _| Some(crate::drift::EdgeState::Open),
+        suggestions: &suggestions,
+        declared: &declared,
+        complete_window: window,
+    };
+    let items = drift_items(&input(Some((0, 10 * S))));
+    let keys: Vec<&str> = items.iter().map(|(i, _)| i.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "observed-dropped/shop/cart[Deployment]>shop/web[Deployment]",
+            "observed-undeclared/shop/cart[Deployment]",
+            "declared-unused/shop/web[Deployment]>shop/cart[Deployment]",
+        ],
+        "worst first, one per cause"
+    );
+    let (dropped, first) = &items[0];
+    assert_eq!(dropped.severity, crate::drift::DriftSeverity::High);
+    assert_eq!(*first, S);
+    let (undeclared, _) = &items[1];
+    assert_eq!(undeclared.severity, crate::drift::DriftSeverity::Medium);
+    let fix = undeclared.fix.as_ref().expect("a fix");
+    assert_eq!(fix.kind, crate::drift::FixKind::Intents);
+    assert_eq!(fix.draft.len(), 1);
+    assert!(fix.yaml.contains("name: api"), "{}", fix.yaml);
+    let (unused, since) = &items[2];
+    assert_eq!(unused.severity, crate::drift::DriftSeverity::Low);
+    assert_eq!(*since, 0);
+    assert!(
+        unused.explanation.contains("full coverage"),
+        "{}",
+        unused.explanation
+    );
+    // Without a complete window nothing is claimed unused.
+    let items = drift_items(&input(None));
+    assert!(
+        items
+            .iter()
+            .all(|(i, _)| i.kind != crate::drift::DriftKind::DeclaredUnused)
+    );
+    // New flows of the same calls keep the fingerprints (acknowledgements hold).
+    let mut more = calls.iter().map(|(k, a)| (*k, **a)).collect::<Vec<_>>();
+    for (_, a) in &mut more {
+        a.count += 5;
+    }
+    let with2: Vec<(&Key, &Aggregate, &Assessment)> = more
+        .iter()
+        .zip(&assessed)
+        .map(|((k, a), s)| (*k, a, s))
+        .collect();
+    let again = drift_items(&ObservedInput {
+        calls: &with2,
+        ..input(None)
+    });
+    assert_eq!(
+        again
+            .iter()
+            .map(|(i, _)| &i.fingerprint)
+            .collect::<Vec<_>>(),
+        items
+            .iter()
+            .map(|(i, _)| &i.fingerprint)
+            .collect::<Vec<_>>()
+    );
 }

@@ -2,6 +2,7 @@
 //! fix checked by the what-if engine, and acknowledgements.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use accord_api as api;
 use accord_policy::drift;
@@ -22,33 +23,92 @@ pub const MAX_PER_PAGE: u32 = 500;
 /// Each item's owner (parallel to `view.drift`): the owner label of its workload's pods, else
 /// that of its namespace, else the namespace.
 fn owners<'v>(view: &'v View, owner_label: Option<&str>) -> &'v [String] {
-    view.drift_owners.get_or_init(|| {
-        let namespace_owner: BTreeMap<&str, &str> = match (owner_label, view.inventory.as_deref()) {
-            (Some(label), Some(inv)) => inv
-                .namespaces
-                .values()
-                .filter_map(|n| n.labels.get(label).map(|v| (n.name.as_str(), v.as_str())))
-                .collect(),
-            _ => BTreeMap::new(),
-        };
-        view.drift
+    view.drift_owners
+        .get_or_init(|| owners_of(view, owner_label, &view.drift))
+}
+
+/// The owners of `items` (parallel), as [`owners`] decides them.
+pub(super) fn owners_of(
+    view: &View,
+    owner_label: Option<&str>,
+    items: &[api::DriftItem],
+) -> Vec<String> {
+    let namespace_owner: BTreeMap<&str, &str> = match (owner_label, view.inventory.as_deref()) {
+        (Some(label), Some(inv)) => inv
+            .namespaces
+            .values()
+            .filter_map(|n| n.labels.get(label).map(|v| (n.name.as_str(), v.as_str())))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    items
+        .iter()
+        .map(|d| {
+            let from_workload = owner_label.and_then(|label| {
+                let w = d.workload.as_deref().or(d.target.as_deref())?;
+                let i = view.node(w)?;
+                view.extras.get(i)?.labels.get(label).cloned()
+            });
+            from_workload
+                .or_else(|| {
+                    namespace_owner
+                        .get(d.namespace.as_str())
+                        .map(|s| s.to_string())
+                })
+                .unwrap_or_else(|| d.namespace.clone())
+        })
+        .collect()
+}
+
+/// The report's items and the observed ones (computed per sync pass and observed-data
+/// generation, see ARCHITECTURE.md, "Observed drift"), with their owners and core items.
+struct AllItems {
+    view: Arc<View>,
+    observed: Arc<super::observed::Assessed>,
+}
+
+impl AllItems {
+    async fn get(state: &SharedState) -> Result<AllItems> {
+        let observed = super::observed::assessed(state).await?;
+        Ok(AllItems {
+            view: state.view(),
+            observed,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.view.drift.len() + self.observed.drift.len()
+    }
+
+    fn item(&self, i: usize) -> &api::DriftItem {
+        let n = self.view.drift.len();
+        if i < n {
+            &self.view.drift[i]
+        } else {
+            &self.observed.drift[i - n]
+        }
+    }
+
+    fn core(&self, i: usize) -> Option<&drift::DriftItem> {
+        let n = self.view.drift.len();
+        if i < n {
+            (self.view.drift_core.len() == n).then(|| &self.view.drift_core[i])
+        } else {
+            self.observed.drift_core.get(i - n)
+        }
+    }
+
+    fn owners(&self, owner_label: Option<&str>) -> Vec<&str> {
+        owners(&self.view, owner_label)
             .iter()
-            .map(|d| {
-                let from_workload = owner_label.and_then(|label| {
-                    let w = d.workload.as_deref().or(d.target.as_deref())?;
-                    let i = view.node(w)?;
-                    view.extras.get(i)?.labels.get(label).cloned()
-                });
-                from_workload
-                    .or_else(|| {
-                        namespace_owner
-                            .get(d.namespace.as_str())
-                            .map(|s| s.to_string())
-                    })
-                    .unwrap_or_else(|| d.namespace.clone())
-            })
+            .chain(&self.observed.drift_owners)
+            .map(String::as_str)
             .collect()
-    })
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        (0..self.len()).find(|&i| self.item(i).key == key)
+    }
 }
 
 /// The acknowledgement of an item, if it holds for the item as it is now.
@@ -85,7 +145,8 @@ pub(super) async fn list(
     State(state): State<SharedState>,
     Query(q): Query<api::DriftQuery>,
 ) -> Result<Json<api::DriftReport>> {
-    let view = state.view();
+    let all = AllItems::get(&state).await?;
+    let view = &all.view;
     let severities: Option<BTreeSet<api::DriftSeverity>> = split_list(&q.severity)
         .map(|s| {
             s.iter()
@@ -133,15 +194,17 @@ pub(super) async fn list(
     let page = q.page.unwrap_or(1).max(1);
     let with_acked = q.acknowledged.unwrap_or(false);
 
-    let owners = owners(&view, state.owner_label.as_deref());
-    let acks: Vec<Option<api::Acknowledgement>> =
-        view.drift.iter().map(|d| ack_of(&state, d)).collect();
+    let owners = all.owners(state.owner_label.as_deref());
+    let acks: Vec<Option<api::Acknowledgement>> = (0..all.len())
+        .map(|i| ack_of(&state, all.item(i)))
+        .collect();
 
     // The summary: every unacknowledged item, whatever the filter.
     let mut summary = api::DriftSummary::default();
     let mut by_ns: BTreeMap<&str, api::DriftCount> = BTreeMap::new();
     let mut by_owner: BTreeMap<&str, api::DriftCount> = BTreeMap::new();
-    for (i, d) in view.drift.iter().enumerate() {
+    for i in 0..all.len() {
+        let d = all.item(i);
         if acks[i].is_some() {
             summary.acknowledged += 1;
             continue;
@@ -152,7 +215,7 @@ pub(super) async fn list(
         }
         for (map, name) in [
             (&mut by_ns, d.namespace.as_str()),
-            (&mut by_owner, owners[i].as_str()),
+            (&mut by_owner, owners[i]),
         ] {
             let c = map.entry(name).or_insert_with(|| api::DriftCount {
                 name: name.to_string(),
@@ -183,9 +246,9 @@ pub(super) async fn list(
     summary.owners = top(by_owner);
 
     // The page.
-    let mut matching: Vec<usize> = (0..view.drift.len())
+    let mut matching: Vec<usize> = (0..all.len())
         .filter(|&i| {
-            let d = &view.drift[i];
+            let d = all.item(i);
             (with_acked || acks[i].is_none())
                 && severities.as_ref().is_none_or(|s| s.contains(&d.severity))
                 && kinds.as_ref().is_none_or(|k| k.contains(&d.kind))
@@ -197,36 +260,45 @@ pub(super) async fn list(
                                 .any(|w| w.split('/').next().is_some_and(|ns| n.contains(ns)))
                         })
                 })
-                && owner_filter.as_ref().is_none_or(|o| o.contains(&owners[i]))
+                && owner_filter
+                    .as_ref()
+                    .is_none_or(|o| o.iter().any(|x| x == owners[i]))
                 && (terms.is_empty() || {
-                    let text = words(d, &owners[i]);
+                    let text = words(d, owners[i]);
                     terms.iter().all(|t| text.contains(t.as_str()))
                 })
         })
         .collect();
-    // The view is worst first already (then by affected edges, then key).
+    // The view's items and the observed ones are each worst first already (then by affected
+    // edges, then key): the severity order merges them.
     match sort_key {
         "edges" => matching.sort_by(|&a, &b| {
-            view.drift[b]
+            all.item(b)
                 .edges
                 .len()
-                .cmp(&view.drift[a].edges.len())
+                .cmp(&all.item(a).edges.len())
                 .then(a.cmp(&b))
         }),
         "namespace" => matching.sort_by(|&a, &b| {
-            view.drift[a]
+            all.item(a)
                 .namespace
-                .cmp(&view.drift[b].namespace)
+                .cmp(&all.item(b).namespace)
                 .then(a.cmp(&b))
         }),
-        "owner" => matching.sort_by(|&a, &b| owners[a].cmp(&owners[b]).then(a.cmp(&b))),
+        "owner" => matching.sort_by(|&a, &b| owners[a].cmp(owners[b]).then(a.cmp(&b))),
         "first_seen" => matching.sort_by(|&a, &b| {
-            view.drift[a]
+            all.item(a)
                 .first_seen
-                .cmp(&view.drift[b].first_seen)
+                .cmp(&all.item(b).first_seen)
                 .then(a.cmp(&b))
         }),
-        _ => {}
+        _ => matching.sort_by(|&a, &b| {
+            let (x, y) = (all.item(a), all.item(b));
+            y.severity
+                .cmp(&x.severity)
+                .then(y.edges.len().cmp(&x.edges.len()))
+                .then_with(|| x.key.cmp(&y.key))
+        }),
     }
     if reverse {
         matching.reverse();
@@ -237,12 +309,12 @@ pub(super) async fn list(
         .skip(((page - 1) * per_page) as usize)
         .take(per_page as usize)
         .map(|&i| {
-            let mut d = view.drift[i].clone();
+            let mut d = all.item(i).clone();
             d.edges.truncate(api::DRIFT_EDGES_LISTED);
             // Lists carry what the fix is; the item's own endpoint carries it checked.
             d.fix.yaml.clear();
             d.fix.diff.clear();
-            d.owner = owners[i].clone();
+            d.owner = owners[i].to_string();
             d.acknowledged = acks[i].clone();
             d
         })
@@ -345,27 +417,35 @@ pub(super) async fn item(
     State(state): State<SharedState>,
     Query(q): Query<KeyQuery>,
 ) -> Result<Json<api::DriftItem>> {
-    let view = state.view();
-    let Some(i) = view.drift.iter().position(|d| d.key == q.key) else {
+    let all = AllItems::get(&state).await?;
+    let view = all.view.clone();
+    let Some(i) = all.position(&q.key) else {
         return Err(Error::NotFound(format!("no drift item {:?}", q.key)));
     };
-    let owners = owners(&view, state.owner_label.as_deref());
-    let mut d = view.drift[i].clone();
-    d.owner = owners[i].clone();
+    let owners = all.owners(state.owner_label.as_deref());
+    let mut d = all.item(i).clone();
+    d.owner = owners[i].to_string();
     d.acknowledged = ack_of(&state, &d);
     if d.fix.kind.is_none() {
         return Ok(Json(d));
     }
+    // Observed items change between passes: their verdicts are kept per content.
+    let verdict_key = if i < view.drift.len() {
+        d.key.clone()
+    } else {
+        format!("{}#{}", d.key, d.fingerprint)
+    };
+    let core = all.core(i).cloned();
     let cached = view
         .fix_verdicts
         .lock()
         .expect("verdict lock")
-        .get(&d.key)
+        .get(&verdict_key)
         .cloned();
     let verdict =
-        match cached {
-            Some(v) => Some(v),
-            None if view.inventory.is_some() && view.drift_core.len() == view.drift.len() => {
+        match (cached, core.clone()) {
+            (Some(v), _) => Some(v),
+            (None, Some(core)) if view.inventory.is_some() => {
                 let permit = state.what_ifs.clone().try_acquire_owned().map_err(|_| {
                     Error::TooManyRequests {
                         message: "too many what-ifs are being evaluated; try again shortly".into(),
@@ -377,14 +457,8 @@ pub(super) async fn item(
                     let _permit = permit;
                     let inv = v2.inventory.as_deref().expect("checked");
                     let generated = v2.generated.as_deref().cloned().unwrap_or_default();
-                    drift::check_fix(
-                        inv,
-                        &*v2,
-                        &generated,
-                        &v2.settings.options,
-                        &v2.drift_core[i],
-                    )
-                    .map(|c| verdict_of(&c))
+                    drift::check_fix(inv, &*v2, &generated, &v2.settings.options, &core)
+                        .map(|c| verdict_of(&c))
                 })
                 .await
                 .map_err(|e| Error::Internal(e.to_string()))?;
@@ -392,15 +466,15 @@ pub(super) async fn item(
                     view.fix_verdicts
                         .lock()
                         .expect("verdict lock")
-                        .insert(d.key.clone(), v.clone());
+                        .insert(verdict_key, v.clone());
                 }
                 verdict
             }
-            None => None,
+            _ => None,
         };
     match verdict {
         Some(v) if v.safe => {
-            if let Some(core) = view.drift_core.get(i).and_then(|c| c.fix.as_ref()) {
+            if let Some(core) = core.as_ref().and_then(|c| c.fix.as_ref()) {
                 d.fix.draft = accord_policy::render::intents_yaml(&core.draft);
                 if core.kind == accord_policy::drift::FixKind::Intents {
                     d.fix.forms = core.draft.iter().filter_map(form_of).collect();
@@ -414,9 +488,7 @@ pub(super) async fn item(
                 description: match &other {
                     Some(_) => format!(
                         "{} (No fix is offered: applied as the operator would, the suggested one does not resolve this safely.)",
-                        view.drift_core
-                            .get(i)
-                            .map_or(String::new(), |c| c.advice.clone())
+                        core.as_ref().map_or(String::new(), |c| c.advice.clone())
                     ),
                     None => "A fix is offered once the first sync of this process has finished and the what-if engine has checked it.".to_string(),
                 },
@@ -444,8 +516,8 @@ pub(super) async fn ack(
             "the reason is longer than 2000 bytes".to_string(),
         ));
     }
-    let view = state.view();
-    let Some(mut d) = view.drift.iter().find(|d| d.key == req.key).cloned() else {
+    let all = AllItems::get(&state).await?;
+    let Some(mut d) = all.position(&req.key).map(|i| all.item(i).clone()) else {
         return Err(Error::NotFound(format!("no drift item {:?}", req.key)));
     };
     let at = now_rfc3339();

@@ -3,7 +3,7 @@
 //! coverage); and suggested intents for undeclared callers.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use accord_api as api;
 use accord_api::observed as o;
@@ -14,6 +14,7 @@ use axum::extract::{Query, State};
 
 use super::super::SharedState;
 use super::super::store::ObservedQuery;
+use super::super::sync::View;
 use super::error::{Error, Result};
 
 fn time(t: i64) -> String {
@@ -233,6 +234,161 @@ fn panel_of(o: o::Observed) -> o::ObservedPanel {
     }
 }
 
+/// Every stored observation assessed once per sync pass and observed-data generation (the
+/// protected inventory is a clone of the whole estate and its evaluation is the expensive part),
+/// with the observed drift items computed from them. Requests filter it.
+pub struct Assessed {
+    view: Weak<View>,
+    generation: u64,
+    /// Every stored observation, sorted by key.
+    rows: Vec<(Key, Aggregate)>,
+    /// Parallel to `rows`: the assessment of each call (`None` for other classes, and for
+    /// everything before the first sync).
+    assessed: Vec<Option<observed::Assessment>>,
+    /// The observed drift items, worst first, with their owners (parallel).
+    pub drift: Vec<api::DriftItem>,
+    pub drift_core: Vec<accord_policy::drift::DriftItem>,
+    pub drift_owners: Vec<String>,
+}
+
+/// The cache of [`Assessed`]: one at a time, computed by one request while others wait.
+pub type AssessedCache = tokio::sync::Mutex<Option<Arc<Assessed>>>;
+
+/// The assessed observations for the current view and observed data, from the cache when both
+/// are unchanged.
+pub(crate) async fn assessed(state: &SharedState) -> Result<Arc<Assessed>> {
+    // In a task of its own: a request that times out or goes away does not abandon the
+    // assessment (the next request finds it cached instead of starting it again).
+    let state = state.clone();
+    tokio::spawn(async move { assess_cached(&state).await })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+async fn assess_cached(state: &SharedState) -> Result<Arc<Assessed>> {
+    let mut cache = state.observed_cache.lock().await;
+    let view = state.view();
+    let status = state.observed.read().expect("observed status lock").clone();
+    if let Some(c) = cache.as_ref()
+        && c.generation == status.generation
+        && Weak::ptr_eq(&c.view, &Arc::downgrade(&view))
+    {
+        return Ok(c.clone());
+    }
+    let rows = state.store.observations(&ObservedQuery::default()).await?;
+    let owner_label = state.owner_label.clone();
+    let out = tokio::task::spawn_blocking(move || assess_all(view, status, rows, owner_label))
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let out = Arc::new(out);
+    *cache = Some(out.clone());
+    Ok(out)
+}
+
+fn assess_all(
+    view: Arc<View>,
+    status: crate::observed::collector::Status,
+    rows: Vec<(Key, Aggregate)>,
+    owner_label: Option<String>,
+) -> Assessed {
+    let mut out = Assessed {
+        view: Arc::downgrade(&view),
+        generation: status.generation,
+        assessed: vec![None; rows.len()],
+        rows: Vec::new(),
+        drift: Vec::new(),
+        drift_core: Vec::new(),
+        drift_owners: Vec::new(),
+    };
+    let calls: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].0.class == Class::Call)
+        .collect();
+    // Nothing to assess (no collector, nothing observed yet): no evaluation at all.
+    let (Some(inv), false) = (view.inventory.as_deref(), calls.is_empty()) else {
+        out.rows = rows;
+        return out;
+    };
+    let pairs: Vec<(&Key, &Aggregate)> = calls.iter().map(|&i| (&rows[i].0, &rows[i].1)).collect();
+    let keys: Vec<&Key> = pairs.iter().map(|(k, _)| *k).collect();
+    let prepared = view
+        .prepared
+        .get_or_init(|| Arc::new(accord_policy::evaluate::Prepared::new(inv)));
+    let now = observed::allowed(&prepared.evaluator(inv), &keys);
+    let later = match view.generated.as_deref() {
+        Some(generated) => {
+            let servers: BTreeSet<WorkloadId> = keys
+                .iter()
+                .filter_map(|k| k.server.workload().cloned())
+                .collect();
+            let protected = observed::protected_inventory(inv, generated, &servers);
+            observed::allowed(&Evaluator::new(&protected), &keys)
+        }
+        None => vec![None; keys.len()],
+    };
+    let assessed = observed::assess(&pairs, inv, &now, &later);
+
+    // The drift items.
+    let with: Vec<(&Key, &Aggregate, &observed::Assessment)> = pairs
+        .iter()
+        .zip(&assessed)
+        .map(|((k, a), s)| (*k, *a, s))
+        .collect();
+    let suggestions = observed::suggest(pairs.iter().copied(), inv, 0);
+    let parse = |s: &str| WorkloadId::parse(s, "default");
+    let declared: Vec<observed::DeclaredEdge> = view
+        .edges
+        .iter()
+        .filter(|e| e.declared)
+        .filter_map(|e| {
+            Some(observed::DeclaredEdge {
+                client: parse(&e.source)?,
+                server: parse(&e.target)?,
+                state: e.state,
+            })
+        })
+        .collect();
+    let edge_state = |c: &WorkloadId, s: &WorkloadId| {
+        let (c, s) = (c.to_string(), s.to_string());
+        view.in_edges
+            .get(&s)
+            .into_iter()
+            .flatten()
+            .map(|&i| &view.edges[i])
+            .find(|e| e.source == c)
+            .map(|e| e.state)
+    };
+    let end = if status.connected {
+        now_nanos()
+    } else {
+        status.coverage.span().map_or(0, |(_, b)| b)
+    };
+    let complete_window = status
+        .coverage
+        .span()
+        .and_then(|_| status.coverage.complete_since(end))
+        .filter(|&from| from < end)
+        .map(|from| (from, end));
+    let items = observed::drift_items(&observed::ObservedInput {
+        calls: &with,
+        edge_state: &edge_state,
+        suggestions: &suggestions,
+        declared: &declared,
+        complete_window,
+    });
+    for (core, first) in items {
+        let mut d = crate::serve::sync::drift_item_to_api(&core);
+        d.first_seen = Some(time(first));
+        out.drift.push(d);
+        out.drift_core.push(core);
+    }
+    out.drift_owners = super::drift::owners_of(&view, owner_label.as_deref(), &out.drift);
+    for (i, s) in calls.into_iter().zip(assessed) {
+        out.assessed[i] = Some(s);
+    }
+    out.rows = rows;
+    out
+}
+
 async fn compute(state: &SharedState, q: &o::ObservedQuery) -> Result<o::Observed> {
     let since = match &q.since {
         Some(s) => parse_rfc3339(s)
@@ -249,63 +405,56 @@ async fn compute(state: &SharedState, q: &o::ObservedQuery) -> Result<o::Observe
         None => None,
     };
     let status = state.observed.read().expect("observed status lock").clone();
-    let rows = state
-        .store
-        .observations(&ObservedQuery {
-            since,
-            server: server.as_deref(),
-            class: None,
-        })
-        .await?;
+    let all = assessed(state).await?;
     let view = state.view();
     tokio::task::spawn_blocking(move || {
         let mut out = o::Observed {
             window: window(&status),
             ..o::Observed::default()
         };
-        let (calls, other): (Vec<_>, Vec<_>) =
-            rows.iter().partition(|(k, _)| k.class == Class::Call);
-        out.other = other.iter().map(|(k, a)| call(k, a)).collect();
-        let Some(inv) = view.inventory.as_deref() else {
-            out.calls = calls.iter().map(|(k, a)| call(k, a)).collect();
-            return out;
-        };
-        let pairs: Vec<(&Key, &Aggregate)> = calls.iter().map(|(k, a)| (k, a)).collect();
-        let keys: Vec<&Key> = pairs.iter().map(|(k, _)| *k).collect();
-        let prepared = view
-            .prepared
-            .get_or_init(|| Arc::new(accord_policy::evaluate::Prepared::new(inv)));
-        let now = observed::allowed(&prepared.evaluator(inv), &keys);
-        let later = match view.generated.as_deref() {
-            Some(generated) => {
-                let servers: BTreeSet<WorkloadId> = keys
-                    .iter()
-                    .filter_map(|k| k.server.workload().cloned())
-                    .collect();
-                let protected = observed::protected_inventory(inv, generated, &servers);
-                observed::allowed(&Evaluator::new(&protected), &keys)
-            }
-            None => vec![None; keys.len()],
-        };
-        let assessed = observed::assess(&pairs, inv, &now, &later);
-        out.calls = pairs
-            .iter()
-            .zip(&assessed)
-            .map(|((k, a), s)| o::ObservedCall {
-                state: Some(s.state),
-                declared: s.declared,
-                allowed_now: s.allowed_now,
-                allowed_when_protected: s.allowed_when_protected,
-                corroborated: s.corroborated,
-                ..call(k, a)
+        let chosen: Vec<usize> = (0..all.rows.len())
+            .filter(|&i| {
+                let (k, a) = &all.rows[i];
+                a.last_seen >= since && server.as_deref().is_none_or(|s| k.server.to_string() == s)
             })
             .collect();
-        // Suggestions for the clients with an undeclared call here.
-        let undeclared: BTreeSet<&Party> = pairs
+        let (calls, other): (Vec<usize>, Vec<usize>) = chosen
+            .into_iter()
+            .partition(|&i| all.rows[i].0.class == Class::Call);
+        out.other = other
             .iter()
-            .zip(&assessed)
-            .filter(|(_, s)| !s.declared)
-            .map(|((k, _), _)| &k.client)
+            .map(|&i| call(&all.rows[i].0, &all.rows[i].1))
+            .collect();
+        let inv = view.inventory.as_deref();
+        let pairs: Vec<(&Key, &Aggregate)> = calls
+            .iter()
+            .map(|&i| (&all.rows[i].0, &all.rows[i].1))
+            .collect();
+        out.calls = calls
+            .iter()
+            .map(|&i| {
+                let (k, a) = &all.rows[i];
+                match &all.assessed[i] {
+                    Some(s) => o::ObservedCall {
+                        state: Some(s.state),
+                        declared: s.declared,
+                        allowed_now: s.allowed_now,
+                        allowed_when_protected: s.allowed_when_protected,
+                        corroborated: s.corroborated,
+                        ..call(k, a)
+                    },
+                    None => call(k, a),
+                }
+            })
+            .collect();
+        let Some(inv) = inv else {
+            return out;
+        };
+        // Suggestions for the clients with an undeclared call here.
+        let undeclared: BTreeSet<&Party> = calls
+            .iter()
+            .filter(|&&i| all.assessed[i].as_ref().is_some_and(|s| !s.declared))
+            .map(|&i| &all.rows[i].0.client)
             .collect();
         out.suggestions = observed::suggest(pairs.iter().copied(), inv, since)
             .into_iter()
