@@ -20,15 +20,15 @@ fn obj(o: &ObjectRef) -> String {
 
 /// A ClientIntents or policy name that shows its YAML below it when clicked.
 #[component]
-fn ObjLink(kind: String, namespace: String, name: String, label: String) -> impl IntoView {
+fn ObjLink(kind: &'static str, namespace: String, name: String, label: String) -> impl IntoView {
     let yaml = RwSignal::new(None::<api::Result<String>>);
     let open = RwSignal::new(false);
     let click = move |_| {
         open.update(|o| *o = !*o);
         if yaml.with_untracked(Option::is_none) {
-            let (k, ns, n) = (kind.clone(), namespace.clone(), name.clone());
+            let (ns, n) = (namespace.clone(), name.clone());
             leptos::task::spawn_local(async move {
-                yaml.set(Some(api::object_yaml(&k, &ns, &n).await));
+                yaml.set(Some(api::object_yaml(kind, &ns, &n).await));
             });
         }
     };
@@ -42,14 +42,24 @@ fn ObjLink(kind: String, namespace: String, name: String, label: String) -> impl
     }
 }
 
-fn obj_link(o: &ObjectRef) -> impl IntoView + use<> {
-    view! { <ObjLink kind=o.kind.clone() namespace=o.namespace.clone() name=o.name.clone() label=obj(o)/> }
+type Named = (&'static str, String, String, String);
+
+fn named(o: &ObjectRef) -> Named {
+    let kind = match o.kind.as_str() {
+        "ClientIntents" => "ClientIntents",
+        "NetworkPolicy" => "NetworkPolicy",
+        _ => "",
+    };
+    (kind, o.namespace.clone(), o.name.clone(), obj(o))
 }
 
-/// A NetworkPolicy named `namespace/name` (as the evaluator names it), with `rest` after it.
-fn policy_link(policy: &str, rest: String) -> impl IntoView + use<> {
-    let (ns, name) = policy.split_once('/').unwrap_or(("", policy));
-    view! { <ObjLink kind="NetworkPolicy".to_string() namespace=ns.to_string() name=name.to_string() label=format!("{policy}{rest}")/> }
+/// A name opening its YAML, or plain text when it has no kind the server shows.
+fn link((kind, namespace, name, label): Named) -> AnyView {
+    if kind.is_empty() {
+        view! { <code>{label}</code> }.into_any()
+    } else {
+        view! { <ObjLink kind=kind namespace=namespace name=name label=label/> }.into_any()
+    }
 }
 
 /// A call's client with the call added to its current intents, for the draft form; `None`
@@ -111,47 +121,54 @@ fn EdgeRow(
         "denied".to_string()
     };
     let open = Memo::new(move |_| highlighted.get().as_deref() == Some(key.as_str()));
-    let plain = |p: &String| policy_link(p, String::new()).into_any();
-    let details: [(&str, Vec<AnyView>); 6] = [
+    // (kind, namespace, name, label): a name opening its YAML; no kind: plain text.
+    let np = |p: &str, rest: String| {
+        let (ns, name) = p.split_once('/').unwrap_or(("", p));
+        (
+            "NetworkPolicy",
+            ns.to_string(),
+            name.to_string(),
+            format!("{p}{rest}"),
+        )
+    };
+    let details = [
         (
             "Declared by",
-            x.declared_by
-                .iter()
-                .map(|o| obj_link(o).into_any())
-                .collect(),
+            x.declared_by.iter().map(named).collect::<Vec<_>>(),
         ),
         (
             "Server isolated by",
-            x.ingress_isolated_by.iter().map(plain).collect(),
+            x.ingress_isolated_by
+                .iter()
+                .map(|p| np(p, String::new()))
+                .collect(),
         ),
         (
             "Admitted by (ingress)",
             x.ingress_admitted_by
                 .iter()
-                .map(|r| {
-                    policy_link(&r.policy, format!(" · ingress[{}] {}", r.index, r.ports))
-                        .into_any()
-                })
+                .map(|r| np(&r.policy, format!(" · ingress[{}] {}", r.index, r.ports)))
                 .collect(),
         ),
         (
             "Client isolated by",
-            x.egress_isolated_by.iter().map(plain).collect(),
+            x.egress_isolated_by
+                .iter()
+                .map(|p| np(p, String::new()))
+                .collect(),
         ),
         (
             "Admitted by (egress)",
             x.egress_admitted_by
                 .iter()
-                .map(|r| {
-                    policy_link(&r.policy, format!(" · egress[{}] {}", r.index, r.ports)).into_any()
-                })
+                .map(|r| np(&r.policy, format!(" · egress[{}] {}", r.index, r.ports)))
                 .collect(),
         ),
         (
             "Admin policies",
             x.admin
                 .iter()
-                .map(|s| view! { <code>{s.clone()}</code> }.into_any())
+                .map(|a| ("", String::new(), String::new(), a.clone()))
                 .collect(),
         ),
     ];
@@ -205,7 +222,7 @@ fn EdgeRow(
                         .map(|(k, v)| view! {
                             <div class="refs">
                                 <span class="refs-title">{k}</span>
-                                <ul>{v.into_iter().map(|s| view! { <li>{s}</li> }).collect_view()}</ul>
+                                <ul>{v.into_iter().map(|n| view! { <li>{link(n)}</li> }).collect_view()}</ul>
                             </div>
                         })
                         .collect_view()}
@@ -227,7 +244,7 @@ fn Detail(
         (!list.is_empty()).then(|| view! {
             <section class="panel-section">
                 <h3>{title}</h3>
-                <ul class="plain">{list.iter().map(|o| view! { <li>{obj_link(o)}</li> }).collect_view()}</ul>
+                <ul class="plain">{list.iter().map(|o| view! { <li>{link(named(o))}</li> }).collect_view()}</ul>
             </section>
         })
     };
