@@ -527,6 +527,8 @@ async fn side_panel_names_open_their_yaml_and_an_undeclared_call_is_drafted() {
             yaml.contains("kind: NetworkPolicy") && yaml.contains("name: auth-access") && yaml.contains("namespace: platform"),
             "the policy's YAML: {yaml}"
         );
+        d.js(&format!("document.querySelector(\"{row} [data-testid='obj-yaml']\").scrollIntoView({{block: 'end'}})"))
+            .await?;
         d.screenshot("side-panel-policy-yaml").await?;
         // The workload's own intents, from the panel's list.
         let own = d
@@ -542,6 +544,8 @@ async fn side_panel_names_open_their_yaml_and_an_undeclared_call_is_drafted() {
         let el = d.wait_for(&row).await?;
         assert_eq!(el.attr("data-state").await?.as_deref(), Some("undeclared"));
         el.find(Locator::Css("summary")).await?.click().await?;
+        d.js(&format!("document.querySelector(\"{row} [data-testid='draft-call']\").scrollIntoView({{block: 'end'}})"))
+            .await?;
         d.screenshot("side-panel-undeclared-call").await?;
         el.find(Locator::Css("[data-testid='draft-call']")).await?.click().await?;
         d.wait_js("location.pathname === '/drafts' && document.querySelector('[data-testid=\"draft-client\"]') && document.querySelector('[data-testid=\"draft-client\"]').value === 'platform/auth[Deployment]'").await?;
