@@ -90,6 +90,23 @@ pub async fn workload(id: &str) -> Result<WorkloadDetail> {
     get(&format!("/api/workloads/{}/{}", encode(ns), encode(name))).await
 }
 
+/// One synced ClientIntents or policy as YAML.
+pub async fn object_yaml(kind: &str, namespace: &str, name: &str) -> Result<String> {
+    let (ok, status, body) = send(Ok(Request::get(&format!(
+        "/api/object?kind={}&namespace={}&name={}",
+        encode(kind),
+        encode(namespace),
+        encode(name)
+    ))
+    .build()
+    .map_err(|e| e.to_string())?))
+    .await?;
+    if ok {
+        return Ok(body);
+    }
+    decode::<String>((ok, status, body))
+}
+
 /// The side panel's observed traffic into one workload.
 pub async fn observed_panel(server: &str) -> Result<accord_api::observed::ObservedPanel> {
     get(&format!("/api/observed/panel?server={}", encode(server))).await

@@ -496,6 +496,81 @@ async fn side_panel_explains_why_cart_to_auth_is_blocked() {
     .await;
 }
 
+/// The why-chain's names open their YAML, and an undeclared call is drafted from the panel:
+/// auth's current targets kept, the call added, the what-if showing that one call.
+#[tokio::test]
+async fn side_panel_names_open_their_yaml_and_an_undeclared_call_is_drafted() {
+    journey("side-panel-draft", |d| async move {
+        let catalog = "storefront/catalog[Deployment]";
+        d.goto("/graph").await?;
+        d.wait_for(&format!("[data-testid='node-{CART}']")).await?.click().await?;
+        let row = format!("[data-testid='side-panel'] [data-testid='panel-edge-{CART}->{AUTH}']");
+        let el = d.wait_for(&row).await?;
+        el.find(Locator::Css("summary")).await?.click().await?;
+        // A blocked call with its cause in the drift report: no draft button, the fix link.
+        assert!(el.find(Locator::Css("[data-testid='draft-call']")).await.is_err());
+        el.find(Locator::Css(".policy-detail > summary")).await?.click().await?;
+        let links = d
+            .js(&format!("[...document.querySelectorAll(\"{row} [data-testid='obj-link']\")].map(b => b.textContent)"))
+            .await?;
+        let links: Vec<String> = serde_json::from_value(links)?;
+        assert!(
+            links.iter().any(|l| l.starts_with("ClientIntents storefront/cart"))
+                && links.iter().any(|l| l.starts_with("platform/auth-access")),
+            "the intents and the admitting policy are links: {links:?}"
+        );
+        let index = links.iter().position(|l| l.starts_with("platform/auth-access")).unwrap_or(0);
+        d.js(&format!("document.querySelectorAll(\"{row} [data-testid='obj-link']\")[{index}].click()"))
+            .await?;
+        let yaml = d.wait_for(&format!("{row} [data-testid='obj-yaml']")).await?.text().await?;
+        assert!(
+            yaml.contains("kind: NetworkPolicy") && yaml.contains("name: auth-access") && yaml.contains("namespace: platform"),
+            "the policy's YAML: {yaml}"
+        );
+        d.js(&format!("document.querySelector(\"{row} [data-testid='obj-yaml']\").scrollIntoView({{block: 'end'}})"))
+            .await?;
+        d.screenshot("side-panel-policy-yaml").await?;
+        // The workload's own intents, from the panel's list.
+        let own = d
+            .wait_for("[data-testid='side-panel'] .panel-section ul.plain [data-testid='obj-link']")
+            .await?;
+        own.click().await?;
+        d.wait_js("[...document.querySelectorAll('[data-testid=\"obj-yaml\"]')].some(e => e.innerText.includes('kind: ClientIntents') && e.innerText.includes('name: cart'))")
+            .await?;
+
+        // catalog admits anyone: auth calls it undeclared; draft that call.
+        d.goto("/graph?sel=storefront%2Fcatalog%5BDeployment%5D").await?;
+        let row = format!("[data-testid='side-panel'] [data-testid='panel-edge-{AUTH}->{catalog}']");
+        let el = d.wait_for(&row).await?;
+        assert_eq!(el.attr("data-state").await?.as_deref(), Some("undeclared"));
+        el.find(Locator::Css("summary")).await?.click().await?;
+        d.js(&format!("document.querySelector(\"{row} [data-testid='draft-call']\").scrollIntoView({{block: 'end'}})"))
+            .await?;
+        d.screenshot("side-panel-undeclared-call").await?;
+        el.find(Locator::Css("[data-testid='draft-call']")).await?.click().await?;
+        d.wait_js("location.pathname === '/drafts' && document.querySelector('[data-testid=\"draft-client\"]') && document.querySelector('[data-testid=\"draft-client\"]').value === 'platform/auth[Deployment]'").await?;
+        d.wait_js("document.querySelector('[data-testid=\"whatif\"]') && document.querySelector('[data-testid=\"whatif\"]').innerText.includes('storefront/catalog[Deployment]')").await?;
+        let yaml = d.js("document.querySelector('[data-testid=\"draft-yaml\"]') ? document.querySelector('[data-testid=\"draft-yaml\"]').innerText : document.body.innerText").await?;
+        let yaml = yaml.as_str().unwrap_or_default().to_string();
+        assert!(
+            yaml.contains("ledger-db") && yaml.contains("catalog.storefront"),
+            "auth's current target kept, the call added: {yaml}"
+        );
+        let whatif = d.js("document.querySelector('[data-testid=\"whatif\"]').innerText").await?;
+        let whatif = whatif.as_str().unwrap_or_default();
+        let changed = d
+            .js("[...document.querySelectorAll('[data-testid=\"whatif\"] section.whatif-section:not(.also-fixed) .count')].reduce((n, c) => n + Number(c.textContent), 0)")
+            .await?;
+        assert_eq!(changed.as_u64(), Some(1), "the draft changes that one call: {whatif}");
+        let edge = format!("{AUTH} → {catalog}");
+        let after = whatif.split_once(&edge).map(|(_, r)| r.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+        assert_eq!(after, "undeclared → enforced", "{whatif}");
+        d.screenshot("side-panel-call-drafted").await?;
+        Ok(d)
+    })
+    .await;
+}
+
 /// The platform engineer's triage of the demo: criticals first, one cause expanded with its
 /// edges and a fix the what-if engine checked, the fix opened in the draft form, whose what-if
 /// shows the item's calls enforced; then the blocked call followed into the graph.

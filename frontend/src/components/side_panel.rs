@@ -18,6 +18,76 @@ fn obj(o: &ObjectRef) -> String {
     s
 }
 
+/// A ClientIntents or policy name that shows its YAML below it when clicked.
+#[component]
+fn ObjLink(kind: &'static str, namespace: String, name: String, label: String) -> impl IntoView {
+    let yaml = RwSignal::new(None::<api::Result<String>>);
+    let open = RwSignal::new(false);
+    let click = move |_| {
+        open.update(|o| *o = !*o);
+        if yaml.with_untracked(Option::is_none) {
+            let (ns, n) = (namespace.clone(), name.clone());
+            leptos::task::spawn_local(async move {
+                yaml.set(Some(api::object_yaml(kind, &ns, &n).await));
+            });
+        }
+    };
+    view! {
+        <button class="linkish" data-testid="obj-link" aria-expanded=move || open.get().to_string() on:click=click><code>{label}</code></button>
+        {move || open.get().then(|| match yaml.get() {
+            None => view! { <p class="muted">"Loading…"</p> }.into_any(),
+            Some(Err(e)) => view! { <p class="field-error">{e}</p> }.into_any(),
+            Some(Ok(y)) => view! { <super::code_block::CodeBlock code=Signal::derive(move || y.clone()) testid="obj-yaml"/> }.into_any(),
+        })}
+    }
+}
+
+type Named = (&'static str, String, String, String);
+
+fn named(o: &ObjectRef) -> Named {
+    let kind = match o.kind.as_str() {
+        "ClientIntents" => "ClientIntents",
+        "NetworkPolicy" => "NetworkPolicy",
+        _ => "",
+    };
+    (kind, o.namespace.clone(), o.name.clone(), obj(o))
+}
+
+/// A name opening its YAML, or plain text when it has no kind the server shows.
+fn link((kind, namespace, name, label): Named) -> AnyView {
+    if kind.is_empty() {
+        view! { <code>{label}</code> }.into_any()
+    } else {
+        view! { <ObjLink kind=kind namespace=namespace name=name label=label/> }.into_any()
+    }
+}
+
+/// A call's client with the call added to its current intents, for the draft form; `None`
+/// when the client has intents the form cannot show.
+async fn draft_with(source: &str, target: &str) -> Option<crate::draft::Form> {
+    let current = api::current_intents(source).await.ok()?;
+    let mut form = match current.form {
+        Some(d) => crate::draft::from_draft_intents(&d),
+        None if current.yaml.is_empty() => crate::draft::Form::default(),
+        None => return None,
+    };
+    form.client = current.client;
+    let (ns, rest) = target.split_once('/')?;
+    let name = rest.split('[').next().unwrap_or(rest);
+    let client_ns = source.split_once('/').map(|(n, _)| n).unwrap_or_default();
+    form.targets.push(crate::draft::Target {
+        kind: crate::draft::TargetKind::Workload,
+        name: name.to_string(),
+        namespace: if ns == client_ns {
+            String::new()
+        } else {
+            ns.to_string()
+        },
+        ports: String::new(),
+    });
+    Some(form)
+}
+
 #[component]
 fn EdgeRow(
     e: ExplainedEdge,
@@ -51,29 +121,78 @@ fn EdgeRow(
         "denied".to_string()
     };
     let open = Memo::new(move |_| highlighted.get().as_deref() == Some(key.as_str()));
+    // (kind, namespace, name, label): a name opening its YAML; no kind: plain text.
+    let np = |p: &str, rest: String| {
+        let (ns, name) = p.split_once('/').unwrap_or(("", p));
+        (
+            "NetworkPolicy",
+            ns.to_string(),
+            name.to_string(),
+            format!("{p}{rest}"),
+        )
+    };
     let details = [
         (
             "Declared by",
-            x.declared_by.iter().map(obj).collect::<Vec<_>>(),
+            x.declared_by.iter().map(named).collect::<Vec<_>>(),
         ),
-        ("Server isolated by", x.ingress_isolated_by.clone()),
+        (
+            "Server isolated by",
+            x.ingress_isolated_by
+                .iter()
+                .map(|p| np(p, String::new()))
+                .collect(),
+        ),
         (
             "Admitted by (ingress)",
             x.ingress_admitted_by
                 .iter()
-                .map(|r| format!("{} · ingress[{}] {}", r.policy, r.index, r.ports))
+                .map(|r| np(&r.policy, format!(" · ingress[{}] {}", r.index, r.ports)))
                 .collect(),
         ),
-        ("Client isolated by", x.egress_isolated_by.clone()),
+        (
+            "Client isolated by",
+            x.egress_isolated_by
+                .iter()
+                .map(|p| np(p, String::new()))
+                .collect(),
+        ),
         (
             "Admitted by (egress)",
             x.egress_admitted_by
                 .iter()
-                .map(|r| format!("{} · egress[{}] {}", r.policy, r.index, r.ports))
+                .map(|r| np(&r.policy, format!(" · egress[{}] {}", r.index, r.ports)))
                 .collect(),
         ),
-        ("Admin policies", x.admin.clone()),
+        (
+            "Admin policies",
+            x.admin
+                .iter()
+                .map(|a| ("", String::new(), String::new(), a.clone()))
+                .collect(),
+        ),
     ];
+    let state = use_state();
+    let navigate = crate::nav::use_navigate();
+    let (source, target) = (e.edge.source.clone(), e.edge.target.clone());
+    let draft_msg = RwSignal::new(None::<&'static str>);
+    let draft = (!e.edge.declared).then(|| {
+        view! {
+            <button class="btn small" data-testid="draft-call" on:click=move |_| {
+                let (source, target, navigate) = (source.clone(), target.clone(), navigate.clone());
+                leptos::task::spawn_local(async move {
+                    match draft_with(&source, &target).await {
+                        Some(f) => {
+                            state.draft_seed.set(Some(f));
+                            navigate("/drafts", Default::default());
+                        }
+                        None => draft_msg.set(Some("This client's intents hold targets the draft form cannot show; edit its YAML instead.")),
+                    }
+                });
+            }>"Draft this call"</button>
+            <span class="muted small">{move || draft_msg.get()}</span>
+        }
+    });
     view! {
         <li class="edge-row" class:hl=open data-testid=format!("panel-edge-{key2}") data-state=e.edge.state.as_str()>
             <details open=move || open.get()>
@@ -93,6 +212,7 @@ fn EdgeRow(
                 {x.cause.clone().map(|k| view! {
                     <a class="btn small" data-testid="fix-link" href=format!("/drift?q={}", api::encode(&k))>"Open the cause and its fix"</a>
                 })}
+                {draft}
                 <details class="policy-detail">
                     <summary class="muted">"Policy detail"</summary>
                     <p class="small">{x.summary.clone()}</p>
@@ -102,7 +222,7 @@ fn EdgeRow(
                         .map(|(k, v)| view! {
                             <div class="refs">
                                 <span class="refs-title">{k}</span>
-                                <ul>{v.into_iter().map(|s| view! { <li><code>{s}</code></li> }).collect_view()}</ul>
+                                <ul>{v.into_iter().map(|n| view! { <li>{link(n)}</li> }).collect_view()}</ul>
                             </div>
                         })
                         .collect_view()}
@@ -124,7 +244,7 @@ fn Detail(
         (!list.is_empty()).then(|| view! {
             <section class="panel-section">
                 <h3>{title}</h3>
-                <ul class="plain">{list.iter().map(|o| view! { <li><code>{obj(o)}</code></li> }).collect_view()}</ul>
+                <ul class="plain">{list.iter().map(|o| view! { <li>{link(named(o))}</li> }).collect_view()}</ul>
             </section>
         })
     };

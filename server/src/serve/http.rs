@@ -84,6 +84,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/api/observed", get(observed::observed))
         .route("/api/observed/panel", get(observed::panel))
         .route("/api/observed/edges", get(observed::edges))
+        .route("/api/object", get(graph::object_yaml))
         .route("/api/export/intents", get(export_intents))
         .route("/api/export/policies", get(export_policies))
         .route("/api/export/graph", get(export_graph))

@@ -566,3 +566,55 @@ pub(super) async fn workload(
         labels: extra.labels,
     }))
 }
+
+/// The kinds `GET /api/object` shows: the ones a why-chain names. Any other kind (a Secret a
+/// manifest tree happens to hold, say) is not found, whatever the index holds.
+const SHOWN_KINDS: &[&str] = &[
+    "ClientIntents",
+    "NetworkPolicy",
+    "AdminNetworkPolicy",
+    "BaselineAdminNetworkPolicy",
+];
+
+#[derive(serde::Deserialize)]
+pub(super) struct ObjectQuery {
+    kind: String,
+    #[serde(default)]
+    namespace: String,
+    name: String,
+}
+
+/// `GET /api/object?kind=…&namespace=…&name=…`: one stored ClientIntents or policy as YAML,
+/// as the last sync pass saw it.
+pub(super) async fn object_yaml(
+    State(state): State<SharedState>,
+    Query(q): Query<ObjectQuery>,
+) -> Result<Response> {
+    let view = state.view();
+    let Some(index) = view.index.as_deref() else {
+        return Err(Error::Unavailable(
+            "the first sync has not finished yet; try again shortly".into(),
+        ));
+    };
+    let not_found = || {
+        Error::NotFound(format!(
+            "no {} {}/{} among the synced policies and intents",
+            q.kind, q.namespace, q.name
+        ))
+    };
+    if !SHOWN_KINDS.contains(&q.kind.as_str()) {
+        return Err(not_found());
+    }
+    let object = index
+        .get(&q.kind, &q.namespace, &q.name)
+        .ok_or_else(not_found)?;
+    let text = serde_yaml::to_string(object).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/yaml"),
+        )],
+        text,
+    )
+        .into_response())
+}

@@ -816,6 +816,7 @@ async fn exports_health_metrics_and_openapi() {
         "/api/drafts/{id}/export",
         "/api/drafts/{id}/apply",
         "/api/history",
+        "/api/object",
         "/api/export/intents",
         "/api/export/policies",
         "/api/export/graph",
@@ -1004,4 +1005,74 @@ fn a_probe_answering_not_ready_is_not_logged_as_a_server_failure() {
     assert!(failed("/api/graph", StatusCode::SERVICE_UNAVAILABLE));
     assert!(failed("/api/what-if", StatusCode::INTERNAL_SERVER_ERROR));
     assert!(!failed("/api/graph", StatusCode::NOT_FOUND));
+}
+
+#[tokio::test]
+async fn one_stored_policy_or_intents_as_yaml_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("accord.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let state = Arc::new(AppState::new(store.clone(), "demo".into()));
+    let mut syncer = Syncer::new(store, "demo", Default::default())
+        .await
+        .unwrap();
+    let mut idx = Index::default();
+    let mut objects = demo::objects();
+    // A Secret in the source (a manifest tree may hold one): never served.
+    objects.push((
+        accord_policy::Origin::default(),
+        serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "checkout"}, "data": {"password": "aHVudGVyMg=="}}),
+    ));
+    idx.reset_all(objects);
+    assert!(idx.get("Secret", "checkout", "db").is_some());
+    state.publish(syncer.pass(Arc::new(idx)).await.unwrap());
+
+    let res = router(state.clone())
+        .oneshot(
+            Request::get("/api/object?kind=ClientIntents&namespace=checkout&name=payments")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], "application/yaml");
+    let b = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&b);
+    assert!(
+        text.contains("kind: ClientIntents")
+            && text.contains("name: payments")
+            && text.contains("namespace: checkout")
+            && text.contains("ledger-db.platform"),
+        "{text}"
+    );
+    let (s, b) = get(
+        &state,
+        "/api/object?kind=NetworkPolicy&namespace=platform&name=auth-access",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let text = String::from_utf8_lossy(&b);
+    assert!(
+        text.contains("kind: NetworkPolicy") && text.contains("name: auth-access"),
+        "{text}"
+    );
+
+    for uri in [
+        "/api/object?kind=NetworkPolicy&namespace=platform&name=no-such-policy",
+        "/api/object?kind=ClientIntents&namespace=platform&name=payments",
+        "/api/object?kind=Secret&namespace=checkout&name=db",
+    ] {
+        let (s, b) = get(&state, uri).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{uri}");
+        let body = String::from_utf8_lossy(&b);
+        assert!(!body.contains("aHVudGVyMg"), "{body}");
+        assert!(json::<api::ErrorBody>(&b).error.contains("no "), "{body}");
+    }
+    let (s, _) = get(&state, "/api/object?kind=ClientIntents&name=payments").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }
