@@ -95,6 +95,12 @@ pub async fn observed_panel(server: &str) -> Result<accord_api::observed::Observ
     get(&format!("/api/observed/panel?server={}", encode(server))).await
 }
 
+/// The observed dimension of the graph's edges, since an RFC 3339 time (or all).
+pub async fn observed_edges(since: Option<String>) -> Result<accord_api::observed::ObservedEdges> {
+    let q = since.map_or_else(String::new, |s| format!("?since={}", encode(&s)));
+    get(&format!("/api/observed/edges{q}")).await
+}
+
 pub async fn status() -> Result<Status> {
     get("/api/status").await
 }

@@ -159,6 +159,10 @@ pub struct ObservedEdge {
     pub count: u64,
     pub dropped: u64,
     pub last_seen: String,
+    /// What the drawing says of it, written by the server (e.g. `observed 12 flows TCP 5432,
+    /// last 2026-11-30 05:00:08 UTC · undeclared: blocked once the server is protected`).
+    #[serde(default)]
+    pub note: String,
 }
 
 /// `GET /api/observed/edges`.
@@ -166,4 +170,11 @@ pub struct ObservedEdge {
 pub struct ObservedEdges {
     pub window: ObservedWindow,
     pub edges: Vec<ObservedEdge>,
+    /// Declared calls between workloads not observed since `since`; listed only when that
+    /// window was observed completely.
+    #[serde(default)]
+    pub unused: Vec<DeclaredUnused>,
+    /// The window in words, for the legend (empty when nothing is observed).
+    #[serde(default)]
+    pub summary: String,
 }

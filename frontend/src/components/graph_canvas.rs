@@ -5,7 +5,7 @@ use leptos::html;
 use leptos::prelude::*;
 
 use crate::layout::{NODE_H, NODE_W};
-use crate::scene::{NodeKind, Scene, colour};
+use crate::scene::{NodeKind, Scene, badge, colour};
 
 /// The smallest zoom: small enough that "fit" shows a whole drawing of 1,500 workloads (about
 /// 30,000 px wide) as an overview to zoom into.
@@ -245,11 +245,17 @@ pub fn GraphCanvas(
                 let id = format!("{src}->{dst}");
                 let id2 = id.clone();
                 let total = e.counts.total();
-                let title = if total > 1 {
+                let mut title = if total > 1 {
                     format!("{src} → {dst}: {total} calls, worst {}", e.state)
                 } else {
                     format!("{src} → {dst}: {} {}", e.state, e.ports)
                 };
+                let obs = e.observed.clone();
+                if let Some((_, note)) = &obs {
+                    title = format!("{title} · {note}");
+                }
+                let mark = obs.as_ref().map(|(m, _)| m.clone());
+                let (mark_attr, mark_halo) = (mark.clone(), mark.clone());
                 let (a, b) = (e.source, e.target);
                 let aria = title.clone();
                 let (src2, dst2) = (src.clone(), dst.clone());
@@ -261,6 +267,7 @@ pub fn GraphCanvas(
                         class:hl=move || highlight_edge.get().as_deref() == Some(id2.as_str())
                         data-testid=format!("edge-{id}")
                         data-state=e.state.as_str()
+                        data-observed=mark_attr
                         tabindex="0"
                         role="button"
                         aria-label=aria
@@ -272,6 +279,7 @@ pub fn GraphCanvas(
                             }
                         }
                     >
+                        {mark_halo.map(|m| view! { <path class=format!("edge-obs obs-{m}") d=e.path.clone()></path> })}
                         <path
                             class=format!("edge state-{}", e.state)
                             d=e.path.clone()
@@ -286,6 +294,15 @@ pub fn GraphCanvas(
                         {(total > 1).then(|| {
                             let (lx, ly) = e.label_at;
                             view! { <text class="edge-count" x=lx y=ly text-anchor="middle">{total}</text> }
+                        })}
+                        {mark.filter(|m| !badge(m).is_empty()).map(|m| {
+                            let (x, y) = e.label_at;
+                            view! {
+                                <g class=format!("obs-badge obs-{m}") data-testid="obs-badge" transform=format!("translate({x:.1},{y:.1})")>
+                                    <circle r="7"></circle>
+                                    <text y="3.5" text-anchor="middle">{badge(&m)}</text>
+                                </g>
+                            }
                         })}
                     </g>
                 }

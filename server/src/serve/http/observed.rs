@@ -45,7 +45,7 @@ pub(super) async fn observed(
     State(state): State<SharedState>,
     Query(q): Query<o::ObservedQuery>,
 ) -> Result<Json<o::Observed>> {
-    compute(&state, &q).await.map(Json)
+    compute(&state, &q, false).await.map(Json)
 }
 
 /// `GET /api/observed/panel?server=…`: the same, as the side panel's lines.
@@ -56,7 +56,7 @@ pub(super) async fn panel(
     if q.server.is_none() {
         return Err(Error::BadRequest("server= is required".into()));
     }
-    let o = compute(&state, &q).await?;
+    let o = compute(&state, &q, false).await?;
     Ok(Json(panel_of(o)))
 }
 
@@ -70,7 +70,7 @@ pub(super) async fn edges(
             "server= is not a filter of the edges; use /api/observed".into(),
         ));
     }
-    let o = compute(&state, &q).await?;
+    let o = compute(&state, &q, true).await?;
     Ok(Json(edges_of(o)))
 }
 
@@ -101,6 +101,7 @@ fn edges_of(o: o::Observed) -> o::ObservedEdges {
                         count: 0,
                         dropped: 0,
                         last_seen: String::new(),
+                        note: String::new(),
                     },
                     BTreeMap::new(),
                 )
@@ -115,6 +116,10 @@ fn edges_of(o: o::Observed) -> o::ObservedEdges {
             e.last_seen = c.last_seen.clone();
         }
         ports.entry(c.protocol.clone()).or_default().push(c.port);
+        if c.state == Some(o::ObservedState::Undeclared) && c.allowed_when_protected == Some(false)
+        {
+            e.note = "blocked once the server is protected".into();
+        }
     }
     let edges = by_edge
         .into_values()
@@ -129,12 +134,37 @@ fn edges_of(o: o::Observed) -> o::ObservedEdges {
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
+            let what = match e.state {
+                o::ObservedState::Declared => "declared".to_string(),
+                o::ObservedState::Undeclared if e.note.is_empty() => {
+                    "undeclared, allowed".to_string()
+                }
+                o::ObservedState::Undeclared => format!("undeclared: {}", e.note),
+                o::ObservedState::Dropped => format!("{} dropped now", e.dropped),
+            };
+            e.note = format!(
+                "observed {} flows {}, last {} UTC · {what}",
+                e.count,
+                e.ports,
+                day_time(&e.last_seen)
+            );
             e
         })
         .collect();
+    let summary = panel_of(o::Observed {
+        window: o.window.clone(),
+        ..o::Observed::default()
+    })
+    .window;
     o::ObservedEdges {
         window: o.window,
         edges,
+        unused: if o.unused_claimed {
+            o.unused
+        } else {
+            Vec::new()
+        },
+        summary,
     }
 }
 
@@ -233,7 +263,13 @@ fn panel_of(o: o::Observed) -> o::ObservedPanel {
     }
 }
 
-async fn compute(state: &SharedState, q: &o::ObservedQuery) -> Result<o::Observed> {
+/// `every_unused`: without a server, list declared calls not observed between all workloads
+/// (the graph's edges) rather than none.
+async fn compute(
+    state: &SharedState,
+    q: &o::ObservedQuery,
+    every_unused: bool,
+) -> Result<o::Observed> {
     let since = match &q.since {
         Some(s) => parse_rfc3339(s)
             .ok_or_else(|| Error::BadRequest(format!("since={s:?} is not an RFC 3339 time")))?,
@@ -336,27 +372,41 @@ async fn compute(state: &SharedState, q: &o::ObservedQuery) -> Result<o::Observe
                 draft: super::drift::form_of(&s.suggested),
             })
             .collect();
-        // Declared but not observed: only for one server, and only claimed when the window
-        // since `since` was observed completely.
-        if let Some(server) = &server {
+        // Declared but not observed: only for one server (or every workload pair when asked),
+        // and only claimed when the window since `since` was observed completely.
+        if server.is_some() || every_unused {
             let end = if status.connected {
                 now_nanos()
             } else {
                 status.coverage.span().map_or(0, |(_, b)| b)
             };
             let start = since.max(status.coverage.span().map_or(0, |(a, _)| a));
-            out.unused_claimed =
-                status.coverage.span().is_some() && status.coverage.complete(start, end);
+            // A window after the observed span was not observed at all.
+            out.unused_claimed = status.coverage.span().is_some()
+                && start < end
+                && status.coverage.complete(start, end);
             if out.unused_claimed {
-                let seen: BTreeSet<String> =
-                    pairs.iter().map(|(k, _)| k.client.to_string()).collect();
-                out.unused = view
-                    .in_edges
-                    .get(server)
+                let seen: BTreeSet<(String, String)> = pairs
+                    .iter()
+                    .map(|(k, _)| (k.client.to_string(), k.server.to_string()))
+                    .collect();
+                let edges: Vec<&api::Edge> = match &server {
+                    Some(server) => view
+                        .in_edges
+                        .get(server)
+                        .into_iter()
+                        .flatten()
+                        .map(|&i| &view.edges[i])
+                        .collect(),
+                    None => view
+                        .edges
+                        .iter()
+                        .filter(|e| e.source.contains('/') && e.target.contains('/'))
+                        .collect(),
+                };
+                out.unused = edges
                     .into_iter()
-                    .flatten()
-                    .map(|&i| &view.edges[i])
-                    .filter(|e| e.declared && !seen.contains(&e.source))
+                    .filter(|e| e.declared && !seen.contains(&(e.source.clone(), e.target.clone())))
                     .map(|e: &api::Edge| o::DeclaredUnused {
                         client: e.source.clone(),
                         server: e.target.clone(),
