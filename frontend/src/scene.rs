@@ -302,12 +302,15 @@ pub fn only_states(scene: &Scene, states: &BTreeSet<EdgeState>) -> Scene {
     out
 }
 
-/// Marks the scene's workload edges with observed traffic: `marks` maps `source->target` to
-/// the mark and its words.
-pub fn observe(scene: &mut Scene, marks: &BTreeMap<String, (String, String)>) {
+/// Marks the scene's workload edges with observed traffic: `marks` are
+/// `[source->target, mark, words]`, sorted.
+pub fn observe(scene: &mut Scene, marks: &[[String; 3]]) {
     for e in &mut scene.edges {
         let key = format!("{}->{}", scene.nodes[e.source].id, scene.nodes[e.target].id);
-        e.observed = marks.get(&key).cloned();
+        e.observed = marks
+            .binary_search_by(|m| m[0].as_str().cmp(&key))
+            .ok()
+            .map(|i| (marks[i][1].clone(), marks[i][2].clone()));
     }
 }
 
@@ -460,8 +463,8 @@ pub fn to_svg(scene: &Scene) -> String {
                 e.label_at.0, e.label_at.1
             );
         }
-        if let Some((m, _)) = e.observed.as_ref().filter(|(m, _)| !badge(m).is_empty()) {
-            let _ = write!(s, "{}", svg_badge(m, e.label_at.0, e.label_at.1));
+        if let Some((m, _)) = &e.observed {
+            svg_badge(&mut s, m, e.label_at.0, e.label_at.1);
         }
     }
     for n in &scene.nodes {
@@ -502,17 +505,13 @@ pub fn to_svg(scene: &Scene) -> String {
         for (m, text) in MARKS {
             let _ = write!(
                 s,
-                r##"<line x1="{x:.0}" y1="{y:.0}" x2="{:.0}" y2="{y:.0}" stroke="{}" stroke-width="8" stroke-opacity=".35"/>{}<text x="{:.0}" y="{:.0}" font-size="11" fill="#334155">{text}</text>"##,
+                r##"<line x1="{x:.0}" y1="{y:.0}" x2="{:.0}" y2="{y:.0}" stroke="{}" stroke-width="8" stroke-opacity=".35"/><text x="{:.0}" y="{:.0}" font-size="11" fill="#334155">{text}</text>"##,
                 x + 22.0,
                 halo(m),
-                if badge(m).is_empty() {
-                    String::new()
-                } else {
-                    svg_badge(m, x + 11.0, y)
-                },
                 x + 27.0,
                 y + 4.0
             );
+            svg_badge(&mut s, m, x + 11.0, y);
             x += 160.0;
         }
     }
@@ -528,13 +527,18 @@ pub fn halo(mark: &str) -> &'static str {
     }
 }
 
-fn svg_badge(mark: &str, x: f64, y: f64) -> String {
-    format!(
-        r##"<circle cx="{x:.1}" cy="{y:.1}" r="7" fill="#ffffff" stroke="{c}" stroke-width="1.5"/><text x="{x:.1}" y="{ty:.1}" font-size="10" font-weight="700" text-anchor="middle" fill="{c}">{b}</text>"##,
-        c = halo(mark),
-        b = badge(mark),
-        ty = y + 3.5
-    )
+/// The mark's badge (if it has one) centred at `x`, `y`.
+fn svg_badge(s: &mut String, mark: &str, x: f64, y: f64) {
+    use std::fmt::Write;
+    let b = badge(mark);
+    if !b.is_empty() {
+        let _ = write!(
+            s,
+            r##"<text x="{x:.1}" y="{:.1}" font-size="12" font-weight="800" text-anchor="middle" fill="{}" stroke="#ffffff" stroke-width="4" paint-order="stroke">{b}</text>"##,
+            y + 4.0,
+            halo(mark)
+        );
+    }
 }
 
 /// The dash pattern of a state's edges (as the stylesheet draws them).
@@ -702,7 +706,7 @@ mod tests {
         assert!(!to_svg(&s).contains("observed"));
         let (a, b) = (s.edges[0].source, s.edges[0].target);
         let key = format!("{}->{}", s.nodes[a].id, s.nodes[b].id);
-        let marks = BTreeMap::from([(key, ("dropped".to_string(), "2 dropped now".to_string()))]);
+        let marks = [[key, "dropped".to_string(), "2 dropped now".to_string()]];
         observe(&mut s, &marks);
         assert_eq!(s.edges[0].observed.as_ref().unwrap().0, "dropped");
         assert!(s.edges[1..].iter().all(|e| e.observed.is_none()));

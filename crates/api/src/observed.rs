@@ -11,7 +11,8 @@ pub struct ObservedQuery {
     /// Only calls into this workload (`ns/name[Kind]`); without it, every observed call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
-    /// Only calls last seen at or after this RFC 3339 time.
+    /// Only calls last seen at or after this RFC 3339 time, or this long ago (`1h`, `24h`,
+    /// `7d`: hours or days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
 }
@@ -177,4 +178,8 @@ pub struct ObservedEdges {
     /// The window in words, for the legend (empty when nothing is observed).
     #[serde(default)]
     pub summary: String,
+    /// What the graph draws, sorted by key: `[source->target, mark, words]`, the mark being
+    /// the edge's state or `unused` (declared, not observed).
+    #[serde(default)]
+    pub marks: Vec<[String; 3]>,
 }

@@ -255,14 +255,19 @@ pub fn GraphCanvas(
                     title = format!("{title} · {note}");
                 }
                 let mark = obs.as_ref().map(|(m, _)| m.clone());
-                let (mark_attr, mark_halo) = (mark.clone(), mark.clone());
+                let mark_attr = mark.clone();
+                let g_class = format!(
+                    "edge-g state-{} obs-{}",
+                    e.state,
+                    mark.as_deref().unwrap_or("none")
+                );
                 let (a, b) = (e.source, e.target);
                 let aria = title.clone();
                 let (src2, dst2) = (src.clone(), dst.clone());
                 let width = if total > 1 { 1.8 + (total as f64).ln().min(3.0) } else { 2.2 };
                 view! {
                     <g
-                        class=format!("edge-g state-{}", e.state)
+                        class=g_class
                         class:near=move || near.with(|n| n.as_ref().is_some_and(|(i, _)| *i == a || *i == b))
                         class:hl=move || highlight_edge.get().as_deref() == Some(id2.as_str())
                         data-testid=format!("edge-{id}")
@@ -279,7 +284,6 @@ pub fn GraphCanvas(
                             }
                         }
                     >
-                        {mark_halo.map(|m| view! { <path class=format!("edge-obs obs-{m}") d=e.path.clone()></path> })}
                         <path
                             class=format!("edge state-{}", e.state)
                             d=e.path.clone()
@@ -298,10 +302,7 @@ pub fn GraphCanvas(
                         {mark.filter(|m| !badge(m).is_empty()).map(|m| {
                             let (x, y) = e.label_at;
                             view! {
-                                <g class=format!("obs-badge obs-{m}") data-testid="obs-badge" transform=format!("translate({x:.1},{y:.1})")>
-                                    <circle r="7"></circle>
-                                    <text y="3.5" text-anchor="middle">{badge(&m)}</text>
-                                </g>
+                                <text class=format!("obs-badge obs-{m}") data-testid="obs-badge" x=x y={y + 4.0} text-anchor="middle">{badge(&m)}</text>
                             }
                         })}
                     </g>

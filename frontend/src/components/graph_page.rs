@@ -14,7 +14,7 @@ use leptos::prelude::*;
 
 use super::calls_panel::CallsPanel;
 use super::graph_canvas::GraphCanvas;
-use super::legend::{Legend, ObservedLegend};
+use super::legend::{Legend, observed_legend};
 use super::loading::{ErrorBox, Loading};
 use super::overview::OverviewTable;
 use super::search::Search;
@@ -338,45 +338,25 @@ pub fn GraphPage() -> impl IntoView {
     });
     // Observed traffic (`--flows`, `--hubble`), marked on the workload edges.
     let seen = Memo::new(move |_| query.get().seen);
-    let observed = LocalResource::new(move || {
+    // (The server reads `1h`, `24h`, `7d` as back from now.) A signal set by a task: cheaper
+    // in WASM than another resource type.
+    let observed = RwSignal::new(api::ObservedMarks::default());
+    Effect::new(move |_| {
         state.refresh.track();
-        let since = seen.get().as_deref().and_then(window_ms).and_then(|ms| {
-            js_sys::Date::new(&(js_sys::Date::now() - ms).into())
-                .to_iso_string()
-                .as_string()
-        });
-        async move { api::observed_edges(since).await.ok() }
-    });
-    let marks = Memo::new(move |_| {
-        observed.with(|o| {
-            let mut m = std::collections::BTreeMap::new();
-            if let Some(Some(o)) = o {
-                for e in &o.edges {
-                    let v = (e.state.as_str().to_string(), e.note.clone());
-                    m.insert(format!("{}->{}", e.source, e.target), v);
-                }
-                for u in &o.unused {
-                    let v = (
-                        "unused".to_string(),
-                        format!("declared {}, not observed", u.ports),
-                    );
-                    m.insert(format!("{}->{}", u.client, u.server), v);
-                }
+        let since = seen.get();
+        leptos::task::spawn_local(async move {
+            if let Ok(m) = api::observed_edges(since.clone()).await
+                && seen.get_untracked() == since
+            {
+                observed.set(m);
             }
-            m
-        })
+        });
     });
-    let summary = Signal::derive(move || {
-        observed.with(|o| {
-            o.as_ref()
-                .and_then(|o| o.as_ref().map(|o| o.summary.clone()))
-                .unwrap_or_default()
-        })
-    });
+    let summary = Signal::derive(move || observed.with(|o| o.summary.clone()));
     let scene = Memo::new(move |_| {
         let states = query.get().params.states;
         let mut s = laid_out.with(|s| scene::only_states(s, &states));
-        marks.with(|m| scene::observe(&mut s, m));
+        observed.with(|o| scene::observe(&mut s, &o.marks));
         s
     });
     let namespaces = Signal::derive(move || {
@@ -595,9 +575,9 @@ pub fn GraphPage() -> impl IntoView {
                     <option value="24h">"… last 24 hours"</option>
                     <option value="7d">"… last 7 days"</option>
                 </select>
-                {move || (!summary.get().is_empty()).then(|| view! {
                     <select
                         class="input"
+                        hidden=move || summary.get().is_empty()
                         data-testid="seen-filter"
                         aria-label="Observed within"
                         prop:value=move || query.get().seen.unwrap_or_default()
@@ -611,14 +591,13 @@ pub fn GraphPage() -> impl IntoView {
                         <option value="24h">"… last 24 hours"</option>
                         <option value="7d">"… last 7 days"</option>
                     </select>
-                })}
                 <div class="spacer"></div>
                 <button class="btn ghost" data-testid="export-svg" disabled=move || is_overview.get() on:click=move |_| dom::download("accord-graph.svg", "image/svg+xml", &scene::to_svg(&scene.get_untracked()))>"Export SVG"</button>
                 <button class="btn ghost" data-testid="export-json" disabled=move || is_overview.get() on:click=move |_| dom::download("accord-graph.json", "application/json", &scene::to_json(&scene.get_untracked()))>"Export JSON"</button>
             </div>
             <div class="subbar">
                 <Legend active=active_states counts=counts on_toggle=on_toggle/>
-                <ObservedLegend summary=summary/>
+                {observed_legend(summary)}
                 {move || (!is_overview.get() && large() == Some(true)).then(|| view! {
                     <button class="chip" data-testid="back-to-overview" on:click=move |_| to_overview()>"← Overview"</button>
                 })}

@@ -156,15 +156,35 @@ fn edges_of(o: o::Observed) -> o::ObservedEdges {
         ..o::Observed::default()
     })
     .window;
+    let unused = if o.unused_claimed {
+        o.unused
+    } else {
+        Vec::new()
+    };
+    let mut marks: Vec<[String; 3]> = edges
+        .iter()
+        .map(|e: &o::ObservedEdge| {
+            [
+                format!("{}->{}", e.source, e.target),
+                e.state.as_str().to_string(),
+                e.note.clone(),
+            ]
+        })
+        .chain(unused.iter().map(|u| {
+            [
+                format!("{}->{}", u.client, u.server),
+                "unused".to_string(),
+                format!("declared {}, not observed", u.ports),
+            ]
+        }))
+        .collect();
+    marks.sort();
     o::ObservedEdges {
         window: o.window,
         edges,
-        unused: if o.unused_claimed {
-            o.unused
-        } else {
-            Vec::new()
-        },
+        unused,
         summary,
+        marks,
     }
 }
 
@@ -272,7 +292,12 @@ async fn compute(
 ) -> Result<o::Observed> {
     let since = match &q.since {
         Some(s) => parse_rfc3339(s)
-            .ok_or_else(|| Error::BadRequest(format!("since={s:?} is not an RFC 3339 time")))?,
+            .or_else(|| ago(s, now_nanos()))
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "since={s:?} is neither an RFC 3339 time nor hours or days ago (1h, 7d)"
+                ))
+            })?,
         None => 0,
     };
     let server = match &q.server {
@@ -421,6 +446,17 @@ async fn compute(
     .map_err(|e| Error::Internal(e.to_string()))
 }
 
+/// `since` as a time back from `now` (ns): `1h`, `24h`, `7d`.
+fn ago(s: &str, now: i64) -> Option<i64> {
+    const HOUR: i64 = 3_600_000_000_000;
+    let (n, unit) = match s.strip_suffix('h') {
+        Some(n) => (n, HOUR),
+        None => (s.strip_suffix('d')?, 24 * HOUR),
+    };
+    let n: i64 = n.parse().ok().filter(|n| (1..=3660).contains(n))?;
+    Some(now - n * unit)
+}
+
 fn window(s: &crate::observed::collector::Status) -> o::ObservedWindow {
     let span = s.coverage.span();
     let end = if s.connected {
@@ -442,5 +478,20 @@ fn window(s: &crate::observed::collector::Status) -> o::ObservedWindow {
             .collect(),
         lost_events: s.coverage.lost_total(),
         error: s.last_error.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ago;
+
+    #[test]
+    fn since_may_be_hours_or_days_back_from_now() {
+        let now = 10 * 86_400_000_000_000;
+        assert_eq!(ago("1h", now), Some(now - 3_600_000_000_000));
+        assert_eq!(ago("7d", now), Some(3 * 86_400_000_000_000));
+        assert_eq!(ago("0h", now), None);
+        assert_eq!(ago("forever", now), None);
+        assert_eq!(ago("h", now), None);
     }
 }
