@@ -121,7 +121,7 @@ fn edges_of(o: o::Observed) -> o::ObservedEdges {
             e.note = "blocked once the server is protected".into();
         }
     }
-    let edges = by_edge
+    let edges: Vec<o::ObservedEdge> = by_edge
         .into_values()
         .map(|(mut e, ports)| {
             e.ports = ports
