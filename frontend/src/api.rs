@@ -112,6 +112,23 @@ pub async fn observed_panel(server: &str) -> Result<accord_api::observed::Observ
     get(&format!("/api/observed/panel?server={}", encode(server))).await
 }
 
+/// What the graph marks of `/api/observed/edges` (only these fields are decoded: the WASM
+/// stays small).
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+pub struct ObservedMarks {
+    #[serde(default)]
+    pub summary: String,
+    /// `[source->target, mark, words]`, sorted.
+    #[serde(default)]
+    pub marks: Vec<[String; 3]>,
+}
+
+/// The observed dimension of the graph's edges, since an RFC 3339 time (or all).
+pub async fn observed_edges(since: Option<String>) -> Result<ObservedMarks> {
+    let q = since.map_or_else(String::new, |s| format!("?since={}", encode(&s)));
+    get(&format!("/api/observed/edges{q}")).await
+}
+
 pub async fn status() -> Result<Status> {
     get("/api/status").await
 }

@@ -68,6 +68,9 @@ pub struct SceneEdge {
     pub path: String,
     /// Where the edge's call count is written (when it stands for more than one call).
     pub label_at: (f64, f64),
+    /// Observed traffic (workload edges only): its mark (`declared`, `undeclared`, `dropped`
+    /// or `unused`) and the server's words for it.
+    pub observed: Option<(String, String)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -250,6 +253,7 @@ pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
             ports: ports.into_iter().collect::<Vec<_>>().join("; "),
             path: layout::edge_path(&l.nodes[a], &l.nodes[b]),
             label_at: layout::edge_mid(&l.nodes[a], &l.nodes[b]),
+            observed: None,
         })
         .collect();
     Scene {
@@ -297,6 +301,35 @@ pub fn only_states(scene: &Scene, states: &BTreeSet<EdgeState>) -> Scene {
     }
     out
 }
+
+/// Marks the scene's workload edges with observed traffic: `marks` are
+/// `[source->target, mark, words]`, sorted.
+pub fn observe(scene: &mut Scene, marks: &[[String; 3]]) {
+    for e in &mut scene.edges {
+        let key = format!("{}->{}", scene.nodes[e.source].id, scene.nodes[e.target].id);
+        e.observed = marks
+            .binary_search_by(|m| m[0].as_str().cmp(&key))
+            .ok()
+            .map(|i| (marks[i][1].clone(), marks[i][2].clone()));
+    }
+}
+
+/// The glyph drawn on an observed edge of this mark.
+pub fn badge(mark: &str) -> &'static str {
+    match mark {
+        "dropped" => "✕",
+        "undeclared" => "?",
+        _ => "",
+    }
+}
+
+/// The observed marks, as the legend explains them.
+pub const MARKS: [(&str, &str); 4] = [
+    ("declared", "observed, declared"),
+    ("undeclared", "observed, undeclared"),
+    ("dropped", "observed, dropped now"),
+    ("unused", "declared, not observed"),
+];
 
 #[derive(serde::Serialize)]
 struct JsonNode<'a> {
@@ -369,7 +402,11 @@ pub fn esc(s: &str) -> String {
 pub fn to_svg(scene: &Scene) -> String {
     use std::fmt::Write;
     // Room below the drawing for the legend.
-    let legend_h = 34.0;
+    let legend_h = if scene.edges.iter().any(|e| e.observed.is_some()) {
+        56.0
+    } else {
+        34.0
+    };
     let w = scene.width.max(560.0);
     let h = scene.height + legend_h;
     let mut s = format!(
@@ -398,6 +435,14 @@ pub fn to_svg(scene: &Scene) -> String {
     }
     for e in &scene.edges {
         let total = e.counts.total();
+        if let Some((m, _)) = &e.observed {
+            let _ = write!(
+                s,
+                r##"<path d="{}" fill="none" stroke="{}" stroke-width="8" stroke-opacity=".35"/>"##,
+                e.path,
+                halo(m)
+            );
+        }
         let _ = write!(
             s,
             r#"<path d="{}" fill="none" stroke="{}" stroke-width="{:.1}"{} marker-end="url(#arrow-{})"/>"#,
@@ -417,6 +462,9 @@ pub fn to_svg(scene: &Scene) -> String {
                 r##"<text x="{:.1}" y="{:.1}" font-size="11" font-weight="600" text-anchor="middle" fill="#334155">{total}</text>"##,
                 e.label_at.0, e.label_at.1
             );
+        }
+        if let Some((m, _)) = &e.observed {
+            svg_badge(&mut s, m, e.label_at.0, e.label_at.1);
         }
     }
     for n in &scene.nodes {
@@ -450,7 +498,47 @@ pub fn to_svg(scene: &Scene) -> String {
         );
         x += 110.0;
     }
+    // The observed marks, when the drawing has any.
+    if scene.edges.iter().any(|e| e.observed.is_some()) {
+        let y = y + 22.0;
+        let mut x = 12.0;
+        for (m, text) in MARKS {
+            let _ = write!(
+                s,
+                r##"<line x1="{x:.0}" y1="{y:.0}" x2="{:.0}" y2="{y:.0}" stroke="{}" stroke-width="8" stroke-opacity=".35"/><text x="{:.0}" y="{:.0}" font-size="11" fill="#334155">{text}</text>"##,
+                x + 22.0,
+                halo(m),
+                x + 27.0,
+                y + 4.0
+            );
+            svg_badge(&mut s, m, x + 11.0, y);
+            x += 160.0;
+        }
+    }
     s + "</svg>"
+}
+
+/// The halo colour of an observed mark (the state colours stay the edge's own).
+pub fn halo(mark: &str) -> &'static str {
+    match mark {
+        "dropped" => "#e11d48",
+        "unused" => "#cbd5e1",
+        _ => "#0ea5e9",
+    }
+}
+
+/// The mark's badge (if it has one) centred at `x`, `y`.
+fn svg_badge(s: &mut String, mark: &str, x: f64, y: f64) {
+    use std::fmt::Write;
+    let b = badge(mark);
+    if !b.is_empty() {
+        let _ = write!(
+            s,
+            r##"<text x="{x:.1}" y="{:.1}" font-size="12" font-weight="800" text-anchor="middle" fill="{}" stroke="#ffffff" stroke-width="4" paint-order="stroke">{b}</text>"##,
+            y + 4.0,
+            halo(mark)
+        );
+    }
 }
 
 /// The dash pattern of a state's edges (as the stylesheet draws them).
@@ -608,6 +696,32 @@ mod tests {
         assert!(blocked.contains("stroke-dasharray"));
         for st in EdgeState::ALL {
             assert!(svg.contains(&format!(">{st}</text>")), "legend names {st}");
+        }
+    }
+
+    #[test]
+    fn observed_marks_go_on_their_edges_and_into_the_exported_legend() {
+        let mut s = build(&demo(), &params());
+        // Without observed data, nothing of it in the export.
+        assert!(!to_svg(&s).contains("observed"));
+        let (a, b) = (s.edges[0].source, s.edges[0].target);
+        let key = format!("{}->{}", s.nodes[a].id, s.nodes[b].id);
+        let marks = [[key, "dropped".to_string(), "2 dropped now".to_string()]];
+        observe(&mut s, &marks);
+        assert_eq!(s.edges[0].observed.as_ref().unwrap().0, "dropped");
+        assert!(s.edges[1..].iter().all(|e| e.observed.is_none()));
+        let svg = to_svg(&s);
+        // The halo under the edge, its badge, and the legend naming every mark.
+        assert!(svg.contains(&format!(
+            "stroke=\"{}\" stroke-width=\"8\"",
+            halo("dropped")
+        )));
+        assert!(svg.contains(">✕</text>"));
+        for (_, words) in MARKS {
+            assert!(
+                svg.contains(&format!(">{words}</text>")),
+                "legend names {words}"
+            );
         }
     }
 

@@ -712,6 +712,115 @@ async fn observed_callers_and_a_suggestion_opened_as_a_draft() {
         .unwrap_or_else(|e| panic!("journey observed: {e:#}"));
 }
 
+/// Observed traffic on the drawing (`--flows`): observed calls carry a halo, an undeclared one
+/// a "?" badge and its words, a dropped one a "✕"; declared calls not observed in a completely
+/// observed window a faint dotted halo; the "observed within" filter, kept in the URL, changes
+/// what is marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observed_traffic_marked_on_the_graph_and_filtered_by_time() {
+    if !can_run() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let d = Dashboard::start_with(
+        "observed-graph",
+        None,
+        &["--flows", "assets/flows/demo.jsonl"],
+    )
+    .await
+    .expect("start the dashboard");
+    let run = async {
+        let edge = |s: &str, t: &str| format!("[data-testid='edge-{s}->{t}']");
+        let backup = edge(
+            "platform/ledger-backup[CronJob]",
+            "platform/ledger-db[StatefulSet]",
+        );
+        d.goto("/graph").await?;
+        d.wait_for(&format!("{backup}[data-observed='undeclared']"))
+            .await?;
+        let marked = |m: &str| {
+            format!(
+                "document.querySelectorAll('[data-testid=\"graph-svg\"] [data-observed=\"{m}\"]').length"
+            )
+        };
+        // The demo's flows: two declared calls, three undeclared, one dropped.
+        assert_eq!(d.js(&marked("declared")).await?, json!(2));
+        assert_eq!(d.js(&marked("undeclared")).await?, json!(3));
+        assert_eq!(d.js(&marked("dropped")).await?, json!(1));
+        // The window (05:00:01–05:00:20) was observed completely: the declared calls not seen
+        // in it are marked too, e.g. web → search.
+        let unused = d.js(&marked("unused")).await?;
+        assert!(unused.as_u64().unwrap_or_default() >= 10, "{unused}");
+        let search = edge(
+            "storefront/web[Deployment]",
+            "storefront/search[Deployment]",
+        );
+        d.wait_for(&format!("{search}[data-observed='unused']"))
+            .await?;
+        // The undeclared call is told apart: its badge and its words.
+        let q = format!("document.querySelector(\"{backup}\")");
+        let badge = d
+            .js(&format!(
+                "{q}.querySelector('[data-testid=\"obs-badge\"]').textContent"
+            ))
+            .await?;
+        assert_eq!(badge, json!("?"));
+        let label = d.js(&format!("{q}.getAttribute('aria-label')")).await?;
+        let label = label.as_str().unwrap_or_default();
+        assert!(
+            label.contains("observed 1 flows TCP 5432")
+                && label.contains("undeclared: blocked once the server is protected"),
+            "{label}"
+        );
+        let dropped = edge("storefront/cart[Deployment]", "platform/auth[Deployment]");
+        let badge = d
+            .js(&format!("document.querySelector(\"{dropped}\").querySelector('[data-testid=\"obs-badge\"]').textContent"))
+            .await?;
+        assert_eq!(badge, json!("✕"));
+        // The legend explains the marks and gives the window.
+        let legend = d
+            .wait_for("[data-testid='observed-legend']")
+            .await?
+            .text()
+            .await?;
+        for words in [
+            "observed, declared",
+            "observed, undeclared",
+            "observed, dropped now",
+            "declared, not observed",
+            "Observed 2026-11-30 05:00:01 – 2026-11-30 05:00:20 UTC",
+            "Complete since 2026-11-30 05:00:01 UTC",
+        ] {
+            assert!(legend.contains(words), "{words:?} not in {legend}");
+        }
+        d.screenshot("observed-graph-all").await?;
+
+        // Only the last hour: the demo's flows are older, nothing is marked (and no declared
+        // call is claimed unobserved: that hour was not observed).
+        d.wait_for("[data-testid='seen-filter']")
+            .await?
+            .select_by_value("1h")
+            .await?;
+        d.wait_js("!document.querySelector('[data-testid=\"graph-svg\"] [data-observed]')")
+            .await?;
+        let url = d.client.current_url().await?;
+        assert!(url.query().unwrap_or_default().contains("seen=1h"), "{url}");
+        d.wait_for("[data-testid='observed-legend']").await?;
+        d.screenshot("observed-graph-last-hour").await?;
+        // Back: every observed call is marked again.
+        d.client.back().await?;
+        d.wait_for(&format!("{backup}[data-observed='undeclared']"))
+            .await?;
+        assert_eq!(d.js(&marked("dropped")).await?, json!(1));
+        Ok::<_, anyhow::Error>(())
+    };
+    run.await
+        .unwrap_or_else(|e| panic!("journey observed-graph: {e:#}"));
+    d.finish()
+        .await
+        .unwrap_or_else(|e| panic!("journey observed-graph: {e:#}"));
+}
+
 const WEB: &str = "storefront/web[Deployment]";
 
 impl Dashboard {

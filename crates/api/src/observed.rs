@@ -11,7 +11,8 @@ pub struct ObservedQuery {
     /// Only calls into this workload (`ns/name[Kind]`); without it, every observed call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
-    /// Only calls last seen at or after this RFC 3339 time.
+    /// Only calls last seen at or after this RFC 3339 time, or this long ago (`1h`, `24h`,
+    /// `7d`: hours or days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
 }
@@ -159,6 +160,10 @@ pub struct ObservedEdge {
     pub count: u64,
     pub dropped: u64,
     pub last_seen: String,
+    /// What the drawing says of it, written by the server (e.g. `observed 12 flows TCP 5432,
+    /// last 2026-11-30 05:00:08 UTC · undeclared: blocked once the server is protected`).
+    #[serde(default)]
+    pub note: String,
 }
 
 /// `GET /api/observed/edges`.
@@ -166,4 +171,15 @@ pub struct ObservedEdge {
 pub struct ObservedEdges {
     pub window: ObservedWindow,
     pub edges: Vec<ObservedEdge>,
+    /// Declared calls between workloads not observed since `since`; listed only when that
+    /// window was observed completely.
+    #[serde(default)]
+    pub unused: Vec<DeclaredUnused>,
+    /// The window in words, for the legend (empty when nothing is observed).
+    #[serde(default)]
+    pub summary: String,
+    /// What the graph draws, sorted by key: `[source->target, mark, words]`, the mark being
+    /// the edge's state or `unused` (declared, not observed).
+    #[serde(default)]
+    pub marks: Vec<[String; 3]>,
 }

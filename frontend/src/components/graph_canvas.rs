@@ -5,7 +5,7 @@ use leptos::html;
 use leptos::prelude::*;
 
 use crate::layout::{NODE_H, NODE_W};
-use crate::scene::{NodeKind, Scene, colour};
+use crate::scene::{NodeKind, Scene, badge, colour};
 
 /// The smallest zoom: small enough that "fit" shows a whole drawing of 1,500 workloads (about
 /// 30,000 px wide) as an overview to zoom into.
@@ -245,22 +245,34 @@ pub fn GraphCanvas(
                 let id = format!("{src}->{dst}");
                 let id2 = id.clone();
                 let total = e.counts.total();
-                let title = if total > 1 {
+                let mut title = if total > 1 {
                     format!("{src} → {dst}: {total} calls, worst {}", e.state)
                 } else {
                     format!("{src} → {dst}: {} {}", e.state, e.ports)
                 };
+                let obs = e.observed.clone();
+                if let Some((_, note)) = &obs {
+                    title = format!("{title} · {note}");
+                }
+                let mark = obs.as_ref().map(|(m, _)| m.clone());
+                let mark_attr = mark.clone();
+                let g_class = format!(
+                    "edge-g state-{} obs-{}",
+                    e.state,
+                    mark.as_deref().unwrap_or("none")
+                );
                 let (a, b) = (e.source, e.target);
                 let aria = title.clone();
                 let (src2, dst2) = (src.clone(), dst.clone());
                 let width = if total > 1 { 1.8 + (total as f64).ln().min(3.0) } else { 2.2 };
                 view! {
                     <g
-                        class=format!("edge-g state-{}", e.state)
+                        class=g_class
                         class:near=move || near.with(|n| n.as_ref().is_some_and(|(i, _)| *i == a || *i == b))
                         class:hl=move || highlight_edge.get().as_deref() == Some(id2.as_str())
                         data-testid=format!("edge-{id}")
                         data-state=e.state.as_str()
+                        data-observed=mark_attr
                         tabindex="0"
                         role="button"
                         aria-label=aria
@@ -286,6 +298,12 @@ pub fn GraphCanvas(
                         {(total > 1).then(|| {
                             let (lx, ly) = e.label_at;
                             view! { <text class="edge-count" x=lx y=ly text-anchor="middle">{total}</text> }
+                        })}
+                        {mark.filter(|m| !badge(m).is_empty()).map(|m| {
+                            let (x, y) = e.label_at;
+                            view! {
+                                <text class=format!("obs-badge obs-{m}") data-testid="obs-badge" x=x y={y + 4.0} text-anchor="middle">{badge(&m)}</text>
+                            }
                         })}
                     </g>
                 }

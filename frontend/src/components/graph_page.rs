@@ -14,7 +14,7 @@ use leptos::prelude::*;
 
 use super::calls_panel::CallsPanel;
 use super::graph_canvas::GraphCanvas;
-use super::legend::Legend;
+use super::legend::{Legend, observed_legend};
 use super::loading::{ErrorBox, Loading};
 use super::overview::OverviewTable;
 use super::search::Search;
@@ -86,6 +86,8 @@ struct Query {
     edge: Option<String>,
     /// Only calls that appeared or changed within this window: `1h`, `24h` or `7d`.
     since: Option<String>,
+    /// Observed traffic marked on the edges: only that seen within `1h`, `24h` or `7d`.
+    seen: Option<String>,
 }
 
 fn split(v: Option<String>) -> BTreeSet<String> {
@@ -133,6 +135,9 @@ impl Query {
         }
         if let Some(s) = &self.since {
             q.push(("since".into(), s.clone()));
+        }
+        if let Some(s) = &self.seen {
+            q.push(("seen".into(), s.clone()));
         }
         if let Some(e) = &self.edge {
             q.push(("edge".into(), e.clone()));
@@ -198,6 +203,7 @@ pub fn GraphPage() -> impl IntoView {
             selected: q.get("sel").filter(|s| !s.is_empty()),
             edge: q.get("edge").filter(|s| !s.is_empty()),
             since: q.get("since").filter(|s| window_ms(s).is_some()),
+            seen: q.get("seen").filter(|s| window_ms(s).is_some()),
         }
     });
     // Every change of view or selection is a history entry: Back and Forward walk them.
@@ -330,9 +336,28 @@ pub fn GraphPage() -> impl IntoView {
                 .unwrap_or_default()
         })
     });
+    // Observed traffic (`--flows`, `--hubble`), marked on the workload edges.
+    let seen = Memo::new(move |_| query.get().seen);
+    // (The server reads `1h`, `24h`, `7d` as back from now.) A signal set by a task: cheaper
+    // in WASM than another resource type.
+    let observed = RwSignal::new(api::ObservedMarks::default());
+    Effect::new(move |_| {
+        state.refresh.track();
+        let since = seen.get();
+        leptos::task::spawn_local(async move {
+            if let Ok(m) = api::observed_edges(since.clone()).await
+                && seen.get_untracked() == since
+            {
+                observed.set(m);
+            }
+        });
+    });
+    let summary = Signal::derive(move || observed.with(|o| o.summary.clone()));
     let scene = Memo::new(move |_| {
         let states = query.get().params.states;
-        laid_out.with(|s| scene::only_states(s, &states))
+        let mut s = laid_out.with(|s| scene::only_states(s, &states));
+        observed.with(|o| scene::observe(&mut s, &o.marks));
+        s
     });
     let namespaces = Signal::derive(move || {
         overview.with(|o| {
@@ -550,12 +575,29 @@ pub fn GraphPage() -> impl IntoView {
                     <option value="24h">"… last 24 hours"</option>
                     <option value="7d">"… last 7 days"</option>
                 </select>
+                    <select
+                        class="input"
+                        hidden=move || summary.get().is_empty()
+                        data-testid="seen-filter"
+                        aria-label="Observed within"
+                        prop:value=move || query.get().seen.unwrap_or_default()
+                        on:change=move |ev| {
+                            let v = event_target_value(&ev);
+                            update(&|q| q.seen = (!v.is_empty()).then(|| v.clone()))
+                        }
+                    >
+                        <option value="">"Observed: all"</option>
+                        <option value="1h">"Observed in the last hour"</option>
+                        <option value="24h">"… last 24 hours"</option>
+                        <option value="7d">"… last 7 days"</option>
+                    </select>
                 <div class="spacer"></div>
                 <button class="btn ghost" data-testid="export-svg" disabled=move || is_overview.get() on:click=move |_| dom::download("accord-graph.svg", "image/svg+xml", &scene::to_svg(&scene.get_untracked()))>"Export SVG"</button>
                 <button class="btn ghost" data-testid="export-json" disabled=move || is_overview.get() on:click=move |_| dom::download("accord-graph.json", "application/json", &scene::to_json(&scene.get_untracked()))>"Export JSON"</button>
             </div>
             <div class="subbar">
                 <Legend active=active_states counts=counts on_toggle=on_toggle/>
+                {observed_legend(summary)}
                 {move || (!is_overview.get() && large() == Some(true)).then(|| view! {
                     <button class="chip" data-testid="back-to-overview" on:click=move |_| to_overview()>"← Overview"</button>
                 })}

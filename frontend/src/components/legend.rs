@@ -46,3 +46,21 @@ pub fn Legend(
         </div>
     }
 }
+
+/// The observed-traffic marks and their window; shown only when there is observed data.
+pub fn observed_legend(summary: Signal<String>) -> impl IntoView {
+    view! {
+        <div class="legend obs-legend" data-testid="observed-legend" hidden=move || summary.get().is_empty()>
+            {crate::scene::MARKS
+                .into_iter()
+                .map(|(m, text)| view! {
+                    <span class="legend-item" data-testid=format!("obs-legend-{m}")>
+                        <span class=format!("swatch obs-swatch obs-{m}")>{crate::scene::badge(m)}</span>
+                        {text}
+                    </span>
+                })
+                .collect_view()}
+            <span class="muted obs-window" data-testid="observed-summary">{summary}</span>
+        </div>
+    }
+}

@@ -46,7 +46,7 @@ pub(super) async fn observed(
     State(state): State<SharedState>,
     Query(q): Query<o::ObservedQuery>,
 ) -> Result<Json<o::Observed>> {
-    compute(&state, &q).await.map(Json)
+    compute(&state, &q, false).await.map(Json)
 }
 
 /// `GET /api/observed/panel?server=…`: the same, as the side panel's lines.
@@ -57,7 +57,7 @@ pub(super) async fn panel(
     if q.server.is_none() {
         return Err(Error::BadRequest("server= is required".into()));
     }
-    let o = compute(&state, &q).await?;
+    let o = compute(&state, &q, false).await?;
     Ok(Json(panel_of(o)))
 }
 
@@ -71,7 +71,7 @@ pub(super) async fn edges(
             "server= is not a filter of the edges; use /api/observed".into(),
         ));
     }
-    let o = compute(&state, &q).await?;
+    let o = compute(&state, &q, true).await?;
     Ok(Json(edges_of(o)))
 }
 
@@ -102,6 +102,7 @@ fn edges_of(o: o::Observed) -> o::ObservedEdges {
                         count: 0,
                         dropped: 0,
                         last_seen: String::new(),
+                        note: String::new(),
                     },
                     BTreeMap::new(),
                 )
@@ -116,8 +117,12 @@ fn edges_of(o: o::Observed) -> o::ObservedEdges {
             e.last_seen = c.last_seen.clone();
         }
         ports.entry(c.protocol.clone()).or_default().push(c.port);
+        if c.state == Some(o::ObservedState::Undeclared) && c.allowed_when_protected == Some(false)
+        {
+            e.note = "blocked once the server is protected".into();
+        }
     }
-    let edges = by_edge
+    let edges: Vec<o::ObservedEdge> = by_edge
         .into_values()
         .map(|(mut e, ports)| {
             e.ports = ports
@@ -130,12 +135,57 @@ fn edges_of(o: o::Observed) -> o::ObservedEdges {
                 })
                 .collect::<Vec<_>>()
                 .join("; ");
+            let what = match e.state {
+                o::ObservedState::Declared => "declared".to_string(),
+                o::ObservedState::Undeclared if e.note.is_empty() => {
+                    "undeclared, allowed".to_string()
+                }
+                o::ObservedState::Undeclared => format!("undeclared: {}", e.note),
+                o::ObservedState::Dropped => format!("{} dropped now", e.dropped),
+            };
+            e.note = format!(
+                "observed {} flows {}, last {} UTC · {what}",
+                e.count,
+                e.ports,
+                day_time(&e.last_seen)
+            );
             e
         })
         .collect();
+    let summary = panel_of(o::Observed {
+        window: o.window.clone(),
+        ..o::Observed::default()
+    })
+    .window;
+    let unused = if o.unused_claimed {
+        o.unused
+    } else {
+        Vec::new()
+    };
+    let mut marks: Vec<[String; 3]> = edges
+        .iter()
+        .map(|e: &o::ObservedEdge| {
+            [
+                format!("{}->{}", e.source, e.target),
+                e.state.as_str().to_string(),
+                e.note.clone(),
+            ]
+        })
+        .chain(unused.iter().map(|u| {
+            [
+                format!("{}->{}", u.client, u.server),
+                "unused".to_string(),
+                format!("declared {}, not observed", u.ports),
+            ]
+        }))
+        .collect();
+    marks.sort();
     o::ObservedEdges {
         window: o.window,
         edges,
+        unused,
+        summary,
+        marks,
     }
 }
 
@@ -389,10 +439,21 @@ fn assess_all(
     out
 }
 
-async fn compute(state: &SharedState, q: &o::ObservedQuery) -> Result<o::Observed> {
+/// `every_unused`: without a server, list declared calls not observed between all workloads
+/// (the graph's edges) rather than none.
+async fn compute(
+    state: &SharedState,
+    q: &o::ObservedQuery,
+    every_unused: bool,
+) -> Result<o::Observed> {
     let since = match &q.since {
         Some(s) => parse_rfc3339(s)
-            .ok_or_else(|| Error::BadRequest(format!("since={s:?} is not an RFC 3339 time")))?,
+            .or_else(|| ago(s, now_nanos()))
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "since={s:?} is neither an RFC 3339 time nor hours or days ago (1h, 7d)"
+                ))
+            })?,
         None => 0,
     };
     let server = match &q.server {
@@ -485,27 +546,41 @@ async fn compute(state: &SharedState, q: &o::ObservedQuery) -> Result<o::Observe
                 draft: super::drift::form_of(&s.suggested),
             })
             .collect();
-        // Declared but not observed: only for one server, and only claimed when the window
-        // since `since` was observed completely.
-        if let Some(server) = &server {
+        // Declared but not observed: only for one server (or every workload pair when asked),
+        // and only claimed when the window since `since` was observed completely.
+        if server.is_some() || every_unused {
             let end = if status.connected {
                 now_nanos()
             } else {
                 status.coverage.span().map_or(0, |(_, b)| b)
             };
             let start = since.max(status.coverage.span().map_or(0, |(a, _)| a));
-            out.unused_claimed =
-                status.coverage.span().is_some() && status.coverage.complete(start, end);
+            // A window after the observed span was not observed at all.
+            out.unused_claimed = status.coverage.span().is_some()
+                && start < end
+                && status.coverage.complete(start, end);
             if out.unused_claimed {
-                let seen: BTreeSet<String> =
-                    pairs.iter().map(|(k, _)| k.client.to_string()).collect();
-                out.unused = view
-                    .in_edges
-                    .get(server)
+                let seen: BTreeSet<(String, String)> = pairs
+                    .iter()
+                    .map(|(k, _)| (k.client.to_string(), k.server.to_string()))
+                    .collect();
+                let edges: Vec<&api::Edge> = match &server {
+                    Some(server) => view
+                        .in_edges
+                        .get(server)
+                        .into_iter()
+                        .flatten()
+                        .map(|&i| &view.edges[i])
+                        .collect(),
+                    None => view
+                        .edges
+                        .iter()
+                        .filter(|e| e.source.contains('/') && e.target.contains('/'))
+                        .collect(),
+                };
+                out.unused = edges
                     .into_iter()
-                    .flatten()
-                    .map(|&i| &view.edges[i])
-                    .filter(|e| e.declared && !seen.contains(&e.source))
+                    .filter(|e| e.declared && !seen.contains(&(e.source.clone(), e.target.clone())))
                     .map(|e: &api::Edge| o::DeclaredUnused {
                         client: e.source.clone(),
                         server: e.target.clone(),
@@ -518,6 +593,17 @@ async fn compute(state: &SharedState, q: &o::ObservedQuery) -> Result<o::Observe
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// `since` as a time back from `now` (ns): `1h`, `24h`, `7d`.
+fn ago(s: &str, now: i64) -> Option<i64> {
+    const HOUR: i64 = 3_600_000_000_000;
+    let (n, unit) = match s.strip_suffix('h') {
+        Some(n) => (n, HOUR),
+        None => (s.strip_suffix('d')?, 24 * HOUR),
+    };
+    let n: i64 = n.parse().ok().filter(|n| (1..=3660).contains(n))?;
+    Some(now - n * unit)
 }
 
 fn window(s: &crate::observed::collector::Status) -> o::ObservedWindow {
@@ -541,5 +627,20 @@ fn window(s: &crate::observed::collector::Status) -> o::ObservedWindow {
             .collect(),
         lost_events: s.coverage.lost_total(),
         error: s.last_error.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ago;
+
+    #[test]
+    fn since_may_be_hours_or_days_back_from_now() {
+        let now = 10 * 86_400_000_000_000;
+        assert_eq!(ago("1h", now), Some(now - 3_600_000_000_000));
+        assert_eq!(ago("7d", now), Some(3 * 86_400_000_000_000));
+        assert_eq!(ago("0h", now), None);
+        assert_eq!(ago("forever", now), None);
+        assert_eq!(ago("h", now), None);
     }
 }
