@@ -30,5 +30,5 @@ pub use drift::{Dated, DeclaredEdge, ObservedInput, drift_items};
 pub use flow::{
     Endpoint, EndpointWorkload, Flow, FlowType, L4, TcpFlags, TrafficDirection, Verdict,
 };
-pub use ips::{IpHistory, PodLifetime, format_rfc3339, parse_rfc3339};
+pub use ips::{IpHistory, PodLifetime, civil_date_time, format_rfc3339, parse_rfc3339};
 pub use suggest::{Added, Suggestion, declares, suggest};

@@ -11,7 +11,6 @@ use super::code_block::CodeBlock;
 use super::loading::{ErrorBox, Loading};
 use crate::api;
 use crate::app::use_state;
-use crate::draft::Form;
 
 const PER_PAGE: u32 = 25;
 
@@ -60,11 +59,6 @@ fn edge_link(s: &str, t: &str) -> String {
         enc(s),
         enc(&format!("{s}->{t}"))
     )
-}
-
-/// The draft form's model of a fix's ClientIntents.
-fn form_of(d: &accord_api::DraftIntents) -> Form {
-    crate::draft::from_draft_intents(d)
 }
 
 /// An expanded item: every edge, the checked fix, acknowledging.
@@ -139,7 +133,7 @@ fn Detail(key: String, on_ack: Callback<()>) -> impl IntoView {
                                 let label = format!("Open {}'s intents in the draft form", f.client);
                                 view! {
                                     <button class="btn small" data-testid="drift-open-draft" on:click=move |_| {
-                                        state.draft_seed.set(Some(form_of(&f)));
+                                        state.draft_seed.set(Some(crate::draft::from_draft_intents(&f)));
                                         navigate("/drafts", Default::default());
                                     }>{label}</button>
                                 }

@@ -8,7 +8,6 @@ use leptos::prelude::*;
 
 use crate::api;
 use crate::app::use_state;
-use crate::draft::from_draft_intents as form_of;
 
 /// Shown when the server observes traffic (`--hubble` or `--flows`).
 #[component]
@@ -43,7 +42,7 @@ pub fn ObservedSection(id: String) -> impl IntoView {
                             {match draft {
                                 Some(d) => view! {
                                     <button class="btn small" data-testid="observed-open-draft" on:click=move |_| {
-                                        state.draft_seed.set(Some(form_of(&d)));
+                                        state.draft_seed.set(Some(crate::draft::from_draft_intents(&d)));
                                         navigate("/drafts", Default::default());
                                     }>"Open as draft"</button>
                                 }.into_any(),

@@ -574,6 +574,11 @@ pub fn compute(
     let mut edges: HashMap<(String, String), EdgeRow> = HashMap::with_capacity(view.edges.len());
     let mut edges_upsert = Vec::new();
     let mut changes = Vec::new();
+    // The first pass of a database sees every pair appear: one "initial sync" entry says so,
+    // rather than one entry per pair, each "by" every object of the source (so no pair's
+    // attribution is worked out).
+    let initial = prev_edges.is_empty() && prev_hashes.is_empty();
+    let mut initial_calls = 0;
     for (position, (e, x)) in view.edges.iter_mut().zip(&view.explanations).enumerate() {
         let key = (e.source.clone(), e.target.clone());
         let before = prev_edges.get(&key);
@@ -586,8 +591,9 @@ pub fn compute(
         e.first_seen = Some(first_seen);
         e.last_changed = Some(last_changed);
         let row = edge_row(e);
-        if let Some(change) = kind {
-            changes.push(ChangeRow {
+        match kind {
+            Some(_) if initial => initial_calls += 1,
+            Some(change) => changes.push(ChangeRow {
                 workload: e.target.clone(),
                 source: e.source.clone(),
                 target: e.target.clone(),
@@ -595,7 +601,8 @@ pub fn compute(
                 before: before.map(|b| b.state),
                 after: Some(e.state),
                 by: changed.of(e, Some(x)),
-            });
+            }),
+            None => {}
         }
         // The explanation text can change without the state (a renamed file): rewrite the row
         // whenever it is new or anything stored differs.
@@ -635,10 +642,8 @@ pub fn compute(
         });
     }
     changes.sort_by(|a, b| (&a.target, &a.source).cmp(&(&b.target, &b.source)));
-    // The first pass of a database sees every pair appear: one "initial sync" entry says so,
-    // rather than one entry per pair, each "by" every object of the source.
-    if prev_edges.is_empty() && prev_hashes.is_empty() && !changes.is_empty() {
-        changes = vec![initial_sync_entry(changes.len())];
+    if initial_calls > 0 {
+        changes = vec![initial_sync_entry(initial_calls)];
     }
 
     let pass = Pass {

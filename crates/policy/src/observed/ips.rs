@@ -229,11 +229,10 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     Some(secs * 1_000_000_000 + nanos)
 }
 
-/// Nanoseconds since the epoch → RFC 3339 in UTC with the precision the value has (to the
-/// second when it is whole, else to the nanosecond, trailing zeros trimmed).
-pub fn format_rfc3339(t: i64) -> String {
-    let secs = t.div_euclid(1_000_000_000);
-    let nanos = t.rem_euclid(1_000_000_000);
+/// Seconds since the epoch → `YYYY-MM-DDTHH:MM:SS` in UTC (civil from days, proleptic
+/// Gregorian, as in Howard Hinnant's algorithm): the one date formatter, which callers end with
+/// their own fraction and `Z`.
+pub fn civil_date_time(secs: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let z = days + 719_468;
@@ -245,12 +244,19 @@ pub fn format_rfc3339(t: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let mut out = format!(
+    format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
-    );
+    )
+}
+
+/// Nanoseconds since the epoch → RFC 3339 in UTC with the precision the value has (to the
+/// second when it is whole, else to the nanosecond, trailing zeros trimmed).
+pub fn format_rfc3339(t: i64) -> String {
+    let nanos = t.rem_euclid(1_000_000_000);
+    let mut out = civil_date_time(t.div_euclid(1_000_000_000));
     if nanos != 0 {
         let frac = format!("{nanos:09}");
         out.push('.');
