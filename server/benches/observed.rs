@@ -15,47 +15,16 @@
 //! `cargo bench -p accord-server --bench observed` (release build). `ACCORD_BENCH_SPEC=large`
 //! runs only the 1,500-workload estate.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use accord_policy::observed::format_rfc3339;
 use accord_policy::synthetic::{self, Spec};
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One request on a kept-alive connection: the status and the body.
-fn request(stream: &mut TcpStream, path: &str) -> (u16, String) {
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let status: u16 = head[9..12].parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).unwrap();
-    (status, String::from_utf8_lossy(&body).to_string())
-}
+mod support;
+use support::{Server, pct, request, write_cluster};
 
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -112,29 +81,7 @@ fn write_flows(spec: &Spec, path: &Path) -> usize {
 }
 
 fn start(manifests: &Path, flows: &Path, db: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_accord"))
-        .args(["serve", "--manifests"])
-        .arg(manifests)
-        .arg("--flows")
-        .arg(flows)
-        .arg("--db")
-        .arg(db)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start accord serve");
-    Server { child, port }
-}
-
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e3
+    Server::start(manifests, db, &["--flows".as_ref(), flows.as_os_str()], &[])
 }
 
 fn latency(port: u16, path: &str, clients: usize, per_client: usize) {
@@ -178,10 +125,7 @@ fn figure(label: &str, spec: &Spec) {
     let dir = tempfile::tempdir().unwrap();
     let manifests = dir.path().join("manifests");
     std::fs::create_dir(&manifests).unwrap();
-    for s in synthetic::applied_manifests(spec) {
-        let name = Path::new(&s.path).file_name().unwrap();
-        std::fs::write(manifests.join(name), s.text).unwrap();
-    }
+    write_cluster(spec, &manifests);
     let flows = dir.path().join("flows.jsonl");
     let lines = write_flows(spec, &flows);
     let t = Instant::now();

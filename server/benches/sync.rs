@@ -22,110 +22,18 @@
 //! the TEN_X sync; `ACCORD_BENCH_SPEC=drift` runs only the drift figure; `ACCORD_BENCH_WRITE=DIR` only writes the TEN_X manifests into DIR (for
 //! profiling `accord serve --manifests DIR`).
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use accord_policy::synthetic::{self, Spec};
 
-/// Write the synthetic cluster, with generated policies and labels, into `dir`.
-fn write_cluster(spec: &Spec, dir: &Path) {
-    for s in synthetic::applied_manifests(spec) {
-        let name = Path::new(&s.path).file_name().unwrap();
-        std::fs::write(dir.join(name), s.text).unwrap();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod support;
+use support::{Server, pct, post, request, write_cluster};
 
 fn start(manifests: &Path, db: &Path) -> Server {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_accord"))
-        .args(["serve", "--manifests"])
-        .arg(manifests)
-        .arg("--db")
-        .arg(db)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        // Eight what-ifs at once (the figure below), past the default limit of two.
-        .env("ACCORD_MAX_WHAT_IFS", "8")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start accord serve");
-    Server { child, port }
-}
-
-/// One HTTP/1.1 request on a kept-alive connection; returns the status and body length.
-fn request(stream: &mut TcpStream, path: &str) -> (u16, usize) {
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
-    response(stream)
-}
-
-/// A POST of a YAML body on a kept-alive connection; returns the status and body length.
-fn post(stream: &mut TcpStream, path: &str, body: &str) -> (u16, usize) {
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/yaml\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    response(stream)
-}
-
-fn response(stream: &mut TcpStream) -> (u16, usize) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let status: u16 = head[9..12].parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).unwrap();
-    (status, len)
-}
-
-fn wait_ready(server: &mut Server, limit: Duration) -> Duration {
-    let t = Instant::now();
-    loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            panic!("accord serve exited: {status}");
-        }
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", server.port))
-            && request(&mut s, "/readyz").0 == 200
-        {
-            return t.elapsed();
-        }
-        assert!(t.elapsed() < limit, "not ready after {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Eight what-ifs at once (the figure below), past the default limit of two.
+    Server::start(manifests, db, &[], &[("ACCORD_MAX_WHAT_IFS", "8")])
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {
@@ -151,7 +59,7 @@ fn sync_figure(label: &str, spec: &Spec) -> (tempfile::TempDir, Server) {
     write_cluster(spec, &manifests);
     let prep = t.elapsed();
     let mut server = start(&manifests, &dir.path().join("accord.db"));
-    let ready = wait_ready(&mut server, Duration::from_secs(600));
+    let ready = server.wait_ready(Duration::from_secs(600));
     let rss = peak_rss_mib(server.child.id());
     let db = std::fs::metadata(dir.path().join("accord.db"))
         .map(|m| m.len())
@@ -184,7 +92,8 @@ fn latency_figure(server: &Server, path: &str, clients: usize, per_client: usize
                 let mut bytes = 0;
                 for _ in 0..per_client {
                     let t = Instant::now();
-                    let (status, len) = request(&mut s, &path);
+                    let (status, body) = request(&mut s, &path);
+                    let len = body.len();
                     assert_eq!(status, 200);
                     bytes = len;
                     out.push(t.elapsed());
@@ -222,10 +131,6 @@ fn draft(spec: &Spec) -> String {
     accord_policy::render::intents_yaml(std::slice::from_ref(&intents))
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)].as_secs_f64() * 1e3
-}
-
 /// What-if latency, one request at a time: median and p90; and the most resident memory the
 /// server held beyond what it held before (sampled every millisecond).
 fn what_if_figure(label: &str, server: &Server, draft: &str, n: usize) {
@@ -256,7 +161,7 @@ fn what_if_figure(label: &str, server: &Server, draft: &str, n: usize) {
         let t = Instant::now();
         let (status, len) = post(&mut s, "/api/what-if", draft);
         assert_eq!(status, 200);
-        bytes = len;
+        bytes = len.len();
         all.push(t.elapsed());
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -330,14 +235,14 @@ fn drift_figure(label: &str, spec: &Spec) {
         std::fs::write(manifests.join(name), s.text).unwrap();
     }
     let mut server = start(&manifests, &dir.path().join("accord.db"));
-    let ready = wait_ready(&mut server, Duration::from_secs(900));
+    let ready = server.wait_ready(Duration::from_secs(900));
     let mut s = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     s.set_nodelay(true).unwrap();
     let mut timed = |path: &str| {
         let t = Instant::now();
         let (status, len) = request(&mut s, path);
         assert_eq!(status, 200, "{path}");
-        (t.elapsed(), len)
+        (t.elapsed(), len.len())
     };
     let (first, len) = timed("/api/drift");
     let mut again: Vec<Duration> = (0..20).map(|_| timed("/api/drift").0).collect();
