@@ -21,17 +21,43 @@ pub fn encode(s: &str) -> String {
     String::from(js_sys::encode_uri_component(s))
 }
 
-/// One request, sent and read to text: (ok, status, body). Not generic, so that its code is in
-/// the WASM once rather than once per response type.
-async fn send(req: std::result::Result<Request, gloo_net::Error>) -> Result<(bool, u16, String)> {
-    let resp = req
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server: {e}"))?;
-    let (ok, status) = (resp.ok(), resp.status());
-    let body = resp.text().await.map_err(|e| e.to_string())?;
-    Ok((ok, status, body))
+/// What a request answers: (ok, status, body).
+type Answer = Result<(bool, u16, String)>;
+
+/// One request, sent and read to text. Not generic and boxed, so that the request's code and
+/// its future are in the WASM once rather than inlined into every call (each response type's
+/// future then only waits for this one and decodes).
+fn fetch(
+    method: &'static str,
+    url: String,
+    body: Option<String>,
+    bearer: Option<String>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Answer>>> {
+    Box::pin(async move {
+        let mut builder = match method {
+            "POST" => Request::post(&url),
+            "PUT" => Request::put(&url),
+            "DELETE" => Request::delete(&url),
+            _ => Request::get(&url),
+        };
+        if let Some(token) = bearer {
+            builder = builder.header("Authorization", &format!("Bearer {token}"));
+        }
+        let req = match body {
+            Some(body) => builder
+                .header("content-type", "application/json")
+                .body(body),
+            None => builder.build(),
+        };
+        let resp = req
+            .map_err(|e| e.to_string())?
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the server: {e}"))?;
+        let (ok, status) = (resp.ok(), resp.status());
+        let body = resp.text().await.map_err(|e| e.to_string())?;
+        Ok((ok, status, body))
+    })
 }
 
 /// A response's body as `T`, or the server's error message.
@@ -45,19 +71,28 @@ fn decode<T: DeserializeOwned>((ok, status, body): (bool, u16, String)) -> Resul
     }
 }
 
-async fn get<T: DeserializeOwned>(url: &str) -> Result<T> {
-    decode(send(Ok(Request::get(url).build().map_err(|e| e.to_string())?)).await?)
+fn get<T: DeserializeOwned>(url: &str) -> impl std::future::Future<Output = Result<T>> + use<T> {
+    let answer = fetch("GET", url.to_string(), None, None);
+    async move { decode(answer.await?) }
 }
 
-/// A POST of a JSON body (serialized by the caller, so that this is not generic either).
-async fn post(url: &str, body: serde_json::Result<String>) -> Result<(bool, u16, String)> {
-    let body = body.map_err(|e| e.to_string())?;
-    send(
-        Request::post(url)
-            .header("content-type", "application/json")
-            .body(body),
-    )
-    .await
+/// A request with a JSON body (serialized by the caller, so that this is not generic either).
+fn send_json(
+    method: &'static str,
+    url: &str,
+    body: serde_json::Result<String>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Answer>>> {
+    match body {
+        Ok(body) => fetch(method, url.to_string(), Some(body), None),
+        Err(e) => {
+            let e = e.to_string();
+            Box::pin(async move { Err(e) })
+        }
+    }
+}
+
+async fn post(url: &str, body: serde_json::Result<String>) -> Answer {
+    send_json("POST", url, body).await
 }
 
 /// Every workload and every edge, in all states; the view filters on the client.
@@ -92,15 +127,13 @@ pub async fn workload(id: &str) -> Result<WorkloadDetail> {
 
 /// One synced ClientIntents or policy as YAML.
 pub async fn object_yaml(kind: &str, namespace: &str, name: &str) -> Result<String> {
-    let (ok, status, body) = send(Ok(Request::get(&format!(
+    let url = format!(
         "/api/object?kind={}&namespace={}&name={}",
         encode(kind),
         encode(namespace),
         encode(name)
-    ))
-    .build()
-    .map_err(|e| e.to_string())?))
-    .await?;
+    );
+    let (ok, status, body) = fetch("GET", url, None, None).await?;
     if ok {
         return Ok(body);
     }
@@ -186,19 +219,18 @@ pub async fn draft(id: i64) -> Result<Draft> {
 }
 
 pub async fn update_draft(id: i64, draft: NewDraft) -> Result<Draft> {
-    let body = serde_json::to_string(&draft).map_err(|e| e.to_string())?;
     decode(
-        send(
-            Request::put(&format!("/api/drafts/{id}"))
-                .header("content-type", "application/json")
-                .body(body),
+        send_json(
+            "PUT",
+            &format!("/api/drafts/{id}"),
+            serde_json::to_string(&draft),
         )
         .await?,
     )
 }
 
 pub async fn delete_draft(id: i64) -> Result<()> {
-    let answer = send(Request::delete(&format!("/api/drafts/{id}")).build()).await?;
+    let answer = fetch("DELETE", format!("/api/drafts/{id}"), None, None).await?;
     if answer.0 {
         return Ok(());
     }
@@ -208,10 +240,11 @@ pub async fn delete_draft(id: i64) -> Result<()> {
 /// Applies a saved draft to the cluster with the apply token.
 pub async fn apply_draft(id: i64, token: &str) -> Result<ApplyResult> {
     decode(
-        send(
-            Request::post(&format!("/api/drafts/{id}/apply"))
-                .header("Authorization", &format!("Bearer {token}"))
-                .build(),
+        fetch(
+            "POST",
+            format!("/api/drafts/{id}/apply"),
+            None,
+            Some(token.to_string()),
         )
         .await?,
     )
