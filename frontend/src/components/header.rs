@@ -31,7 +31,7 @@ pub fn Header() -> impl IntoView {
                 class:on=move || state.live.get() == Link::Live
                 class:off=move || state.live.get() == Link::Offline
                 data-testid="live"
-                data-state=move || format!("{:?}", state.live.get()).to_lowercase()
+                data-state=move || format!("{:?}", state.live.get()).to_ascii_lowercase()
                 title=move || match state.live.get() {
                     Link::Live => "Updates arrive from the cluster as they happen",
                     Link::Connecting => "Connecting to the server for updates",

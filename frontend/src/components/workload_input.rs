@@ -7,7 +7,7 @@ const MAX_SUGGESTIONS: usize = 8;
 
 /// Suggestions for `query`: ids containing every word of it, prefix matches of the name first.
 pub fn suggest(options: &[String], query: &str) -> Vec<String> {
-    let q = query.trim().to_lowercase();
+    let q = query.trim().to_ascii_lowercase();
     if q.is_empty() {
         return Vec::new();
     }
@@ -15,11 +15,11 @@ pub fn suggest(options: &[String], query: &str) -> Vec<String> {
     let mut hits: Vec<(u8, &String)> = options
         .iter()
         .filter(|o| {
-            let l = o.to_lowercase();
+            let l = o.to_ascii_lowercase();
             words.iter().all(|w| l.contains(w))
         })
         .map(|o| {
-            let name = crate::scene::short_name(o).to_lowercase();
+            let name = crate::scene::short_name(o).to_ascii_lowercase();
             let rank = if name == q {
                 0
             } else if name.starts_with(&q) {
