@@ -134,11 +134,37 @@ fn plain_is_safe(s: &str) -> bool {
 fn looks_numeric(lower: &str) -> bool {
     let t = lower.replace('_', "");
     let digits = t.strip_prefix(['-', '+']).unwrap_or(&t);
-    t.parse::<f64>().is_ok()
+    parses_as_f64(&t)
         || ["0x", "0o", "0b"].iter().any(|p| digits.starts_with(p))
         || (!digits.is_empty()
             && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
             && digits.matches('.').count() <= 1)
+}
+
+/// Whether `s` is what `str::parse::<f64>` accepts: a sign, then `inf`, `infinity` or `nan`
+/// (any case), or digits with at most one `.` (at least one digit) and an optional exponent.
+/// Checked by its syntax rather than by parsing: the parser's tables are ~10 KiB of the
+/// dashboard's WASM, which writes intents with this module.
+fn parses_as_f64(s: &str) -> bool {
+    let body = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if ["inf", "infinity", "nan"]
+        .iter()
+        .any(|w| body.eq_ignore_ascii_case(w))
+    {
+        return true;
+    }
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty());
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && digits(e)
+    });
+    mantissa_ok && exponent_ok
 }
 
 fn looks_like_date(s: &str) -> bool {
@@ -482,6 +508,48 @@ mod tests {
             assert_eq!(out, want, "{s:?}");
             let back: String = serde_yaml::from_str(&out).unwrap();
             assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn the_float_syntax_check_agrees_with_the_float_parser() {
+        let alphabet = [
+            "", "0", "1", "9", ".", "e", "E", "-", "+", "_", "x", "inf", "nan",
+        ];
+        let mut cases: Vec<String> = [
+            "infinity",
+            "-Infinity",
+            "+NaN",
+            "INF",
+            "infin",
+            "nan1",
+            "1.e5",
+            ".e5",
+            "1e",
+            "1e+",
+            "1e-7",
+            "--1",
+            "+-1",
+            "1..2",
+            "0x10",
+            " 1",
+            "1 ",
+            "١",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Every string of up to four pieces of the alphabet.
+        let mut level = vec![String::new()];
+        for _ in 0..4 {
+            level = level
+                .iter()
+                .flat_map(|p| alphabet.iter().map(move |a| format!("{p}{a}")))
+                .collect();
+            cases.extend(level.iter().cloned());
+        }
+        for s in &cases {
+            assert_eq!(parses_as_f64(s), s.parse::<f64>().is_ok(), "{s:?}");
         }
     }
 }
