@@ -63,9 +63,9 @@ fn fetch(
 /// A response's body as `T`, or the server's error message.
 fn decode<T: DeserializeOwned>((ok, status, body): (bool, u16, String)) -> Result<T> {
     if ok {
-        return serde_json::from_str(&body).map_err(|e| format!("unexpected response: {e}"));
+        return crate::json::from_str(&body).map_err(|e| format!("unexpected response: {e}"));
     }
-    match serde_json::from_str::<ErrorBody>(&body) {
+    match crate::json::from_str::<ErrorBody>(&body) {
         Ok(body) => Err(body.error),
         Err(_) => Err(format!("request failed ({status})")),
     }
@@ -195,14 +195,27 @@ pub async fn history(workload: Option<&str>) -> Result<HistoryPage> {
 }
 
 /// Evaluates a draft. A draft with errors answers 422 with its diagnostics, returned as a
-/// response with `ok: false`.
+/// response with `ok: false`. (What `WhatIfResponse::from_http` reads, through
+/// [`crate::json`] like every other answer.)
 pub async fn what_if(yaml: String) -> Result<WhatIfResponse> {
     let (_, status, body) = post(
         "/api/what-if",
         serde_json::to_string(&WhatIfRequest { yaml }),
     )
     .await?;
-    WhatIfResponse::from_http(status, &body)
+    if status == 422
+        && let Ok(ErrorBody {
+            diagnostics: Some(diagnostics),
+            ..
+        }) = crate::json::from_str::<ErrorBody>(&body)
+    {
+        return Ok(WhatIfResponse {
+            ok: false,
+            diagnostics,
+            ..WhatIfResponse::default()
+        });
+    }
+    decode((status == 200, status, body))
 }
 
 pub async fn drafts() -> Result<DraftList> {

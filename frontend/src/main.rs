@@ -10,6 +10,7 @@ mod app;
 mod components;
 mod dom;
 mod draft;
+mod json;
 mod layout;
 mod nav;
 mod scene;

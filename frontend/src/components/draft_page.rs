@@ -453,7 +453,7 @@ pub fn DraftPage() -> impl IntoView {
         set_form(seed);
     } else if from_url.is_none()
         && let Some(saved) = storage().and_then(|s| s.get_item(STORAGE_KEY).ok().flatten())
-        && let Ok(v) = serde_json::from_str::<Stored>(&saved)
+        && let Ok(v) = crate::json::from_str::<Stored>(&saved)
     {
         // The form as it was before a reload.
         set_form(draft::from_draft_intents(&v.form));
