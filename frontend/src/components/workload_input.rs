@@ -12,7 +12,9 @@ pub fn suggest(options: &[String], query: &str) -> Vec<String> {
         return Vec::new();
     }
     let words: Vec<&str> = q.split_whitespace().collect();
-    let mut hits: Vec<(u8, &String)> = options
+    // Each hit as its rank's digit and the id: sorted as strings, that is by rank, then id
+    // (and a sort of strings is in the WASM already, where one of pairs would be added).
+    let mut hits: Vec<String> = options
         .iter()
         .filter(|o| {
             let l = o.to_ascii_lowercase();
@@ -21,19 +23,19 @@ pub fn suggest(options: &[String], query: &str) -> Vec<String> {
         .map(|o| {
             let name = crate::scene::short_name(o).to_ascii_lowercase();
             let rank = if name == q {
-                0
+                '0'
             } else if name.starts_with(&q) {
-                1
+                '1'
             } else {
-                2
+                '2'
             };
-            (rank, o)
+            format!("{rank}{o}")
         })
         .collect();
     hits.sort();
     hits.into_iter()
         .take(MAX_SUGGESTIONS)
-        .map(|(_, o)| o.clone())
+        .map(|h| h[1..].to_string())
         .collect()
 }
 
