@@ -118,11 +118,11 @@ pub fn suggestions_yaml(
         for a in &s.added {
             let _ = writeln!(
                 out,
-                "#   + {} {}/{}: {} flows ({} dropped), last seen {}",
+                "#   + {} {}/{}: {} ({} dropped), last seen {}",
                 a.server,
                 a.protocol.as_str(),
                 a.port,
-                a.aggregate.count,
+                observed::calls_in_words(a.aggregate.count),
                 a.aggregate.dropped,
                 time(a.aggregate.last_seen)
             );
@@ -182,9 +182,10 @@ pub fn observations_table(obs: &Observations, since: i64) -> String {
     let s = obs.skipped;
     let _ = writeln!(
         out,
-        "\nwindow: {}\nnot counted: {} replies, {} L7/socket events, {} without direction, {} without ports, {} reserved",
+        "\nwindow: {}\nnot counted: {} replies, {} reports of calls already counted (their other end or a later segment), {} L7/socket events, {} without direction, {} without ports, {} reserved",
         window(obs),
         s.replies,
+        s.same_call,
         s.not_l3l4,
         s.no_direction,
         s.no_port,
