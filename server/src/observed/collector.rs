@@ -227,6 +227,11 @@ impl Collector {
         let horizon =
             end.saturating_sub(i64::try_from(self.retention.as_nanos()).unwrap_or(i64::MAX));
         self.coverage.forget_before(horizon);
+        // Pods deleted before the horizon can no longer name a stored flow's ends.
+        self.ips
+            .write()
+            .expect("ip history lock")
+            .forget_before(horizon);
         let batch = self.delta.drain();
         let written = self
             .store

@@ -214,6 +214,24 @@ fn a_reused_pod_ip_resolves_to_the_workload_that_held_it_at_the_time() {
     assert_eq!(obs.ingest(&f, &ips), Ingested::Counted(Class::Unresolved));
     assert!(obs.get(&call_key("web", "search", 8080)).is_some());
     assert!(obs.get(&call_key("web", "cart", 8080)).is_none());
+
+    // Past the retention horizon the deleted pod is forgotten, by address and by name; the
+    // running one stays.
+    assert_eq!((ips.len(), ips.pods()), (2, 2));
+    ips.forget_before(100 * S);
+    assert_eq!(
+        (ips.len(), ips.pods()),
+        (2, 2),
+        "cart-1 ended exactly at the horizon"
+    );
+    ips.forget_before(101 * S);
+    assert_eq!((ips.len(), ips.pods()), (1, 1));
+    assert_eq!(ips.resolve_ip("10.0.0.9", 50 * S), None);
+    assert_eq!(ips.resolve_pod("shop", "cart-1"), None);
+    assert_eq!(
+        ips.resolve_pod("shop", "search-4"),
+        Some(&wid("shop", "search"))
+    );
 }
 
 #[test]
