@@ -101,7 +101,7 @@ pub struct ObservedSuggestion {
     #[serde(default)]
     pub diff: String,
     /// The same, as the draft form holds it (absent when the form cannot hold it whole, e.g.
-    /// internet targets).
+    /// targets with port ranges).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draft: Option<crate::DraftIntents>,
 }

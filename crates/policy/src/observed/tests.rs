@@ -610,3 +610,55 @@ fn later_segments_of_a_connection_are_seen_not_counted() {
     merged.merge(drained[0].0.clone(), &drained[0].1);
     assert_eq!(merged.get(&drained[0].0).unwrap().last_seen, 70 * S);
 }
+
+#[test]
+fn a_service_target_without_ports_declares_the_ports_the_service_forwards_to() {
+    // web declares the api Service, which forwards port 80 to the pods' port named `http`
+    // (8080): a call on 8080 is declared, one on 9090 is not (the policy generated for the
+    // Service admits 8080 only).
+    let text = format!(
+        "{}{}---
+apiVersion: v1
+kind: Service
+metadata: {{name: api, namespace: shop}}
+spec:
+  selector: {{app: api}}
+  ports: [{{name: web, port: 80, targetPort: http}}]
+---
+apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {{name: web, namespace: shop}}
+spec:
+  workload: {{name: web, kind: Deployment}}
+  targets:
+  - service: {{name: api}}
+",
+        deployment("web"),
+        deployment("api").replace("{containerPort: 8080}", "{name: http, containerPort: 8080}")
+    );
+    let (inv, diags) = crate::load(&[crate::Source::new("shop.yaml", text)]);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    assert!(declares(&inv, &call_key("web", "api", 8080)));
+    assert!(!declares(&inv, &call_key("web", "api", 9090)));
+    let ips = IpHistory::new();
+    let mut obs = Observations::new();
+    for port in [8080, 9090] {
+        obs.ingest(
+            &mk_flow(
+                Some(ep("shop", "web", "w")),
+                Some(ep("shop", "api", "a")),
+                port,
+                S,
+            ),
+            &ips,
+        );
+    }
+    let s = suggest(obs.sorted(), &inv, 0);
+    assert_eq!(s.len(), 1);
+    let added: Vec<u16> = s[0].added.iter().map(|a| a.port).collect();
+    assert_eq!(
+        added,
+        vec![9090],
+        "only the port the Service does not forward to"
+    );
+}
