@@ -608,7 +608,7 @@ async fn drift_triage_criticals_first_a_cause_expanded_and_its_fix_drafted() {
         d.screenshot("drift-cause-expanded").await?;
 
         // Open auth's merged intents in the draft form: the what-if shows the call enforced.
-        // (checkout's intents also call the internet, which the form cannot hold: no button.)
+        // (checkout's have a button too: its internet target is a row of the form.)
         let open = d
             .js(&format!(
                 "[...document.querySelectorAll(\"{catalog} [data-testid='drift-open-draft']\")].findIndex(b => b.textContent.includes('platform/auth'))"
@@ -621,6 +621,10 @@ async fn drift_triage_criticals_first_a_cause_expanded_and_its_fix_drafted() {
             ))
             .await?;
         assert!(index >= 0, "a button opens auth's intents: {buttons}");
+        assert!(
+            buttons.as_array().is_some_and(|b| b.iter().any(|t| t.as_str().unwrap_or_default().contains("checkout/checkout"))),
+            "and one checkout's: {buttons}"
+        );
         d.js(&format!(
             "document.querySelectorAll(\"{catalog} [data-testid='drift-open-draft']\")[{index}].click()"
         ))
