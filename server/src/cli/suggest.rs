@@ -31,7 +31,8 @@ pub struct Args {
     since: Option<i64>,
 
     /// Print every observation (calls, host probes, DNS, host-network, unresolved) as a table
-    /// instead of the suggestions.
+    /// instead of the suggestions. CALLS counts connections, each once although Hubble reports
+    /// it at both ends; FWD, DROP and AUDIT split them by their final verdict.
     #[arg(long, env = "ACCORD_OBSERVATIONS")]
     observations: bool,
 
@@ -146,7 +147,7 @@ pub fn suggestions_yaml(
 pub fn observations_table(obs: &Observations, since: i64) -> String {
     let mut rows = vec![
         [
-            "CLASS", "CLIENT", "SERVER", "PORT", "COUNT", "FWD", "DROP", "AUDIT", "FIRST", "LAST",
+            "CLASS", "CLIENT", "SERVER", "PORT", "CALLS", "FWD", "DROP", "AUDIT", "FIRST", "LAST",
         ]
         .map(str::to_string),
     ];
