@@ -10,6 +10,42 @@ use accord_policy::objects::Protocol;
 pub enum TargetKind {
     Workload,
     Service,
+    /// Addresses outside the cluster: the name holds domains and IPs/CIDRs, comma-separated.
+    Internet,
+}
+
+impl TargetKind {
+    /// As the form's select names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Workload => "workload",
+            TargetKind::Service => "service",
+            TargetKind::Internet => "internet",
+        }
+    }
+
+    pub fn parse(s: &str) -> TargetKind {
+        match s {
+            "service" => TargetKind::Service,
+            "internet" => TargetKind::Internet,
+            _ => TargetKind::Workload,
+        }
+    }
+}
+
+/// An internet target's addresses, `(domains, ips)`: an entry is an IP or CIDR when it parses
+/// as one (before any `/`), else a domain.
+pub fn split_addresses(name: &str) -> (Vec<String>, Vec<String>) {
+    let (mut domains, mut ips) = (Vec::new(), Vec::new());
+    for a in name.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let addr = a.split_once('/').map_or(a, |(ip, _)| ip);
+        if addr.parse::<std::net::IpAddr>().is_ok() {
+            ips.push(a.to_string());
+        } else {
+            domains.push(a.to_string());
+        }
+    }
+    (domains, ips)
 }
 
 /// One target row of the form.
@@ -42,6 +78,9 @@ pub fn split_qualified(name: &str) -> Option<(String, String)> {
 
 /// A target's name and namespace as written: `auth.platform` read as `auth` in `platform`.
 fn name_and_namespace(t: &Target) -> (String, String) {
+    if t.kind == TargetKind::Internet {
+        return (t.name.trim().to_string(), String::new());
+    }
     match split_qualified(&t.name) {
         Some((n, ns)) if t.namespace.trim().is_empty() || t.namespace.trim() == ns => (n, ns),
         _ => (t.name.trim().to_string(), t.namespace.trim().to_string()),
@@ -134,6 +173,17 @@ pub fn validate(form: &Form) -> Vec<FieldError> {
         }
         if t.name.trim().is_empty() {
             err(format!("targets[{i}].name"), "Name the target.".into());
+        } else if t.kind == TargetKind::Internet {
+            if let Some(bad) = split_addresses(&t.name)
+                .0
+                .iter()
+                .find(|d| !d.split('.').all(accord_policy::validate::kinds::dns_label))
+            {
+                err(
+                    format!("targets[{i}].name"),
+                    format!("`{bad}` is neither an IP, a CIDR nor a domain name."),
+                );
+            }
         } else if t.name.contains('.') && split_qualified(&t.name).is_some() {
             err(
                 format!("targets[{i}].name"),
@@ -148,7 +198,8 @@ pub fn validate(form: &Form) -> Vec<FieldError> {
                 "Lowercase letters, digits and '-' only.".into(),
             );
         }
-        if !t.namespace.trim().is_empty()
+        if t.kind != TargetKind::Internet
+            && !t.namespace.trim().is_empty()
             && !accord_policy::validate::kinds::dns_label(t.namespace.trim())
         {
             err(
@@ -206,6 +257,14 @@ pub fn to_intents(form: &Form) -> ClientIntents {
                     namespace: tns,
                     ports,
                 },
+                TargetKind::Internet => {
+                    let (domains, ips) = split_addresses(&tname);
+                    intents::TargetKind::Internet {
+                        ips,
+                        domains,
+                        ports: ports.iter().map(|p| p.port).collect(),
+                    }
+                }
             };
             intents::Target {
                 field: String::new(),
@@ -239,7 +298,9 @@ pub fn from_draft_intents(d: &accord_api::DraftIntents) -> Form {
             .targets
             .iter()
             .map(|t| Target {
-                kind: if t.service {
+                kind: if t.internet {
+                    TargetKind::Internet
+                } else if t.service {
                     TargetKind::Service
                 } else {
                     TargetKind::Workload
@@ -266,6 +327,7 @@ pub fn to_draft_intents(form: &Form) -> accord_api::DraftIntents {
             .iter()
             .map(|t| accord_api::DraftTarget {
                 service: t.kind == TargetKind::Service,
+                internet: t.kind == TargetKind::Internet,
                 name: t.name.clone(),
                 namespace: t.namespace.clone(),
                 ports: t.ports.clone(),
@@ -350,6 +412,46 @@ spec:
                 .iter()
                 .any(|e| e.field == "targets")
         );
+    }
+
+    #[test]
+    fn an_internet_target_holds_domains_and_addresses() {
+        let form = Form {
+            client: "checkout/checkout[Deployment]".into(),
+            targets: vec![target(
+                TargetKind::Internet,
+                "api.fraudcheck.example, 203.0.113.0/24, 2001:db8::1",
+                "",
+                "443",
+            )],
+            ..Form::default()
+        };
+        assert!(validate(&form).is_empty(), "{:?}", validate(&form));
+        let yaml = to_yaml(&form);
+        let mut diags = Vec::new();
+        let docs = accord_policy::load::documents(
+            &accord_policy::Source::new("form.yaml", yaml.as_str()),
+            &mut diags,
+        );
+        let parsed = intents::parse(&docs[0].0, &docs[0].1, &mut diags).unwrap();
+        assert!(diags.is_empty(), "{diags:?}\n{yaml}");
+        assert_eq!(
+            parsed.targets[0].kind,
+            intents::TargetKind::Internet {
+                ips: vec!["203.0.113.0/24".into(), "2001:db8::1".into()],
+                domains: vec!["api.fraudcheck.example".into()],
+                ports: vec![443],
+            }
+        );
+        // The server's form for the same intents comes back as the same row.
+        let round = from_draft_intents(&to_draft_intents(&form));
+        assert_eq!(round.targets[0].kind, TargetKind::Internet);
+        // A name that is no address and no domain is marked on its field.
+        let mut bad = form.clone();
+        bad.targets[0].name = "api.fraud check".into();
+        let errs = validate(&bad);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].field, "targets[0].name");
     }
 
     #[test]

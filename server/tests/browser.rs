@@ -608,7 +608,7 @@ async fn drift_triage_criticals_first_a_cause_expanded_and_its_fix_drafted() {
         d.screenshot("drift-cause-expanded").await?;
 
         // Open auth's merged intents in the draft form: the what-if shows the call enforced.
-        // (checkout's intents also call the internet, which the form cannot hold: no button.)
+        // (checkout's have a button too: its internet target is a row of the form.)
         let open = d
             .js(&format!(
                 "[...document.querySelectorAll(\"{catalog} [data-testid='drift-open-draft']\")].findIndex(b => b.textContent.includes('platform/auth'))"
@@ -621,6 +621,10 @@ async fn drift_triage_criticals_first_a_cause_expanded_and_its_fix_drafted() {
             ))
             .await?;
         assert!(index >= 0, "a button opens auth's intents: {buttons}");
+        assert!(
+            buttons.as_array().is_some_and(|b| b.iter().any(|t| t.as_str().unwrap_or_default().contains("checkout/checkout"))),
+            "and one checkout's: {buttons}"
+        );
         d.js(&format!(
             "document.querySelectorAll(\"{catalog} [data-testid='drift-open-draft']\")[{index}].click()"
         ))
@@ -703,6 +707,41 @@ async fn observed_callers_and_a_suggestion_opened_as_a_draft() {
             .await?;
         assert!(yaml.as_str().unwrap_or_default().contains("5432"), "{yaml}");
         d.screenshot("observed-suggestion-draft").await?;
+
+        // checkout was observed calling payments on 9090 and an API on the internet: its fix
+        // opens as a draft holding every target, the internet ones as rows of their own.
+        d.goto("/drift?kind=observed-undeclared").await?;
+        let item = "[data-key='observed-undeclared/checkout/checkout[Deployment]']";
+        d.wait_for(&format!("{item} [data-testid='drift-expand']"))
+            .await?
+            .click()
+            .await?;
+        d.wait_for(&format!("{item} [data-testid='drift-open-draft']"))
+            .await?
+            .click()
+            .await?;
+        d.wait_js("document.querySelector('[data-testid=\"draft-client\"]') && document.querySelector('[data-testid=\"draft-client\"]').value === 'checkout/checkout[Deployment]'").await?;
+        let internet_rows = "[...document.querySelectorAll('[data-testid=\"target-row\"]')].filter(r => r.querySelector('select').value === 'internet').map(r => r.querySelector('[data-testid=\"target-name\"]').value)";
+        d.wait_js(&format!("{internet_rows}.length === 2")).await?;
+        assert_eq!(
+            d.js(internet_rows).await?,
+            json!(["203.0.113.10", "api.fraudcheck.example"])
+        );
+        d.wait_js("document.querySelector('[data-testid=\"draft-yaml\"]').innerText.includes('api.fraudcheck.example')").await?;
+        let yaml = d
+            .js("document.querySelector('[data-testid=\"draft-yaml\"]').innerText")
+            .await?;
+        let yaml = yaml.as_str().unwrap_or_default();
+        assert!(
+            yaml.contains("internet:")
+                && yaml.contains("203.0.113.10")
+                && yaml.contains("port: 9090"),
+            "{yaml}"
+        );
+        // And the what-if runs on it: the form is valid with its internet rows.
+        let whatif = d.what_if_with("9090").await?;
+        assert!(whatif.contains("payments"), "{whatif}");
+        d.screenshot("observed-suggestion-internet-draft").await?;
         Ok::<_, anyhow::Error>(())
     };
     run.await
@@ -743,9 +782,10 @@ async fn observed_traffic_marked_on_the_graph_and_filtered_by_time() {
                 "document.querySelectorAll('[data-testid=\"graph-svg\"] [data-observed=\"{m}\"]').length"
             )
         };
-        // The demo's flows: two declared calls, three undeclared, one dropped.
-        assert_eq!(d.js(&marked("declared")).await?, json!(2));
-        assert_eq!(d.js(&marked("undeclared")).await?, json!(3));
+        // The demo's flows: three declared calls (web → checkout through its Service among
+        // them), two undeclared, one dropped.
+        assert_eq!(d.js(&marked("declared")).await?, json!(3));
+        assert_eq!(d.js(&marked("undeclared")).await?, json!(2));
         assert_eq!(d.js(&marked("dropped")).await?, json!(1));
         // The window (05:00:01–05:00:20) was observed completely: the declared calls not seen
         // in it are marked too, e.g. web → search.
@@ -768,7 +808,7 @@ async fn observed_traffic_marked_on_the_graph_and_filtered_by_time() {
         let label = d.js(&format!("{q}.getAttribute('aria-label')")).await?;
         let label = label.as_str().unwrap_or_default();
         assert!(
-            label.contains("observed 1 flows TCP 5432")
+            label.contains("observed 1 call TCP 5432")
                 && label.contains("undeclared: blocked once the server is protected"),
             "{label}"
         );

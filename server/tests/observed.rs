@@ -211,7 +211,10 @@ fn serve_with_recorded_flows_claims_unused_declarations_only_under_full_coverage
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0]["client"], "storefront/web[Deployment]");
     assert_eq!(calls[0]["state"], "declared");
-    assert_eq!(calls[0]["count"], 6);
+    assert_eq!(
+        calls[0]["count"], 3,
+        "three connections, each reported at both ends"
+    );
     // The recording reported no lost events: its window is complete, so the catalog's declared
     // callers that were not observed are claimed unused, with the window shown.
     assert_eq!(body["unused_claimed"], true, "{body}");
@@ -372,9 +375,28 @@ fn drift_report_gains_observed_undeclared_dropped_and_unused_items() {
     // Merged, never replacing: the declared 8443 stays, 9090 is added.
     assert!(draft.contains("8443"), "{draft}");
     assert!(draft.contains("9090"), "{draft}");
-    // The draft form holds workload and Service targets only: intents with internet targets
-    // are offered as YAML, never as a form that would drop them.
-    assert!(item["fix"]["forms"].is_null(), "{item:#}");
+    // The draft form holds internet targets too: the merged intents open as a draft, the
+    // declared internet address kept and the fraud-check API added as internet rows.
+    let forms = item["fix"]["forms"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{item:#}"));
+    assert_eq!(forms.len(), 1, "{item:#}");
+    let internet: Vec<&serde_json::Value> = forms[0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["internet"] == true)
+        .collect();
+    let names: Vec<&str> = internet
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["203.0.113.10", "api.fraudcheck.example"],
+        "{item:#}"
+    );
+    assert!(internet.iter().all(|t| t["ports"] == "443"), "{item:#}");
     // A client whose merged intents the form holds whole: openable as a draft.
     let (head, body) = http_get(
         port,

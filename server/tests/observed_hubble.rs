@@ -298,7 +298,15 @@ async fn follows_a_relay_that_drops_and_comes_back_without_losing_flows() -> Res
     };
     let mut first = Vec::new();
     for i in 0..5 {
-        first.push(call(t + i * S, web(), catalog(), 8080));
+        let at_client = call(t + i * S, web(), catalog(), 8080);
+        // The same call as the server's node reports it, arriving: one call, not two.
+        let mut at_server = at_client.clone();
+        if let Some(ResponseTypes::Flow(f)) = &mut at_server.response_types {
+            f.traffic_direction = pb::TrafficDirection::Ingress as i32;
+            f.time = Some(ts(t + i * S + 200));
+        }
+        first.push(at_client);
+        first.push(at_server);
         // catalog's answers: replies, never calls from catalog.
         first.push(flow(F {
             time: t + i * S + 1000,
@@ -400,7 +408,8 @@ async fn follows_a_relay_that_drops_and_comes_back_without_losing_flows() -> Res
             "storefront/catalog[Deployment]",
             8080
         ),
-        5
+        5,
+        "five calls, each reported at both ends"
     );
     assert_eq!(
         count(

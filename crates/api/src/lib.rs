@@ -385,6 +385,10 @@ pub struct DraftTarget {
     /// A Service rather than a workload.
     #[serde(default)]
     pub service: bool,
+    /// Addresses outside the cluster (an `internet` target): `name` holds its domains and IPs
+    /// or CIDRs, comma-separated, and `namespace` is unused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internet: bool,
     pub name: String,
     pub namespace: String,
     /// Comma-separated `port/PROTOCOL`; empty for every port.

@@ -28,7 +28,8 @@ pub struct ObservedCall {
     /// `TCP`, `UDP` or `SCTP`.
     pub protocol: String,
     pub port: u16,
-    /// Flow events counted (a call between two pods is usually seen at both ends).
+    /// Calls counted: connections opened, each once although Hubble reports a call between two
+    /// pods at both ends; 0 when only later segments of connections already open were seen.
     pub count: u64,
     pub forwarded: u64,
     pub dropped: u64,
@@ -100,7 +101,7 @@ pub struct ObservedSuggestion {
     #[serde(default)]
     pub diff: String,
     /// The same, as the draft form holds it (absent when the form cannot hold it whole, e.g.
-    /// internet targets).
+    /// targets with port ranges).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draft: Option<crate::DraftIntents>,
 }

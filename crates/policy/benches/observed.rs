@@ -11,7 +11,8 @@ mod support;
 use std::time::Instant;
 
 use accord_policy::observed::{
-    Endpoint, EndpointWorkload, Flow, FlowType, IpHistory, L4, Observations, TcpFlags, Verdict,
+    Endpoint, EndpointWorkload, Flow, FlowType, IpHistory, L4, Observations, TcpFlags,
+    TrafficDirection, Verdict,
 };
 
 const S: i64 = 1_000_000_000;
@@ -51,9 +52,14 @@ fn tcp(port: u16, reply: bool) -> Option<L4> {
     })
 }
 
+fn ip(ns: usize, w: usize) -> String {
+    format!("10.1.{ns}.{w}")
+}
+
 /// A pool of distinct flows: 1,500 workloads (150 namespaces × 10), each calling 6 others
-/// (one across namespaces) on two ports, one external name, probed by its node, resolving
-/// names; and the replies of its calls.
+/// (one across namespaces) on two ports, each call reported at both ends as Hubble does (at the
+/// client's endpoint leaving, at the server's arriving), one external name, probed by its node,
+/// resolving names; and the replies of its calls.
 fn pool() -> Vec<Flow> {
     let mut out = Vec::new();
     let base = Flow {
@@ -86,12 +92,17 @@ fn pool() -> Vec<Flow> {
                     (ns, (w + k) % 10)
                 };
                 for port in [8080, 9090] {
-                    out.push(Flow {
-                        source: Some(ep(ns, w)),
-                        destination: Some(ep(tns, tw)),
-                        l4: tcp(port, false),
-                        ..base.clone()
-                    });
+                    for direction in [TrafficDirection::Egress, TrafficDirection::Ingress] {
+                        out.push(Flow {
+                            source: Some(ep(ns, w)),
+                            destination: Some(ep(tns, tw)),
+                            source_ip: ip(ns, w),
+                            destination_ip: ip(tns, tw),
+                            l4: tcp(port, false),
+                            traffic_direction: direction,
+                            ..base.clone()
+                        });
+                    }
                     out.push(Flow {
                         source: Some(ep(tns, tw)),
                         destination: Some(ep(ns, w)),
@@ -139,8 +150,8 @@ fn main() {
         flows.len()
     );
     println!(
-        "{:>10} {:>12} {:>10} {:>10}",
-        "flows", "flows/s", "keys", "RSS MiB"
+        "{:>10} {:>12} {:>10} {:>10} {:>10}",
+        "flows", "flows/s", "keys", "waiting", "RSS MiB"
     );
     let len = flows.len();
     let mut total = 0usize;
@@ -152,21 +163,32 @@ fn main() {
             let f = &mut flows[(total + i) % len];
             t += 1000;
             f.time = t;
+            // Each connection from its own port; both ends' reports share it.
+            if let Some(L4::Tcp { source_port, .. }) = &mut f.l4
+                && f.is_reply == Some(false)
+            {
+                let n = total + i - usize::from(f.traffic_direction == TrafficDirection::Ingress);
+                *source_port = 32_768 + (n % 28_000) as u16;
+            }
             obs.ingest(f, &ips);
         }
         total = target;
         let secs = support::ms(started.elapsed()) / 1000.0;
         println!(
-            "{:>10} {:>12.0} {:>10} {:>10.1}",
+            "{:>10} {:>12.0} {:>10} {:>10} {:>10.1}",
             total,
             n as f64 / secs,
             obs.len(),
+            obs.waiting(),
             rss_mib()
         );
     }
     let s = obs.skipped;
+    obs.settle();
     println!(
-        "replies skipped: {}; resident memory {:+.1} MiB over the run, peak {:.1} MiB (pool included)",
+        "calls counted: {}; reports of a call already counted: {}; replies skipped: {}; resident memory {:+.1} MiB over the run, peak {:.1} MiB (pool included)",
+        obs.sorted().iter().map(|(_, a)| a.count).sum::<u64>(),
+        obs.skipped.same_call,
         s.replies,
         rss_mib() - rss_start,
         support::peak_rss_mib()

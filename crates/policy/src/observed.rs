@@ -15,6 +15,7 @@
 
 mod aggregate;
 mod assess;
+mod connections;
 mod drift;
 mod flow;
 mod ips;
@@ -22,7 +23,9 @@ mod suggest;
 #[cfg(test)]
 mod tests;
 
-pub use aggregate::{Aggregate, Class, Coverage, Ingested, Key, Observations, Party, Skipped};
+pub use aggregate::{
+    Aggregate, Class, Coverage, Ingested, Key, Observations, Party, Skipped, calls_in_words,
+};
 pub use assess::{
     Assessment, ObservedState, allowed, assess, is_workload_call, protected_inventory,
 };

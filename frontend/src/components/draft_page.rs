@@ -47,7 +47,7 @@ fn empty_target() -> Target {
 
 /// A target as compared with the current intents: kind, name and namespace (the client's when
 /// blank), ports as written.
-fn target_key(t: &Target, client_ns: &str) -> (bool, String, String, String) {
+fn target_key(t: &Target, client_ns: &str) -> (&'static str, String, String, String) {
     let (name, ns) = match draft::split_qualified(&t.name) {
         Some((n, ns)) if t.namespace.trim().is_empty() => (n, ns),
         _ => (t.name.trim().to_string(), t.namespace.trim().to_string()),
@@ -63,7 +63,7 @@ fn target_key(t: &Target, client_ns: &str) -> (bool, String, String, String) {
         .map(|(p, proto)| format!("{p}/{proto}"))
         .collect();
     ports.sort();
-    (t.kind == TargetKind::Service, name, ns, ports.join(","))
+    (t.kind.as_str(), name, ns, ports.join(","))
 }
 
 /// The form as kept in the browser's storage.
@@ -127,6 +127,9 @@ fn TargetRow(
     let list_id = format!("draft-target-names-{id}");
     let suggestions = Memo::new(move |_| {
         let t = row();
+        if t.kind == TargetKind::Internet {
+            return Vec::new();
+        }
         let service = t.kind == TargetKind::Service;
         let ns = match t.namespace.trim() {
             "" => client_ns.get(),
@@ -172,13 +175,14 @@ fn TargetRow(
             <span class="row-tag" data-testid="row-tag"></span>
             <label class="field">
                 <span>"Kind"</span>
-                <select class="input" prop:value=move || if row().kind == TargetKind::Service { "service" } else { "workload" }
+                <select class="input" prop:value=move || row().kind.as_str()
                     on:change=move |ev| {
                         let v = event_target_value(&ev);
-                        edit(&|t| t.kind = if v == "service" { TargetKind::Service } else { TargetKind::Workload });
+                        edit(&|t| t.kind = TargetKind::parse(&v));
                     }>
                     <option value="workload">"Workload"</option>
                     <option value="service">"Service"</option>
+                    <option value="internet">"Internet"</option>
                 </select>
             </label>
             <label class="field grow">
@@ -189,7 +193,7 @@ fn TargetRow(
                     on:change=move |ev| {
                         // Otterize's `auth.platform`: the namespace goes in its own field.
                         let v = event_target_value(&ev);
-                        if let Some((n, ns)) = draft::split_qualified(&v) && row().namespace.trim().is_empty() {
+                        if let Some((n, ns)) = draft::split_qualified(&v) && row().namespace.trim().is_empty() && row().kind != TargetKind::Internet {
                             edit(&|t| { t.name = n.clone(); t.namespace = ns.clone(); });
                             hint.set(Some(format!("From `{v}`: the namespace goes here.")));
                         }

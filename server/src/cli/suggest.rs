@@ -31,7 +31,8 @@ pub struct Args {
     since: Option<i64>,
 
     /// Print every observation (calls, host probes, DNS, host-network, unresolved) as a table
-    /// instead of the suggestions.
+    /// instead of the suggestions. CALLS counts connections, each once although Hubble reports
+    /// it at both ends; FWD, DROP and AUDIT split them by their final verdict.
     #[arg(long, env = "ACCORD_OBSERVATIONS")]
     observations: bool,
 
@@ -118,11 +119,11 @@ pub fn suggestions_yaml(
         for a in &s.added {
             let _ = writeln!(
                 out,
-                "#   + {} {}/{}: {} flows ({} dropped), last seen {}",
+                "#   + {} {}/{}: {} ({} dropped), last seen {}",
                 a.server,
                 a.protocol.as_str(),
                 a.port,
-                a.aggregate.count,
+                observed::calls_in_words(a.aggregate.count),
                 a.aggregate.dropped,
                 time(a.aggregate.last_seen)
             );
@@ -146,7 +147,7 @@ pub fn suggestions_yaml(
 pub fn observations_table(obs: &Observations, since: i64) -> String {
     let mut rows = vec![
         [
-            "CLASS", "CLIENT", "SERVER", "PORT", "COUNT", "FWD", "DROP", "AUDIT", "FIRST", "LAST",
+            "CLASS", "CLIENT", "SERVER", "PORT", "CALLS", "FWD", "DROP", "AUDIT", "FIRST", "LAST",
         ]
         .map(str::to_string),
     ];
@@ -182,9 +183,10 @@ pub fn observations_table(obs: &Observations, since: i64) -> String {
     let s = obs.skipped;
     let _ = writeln!(
         out,
-        "\nwindow: {}\nnot counted: {} replies, {} L7/socket events, {} without direction, {} without ports, {} reserved",
+        "\nwindow: {}\nnot counted: {} replies, {} reports of calls already counted (their other end or a later segment), {} L7/socket events, {} without direction, {} without ports, {} reserved",
         window(obs),
         s.replies,
+        s.same_call,
         s.not_l3l4,
         s.no_direction,
         s.no_port,

@@ -140,6 +140,10 @@ pub async fn run(
     Ok(())
 }
 
+/// How late (nanoseconds) a flow may reach the collector after its time: the relay buffers and
+/// sorts the nodes' events before sending them.
+const RELAY_DELAY: i64 = 30_000_000_000;
+
 struct Collector {
     /// A recording's retention counts back from its last flow, not from now.
     recorded: bool,
@@ -167,6 +171,8 @@ impl Collector {
             tokio::select! {
                 n = rx.recv_many(&mut buf, 1024) => {
                     if n == 0 {
+                        // The input ended: calls waiting for their other end count now.
+                        self.delta.settle();
                         self.flush().await?;
                         return Ok(());
                     }
@@ -211,9 +217,21 @@ impl Collector {
         }
         self.latest = self.latest.max(self.delta.latest);
         let end = if self.recorded { self.latest } else { now };
+        // Calls that waited for their other end's report past the pairing window count now:
+        // by the clock when live (so an idle stream settles too), allowing the relay's delay.
+        self.delta.settle_before(if self.recorded {
+            end
+        } else {
+            end.saturating_sub(RELAY_DELAY)
+        });
         let horizon =
             end.saturating_sub(i64::try_from(self.retention.as_nanos()).unwrap_or(i64::MAX));
         self.coverage.forget_before(horizon);
+        // Pods deleted before the horizon can no longer name a stored flow's ends.
+        self.ips
+            .write()
+            .expect("ip history lock")
+            .forget_before(horizon);
         let batch = self.delta.drain();
         let written = self
             .store

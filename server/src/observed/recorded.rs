@@ -125,5 +125,7 @@ pub fn observe(paths: &[PathBuf], ips: &IpHistory) -> Result<Observations> {
     if let Some((a, b)) = span {
         obs.coverage.connected(a, b);
     }
+    // The recording has ended: calls still waiting for their other end's report count now.
+    obs.settle();
     Ok(obs)
 }

@@ -5,7 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::flow::{Endpoint, Flow, FlowType, Verdict};
+use super::connections::{Arrival, Connections, PAIR_WINDOW};
+use super::flow::{Endpoint, Flow, FlowType, L4, Verdict};
 use super::ips::IpHistory;
 use crate::identity::WorkloadId;
 use crate::objects::Protocol;
@@ -122,8 +123,10 @@ pub struct Key {
 pub struct Aggregate {
     pub first_seen: i64,
     pub last_seen: i64,
-    /// Flow events counted (Hubble reports a call at each end's node: a call between two pods
-    /// is usually two events, one at egress and one at ingress).
+    /// Calls counted: connections opened (a TCP SYN; for UDP and SCTP, each flow Hubble
+    /// reports), each once although Hubble reports it at both ends (see `connections`). Later
+    /// segments of a connection only move `last_seen`; 0 when only those were seen (a
+    /// connection already open when observation began).
     pub count: u64,
     pub forwarded: u64,
     pub dropped: u64,
@@ -131,11 +134,21 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
-    fn add(&mut self, time: i64, verdict: Verdict) {
-        if self.count == 0 || time < self.first_seen {
+    /// Nothing seen.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0 && self.first_seen == 0 && self.last_seen == 0
+    }
+
+    /// Seen without counting a call (a later segment of an open connection).
+    fn touch(&mut self, time: i64) {
+        if self.is_empty() || time < self.first_seen {
             self.first_seen = time;
         }
         self.last_seen = self.last_seen.max(time);
+    }
+
+    fn add(&mut self, time: i64, verdict: Verdict) {
+        self.touch(time);
         self.count += 1;
         match verdict {
             Verdict::Forwarded | Verdict::Redirected | Verdict::Translated | Verdict::Traced => {
@@ -149,10 +162,10 @@ impl Aggregate {
 
     /// Fold another aggregate of the same key in (stored + new).
     pub fn merge(&mut self, other: &Aggregate) {
-        if other.count == 0 {
+        if other.is_empty() {
             return;
         }
-        if self.count == 0 {
+        if self.is_empty() {
             *self = *other;
             return;
         }
@@ -255,7 +268,12 @@ impl Coverage {
 /// What ingesting one flow did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ingested {
+    /// A call, counted now or once its other end reports (or the pairing window passes).
     Counted(Class),
+    /// The other end's report of a call already counted.
+    OtherEnd(Class),
+    /// A later segment of an open connection: seen, not a new call.
+    Continued(Class),
     /// The answer of a connection: not a call.
     Reply,
     /// An L7 or socket event (the connection is counted at L3/L4).
@@ -272,6 +290,9 @@ pub enum Ingested {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Skipped {
     pub replies: u64,
+    /// Reports of a call at its second end, and later segments of open connections.
+    #[serde(default)]
+    pub same_call: u64,
     pub not_l3l4: u64,
     pub no_direction: u64,
     pub no_port: u64,
@@ -283,6 +304,9 @@ pub struct Skipped {
 #[derive(Clone, Debug, Default)]
 pub struct Observations {
     edges: HashMap<Key, Aggregate>,
+    /// Reports waiting for their connection's other end.
+    connections: Connections,
+    settled: Vec<(Key, i64, Verdict)>,
     pub skipped: Skipped,
     pub coverage: Coverage,
     /// The latest flow time ingested (where a reconnecting collector resumes).
@@ -313,7 +337,33 @@ impl Observations {
         v
     }
 
-    /// Take the aggregates out (e.g. to write them to storage), leaving none.
+    /// Calls waiting for their other end's report.
+    pub fn waiting(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Count every report still waiting for its other end (the input ended).
+    pub fn settle(&mut self) {
+        self.connections.settle_all(&mut self.settled);
+        self.count_settled();
+    }
+
+    /// Count the reports that waited for their other end longer than the pairing window before
+    /// `now` (flow time; a live collector passes the clock, so an idle stream settles too).
+    pub fn settle_before(&mut self, now: i64) {
+        self.connections
+            .settle_before(now.saturating_sub(PAIR_WINDOW), &mut self.settled);
+        self.count_settled();
+    }
+
+    fn count_settled(&mut self) {
+        for (key, time, verdict) in self.settled.drain(..) {
+            self.edges.entry(key).or_default().add(time, verdict);
+        }
+    }
+
+    /// Take the aggregates out (e.g. to write them to storage), leaving none. Calls still
+    /// waiting for their other end stay (see [`Observations::settle`]).
     pub fn drain(&mut self) -> Vec<(Key, Aggregate)> {
         let mut v: Vec<_> = self.edges.drain().collect();
         v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -328,10 +378,11 @@ impl Observations {
 
     /// Classify one flow and count it.
     pub fn ingest(&mut self, flow: &Flow, ips: &IpHistory) -> Ingested {
-        let outcome = self.classify(flow, ips);
+        let outcome = Self::classify_ends(flow, ips);
         match outcome {
             Err(skip) => {
                 match skip {
+                    Ingested::OtherEnd(_) | Ingested::Continued(_) => self.skipped.same_call += 1,
                     Ingested::Reply => self.skipped.replies += 1,
                     Ingested::NotL3L4 => self.skipped.not_l3l4 += 1,
                     Ingested::NoDirection => self.skipped.no_direction += 1,
@@ -340,20 +391,54 @@ impl Observations {
                 }
                 skip
             }
-            Ok(key) => {
+            Ok((key, client_reports, server_reports)) => {
                 let class = key.class;
                 self.latest = self.latest.max(flow.time);
-                self.edges
-                    .entry(key)
-                    .or_default()
-                    .add(flow.time, flow.verdict);
-                Ingested::Counted(class)
+                if !self.connections.is_empty() {
+                    self.settle_before(flow.time);
+                }
+                if continues(flow) {
+                    self.edges.entry(key).or_default().touch(flow.time);
+                    self.skipped.same_call += 1;
+                    return Ingested::Continued(class);
+                }
+                let arrival = self.connections.arrive(
+                    flow,
+                    &key,
+                    client_reports,
+                    server_reports,
+                    &mut self.settled,
+                );
+                self.count_settled();
+                match arrival {
+                    Arrival::Count { time, verdict } => {
+                        self.edges.entry(key).or_default().add(time, verdict);
+                        Ingested::Counted(class)
+                    }
+                    Arrival::Completes { key, time, verdict } => {
+                        self.edges.entry(key).or_default().add(time, verdict);
+                        self.skipped.same_call += 1;
+                        Ingested::OtherEnd(class)
+                    }
+                    Arrival::OtherEnd => {
+                        self.edges.entry(key).or_default().touch(flow.time);
+                        self.skipped.same_call += 1;
+                        Ingested::OtherEnd(class)
+                    }
+                    Arrival::Waiting => Ingested::Counted(class),
+                }
             }
         }
     }
 
     /// The key a flow counts under, or why it counts under none.
     pub fn classify(&self, flow: &Flow, ips: &IpHistory) -> Result<Key, Ingested> {
+        Self::classify_ends(flow, ips).map(|(key, _, _)| key)
+    }
+
+    /// The key, and whether the client's and the server's ends are pods that report their own
+    /// side of a call (Cilium endpoints: not the node, the world or a host-network pod).
+    fn classify_ends(flow: &Flow, ips: &IpHistory) -> Result<(Key, bool, bool), Ingested> {
         if flow.flow_type != FlowType::L3L4 && flow.flow_type != FlowType::Unknown {
             return Err(Ingested::NotL3L4);
         }
@@ -403,13 +488,19 @@ impl Observations {
         } else {
             Class::Call
         };
-        Ok(Key {
-            class,
-            client,
-            server,
-            protocol,
-            port,
-        })
+        let client_reports = !client_hostnet && client.workload().is_some();
+        let server_reports = !server_hostnet && server.workload().is_some();
+        Ok((
+            Key {
+                class,
+                client,
+                server,
+                protocol,
+                port,
+            },
+            client_reports,
+            server_reports,
+        ))
     }
 }
 
@@ -472,4 +563,20 @@ fn party(
         )),
         None => Some((Party::Unresolved { ip: ip.to_string() }, false)),
     }
+}
+
+/// A count of calls in words: "1 call", "12 calls", or, when only later segments of open
+/// connections were seen, "open connections only".
+pub fn calls_in_words(count: u64) -> String {
+    match count {
+        0 => "open connections only".to_string(),
+        1 => "1 call".to_string(),
+        n => format!("{n} calls"),
+    }
+}
+
+/// A later segment of a connection the client opened: TCP flags known, no SYN, not dropped.
+fn continues(flow: &Flow) -> bool {
+    matches!(flow.l4, Some(L4::Tcp { flags: Some(f), .. }) if !f.syn)
+        && !matches!(flow.verdict, Verdict::Dropped | Verdict::Error)
 }

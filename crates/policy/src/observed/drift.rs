@@ -134,8 +134,9 @@ pub fn drift_items(input: &ObservedInput<'_>) -> Vec<Dated> {
                 Some(server.clone()),
                 vec![e],
                 format!(
-                    "{client} calls {server} on {} and Hubble reported {n} of {total} flows dropped (last at {}): {} call fails now.",
+                    "{client} calls {server} on {} and Hubble reported {n} of {} dropped (last at {}): {} call fails now.",
                     ports(&keys),
+                    super::calls_in_words(total),
                     format_rfc3339(last),
                     if declared { "a declared" } else { "an undeclared" }
                 ),
@@ -197,8 +198,9 @@ pub fn drift_items(input: &ObservedInput<'_>) -> Vec<Dated> {
                 Some(client.clone()),
                 servers.iter().map(|s| edge(client, s)).collect(),
                 format!(
-                    "{client} was observed calling {} ({count} flows) without an intent declaring it: allowed now, denied once the server is protected.",
-                    calls_text.join(", ")
+                    "{client} was observed calling {} ({}) without an intent declaring it: allowed now, denied once the server is protected.",
+                    calls_text.join(", "),
+                    super::calls_in_words(count)
                 ),
                 format!(
                     "Declare the calls in {client}'s ClientIntents (merged with its current targets) before protecting {}.",

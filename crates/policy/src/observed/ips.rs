@@ -31,12 +31,21 @@ impl PodLifetime {
 }
 
 /// Every known tenure, by address and by pod name. Memory is bounded by the pods recorded;
-/// [`IpHistory::forget_before`] drops tenures that ended before the retention horizon.
+/// [`IpHistory::forget_before`] drops the pods and tenures that ended before the retention
+/// horizon (a cluster's pods churn with every rollout).
 #[derive(Clone, Debug, Default)]
 pub struct IpHistory {
     by_ip: HashMap<String, Vec<PodLifetime>>,
-    by_pod: HashMap<(String, String), WorkloadId>,
-    host_network_pods: HashMap<(String, String), bool>,
+    by_pod: HashMap<(String, String), PodEntry>,
+}
+
+/// What a pod's name resolves to.
+#[derive(Clone, Debug)]
+struct PodEntry {
+    workload: WorkloadId,
+    host_network: bool,
+    /// Deletion time; `None` while the pod exists.
+    until: Option<i64>,
 }
 
 impl IpHistory {
@@ -48,8 +57,14 @@ impl IpHistory {
     /// seen again when it is deleted).
     pub fn record(&mut self, lifetime: PodLifetime) {
         let key = (lifetime.namespace.clone(), lifetime.pod.clone());
-        self.by_pod.insert(key.clone(), lifetime.workload.clone());
-        self.host_network_pods.insert(key, lifetime.host_network);
+        self.by_pod.insert(
+            key,
+            PodEntry {
+                workload: lifetime.workload.clone(),
+                host_network: lifetime.host_network,
+                until: lifetime.until,
+            },
+        );
         if lifetime.ip.is_empty() || lifetime.host_network {
             // A host-network pod's address is its node's: it identifies no pod.
             return;
@@ -84,27 +99,36 @@ impl IpHistory {
     /// The workload of a pod known by namespace and name (the identity Accord gives it: root
     /// owner or the override annotation).
     pub fn resolve_pod(&self, namespace: &str, pod: &str) -> Option<&WorkloadId> {
-        self.by_pod.get(&(namespace.to_string(), pod.to_string()))
+        self.by_pod
+            .get(&(namespace.to_string(), pod.to_string()))
+            .map(|p| &p.workload)
     }
 
     /// Whether the named pod runs in its node's network namespace.
     pub fn is_host_network(&self, namespace: &str, pod: &str) -> bool {
-        self.host_network_pods
+        self.by_pod
             .get(&(namespace.to_string(), pod.to_string()))
-            .copied()
-            .unwrap_or(false)
+            .is_some_and(|p| p.host_network)
     }
 
-    /// Drop tenures that ended before `horizon`.
+    /// Drop the pods and tenures that ended before `horizon`.
     pub fn forget_before(&mut self, horizon: i64) {
+        let ended = |until: Option<i64>| until.is_some_and(|u| u < horizon);
         self.by_ip.retain(|_, tenures| {
-            tenures.retain(|t| t.until.is_none_or(|u| u >= horizon));
+            tenures.retain(|t| !ended(t.until));
             !tenures.is_empty()
         });
+        self.by_pod.retain(|_, p| !ended(p.until));
     }
 
+    /// Tenures known (one per pod and address).
     pub fn len(&self) -> usize {
         self.by_ip.values().map(Vec::len).sum()
+    }
+
+    /// Pods known by name.
+    pub fn pods(&self) -> usize {
+        self.by_pod.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -212,19 +212,25 @@ fn covers(target: &Target, key: &Key, inventory: &Lookup<'_>) -> bool {
             },
             Party::Workload { workload },
         ) => {
-            let Some(selector) = inventory
+            let Some((service, selector)) = inventory
                 .services
                 .get(&(namespace.as_str(), name.as_str()))
-                .and_then(|s| s.selector.as_ref())
+                .and_then(|s| Some((*s, s.selector.as_ref()?)))
             else {
                 return false;
             };
             namespace == &workload.namespace
-                && port_listed(ports, key.protocol, key.port)
                 && inventory.pods_of(workload).any(|pod| {
                     selector
                         .iter()
                         .all(|(k, v)| pod.metadata.labels.get(k) == Some(v))
+                        // Without ports, a Service target declares the ports the Service
+                        // forwards to (what the generated policy admits), not every port.
+                        && if ports.is_empty() {
+                            service_forwards_to(service, pod, key.protocol, key.port)
+                        } else {
+                            port_listed(ports, key.protocol, key.port)
+                        }
                 })
         }
         (
@@ -246,6 +252,20 @@ fn covers(target: &Target, key: &Key, inventory: &Lookup<'_>) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether traffic to one of `service`'s ports reaches `pod` on `port` (its target port, by
+/// number or by the pod's named container port).
+fn service_forwards_to(service: &Service, pod: &Pod, protocol: Protocol, port: u16) -> bool {
+    service.ports.iter().any(|p| {
+        p.protocol == protocol
+            && match p.effective_target_port() {
+                crate::objects::IntOrString::Int(n) => n == i32::from(port),
+                crate::objects::IntOrString::String(name) => {
+                    pod.named_port(&name, protocol) == Some(i32::from(port))
+                }
+            }
+    })
 }
 
 /// `*.example.com` covers subdomains; other names match exactly (case-insensitively).

@@ -214,6 +214,24 @@ fn a_reused_pod_ip_resolves_to_the_workload_that_held_it_at_the_time() {
     assert_eq!(obs.ingest(&f, &ips), Ingested::Counted(Class::Unresolved));
     assert!(obs.get(&call_key("web", "search", 8080)).is_some());
     assert!(obs.get(&call_key("web", "cart", 8080)).is_none());
+
+    // Past the retention horizon the deleted pod is forgotten, by address and by name; the
+    // running one stays.
+    assert_eq!((ips.len(), ips.pods()), (2, 2));
+    ips.forget_before(100 * S);
+    assert_eq!(
+        (ips.len(), ips.pods()),
+        (2, 2),
+        "cart-1 ended exactly at the horizon"
+    );
+    ips.forget_before(101 * S);
+    assert_eq!((ips.len(), ips.pods()), (1, 1));
+    assert_eq!(ips.resolve_ip("10.0.0.9", 50 * S), None);
+    assert_eq!(ips.resolve_pod("shop", "cart-1"), None);
+    assert_eq!(
+        ips.resolve_pod("shop", "search-4"),
+        Some(&wid("shop", "search"))
+    );
 }
 
 #[test]
@@ -476,5 +494,171 @@ spec:
             .iter()
             .map(|(i, _)| &i.fingerprint)
             .collect::<Vec<_>>()
+    );
+}
+
+/// The same connection as Hubble reports it at one end: web (10.0.0.1:40000) → api
+/// (10.0.0.2:8080).
+fn at_end(direction: TrafficDirection, verdict: Verdict, time: i64) -> Flow {
+    let mut f = mk_flow(
+        Some(ep("shop", "web", "web-1")),
+        Some(ep("shop", "api", "api-7")),
+        8080,
+        time,
+    );
+    f.traffic_direction = direction;
+    f.verdict = verdict;
+    f
+}
+
+fn counts(obs: &Observations) -> (u64, u64, u64) {
+    let a = obs.get(&call_key("web", "api", 8080)).expect("observed");
+    (a.count, a.forwarded, a.dropped)
+}
+
+#[test]
+fn a_call_reported_at_both_ends_counts_once() {
+    let ips = IpHistory::new();
+    let mut obs = Observations::new();
+    use TrafficDirection::{Egress, Ingress};
+    assert_eq!(
+        obs.ingest(&at_end(Egress, Verdict::Forwarded, 10 * S), &ips),
+        Ingested::Counted(Class::Call)
+    );
+    assert_eq!(
+        obs.ingest(&at_end(Ingress, Verdict::Forwarded, 10 * S + 300), &ips),
+        Ingested::OtherEnd(Class::Call)
+    );
+    assert_eq!(counts(&obs), (1, 1, 0));
+    assert_eq!(obs.waiting(), 0);
+    // Reported at the server's end first (the nodes' clocks differ): still one call.
+    let mut obs = Observations::new();
+    obs.ingest(&at_end(Ingress, Verdict::Forwarded, 20 * S), &ips);
+    obs.ingest(&at_end(Egress, Verdict::Forwarded, 20 * S + 5), &ips);
+    assert_eq!(counts(&obs), (1, 1, 0));
+    assert_eq!(obs.skipped.same_call, 1);
+}
+
+#[test]
+fn a_call_forwarded_by_the_client_s_end_and_dropped_by_the_server_s_is_one_drop() {
+    let ips = IpHistory::new();
+    let mut obs = Observations::new();
+    use TrafficDirection::{Egress, Ingress};
+    obs.ingest(&at_end(Egress, Verdict::Forwarded, 10 * S), &ips);
+    obs.ingest(&at_end(Ingress, Verdict::Dropped, 10 * S + 200), &ips);
+    // The client retries with the same port a second later: a second attempt, dropped again.
+    obs.ingest(&at_end(Egress, Verdict::Forwarded, 11 * S), &ips);
+    obs.ingest(&at_end(Ingress, Verdict::Dropped, 11 * S + 200), &ips);
+    assert_eq!(counts(&obs), (2, 0, 2));
+    let a = obs.get(&call_key("web", "api", 8080)).unwrap();
+    assert_eq!((a.first_seen, a.last_seen), (10 * S, 11 * S));
+}
+
+#[test]
+fn a_call_whose_server_end_never_reports_counts_once_the_window_passes() {
+    let ips = IpHistory::new();
+    let mut obs = Observations::new();
+    obs.ingest(
+        &at_end(TrafficDirection::Egress, Verdict::Forwarded, 10 * S),
+        &ips,
+    );
+    assert_eq!(obs.waiting(), 1);
+    assert!(obs.get(&call_key("web", "api", 8080)).is_none());
+    // A live collector settles by the clock even when no other flow comes.
+    obs.settle_before(12 * S);
+    assert_eq!(obs.waiting(), 1, "still within the pairing window");
+    obs.settle_before(16 * S);
+    assert_eq!(obs.waiting(), 0);
+    assert_eq!(counts(&obs), (1, 1, 0));
+    // The end of a recording settles everything.
+    let mut obs = Observations::new();
+    obs.ingest(
+        &at_end(TrafficDirection::Egress, Verdict::Forwarded, 10 * S),
+        &ips,
+    );
+    obs.settle();
+    assert_eq!(counts(&obs), (1, 1, 0));
+    // A drop at the client's end is final at once.
+    let mut obs = Observations::new();
+    obs.ingest(
+        &at_end(TrafficDirection::Egress, Verdict::Dropped, 10 * S),
+        &ips,
+    );
+    assert_eq!(counts(&obs), (1, 0, 1));
+}
+
+#[test]
+fn later_segments_of_a_connection_are_seen_not_counted() {
+    let ips = IpHistory::new();
+    let mut obs = Observations::new();
+    obs.ingest(
+        &at_end(TrafficDirection::Unknown, Verdict::Forwarded, 10 * S),
+        &ips,
+    );
+    let mut ack = at_end(TrafficDirection::Unknown, Verdict::Forwarded, 70 * S);
+    ack.l4 = tcp(8080, false, true);
+    assert_eq!(obs.ingest(&ack, &ips), Ingested::Continued(Class::Call));
+    let a = obs.get(&call_key("web", "api", 8080)).unwrap();
+    assert_eq!((a.count, a.first_seen, a.last_seen), (1, 10 * S, 70 * S));
+    // Observation that began mid-connection: seen (its times kept), no call counted.
+    let mut obs = Observations::new();
+    obs.ingest(&ack, &ips);
+    let drained = obs.drain();
+    assert_eq!(drained.len(), 1);
+    assert_eq!((drained[0].1.count, drained[0].1.last_seen), (0, 70 * S));
+    let mut merged = Observations::new();
+    merged.merge(drained[0].0.clone(), &drained[0].1);
+    assert_eq!(merged.get(&drained[0].0).unwrap().last_seen, 70 * S);
+}
+
+#[test]
+fn a_service_target_without_ports_declares_the_ports_the_service_forwards_to() {
+    // web declares the api Service, which forwards port 80 to the pods' port named `http`
+    // (8080): a call on 8080 is declared, one on 9090 is not (the policy generated for the
+    // Service admits 8080 only).
+    let text = format!(
+        "{}{}---
+apiVersion: v1
+kind: Service
+metadata: {{name: api, namespace: shop}}
+spec:
+  selector: {{app: api}}
+  ports: [{{name: web, port: 80, targetPort: http}}]
+---
+apiVersion: k8s.otterize.com/v2beta1
+kind: ClientIntents
+metadata: {{name: web, namespace: shop}}
+spec:
+  workload: {{name: web, kind: Deployment}}
+  targets:
+  - service: {{name: api}}
+",
+        deployment("web"),
+        deployment("api").replace("{containerPort: 8080}", "{name: http, containerPort: 8080}")
+    );
+    let (inv, diags) = crate::load(&[crate::Source::new("shop.yaml", text)]);
+    assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+    assert!(declares(&inv, &call_key("web", "api", 8080)));
+    assert!(!declares(&inv, &call_key("web", "api", 9090)));
+    let ips = IpHistory::new();
+    let mut obs = Observations::new();
+    for port in [8080, 9090] {
+        obs.ingest(
+            &mk_flow(
+                Some(ep("shop", "web", "w")),
+                Some(ep("shop", "api", "a")),
+                port,
+                S,
+            ),
+            &ips,
+        );
+    }
+    let s = suggest(obs.sorted(), &inv, 0);
+    assert_eq!(s.len(), 1);
+    let added: Vec<u16> = s[0].added.iter().map(|a| a.port).collect();
+    assert_eq!(
+        added,
+        vec![9090],
+        "only the port the Service does not forward to"
     );
 }

@@ -293,7 +293,7 @@ pub(super) fn form_of_yaml(yaml: &str) -> Result<api::DraftIntents, Vec<api::Dia
     }
     let i = parsed.remove(0);
     super::drift::form_fields(&i).ok_or_else(|| {
-        cannot("the form holds workload and Service targets with single ports; this draft has others: edit its YAML instead".into())
+        cannot("the form holds workload, Service and internet targets with single ports; this draft has others: edit its YAML instead".into())
     })
 }
 
@@ -486,8 +486,19 @@ mod tests {
         let two = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: a, namespace: x}\nspec: {workload: {name: a}}\n---\napiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: b, namespace: x}\nspec: {workload: {name: b}}\n";
         let err = form_of_yaml(two).expect_err("two objects");
         assert!(err[0].message.contains("has 2"), "{err:?}");
-        let internet = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: a, namespace: x}\nspec:\n  workload: {name: a}\n  targets:\n    - internet: {ips: [1.2.3.4]}\n";
-        assert!(form_of_yaml(internet).is_err());
+        // Internet targets are rows of their own: domains and addresses in the name.
+        let internet = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: a, namespace: x}\nspec:\n  workload: {name: a}\n  targets:\n    - internet: {ips: [1.2.3.4], domains: [api.example.com], ports: [443]}\n";
+        let f = form_of_yaml(internet).expect("an internet row");
+        assert_eq!(f.targets.len(), 1);
+        assert!(f.targets[0].internet && !f.targets[0].service);
+        assert_eq!(
+            (f.targets[0].name.as_str(), f.targets[0].ports.as_str()),
+            ("api.example.com, 1.2.3.4", "443")
+        );
+        // What the form cannot hold (a port range) is refused with the reason.
+        let range = "apiVersion: k8s.otterize.com/v2beta1\nkind: ClientIntents\nmetadata: {name: a, namespace: x}\nspec:\n  workload: {name: a}\n  targets:\n    - kubernetes: {name: b, ports: [{port: 8000, endPort: 8010}]}\n";
+        let err = form_of_yaml(range).expect_err("a port range");
+        assert!(err[0].message.contains("edit its YAML"), "{err:?}");
     }
 
     #[test]

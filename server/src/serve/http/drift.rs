@@ -356,7 +356,7 @@ pub(super) fn form_of(i: &accord_policy::ClientIntents) -> Option<api::DraftInte
 }
 
 /// ClientIntents as the draft form holds them (named anything), when every target is a
-/// workload or a Service with plain ports.
+/// workload, a Service or internet addresses, with plain ports.
 pub(super) fn form_fields(i: &accord_policy::ClientIntents) -> Option<api::DraftIntents> {
     use accord_policy::intents::TargetKind;
     let ports = |ports: &[accord_policy::intents::TargetPort]| -> Option<String> {
@@ -385,6 +385,7 @@ pub(super) fn form_fields(i: &accord_policy::ClientIntents) -> Option<api::Draft
                 name: name.clone(),
                 namespace: namespace.clone(),
                 ports: ports(p)?,
+                ..Default::default()
             }),
             TargetKind::Service {
                 name,
@@ -395,6 +396,22 @@ pub(super) fn form_fields(i: &accord_policy::ClientIntents) -> Option<api::Draft
                 name: name.clone(),
                 namespace: namespace.clone(),
                 ports: ports(p)?,
+                ..Default::default()
+            }),
+            TargetKind::Internet {
+                ips,
+                domains,
+                ports: p,
+            } => Some(api::DraftTarget {
+                internet: true,
+                name: domains
+                    .iter()
+                    .chain(ips)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                ports: p.iter().map(i32::to_string).collect::<Vec<_>>().join(", "),
+                ..Default::default()
             }),
             _ => None,
         })

@@ -144,8 +144,8 @@ fn edges_of(o: o::Observed) -> o::ObservedEdges {
                 o::ObservedState::Dropped => format!("{} dropped now", e.dropped),
             };
             e.note = format!(
-                "observed {} flows {}, last {} UTC · {what}",
-                e.count,
+                "observed {} {}, last {} UTC · {what}",
+                observed::calls_in_words(e.count),
                 e.ports,
                 day_time(&e.last_seen)
             );
@@ -231,11 +231,11 @@ fn panel_of(o: o::Observed) -> o::ObservedPanel {
             };
             [
                 format!(
-                    "{} {}/{} · {} flows · last {} · {what}",
+                    "{} {}/{} · {} · last {} · {what}",
                     c.client,
                     c.protocol,
                     c.port,
-                    c.count,
+                    observed::calls_in_words(c.count),
                     day_time(&c.last_seen)
                 ),
                 state.to_string(),
@@ -246,7 +246,7 @@ fn panel_of(o: o::Observed) -> o::ObservedPanel {
     if !o.other.is_empty() {
         let n: u64 = o.other.iter().map(|c| c.count).sum();
         notes.push(format!(
-            "Also {n} flows of kubelet probes, DNS or host-network pods (not calls)."
+            "Also {n} connections of kubelet probes, DNS or host-network pods (not calls)."
         ));
     }
     if o.unused_claimed {

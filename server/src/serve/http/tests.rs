@@ -311,8 +311,9 @@ async fn a_drift_fix_is_offered_once_the_what_if_shows_it_safe_and_resolves_the_
         "{}",
         item.fix.draft
     );
-    // The draft form holds the merged intents it can hold whole: auth's, not checkout's, which
-    // also call the internet (the form would drop that target: a replacement, never offered).
+    // The draft form holds each client's merged intents whole: auth's, and checkout's with its
+    // internet target as a row of its own (never dropped: a draft that replaced it would delete
+    // a declared call).
     let auth = item
         .fix
         .forms
@@ -321,12 +322,18 @@ async fn a_drift_fix_is_offered_once_the_what_if_shows_it_safe_and_resolves_the_
         .expect("auth's intents as a form");
     assert!(auth.targets.iter().any(|t| t.name == "catalog"));
     assert!(auth.targets.len() >= 2, "{auth:?}");
+    let checkout = item
+        .fix
+        .forms
+        .iter()
+        .find(|f| f.client.starts_with("checkout/checkout"))
+        .expect("checkout's intents as a form");
     assert!(
-        !item
-            .fix
-            .forms
+        checkout
+            .targets
             .iter()
-            .any(|f| f.client.starts_with("checkout/checkout"))
+            .any(|t| t.internet && t.name == "203.0.113.10" && t.ports == "443"),
+        "{checkout:?}"
     );
     // Evaluated through the what-if endpoint, the draft makes the catalog calls enforced.
     let body = serde_json::to_vec(&api::WhatIfRequest {
