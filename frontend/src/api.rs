@@ -63,11 +63,25 @@ fn fetch(
 /// A response's body as `T`, or the server's error message.
 fn decode<T: DeserializeOwned>((ok, status, body): (bool, u16, String)) -> Result<T> {
     if ok {
-        return crate::json::from_str(&body).map_err(|e| format!("unexpected response: {e}"));
+        return crate::json::from_str(&body).map_err(unexpected);
     }
-    match crate::json::from_str::<ErrorBody>(&body) {
-        Ok(body) => Err(body.error),
-        Err(_) => Err(format!("request failed ({status})")),
+    Err(failure(status, &body))
+}
+
+// The error paths of `decode`, kept out of line: not generic, so in the WASM once rather than
+// in every response type's copy of `decode`.
+
+#[inline(never)]
+fn unexpected(e: serde_json::Error) -> String {
+    format!("unexpected response: {e}")
+}
+
+/// The server's error message, from its error body.
+#[inline(never)]
+fn failure(status: u16, body: &str) -> String {
+    match crate::json::from_str::<ErrorBody>(body) {
+        Ok(body) => body.error,
+        Err(_) => format!("request failed ({status})"),
     }
 }
 
