@@ -50,9 +50,12 @@ if [[ "$profile" != dev ]]; then
     # the low 1 KiB is never addressed, which lets offsets fold into loads and stores;
     # --merge-similar-functions: one body for functions that differ only in constants (many
     # generic instances do; most are alike only once -Oz has run, hence -Oz on both sides).
-    # Together 2 KiB off the gzipped WASM.
+    # Together 2 KiB off the gzipped WASM. The producers and target-features sections only
+    # describe the build; browsers ignore them.
     step "wasm-opt -Oz"
-    "$wasm_opt" --low-memory-unused -Oz --merge-similar-functions -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    "$wasm_opt" --low-memory-unused -Oz --merge-similar-functions -Oz \
+        --strip-producers --strip-target-features \
+        --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
         --enable-mutable-globals --enable-reference-types --enable-multivalue \
         "$site.tmp/pkg/accord_bg.wasm" -o "$site.tmp/pkg/accord_bg.opt.wasm"
     mv "$site.tmp/pkg/accord_bg.opt.wasm" "$site.tmp/pkg/accord_bg.wasm"
