@@ -539,6 +539,11 @@ pub struct Assessor {
     /// Counts completed assessments (requests waiting for one watch it).
     done: tokio::sync::watch::Sender<u64>,
     started: AtomicBool,
+    /// Assessments that took less than this are waited for by requests ([`QUICK`]).
+    pub quick: Duration,
+    /// Held by tests to keep the next assessment from starting.
+    #[cfg(test)]
+    hold: tokio::sync::Mutex<()>,
 }
 
 impl Default for Assessor {
@@ -548,6 +553,9 @@ impl Default for Assessor {
             wake: Default::default(),
             done: tokio::sync::watch::channel(0).0,
             started: AtomicBool::new(false),
+            quick: QUICK,
+            #[cfg(test)]
+            hold: Default::default(),
         }
     }
 }
@@ -586,7 +594,7 @@ pub(crate) async fn assessed(state: &SharedState) -> Result<Arc<Assessed>> {
                 return Ok(a.clone());
             }
             assessor.wake();
-            if a.took >= QUICK || started.elapsed() >= WAIT_FOR_QUICK {
+            if a.took >= assessor.quick || started.elapsed() >= WAIT_FOR_QUICK {
                 return Ok(a.clone());
             }
         } else {
@@ -613,6 +621,8 @@ pub fn start(state: &SharedState) {
             let Some(state) = weak.upgrade() else {
                 return;
             };
+            #[cfg(test)]
+            let held = state.observed_cache.hold.lock().await;
             let view = state.view();
             let status = state.observed.read().expect("observed status lock").clone();
             let previous = state.observed_cache.current();
@@ -620,6 +630,8 @@ pub fn start(state: &SharedState) {
                 .as_ref()
                 .is_some_and(|a| a.fresh_for(&view, status.generation))
             {
+                #[cfg(test)]
+                drop(held);
                 drop((state, view, previous));
                 let _ = tokio::time::timeout(POLL, wake.notified()).await;
                 continue;
@@ -1034,7 +1046,284 @@ fn window(s: &crate::observed::collector::Status) -> o::ObservedWindow {
 
 #[cfg(test)]
 mod tests {
-    use super::ago;
+    use super::*;
+    use crate::cluster::Index;
+    use crate::serve::store::Store;
+    use crate::serve::sync::Syncer;
+    use crate::serve::{AppState, demo};
+    use accord_policy::objects::Protocol;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    /// 2026-11-30T05:00:00Z
+    const T0: i64 = 1_795_928_400_000_000_000;
+    const SECOND: i64 = 1_000_000_000;
+
+    fn key(client: &str, server: &str, port: u16) -> Key {
+        let w = |id: &str| Party::Workload {
+            workload: WorkloadId::parse(id, "default").unwrap(),
+        };
+        Key {
+            class: Class::Call,
+            client: w(client),
+            server: w(server),
+            protocol: Protocol::Tcp,
+            port,
+        }
+    }
+
+    fn agg(at: i64, count: u64, dropped: u64) -> Aggregate {
+        Aggregate {
+            first_seen: at,
+            last_seen: at,
+            count,
+            forwarded: count - dropped,
+            dropped,
+            audit: 0,
+        }
+    }
+
+    /// The demo synced, with a collector of recorded flows (nothing stored yet); requests wait
+    /// for assessments that took less than `quick`.
+    async fn fixture(quick: Duration) -> (tempfile::TempDir, SharedState) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("accord.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let mut state = AppState::new(store.clone(), "demo".into());
+        state.observed_cache.quick = quick;
+        let state = Arc::new(state);
+        let mut syncer = Syncer::new(store, "demo", Default::default())
+            .await
+            .unwrap();
+        let mut idx = Index::default();
+        idx.reset_all(demo::objects());
+        state.publish(syncer.pass(Arc::new(idx)).await.unwrap());
+        state.observed.write().unwrap().source = "flows test.jsonl".into();
+        (dir, state)
+    }
+
+    /// Store `batch` as the collector does: written with the window covered up to `to`, then
+    /// the generation bumped.
+    async fn ingest(state: &SharedState, batch: &[(Key, Aggregate)], to: i64) {
+        let mut coverage = state.observed.read().unwrap().coverage.clone();
+        coverage.connected(T0, to);
+        state
+            .store
+            .write_observations(batch, &coverage, to, None)
+            .await
+            .unwrap();
+        let mut s = state.observed.write().unwrap();
+        s.coverage = coverage;
+        s.latest = to;
+        s.generation += 1;
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(state: &SharedState, uri: &str) -> T {
+        let res = super::super::router(state.clone())
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    const WEB: &str = "storefront/web[Deployment]";
+    const CATALOG: &str = "storefront/catalog[Deployment]";
+    const CHECKOUT: &str = "checkout/checkout[Deployment]";
+    const PAYMENTS: &str = "checkout/payments[Deployment]";
+    const CART: &str = "storefront/cart[Deployment]";
+    const AUTH: &str = "platform/auth[Deployment]";
+
+    #[tokio::test]
+    async fn a_request_during_a_recomputation_gets_the_previous_assessment_then_the_new_one() {
+        // As on a large estate: requests never wait for an assessment under way.
+        let (_dir, state) = fixture(Duration::ZERO).await;
+        ingest(&state, &[(key(WEB, CATALOG, 8080), agg(T0, 6, 0))], T0 + SECOND).await;
+        // The first assessment is waited for (there is no other to show).
+        let first: o::ObservedEdges = get(&state, "/api/observed/edges").await;
+        assert_eq!(first.edges.len(), 1, "{first:#?}");
+        assert_eq!(first.edges[0].state, o::ObservedState::Declared);
+        let a1 = first.window.assessment.clone().expect("an assessment");
+        assert!(!a1.assessing, "{a1:?}");
+
+        // New observed data while the next assessment cannot finish.
+        let held = state.observed_cache.hold.lock().await;
+        ingest(
+            &state,
+            &[(key(CHECKOUT, PAYMENTS, 9090), agg(T0 + 2 * SECOND, 1, 0))],
+            T0 + 3 * SECOND,
+        )
+        .await;
+        let during: o::ObservedEdges = get(&state, "/api/observed/edges").await;
+        assert_eq!(during.edges, first.edges, "the previous assessment");
+        let a2 = during.window.assessment.clone().unwrap();
+        assert!(a2.assessing, "a newer one is under way: {a2:?}");
+        assert_eq!(a2.at, a1.at, "the previous one's time");
+        let report: api::DriftReport = get(&state, "/api/drift").await;
+        assert_eq!(report.observed, Some(a2.clone()));
+
+        // Once it finishes, the next request gets it.
+        let mut done = state.observed_cache.done.subscribe();
+        drop(held);
+        tokio::time::timeout(Duration::from_secs(30), done.changed())
+            .await
+            .expect("the assessment finishes")
+            .unwrap();
+        let after: o::ObservedEdges = get(&state, "/api/observed/edges").await;
+        let a3 = after.window.assessment.clone().unwrap();
+        assert!(!a3.assessing, "{a3:?}");
+        assert!(a3.at >= a1.at);
+        let pay = after
+            .edges
+            .iter()
+            .find(|e| e.source == CHECKOUT && e.target == PAYMENTS)
+            .unwrap_or_else(|| panic!("{after:#?}"));
+        assert_eq!(pay.state, o::ObservedState::Undeclared);
+        assert_eq!(after.edges.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn quick_assessments_are_waited_for_so_small_estates_answer_as_they_are_now() {
+        let (_dir, state) = fixture(QUICK).await;
+        ingest(&state, &[(key(WEB, CATALOG, 8080), agg(T0, 6, 0))], T0 + SECOND).await;
+        let first: o::ObservedEdges = get(&state, "/api/observed/edges").await;
+        assert_eq!(first.edges.len(), 1);
+        ingest(
+            &state,
+            &[(key(CHECKOUT, PAYMENTS, 9090), agg(T0 + 2 * SECOND, 1, 0))],
+            T0 + 3 * SECOND,
+        )
+        .await;
+        let next: o::ObservedEdges = get(&state, "/api/observed/edges").await;
+        assert_eq!(next.edges.len(), 2, "{next:#?}");
+        assert!(!next.window.assessment.unwrap().assessing);
+    }
+
+    #[tokio::test]
+    async fn observed_edges_of_one_namespace_and_every_namespace_pair_in_words() {
+        let (_dir, state) = fixture(QUICK).await;
+        ingest(
+            &state,
+            &[
+                (key(WEB, CATALOG, 8080), agg(T0 + SECOND, 6, 0)),
+                (key(CHECKOUT, PAYMENTS, 8443), agg(T0 + SECOND, 1, 0)),
+                (key(CHECKOUT, PAYMENTS, 9090), agg(T0 + SECOND, 1, 0)),
+                (key(CART, AUTH, 8443), agg(T0 + SECOND, 2, 2)),
+            ],
+            T0 + 10 * SECOND,
+        )
+        .await;
+        let all: o::ObservedEdges = get(&state, "/api/observed/edges").await;
+        let scoped: o::ObservedEdges =
+            get(&state, "/api/observed/edges?namespace=platform").await;
+        // Only the edges with an end in platform: cart → auth.
+        assert_eq!(scoped.edges.len(), 1, "{scoped:#?}");
+        assert_eq!((scoped.edges[0].source.as_str(), scoped.edges[0].target.as_str()), (CART, AUTH));
+        assert!(all.edges.len() > scoped.edges.len());
+        let touches = |a: &str, b: &str| a.starts_with("platform/") || b.starts_with("platform/");
+        assert!(!scoped.unused.is_empty(), "the window is complete: {scoped:#?}");
+        assert!(scoped.unused.iter().all(|u| touches(&u.client, &u.server)));
+        assert!(all.unused.iter().any(|u| !touches(&u.client, &u.server)));
+        assert!(scoped.marks.iter().all(|m| {
+            let (a, b) = m[0].split_once("->").unwrap();
+            touches(a, b)
+        }));
+        // The namespace pairs are the same whatever the scope, sorted by key.
+        assert_eq!(scoped.namespaces, all.namespaces);
+        let keys: Vec<&str> = all.namespaces.iter().map(|n| n[0].as_str()).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        let pair = |k: &str| {
+            all.namespaces
+                .iter()
+                .find(|n| n[0] == k)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {k} in {:#?}", all.namespaces))
+        };
+        let sp = pair("storefront->platform");
+        assert_eq!(sp[1], "dropped", "{sp:?}");
+        assert!(sp[2].starts_with("observed 1 call (1 dropped)"), "{sp:?}");
+        assert!(sp[2].ends_with("since 2026-11-30 05:00:00 UTC"), "{sp:?}");
+        let cc = pair("checkout->checkout");
+        assert_eq!(cc[1], "undeclared", "{cc:?}");
+        assert!(cc[2].starts_with("observed 2 calls (1 undeclared)"), "{cc:?}");
+        let ss = pair("storefront->storefront");
+        assert!(ss[1] == "declared" || ss[1] == "undeclared", "{ss:?}");
+        // A pair with declared calls only, none observed.
+        let unused_only: Vec<&[String; 3]> =
+            all.namespaces.iter().filter(|n| n[1] == "unused").collect();
+        assert!(!unused_only.is_empty(), "{:#?}", all.namespaces);
+        assert!(
+            unused_only
+                .iter()
+                .all(|n| n[2].contains("not observed") && !n[2].contains("observed 1"))
+        );
+        // Since after every call: nothing observed, so only declared calls not observed.
+        let later: o::ObservedEdges = get(
+            &state,
+            "/api/observed/edges?since=2026-11-30T05:00:05Z&namespace=platform",
+        )
+        .await;
+        assert!(later.edges.is_empty());
+        assert!(later.namespaces.iter().all(|n| n[1] == "unused"), "{later:#?}");
+    }
+
+    #[tokio::test]
+    async fn observed_drift_reaches_the_drift_summary_and_an_event_tells_dashboards() {
+        let (_dir, state) = fixture(QUICK).await;
+        let before: api::DriftReport = get(&state, "/api/drift").await;
+        let total = |r: &api::DriftReport| r.summary.by_severity.values().sum::<u32>();
+        let mut events = state.events.subscribe();
+        ingest(
+            &state,
+            &[
+                (key(CHECKOUT, PAYMENTS, 9090), agg(T0 + SECOND, 1, 0)),
+                (key(CART, AUTH, 8443), agg(T0 + SECOND, 2, 2)),
+            ],
+            T0 + 10 * SECOND,
+        )
+        .await;
+        // No request: the background assessment sees the new data and tells listeners.
+        let event = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let e = events.recv().await.unwrap();
+                if e.observed_drift.is_some() {
+                    return e;
+                }
+            }
+        })
+        .await
+        .expect("an event for the observed drift");
+        assert_eq!(event.run, state.view().run);
+        let n = event.observed_drift.unwrap();
+        assert!(n >= 2, "{event:?}");
+        let after: api::DriftReport = get(&state, "/api/drift").await;
+        assert_eq!(total(&after), total(&before) + n, "{:#?}", after.summary);
+        let high = |r: &api::DriftReport| {
+            r.summary
+                .by_severity
+                .get(&api::DriftSeverity::High)
+                .copied()
+                .unwrap_or(0)
+        };
+        assert!(high(&after) > high(&before), "the dropped call is high");
+        let kinds = get::<api::DriftReport>(
+            &state,
+            "/api/drift?kind=observed-undeclared,observed-dropped&per_page=500",
+        )
+        .await;
+        assert_eq!(kinds.total, 2, "{:#?}", kinds.items);
+        // Nothing changed since: no other event.
+        tokio::time::sleep(POLL * 3).await;
+        assert!(events.try_recv().is_err());
+    }
 
     #[test]
     fn since_may_be_hours_or_days_back_from_now() {
