@@ -126,6 +126,8 @@ pub struct AppState {
     pub observed: crate::observed::collector::SharedStatus,
     /// Observations assessed for the current view and observed data (`/api/observed`, drift).
     pub observed_cache: http::observed::Assessor,
+    /// The stored observations in memory, kept by the collector (see `StoredRows`).
+    pub observed_rows: crate::observed::collector::SharedRows,
 }
 
 /// What-ifs evaluated at once by default.
@@ -214,6 +216,7 @@ impl AppState {
             acks: RwLock::new(Default::default()),
             observed: Default::default(),
             observed_cache: Default::default(),
+            observed_rows: Default::default(),
         }
     }
 
@@ -794,10 +797,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ));
         }
         let (store, status) = (state.store.clone(), state.observed.clone());
+        let rows = state.observed_rows.clone();
         // A recording ends when it is read; Hubble is followed until the server stops.
         tokio::spawn(async move {
             if let Err(e) =
-                crate::observed::collector::run(observed, store, ips, status.clone()).await
+                crate::observed::collector::run(observed, store, ips, status.clone(), rows).await
             {
                 tracing::error!(error = %e, "observed traffic collector stopped");
                 status.write().expect("observed status lock").last_error = Some(e.to_string());

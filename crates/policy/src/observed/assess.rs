@@ -175,12 +175,33 @@ pub fn assess(
     allowed_now: &[Option<bool>],
     allowed_when_protected: &[Option<bool>],
 ) -> Vec<Assessment> {
+    let keys: Vec<&Key> = calls.iter().map(|(k, _)| *k).collect();
+    let declared = declared(inventory, &keys);
+    assess_declared(calls, &declared, allowed_now, allowed_when_protected)
+}
+
+/// Whether the client's intents declare each call (port included).
+pub fn declared(inventory: &Inventory, calls: &[&Key]) -> Vec<bool> {
     let lookup = super::suggest::Lookup::new(inventory);
     calls
         .iter()
+        .map(|key| key.class == Class::Call && super::suggest::declares_in(&lookup, key))
+        .collect()
+}
+
+/// [`assess`] with what [`declared`] says of each call (which depends on the inventory alone,
+/// so that it can be kept while only the aggregates change).
+pub fn assess_declared(
+    calls: &[(&Key, &Aggregate)],
+    declared: &[bool],
+    allowed_now: &[Option<bool>],
+    allowed_when_protected: &[Option<bool>],
+) -> Vec<Assessment> {
+    calls
+        .iter()
         .enumerate()
-        .map(|(i, (key, agg))| {
-            let declared = key.class == Class::Call && super::suggest::declares_in(&lookup, key);
+        .map(|(i, (_, agg))| {
+            let declared = declared.get(i).copied().unwrap_or(false);
             let now = allowed_now.get(i).copied().flatten();
             let protected = allowed_when_protected.get(i).copied().flatten();
             let corroborated = now.map(|a| {

@@ -87,7 +87,18 @@ pub(super) async fn edges(
             ..window(&status)
         };
         let scoped = |ns: &str| namespace.as_deref().is_none_or(|n| n == ns);
-        let ns_of = |id: &str| id.split('/').next().unwrap_or_default().to_string();
+        fn ns_of(id: &str) -> &str {
+            id.split('/').next().unwrap_or_default()
+        }
+        let claimed = unused_claimed(&status, since);
+        let from = match since {
+            0 => window.from.clone(),
+            t => Some(time(t)),
+        };
+        // The namespace pairs are the same for every scope: computed once per assessment and
+        // query (at 15,000 workloads, tens of thousands of pairs).
+        let key = (since, claimed, from.clone());
+        let cached = all.namespaces_of(&key);
         let mut pairs: BTreeMap<(&str, &str), NamespacePair> = BTreeMap::new();
         let mut calls = Vec::new();
         for ((k, a), s) in all.rows.iter().zip(&all.assessed) {
@@ -97,14 +108,16 @@ pub(super) async fn edges(
             let (Some(c), Some(t)) = (k.client.workload(), k.server.workload()) else {
                 continue;
             };
-            let p = pairs
-                .entry((c.namespace.as_str(), t.namespace.as_str()))
-                .or_default();
-            p.calls += 1;
-            match s.state {
-                o::ObservedState::Declared => p.declared += 1,
-                o::ObservedState::Undeclared => p.undeclared += 1,
-                o::ObservedState::Dropped => p.dropped += 1,
+            if cached.is_none() {
+                let p = pairs
+                    .entry((c.namespace.as_str(), t.namespace.as_str()))
+                    .or_default();
+                p.calls += 1;
+                match s.state {
+                    o::ObservedState::Declared => p.declared += 1,
+                    o::ObservedState::Undeclared => p.undeclared += 1,
+                    o::ObservedState::Dropped => p.dropped += 1,
+                }
             }
             if scoped(&c.namespace) || scoped(&t.namespace) {
                 calls.push(o::ObservedCall {
@@ -117,35 +130,49 @@ pub(super) async fn edges(
                 });
             }
         }
-        let claimed = unused_claimed(&status, since);
-        let every_unused = if claimed {
-            let edges = view
-                .edges
+        let workload_edges = || {
+            view.edges
                 .iter()
-                .filter(|e| e.source.contains('/') && e.target.contains('/'));
-            unused(&all, edges, since)
-        } else {
-            Vec::new()
+                .filter(|e| e.source.contains('/') && e.target.contains('/'))
         };
-        let mut counted: BTreeMap<(String, String), u64> = BTreeMap::new();
-        for u in &every_unused {
-            *counted.entry((ns_of(&u.client), ns_of(&u.server))).or_default() += 1;
-        }
-        for ((c, t), n) in &counted {
-            pairs.entry((c.as_str(), t.as_str())).or_default().unused += n;
-        }
-        let from = match since {
-            0 => window.from.clone(),
-            t => Some(time(t)),
+        let (namespaces, unused) = match cached {
+            Some(namespaces) => {
+                let unused = if claimed {
+                    let edges = workload_edges()
+                        .filter(|e| scoped(ns_of(&e.source)) || scoped(ns_of(&e.target)));
+                    unused(&all, edges, since)
+                } else {
+                    Vec::new()
+                };
+                (namespaces, unused)
+            }
+            None => {
+                let every = if claimed {
+                    unused(&all, workload_edges(), since)
+                } else {
+                    Vec::new()
+                };
+                for u in &every {
+                    pairs
+                        .entry((ns_of(&u.client), ns_of(&u.server)))
+                        .or_default()
+                        .unused += 1;
+                }
+                let namespaces: Arc<Vec<[String; 3]>> = Arc::new(
+                    pairs
+                        .iter()
+                        .map(|((c, t), p)| p.mark(c, t, from.as_deref()))
+                        .collect(),
+                );
+                all.keep_namespaces(key, namespaces.clone());
+                let unused = every
+                    .into_iter()
+                    .filter(|u| scoped(ns_of(&u.client)) || scoped(ns_of(&u.server)))
+                    .collect();
+                (namespaces, unused)
+            }
         };
-        let namespaces = pairs
-            .iter()
-            .map(|((c, t), p)| p.mark(c, t, from.as_deref()))
-            .collect();
-        let unused = every_unused
-            .into_iter()
-            .filter(|u| scoped(&ns_of(&u.client)) || scoped(&ns_of(&u.server)))
-            .collect();
+        let namespaces = Arc::unwrap_or_clone(namespaces);
         o::ObservedEdges {
             namespaces,
             ..edges_of(o::Observed {
@@ -494,9 +521,30 @@ pub struct Assessed {
     /// The last time each workload pair's calls were seen (declared calls not observed are
     /// looked up here rather than against every call).
     pair_seen: HashMap<String, HashMap<String, i64>>,
+    /// `/api/observed/edges`' namespace pairs, by (since, unused claimed, window start): the
+    /// same for every namespace scope.
+    namespaces: std::sync::Mutex<Vec<(NamespacesKey, Arc<Vec<[String; 3]>>)>>,
 }
 
+type NamespacesKey = (i64, bool, Option<String>);
+
+/// How many answers of namespace pairs an assessment keeps.
+const NAMESPACES_KEPT: usize = 8;
+
 impl Assessed {
+    fn namespaces_of(&self, key: &NamespacesKey) -> Option<Arc<Vec<[String; 3]>>> {
+        let kept = self.namespaces.lock().expect("namespaces lock");
+        kept.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    fn keep_namespaces(&self, key: NamespacesKey, value: Arc<Vec<[String; 3]>>) {
+        let mut kept = self.namespaces.lock().expect("namespaces lock");
+        if kept.len() >= NAMESPACES_KEPT {
+            kept.remove(0);
+        }
+        kept.push((key, value));
+    }
+
     /// Computed for this view and this generation of the observed data.
     fn fresh_for(&self, view: &Arc<View>, generation: u64) -> bool {
         self.generation == generation && std::ptr::eq(self.view.as_ptr(), Arc::as_ptr(view))
@@ -522,8 +570,9 @@ impl Assessed {
 
 /// When the last assessment took less than this, a request waits for the next one (up to
 /// [`WAIT_FOR_QUICK`]) rather than show an older one: small estates answer as they are now.
-const QUICK: Duration = Duration::from_millis(250);
-const WAIT_FOR_QUICK: Duration = Duration::from_secs(2);
+/// Larger ones never wait (an assessment at 1,500 workloads takes about 100 ms).
+const QUICK: Duration = Duration::from_millis(50);
+const WAIT_FOR_QUICK: Duration = Duration::from_secs(10);
 /// The collector does not wake the assessor: it looks for new observed data this often.
 const POLL: Duration = Duration::from_millis(500);
 /// After an assessment, the next one waits as long as it took (so assessing takes at most
@@ -637,7 +686,7 @@ pub fn start(state: &SharedState) {
                 continue;
             }
             let clock = std::time::Instant::now();
-            let rows = match state.store.observations(&ObservedQuery::default()).await {
+            let rows = match stored_rows(&state).await {
                 Ok(rows) => rows,
                 Err(e) => {
                     tracing::warn!(error = %e, "reading observations to assess");
@@ -694,12 +743,34 @@ pub fn start(state: &SharedState) {
 /// What an assessment keeps for the next ones of the same view: the verdicts of the calls
 /// evaluated (a new generation evaluates only calls not seen before), and the inventory with
 /// every workload protected, compiled.
+/// Every stored observation, sorted by key: from the collector's copy in memory when it keeps
+/// one, else from SQLite.
+async fn stored_rows(state: &SharedState) -> super::super::store::Result<Vec<(Key, Aggregate)>> {
+    let mut kept = state.observed_rows.lock().await;
+    if !kept.kept {
+        drop(kept);
+        return state.store.observations(&ObservedQuery::default()).await;
+    }
+    let rows = match &mut kept.rows {
+        Some(rows) => rows,
+        None => {
+            let read = state.store.observations(&ObservedQuery::default()).await?;
+            kept.rows.insert(read.into_iter().collect())
+        }
+    };
+    Ok(rows.iter().map(|(k, a)| (k.clone(), *a)).collect())
+}
+
+/// What an assessment of a call keeps for the next of the same view: declared, allowed now,
+/// allowed once its server is protected.
+type Verdict = (bool, Option<bool>, Option<bool>);
+
 #[derive(Default)]
 struct Memo {
     view: Weak<View>,
     protected: Option<(accord_policy::Inventory, Prepared)>,
-    /// Per call: allowed now, allowed once its server is protected.
-    verdicts: HashMap<Key, (Option<bool>, Option<bool>)>,
+    /// Per call: declared, allowed now, allowed once its server is protected.
+    verdicts: HashMap<Key, Verdict>,
 }
 
 fn assess_all(
@@ -721,6 +792,7 @@ fn assess_all(
         drift_core: Vec::new(),
         drift_owners: Vec::new(),
         pair_seen: HashMap::new(),
+        namespaces: Default::default(),
     };
     for (k, a) in &rows {
         if let (Class::Call, Some(c), Some(s)) = (k.class, k.client.workload(), k.server.workload())
@@ -784,15 +856,25 @@ fn assess_all(
             let current: std::collections::HashSet<&Key> = keys.iter().copied().collect();
             memo.verdicts.retain(|k, _| current.contains(k));
         }
-        for ((k, n), l) in missing.iter().zip(now).zip(later) {
-            memo.verdicts.insert((*k).clone(), (n, l));
+        let t = std::time::Instant::now();
+        let declared = observed::declared(inv, &missing);
+        phases[3] = t.elapsed();
+        for (((k, d), n), l) in missing.iter().zip(declared).zip(now).zip(later) {
+            memo.verdicts.insert((*k).clone(), (d, n, l));
         }
     }
     let t = std::time::Instant::now();
-    let (now, later): (Vec<Option<bool>>, Vec<Option<bool>>) =
-        keys.iter().map(|k| memo.verdicts[*k]).unzip();
-    let assessed = observed::assess(&pairs, inv, &now, &later);
-    phases[3] = t.elapsed();
+    let mut declared = Vec::with_capacity(keys.len());
+    let mut now = Vec::with_capacity(keys.len());
+    let mut later = Vec::with_capacity(keys.len());
+    for k in &keys {
+        let (d, n, l) = memo.verdicts[*k];
+        declared.push(d);
+        now.push(n);
+        later.push(l);
+    }
+    let assessed = observed::assess_declared(&pairs, &declared, &now, &later);
+    phases[3] += t.elapsed();
 
     // The drift items.
     let t = std::time::Instant::now();
@@ -1056,8 +1138,11 @@ mod tests {
     use axum::http::{Request, StatusCode};
     use tower::ServiceExt;
 
-    /// 2026-11-30T05:00:00Z
+    /// 2026-11-29T05:00:00Z
     const T0: i64 = 1_795_928_400_000_000_000;
+    /// Every assessment of the demo is quick enough to be waited for (even in a debug build on
+    /// a busy machine).
+    const WAITED: Duration = Duration::from_secs(10);
     const SECOND: i64 = 1_000_000_000;
 
     fn key(client: &str, server: &str, port: u16) -> Key {
@@ -1190,7 +1275,7 @@ mod tests {
 
     #[tokio::test]
     async fn quick_assessments_are_waited_for_so_small_estates_answer_as_they_are_now() {
-        let (_dir, state) = fixture(QUICK).await;
+        let (_dir, state) = fixture(WAITED).await;
         ingest(&state, &[(key(WEB, CATALOG, 8080), agg(T0, 6, 0))], T0 + SECOND).await;
         let first: o::ObservedEdges = get(&state, "/api/observed/edges").await;
         assert_eq!(first.edges.len(), 1);
@@ -1207,7 +1292,7 @@ mod tests {
 
     #[tokio::test]
     async fn observed_edges_of_one_namespace_and_every_namespace_pair_in_words() {
-        let (_dir, state) = fixture(QUICK).await;
+        let (_dir, state) = fixture(WAITED).await;
         ingest(
             &state,
             &[
@@ -1250,7 +1335,8 @@ mod tests {
         let sp = pair("storefront->platform");
         assert_eq!(sp[1], "dropped", "{sp:?}");
         assert!(sp[2].starts_with("observed 1 call (1 dropped)"), "{sp:?}");
-        assert!(sp[2].ends_with("since 2026-11-30 05:00:00 UTC"), "{sp:?}");
+        let since = format!("since {} UTC", day_time(&time(T0)));
+        assert!(sp[2].ends_with(&since), "{sp:?}");
         let cc = pair("checkout->checkout");
         assert_eq!(cc[1], "undeclared", "{cc:?}");
         assert!(cc[2].starts_with("observed 2 calls (1 undeclared)"), "{cc:?}");
@@ -1268,16 +1354,17 @@ mod tests {
         // Since after every call: nothing observed, so only declared calls not observed.
         let later: o::ObservedEdges = get(
             &state,
-            "/api/observed/edges?since=2026-11-30T05:00:05Z&namespace=platform",
+            "/api/observed/edges?since=2026-11-29T05:00:05Z&namespace=platform",
         )
         .await;
         assert!(later.edges.is_empty());
+        assert!(!later.namespaces.is_empty());
         assert!(later.namespaces.iter().all(|n| n[1] == "unused"), "{later:#?}");
     }
 
     #[tokio::test]
     async fn observed_drift_reaches_the_drift_summary_and_an_event_tells_dashboards() {
-        let (_dir, state) = fixture(QUICK).await;
+        let (_dir, state) = fixture(WAITED).await;
         let before: api::DriftReport = get(&state, "/api/drift").await;
         let total = |r: &api::DriftReport| r.summary.by_severity.values().sum::<u32>();
         let mut events = state.events.subscribe();
