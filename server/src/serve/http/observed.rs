@@ -101,7 +101,19 @@ pub(super) async fn edges(
         let cached = all.namespaces_of(&key);
         let mut pairs: BTreeMap<(&str, &str), NamespacePair> = BTreeMap::new();
         let mut calls = Vec::new();
-        for ((k, a), s) in all.rows.iter().zip(&all.assessed) {
+        // With the pairs known, one namespace's calls are all that is looked at.
+        let positions: Box<dyn Iterator<Item = usize>> = match (&cached, &namespace) {
+            (Some(_), Some(ns)) => Box::new(
+                all.by_namespace
+                    .get(ns)
+                    .map_or(&[][..], |v| &v[..])
+                    .iter()
+                    .copied(),
+            ),
+            _ => Box::new(0..all.rows.len()),
+        };
+        for i in positions {
+            let ((k, a), s) = (&all.rows[i], &all.assessed[i]);
             let (Class::Call, true, Some(s)) = (k.class, a.last_seen >= since, s) else {
                 continue;
             };
@@ -521,6 +533,8 @@ pub struct Assessed {
     /// The last time each workload pair's calls were seen (declared calls not observed are
     /// looked up here rather than against every call).
     pair_seen: HashMap<String, HashMap<String, i64>>,
+    /// The calls between workloads by namespace (either end's), as positions in `rows`.
+    by_namespace: HashMap<String, Vec<usize>>,
     /// `/api/observed/edges`' namespace pairs, by (since, unused claimed, window start): the
     /// same for every namespace scope.
     namespaces: std::sync::Mutex<Vec<(NamespacesKey, Arc<Vec<[String; 3]>>)>>,
@@ -792,11 +806,22 @@ fn assess_all(
         drift_core: Vec::new(),
         drift_owners: Vec::new(),
         pair_seen: HashMap::new(),
+        by_namespace: HashMap::new(),
         namespaces: Default::default(),
     };
-    for (k, a) in &rows {
+    for (i, (k, a)) in rows.iter().enumerate() {
         if let (Class::Call, Some(c), Some(s)) = (k.class, k.client.workload(), k.server.workload())
         {
+            out.by_namespace
+                .entry(c.namespace.clone())
+                .or_default()
+                .push(i);
+            if s.namespace != c.namespace {
+                out.by_namespace
+                    .entry(s.namespace.clone())
+                    .or_default()
+                    .push(i);
+            }
             let seen = out
                 .pair_seen
                 .entry(c.to_string())
