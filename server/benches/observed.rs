@@ -101,7 +101,7 @@ fn start(spec: &Spec, manifests: &Path, db: &Path, stop: Arc<AtomicBool>) -> (Se
     let mut stdin = server.child.stdin.take().unwrap();
     let lines = recording(spec);
     let count = lines.len();
-    let spec = spec.clone();
+    let spec = *spec;
     std::thread::spawn(move || {
         let mut out = std::io::BufWriter::new(&mut stdin);
         for l in &lines {
@@ -117,7 +117,7 @@ fn start(spec: &Spec, manifests: &Path, db: &Path, stop: Arc<AtomicBool>) -> (Se
             let mut batch = String::new();
             for _ in 0..100 {
                 let (c, s, _) = calls[j % calls.len()];
-                let line = if j % 10 == 0 {
+                let line = if j.is_multiple_of(10) {
                     let port = 10_000 + (j / 10 % 50_000) as u16;
                     flow_line(&spec, t, c, (c * 7 + 3) % n, port, false)
                 } else {
@@ -203,7 +203,12 @@ fn figure(label: &str, spec: &Spec) {
     write_cluster(spec, &manifests);
     let t = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    let (mut server, lines) = start(spec, &manifests, &dir.path().join("accord.db"), stop.clone());
+    let (mut server, lines) = start(
+        spec,
+        &manifests,
+        &dir.path().join("accord.db"),
+        stop.clone(),
+    );
     let scoped = format!("/api/observed/edges?namespace={}", workload(spec, 3).0);
     // The first assessment: the pass has run and the recording is stored and assessed.
     let first = loop {
@@ -232,7 +237,10 @@ fn figure(label: &str, spec: &Spec) {
         let stop = Arc::new(AtomicBool::new(false));
         let port = server.port;
         let s = stop.clone();
-        (stop, std::thread::spawn(move || sample_assessments(port, s)))
+        (
+            stop,
+            std::thread::spawn(move || sample_assessments(port, s)),
+        )
     };
     let server_id = format!(
         "{}/{}%5BDeployment%5D",

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use accord_api as api;
 use accord_api::observed as o;
-use accord_policy::observed::{self, Aggregate, Class, Key, Party, format_rfc3339, parse_rfc3339};
 use accord_policy::WorkloadId;
 use accord_policy::evaluate::Prepared;
+use accord_policy::observed::{self, Aggregate, Class, Key, Party, format_rfc3339, parse_rfc3339};
 use axum::Json;
 use axum::extract::{Query, State};
 
@@ -537,10 +537,11 @@ pub struct Assessed {
     by_namespace: HashMap<String, Vec<usize>>,
     /// `/api/observed/edges`' namespace pairs, by (since, unused claimed, window start): the
     /// same for every namespace scope.
-    namespaces: std::sync::Mutex<Vec<(NamespacesKey, Arc<Vec<[String; 3]>>)>>,
+    namespaces: std::sync::Mutex<Vec<(NamespacesKey, Arc<Namespaces>)>>,
 }
 
 type NamespacesKey = (i64, bool, Option<String>);
+type Namespaces = Vec<[String; 3]>;
 
 /// How many answers of namespace pairs an assessment keeps.
 const NAMESPACES_KEPT: usize = 8;
@@ -650,7 +651,11 @@ pub(crate) async fn assessed(state: &SharedState) -> Result<Arc<Assessed>> {
     let started = std::time::Instant::now();
     loop {
         let view = state.view();
-        let generation = state.observed.read().expect("observed status lock").generation;
+        let generation = state
+            .observed
+            .read()
+            .expect("observed status lock")
+            .generation;
         let current = assessor.current();
         if let Some(a) = &current {
             if a.fresh_for(&view, generation) {
@@ -1254,7 +1259,12 @@ mod tests {
     async fn a_request_during_a_recomputation_gets_the_previous_assessment_then_the_new_one() {
         // As on a large estate: requests never wait for an assessment under way.
         let (_dir, state) = fixture(Duration::ZERO).await;
-        ingest(&state, &[(key(WEB, CATALOG, 8080), agg(T0, 6, 0))], T0 + SECOND).await;
+        ingest(
+            &state,
+            &[(key(WEB, CATALOG, 8080), agg(T0, 6, 0))],
+            T0 + SECOND,
+        )
+        .await;
         // The first assessment is waited for (there is no other to show).
         let first: o::ObservedEdges = get(&state, "/api/observed/edges").await;
         assert_eq!(first.edges.len(), 1, "{first:#?}");
@@ -1301,7 +1311,12 @@ mod tests {
     #[tokio::test]
     async fn quick_assessments_are_waited_for_so_small_estates_answer_as_they_are_now() {
         let (_dir, state) = fixture(WAITED).await;
-        ingest(&state, &[(key(WEB, CATALOG, 8080), agg(T0, 6, 0))], T0 + SECOND).await;
+        ingest(
+            &state,
+            &[(key(WEB, CATALOG, 8080), agg(T0, 6, 0))],
+            T0 + SECOND,
+        )
+        .await;
         let first: o::ObservedEdges = get(&state, "/api/observed/edges").await;
         assert_eq!(first.edges.len(), 1);
         ingest(
@@ -1330,14 +1345,22 @@ mod tests {
         )
         .await;
         let all: o::ObservedEdges = get(&state, "/api/observed/edges").await;
-        let scoped: o::ObservedEdges =
-            get(&state, "/api/observed/edges?namespace=platform").await;
+        let scoped: o::ObservedEdges = get(&state, "/api/observed/edges?namespace=platform").await;
         // Only the edges with an end in platform: cart → auth.
         assert_eq!(scoped.edges.len(), 1, "{scoped:#?}");
-        assert_eq!((scoped.edges[0].source.as_str(), scoped.edges[0].target.as_str()), (CART, AUTH));
+        assert_eq!(
+            (
+                scoped.edges[0].source.as_str(),
+                scoped.edges[0].target.as_str()
+            ),
+            (CART, AUTH)
+        );
         assert!(all.edges.len() > scoped.edges.len());
         let touches = |a: &str, b: &str| a.starts_with("platform/") || b.starts_with("platform/");
-        assert!(!scoped.unused.is_empty(), "the window is complete: {scoped:#?}");
+        assert!(
+            !scoped.unused.is_empty(),
+            "the window is complete: {scoped:#?}"
+        );
         assert!(scoped.unused.iter().all(|u| touches(&u.client, &u.server)));
         assert!(all.unused.iter().any(|u| !touches(&u.client, &u.server)));
         assert!(scoped.marks.iter().all(|m| {
@@ -1364,7 +1387,10 @@ mod tests {
         assert!(sp[2].ends_with(&since), "{sp:?}");
         let cc = pair("checkout->checkout");
         assert_eq!(cc[1], "undeclared", "{cc:?}");
-        assert!(cc[2].starts_with("observed 2 calls (1 undeclared)"), "{cc:?}");
+        assert!(
+            cc[2].starts_with("observed 2 calls (1 undeclared)"),
+            "{cc:?}"
+        );
         let ss = pair("storefront->storefront");
         assert!(ss[1] == "declared" || ss[1] == "undeclared", "{ss:?}");
         // A pair with declared calls only, none observed.
@@ -1384,7 +1410,10 @@ mod tests {
         .await;
         assert!(later.edges.is_empty());
         assert!(!later.namespaces.is_empty());
-        assert!(later.namespaces.iter().all(|n| n[1] == "unused"), "{later:#?}");
+        assert!(
+            later.namespaces.iter().all(|n| n[1] == "unused"),
+            "{later:#?}"
+        );
     }
 
     #[tokio::test]
