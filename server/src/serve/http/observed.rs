@@ -790,6 +790,8 @@ struct Memo {
     protected: Option<(accord_policy::Inventory, Prepared)>,
     /// Per call: declared, allowed now, allowed once its server is protected.
     verdicts: HashMap<Key, Verdict>,
+    /// The view's declared calls, parsed.
+    declared: Option<Vec<observed::DeclaredEdge>>,
 }
 
 fn assess_all(
@@ -934,18 +936,19 @@ fn assess_all(
     );
     let suggested = t.elapsed();
     let parse = |s: &str| WorkloadId::parse(s, "default");
-    let declared: Vec<observed::DeclaredEdge> = view
-        .edges
-        .iter()
-        .filter(|e| e.declared)
-        .filter_map(|e| {
-            Some(observed::DeclaredEdge {
-                client: parse(&e.source)?,
-                server: parse(&e.target)?,
-                state: e.state,
+    let declared = memo.declared.get_or_insert_with(|| {
+        view.edges
+            .iter()
+            .filter(|e| e.declared)
+            .filter_map(|e| {
+                Some(observed::DeclaredEdge {
+                    client: parse(&e.source)?,
+                    server: parse(&e.target)?,
+                    state: e.state,
+                })
             })
-        })
-        .collect();
+            .collect()
+    });
     let edge_state = |c: &WorkloadId, s: &WorkloadId| {
         let (c, s) = (c.to_string(), s.to_string());
         view.in_edges
@@ -971,7 +974,7 @@ fn assess_all(
         calls: &with,
         edge_state: &edge_state,
         suggestions: &suggestions,
-        declared: &declared,
+        declared,
         complete_window,
     });
     for (core, first) in items {
