@@ -1,26 +1,30 @@
 //! Observed traffic at scale, end to end through the `accord` binary: prints figures.
 //!
 //! For `Spec::LARGE` (1,500 workloads) and `Spec::TEN_X` (15,000), the synthetic cluster as
-//! Accord's operator leaves it is served with a recording of flows: one flow for every declared
-//! call, one undeclared call from every tenth client, and drops on every fiftieth declared
-//! call. Once the recording is stored:
+//! Accord's operator leaves it is served with flows on standard input (`--flows -`): a
+//! recording with one flow for every declared call, one undeclared call from every tenth client
+//! and drops on every fiftieth declared call; then 1,000 flows a second (every tenth a call not
+//! seen before), so the collector writes every second while the figures are taken:
 //!
-//! - the first `GET /api/observed` after the observed data changed: it assesses every stored
-//!   call (the inventory cloned into its protected form and evaluated), which is what every
-//!   request cost before the per-pass, per-generation cache;
-//! - then, cached: `GET /api/observed` (everything), `?server=` one server, `/api/observed/edges`
-//!   and the drift report's first page (which merges the observed items), median and p99 with
-//!   four concurrent clients.
+//! - when the first assessment answered, and how long it took;
+//! - median and p99 of the drift report's first page, the observed edges of one namespace and
+//!   the observed callers of one server (four concurrent clients), and of the whole estate's
+//!   observed edges and observed calls (fewer: their answers are megabytes);
+//! - the background assessments the answers showed meanwhile: how long they took, how often an
+//!   answer said a newer one was under way, and the oldest shown.
 //!
 //! `cargo bench -p accord-server --bench observed` (release build). `ACCORD_BENCH_SPEC=large`
-//! runs only the 1,500-workload estate.
+//! runs only the 1,500-workload estate, `ACCORD_BENCH_SPEC=tenx` only the 15,000 one.
 
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use accord_policy::observed::format_rfc3339;
+use accord_policy::observed::{format_rfc3339, parse_rfc3339};
 use accord_policy::synthetic::{self, Spec};
 
 mod support;
@@ -49,39 +53,88 @@ fn endpoint(spec: &Spec, i: usize) -> serde_json::Value {
     })
 }
 
-/// The recording: `hubble observe -o jsonpb` lines.
-fn write_flows(spec: &Spec, path: &Path) -> usize {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let base: i64 = 1_796_014_800_000_000_000; // 2026-12-01T05:00:00Z
-    let n = spec.workloads;
-    let mut lines = 0;
-    let mut flow = |t: i64, c: usize, s: usize, dropped: bool| {
-        let time = format_rfc3339(base + t * 1_000_000);
-        let line = serde_json::json!({"flow": {
-            "time": time, "verdict": if dropped { "DROPPED" } else { "FORWARDED" },
-            "IP": {"source": format!("10.{}.{}.{}", c >> 16, (c >> 8) & 255, c & 255),
-                   "destination": format!("10.{}.{}.{}", s >> 16, (s >> 8) & 255, s & 255),
-                   "ipVersion": "IPv4"},
-            "l4": {"TCP": {"source_port": 40000, "destination_port": 8080, "flags": {"SYN": true}}},
-            "source": endpoint(spec, c), "destination": endpoint(spec, s),
-            "Type": "L3_L4", "node_name": "worker-1", "event_type": {"type": 4},
-            "traffic_direction": "EGRESS", "is_reply": false
-        }, "node_name": "worker-1", "time": time});
-        writeln!(out, "{line}").unwrap();
-    };
-    for (k, (c, s, _)) in synthetic::calls(spec).into_iter().enumerate() {
-        flow(k as i64, c, s, k % 50 == 0);
-        lines += 1;
-        if c % 10 == 0 && k % 3 == 0 {
-            flow(k as i64, c, (c * 7 + 3) % n, false);
-            lines += 1;
-        }
-    }
-    lines
+const BASE: i64 = 1_796_014_800_000_000_000; // 2026-12-01T05:00:00Z
+
+/// One `hubble observe -o jsonpb` line: client `c` calls server `s` on `port` at `BASE + t` ms.
+fn flow_line(spec: &Spec, t: i64, c: usize, s: usize, port: u16, dropped: bool) -> String {
+    let time = format_rfc3339(BASE + t * 1_000_000);
+    serde_json::json!({"flow": {
+        "time": time, "verdict": if dropped { "DROPPED" } else { "FORWARDED" },
+        "IP": {"source": format!("10.{}.{}.{}", c >> 16, (c >> 8) & 255, c & 255),
+               "destination": format!("10.{}.{}.{}", s >> 16, (s >> 8) & 255, s & 255),
+               "ipVersion": "IPv4"},
+        "l4": {"TCP": {"source_port": 40000, "destination_port": port, "flags": {"SYN": true}}},
+        "source": endpoint(spec, c), "destination": endpoint(spec, s),
+        "Type": "L3_L4", "node_name": "worker-1", "event_type": {"type": 4},
+        "traffic_direction": "EGRESS", "is_reply": false
+    }, "node_name": "worker-1", "time": time})
+    .to_string()
 }
 
-fn start(manifests: &Path, flows: &Path, db: &Path) -> Server {
-    Server::start(manifests, db, &["--flows".as_ref(), flows.as_os_str()], &[])
+/// The recording: one flow for every declared call (every fiftieth dropped) and an undeclared
+/// call from every tenth client. Returns the lines.
+fn recording(spec: &Spec) -> Vec<String> {
+    let n = spec.workloads;
+    let mut out = Vec::new();
+    for (k, (c, s, _)) in synthetic::calls(spec).into_iter().enumerate() {
+        out.push(flow_line(spec, k as i64, c, s, 8080, k % 50 == 0));
+        if c % 10 == 0 && k % 3 == 0 {
+            out.push(flow_line(spec, k as i64, c, (c * 7 + 3) % n, 8080, false));
+        }
+    }
+    out
+}
+
+/// `accord serve --flows -`: the recording, then a collector that keeps writing (1,000 flows a
+/// second through standard input, the declared calls again and every tenth a call not seen
+/// before) until `stop`.
+fn start(spec: &Spec, manifests: &Path, db: &Path, stop: Arc<AtomicBool>) -> (Server, usize) {
+    // `ACCORD_BENCH_LOG=accord=debug` shows where assessments spend their time.
+    let log = std::env::var("ACCORD_BENCH_LOG").unwrap_or_else(|_| "warn".into());
+    let mut server = Server::start_with(
+        manifests,
+        db,
+        &["--flows".as_ref(), "-".as_ref()],
+        &[("RUST_LOG", &log)],
+        Stdio::piped(),
+    );
+    let mut stdin = server.child.stdin.take().unwrap();
+    let lines = recording(spec);
+    let count = lines.len();
+    let spec = *spec;
+    std::thread::spawn(move || {
+        let mut out = std::io::BufWriter::new(&mut stdin);
+        for l in &lines {
+            writeln!(out, "{l}").unwrap();
+        }
+        out.flush().unwrap();
+        drop(out);
+        let calls = synthetic::calls(&spec);
+        let n = spec.workloads;
+        let mut t = count as i64;
+        let mut j = 0usize;
+        while !stop.load(Ordering::Relaxed) {
+            let mut batch = String::new();
+            for _ in 0..100 {
+                let (c, s, _) = calls[j % calls.len()];
+                let line = if j.is_multiple_of(10) {
+                    let port = 10_000 + (j / 10 % 50_000) as u16;
+                    flow_line(&spec, t, c, (c * 7 + 3) % n, port, false)
+                } else {
+                    flow_line(&spec, t, c, s, 8080, false)
+                };
+                batch.push_str(&line);
+                batch.push('\n');
+                j += 1;
+                t += 1;
+            }
+            if stdin.write_all(batch.as_bytes()).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    (server, count)
 }
 
 fn latency(port: u16, path: &str, clients: usize, per_client: usize) {
@@ -113,7 +166,7 @@ fn latency(port: u16, path: &str, clients: usize, per_client: usize) {
     }
     all.sort();
     println!(
-        "  cached GET {path}: {} requests, {clients} clients, {:.0} KiB: median {:.1} ms, p99 {:.1} ms",
+        "  GET {path}: {} requests, {clients} clients, {:.0} KiB: median {:.1} ms, p99 {:.1} ms",
         all.len(),
         bytes as f64 / 1024.0,
         pct(&all, 0.5),
@@ -121,80 +174,108 @@ fn latency(port: u16, path: &str, clients: usize, per_client: usize) {
     );
 }
 
+/// The assessments answers showed while `stop` was unset, sampled every 250 ms: (finished at,
+/// took ms, assessing, age in seconds when sampled).
+fn sample_assessments(port: u16, stop: Arc<AtomicBool>) -> Vec<(String, u64, bool, f64)> {
+    let mut out = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        if let Some((200, body)) = get(port, "/api/drift?per_page=1") {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let a = &v["observed"];
+            if let (Some(at), Some(took)) = (a["at"].as_str(), a["took_ms"].as_u64()) {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as i64;
+                let age = (now - parse_rfc3339(at).unwrap_or(now)) as f64 / 1e9;
+                out.push((at.to_string(), took, a["assessing"] == true, age));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    out
+}
+
 fn figure(label: &str, spec: &Spec) {
     let dir = tempfile::tempdir().unwrap();
     let manifests = dir.path().join("manifests");
     std::fs::create_dir(&manifests).unwrap();
     write_cluster(spec, &manifests);
-    let flows = dir.path().join("flows.jsonl");
-    let lines = write_flows(spec, &flows);
     let t = Instant::now();
-    let mut server = start(&manifests, &flows, &dir.path().join("accord.db"));
-    // Stored once the recording's window is, and assessed once the pass has run. The cold
-    // figure runs from the first request that found both (answered late, or 503 after the
-    // request timeout, while the assessment goes on) to the first answer carrying it.
-    let mut started: Option<Instant> = None;
-    let (cold, body) = loop {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (mut server, lines) = start(
+        spec,
+        &manifests,
+        &dir.path().join("accord.db"),
+        stop.clone(),
+    );
+    let scoped = format!("/api/observed/edges?namespace={}", workload(spec, 3).0);
+    // The first assessment: the pass has run and the recording is stored and assessed.
+    let first = loop {
         if let Some(status) = server.child.try_wait().ok().flatten() {
             panic!("accord serve exited: {status}");
         }
-        let at = Instant::now();
-        let answer = get(server.port, "/api/observed");
-        if answer.as_ref().is_some_and(|(s, _)| *s == 503) || at.elapsed() > Duration::from_secs(1)
-        {
-            started.get_or_insert(at);
-        }
-        if let Some((200, body)) = answer {
+        if let Some((200, body)) = get(server.port, &scoped) {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            let calls = v["calls"].as_array().map_or(0, Vec::len);
-            if calls > 0
-                && v["calls"][0]["state"].is_string()
-                && v["window"]["intervals"]
-                    .as_array()
-                    .is_some_and(|i| !i.is_empty())
+            if v["marks"].as_array().is_some_and(|m| !m.is_empty())
+                && v["edges"].as_array().is_some_and(|e| e.len() > 1)
             {
-                break (started.unwrap_or(at).elapsed(), v);
+                break v;
             }
         }
-        assert!(t.elapsed() < Duration::from_secs(1800), "nothing stored");
+        assert!(t.elapsed() < Duration::from_secs(1800), "nothing assessed");
         std::thread::sleep(Duration::from_millis(500));
     };
-    let calls = body["calls"].as_array().unwrap();
-    let count = |s: &str| calls.iter().filter(|c| c["state"] == s).count();
     println!(
-        "observed {label:>6}: {} workloads, {lines} flows stored as {} calls ({} declared, {} undeclared, {} dropped) after {:.1} s",
+        "observed {label:>6}: {} workloads, {lines} flows recorded then 1,000 flows/s written on; first assessment answered after {:.1} s (it took {} ms); {} namespace pairs",
         spec.workloads,
-        calls.len(),
-        count("declared"),
-        count("undeclared"),
-        count("dropped"),
         t.elapsed().as_secs_f64(),
+        first["window"]["assessment"]["took_ms"],
+        first["namespaces"].as_array().map_or(0, Vec::len),
     );
-    println!(
-        "  first GET /api/observed after the data changed (assesses every call; each request before the cache): {:.0} ms",
-        cold.as_secs_f64() * 1e3
-    );
-    let (_, drift) = get(
-        server.port,
-        "/api/drift?kind=observed-undeclared,observed-dropped,declared-unused&per_page=1",
-    )
-    .unwrap();
-    let drift: serde_json::Value = serde_json::from_str(&drift).unwrap();
-    println!("  observed drift items: {}", drift["total"]);
+    let sampling = {
+        let stop = Arc::new(AtomicBool::new(false));
+        let port = server.port;
+        let s = stop.clone();
+        (
+            stop,
+            std::thread::spawn(move || sample_assessments(port, s)),
+        )
+    };
     let server_id = format!(
         "{}/{}%5BDeployment%5D",
         workload(spec, 3).0,
         workload(spec, 3).1
     );
-    latency(server.port, "/api/observed", 4, 10);
+    latency(server.port, "/api/drift", 4, 50);
+    latency(server.port, &scoped, 4, 50);
     latency(
         server.port,
         &format!("/api/observed?server={server_id}"),
         4,
         50,
     );
-    latency(server.port, "/api/observed/edges", 4, 10);
+    latency(server.port, "/api/observed/edges", 2, 3);
+    latency(server.port, "/api/observed", 1, 3);
     latency(server.port, "/api/drift", 4, 50);
+    sampling.0.store(true, Ordering::Relaxed);
+    let samples = sampling.1.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let mut took: Vec<(String, u64)> = samples.iter().map(|s| (s.0.clone(), s.1)).collect();
+    took.sort();
+    took.dedup();
+    let mut ms: Vec<u64> = took.iter().map(|t| t.1).collect();
+    ms.sort_unstable();
+    let assessing = samples.iter().filter(|s| s.2).count();
+    let oldest = samples.iter().map(|s| s.3).fold(0.0, f64::max);
+    println!(
+        "  background assessments while the collector wrote: {} seen over {} samples, took {} ms (min) / {} ms (median) / {} ms (max); answers said a newer one was under way in {assessing} samples; the oldest shown was {oldest:.1} s old",
+        ms.len(),
+        samples.len(),
+        ms.first().copied().unwrap_or(0),
+        ms.get(ms.len() / 2).copied().unwrap_or(0),
+        ms.last().copied().unwrap_or(0),
+    );
 }
 
 fn main() {
@@ -203,8 +284,11 @@ fn main() {
         println!("observed bench: run with `cargo bench -p accord-server --bench observed`");
         return;
     }
-    figure("LARGE", &Spec::LARGE);
-    if !std::env::var("ACCORD_BENCH_SPEC").is_ok_and(|v| v == "large") {
+    let only = std::env::var("ACCORD_BENCH_SPEC").unwrap_or_default();
+    if only != "tenx" {
+        figure("LARGE", &Spec::LARGE);
+    }
+    if only != "large" {
         figure("TEN_X", &Spec::TEN_X);
     }
 }

@@ -125,7 +125,9 @@ pub struct AppState {
     /// The observed-traffic collector's window and health (default: no collector).
     pub observed: crate::observed::collector::SharedStatus,
     /// Observations assessed for the current view and observed data (`/api/observed`, drift).
-    pub observed_cache: http::observed::AssessedCache,
+    pub observed_cache: http::observed::Assessor,
+    /// The stored observations in memory, kept by the collector (see `StoredRows`).
+    pub observed_rows: crate::observed::collector::SharedRows,
 }
 
 /// What-ifs evaluated at once by default.
@@ -214,6 +216,7 @@ impl AppState {
             acks: RwLock::new(Default::default()),
             observed: Default::default(),
             observed_cache: Default::default(),
+            observed_rows: Default::default(),
         }
     }
 
@@ -237,6 +240,7 @@ impl AppState {
                 run: view.run,
                 synced_at: view.synced_at.clone().unwrap_or_default(),
                 changed: 0,
+                observed_drift: None,
             });
         }
     }
@@ -255,6 +259,7 @@ impl AppState {
             run: outcome.view.run,
             synced_at: outcome.view.synced_at.clone().unwrap_or_default(),
             changed: outcome.changed,
+            observed_drift: None,
         };
         self.metrics.record_sync(
             outcome.seconds,
@@ -264,6 +269,8 @@ impl AppState {
             outcome.changed,
         );
         self.set_view(outcome.view);
+        // The observed calls are assessed anew for the new view, in the background.
+        self.observed_cache.wake();
         self.syncs.fetch_add(1, Ordering::Relaxed);
         self.ready.store(true, Ordering::Release);
         let _ = self.events.send(event);
@@ -756,6 +763,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
 
     let state = Arc::new(state);
+    if config.observed.is_some() {
+        // Assessed in the background from the start: open dashboards hear of observed drift.
+        http::observed::start(&state);
+    }
 
     let source_task = tokio::spawn(run_source(
         config.source.clone(),
@@ -786,10 +797,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             ));
         }
         let (store, status) = (state.store.clone(), state.observed.clone());
+        let rows = state.observed_rows.clone();
         // A recording ends when it is read; Hubble is followed until the server stops.
         tokio::spawn(async move {
             if let Err(e) =
-                crate::observed::collector::run(observed, store, ips, status.clone()).await
+                crate::observed::collector::run(observed, store, ips, status.clone(), rows).await
             {
                 tracing::error!(error = %e, "observed traffic collector stopped");
                 status.write().expect("observed status lock").last_error = Some(e.to_string());

@@ -530,6 +530,9 @@ pub struct DriftReport {
     pub per_page: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synced_at: Option<String>,
+    /// The assessment of observed traffic the observed items come from (absent without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<observed::ObservedAssessment>,
 }
 
 /// `POST /api/drift/ack`: acknowledge an item (an empty reason is refused).
@@ -791,6 +794,10 @@ pub struct SyncEvent {
     pub synced_at: String,
     /// Number of edges that changed in this pass.
     pub changed: u32,
+    /// Sent when an assessment of observed traffic changed the observed drift items (same
+    /// run, nothing changed in the pass): how many there are now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_drift: Option<u32>,
 }
 
 /// Body of every error response.

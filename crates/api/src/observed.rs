@@ -15,6 +15,23 @@ pub struct ObservedQuery {
     /// `7d`: hours or days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
+    /// `/api/observed/edges` only: the edges with the source or the target in this namespace
+    /// (the namespace pairs are listed whatever it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// Which assessment of the observed calls an answer shows: assessing every call takes long on
+/// large estates, so it runs in the background and answers show the last complete one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedAssessment {
+    /// When it finished (RFC 3339).
+    pub at: String,
+    /// How long it took, in milliseconds.
+    pub took_ms: u64,
+    /// The view or the observed data changed since: a newer assessment is being computed (or
+    /// waits its turn), and this one is shown meanwhile.
+    pub assessing: bool,
 }
 
 /// One observed call (aggregated over the window).
@@ -75,6 +92,9 @@ pub struct ObservedWindow {
     pub lost_events: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The assessment the calls' states come from (absent before the first one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assessment: Option<ObservedAssessment>,
 }
 
 /// A declared call that was not observed.
@@ -183,4 +203,10 @@ pub struct ObservedEdges {
     /// the edge's state or `unused` (declared, not observed).
     #[serde(default)]
     pub marks: Vec<[String; 3]>,
+    /// One entry per ordered namespace pair with observed calls or declared calls not observed,
+    /// sorted by key, whatever `namespace` asked: `[srcNS->dstNS, mark, words]`, the mark being
+    /// the worst of its calls (`dropped`, `undeclared`, `declared`; `unused` when it only has
+    /// declared calls not observed).
+    #[serde(default)]
+    pub namespaces: Vec<[String; 3]>,
 }

@@ -27,7 +27,8 @@ pub use aggregate::{
     Aggregate, Class, Coverage, Ingested, Key, Observations, Party, Skipped, calls_in_words,
 };
 pub use assess::{
-    Assessment, ObservedState, allowed, assess, is_workload_call, protected_inventory,
+    Assessment, ObservedState, allowed, assess, assess_declared, declared, is_workload_call,
+    protected_everywhere, protected_inventory,
 };
 pub use drift::{Dated, DeclaredEdge, ObservedInput, drift_items};
 pub use flow::{

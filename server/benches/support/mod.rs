@@ -37,6 +37,18 @@ impl Drop for Server {
 impl Server {
     /// `accord serve --manifests MANIFESTS --db DB --listen 127.0.0.1:PORT ARGS…` with `envs`.
     pub fn start(manifests: &Path, db: &Path, args: &[&OsStr], envs: &[(&str, &str)]) -> Server {
+        Server::start_with(manifests, db, args, envs, Stdio::inherit())
+    }
+
+    /// As [`Server::start`], with this standard input (`Stdio::piped()`: write to
+    /// `child.stdin`).
+    pub fn start_with(
+        manifests: &Path,
+        db: &Path,
+        args: &[&OsStr],
+        envs: &[(&str, &str)],
+        stdin: Stdio,
+    ) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -51,6 +63,7 @@ impl Server {
             .args(args)
             .env("RUST_LOG", "warn")
             .envs(envs.iter().copied())
+            .stdin(stdin)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -63,6 +63,36 @@ pub fn protected_inventory(
     generated: &Generated,
     servers: &BTreeSet<WorkloadId>,
 ) -> Inventory {
+    // By namespace and name, so that each pod is matched against its few candidates (not
+    // against every server: pods times servers was most of an assessment at scale).
+    let mut by_name: std::collections::HashMap<(&str, &str), Vec<&WorkloadId>> =
+        std::collections::HashMap::new();
+    for s in servers {
+        by_name
+            .entry((s.namespace.as_str(), s.name.as_str()))
+            .or_default()
+            .push(s);
+    }
+    protect(inventory, generated, |w| {
+        by_name
+            .get(&(w.namespace.as_str(), w.name.as_str()))
+            .is_some_and(|v| v.iter().any(|s| s.matches(w)))
+    })
+}
+
+/// The inventory as it would be once every workload is protected. A call's verdict depends
+/// only on its server's ingress and its client's egress, and isolating other servers changes
+/// neither: for the calls into any set of servers this answers as [`protected_inventory`] of
+/// that set, and it can be evaluated once for every set (new servers need no new inventory).
+pub fn protected_everywhere(inventory: &Inventory, generated: &Generated) -> Inventory {
+    protect(inventory, generated, |_| true)
+}
+
+fn protect(
+    inventory: &Inventory,
+    generated: &Generated,
+    isolated: impl Fn(&WorkloadId) -> bool,
+) -> Inventory {
     let mut inv = inventory.clone();
     inv.network_policies = generated
         .policies
@@ -75,7 +105,7 @@ pub fn protected_inventory(
     apply_pod_labels(&mut inv, generated);
     let mut namespaces = BTreeSet::new();
     for pod in &mut inv.pods {
-        if servers.iter().any(|s| s.matches(&pod.workload)) {
+        if isolated(&pod.workload) {
             pod.metadata
                 .labels
                 .insert(PROTECT_LABEL.to_string(), "true".to_string());
@@ -145,12 +175,33 @@ pub fn assess(
     allowed_now: &[Option<bool>],
     allowed_when_protected: &[Option<bool>],
 ) -> Vec<Assessment> {
+    let keys: Vec<&Key> = calls.iter().map(|(k, _)| *k).collect();
+    let declared = declared(inventory, &keys);
+    assess_declared(calls, &declared, allowed_now, allowed_when_protected)
+}
+
+/// Whether the client's intents declare each call (port included).
+pub fn declared(inventory: &Inventory, calls: &[&Key]) -> Vec<bool> {
     let lookup = super::suggest::Lookup::new(inventory);
     calls
         .iter()
+        .map(|key| key.class == Class::Call && super::suggest::declares_in(&lookup, key))
+        .collect()
+}
+
+/// [`assess`] with what [`declared`] says of each call (which depends on the inventory alone,
+/// so that it can be kept while only the aggregates change).
+pub fn assess_declared(
+    calls: &[(&Key, &Aggregate)],
+    declared: &[bool],
+    allowed_now: &[Option<bool>],
+    allowed_when_protected: &[Option<bool>],
+) -> Vec<Assessment> {
+    calls
+        .iter()
         .enumerate()
-        .map(|(i, (key, agg))| {
-            let declared = key.class == Class::Call && super::suggest::declares_in(&lookup, key);
+        .map(|(i, (_, agg))| {
+            let declared = declared.get(i).copied().unwrap_or(false);
             let now = allowed_now.get(i).copied().flatten();
             let protected = allowed_when_protected.get(i).copied().flatten();
             let corroborated = now.map(|a| {

@@ -326,6 +326,7 @@ pub(super) async fn list(
         page,
         per_page,
         synced_at: view.synced_at.clone(),
+        observed: all.observed.describe(&state),
     }))
 }
 
