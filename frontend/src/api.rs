@@ -121,11 +121,21 @@ pub struct ObservedMarks {
     /// `[source->target, mark, words]`, sorted.
     #[serde(default)]
     pub marks: Vec<[String; 3]>,
+    /// The same per pair of namespaces: `[srcNS->dstNS, mark, words]`, sorted.
+    #[serde(default)]
+    pub namespaces: Vec<[String; 3]>,
 }
 
-/// The observed dimension of the graph's edges, since an RFC 3339 time (or all).
-pub async fn observed_edges(since: Option<String>) -> Result<ObservedMarks> {
-    let q = since.map_or_else(String::new, |s| format!("?since={}", encode(&s)));
+/// The observed dimension of the graph's edges, since an RFC 3339 time (or all); with a
+/// namespace, only the edges with an end in it.
+pub async fn observed_edges(since: Option<String>, namespace: Option<String>) -> Result<ObservedMarks> {
+    let mut q = String::new();
+    for (k, v) in [("since", since), ("namespace", namespace)] {
+        if let Some(v) = v {
+            q += if q.is_empty() { "?" } else { "&" };
+            q += &format!("{k}={}", encode(&v));
+        }
+    }
     get(&format!("/api/observed/edges{q}")).await
 }
 

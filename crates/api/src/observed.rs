@@ -15,6 +15,9 @@ pub struct ObservedQuery {
     /// `7d`: hours or days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
+    /// Only edges with an end in this namespace (`/api/observed/edges`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 }
 
 /// One observed call (aggregated over the window).
@@ -182,4 +185,7 @@ pub struct ObservedEdges {
     /// the edge's state or `unused` (declared, not observed).
     #[serde(default)]
     pub marks: Vec<[String; 3]>,
+    /// The marks per pair of namespaces, sorted: `[srcNS->dstNS, mark, words]`.
+    #[serde(default)]
+    pub namespaces: Vec<[String; 3]>,
 }

@@ -11,8 +11,8 @@ use crate::scene::{NodeKind, Scene, badge, colour};
 /// 30,000 px wide) as an overview to zoom into.
 const MIN_SCALE: f64 = 0.01;
 
-/// The smallest zoom "fit" chooses: labels stay about 8 px high.
-const READABLE_SCALE: f64 = 0.62;
+/// The smallest zoom "fit" chooses: labels (12.5 px) stay over 9 px high.
+const READABLE_SCALE: f64 = 0.75;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct View {
@@ -81,9 +81,9 @@ pub fn GraphCanvas(
             });
             return;
         }
-        // Too large to fit readably: centre on the workloads (in a namespace's drawing, its
-        // own; the other namespaces' boxes are around them).
-        let (cx, cy) = scene.with_untracked(|s| {
+        // Too large to fit readably: a namespace's drawing (worst boxes at the top) starts at
+        // its top, centred across if it fits; others centre on their workloads.
+        let (cx, cy, bundled) = scene.with_untracked(|s| {
             let ws: Vec<(f64, f64)> = s
                 .nodes
                 .iter()
@@ -92,16 +92,25 @@ pub fn GraphCanvas(
                 .collect();
             let n = ws.len().max(1) as f64;
             let (x, y) = ws.iter().fold((0.0, 0.0), |a, p| (a.0 + p.0, a.1 + p.1));
-            if ws.is_empty() {
+            let c = if ws.is_empty() {
                 (sw / 2.0, sh / 2.0)
             } else {
                 (x / n + NODE_W / 2.0, y / n + NODE_H / 2.0)
-            }
+            };
+            (c.0, c.1, !s.bundles.is_empty())
         });
-        view_tf.set(View {
-            x: w / 2.0 - cx * k,
-            y: h / 2.0 - cy * k,
-            k,
+        view_tf.set(if bundled {
+            View {
+                x: if sw * k <= w { (w - sw * k) / 2.0 } else { w / 2.0 - cx * k },
+                y: 8.0,
+                k,
+            }
+        } else {
+            View {
+                x: w / 2.0 - cx * k,
+                y: h / 2.0 - cy * k,
+                k,
+            }
         });
     };
     // Refit when what is laid out changes, not when a filter only hides some of it.
@@ -295,16 +304,69 @@ pub fn GraphCanvas(
                         <path class="edge-hit" d=e.path.clone()>
                             <title>{title}</title>
                         </path>
-                        {(total > 1).then(|| {
+                        {(total > 1 && e.bundle.is_none()).then(|| {
                             let (lx, ly) = e.label_at;
                             view! { <text class="edge-count" x=lx y=ly text-anchor="middle">{total}</text> }
                         })}
-                        {mark.filter(|m| !badge(m).is_empty()).map(|m| {
+                        {mark.filter(|m| !badge(m).is_empty() && e.bundle.is_none()).map(|m| {
                             let (x, y) = e.label_at;
                             view! {
                                 <text class=format!("obs-badge obs-{m}") data-testid="obs-badge" x=x y={y + 4.0} text-anchor="middle">{badge(&m)}</text>
                             }
                         })}
+                    </g>
+                }
+            })
+            .collect_view()
+    };
+    // The count of each bundle, where its edges meet: a button listing the calls behind it.
+    let bundles = move || {
+        let s = scene.get();
+        s.bundles
+            .into_iter()
+            .filter(|b| b.counts.total() > 0)
+            .map(|b| {
+                let key = format!("{}->{}", b.source, b.target);
+                let key2 = key.clone();
+                let (x, y) = b.at;
+                let total = b.counts.total();
+                let mut title = format!(
+                    "{} → {}: {total} call{}, worst {}",
+                    b.source,
+                    b.target,
+                    if total == 1 { "" } else { "s" },
+                    b.state
+                );
+                let mark = b.observed.as_ref().map(|(m, words)| {
+                    title = format!("{title} · observed: {words}");
+                    m.clone()
+                });
+                let label = format!("{total}{}", mark.as_deref().map_or("", badge));
+                let ends = (b.source.clone(), b.target.clone());
+                let ends2 = ends.clone();
+                let aria = title.clone();
+                // Wide enough for the count and a badge.
+                let w = 12.0 + 7.5 * label.chars().count() as f64;
+                view! {
+                    <g
+                        class=format!("bundle state-{} obs-{}", b.state, mark.as_deref().unwrap_or("none"))
+                        class:hl=move || highlight_edge.get().as_deref() == Some(key2.as_str())
+                        data-testid=format!("bundle-{key}")
+                        data-observed=mark.clone()
+                        tabindex="0"
+                        role="button"
+                        aria-label=aria
+                        on:click=move |_| on_edge.run(ends.clone())
+                        on:keydown=move |ev| {
+                            if ev.key() == "Enter" || ev.key() == " " {
+                                ev.prevent_default();
+                                on_edge.run(ends2.clone());
+                            }
+                        }
+                    >
+                        <title>{title}</title>
+                        <rect x={x - w / 2.0} y={y - 13.0} width=w height="17" rx="8.5" stroke=colour(b.state)></rect>
+                        <text x=x y=y text-anchor="middle">{label}</text>
                     </g>
                 }
             })
@@ -392,6 +454,7 @@ pub fn GraphCanvas(
                     <g class="groups">{groups}</g>
                     <g class="edges">{edges}</g>
                     <g class="nodes">{nodes}</g>
+                    <g class="bundles">{bundles}</g>
                 </g>
             </svg>
             <div class="zoom-controls" role="group" aria-label="Zoom">

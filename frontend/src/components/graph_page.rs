@@ -341,12 +341,19 @@ pub fn GraphPage() -> impl IntoView {
     // (The server reads `1h`, `24h`, `7d` as back from now.) A signal set by a task: cheaper
     // in WASM than another resource type.
     let observed = RwSignal::new(api::ObservedMarks::default());
+    // A namespace's drawing asks only for the edges with an end in it.
+    let obs_ns = Memo::new(move |_| match mode() {
+        Some(Mode::Namespaces(ns)) if ns.len() == 1 => ns.into_iter().next(),
+        _ => None,
+    });
     Effect::new(move |_| {
         state.refresh.track();
         let since = seen.get();
+        let ns = obs_ns.get();
         leptos::task::spawn_local(async move {
-            if let Ok(m) = api::observed_edges(since.clone()).await
+            if let Ok(m) = api::observed_edges(since.clone(), ns.clone()).await
                 && seen.get_untracked() == since
+                && obs_ns.get_untracked() == ns
             {
                 observed.set(m);
             }
@@ -356,7 +363,7 @@ pub fn GraphPage() -> impl IntoView {
     let scene = Memo::new(move |_| {
         let states = query.get().params.states;
         let mut s = laid_out.with(|s| scene::only_states(s, &states));
-        observed.with(|o| scene::observe(&mut s, &o.marks));
+        observed.with(|o| scene::observe(&mut s, &o.marks, &o.namespaces));
         s
     });
     let namespaces = Signal::derive(move || {
@@ -623,7 +630,7 @@ pub fn GraphPage() -> impl IntoView {
                     (_, Some(e)) => view! { <ErrorBox message=e/> }.into_any(),
                     (Body::Loading, None) => view! { <Loading label="Loading the access graph…"/> }.into_any(),
                     (Body::Overview, None) => (move || match overview_ok() {
-                        Some(o) => view! { <OverviewTable overview=o sort=sort on_pick=on_namespace/> }.into_any(),
+                        Some(o) => view! { <OverviewTable overview=o sort=sort on_pick=on_namespace observed=Signal::derive(move || observed.with(|o| super::overview::observed_of(&o.namespaces)))/> }.into_any(),
                         None => view! { <Loading label="Loading the overview…"/> }.into_any(),
                     }).into_any(),
                     (Body::Drawing, None) => view! {

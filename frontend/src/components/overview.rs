@@ -11,6 +11,28 @@ use wasm_bindgen::JsCast;
 
 use crate::scene::{colour, esc};
 
+/// Per namespace: the namespace pairs it is part of that are observed undeclared, and dropped.
+pub type Observed = std::collections::BTreeMap<String, (u32, u32)>;
+
+/// [`Observed`] from the observed marks per namespace pair (`[a->b, mark, words]`).
+pub fn observed_of(pairs: &[[String; 3]]) -> Observed {
+    let mut m = Observed::new();
+    for [key, mark, _] in pairs {
+        let (u, d) = match mark.as_str() {
+            "undeclared" => (1, 0),
+            "dropped" => (0, 1),
+            _ => continue,
+        };
+        let (a, b) = key.split_once("->").unwrap_or((key, key));
+        for ns in if a == b { vec![a] } else { vec![a, b] } {
+            let e = m.entry(ns.to_string()).or_default();
+            e.0 += u;
+            e.1 += d;
+        }
+    }
+    m
+}
+
 /// Rows shown before "Show all".
 const FIRST_ROWS: usize = 40;
 
@@ -29,7 +51,7 @@ fn plural(n: u32, one: &str) -> String {
 
 /// The table's rows as HTML: one string rather than a view per cell keeps the WASM small and
 /// draws 1,500 rows at once. Clicks are handled once, on the table body ([`picked`]).
-fn rows_html(rows: &[NamespaceSummary], max_problems: u32) -> String {
+fn rows_html(rows: &[NamespaceSummary], max_problems: u32, obs: &Observed) -> String {
     use std::fmt::Write;
     let mut h = String::new();
     for (rank, n) in rows.iter().enumerate() {
@@ -39,10 +61,21 @@ fn rows_html(rows: &[NamespaceSummary], max_problems: u32) -> String {
         let bar = f64::from(b + r) / f64::from(max_problems) * 100.0;
         let _ = write!(
             h,
-            r#"<tr data-testid="ov-row-{ns}"{}><td class="num muted">{}</td><th scope="row"><button class="link ns-link" data-ns="{ns}" title="Draw the calls of {ns}">{ns}</button><span class="ov-bar" style="width:{bar:.0}%"></span></th>"#,
+            r#"<tr data-testid="ov-row-{ns}"{}><td class="num muted">{}</td><th scope="row"><button class="link ns-link" data-ns="{ns}" title="Draw the calls of {ns}">{ns}</button><span class="ov-bar" style="width:{bar:.0}%"></span>"#,
             if b + r == 0 { r#" class="clean""# } else { "" },
             rank + 1
         );
+        // Observed traffic the declarations do not cover, as `?` undeclared and `✕` dropped
+        // namespace pairs.
+        if let Some(&(u, d)) = obs.get(&n.namespace) {
+            let _ = write!(
+                h,
+                r#"<span class="ov-obs" data-testid="ov-obs-{ns}" title="observed: {u} undeclared, {d} dropped namespace pair(s)">{}{}</span>"#,
+                if u > 0 { format!("?{u} ") } else { String::new() },
+                if d > 0 { format!("✕{d}") } else { String::new() }
+            );
+        }
+        h.push_str("</th>");
         for st in COLUMNS {
             let k = c.get(st);
             let _ = write!(h, r#"<td class="num" data-state="{st}">"#);
@@ -89,6 +122,9 @@ pub fn OverviewTable(
     sort: RwSignal<&'static str>,
     /// A namespace picked, with the state to show (`None`: every state).
     on_pick: Callback<(String, Option<EdgeState>)>,
+    /// Observed traffic per namespace.
+    #[prop(into)]
+    observed: Signal<Observed>,
 ) -> impl IntoView {
     let all = RwSignal::new(false);
     let total = overview.namespaces.len();
@@ -112,7 +148,9 @@ pub fn OverviewTable(
     let namespaces = StoredValue::new(overview.namespaces);
     let body = move || {
         let shown = if all.get() { total } else { FIRST_ROWS };
-        namespaces.with_value(|v| rows_html(&v[..shown.min(v.len())], max_problems))
+        observed.with(|o| {
+            namespaces.with_value(|v| rows_html(&v[..shown.min(v.len())], max_problems, o))
+        })
     };
     let head = move |label: &'static str, s: &'static str, title: &'static str| {
         view! {

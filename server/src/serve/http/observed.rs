@@ -186,6 +186,7 @@ fn edges_of(o: o::Observed) -> o::ObservedEdges {
         unused,
         summary,
         marks,
+        namespaces: Vec::new(),
     }
 }
 
