@@ -26,6 +26,9 @@ pub fn GraphCanvas(
     #[prop(into)] scene: Signal<Scene>,
     #[prop(into)] selected: Signal<Option<String>>,
     #[prop(into)] highlight_edge: Signal<Option<String>>,
+    /// Edges (and bundles, `srcNS->dstNS`) an update just changed: they pulse for a while.
+    #[prop(into)]
+    changed: Signal<std::collections::BTreeSet<String>>,
     on_node: Callback<String>,
     on_edge: Callback<(String, String)>,
 ) -> impl IntoView {
@@ -253,6 +256,7 @@ pub fn GraphCanvas(
                 let dst = s.nodes[e.target].id.clone();
                 let id = format!("{src}->{dst}");
                 let id2 = id.clone();
+                let id3 = id.clone();
                 let total = e.counts.total();
                 let mut title = if total > 1 {
                     format!("{src} → {dst}: {total} calls, worst {}", e.state)
@@ -279,6 +283,7 @@ pub fn GraphCanvas(
                         class=g_class
                         class:near=move || near.with(|n| n.as_ref().is_some_and(|(i, _)| *i == a || *i == b))
                         class:hl=move || highlight_edge.get().as_deref() == Some(id2.as_str())
+                        class:changed=move || changed.with(|c| c.contains(&id3))
                         data-testid=format!("edge-{id}")
                         data-state=e.state.as_str()
                         data-observed=mark_attr
@@ -328,6 +333,7 @@ pub fn GraphCanvas(
             .map(|b| {
                 let key = format!("{}->{}", b.source, b.target);
                 let key2 = key.clone();
+                let key3 = key.clone();
                 let (x, y) = b.at;
                 let total = b.counts.total();
                 let mut title = format!(
@@ -351,6 +357,7 @@ pub fn GraphCanvas(
                     <g
                         class=format!("bundle state-{} obs-{}", b.state, mark.as_deref().unwrap_or("none"))
                         class:hl=move || highlight_edge.get().as_deref() == Some(key2.as_str())
+                        class:changed=move || changed.with(|c| c.contains(&key3))
                         data-testid=format!("bundle-{key}")
                         data-observed=mark.clone()
                         tabindex="0"

@@ -258,18 +258,24 @@ pub fn GraphPage() -> impl IntoView {
             .and_then(|r| r.err())
             .or_else(|| part.get().and_then(|r| r.err()))
     });
-    // When an update changes calls on screen, say so for a few seconds.
+    // When an update changes calls on screen, say so for a few seconds, and mark them in the
+    // drawing: `changed` holds the scene edge ids they are drawn as (a workload, or its
+    // namespace's box, at either end).
     let seen = StoredValue::new((
         None::<String>,
-        std::collections::BTreeMap::<String, EdgeState>::new(),
+        std::collections::BTreeMap::<(String, String), EdgeState>::new(),
     ));
-    let toast = RwSignal::new(None::<String>);
+    // (how many changed, the first few: source, target, what became of it)
+    type Changes = (usize, Vec<(String, String, String)>);
+    let toast = RwSignal::new(None::<Changes>);
+    let changed = RwSignal::new(BTreeSet::<String>::new());
+    let updates = StoredValue::new(0u32);
     Effect::new(move |_| {
         let key = fetch.get();
-        let now: std::collections::BTreeMap<String, EdgeState> = graph.with(|g| {
+        let now: std::collections::BTreeMap<(String, String), EdgeState> = graph.with(|g| {
             g.iter()
                 .flat_map(|g| &g.edges)
-                .map(|e| (format!("{} → {}", e.source, e.target), e.state))
+                .map(|e| ((e.source.clone(), e.target.clone()), e.state))
                 .collect()
         });
         if now.is_empty() {
@@ -277,26 +283,41 @@ pub fn GraphPage() -> impl IntoView {
         }
         let (last_key, last) = seen.get_value();
         if last_key == key && !last.is_empty() {
-            let mut changed: Vec<String> = now
+            let mut list: Vec<(String, String, String)> = now
                 .iter()
                 .filter(|(k, s)| last.get(*k) != Some(*s))
-                .map(|(k, s)| format!("{k} now {s}"))
+                .map(|((a, b), s)| (a.clone(), b.clone(), format!("now {s}")))
                 .collect();
-            changed.extend(
+            list.extend(
                 last.keys()
                     .filter(|k| !now.contains_key(*k))
-                    .map(|k| format!("{k} gone")),
+                    .map(|(a, b)| (a.clone(), b.clone(), "gone".to_string())),
             );
-            if !changed.is_empty() {
-                let n = changed.len();
-                changed.truncate(3);
-                toast.set(Some(format!(
-                    "Updated from the cluster: {n} call{} on screen changed ({}{})",
-                    if n == 1 { "" } else { "s" },
-                    changed.join("; "),
-                    if n > 3 { "; …" } else { "" }
-                )));
-                set_timeout(move || toast.set(None), std::time::Duration::from_secs(8));
+            if !list.is_empty() {
+                let ns = |id: &str| accord_api::filter::namespace_of(id).to_string();
+                changed.set(
+                    list.iter()
+                        .flat_map(|(a, b, _)| {
+                            [a.clone(), ns(a)].into_iter().flat_map(move |x| {
+                                [b.clone(), ns(b)].map(|y| format!("{x}->{y}"))
+                            })
+                        })
+                        .collect(),
+                );
+                let n = list.len();
+                list.truncate(3);
+                toast.set(Some((n, list)));
+                updates.update_value(|u| *u += 1);
+                let this = updates.get_value();
+                set_timeout(
+                    move || {
+                        if updates.try_get_value() == Some(this) {
+                            toast.set(None);
+                            changed.set(BTreeSet::new());
+                        }
+                    },
+                    std::time::Duration::from_secs(8),
+                );
             }
         }
         seen.set_value((key, now));
@@ -577,10 +598,10 @@ pub fn GraphPage() -> impl IntoView {
                         update(&|q| q.since = (!v.is_empty()).then(|| v.clone()))
                     }
                 >
-                    <option value="">"Any time"</option>
-                    <option value="1h">"Changed in the last hour"</option>
-                    <option value="24h">"… last 24 hours"</option>
-                    <option value="7d">"… last 7 days"</option>
+                    <option value="">"Changed: any time"</option>
+                    <option value="1h">"Changed: last hour"</option>
+                    <option value="24h">"Changed: last 24 h"</option>
+                    <option value="7d">"Changed: last 7 days"</option>
                 </select>
                     <select
                         class="input"
@@ -593,10 +614,10 @@ pub fn GraphPage() -> impl IntoView {
                             update(&|q| q.seen = (!v.is_empty()).then(|| v.clone()))
                         }
                     >
-                        <option value="">"Observed: all"</option>
-                        <option value="1h">"Observed in the last hour"</option>
-                        <option value="24h">"… last 24 hours"</option>
-                        <option value="7d">"… last 7 days"</option>
+                        <option value="">"Observed: any time"</option>
+                        <option value="1h">"Observed: last hour"</option>
+                        <option value="24h">"Observed: last 24 h"</option>
+                        <option value="7d">"Observed: last 7 days"</option>
                     </select>
                 <div class="spacer"></div>
                 <button class="btn ghost" data-testid="export-svg" disabled=move || is_overview.get() on:click=move |_| dom::download("accord-graph.svg", "image/svg+xml", &scene::to_svg(&scene.get_untracked()))>"Export SVG"</button>
@@ -624,7 +645,19 @@ pub fn GraphPage() -> impl IntoView {
                     _ => None,
                 }}
             </div>
-            {move || toast.get().map(|t| view! { <div class="toast" role="status" data-testid="update-toast">{t}</div> })}
+            {move || toast.get().map(|(n, list)| view! {
+                <div class="toast" role="status" data-testid="update-toast">
+                    {format!("Updated from the cluster: {n} call{} on screen changed: ", if n == 1 { "" } else { "s" })}
+                    {list.into_iter().map(|(a, b, what)| {
+                        let gone = what == "gone";
+                        let text = format!("{a} → {b} {what}");
+                        view! {
+                            <button class="linkish toast-call" data-testid="toast-call" disabled=gone on:click=move |_| on_edge.run((a.clone(), b.clone()))>{text}</button>
+                        }
+                    }).collect_view()}
+                    {(n > 3).then_some("…")}
+                </div>
+            })}
             <div class="graph-body">
                 {move || match (body.get(), error.get()) {
                     (_, Some(e)) => view! { <ErrorBox message=e/> }.into_any(),
@@ -638,6 +671,7 @@ pub fn GraphPage() -> impl IntoView {
                             scene=scene
                             selected=Signal::derive(move || query.get().selected)
                             highlight_edge=Signal::derive(move || query.get().edge)
+                            changed=changed
                             on_node=on_node
                             on_edge=on_edge
                         />
