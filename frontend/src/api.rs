@@ -288,8 +288,8 @@ pub fn subscribe(on_sync: impl Fn() + 'static, on_state: impl Fn(Link) + 'static
             let (l, quiet) = (last.clone(), silence.clone());
             let ping = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
                 l.set(now());
-                if let Some(ms) = ev.data().as_string().and_then(|d| d.parse::<f64>().ok()) {
-                    quiet.set((ms * 8.0 / 3.0).max(2_000.0));
+                if let Some(ms) = ev.data().as_string().and_then(|d| d.parse::<u32>().ok()) {
+                    quiet.set(f64::from(ms.max(750)) * 8.0 / 3.0);
                 }
             });
             let _ = es.add_event_listener_with_callback("ping", ping.as_ref().unchecked_ref());

@@ -11,8 +11,8 @@ use crate::scene::{NodeKind, Scene, badge, colour};
 /// 30,000 px wide) as an overview to zoom into.
 const MIN_SCALE: f64 = 0.01;
 
-/// The smallest zoom "fit" chooses: labels (12.5 px) stay over 9 px high.
-const READABLE_SCALE: f64 = 0.75;
+/// The smallest zoom "fit" chooses: labels (12.5 px) stay 9 px high.
+const READABLE_SCALE: f64 = 0.72;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct View {
@@ -28,7 +28,7 @@ pub fn GraphCanvas(
     #[prop(into)] highlight_edge: Signal<Option<String>>,
     /// Edges (and bundles, `srcNS->dstNS`) an update just changed: they pulse for a while.
     #[prop(into)]
-    changed: Signal<std::collections::BTreeSet<String>>,
+    changed: Signal<Vec<String>>,
     on_node: Callback<String>,
     on_edge: Callback<(String, String)>,
 ) -> impl IntoView {
@@ -325,59 +325,16 @@ pub fn GraphCanvas(
             .collect_view()
     };
     // The count of each bundle, where its edges meet: a button listing the calls behind it.
+    // One string of SVG rather than a view per bundle (smaller WASM); clicks and keys are
+    // handled on the group ([`ends_at`]).
     let bundles = move || {
-        let s = scene.get();
-        s.bundles
-            .into_iter()
-            .filter(|b| b.counts.total() > 0)
-            .map(|b| {
-                let key = format!("{}->{}", b.source, b.target);
-                let key2 = key.clone();
-                let key3 = key.clone();
-                let (x, y) = b.at;
-                let total = b.counts.total();
-                let mut title = format!(
-                    "{} → {}: {total} call{}, worst {}",
-                    b.source,
-                    b.target,
-                    if total == 1 { "" } else { "s" },
-                    b.state
-                );
-                let mark = b.observed.as_ref().map(|(m, words)| {
-                    title = format!("{title} · observed: {words}");
-                    m.clone()
-                });
-                let label = format!("{total}{}", mark.as_deref().map_or("", badge));
-                let ends = (b.source.clone(), b.target.clone());
-                let ends2 = ends.clone();
-                let aria = title.clone();
-                // Wide enough for the count and a badge.
-                let w = 12.0 + 7.5 * label.chars().count() as f64;
-                view! {
-                    <g
-                        class=format!("bundle state-{} obs-{}", b.state, mark.as_deref().unwrap_or("none"))
-                        class:hl=move || highlight_edge.get().as_deref() == Some(key2.as_str())
-                        class:changed=move || changed.with(|c| c.contains(&key3))
-                        data-testid=format!("bundle-{key}")
-                        data-observed=mark.clone()
-                        tabindex="0"
-                        role="button"
-                        aria-label=aria
-                        on:click=move |_| on_edge.run(ends.clone())
-                        on:keydown=move |ev| {
-                            if ev.key() == "Enter" || ev.key() == " " {
-                                ev.prevent_default();
-                                on_edge.run(ends2.clone());
-                            }
-                        }
-                    >
-                        <title>{title}</title>
-                        <rect x={x - w / 2.0} y={y - 13.0} width=w height="17" rx="8.5" stroke=colour(b.state)></rect>
-                        <text x=x y=y text-anchor="middle">{label}</text>
-                    </g>
-                }
-            })
-            .collect_view()
+        let hl = highlight_edge.get();
+        changed.with(|c| scene.with(|s| bundles_svg(&s.bundles, hl.as_deref(), c)))
+    };
+    let pick_bundle = move |t: Option<web_sys::EventTarget>| {
+        if let Some(ends) = ends_at(t) {
+            on_edge.run(ends);
+        }
     };
     let groups = move || {
         scene
@@ -461,7 +418,17 @@ pub fn GraphCanvas(
                     <g class="groups">{groups}</g>
                     <g class="edges">{edges}</g>
                     <g class="nodes">{nodes}</g>
-                    <g class="bundles">{bundles}</g>
+                    <g
+                        class="bundles"
+                        inner_html=bundles
+                        on:click=move |ev| pick_bundle(ev.target())
+                        on:keydown=move |ev| {
+                            if ev.key() == "Enter" || ev.key() == " " {
+                                ev.prevent_default();
+                                pick_bundle(ev.target());
+                            }
+                        }
+                    ></g>
                 </g>
             </svg>
             <div class="zoom-controls" role="group" aria-label="Zoom">
@@ -471,4 +438,63 @@ pub fn GraphCanvas(
             </div>
         </div>
     }
+}
+
+/// The bundles' counts as SVG: each a focusable button (`data-source`, `data-target`: the
+/// namespaces) with the count, the observed badge and a title saying what it stands for.
+fn bundles_svg(
+    bundles: &[crate::scene::Bundle],
+    hl: Option<&str>,
+    changed: &[String],
+) -> String {
+    use crate::scene::esc;
+    use std::fmt::Write;
+    let mut h = String::new();
+    for b in bundles.iter().filter(|b| b.counts.total() > 0) {
+        let key = format!("{}->{}", b.source, b.target);
+        let total = b.counts.total();
+        let mark = b.observed.as_ref().map_or("none", |(m, _)| m.as_str());
+        let mut title = format!(
+            "{} → {}: {total} call{}, worst {}",
+            b.source,
+            b.target,
+            if total == 1 { "" } else { "s" },
+            b.state
+        );
+        if let Some((_, words)) = &b.observed {
+            title = format!("{title} · observed: {words}");
+        }
+        let label = format!("{total}{}", badge(mark));
+        // Wide enough for the count and a badge.
+        let w = 12 + 8 * label.chars().count();
+        let (x, y) = (b.at.0 as i32, b.at.1 as i32);
+        let _ = write!(
+            h,
+            r#"<g class="bundle state-{}{}{} obs-{mark}" data-testid="bundle-{k}" data-source="{s}" data-target="{t}"{obs} tabindex="0" role="button" aria-label="{title}"><title>{title}</title><rect x="{}" y="{}" width="{w}" height="17" rx="8.5" stroke="{}"></rect><text x="{x}" y="{y}" text-anchor="middle">{label}</text></g>"#,
+            b.state,
+            if hl == Some(key.as_str()) { " hl" } else { "" },
+            if changed.contains(&key) { " changed" } else { "" },
+            x - w as i32 / 2,
+            y - 13,
+            colour(b.state),
+            k = esc(&key),
+            s = esc(&b.source),
+            t = esc(&b.target),
+            title = esc(&title),
+            obs = if mark == "none" {
+                String::new()
+            } else {
+                format!(r#" data-observed="{mark}""#)
+            },
+        );
+    }
+    h
+}
+
+/// The ends (`data-source`, `data-target`) of the element an event landed on: a bundle's
+/// namespaces, a toast's call.
+pub fn ends_at(t: Option<web_sys::EventTarget>) -> Option<(String, String)> {
+    let el: web_sys::Element = wasm_bindgen::JsCast::dyn_into(t?).ok()?;
+    let g = el.closest("[data-source]").ok()??;
+    Some((g.get_attribute("data-source")?, g.get_attribute("data-target")?))
 }

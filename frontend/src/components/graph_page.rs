@@ -169,6 +169,35 @@ impl Query {
     }
 }
 
+/// The update toast: how many calls on screen changed, the first three as buttons opening
+/// them (`src->dst`, and the state now or `None` when gone).
+fn toast_html(list: &[(&String, Option<EdgeState>)]) -> String {
+    use std::fmt::Write;
+    let n = list.len();
+    let mut h = format!(
+        "Updated from the cluster: {n} call{} on screen changed: ",
+        if n == 1 { "" } else { "s" }
+    );
+    for (k, st) in list.iter().take(3) {
+        let (a, b) = k.split_once("->").unwrap_or((k, k));
+        let (a, b) = (scene::esc(a), scene::esc(b));
+        let _ = match st {
+            Some(st) => write!(
+                h,
+                r#"<button class="linkish toast-call" data-testid="toast-call" data-source="{a}" data-target="{b}">{a} → {b} now {st}</button>"#
+            ),
+            None => write!(
+                h,
+                r#"<span class="toast-call" data-testid="toast-call">{a} → {b} gone</span>"#
+            ),
+        };
+    }
+    if n > 3 {
+        h += "…";
+    }
+    h
+}
+
 #[component]
 pub fn GraphPage() -> impl IntoView {
     let state = use_state();
@@ -260,22 +289,21 @@ pub fn GraphPage() -> impl IntoView {
     });
     // When an update changes calls on screen, say so for a few seconds, and mark them in the
     // drawing: `changed` holds the scene edge ids they are drawn as (a workload, or its
-    // namespace's box, at either end).
+    // namespace's box, at either end). The toast is HTML (its names are buttons, clicks handled
+    // on the toast): cheaper in WASM than a view per name.
     let seen = StoredValue::new((
         None::<String>,
-        std::collections::BTreeMap::<(String, String), EdgeState>::new(),
+        std::collections::BTreeMap::<String, EdgeState>::new(),
     ));
-    // (how many changed, the first few: source, target, what became of it)
-    type Changes = (usize, Vec<(String, String, String)>);
-    let toast = RwSignal::new(None::<Changes>);
-    let changed = RwSignal::new(BTreeSet::<String>::new());
+    let toast = RwSignal::new(None::<String>);
+    let changed = RwSignal::new(Vec::<String>::new());
     let updates = StoredValue::new(0u32);
     Effect::new(move |_| {
         let key = fetch.get();
-        let now: std::collections::BTreeMap<(String, String), EdgeState> = graph.with(|g| {
+        let now: std::collections::BTreeMap<String, EdgeState> = graph.with(|g| {
             g.iter()
                 .flat_map(|g| &g.edges)
-                .map(|e| ((e.source.clone(), e.target.clone()), e.state))
+                .map(|e| (format!("{}->{}", e.source, e.target), e.state))
                 .collect()
         });
         if now.is_empty() {
@@ -283,37 +311,36 @@ pub fn GraphPage() -> impl IntoView {
         }
         let (last_key, last) = seen.get_value();
         if last_key == key && !last.is_empty() {
-            let mut list: Vec<(String, String, String)> = now
+            let mut list: Vec<(&String, Option<EdgeState>)> = now
                 .iter()
                 .filter(|(k, s)| last.get(*k) != Some(*s))
-                .map(|((a, b), s)| (a.clone(), b.clone(), format!("now {s}")))
+                .map(|(k, s)| (k, Some(*s)))
                 .collect();
             list.extend(
                 last.keys()
                     .filter(|k| !now.contains_key(*k))
-                    .map(|(a, b)| (a.clone(), b.clone(), "gone".to_string())),
+                    .map(|k| (k, None)),
             );
             if !list.is_empty() {
                 let ns = |id: &str| accord_api::filter::namespace_of(id).to_string();
-                changed.set(
-                    list.iter()
-                        .flat_map(|(a, b, _)| {
-                            [a.clone(), ns(a)].into_iter().flat_map(move |x| {
-                                [b.clone(), ns(b)].map(|y| format!("{x}->{y}"))
-                            })
-                        })
-                        .collect(),
-                );
-                let n = list.len();
-                list.truncate(3);
-                toast.set(Some((n, list)));
+                let mut ids = Vec::new();
+                for (k, _) in &list {
+                    let (a, b) = k.split_once("->").unwrap_or((k, k));
+                    for x in [a.to_string(), ns(a)] {
+                        for y in [b.to_string(), ns(b)] {
+                            ids.push(format!("{x}->{y}"));
+                        }
+                    }
+                }
+                changed.set(ids);
+                toast.set(Some(toast_html(&list)));
                 updates.update_value(|u| *u += 1);
                 let this = updates.get_value();
                 set_timeout(
                     move || {
                         if updates.try_get_value() == Some(this) {
                             toast.set(None);
-                            changed.set(BTreeSet::new());
+                            changed.set(Vec::new());
                         }
                     },
                     std::time::Duration::from_secs(8),
@@ -645,25 +672,25 @@ pub fn GraphPage() -> impl IntoView {
                     _ => None,
                 }}
             </div>
-            {move || toast.get().map(|(n, list)| view! {
-                <div class="toast" role="status" data-testid="update-toast">
-                    {format!("Updated from the cluster: {n} call{} on screen changed: ", if n == 1 { "" } else { "s" })}
-                    {list.into_iter().map(|(a, b, what)| {
-                        let gone = what == "gone";
-                        let text = format!("{a} → {b} {what}");
-                        view! {
-                            <button class="linkish toast-call" data-testid="toast-call" disabled=gone on:click=move |_| on_edge.run((a.clone(), b.clone()))>{text}</button>
+            {move || toast.get().map(|t| view! {
+                <div
+                    class="toast"
+                    role="status"
+                    data-testid="update-toast"
+                    inner_html=t
+                    on:click=move |ev| {
+                        if let Some(ends) = super::graph_canvas::ends_at(ev.target()) {
+                            on_edge.run(ends);
                         }
-                    }).collect_view()}
-                    {(n > 3).then_some("…")}
-                </div>
+                    }
+                ></div>
             })}
             <div class="graph-body">
                 {move || match (body.get(), error.get()) {
                     (_, Some(e)) => view! { <ErrorBox message=e/> }.into_any(),
                     (Body::Loading, None) => view! { <Loading label="Loading the access graph…"/> }.into_any(),
                     (Body::Overview, None) => (move || match overview_ok() {
-                        Some(o) => view! { <OverviewTable overview=o sort=sort on_pick=on_namespace observed=Signal::derive(move || observed.with(|o| super::overview::observed_of(&o.namespaces)))/> }.into_any(),
+                        Some(o) => view! { <OverviewTable overview=o sort=sort on_pick=on_namespace observed=observed/> }.into_any(),
                         None => view! { <Loading label="Loading the overview…"/> }.into_any(),
                     }).into_any(),
                     (Body::Drawing, None) => view! {

@@ -122,9 +122,8 @@ pub fn OverviewTable(
     sort: RwSignal<&'static str>,
     /// A namespace picked, with the state to show (`None`: every state).
     on_pick: Callback<(String, Option<EdgeState>)>,
-    /// Observed traffic per namespace.
-    #[prop(into)]
-    observed: Signal<Observed>,
+    /// Observed traffic (its marks per namespace pair are counted per namespace).
+    observed: RwSignal<crate::api::ObservedMarks>,
 ) -> impl IntoView {
     let all = RwSignal::new(false);
     let total = overview.namespaces.len();
@@ -148,9 +147,8 @@ pub fn OverviewTable(
     let namespaces = StoredValue::new(overview.namespaces);
     let body = move || {
         let shown = if all.get() { total } else { FIRST_ROWS };
-        observed.with(|o| {
-            namespaces.with_value(|v| rows_html(&v[..shown.min(v.len())], max_problems, o))
-        })
+        let o = observed.with(|o| observed_of(&o.namespaces));
+        namespaces.with_value(|v| rows_html(&v[..shown.min(v.len())], max_problems, &o))
     };
     let head = move |label: &'static str, s: &'static str, title: &'static str| {
         view! {

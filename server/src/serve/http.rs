@@ -382,14 +382,13 @@ async fn events(
     };
     // The keep-alive is an event the page sees (a comment would be invisible to it): a page
     // that hears nothing for several intervals knows the connection is gone, even when no
-    // error reaches it.
-    // Its data is the interval in ms, which the page's watchdog scales its patience by.
+    // error reaches it. Its data is the interval in ms, which the page's watchdog scales its
+    // patience by; the stream opens with one, so the page knows it from the start.
     let ping = state.events_ping;
-    Sse::new(stream.take_until(stopped)).keep_alive(
-        KeepAlive::new()
-            .interval(ping)
-            .event(Event::default().event("ping").data(ping.as_millis().to_string())),
-    )
+    let ping_event = move || Event::default().event("ping").data(ping.as_millis().to_string());
+    let first = futures::stream::once(std::future::ready(Ok(ping_event())));
+    Sse::new(first.chain(stream).take_until(stopped))
+        .keep_alive(KeepAlive::new().interval(ping).event(ping_event()))
 }
 
 #[cfg(test)]
