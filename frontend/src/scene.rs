@@ -292,6 +292,18 @@ pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
     }
 }
 
+/// Sorts `v` by `less` (insertion: the lists are short, and one small routine is cheaper in
+/// WASM than the standard sorts for each key type).
+fn isort(v: &mut [usize], less: &dyn Fn(usize, usize) -> bool) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && less(v[j], v[j - 1]) {
+            v.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+}
+
 /// Calls merged per pair of scene nodes: counts, worst state, ports.
 type Merged = BTreeMap<(usize, usize), (StateCounts, EdgeState, BTreeSet<String>)>;
 
@@ -311,7 +323,8 @@ const JOIN: f64 = 64.0;
 fn columns(mut nodes: Vec<SceneNode>, merged: Merged) -> Scene {
     let is_box = |n: &SceneNode| n.kind == NodeKind::Namespace;
     // The right-hand copy of a box that is on both sides.
-    let mut right_of: BTreeMap<usize, usize> = BTreeMap::new();
+    // (Vectors and one insertion sort rather than maps and the standard sorts: less WASM.)
+    let mut right_of: Vec<Option<usize>> = vec![None; nodes.len()];
     let mut side_right = vec![false; nodes.len()];
     let calls_in: BTreeSet<usize> = merged
         .keys()
@@ -323,11 +336,15 @@ fn columns(mut nodes: Vec<SceneNode>, merged: Merged) -> Scene {
         let mut b = b;
         if is_box(&nodes[b]) && !is_box(&nodes[a]) {
             if calls_in.contains(&b) {
-                b = *right_of.entry(b).or_insert_with(|| {
-                    nodes.push(nodes[b].clone());
-                    side_right.push(true);
-                    nodes.len() - 1
-                });
+                b = match right_of[b] {
+                    Some(r) => r,
+                    None => {
+                        nodes.push(nodes[b].clone());
+                        side_right.push(true);
+                        right_of[b] = Some(nodes.len() - 1);
+                        nodes.len() - 1
+                    }
+                };
             } else {
                 side_right[b] = true;
             }
@@ -349,18 +366,18 @@ fn columns(mut nodes: Vec<SceneNode>, merged: Merged) -> Scene {
             }
         }
     }
-    let rank = |i: &usize| {
+    let rank = |i: usize| {
         (
-            std::cmp::Reverse(worst[*i].map_or(0, severity)),
-            std::cmp::Reverse(total[*i].total()),
-            nodes[*i].id.clone(),
+            std::cmp::Reverse(worst[i].map_or(0, severity)),
+            std::cmp::Reverse(total[i].total()),
+            &nodes[i].id,
         )
     };
     let side = |right: bool| {
         let mut v: Vec<usize> = (0..n)
             .filter(|&i| is_box(&nodes[i]) && side_right[i] == right)
             .collect();
-        v.sort_by_cached_key(rank);
+        isort(&mut v, &|a, b| rank(a) < rank(b));
         v
     };
     let (left, right) = (side(false), side(true));
@@ -371,10 +388,9 @@ fn columns(mut nodes: Vec<SceneNode>, merged: Merged) -> Scene {
         }
     }
     // The middle column: by namespace, then by where their boxes are (fewer crossings).
-    let mut middle: Vec<(String, f64, String, usize)> = (0..n)
-        .filter(|&i| !is_box(&nodes[i]))
-        .map(|i| {
-            let near: Vec<f64> = edges
+    let mut bary = vec![0.0f64; n];
+    for (i, slot) in bary.iter_mut().enumerate() {
+        let near: Vec<f64> = edges
                 .iter()
                 .filter_map(|(a, b, ..)| match (*a == i, *b == i) {
                     (true, false) if is_box(&nodes[*b]) => Some(pos_of[*b]),
@@ -382,18 +398,16 @@ fn columns(mut nodes: Vec<SceneNode>, merged: Merged) -> Scene {
                     _ => None,
                 })
                 .collect();
-            let bary = if near.is_empty() {
-                1.0
-            } else {
-                near.iter().sum::<f64>() / near.len() as f64
-            };
-            (nodes[i].namespace.clone(), bary, nodes[i].id.clone(), i)
-        })
-        .collect();
-    middle.sort_by(|a, b| {
-        (&a.0, a.1, &a.2)
-            .partial_cmp(&(&b.0, b.1, &b.2))
-            .unwrap_or(std::cmp::Ordering::Equal)
+        *slot = if near.is_empty() {
+            1.0
+        } else {
+            near.iter().sum::<f64>() / near.len() as f64
+        };
+    }
+    let mut middle: Vec<usize> = (0..n).filter(|&i| !is_box(&nodes[i])).collect();
+    isort(&mut middle, &|a, b| {
+        let (x, y) = (&nodes[a], &nodes[b]);
+        (&x.namespace, bary[a], &x.id) < (&y.namespace, bary[b], &y.id)
     });
 
     let (lx, cx) = (24.0, 24.0 + NODE_W + COL_GAP);
@@ -408,11 +422,11 @@ fn columns(mut nodes: Vec<SceneNode>, merged: Merged) -> Scene {
     let mut y = TOP - 30.0;
     let mut k = 0;
     while k < middle.len() {
-        let ns = middle[k].0.clone();
+        let ns = nodes[middle[k]].namespace.clone();
         let y0 = y;
         y += 30.0;
-        while k < middle.len() && middle[k].0 == ns {
-            let i = middle[k].3;
+        while k < middle.len() && nodes[middle[k]].namespace == ns {
+            let i = middle[k];
             nodes[i].x = cx;
             nodes[i].y = y;
             y += NODE_H + ROW_GAP;
@@ -429,7 +443,7 @@ fn columns(mut nodes: Vec<SceneNode>, merged: Merged) -> Scene {
     }
     let mid = |i: usize| (nodes[i].x, nodes[i].y + NODE_H / 2.0);
     let mut bundles: Vec<Bundle> = Vec::new();
-    let mut bundle_of: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut bundle_of: Vec<Option<usize>> = vec![None; n];
     let scene_edges = edges
         .into_iter()
         .map(|(a, b, counts, state, ports)| {
@@ -456,17 +470,21 @@ fn columns(mut nodes: Vec<SceneNode>, merged: Merged) -> Scene {
                     );
                     (b, jx + JOIN / 2.0, by, path)
                 };
-                let k = *bundle_of.entry(bi).or_insert_with(|| {
-                    bundles.push(Bundle {
-                        source: nodes[a].namespace.clone(),
-                        target: nodes[b].namespace.clone(),
-                        at: (jx, jy + 4.0),
-                        counts: StateCounts::default(),
-                        state,
-                        observed: None,
-                    });
-                    bundles.len() - 1
-                });
+                let k = match bundle_of[bi] {
+                    Some(k) => k,
+                    None => {
+                        bundles.push(Bundle {
+                            source: nodes[a].namespace.clone(),
+                            target: nodes[b].namespace.clone(),
+                            at: (jx, jy + 4.0),
+                            counts: StateCounts::default(),
+                            state,
+                            observed: None,
+                        });
+                        bundle_of[bi] = Some(bundles.len() - 1);
+                        bundles.len() - 1
+                    }
+                };
                 let bu = &mut bundles[k];
                 for s in EdgeState::ALL {
                     bu.counts.add(s, counts.get(s));

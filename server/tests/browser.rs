@@ -1503,6 +1503,50 @@ async fn the_time_filter_hides_calls_that_changed_before_the_window() {
         .unwrap_or_else(|e| panic!("journey time-filter: {e:#}"));
 }
 
+/// Observed traffic per pair of namespaces (`/api/observed/edges`' `namespaces`): the overview
+/// row of a namespace with a dropped call carries a `✕`, and in a namespace's drawing, which
+/// asks only for the edges with an end in it (`namespace=`), the bundle of that call is marked.
+#[tokio::test]
+async fn observed_marks_per_namespace_pair_on_overview_rows_and_bundles() {
+    if !can_run() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let d = Dashboard::start_with(
+        "observed-namespaces",
+        None,
+        &["--flows", "assets/flows/demo.jsonl"],
+    )
+    .await
+    .expect("start the dashboard");
+    let run = async {
+        // The demo's flows: cart → platform/auth dropped.
+        d.goto("/graph?level=overview").await?;
+        let row = d.wait_for("[data-testid='ov-obs-platform']").await?;
+        let text = row.text().await?;
+        anyhow::ensure!(text.contains('✕'), "platform's row marks the dropped call: {text}");
+        d.screenshot("observed-overview").await?;
+        d.goto("/graph?ns=platform").await?;
+        d.wait_for("[data-testid='bundle-storefront->platform'][data-observed='dropped']")
+            .await?;
+        let asked = d
+            .js("performance.getEntriesByType('resource').map(r => r.name).filter(n => n.includes('/api/observed/edges'))")
+            .await?;
+        let asked: Vec<String> = serde_json::from_value(asked)?;
+        anyhow::ensure!(
+            asked.iter().any(|n| n.contains("namespace=platform")),
+            "the drawing asks for platform's observed edges: {asked:?}"
+        );
+        d.screenshot("observed-namespace-bundles").await?;
+        Ok::<_, anyhow::Error>(())
+    };
+    run.await
+        .unwrap_or_else(|e| panic!("journey observed-namespaces: {e:#}"));
+    d.finish()
+        .await
+        .unwrap_or_else(|e| panic!("journey observed-namespaces: {e:#}"));
+}
+
 /// The graph's toolbar is one line at 1280 and at 1920 px wide, on the whole demo and on a
 /// namespace's drawing.
 #[tokio::test]

@@ -247,8 +247,11 @@ pub fn GraphCanvas(
             })
             .collect_view()
     };
+    // (Re-drawn when an update marks changed calls: rare, and cheaper in WASM than a reactive
+    // class per edge.)
     let edges = move || {
         let s = scene.get();
+        let changed_now = changed.get();
         s.edges
             .iter()
             .map(|e| {
@@ -256,7 +259,6 @@ pub fn GraphCanvas(
                 let dst = s.nodes[e.target].id.clone();
                 let id = format!("{src}->{dst}");
                 let id2 = id.clone();
-                let id3 = id.clone();
                 let total = e.counts.total();
                 let mut title = if total > 1 {
                     format!("{src} → {dst}: {total} calls, worst {}", e.state)
@@ -270,9 +272,10 @@ pub fn GraphCanvas(
                 let mark = obs.as_ref().map(|(m, _)| m.clone());
                 let mark_attr = mark.clone();
                 let g_class = format!(
-                    "edge-g state-{} obs-{}",
+                    "edge-g state-{} obs-{}{}",
                     e.state,
-                    mark.as_deref().unwrap_or("none")
+                    mark.as_deref().unwrap_or("none"),
+                    if changed_now.contains(&id) { " changed" } else { "" }
                 );
                 let (a, b) = (e.source, e.target);
                 let aria = title.clone();
@@ -283,7 +286,6 @@ pub fn GraphCanvas(
                         class=g_class
                         class:near=move || near.with(|n| n.as_ref().is_some_and(|(i, _)| *i == a || *i == b))
                         class:hl=move || highlight_edge.get().as_deref() == Some(id2.as_str())
-                        class:changed=move || changed.with(|c| c.contains(&id3))
                         data-testid=format!("edge-{id}")
                         data-state=e.state.as_str()
                         data-observed=mark_attr

@@ -11,8 +11,9 @@ use wasm_bindgen::JsCast;
 
 use crate::scene::{colour, esc};
 
-/// Per namespace: the namespace pairs it is part of that are observed undeclared, and dropped.
-pub type Observed = std::collections::BTreeMap<String, (u32, u32)>;
+/// Per namespace: the namespace pairs it is part of that are observed undeclared, and dropped
+/// (a list: a map type costs more WASM, and few namespaces have any).
+pub type Observed = Vec<(String, u32, u32)>;
 
 /// [`Observed`] from the observed marks per namespace pair (`[a->b, mark, words]`).
 pub fn observed_of(pairs: &[[String; 3]]) -> Observed {
@@ -24,10 +25,16 @@ pub fn observed_of(pairs: &[[String; 3]]) -> Observed {
             _ => continue,
         };
         let (a, b) = key.split_once("->").unwrap_or((key, key));
-        for ns in if a == b { vec![a] } else { vec![a, b] } {
-            let e = m.entry(ns.to_string()).or_default();
-            e.0 += u;
-            e.1 += d;
+        // A pair inside one namespace counts once.
+        let ends = [a, b];
+        for ns in &ends[..if a == b { 1 } else { 2 }] {
+            match m.iter_mut().find(|e| e.0 == *ns) {
+                Some(e) => {
+                    e.1 += u;
+                    e.2 += d;
+                }
+                None => m.push((ns.to_string(), u, d)),
+            }
         }
     }
     m
@@ -67,7 +74,8 @@ fn rows_html(rows: &[NamespaceSummary], max_problems: u32, obs: &Observed) -> St
         );
         // Observed traffic the declarations do not cover, as `?` undeclared and `✕` dropped
         // namespace pairs.
-        if let Some(&(u, d)) = obs.get(&n.namespace) {
+        if let Some((_, u, d)) = obs.iter().find(|o| o.0 == n.namespace) {
+            let (u, d) = (*u, *d);
             let _ = write!(
                 h,
                 r#"<span class="ov-obs" data-testid="ov-obs-{ns}" title="observed: {u} undeclared, {d} dropped namespace pair(s)">{}{}</span>"#,
