@@ -128,7 +128,10 @@ pub struct ObservedMarks {
 
 /// The observed dimension of the graph's edges, since an RFC 3339 time (or all); with a
 /// namespace, only the edges with an end in it.
-pub async fn observed_edges(since: Option<String>, namespace: Option<String>) -> Result<ObservedMarks> {
+pub async fn observed_edges(
+    since: Option<String>,
+    namespace: Option<String>,
+) -> Result<ObservedMarks> {
     let mut q = String::new();
     for (k, v) in [("since", since), ("namespace", namespace)] {
         if let Some(v) = v {
@@ -286,12 +289,13 @@ pub fn subscribe(on_sync: impl Fn() + 'static, on_state: impl Fn(Link) + 'static
             });
             let _ = es.add_event_listener_with_callback("sync", sync.as_ref().unchecked_ref());
             let (l, quiet) = (last.clone(), silence.clone());
-            let ping = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
-                l.set(now());
-                if let Some(ms) = ev.data().as_string().and_then(|d| d.parse::<u32>().ok()) {
-                    quiet.set(f64::from(ms.max(750)) * 8.0 / 3.0);
-                }
-            });
+            let ping =
+                Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+                    l.set(now());
+                    if let Some(ms) = ev.data().as_string().and_then(|d| d.parse::<u32>().ok()) {
+                        quiet.set(f64::from(ms.max(750)) * 8.0 / 3.0);
+                    }
+                });
             let _ = es.add_event_listener_with_callback("ping", ping.as_ref().unchecked_ref());
             let (l, f) = (last.clone(), failures.clone());
             let open = Closure::<dyn Fn(web_sys::Event)>::new(move |_| {

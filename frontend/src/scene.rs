@@ -249,10 +249,7 @@ pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
         }
     }
 
-    if p.aggregate
-        && p.focus.is_none()
-        && nodes.iter().any(|n| n.kind == NodeKind::Workload)
-    {
+    if p.aggregate && p.focus.is_none() && nodes.iter().any(|n| n.kind == NodeKind::Workload) {
         return columns(nodes, merged);
     }
     let lnodes: Vec<layout::Node> = nodes
@@ -326,16 +323,17 @@ fn columns(mut nodes: Vec<SceneNode>, merged: Merged) -> Scene {
     // (Vectors and one insertion sort rather than maps and the standard sorts: less WASM.)
     let mut right_of: Vec<Option<usize>> = vec![None; nodes.len()];
     let mut side_right = vec![false; nodes.len()];
-    let calls_in: BTreeSet<usize> = merged
-        .keys()
-        .filter(|(a, b)| is_box(&nodes[*a]) && !is_box(&nodes[*b]))
-        .map(|k| k.0)
-        .collect();
+    let mut calls_in = vec![false; nodes.len()];
+    for (a, b) in merged.keys() {
+        if is_box(&nodes[*a]) && !is_box(&nodes[*b]) {
+            calls_in[*a] = true;
+        }
+    }
     let mut edges: Vec<(usize, usize, StateCounts, EdgeState, String)> = Vec::new();
     for ((a, b), (counts, state, ports)) in merged {
         let mut b = b;
         if is_box(&nodes[b]) && !is_box(&nodes[a]) {
-            if calls_in.contains(&b) {
+            if calls_in[b] {
                 b = match right_of[b] {
                     Some(r) => r,
                     None => {
@@ -391,13 +389,13 @@ fn columns(mut nodes: Vec<SceneNode>, merged: Merged) -> Scene {
     let mut bary = vec![0.0f64; n];
     for (i, slot) in bary.iter_mut().enumerate() {
         let near: Vec<f64> = edges
-                .iter()
-                .filter_map(|(a, b, ..)| match (*a == i, *b == i) {
-                    (true, false) if is_box(&nodes[*b]) => Some(pos_of[*b]),
-                    (false, true) if is_box(&nodes[*a]) => Some(pos_of[*a]),
-                    _ => None,
-                })
-                .collect();
+            .iter()
+            .filter_map(|(a, b, ..)| match (*a == i, *b == i) {
+                (true, false) if is_box(&nodes[*b]) => Some(pos_of[*b]),
+                (false, true) if is_box(&nodes[*a]) => Some(pos_of[*a]),
+                _ => None,
+            })
+            .collect();
         *slot = if near.is_empty() {
             1.0
         } else {
@@ -1025,15 +1023,13 @@ mod tests {
             ..params()
         };
         let s = build(&g, &p);
-        let at = |id: &str| -> Vec<f64> {
-            s.nodes
-                .iter()
-                .filter(|n| n.id == id)
-                .map(|n| n.x)
-                .collect()
-        };
+        let at =
+            |id: &str| -> Vec<f64> { s.nodes.iter().filter(|n| n.id == id).map(|n| n.x).collect() };
         let (web, cart) = (at("s/web[D]")[0], at("s/cart[D]")[0]);
-        assert_eq!(web, cart, "the namespace's workloads share the middle column");
+        assert_eq!(
+            web, cart,
+            "the namespace's workloads share the middle column"
+        );
         // p calls s (left) and is called by it (right); c is only called (right).
         let p_x = at("p");
         assert_eq!(p_x.len(), 2);
@@ -1068,11 +1064,22 @@ mod tests {
             .find(|b| b.source == "s" && b.target == "p")
             .unwrap();
         assert_eq!((sp.counts.total(), sp.state), (1, EdgeState::Enforced));
-        let marks = [["s->p".to_string(), "dropped".to_string(), "3 dropped".to_string()]];
+        let marks = [[
+            "s->p".to_string(),
+            "dropped".to_string(),
+            "3 dropped".to_string(),
+        ]];
         observe(&mut only, &[], &marks);
-        let marked: Vec<&Bundle> = only.bundles.iter().filter(|b| b.observed.is_some()).collect();
+        let marked: Vec<&Bundle> = only
+            .bundles
+            .iter()
+            .filter(|b| b.observed.is_some())
+            .collect();
         assert_eq!(marked.len(), 1);
-        assert_eq!((marked[0].source.as_str(), marked[0].target.as_str()), ("s", "p"));
+        assert_eq!(
+            (marked[0].source.as_str(), marked[0].target.as_str()),
+            ("s", "p")
+        );
     }
 
     #[test]

@@ -1329,7 +1329,10 @@ async fn an_update_that_changes_the_calls_on_screen_is_announced() {
         ))
         .await?;
         let after = d.wait_for(&edge).await?.attr("data-state").await?;
-        anyhow::ensure!(before != after, "the call's state changed: {before:?} → {after:?}");
+        anyhow::ensure!(
+            before != after,
+            "the call's state changed: {before:?} → {after:?}"
+        );
         d.screenshot("update-toast").await?;
         // Its name in the toast opens the call in its client's panel.
         let index = d
@@ -1345,8 +1348,10 @@ async fn an_update_that_changes_the_calls_on_screen_is_announced() {
         .await?;
         let row = format!("[data-testid='side-panel'] [data-testid='panel-edge-{CART}->{AUTH}']");
         d.wait_for(&row).await?;
-        d.wait_js("new URLSearchParams(location.search).get('sel') === 'storefront/cart[Deployment]'")
-            .await?;
+        d.wait_js(
+            "new URLSearchParams(location.search).get('sel') === 'storefront/cart[Deployment]'",
+        )
+        .await?;
         d.screenshot("update-toast-opened").await?;
         d.finish().await
     };
@@ -1481,19 +1486,35 @@ async fn the_time_filter_hides_calls_that_changed_before_the_window() {
         let platform = "document.querySelectorAll('g[data-testid^=\"edge-\"][data-testid*=\"->platform/\"]').length";
         let others = "document.querySelectorAll('g[data-testid^=\"edge-\"]:not([data-testid*=\"->platform/\"])').length";
         d.goto("/graph").await?;
-        d.wait_for(&format!("[data-testid='edge-{CART}->{AUTH}']")).await?;
+        d.wait_for(&format!("[data-testid='edge-{CART}->{AUTH}']"))
+            .await?;
         let all = (d.js(platform).await?, d.js(others).await?);
         // Within a day: the calls into platform changed three days ago and are hidden.
         d.goto("/graph?since=24h").await?;
         d.wait_for("[data-testid='graph-svg'] g.node").await?;
-        d.wait_js(&format!("{platform} === 0 && {others} > 0")).await?;
-        anyhow::ensure!(d.js(others).await? == all.1, "the newer calls all stay: {all:?}");
+        d.wait_js(&format!("{platform} === 0 && {others} > 0"))
+            .await?;
+        anyhow::ensure!(
+            d.js(others).await? == all.1,
+            "the newer calls all stay: {all:?}"
+        );
+        // The legend counts what is drawn.
+        let counted = d
+            .js("['enforced', 'blocked', 'unprotected', 'undeclared'].map(s => Number(document.querySelector(`[data-testid=\"legend-${s}\"] .count`).textContent)).reduce((a, b) => a + b, 0)")
+            .await?;
+        anyhow::ensure!(
+            counted == d.js(others).await?,
+            "legend counts {counted}, drawn {all:?}"
+        );
         d.screenshot("time-filter-24h").await?;
         // Within a week: they are back.
         d.goto("/graph?since=7d").await?;
         d.wait_for("[data-testid='graph-svg'] g.node").await?;
         d.wait_js(&format!("{platform} === {}", all.0)).await?;
-        anyhow::ensure!(all.0.as_u64().unwrap_or(0) > 0, "calls into platform drawn: {all:?}");
+        anyhow::ensure!(
+            all.0.as_u64().unwrap_or(0) > 0,
+            "calls into platform drawn: {all:?}"
+        );
         Ok::<_, anyhow::Error>(())
     };
     run.await
@@ -1524,7 +1545,10 @@ async fn observed_marks_per_namespace_pair_on_overview_rows_and_bundles() {
         d.goto("/graph?level=overview").await?;
         let row = d.wait_for("[data-testid='ov-obs-platform']").await?;
         let text = row.text().await?;
-        anyhow::ensure!(text.contains('✕'), "platform's row marks the dropped call: {text}");
+        anyhow::ensure!(
+            text.contains('✕'),
+            "platform's row marks the dropped call: {text}"
+        );
         d.screenshot("observed-overview").await?;
         d.goto("/graph?ns=platform").await?;
         d.wait_for("[data-testid='bundle-storefront->platform'][data-observed='dropped']")
@@ -1846,7 +1870,11 @@ async fn graph_at_scale_overview_namespace_and_frame_times() {
             let overlaps = d
                 .js("(() => { const r = [...document.querySelectorAll('g.node .node-box')].map(b => b.getBoundingClientRect()); let n = 0; for (let i = 0; i < r.length; i++) for (let j = i + 1; j < r.length; j++) { const a = r[i], b = r[j]; if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) n++; } return n; })()")
                 .await?;
-            assert_eq!(overlaps, json!(0), "overlapping boxes in the namespace drawing");
+            assert_eq!(
+                overlaps,
+                json!(0),
+                "overlapping boxes in the namespace drawing"
+            );
             d.screenshot(&format!("scale-{}-namespace", spec.workloads))
                 .await?;
             let (median, p90) = d.frame_times().await?;

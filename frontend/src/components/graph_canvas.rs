@@ -104,7 +104,11 @@ pub fn GraphCanvas(
         });
         view_tf.set(if bundled {
             View {
-                x: if sw * k <= w { (w - sw * k) / 2.0 } else { w / 2.0 - cx * k },
+                x: if sw * k <= w {
+                    (w - sw * k) / 2.0
+                } else {
+                    w / 2.0 - cx * k
+                },
                 y: 8.0,
                 k,
             }
@@ -444,11 +448,7 @@ pub fn GraphCanvas(
 
 /// The bundles' counts as SVG: each a focusable button (`data-source`, `data-target`: the
 /// namespaces) with the count, the observed badge and a title saying what it stands for.
-fn bundles_svg(
-    bundles: &[crate::scene::Bundle],
-    hl: Option<&str>,
-    changed: &[String],
-) -> String {
+fn bundles_svg(bundles: &[crate::scene::Bundle], hl: Option<&str>, changed: &[String]) -> String {
     use crate::scene::esc;
     use std::fmt::Write;
     let mut h = String::new();
@@ -475,7 +475,11 @@ fn bundles_svg(
             r#"<g class="bundle state-{}{}{} obs-{mark}" data-testid="bundle-{k}" data-source="{s}" data-target="{t}"{obs} tabindex="0" role="button" aria-label="{title}"><title>{title}</title><rect x="{}" y="{}" width="{w}" height="17" rx="8.5" stroke="{}"></rect><text x="{x}" y="{y}" text-anchor="middle">{label}</text></g>"#,
             b.state,
             if hl == Some(key.as_str()) { " hl" } else { "" },
-            if changed.contains(&key) { " changed" } else { "" },
+            if changed.contains(&key) {
+                " changed"
+            } else {
+                ""
+            },
             x - w as i32 / 2,
             y - 13,
             colour(b.state),
@@ -498,5 +502,8 @@ fn bundles_svg(
 pub fn ends_at(t: Option<web_sys::EventTarget>) -> Option<(String, String)> {
     let el: web_sys::Element = wasm_bindgen::JsCast::dyn_into(t?).ok()?;
     let g = el.closest("[data-source]").ok()??;
-    Some((g.get_attribute("data-source")?, g.get_attribute("data-target")?))
+    Some((
+        g.get_attribute("data-source")?,
+        g.get_attribute("data-target")?,
+    ))
 }

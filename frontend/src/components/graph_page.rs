@@ -463,8 +463,21 @@ pub fn GraphPage() -> impl IntoView {
                     namespaces: BTreeSet::new(),
                     ..p
                 };
+                // Within the time filter's window, as drawn.
+                let from = query
+                    .get()
+                    .since
+                    .as_deref()
+                    .and_then(window_ms)
+                    .map(|ms| js_sys::Date::now() - ms);
                 for e in scene::visible_edges(g, &all) {
-                    c.add(e.state, 1);
+                    if from.is_none_or(|from| {
+                        e.last_changed
+                            .as_deref()
+                            .is_some_and(|t| js_sys::Date::parse(t) >= from)
+                    }) {
+                        c.add(e.state, 1);
+                    }
                 }
             }
         });

@@ -79,8 +79,16 @@ fn rows_html(rows: &[NamespaceSummary], max_problems: u32, obs: &Observed) -> St
             let _ = write!(
                 h,
                 r#"<span class="ov-obs" data-testid="ov-obs-{ns}" title="observed: {u} undeclared, {d} dropped namespace pair(s)">{}{}</span>"#,
-                if u > 0 { format!("?{u} ") } else { String::new() },
-                if d > 0 { format!("✕{d}") } else { String::new() }
+                if u > 0 {
+                    format!("?{u} ")
+                } else {
+                    String::new()
+                },
+                if d > 0 {
+                    format!("✕{d}")
+                } else {
+                    String::new()
+                }
             );
         }
         h.push_str("</th>");

@@ -85,7 +85,10 @@ fn form_ports(ports: &str) -> String {
 
 /// The sentence `text` cut into plain text and the `names` it mentions (`(kind, ns/name)`),
 /// so that each name can open its YAML.
-fn name_parts<'a>(text: &'a str, names: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+fn name_parts<'a>(
+    text: &'a str,
+    names: &'a [(&'static str, String)],
+) -> Vec<(&'static str, &'a str)> {
     let mut out = Vec::new();
     let mut rest = text;
     loop {
@@ -384,7 +387,10 @@ mod tests {
 
     #[test]
     fn an_edge_s_ports_become_the_form_s() {
-        assert_eq!(form_ports("TCP 8080,8443; UDP 53"), "8080/TCP, 8443/TCP, 53/UDP");
+        assert_eq!(
+            form_ports("TCP 8080,8443; UDP 53"),
+            "8080/TCP, 8443/TCP, 53/UDP"
+        );
         assert_eq!(form_ports("All Connections"), "");
         assert_eq!(form_ports(""), "");
     }
@@ -407,7 +413,13 @@ mod tests {
                 ("NetworkPolicy", "platform/auth-ingress")
             ]
         );
-        assert!(parts.iter().map(|p| p.1).collect::<String>().starts_with("cart cannot call platform/auth, although"));
+        assert!(
+            parts
+                .iter()
+                .map(|p| p.1)
+                .collect::<String>()
+                .starts_with("cart cannot call platform/auth, although")
+        );
     }
 }
 

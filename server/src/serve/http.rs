@@ -385,7 +385,11 @@ async fn events(
     // error reaches it. Its data is the interval in ms, which the page's watchdog scales its
     // patience by; the stream opens with one, so the page knows it from the start.
     let ping = state.events_ping;
-    let ping_event = move || Event::default().event("ping").data(ping.as_millis().to_string());
+    let ping_event = move || {
+        Event::default()
+            .event("ping")
+            .data(ping.as_millis().to_string())
+    };
     let first = futures::stream::once(std::future::ready(Ok(ping_event())));
     Sse::new(first.chain(stream).take_until(stopped))
         .keep_alive(KeepAlive::new().interval(ping).event(ping_event()))
