@@ -291,7 +291,7 @@ pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
 
 /// Sorts `v` by `less` (insertion: the lists are short, and one small routine is cheaper in
 /// WASM than the standard sorts for each key type).
-fn isort(v: &mut [usize], less: &dyn Fn(usize, usize) -> bool) {
+pub fn isort(v: &mut [usize], less: &dyn Fn(usize, usize) -> bool) {
     for i in 1..v.len() {
         let mut j = i;
         while j > 0 && less(v[j], v[j - 1]) {

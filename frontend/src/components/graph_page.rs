@@ -178,7 +178,10 @@ fn toast_html(list: &[(&String, Option<EdgeState>)]) -> String {
         "Updated from the cluster: {n} call{} on screen changed: ",
         if n == 1 { "" } else { "s" }
     );
-    for (k, st) in list.iter().take(3) {
+    for (i, (k, st)) in list.iter().take(3).enumerate() {
+        if i > 0 {
+            h += "; ";
+        }
         let (a, b) = k.split_once("->").unwrap_or((k, k));
         let (a, b) = (scene::esc(a), scene::esc(b));
         let _ = match st {
@@ -321,6 +324,17 @@ pub fn GraphPage() -> impl IntoView {
                     .filter(|k| !now.contains_key(*k))
                     .map(|k| (k, None)),
             );
+            // Only calls on screen (in a shown state before or after), worst first.
+            let shown = query.get_untracked().params.states;
+            list.retain(|(k, st)| {
+                st.is_some_and(|s| shown.contains(&s))
+                    || last.get(*k).is_some_and(|s| shown.contains(s))
+            });
+            let rank = |i: usize| list[i].1.map_or(0, |s| 1 + scene::severity(s));
+            let mut order: Vec<usize> = (0..list.len()).collect();
+            scene::isort(&mut order, &|a, b| rank(a) > rank(b));
+            let list: Vec<(&String, Option<EdgeState>)> =
+                order.into_iter().map(|i| list[i]).collect();
             if !list.is_empty() {
                 let ns = |id: &str| accord_api::filter::namespace_of(id).to_string();
                 let mut ids = Vec::new();
