@@ -739,7 +739,7 @@ pub fn to_svg(scene: &Scene) -> String {
             dash(e.state),
             e.state
         );
-        if total > 1 {
+        if total > 1 && e.bundle.is_none() {
             let _ = write!(
                 s,
                 r##"<text x="{:.1}" y="{:.1}" font-size="11" font-weight="600" text-anchor="middle" fill="#334155">{total}</text>"##,
@@ -749,6 +749,16 @@ pub fn to_svg(scene: &Scene) -> String {
         if let Some((m, _)) = &e.observed {
             svg_badge(&mut s, m, e.label_at.0, e.label_at.1);
         }
+    }
+    // A bundle's count where its edges meet.
+    for b in scene.bundles.iter().filter(|b| b.counts.total() > 0) {
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" font-size="12" font-weight="700" text-anchor="middle" fill="#1e293b" stroke="#ffffff" stroke-width="4" paint-order="stroke">{}</text>"##,
+            b.at.0,
+            b.at.1,
+            b.counts.total()
+        );
     }
     for n in &scene.nodes {
         let _ = write!(
