@@ -276,10 +276,12 @@ pub fn GraphCanvas(
                 let mark = obs.as_ref().map(|(m, _)| m.clone());
                 let mark_attr = mark.clone();
                 let g_class = format!(
-                    "edge-g state-{} obs-{}{}",
+                    "edge-g state-{} obs-{}{}{}",
                     e.state,
                     mark.as_deref().unwrap_or("none"),
-                    if changed_now.contains(&id) { " changed" } else { "" }
+                    if changed_now.contains(&id) { " changed" } else { "" },
+                    // A call inside a namespace's drawing: drawn lighter than the bundles.
+                    if e.bundle.is_none() && !s.bundles.is_empty() { " internal" } else { "" }
                 );
                 let (a, b) = (e.source, e.target);
                 let aria = title.clone();
