@@ -1582,6 +1582,10 @@ async fn the_graph_toolbar_stays_on_one_line() {
                 d.goto(path).await?;
                 d.wait_for("[data-testid='graph-svg'] g.node").await?;
                 let ok = d.js(one_line).await?;
+                // The namespace picker names the namespace drawn.
+                let picked = d.js("document.querySelector('[data-testid=\"ns-filter\"]').value").await?;
+                let want = if path.contains("ns=") { "platform" } else { "" };
+                anyhow::ensure!(picked == json!(want), "the picker shows {picked} on {path}");
                 let shot = d.screenshot(&format!("toolbar-{w}{}", if path.contains("ns=") { "-ns" } else { "" })).await?;
                 anyhow::ensure!(ok == json!(true), "the toolbar wraps at {w} px on {path}: {}", shot.display());
             }

@@ -620,7 +620,11 @@ pub fn GraphPage() -> impl IntoView {
                         prop:value=move || query.get().params.namespaces.into_iter().next().unwrap_or_default()
                     >
                         <option value="">"All namespaces"</option>
-                        {move || namespaces.get().into_iter().map(|ns| view! { <option value=ns.clone()>{ns.clone()}</option> }).collect_view()}
+                        // Options arriving after the view is set select it themselves.
+                        {move || {
+                            let cur = query.get_untracked().params.namespaces.into_iter().next();
+                            namespaces.get().into_iter().map(|ns| view! { <option value=ns.clone() selected=cur.as_ref() == Some(&ns)>{ns.clone()}</option> }).collect_view()
+                        }}
                     </select>
                 </label>
                 <div class="segmented" role="group" aria-label="View">
