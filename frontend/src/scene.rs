@@ -408,6 +408,11 @@ fn columns(mut nodes: Vec<SceneNode>, merged: Merged) -> Scene {
         (&x.namespace, bary[a], &x.id) < (&y.namespace, bary[b], &y.id)
     });
 
+    // A box stands for the workloads of its namespace that take part in these calls (not all).
+    for n in nodes.iter_mut().filter(|n| n.kind == NodeKind::Namespace) {
+        let k = n.detail.split(' ').next().unwrap_or_default().to_string();
+        n.detail = format!("{k} of its workloads in these calls");
+    }
     let (lx, cx) = (24.0, 24.0 + NODE_W + COL_GAP);
     let rx = cx + NODE_W + ARC_ROOM;
     for (list, x) in [(&left, lx), (&right, rx)] {

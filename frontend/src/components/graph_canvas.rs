@@ -241,7 +241,7 @@ pub fn GraphCanvas(
                         <rect class="node-box" width=NODE_W height=NODE_H rx="7"></rect>
                         <text class="node-label" x="10" y="19">{label}</text>
                         <text class="node-detail" x={NODE_W - 8.0} y="19" text-anchor="end">
-                            {if ns { n.detail.replace(" workloads", "").replace(" workload", "") } else { String::new() }}
+                            {if ns { n.detail.split(' ').next().unwrap_or_default().to_string() } else { String::new() }}
                         </text>
                         {(n.drift > 0).then(|| view! {
                             <circle class="drift-dot" cx={NODE_W - 2.0} cy="2" r="3.5"><title>{format!("{} drift item(s)", n.drift)}</title></circle>
