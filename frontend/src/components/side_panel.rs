@@ -95,7 +95,12 @@ fn name_parts<'a>(
         let next = names
             .iter()
             .filter(|(_, n)| !n.is_empty())
-            .filter_map(|(k, n)| rest.find(n.as_str()).map(|i| (i, n.len(), *k)))
+            // Not a workload id's `ns/name[Kind]`, which only looks like an intents name.
+            .filter_map(|(k, n)| {
+                rest.match_indices(n.as_str())
+                    .find(|(i, _)| !rest[i + n.len()..].starts_with('['))
+                    .map(|(i, _)| (i, n.len(), *k))
+            })
             .min_by_key(|&(i, len, _)| (i, std::cmp::Reverse(len)));
         let Some((i, len, kind)) = next else {
             out.push(("", rest));
@@ -402,7 +407,7 @@ mod tests {
             ("NetworkPolicy", "platform/auth-ingress".to_string()),
         ];
         let parts = name_parts(
-            "cart cannot call platform/auth, although its intents storefront/cart declare it: platform/auth only admits the clients its policies (platform/auth-ingress) select.",
+            "cart cannot call platform/auth, although its intents storefront/cart declare it: platform/auth only admits the clients its policies (platform/auth-ingress) select. Why: the pods of storefront/cart[Deployment] lack the label.",
             &names,
         );
         let linked: Vec<(&str, &str)> = parts.iter().filter(|p| !p.0.is_empty()).copied().collect();
