@@ -509,9 +509,23 @@ async fn side_panel_names_open_their_yaml_and_an_undeclared_call_is_drafted() {
         el.find(Locator::Css("summary")).await?.click().await?;
         // A blocked call with its cause in the drift report: no draft button, the fix link.
         assert!(el.find(Locator::Css("[data-testid='draft-call']")).await.is_err());
+        // The names in the why sentence open their YAML: the intents and the policies.
+        let in_words = d
+            .js(&format!("[...document.querySelectorAll(\"{row} [data-testid='why'] [data-testid='obj-link']\")].map(b => b.textContent)"))
+            .await?;
+        let in_words: Vec<String> = serde_json::from_value(in_words)?;
+        assert_eq!(
+            in_words,
+            ["storefront/cart", "platform/auth-access", "platform/default-deny-auth"],
+            "the sentence's names are links (and the workload storefront/cart[Deployment] is not)"
+        );
+        d.js(&format!("document.querySelectorAll(\"{row} [data-testid='why'] [data-testid='obj-link']\")[1].click()"))
+            .await?;
+        let yaml = d.wait_for(&format!("{row} [data-testid='why'] [data-testid='obj-yaml']")).await?.text().await?;
+        assert!(yaml.contains("name: auth-access"), "the policy's YAML from the sentence: {yaml}");
         el.find(Locator::Css(".policy-detail > summary")).await?.click().await?;
         let links = d
-            .js(&format!("[...document.querySelectorAll(\"{row} [data-testid='obj-link']\")].map(b => b.textContent)"))
+            .js(&format!("[...document.querySelectorAll(\"{row} .policy-detail [data-testid='obj-link']\")].map(b => b.textContent)"))
             .await?;
         let links: Vec<String> = serde_json::from_value(links)?;
         assert!(
@@ -520,14 +534,14 @@ async fn side_panel_names_open_their_yaml_and_an_undeclared_call_is_drafted() {
             "the intents and the admitting policy are links: {links:?}"
         );
         let index = links.iter().position(|l| l.starts_with("platform/auth-access")).unwrap_or(0);
-        d.js(&format!("document.querySelectorAll(\"{row} [data-testid='obj-link']\")[{index}].click()"))
+        d.js(&format!("document.querySelectorAll(\"{row} .policy-detail [data-testid='obj-link']\")[{index}].click()"))
             .await?;
-        let yaml = d.wait_for(&format!("{row} [data-testid='obj-yaml']")).await?.text().await?;
+        let yaml = d.wait_for(&format!("{row} .policy-detail [data-testid='obj-yaml']")).await?.text().await?;
         assert!(
             yaml.contains("kind: NetworkPolicy") && yaml.contains("name: auth-access") && yaml.contains("namespace: platform"),
             "the policy's YAML: {yaml}"
         );
-        d.js(&format!("document.querySelector(\"{row} [data-testid='obj-yaml']\").scrollIntoView({{block: 'end'}})"))
+        d.js(&format!("document.querySelector(\"{row} .policy-detail [data-testid='obj-yaml']\").scrollIntoView({{block: 'end'}})"))
             .await?;
         d.screenshot("side-panel-policy-yaml").await?;
         // The workload's own intents, from the panel's list.
