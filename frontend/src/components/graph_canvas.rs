@@ -11,7 +11,8 @@ use crate::scene::{NodeKind, Scene, badge, colour};
 /// 30,000 px wide) as an overview to zoom into.
 const MIN_SCALE: f64 = 0.01;
 
-/// The smallest zoom "fit" chooses: labels (12.5 px) stay 9 px high.
+/// The smallest zoom "fit" chooses for a namespace's drawing: labels (12.5 px) stay 9 px high.
+/// Other drawings (a neighbourhood, a small estate) may shrink to 0.62 to be seen whole.
 const READABLE_SCALE: f64 = 0.72;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -75,8 +76,13 @@ pub fn GraphCanvas(
         let rect = el.get_bounding_client_rect();
         let (w, h) = (rect.width().max(200.0), rect.height().max(200.0));
         let fits = (w / sw).min(h / sh);
-        let k = fits.clamp(READABLE_SCALE, 1.25);
-        if fits >= READABLE_SCALE {
+        let least = if scene.with_untracked(|s| s.bundles.is_empty()) {
+            0.62
+        } else {
+            READABLE_SCALE
+        };
+        let k = fits.clamp(least, 1.25);
+        if fits >= least {
             view_tf.set(View {
                 x: ((w - sw * k) / 2.0).max(0.0),
                 y: ((h - sh * k) / 2.0).max(0.0),
