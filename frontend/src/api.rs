@@ -168,11 +168,24 @@ pub struct ObservedMarks {
     /// `[source->target, mark, words]`, sorted.
     #[serde(default)]
     pub marks: Vec<[String; 3]>,
+    /// The same per pair of namespaces: `[srcNS->dstNS, mark, words]`, sorted.
+    #[serde(default)]
+    pub namespaces: Vec<[String; 3]>,
 }
 
-/// The observed dimension of the graph's edges, since an RFC 3339 time (or all).
-pub async fn observed_edges(since: Option<String>) -> Result<ObservedMarks> {
-    let q = since.map_or_else(String::new, |s| format!("?since={}", encode(&s)));
+/// The observed dimension of the graph's edges, since an RFC 3339 time (or all); with a
+/// namespace, only the edges with an end in it.
+pub async fn observed_edges(
+    since: Option<String>,
+    namespace: Option<String>,
+) -> Result<ObservedMarks> {
+    let mut q = String::new();
+    for (k, v) in [("since", since), ("namespace", namespace)] {
+        if let Some(v) = v {
+            q += if q.is_empty() { "?" } else { "&" };
+            q += &format!("{k}={}", encode(&v));
+        }
+    }
     get(&format!("/api/observed/edges{q}")).await
 }
 
@@ -303,7 +316,8 @@ pub enum Link {
     Offline,
 }
 
-/// Silence after which the stream is taken for dead (the server pings every 15 s).
+/// Silence after which the stream is taken for dead, until the server's first ping says how
+/// often it pings (15 s by default; the silence allowed is 8/3 of that).
 const SILENCE_MS: f64 = 40_000.0;
 
 fn now() -> f64 {
@@ -318,9 +332,11 @@ pub fn subscribe(on_sync: impl Fn() + 'static, on_state: impl Fn(Link) + 'static
     let on_sync: Rc<dyn Fn()> = Rc::new(on_sync);
     let on_state: Rc<dyn Fn(Link)> = Rc::new(on_state);
     let last = Rc::new(Cell::new(now()));
+    let silence = Rc::new(Cell::new(SILENCE_MS));
     let current: Rc<Cell<Option<web_sys::EventSource>>> = Rc::new(Cell::new(None));
     let connect = {
         let (last, current, on_state) = (last.clone(), current.clone(), on_state.clone());
+        let silence = silence.clone();
         move || {
             let Ok(es) = web_sys::EventSource::new("/api/events") else {
                 return;
@@ -332,8 +348,14 @@ pub fn subscribe(on_sync: impl Fn() + 'static, on_state: impl Fn(Link) + 'static
                 s();
             });
             let _ = es.add_event_listener_with_callback("sync", sync.as_ref().unchecked_ref());
-            let l = last.clone();
-            let ping = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |_| l.set(now()));
+            let (l, quiet) = (last.clone(), silence.clone());
+            let ping =
+                Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
+                    l.set(now());
+                    if let Some(ms) = ev.data().as_string().and_then(|d| d.parse::<u32>().ok()) {
+                        quiet.set(f64::from(ms.max(750)) * 8.0 / 3.0);
+                    }
+                });
             let _ = es.add_event_listener_with_callback("ping", ping.as_ref().unchecked_ref());
             let (l, f) = (last.clone(), failures.clone());
             let open = Closure::<dyn Fn(web_sys::Event)>::new(move |_| {
@@ -366,7 +388,7 @@ pub fn subscribe(on_sync: impl Fn() + 'static, on_state: impl Fn(Link) + 'static
     };
     connect();
     let watchdog = Closure::<dyn Fn()>::new(move || {
-        if now() - last.get() > SILENCE_MS {
+        if now() - last.get() > silence.get() {
             on_state(Link::Offline);
             last.set(now());
             connect();
@@ -375,7 +397,7 @@ pub fn subscribe(on_sync: impl Fn() + 'static, on_state: impl Fn(Link) + 'static
     if let Some(w) = web_sys::window() {
         let _ = w.set_interval_with_callback_and_timeout_and_arguments_0(
             watchdog.as_ref().unchecked_ref(),
-            5_000,
+            1_000,
         );
     }
     watchdog.forget();

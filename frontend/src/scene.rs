@@ -71,6 +71,24 @@ pub struct SceneEdge {
     /// Observed traffic (workload edges only): its mark (`declared`, `undeclared`, `dropped`
     /// or `unused`) and the server's words for it.
     pub observed: Option<(String, String)>,
+    /// The bundle (index into [`Scene::bundles`]) it joins on its way to a namespace's box; its
+    /// count is the bundle's.
+    pub bundle: Option<usize>,
+}
+
+/// The calls between the drawn namespace and another namespace's box, in the namespace
+/// drawing: their edges meet in one line into the box, which carries their count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bundle {
+    /// The namespaces at its ends, the caller first.
+    pub source: String,
+    pub target: String,
+    /// Where the count is written, on the shared line.
+    pub at: (f64, f64),
+    pub counts: StateCounts,
+    pub state: EdgeState,
+    /// Observed traffic between the two namespaces: its mark and words.
+    pub observed: Option<(String, String)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -78,6 +96,7 @@ pub struct Scene {
     pub nodes: Vec<SceneNode>,
     pub edges: Vec<SceneEdge>,
     pub groups: Vec<layout::GroupBox>,
+    pub bundles: Vec<Bundle>,
     pub width: f64,
     pub height: f64,
 }
@@ -230,6 +249,9 @@ pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
         }
     }
 
+    if p.aggregate && p.focus.is_none() && nodes.iter().any(|n| n.kind == NodeKind::Workload) {
+        return columns(nodes, merged);
+    }
     let lnodes: Vec<layout::Node> = nodes
         .iter()
         .map(|n| layout::Node {
@@ -254,14 +276,261 @@ pub fn build(graph: &Graph, p: &ViewParams) -> Scene {
             path: layout::edge_path(&l.nodes[a], &l.nodes[b]),
             label_at: layout::edge_mid(&l.nodes[a], &l.nodes[b]),
             observed: None,
+            bundle: None,
         })
         .collect();
     Scene {
         nodes,
         edges,
         groups: l.groups,
+        bundles: Vec::new(),
         width: l.width,
         height: l.height,
+    }
+}
+
+/// Sorts `v` by `less` (insertion: the lists are short, and one small routine is cheaper in
+/// WASM than the standard sorts for each key type).
+pub fn isort(v: &mut [usize], less: &dyn Fn(usize, usize) -> bool) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && less(v[j], v[j - 1]) {
+            v.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+}
+
+/// Calls merged per pair of scene nodes: counts, worst state, ports.
+type Merged = BTreeMap<(usize, usize), (StateCounts, EdgeState, BTreeSet<String>)>;
+
+const COL_GAP: f64 = 210.0;
+/// Room right of the middle column for the arcs of internal calls.
+const ARC_ROOM: f64 = 250.0;
+const BOX_GAP: f64 = 12.0;
+const ROW_GAP: f64 = 16.0;
+const TOP: f64 = 54.0;
+/// How far from a box its bundle's edges meet.
+const JOIN: f64 = 64.0;
+
+/// The namespace drawing: the drawn namespaces' workloads in a middle column, the namespaces
+/// calling them as boxes on the left, those they call on the right (a namespace doing both
+/// appears on both sides), each side worst first. The edges to one box meet in one line
+/// carrying their count; calls inside the middle column are arcs on its right.
+fn columns(mut nodes: Vec<SceneNode>, merged: Merged) -> Scene {
+    let is_box = |n: &SceneNode| n.kind == NodeKind::Namespace;
+    // The right-hand copy of a box that is on both sides.
+    // (Vectors and one insertion sort rather than maps and the standard sorts: less WASM.)
+    let mut right_of: Vec<Option<usize>> = vec![None; nodes.len()];
+    let mut side_right = vec![false; nodes.len()];
+    let mut calls_in = vec![false; nodes.len()];
+    for (a, b) in merged.keys() {
+        if is_box(&nodes[*a]) && !is_box(&nodes[*b]) {
+            calls_in[*a] = true;
+        }
+    }
+    let mut edges: Vec<(usize, usize, StateCounts, EdgeState, String)> = Vec::new();
+    for ((a, b), (counts, state, ports)) in merged {
+        let mut b = b;
+        if is_box(&nodes[b]) && !is_box(&nodes[a]) {
+            if calls_in[b] {
+                b = match right_of[b] {
+                    Some(r) => r,
+                    None => {
+                        nodes.push(nodes[b].clone());
+                        side_right.push(true);
+                        right_of[b] = Some(nodes.len() - 1);
+                        nodes.len() - 1
+                    }
+                };
+            } else {
+                side_right[b] = true;
+            }
+        }
+        let ports = ports.into_iter().collect::<Vec<_>>().join("; ");
+        edges.push((a, b, counts, state, ports));
+    }
+    // Per box: its calls in all, to order each side worst first.
+    let n = nodes.len();
+    let mut total = vec![StateCounts::default(); n];
+    let mut worst: Vec<Option<EdgeState>> = vec![None; n];
+    for (a, b, c, st, _) in &edges {
+        for i in [*a, *b] {
+            for s in EdgeState::ALL {
+                total[i].add(s, c.get(s));
+            }
+            if worst[i].is_none_or(|w| severity(*st) > severity(w)) {
+                worst[i] = Some(*st);
+            }
+        }
+    }
+    let rank = |i: usize| {
+        (
+            std::cmp::Reverse(worst[i].map_or(0, severity)),
+            std::cmp::Reverse(total[i].total()),
+            &nodes[i].id,
+        )
+    };
+    let side = |right: bool| {
+        let mut v: Vec<usize> = (0..n)
+            .filter(|&i| is_box(&nodes[i]) && side_right[i] == right)
+            .collect();
+        isort(&mut v, &|a, b| rank(a) < rank(b));
+        v
+    };
+    let (left, right) = (side(false), side(true));
+    let mut pos_of = vec![0.0f64; n];
+    for list in [&left, &right] {
+        for (k, &i) in list.iter().enumerate() {
+            pos_of[i] = k as f64 / list.len().max(1) as f64;
+        }
+    }
+    // The middle column: by namespace, then by where their boxes are (fewer crossings).
+    let mut bary = vec![0.0f64; n];
+    for (i, slot) in bary.iter_mut().enumerate() {
+        let near: Vec<f64> = edges
+            .iter()
+            .filter_map(|(a, b, ..)| match (*a == i, *b == i) {
+                (true, false) if is_box(&nodes[*b]) => Some(pos_of[*b]),
+                (false, true) if is_box(&nodes[*a]) => Some(pos_of[*a]),
+                _ => None,
+            })
+            .collect();
+        *slot = if near.is_empty() {
+            1.0
+        } else {
+            near.iter().sum::<f64>() / near.len() as f64
+        };
+    }
+    let mut middle: Vec<usize> = (0..n).filter(|&i| !is_box(&nodes[i])).collect();
+    isort(&mut middle, &|a, b| {
+        let (x, y) = (&nodes[a], &nodes[b]);
+        (&x.namespace, bary[a], &x.id) < (&y.namespace, bary[b], &y.id)
+    });
+
+    // A box stands for the workloads of its namespace that take part in these calls (not all).
+    for n in nodes.iter_mut().filter(|n| n.kind == NodeKind::Namespace) {
+        let k = n.detail.split(' ').next().unwrap_or_default().to_string();
+        n.detail = format!("{k} of its workloads in these calls");
+    }
+    let (lx, cx) = (24.0, 24.0 + NODE_W + COL_GAP);
+    let rx = cx + NODE_W + ARC_ROOM;
+    for (list, x) in [(&left, lx), (&right, rx)] {
+        for (k, &i) in list.iter().enumerate() {
+            nodes[i].x = x;
+            nodes[i].y = TOP + k as f64 * (NODE_H + BOX_GAP);
+        }
+    }
+    let mut groups = Vec::new();
+    let mut y = TOP - 30.0;
+    let mut k = 0;
+    while k < middle.len() {
+        let ns = nodes[middle[k]].namespace.clone();
+        let y0 = y;
+        y += 30.0;
+        while k < middle.len() && nodes[middle[k]].namespace == ns {
+            let i = middle[k];
+            nodes[i].x = cx;
+            nodes[i].y = y;
+            y += NODE_H + ROW_GAP;
+            k += 1;
+        }
+        groups.push(layout::GroupBox {
+            name: ns,
+            x: cx - 14.0,
+            y: y0,
+            w: NODE_W + 28.0,
+            h: y - y0 - ROW_GAP + 14.0,
+        });
+        y += 22.0;
+    }
+    let mid = |i: usize| (nodes[i].x, nodes[i].y + NODE_H / 2.0);
+    let mut bundles: Vec<Bundle> = Vec::new();
+    let mut bundle_of: Vec<Option<usize>> = vec![None; n];
+    let scene_edges = edges
+        .into_iter()
+        .map(|(a, b, counts, state, ports)| {
+            let (ax, ay) = mid(a);
+            let (bx, by) = mid(b);
+            let (path, label_at, bundle) = if is_box(&nodes[a]) || is_box(&nodes[b]) {
+                // From a caller's box on the left, or into a callee's box on the right.
+                let (bi, jx, jy, path) = if is_box(&nodes[a]) {
+                    let (sx, jx) = (ax + NODE_W, ax + NODE_W + JOIN);
+                    let d = (bx - jx) / 2.0;
+                    let path = format!(
+                        "M{sx:.1},{ay:.1} L{jx:.1},{ay:.1} C{:.1},{ay:.1} {:.1},{by:.1} {bx:.1},{by:.1}",
+                        jx + d,
+                        bx - d
+                    );
+                    (a, jx - JOIN / 2.0, ay, path)
+                } else {
+                    let (sx, jx) = (ax + NODE_W, bx - JOIN);
+                    let d = (jx - sx) / 2.0;
+                    let path = format!(
+                        "M{sx:.1},{ay:.1} C{:.1},{ay:.1} {:.1},{by:.1} {jx:.1},{by:.1} L{bx:.1},{by:.1}",
+                        sx + d,
+                        jx - d
+                    );
+                    (b, jx + JOIN / 2.0, by, path)
+                };
+                let k = match bundle_of[bi] {
+                    Some(k) => k,
+                    None => {
+                        bundles.push(Bundle {
+                            source: nodes[a].namespace.clone(),
+                            target: nodes[b].namespace.clone(),
+                            at: (jx, jy + 4.0),
+                            counts: StateCounts::default(),
+                            state,
+                            observed: None,
+                        });
+                        bundle_of[bi] = Some(bundles.len() - 1);
+                        bundles.len() - 1
+                    }
+                };
+                let bu = &mut bundles[k];
+                for s in EdgeState::ALL {
+                    bu.counts.add(s, counts.get(s));
+                }
+                if severity(state) > severity(bu.state) {
+                    bu.state = state;
+                }
+                (path, (jx, jy + 4.0), Some(k))
+            } else {
+                // A call inside the middle column: an arc on its right.
+                let x = ax + NODE_W;
+                let bulge = (28.0 + (by - ay).abs() * 0.3).min(ARC_ROOM - 60.0);
+                let (y1, y2) = (ay - 5.0, by + 5.0);
+                let path = format!(
+                    "M{x:.1},{y1:.1} C{:.1},{y1:.1} {:.1},{y2:.1} {x:.1},{y2:.1}",
+                    x + bulge,
+                    x + bulge
+                );
+                (path, (x + bulge * 0.75, (y1 + y2) / 2.0), None)
+            };
+            SceneEdge {
+                source: a,
+                target: b,
+                state,
+                counts,
+                ports,
+                path,
+                label_at,
+                observed: None,
+                bundle,
+            }
+        })
+        .collect();
+    let rows = left.len().max(right.len()) as f64;
+    let width = rx + NODE_W + 24.0;
+    let height = (TOP + rows * (NODE_H + BOX_GAP)).max(y) + 24.0;
+    Scene {
+        nodes,
+        edges: scene_edges,
+        groups,
+        bundles,
+        width,
+        height,
     }
 }
 
@@ -286,6 +555,19 @@ pub fn only_states(scene: &Scene, states: &BTreeSet<EdgeState>) -> Scene {
         e.state = worst;
         true
     });
+    for b in &mut out.bundles {
+        b.counts = StateCounts::default();
+    }
+    for e in &out.edges {
+        if let Some(b) = e.bundle.and_then(|k| out.bundles.get_mut(k)) {
+            if b.counts.total() == 0 || severity(e.state) > severity(b.state) {
+                b.state = e.state;
+            }
+            for s in EdgeState::ALL {
+                b.counts.add(s, e.counts.get(s));
+            }
+        }
+    }
     let mut touched = vec![false; out.nodes.len()];
     for e in &out.edges {
         touched[e.source] = true;
@@ -302,15 +584,21 @@ pub fn only_states(scene: &Scene, states: &BTreeSet<EdgeState>) -> Scene {
     out
 }
 
-/// Marks the scene's workload edges with observed traffic: `marks` are
-/// `[source->target, mark, words]`, sorted.
-pub fn observe(scene: &mut Scene, marks: &[[String; 3]]) {
-    for e in &mut scene.edges {
-        let key = format!("{}->{}", scene.nodes[e.source].id, scene.nodes[e.target].id);
-        e.observed = marks
+/// Marks the scene's workload edges with observed traffic, and its bundles with that between
+/// namespaces: `marks` and `ns_marks` are `[source->target, mark, words]`, sorted.
+pub fn observe(scene: &mut Scene, marks: &[[String; 3]], ns_marks: &[[String; 3]]) {
+    let find = |marks: &[[String; 3]], key: String| {
+        marks
             .binary_search_by(|m| m[0].as_str().cmp(&key))
             .ok()
-            .map(|i| (marks[i][1].clone(), marks[i][2].clone()));
+            .map(|i| (marks[i][1].clone(), marks[i][2].clone()))
+    };
+    for e in &mut scene.edges {
+        let key = format!("{}->{}", scene.nodes[e.source].id, scene.nodes[e.target].id);
+        e.observed = find(marks, key);
+    }
+    for b in &mut scene.bundles {
+        b.observed = find(ns_marks, format!("{}->{}", b.source, b.target));
     }
 }
 
@@ -456,7 +744,7 @@ pub fn to_svg(scene: &Scene) -> String {
             dash(e.state),
             e.state
         );
-        if total > 1 {
+        if total > 1 && e.bundle.is_none() {
             let _ = write!(
                 s,
                 r##"<text x="{:.1}" y="{:.1}" font-size="11" font-weight="600" text-anchor="middle" fill="#334155">{total}</text>"##,
@@ -466,6 +754,16 @@ pub fn to_svg(scene: &Scene) -> String {
         if let Some((m, _)) = &e.observed {
             svg_badge(&mut s, m, e.label_at.0, e.label_at.1);
         }
+    }
+    // A bundle's count where its edges meet.
+    for b in scene.bundles.iter().filter(|b| b.counts.total() > 0) {
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" font-size="12" font-weight="700" text-anchor="middle" fill="#1e293b" stroke="#ffffff" stroke-width="4" paint-order="stroke">{}</text>"##,
+            b.at.0,
+            b.at.1,
+            b.counts.total()
+        );
     }
     for n in &scene.nodes {
         let _ = write!(
@@ -707,7 +1005,7 @@ mod tests {
         let (a, b) = (s.edges[0].source, s.edges[0].target);
         let key = format!("{}->{}", s.nodes[a].id, s.nodes[b].id);
         let marks = [[key, "dropped".to_string(), "2 dropped now".to_string()]];
-        observe(&mut s, &marks);
+        observe(&mut s, &marks, &[]);
         assert_eq!(s.edges[0].observed.as_ref().unwrap().0, "dropped");
         assert!(s.edges[1..].iter().all(|e| e.observed.is_none()));
         let svg = to_svg(&s);
@@ -723,6 +1021,80 @@ mod tests {
                 "legend names {words}"
             );
         }
+    }
+
+    #[test]
+    fn a_namespace_drawing_puts_callers_left_callees_right_and_bundles_their_edges() {
+        let mut g = demo();
+        // p/auth calls back into s: p is on both sides.
+        g.edges
+            .push(edge("p/auth[D]", "s/web[D]", EdgeState::Enforced));
+        g.edges
+            .push(edge("s/web[D]", "p/auth[D]", EdgeState::Enforced));
+        let p = ViewParams {
+            aggregate: true,
+            expanded: ["s".to_string()].into(),
+            namespaces: ["s".to_string()].into(),
+            ..params()
+        };
+        let s = build(&g, &p);
+        let at =
+            |id: &str| -> Vec<f64> { s.nodes.iter().filter(|n| n.id == id).map(|n| n.x).collect() };
+        let (web, cart) = (at("s/web[D]")[0], at("s/cart[D]")[0]);
+        assert_eq!(
+            web, cart,
+            "the namespace's workloads share the middle column"
+        );
+        // p calls s (left) and is called by it (right); c is only called (right).
+        let p_x = at("p");
+        assert_eq!(p_x.len(), 2);
+        assert!(p_x[0] < web && p_x[1] > web, "{p_x:?}");
+        assert!(at("c")[0] > web);
+        // One bundle per box side, counting every call behind it: s→p holds cart→auth
+        // (blocked) and web→auth, so it counts 2 and is blocked.
+        let sp = s
+            .bundles
+            .iter()
+            .find(|b| b.source == "s" && b.target == "p")
+            .unwrap();
+        assert_eq!((sp.counts.total(), sp.state), (2, EdgeState::Blocked));
+        assert_eq!(s.bundles.len(), 3);
+        // Worst first on each side: the blocked bundle's box above the undeclared one.
+        let mut right: Vec<&SceneNode> = s.nodes.iter().filter(|n| n.x > web).collect();
+        right.sort_by(|a, b| a.y.total_cmp(&b.y));
+        let ids: Vec<&str> = right.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["p", "c"]);
+        // No two nodes overlap.
+        for (i, a) in s.nodes.iter().enumerate() {
+            for b in &s.nodes[i + 1..] {
+                let apart = (a.x - b.x).abs() >= NODE_W || (a.y - b.y).abs() >= NODE_H;
+                assert!(apart, "{} overlaps {}", a.id, b.id);
+            }
+        }
+        // Hiding blocked leaves s→p one call, enforced; marks per namespace pair go on bundles.
+        let mut only = only_states(&s, &[EdgeState::Enforced].into());
+        let sp = only
+            .bundles
+            .iter()
+            .find(|b| b.source == "s" && b.target == "p")
+            .unwrap();
+        assert_eq!((sp.counts.total(), sp.state), (1, EdgeState::Enforced));
+        let marks = [[
+            "s->p".to_string(),
+            "dropped".to_string(),
+            "3 dropped".to_string(),
+        ]];
+        observe(&mut only, &[], &marks);
+        let marked: Vec<&Bundle> = only
+            .bundles
+            .iter()
+            .filter(|b| b.observed.is_some())
+            .collect();
+        assert_eq!(marked.len(), 1);
+        assert_eq!(
+            (marked[0].source.as_str(), marked[0].target.as_str()),
+            ("s", "p")
+        );
     }
 
     #[test]

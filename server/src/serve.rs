@@ -84,6 +84,9 @@ pub struct Config {
     pub read_timeout: Duration,
     /// How long a request may take before it is answered 503 (server-sent events excepted).
     pub request_timeout: Duration,
+    /// How often the event stream pings the dashboard, which shows Offline after ~2.7 pings'
+    /// worth of silence.
+    pub events_ping: Duration,
     /// Where the generation settings come from.
     pub settings: crate::settings::Source,
     /// The pod or namespace label naming a drift item's owning team (else: its namespace).
@@ -113,6 +116,8 @@ pub struct AppState {
     pub what_if_memory: Arc<MemoryBudget>,
     /// How long a request may take before it is answered 503 with the JSON error body.
     pub request_timeout: Duration,
+    /// How often `/api/events` pings (the dashboard's liveness watchdog follows it).
+    pub events_ping: Duration,
     /// Set to true when the server shuts down: long-lived responses (`/api/events`) end.
     pub shutdown: watch::Sender<bool>,
     source_health: RwLock<SourceHealth>,
@@ -209,6 +214,7 @@ impl AppState {
             what_ifs: Arc::new(Semaphore::new(DEFAULT_MAX_WHAT_IFS)),
             what_if_memory: MemoryBudget::new(DEFAULT_WHAT_IF_MEMORY_MIB << 20),
             request_timeout: http::REQUEST_TIMEOUT,
+            events_ping: http::EVENTS_PING,
             shutdown: watch::channel(false).0,
             source_health: RwLock::new(SourceHealth::default()),
             storage_error: RwLock::new(None),
@@ -743,6 +749,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     state.what_ifs = Arc::new(Semaphore::new(config.max_what_ifs.max(1)));
     state.what_if_memory = MemoryBudget::new(config.what_if_memory);
     state.request_timeout = config.request_timeout;
+    state.events_ping = config.events_ping;
     if let (Some(apply), Source::Cluster { kubeconfig }) = (&config.apply, &config.source) {
         state.apply = Some(apply.clone());
         state.kube = Some(cluster::client(kubeconfig.as_deref()).await?);

@@ -509,9 +509,23 @@ async fn side_panel_names_open_their_yaml_and_an_undeclared_call_is_drafted() {
         el.find(Locator::Css("summary")).await?.click().await?;
         // A blocked call with its cause in the drift report: no draft button, the fix link.
         assert!(el.find(Locator::Css("[data-testid='draft-call']")).await.is_err());
+        // The names in the why sentence open their YAML: the intents and the policies.
+        let in_words = d
+            .js(&format!("[...document.querySelectorAll(\"{row} [data-testid='why'] [data-testid='obj-link']\")].map(b => b.textContent)"))
+            .await?;
+        let in_words: Vec<String> = serde_json::from_value(in_words)?;
+        assert_eq!(
+            in_words,
+            ["storefront/cart", "platform/auth-access", "platform/default-deny-auth"],
+            "the sentence's names are links (and the workload storefront/cart[Deployment] is not)"
+        );
+        d.js(&format!("document.querySelectorAll(\"{row} [data-testid='why'] [data-testid='obj-link']\")[1].click()"))
+            .await?;
+        let yaml = d.wait_for(&format!("{row} [data-testid='why'] [data-testid='obj-yaml']")).await?.text().await?;
+        assert!(yaml.contains("name: auth-access"), "the policy's YAML from the sentence: {yaml}");
         el.find(Locator::Css(".policy-detail > summary")).await?.click().await?;
         let links = d
-            .js(&format!("[...document.querySelectorAll(\"{row} [data-testid='obj-link']\")].map(b => b.textContent)"))
+            .js(&format!("[...document.querySelectorAll(\"{row} .policy-detail [data-testid='obj-link']\")].map(b => b.textContent)"))
             .await?;
         let links: Vec<String> = serde_json::from_value(links)?;
         assert!(
@@ -520,14 +534,14 @@ async fn side_panel_names_open_their_yaml_and_an_undeclared_call_is_drafted() {
             "the intents and the admitting policy are links: {links:?}"
         );
         let index = links.iter().position(|l| l.starts_with("platform/auth-access")).unwrap_or(0);
-        d.js(&format!("document.querySelectorAll(\"{row} [data-testid='obj-link']\")[{index}].click()"))
+        d.js(&format!("document.querySelectorAll(\"{row} .policy-detail [data-testid='obj-link']\")[{index}].click()"))
             .await?;
-        let yaml = d.wait_for(&format!("{row} [data-testid='obj-yaml']")).await?.text().await?;
+        let yaml = d.wait_for(&format!("{row} .policy-detail [data-testid='obj-yaml']")).await?.text().await?;
         assert!(
             yaml.contains("kind: NetworkPolicy") && yaml.contains("name: auth-access") && yaml.contains("namespace: platform"),
             "the policy's YAML: {yaml}"
         );
-        d.js(&format!("document.querySelector(\"{row} [data-testid='obj-yaml']\").scrollIntoView({{block: 'end'}})"))
+        d.js(&format!("document.querySelector(\"{row} .policy-detail [data-testid='obj-yaml']\").scrollIntoView({{block: 'end'}})"))
             .await?;
         d.screenshot("side-panel-policy-yaml").await?;
         // The workload's own intents, from the panel's list.
@@ -556,6 +570,12 @@ async fn side_panel_names_open_their_yaml_and_an_undeclared_call_is_drafted() {
             yaml.contains("ledger-db") && yaml.contains("catalog.storefront"),
             "auth's current target kept, the call added: {yaml}"
         );
+        // With the port the call uses (catalog admits TCP 8080 from anywhere).
+        let ports = d
+            .js("[...document.querySelectorAll('[data-testid=\"target-row\"]')].filter(r => r.querySelector('[data-testid=\"target-name\"]').value === 'catalog').map(r => r.querySelector('[data-testid=\"target-ports\"]').value)")
+            .await?;
+        assert_eq!(ports, json!(["8080/TCP"]), "the drafted target's ports");
+        assert!(yaml.contains("8080"), "the port is in the draft: {yaml}");
         let whatif = d.js("document.querySelector('[data-testid=\"whatif\"]').innerText").await?;
         let whatif = whatif.as_str().unwrap_or_default();
         let changed = d
@@ -1334,7 +1354,8 @@ async fn liveness_badge_shows_offline_when_the_server_is_gone() {
     let _ = d.client.close().await;
 }
 
-/// A change in the cluster that alters calls on screen is announced, and the drawing follows.
+/// A change in the cluster that alters calls on screen is announced, the changed calls pulse in
+/// the drawing, and a name in the announcement opens its call.
 #[tokio::test]
 async fn an_update_that_changes_the_calls_on_screen_is_announced() {
     if !can_run() {
@@ -1349,16 +1370,284 @@ async fn an_update_that_changes_the_calls_on_screen_is_announced() {
         d.goto("/graph?ns=platform").await?;
         let edge = format!("[data-testid='edge-storefront->{AUTH}']");
         d.wait_for(&edge).await?;
-        // cart no longer declares its call to auth: the blocked call goes away.
-        std::fs::remove_file(m.join("storefront/intents/cart.yaml"))?;
+        let before = d.wait_for(&edge).await?.attr("data-state").await?;
+        // platform's policies go: auth is no longer isolated, so cart's blocked call is
+        // unprotected now, and stays on screen.
+        std::fs::remove_file(m.join("platform/policies.yaml"))?;
         let toast = d.wait_for("[data-testid='update-toast']").await?;
         let text = toast.text().await?;
-        anyhow::ensure!(text.contains(CART), "toast names the call: {text}");
+        anyhow::ensure!(
+            text.contains("platform/auth[Deployment] now unprotected"),
+            "the toast names calls into auth, worst first: {text}"
+        );
+        // The changed calls pulse: the call from storefront's box, and its bundle.
+        d.wait_js(&format!(
+            "document.querySelector(\"{edge}\").classList.contains('changed') && document.querySelector(\"[data-testid='bundle-storefront->platform']\").classList.contains('changed')"
+        ))
+        .await?;
+        let after = d.wait_for(&edge).await?.attr("data-state").await?;
+        anyhow::ensure!(
+            before != after,
+            "the call's state changed: {before:?} → {after:?}"
+        );
         d.screenshot("update-toast").await?;
+        // A name in the toast opens its call in its client's panel.
+        let call = d
+            .js("(() => { const b = document.querySelector('button[data-testid=\"toast-call\"]'); b.click(); return [b.dataset.source, b.dataset.target]; })()")
+            .await?;
+        let (src, dst) = (
+            call[0].as_str().unwrap_or_default(),
+            call[1].as_str().unwrap_or_default(),
+        );
+        let row = format!("[data-testid='side-panel'] [data-testid='panel-edge-{src}->{dst}']");
+        d.wait_for(&row).await?;
+        d.wait_js(&format!(
+            "new URLSearchParams(location.search).get('sel') === '{src}'"
+        ))
+        .await?;
+        d.screenshot("update-toast-opened").await?;
         d.finish().await
     };
     run.await
         .unwrap_or_else(|e| panic!("journey update-toast: {e:#}"));
+}
+
+/// The server stops answering without closing the connection (SIGSTOP): the header leaves
+/// "Live" within the watchdog's time (here `--events-ping 1`: about 2.7 s of silence) and is
+/// "Live" again once the server answers (SIGCONT).
+#[tokio::test]
+async fn a_silent_server_is_shown_offline_and_live_again_when_it_answers() {
+    if !can_run() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let d = Dashboard::start_with("liveness-silent", None, &["--events-ping", "1"])
+        .await
+        .expect("start");
+    let pid = d.server.as_ref().expect("server").0.id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill {sig} {pid}");
+    };
+    let state = "document.querySelector('[data-testid=\"live\"]')?.dataset.state";
+    let run = async {
+        d.goto("/graph").await?;
+        d.wait_js(&format!("{state} === 'live'")).await?;
+        signal("-STOP");
+        let t = Instant::now();
+        let left = d.wait_js(&format!("{state} !== 'live'")).await;
+        let waited = t.elapsed();
+        if let Err(e) = left {
+            signal("-CONT");
+            return Err(e);
+        }
+        let shown = d.js(state).await?;
+        d.screenshot("liveness-silent").await?;
+        signal("-CONT");
+        anyhow::ensure!(
+            waited < Duration::from_secs(10),
+            "left Live after {waited:?} (pings every 1 s)"
+        );
+        anyhow::ensure!(shown == json!("offline"), "shown {shown}");
+        d.wait_js(&format!("{state} === 'live'")).await?;
+        d.screenshot("liveness-back").await?;
+        Ok::<_, anyhow::Error>(())
+    };
+    run.await
+        .unwrap_or_else(|e| panic!("journey liveness-silent: {e:#}"));
+    // No console check: the requests stalled while the server was stopped may be logged.
+    let _ = d.client.close().await;
+}
+
+/// "Changed within": calls whose state began before the window are hidden, later ones shown.
+/// The stored calls into platform are moved three days back before the server starts again on
+/// the same database (a sync keeps an unchanged call's time).
+#[tokio::test]
+async fn the_time_filter_hides_calls_that_changed_before_the_window() {
+    if !can_run() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let mut d = Dashboard::start("time-filter", None).await.expect("start");
+    let run = async {
+        drop(d.server.take());
+        let db = d.tmp.path().join("accord.db");
+        let old = "2020-01-01T00:00:00Z";
+        let three_days_ago = {
+            let t = std::time::SystemTime::now() - Duration::from_secs(3 * 86_400);
+            let secs = t.duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+            let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+            // Days since 1970 → civil date (proleptic Gregorian).
+            let z = days + 719_468;
+            let era = z.div_euclid(146_097);
+            let doe = z - era * 146_097;
+            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+            let mp = (5 * doy + 2) / 153;
+            let day = doy - (153 * mp + 2) / 5 + 1;
+            let month = if mp < 10 { mp + 3 } else { mp - 9 };
+            let year = yoe + era * 400 + i64::from(month <= 2);
+            format!(
+                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+                rem / 3600,
+                rem / 60 % 60,
+                rem % 60
+            )
+        };
+        {
+            use sqlx::Connection;
+            let mut c =
+                sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await?;
+            let n = sqlx::query(
+                "UPDATE edges SET first_seen = ?, last_changed = ? WHERE target LIKE 'platform/%'",
+            )
+            .bind(old)
+            .bind(&three_days_ago)
+            .execute(&mut c)
+            .await?
+            .rows_affected();
+            anyhow::ensure!(n > 0, "calls into platform stored");
+            c.close().await?;
+        }
+        let port: u16 = d.base.rsplit(':').next().unwrap_or_default().parse()?;
+        let log = std::fs::File::create(d.tmp.path().join("server2.log"))?;
+        let server = Proc::spawn(
+            Command::new(env!("CARGO_BIN_EXE_accord"))
+                .arg("serve")
+                .arg("--db")
+                .arg(&db)
+                .arg("--listen")
+                .arg(format!("127.0.0.1:{port}"))
+                .arg("--assets")
+                .arg(site_dir())
+                .env("RUST_LOG", "warn")
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .current_dir(workspace_root()),
+        )?;
+        d.server = Some(server);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !matches!(http_get(port, "/api/status"), Ok((200, body)) if body.contains("\"ready\":true"))
+        {
+            anyhow::ensure!(Instant::now() < deadline, "the server did not become ready");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let platform = "document.querySelectorAll('g[data-testid^=\"edge-\"][data-testid*=\"->platform/\"]').length";
+        let others = "document.querySelectorAll('g[data-testid^=\"edge-\"]:not([data-testid*=\"->platform/\"])').length";
+        d.goto("/graph").await?;
+        d.wait_for(&format!("[data-testid='edge-{CART}->{AUTH}']"))
+            .await?;
+        let all = (d.js(platform).await?, d.js(others).await?);
+        // Within a day: the calls into platform changed three days ago and are hidden.
+        d.goto("/graph?since=24h").await?;
+        d.wait_for("[data-testid='graph-svg'] g.node").await?;
+        d.wait_js(&format!("{platform} === 0 && {others} > 0"))
+            .await?;
+        anyhow::ensure!(
+            d.js(others).await? == all.1,
+            "the newer calls all stay: {all:?}"
+        );
+        // The legend counts what is drawn.
+        let counted = d
+            .js("['enforced', 'blocked', 'unprotected', 'undeclared'].map(s => Number(document.querySelector(`[data-testid=\"legend-${s}\"] .count`).textContent)).reduce((a, b) => a + b, 0)")
+            .await?;
+        anyhow::ensure!(
+            counted == d.js(others).await?,
+            "legend counts {counted}, drawn {all:?}"
+        );
+        d.screenshot("time-filter-24h").await?;
+        // Within a week: they are back.
+        d.goto("/graph?since=7d").await?;
+        d.wait_for("[data-testid='graph-svg'] g.node").await?;
+        d.wait_js(&format!("{platform} === {}", all.0)).await?;
+        anyhow::ensure!(
+            all.0.as_u64().unwrap_or(0) > 0,
+            "calls into platform drawn: {all:?}"
+        );
+        Ok::<_, anyhow::Error>(())
+    };
+    run.await
+        .unwrap_or_else(|e| panic!("journey time-filter: {e:#}"));
+    d.finish()
+        .await
+        .unwrap_or_else(|e| panic!("journey time-filter: {e:#}"));
+}
+
+/// Observed traffic per pair of namespaces (`/api/observed/edges`' `namespaces`): the overview
+/// row of a namespace with a dropped call carries a `✕`, and in a namespace's drawing, which
+/// asks only for the edges with an end in it (`namespace=`), the bundle of that call is marked.
+#[tokio::test]
+async fn observed_marks_per_namespace_pair_on_overview_rows_and_bundles() {
+    if !can_run() {
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let d = Dashboard::start_with(
+        "observed-namespaces",
+        None,
+        &["--flows", "assets/flows/demo.jsonl"],
+    )
+    .await
+    .expect("start the dashboard");
+    let run = async {
+        // The demo's flows: cart → platform/auth dropped.
+        d.goto("/graph?level=overview").await?;
+        let row = d.wait_for("[data-testid='ov-obs-platform']").await?;
+        let text = row.text().await?;
+        anyhow::ensure!(
+            text.contains('✕'),
+            "platform's row marks the dropped call: {text}"
+        );
+        d.screenshot("observed-overview").await?;
+        d.goto("/graph?ns=platform").await?;
+        d.wait_for("[data-testid='bundle-storefront->platform'][data-observed='dropped']")
+            .await?;
+        let asked = d
+            .js("performance.getEntriesByType('resource').map(r => r.name).filter(n => n.includes('/api/observed/edges'))")
+            .await?;
+        let asked: Vec<String> = serde_json::from_value(asked)?;
+        anyhow::ensure!(
+            asked.iter().any(|n| n.contains("namespace=platform")),
+            "the drawing asks for platform's observed edges: {asked:?}"
+        );
+        d.screenshot("observed-namespace-bundles").await?;
+        Ok::<_, anyhow::Error>(())
+    };
+    run.await
+        .unwrap_or_else(|e| panic!("journey observed-namespaces: {e:#}"));
+    d.finish()
+        .await
+        .unwrap_or_else(|e| panic!("journey observed-namespaces: {e:#}"));
+}
+
+/// The graph's toolbar is one line at 1280 and at 1920 px wide, on the whole demo and on a
+/// namespace's drawing.
+#[tokio::test]
+async fn the_graph_toolbar_stays_on_one_line() {
+    journey("toolbar", |d| async move {
+        let one_line = "(() => { const t = document.querySelector('.graph-page .toolbar'); const kids = [...t.children].filter(c => c.offsetParent !== null); const tops = kids.map(c => Math.round(c.getBoundingClientRect().top + c.getBoundingClientRect().height / 2)); return kids.length >= 6 && Math.max(...tops) - Math.min(...tops) <= 4 && kids.every(c => c.getBoundingClientRect().right <= window.innerWidth) && t.getBoundingClientRect().height < 70; })()";
+        for (w, h) in [(1280, 800), (1920, 1080)] {
+            d.client.set_window_size(w, h).await?;
+            for path in ["/graph", "/graph?ns=platform"] {
+                d.goto(path).await?;
+                d.wait_for("[data-testid='graph-svg'] g.node").await?;
+                let ok = d.js(one_line).await?;
+                // The namespace picker names the namespace drawn.
+                let picked = d.js("document.querySelector('[data-testid=\"ns-filter\"]').value").await?;
+                let want = if path.contains("ns=") { "platform" } else { "" };
+                anyhow::ensure!(picked == json!(want), "the picker shows {picked} on {path}");
+                let shot = d.screenshot(&format!("toolbar-{w}{}", if path.contains("ns=") { "-ns" } else { "" })).await?;
+                anyhow::ensure!(ok == json!(true), "the toolbar wraps at {w} px on {path}: {}", shot.display());
+            }
+        }
+        d.client.set_window_size(1280, 800).await?;
+        Ok(d)
+    })
+    .await;
 }
 
 /// Selecting a workload highlights its neighbourhood and dims the rest, the panel beside the
@@ -1632,6 +1921,16 @@ async fn graph_at_scale_overview_namespace_and_frame_times() {
             println!(
                 "[{label}] worst namespace drawn in {ms:.0} ms ([workloads, namespace boxes, edges] = {counts}); label height at default zoom {:.1} px",
                 px.as_f64().unwrap_or(0.0)
+            );
+            // Readable at the default zoom: labels of 9 px or more, no two boxes overlapping.
+            assert!(px.as_f64().unwrap_or(0.0) >= 9.0, "labels {px} px high");
+            let overlaps = d
+                .js("(() => { const r = [...document.querySelectorAll('g.node .node-box')].map(b => b.getBoundingClientRect()); let n = 0; for (let i = 0; i < r.length; i++) for (let j = i + 1; j < r.length; j++) { const a = r[i], b = r[j]; if (a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1 && b.top < a.bottom - 1) n++; } return n; })()")
+                .await?;
+            assert_eq!(
+                overlaps,
+                json!(0),
+                "overlapping boxes in the namespace drawing"
             );
             d.screenshot(&format!("scale-{}-namespace", spec.workloads))
                 .await?;

@@ -16,7 +16,7 @@ pub struct ObservedQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
     /// `/api/observed/edges` only: the edges with the source or the target in this namespace
-    /// (the namespace pairs are listed whatever it is).
+    /// and the namespace pairs it is an end of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
 }
@@ -204,9 +204,9 @@ pub struct ObservedEdges {
     #[serde(default)]
     pub marks: Vec<[String; 3]>,
     /// One entry per ordered namespace pair with observed calls or declared calls not observed,
-    /// sorted by key, whatever `namespace` asked: `[srcNS->dstNS, mark, words]`, the mark being
-    /// the worst of its calls (`dropped`, `undeclared`, `declared`; `unused` when it only has
-    /// declared calls not observed).
+    /// sorted by key (with `namespace`, only the pairs it is an end of): `[srcNS->dstNS, mark,
+    /// words]`, the mark being the worst of its calls (`dropped`, `undeclared`, `declared`;
+    /// `unused` when it only has declared calls not observed).
     #[serde(default)]
     pub namespaces: Vec<[String; 3]>,
 }

@@ -11,8 +11,9 @@ use crate::scene::{NodeKind, Scene, badge, colour};
 /// 30,000 px wide) as an overview to zoom into.
 const MIN_SCALE: f64 = 0.01;
 
-/// The smallest zoom "fit" chooses: labels stay about 8 px high.
-const READABLE_SCALE: f64 = 0.62;
+/// The smallest zoom "fit" chooses for a namespace's drawing: labels (12.5 px) stay 9 px high.
+/// Other drawings (a neighbourhood, a small estate) may shrink to 0.62 to be seen whole.
+const READABLE_SCALE: f64 = 0.72;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct View {
@@ -26,6 +27,9 @@ pub fn GraphCanvas(
     #[prop(into)] scene: Signal<Scene>,
     #[prop(into)] selected: Signal<Option<String>>,
     #[prop(into)] highlight_edge: Signal<Option<String>>,
+    /// Edges (and bundles, `srcNS->dstNS`) an update just changed: they pulse for a while.
+    #[prop(into)]
+    changed: Signal<Vec<String>>,
     on_node: Callback<String>,
     on_edge: Callback<(String, String)>,
 ) -> impl IntoView {
@@ -72,8 +76,13 @@ pub fn GraphCanvas(
         let rect = el.get_bounding_client_rect();
         let (w, h) = (rect.width().max(200.0), rect.height().max(200.0));
         let fits = (w / sw).min(h / sh);
-        let k = fits.clamp(READABLE_SCALE, 1.25);
-        if fits >= READABLE_SCALE {
+        let least = if scene.with_untracked(|s| s.bundles.is_empty()) {
+            0.62
+        } else {
+            READABLE_SCALE
+        };
+        let k = fits.clamp(least, 1.25);
+        if fits >= least {
             view_tf.set(View {
                 x: ((w - sw * k) / 2.0).max(0.0),
                 y: ((h - sh * k) / 2.0).max(0.0),
@@ -81,9 +90,9 @@ pub fn GraphCanvas(
             });
             return;
         }
-        // Too large to fit readably: centre on the workloads (in a namespace's drawing, its
-        // own; the other namespaces' boxes are around them).
-        let (cx, cy) = scene.with_untracked(|s| {
+        // Too large to fit readably: a namespace's drawing (worst boxes at the top) starts at
+        // its top, centred across if it fits; others centre on their workloads.
+        let (cx, cy, bundled) = scene.with_untracked(|s| {
             let ws: Vec<(f64, f64)> = s
                 .nodes
                 .iter()
@@ -92,16 +101,29 @@ pub fn GraphCanvas(
                 .collect();
             let n = ws.len().max(1) as f64;
             let (x, y) = ws.iter().fold((0.0, 0.0), |a, p| (a.0 + p.0, a.1 + p.1));
-            if ws.is_empty() {
+            let c = if ws.is_empty() {
                 (sw / 2.0, sh / 2.0)
             } else {
                 (x / n + NODE_W / 2.0, y / n + NODE_H / 2.0)
-            }
+            };
+            (c.0, c.1, !s.bundles.is_empty())
         });
-        view_tf.set(View {
-            x: w / 2.0 - cx * k,
-            y: h / 2.0 - cy * k,
-            k,
+        view_tf.set(if bundled {
+            View {
+                x: if sw * k <= w {
+                    (w - sw * k) / 2.0
+                } else {
+                    w / 2.0 - cx * k
+                },
+                y: 8.0,
+                k,
+            }
+        } else {
+            View {
+                x: w / 2.0 - cx * k,
+                y: h / 2.0 - cy * k,
+                k,
+            }
         });
     };
     // Refit when what is laid out changes, not when a filter only hides some of it.
@@ -225,7 +247,7 @@ pub fn GraphCanvas(
                         <rect class="node-box" width=NODE_W height=NODE_H rx="7"></rect>
                         <text class="node-label" x="10" y="19">{label}</text>
                         <text class="node-detail" x={NODE_W - 8.0} y="19" text-anchor="end">
-                            {if ns { n.detail.replace(" workloads", "").replace(" workload", "") } else { String::new() }}
+                            {if ns { n.detail.split(' ').next().unwrap_or_default().to_string() } else { String::new() }}
                         </text>
                         {(n.drift > 0).then(|| view! {
                             <circle class="drift-dot" cx={NODE_W - 2.0} cy="2" r="3.5"><title>{format!("{} drift item(s)", n.drift)}</title></circle>
@@ -235,8 +257,11 @@ pub fn GraphCanvas(
             })
             .collect_view()
     };
+    // (Re-drawn when an update marks changed calls: rare, and cheaper in WASM than a reactive
+    // class per edge.)
     let edges = move || {
         let s = scene.get();
+        let changed_now = changed.get();
         s.edges
             .iter()
             .map(|e| {
@@ -257,9 +282,12 @@ pub fn GraphCanvas(
                 let mark = obs.as_ref().map(|(m, _)| m.clone());
                 let mark_attr = mark.clone();
                 let g_class = format!(
-                    "edge-g state-{} obs-{}",
+                    "edge-g state-{} obs-{}{}{}",
                     e.state,
-                    mark.as_deref().unwrap_or("none")
+                    mark.as_deref().unwrap_or("none"),
+                    if changed_now.contains(&id) { " changed" } else { "" },
+                    // A call inside a namespace's drawing: drawn lighter than the bundles.
+                    if e.bundle.is_none() && !s.bundles.is_empty() { " internal" } else { "" }
                 );
                 let (a, b) = (e.source, e.target);
                 let aria = title.clone();
@@ -295,11 +323,11 @@ pub fn GraphCanvas(
                         <path class="edge-hit" d=e.path.clone()>
                             <title>{title}</title>
                         </path>
-                        {(total > 1).then(|| {
+                        {(total > 1 && e.bundle.is_none()).then(|| {
                             let (lx, ly) = e.label_at;
                             view! { <text class="edge-count" x=lx y=ly text-anchor="middle">{total}</text> }
                         })}
-                        {mark.filter(|m| !badge(m).is_empty()).map(|m| {
+                        {mark.filter(|m| !badge(m).is_empty() && e.bundle.is_none()).map(|m| {
                             let (x, y) = e.label_at;
                             view! {
                                 <text class=format!("obs-badge obs-{m}") data-testid="obs-badge" x=x y={y + 4.0} text-anchor="middle">{badge(&m)}</text>
@@ -309,6 +337,18 @@ pub fn GraphCanvas(
                 }
             })
             .collect_view()
+    };
+    // The count of each bundle, where its edges meet: a button listing the calls behind it.
+    // One string of SVG rather than a view per bundle (smaller WASM); clicks and keys are
+    // handled on the group ([`ends_at`]).
+    let bundles = move || {
+        let hl = highlight_edge.get();
+        changed.with(|c| scene.with(|s| bundles_svg(&s.bundles, hl.as_deref(), c)))
+    };
+    let pick_bundle = move |t: Option<web_sys::EventTarget>| {
+        if let Some(ends) = ends_at(t) {
+            on_edge.run(ends);
+        }
     };
     let groups = move || {
         scene
@@ -392,6 +432,17 @@ pub fn GraphCanvas(
                     <g class="groups">{groups}</g>
                     <g class="edges">{edges}</g>
                     <g class="nodes">{nodes}</g>
+                    <g
+                        class="bundles"
+                        inner_html=bundles
+                        on:click=move |ev| pick_bundle(ev.target())
+                        on:keydown=move |ev| {
+                            if ev.key() == "Enter" || ev.key() == " " {
+                                ev.prevent_default();
+                                pick_bundle(ev.target());
+                            }
+                        }
+                    ></g>
                 </g>
             </svg>
             <div class="zoom-controls" role="group" aria-label="Zoom">
@@ -401,4 +452,66 @@ pub fn GraphCanvas(
             </div>
         </div>
     }
+}
+
+/// The bundles' counts as SVG: each a focusable button (`data-source`, `data-target`: the
+/// namespaces) with the count, the observed badge and a title saying what it stands for.
+fn bundles_svg(bundles: &[crate::scene::Bundle], hl: Option<&str>, changed: &[String]) -> String {
+    use crate::scene::esc;
+    use std::fmt::Write;
+    let mut h = String::new();
+    for b in bundles.iter().filter(|b| b.counts.total() > 0) {
+        let key = format!("{}->{}", b.source, b.target);
+        let total = b.counts.total();
+        let mark = b.observed.as_ref().map_or("none", |(m, _)| m.as_str());
+        let mut title = format!(
+            "{} → {}: {total} call{}, worst {}",
+            b.source,
+            b.target,
+            if total == 1 { "" } else { "s" },
+            b.state
+        );
+        if let Some((_, words)) = &b.observed {
+            title = format!("{title} · observed: {words}");
+        }
+        let label = format!("{total}{}", badge(mark));
+        // Wide enough for the count and a badge.
+        let w = 12 + 8 * label.chars().count();
+        let (x, y) = (b.at.0 as i32, b.at.1 as i32);
+        let _ = write!(
+            h,
+            r#"<g class="bundle state-{}{}{} obs-{mark}" data-testid="bundle-{k}" data-source="{s}" data-target="{t}"{obs} tabindex="0" role="button" aria-label="{title}"><title>{title}</title><rect x="{}" y="{}" width="{w}" height="17" rx="8.5" stroke="{}"></rect><text x="{x}" y="{y}" text-anchor="middle">{label}</text></g>"#,
+            b.state,
+            if hl == Some(key.as_str()) { " hl" } else { "" },
+            if changed.contains(&key) {
+                " changed"
+            } else {
+                ""
+            },
+            x - w as i32 / 2,
+            y - 13,
+            colour(b.state),
+            k = esc(&key),
+            s = esc(&b.source),
+            t = esc(&b.target),
+            title = esc(&title),
+            obs = if mark == "none" {
+                String::new()
+            } else {
+                format!(r#" data-observed="{mark}""#)
+            },
+        );
+    }
+    h
+}
+
+/// The ends (`data-source`, `data-target`) of the element an event landed on: a bundle's
+/// namespaces, a toast's call.
+pub fn ends_at(t: Option<web_sys::EventTarget>) -> Option<(String, String)> {
+    let el: web_sys::Element = wasm_bindgen::JsCast::dyn_into(t?).ok()?;
+    let g = el.closest("[data-source]").ok()??;
+    Some((
+        g.get_attribute("data-source")?,
+        g.get_attribute("data-target")?,
+    ))
 }

@@ -169,6 +169,38 @@ impl Query {
     }
 }
 
+/// The update toast: how many calls on screen changed, the first three as buttons opening
+/// them (`src->dst`, and the state now or `None` when gone).
+fn toast_html(list: &[(&String, Option<EdgeState>)]) -> String {
+    use std::fmt::Write;
+    let n = list.len();
+    let mut h = format!(
+        "Updated from the cluster: {n} call{} on screen changed: ",
+        if n == 1 { "" } else { "s" }
+    );
+    for (i, (k, st)) in list.iter().take(3).enumerate() {
+        if i > 0 {
+            h += "; ";
+        }
+        let (a, b) = k.split_once("->").unwrap_or((k, k));
+        let (a, b) = (scene::esc(a), scene::esc(b));
+        let _ = match st {
+            Some(st) => write!(
+                h,
+                r#"<button class="linkish toast-call" data-testid="toast-call" data-source="{a}" data-target="{b}">{a} → {b} now {st}</button>"#
+            ),
+            None => write!(
+                h,
+                r#"<span class="toast-call" data-testid="toast-call">{a} → {b} gone</span>"#
+            ),
+        };
+    }
+    if n > 3 {
+        h += "…";
+    }
+    h
+}
+
 #[component]
 pub fn GraphPage() -> impl IntoView {
     let state = use_state();
@@ -258,18 +290,23 @@ pub fn GraphPage() -> impl IntoView {
             .and_then(|r| r.err())
             .or_else(|| part.get().and_then(|r| r.err()))
     });
-    // When an update changes calls on screen, say so for a few seconds.
+    // When an update changes calls on screen, say so for a few seconds, and mark them in the
+    // drawing: `changed` holds the scene edge ids they are drawn as (a workload, or its
+    // namespace's box, at either end). The toast is HTML (its names are buttons, clicks handled
+    // on the toast): cheaper in WASM than a view per name.
     let seen = StoredValue::new((
         None::<String>,
         std::collections::BTreeMap::<String, EdgeState>::new(),
     ));
     let toast = RwSignal::new(None::<String>);
+    let changed = RwSignal::new(Vec::<String>::new());
+    let updates = StoredValue::new(0u32);
     Effect::new(move |_| {
         let key = fetch.get();
         let now: std::collections::BTreeMap<String, EdgeState> = graph.with(|g| {
             g.iter()
                 .flat_map(|g| &g.edges)
-                .map(|e| (format!("{} → {}", e.source, e.target), e.state))
+                .map(|e| (format!("{}->{}", e.source, e.target), e.state))
                 .collect()
         });
         if now.is_empty() {
@@ -277,26 +314,51 @@ pub fn GraphPage() -> impl IntoView {
         }
         let (last_key, last) = seen.get_value();
         if last_key == key && !last.is_empty() {
-            let mut changed: Vec<String> = now
+            let mut list: Vec<(&String, Option<EdgeState>)> = now
                 .iter()
                 .filter(|(k, s)| last.get(*k) != Some(*s))
-                .map(|(k, s)| format!("{k} now {s}"))
+                .map(|(k, s)| (k, Some(*s)))
                 .collect();
-            changed.extend(
+            list.extend(
                 last.keys()
                     .filter(|k| !now.contains_key(*k))
-                    .map(|k| format!("{k} gone")),
+                    .map(|k| (k, None)),
             );
-            if !changed.is_empty() {
-                let n = changed.len();
-                changed.truncate(3);
-                toast.set(Some(format!(
-                    "Updated from the cluster: {n} call{} on screen changed ({}{})",
-                    if n == 1 { "" } else { "s" },
-                    changed.join("; "),
-                    if n > 3 { "; …" } else { "" }
-                )));
-                set_timeout(move || toast.set(None), std::time::Duration::from_secs(8));
+            // Only calls on screen (in a shown state before or after), worst first.
+            let shown = query.get_untracked().params.states;
+            list.retain(|(k, st)| {
+                st.is_some_and(|s| shown.contains(&s))
+                    || last.get(*k).is_some_and(|s| shown.contains(s))
+            });
+            let rank = |i: usize| list[i].1.map_or(0, |s| 1 + scene::severity(s));
+            let mut order: Vec<usize> = (0..list.len()).collect();
+            scene::isort(&mut order, &|a, b| rank(a) > rank(b));
+            let list: Vec<(&String, Option<EdgeState>)> =
+                order.into_iter().map(|i| list[i]).collect();
+            if !list.is_empty() {
+                let ns = |id: &str| accord_api::filter::namespace_of(id).to_string();
+                let mut ids = Vec::new();
+                for (k, _) in &list {
+                    let (a, b) = k.split_once("->").unwrap_or((k, k));
+                    for x in [a.to_string(), ns(a)] {
+                        for y in [b.to_string(), ns(b)] {
+                            ids.push(format!("{x}->{y}"));
+                        }
+                    }
+                }
+                changed.set(ids);
+                toast.set(Some(toast_html(&list)));
+                updates.update_value(|u| *u += 1);
+                let this = updates.get_value();
+                set_timeout(
+                    move || {
+                        if updates.try_get_value() == Some(this) {
+                            toast.set(None);
+                            changed.set(Vec::new());
+                        }
+                    },
+                    std::time::Duration::from_secs(8),
+                );
             }
         }
         seen.set_value((key, now));
@@ -341,12 +403,19 @@ pub fn GraphPage() -> impl IntoView {
     // (The server reads `1h`, `24h`, `7d` as back from now.) A signal set by a task: cheaper
     // in WASM than another resource type.
     let observed = RwSignal::new(api::ObservedMarks::default());
+    // A namespace's drawing asks only for the edges with an end in it.
+    let obs_ns = Memo::new(move |_| match mode() {
+        Some(Mode::Namespaces(ns)) if ns.len() == 1 => ns.into_iter().next(),
+        _ => None,
+    });
     Effect::new(move |_| {
         state.refresh.track();
         let since = seen.get();
+        let ns = obs_ns.get();
         leptos::task::spawn_local(async move {
-            if let Ok(m) = api::observed_edges(since.clone()).await
+            if let Ok(m) = api::observed_edges(since.clone(), ns.clone()).await
                 && seen.get_untracked() == since
+                && obs_ns.get_untracked() == ns
             {
                 observed.set(m);
             }
@@ -356,7 +425,7 @@ pub fn GraphPage() -> impl IntoView {
     let scene = Memo::new(move |_| {
         let states = query.get().params.states;
         let mut s = laid_out.with(|s| scene::only_states(s, &states));
-        observed.with(|o| scene::observe(&mut s, &o.marks));
+        observed.with(|o| scene::observe(&mut s, &o.marks, &o.namespaces));
         s
     });
     let namespaces = Signal::derive(move || {
@@ -408,8 +477,21 @@ pub fn GraphPage() -> impl IntoView {
                     namespaces: BTreeSet::new(),
                     ..p
                 };
+                // Within the time filter's window, as drawn.
+                let from = query
+                    .get()
+                    .since
+                    .as_deref()
+                    .and_then(window_ms)
+                    .map(|ms| js_sys::Date::now() - ms);
                 for e in scene::visible_edges(g, &all) {
-                    c.add(e.state, 1);
+                    if from.is_none_or(|from| {
+                        e.last_changed
+                            .as_deref()
+                            .is_some_and(|t| js_sys::Date::parse(t) >= from)
+                    }) {
+                        c.add(e.state, 1);
+                    }
                 }
             }
         });
@@ -538,7 +620,11 @@ pub fn GraphPage() -> impl IntoView {
                         prop:value=move || query.get().params.namespaces.into_iter().next().unwrap_or_default()
                     >
                         <option value="">"All namespaces"</option>
-                        {move || namespaces.get().into_iter().map(|ns| view! { <option value=ns.clone()>{ns.clone()}</option> }).collect_view()}
+                        // Options arriving after the view is set select it themselves.
+                        {move || {
+                            let cur = query.get_untracked().params.namespaces.into_iter().next();
+                            namespaces.get().into_iter().map(|ns| view! { <option value=ns.clone() selected=cur.as_ref() == Some(&ns)>{ns.clone()}</option> }).collect_view()
+                        }}
                     </select>
                 </label>
                 <div class="segmented" role="group" aria-label="View">
@@ -570,10 +656,10 @@ pub fn GraphPage() -> impl IntoView {
                         update(&|q| q.since = (!v.is_empty()).then(|| v.clone()))
                     }
                 >
-                    <option value="">"Any time"</option>
-                    <option value="1h">"Changed in the last hour"</option>
-                    <option value="24h">"… last 24 hours"</option>
-                    <option value="7d">"… last 7 days"</option>
+                    <option value="">"Changed: any time"</option>
+                    <option value="1h">"Changed: last hour"</option>
+                    <option value="24h">"Changed: last 24 h"</option>
+                    <option value="7d">"Changed: last 7 days"</option>
                 </select>
                     <select
                         class="input"
@@ -586,10 +672,10 @@ pub fn GraphPage() -> impl IntoView {
                             update(&|q| q.seen = (!v.is_empty()).then(|| v.clone()))
                         }
                     >
-                        <option value="">"Observed: all"</option>
-                        <option value="1h">"Observed in the last hour"</option>
-                        <option value="24h">"… last 24 hours"</option>
-                        <option value="7d">"… last 7 days"</option>
+                        <option value="">"Observed: any time"</option>
+                        <option value="1h">"Observed: last hour"</option>
+                        <option value="24h">"Observed: last 24 h"</option>
+                        <option value="7d">"Observed: last 7 days"</option>
                     </select>
                 <div class="spacer"></div>
                 <button class="btn ghost" data-testid="export-svg" disabled=move || is_overview.get() on:click=move |_| dom::download("accord-graph.svg", "image/svg+xml", &scene::to_svg(&scene.get_untracked()))>"Export SVG"</button>
@@ -617,13 +703,25 @@ pub fn GraphPage() -> impl IntoView {
                     _ => None,
                 }}
             </div>
-            {move || toast.get().map(|t| view! { <div class="toast" role="status" data-testid="update-toast">{t}</div> })}
+            {move || toast.get().map(|t| view! {
+                <div
+                    class="toast"
+                    role="status"
+                    data-testid="update-toast"
+                    inner_html=t
+                    on:click=move |ev| {
+                        if let Some(ends) = super::graph_canvas::ends_at(ev.target()) {
+                            on_edge.run(ends);
+                        }
+                    }
+                ></div>
+            })}
             <div class="graph-body">
                 {move || match (body.get(), error.get()) {
                     (_, Some(e)) => view! { <ErrorBox message=e/> }.into_any(),
                     (Body::Loading, None) => view! { <Loading label="Loading the access graph…"/> }.into_any(),
                     (Body::Overview, None) => (move || match overview_ok() {
-                        Some(o) => view! { <OverviewTable overview=o sort=sort on_pick=on_namespace/> }.into_any(),
+                        Some(o) => view! { <OverviewTable overview=o sort=sort on_pick=on_namespace observed=observed/> }.into_any(),
                         None => view! { <Loading label="Loading the overview…"/> }.into_any(),
                     }).into_any(),
                     (Body::Drawing, None) => view! {
@@ -631,6 +729,7 @@ pub fn GraphPage() -> impl IntoView {
                             scene=scene
                             selected=Signal::derive(move || query.get().selected)
                             highlight_edge=Signal::derive(move || query.get().edge)
+                            changed=changed
                             on_node=on_node
                             on_edge=on_edge
                         />

@@ -11,6 +11,35 @@ use wasm_bindgen::JsCast;
 
 use crate::scene::{colour, esc};
 
+/// Per namespace: the namespace pairs it is part of that are observed undeclared, and dropped
+/// (a list: a map type costs more WASM, and few namespaces have any).
+pub type Observed = Vec<(String, u32, u32)>;
+
+/// [`Observed`] from the observed marks per namespace pair (`[a->b, mark, words]`).
+pub fn observed_of(pairs: &[[String; 3]]) -> Observed {
+    let mut m = Observed::new();
+    for [key, mark, _] in pairs {
+        let (u, d) = match mark.as_str() {
+            "undeclared" => (1, 0),
+            "dropped" => (0, 1),
+            _ => continue,
+        };
+        let (a, b) = key.split_once("->").unwrap_or((key, key));
+        // A pair inside one namespace counts once.
+        let ends = [a, b];
+        for ns in &ends[..if a == b { 1 } else { 2 }] {
+            match m.iter_mut().find(|e| e.0 == *ns) {
+                Some(e) => {
+                    e.1 += u;
+                    e.2 += d;
+                }
+                None => m.push((ns.to_string(), u, d)),
+            }
+        }
+    }
+    m
+}
+
 /// Rows shown before "Show all".
 const FIRST_ROWS: usize = 40;
 
@@ -29,7 +58,7 @@ fn plural(n: u32, one: &str) -> String {
 
 /// The table's rows as HTML: one string rather than a view per cell keeps the WASM small and
 /// draws 1,500 rows at once. Clicks are handled once, on the table body ([`picked`]).
-fn rows_html(rows: &[NamespaceSummary], max_problems: u32) -> String {
+fn rows_html(rows: &[NamespaceSummary], max_problems: u32, obs: &Observed) -> String {
     use std::fmt::Write;
     let mut h = String::new();
     for (rank, n) in rows.iter().enumerate() {
@@ -39,10 +68,30 @@ fn rows_html(rows: &[NamespaceSummary], max_problems: u32) -> String {
         let bar = f64::from(b + r) / f64::from(max_problems) * 100.0;
         let _ = write!(
             h,
-            r#"<tr data-testid="ov-row-{ns}"{}><td class="num muted">{}</td><th scope="row"><button class="link ns-link" data-ns="{ns}" title="Draw the calls of {ns}">{ns}</button><span class="ov-bar" style="width:{bar:.0}%"></span></th>"#,
+            r#"<tr data-testid="ov-row-{ns}"{}><td class="num muted">{}</td><th scope="row"><button class="link ns-link" data-ns="{ns}" title="Draw the calls of {ns}">{ns}</button><span class="ov-bar" style="width:{bar:.0}%"></span>"#,
             if b + r == 0 { r#" class="clean""# } else { "" },
             rank + 1
         );
+        // Observed traffic the declarations do not cover, as `?` undeclared and `✕` dropped
+        // namespace pairs.
+        if let Some((_, u, d)) = obs.iter().find(|o| o.0 == n.namespace) {
+            let (u, d) = (*u, *d);
+            let _ = write!(
+                h,
+                r#"<span class="ov-obs" data-testid="ov-obs-{ns}" title="observed: {u} undeclared, {d} dropped namespace pair(s)">{}{}</span>"#,
+                if u > 0 {
+                    format!("?{u} ")
+                } else {
+                    String::new()
+                },
+                if d > 0 {
+                    format!("✕{d}")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        h.push_str("</th>");
         for st in COLUMNS {
             let k = c.get(st);
             let _ = write!(h, r#"<td class="num" data-state="{st}">"#);
@@ -89,6 +138,8 @@ pub fn OverviewTable(
     sort: RwSignal<&'static str>,
     /// A namespace picked, with the state to show (`None`: every state).
     on_pick: Callback<(String, Option<EdgeState>)>,
+    /// Observed traffic (its marks per namespace pair are counted per namespace).
+    observed: RwSignal<crate::api::ObservedMarks>,
 ) -> impl IntoView {
     let all = RwSignal::new(false);
     let total = overview.namespaces.len();
@@ -112,7 +163,8 @@ pub fn OverviewTable(
     let namespaces = StoredValue::new(overview.namespaces);
     let body = move || {
         let shown = if all.get() { total } else { FIRST_ROWS };
-        namespaces.with_value(|v| rows_html(&v[..shown.min(v.len())], max_problems))
+        let o = observed.with(|o| observed_of(&o.namespaces));
+        namespaces.with_value(|v| rows_html(&v[..shown.min(v.len())], max_problems, &o))
     };
     let head = move |label: &'static str, s: &'static str, title: &'static str| {
         view! {

@@ -62,9 +62,59 @@ fn link((kind, namespace, name, label): Named) -> AnyView {
     }
 }
 
-/// A call's client with the call added to its current intents, for the draft form; `None`
-/// when the client has intents the form cannot show.
-async fn draft_with(source: &str, target: &str) -> Option<crate::draft::Form> {
+/// An edge's ports (`TCP 8080,8443; UDP 53`) as the draft form writes them (`8080/TCP,
+/// 8443/TCP, 53/UDP`); empty for `All Connections` or none.
+fn form_ports(ports: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for part in ports.split(';') {
+        let Some((proto, list)) = part.trim().split_once(' ') else {
+            continue;
+        };
+        if !matches!(proto, "TCP" | "UDP" | "SCTP") {
+            continue;
+        }
+        out.extend(
+            list.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| format!("{p}/{proto}")),
+        );
+    }
+    out.join(", ")
+}
+
+/// The sentence `text` cut into plain text and the `names` it mentions (`(kind, ns/name)`),
+/// so that each name can open its YAML.
+fn name_parts<'a>(
+    text: &'a str,
+    names: &'a [(&'static str, String)],
+) -> Vec<(&'static str, &'a str)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    loop {
+        let next = names
+            .iter()
+            .filter(|(_, n)| !n.is_empty())
+            // Not a workload id's `ns/name[Kind]`, which only looks like an intents name.
+            .filter_map(|(k, n)| {
+                rest.match_indices(n.as_str())
+                    .find(|(i, _)| !rest[i + n.len()..].starts_with('['))
+                    .map(|(i, _)| (i, n.len(), *k))
+            })
+            .min_by_key(|&(i, len, _)| (i, std::cmp::Reverse(len)));
+        let Some((i, len, kind)) = next else {
+            out.push(("", rest));
+            return out;
+        };
+        out.push(("", &rest[..i]));
+        out.push((kind, &rest[i..i + len]));
+        rest = &rest[i + len..];
+    }
+}
+
+/// A call's client with the call (its target and ports) added to its current intents, for the
+/// draft form; `None` when the client has intents the form cannot show.
+async fn draft_with(source: &str, target: &str, ports: &str) -> Option<crate::draft::Form> {
     let current = api::current_intents(source).await.ok()?;
     let mut form = match current.form {
         Some(d) => crate::draft::from_draft_intents(&d),
@@ -83,7 +133,7 @@ async fn draft_with(source: &str, target: &str) -> Option<crate::draft::Form> {
         } else {
             ns.to_string()
         },
-        ports: String::new(),
+        ports: form_ports(ports),
     });
     Some(form)
 }
@@ -172,16 +222,49 @@ fn EdgeRow(
                 .collect(),
         ),
     ];
+    // The why sentence, its intents and policy names opening their YAML.
+    let mentioned: Vec<(&'static str, String)> = x
+        .declared_by
+        .iter()
+        .filter(|o| o.kind == "ClientIntents")
+        .map(|o| ("ClientIntents", format!("{}/{}", o.namespace, o.name)))
+        .chain(
+            x.ingress_isolated_by
+                .iter()
+                .chain(x.ingress_admitted_by.iter().map(|r| &r.policy))
+                .map(|p| ("NetworkPolicy", p.clone())),
+        )
+        .collect();
+    let text = if x.in_words.is_empty() {
+        x.summary.clone()
+    } else {
+        x.in_words.clone()
+    };
+    let why = name_parts(&text, &mentioned)
+        .into_iter()
+        .map(|(kind, part)| {
+            let (ns, name) = part.split_once('/').unwrap_or(("", part));
+            if kind.is_empty() {
+                part.to_string().into_any()
+            } else {
+                link((kind, ns.to_string(), name.to_string(), part.to_string()))
+            }
+        })
+        .collect_view();
     let state = use_state();
     let navigate = crate::nav::use_navigate();
-    let (source, target) = (e.edge.source.clone(), e.edge.target.clone());
+    let (source, target, ports) = (
+        e.edge.source.clone(),
+        e.edge.target.clone(),
+        e.edge.ports.clone(),
+    );
     let draft_msg = RwSignal::new(None::<&'static str>);
     let draft = (!e.edge.declared).then(|| {
         view! {
             <button class="btn small" data-testid="draft-call" on:click=move |_| {
-                let (source, target, navigate) = (source.clone(), target.clone(), navigate.clone());
+                let (source, target, ports, navigate) = (source.clone(), target.clone(), ports.clone(), navigate.clone());
                 leptos::task::spawn_local(async move {
-                    match draft_with(&source, &target).await {
+                    match draft_with(&source, &target, &ports).await {
                         Some(f) => {
                             state.draft_seed.set(Some(f));
                             navigate("/drafts", Default::default());
@@ -208,7 +291,7 @@ fn EdgeRow(
                     <dt>"Declared"</dt><dd>{declared}</dd>
                     <dt>"Effective"</dt><dd>{effective}</dd>
                 </dl>
-                <p class="why" data-testid="why">{if x.in_words.is_empty() { x.summary.clone() } else { x.in_words.clone() }}</p>
+                <p class="why" data-testid="why">{why}</p>
                 {x.cause.clone().map(|k| view! {
                     <a class="btn small" data-testid="fix-link" href=format!("/drift?q={}", api::encode(&k))>"Open the cause and its fix"</a>
                 })}
@@ -300,6 +383,48 @@ fn Detail(
                 <ul class="plain">{d.drift.into_iter().map(|i| view! { <li>{i.explanation}</li> }).collect_view()}</ul>
             </section>
         })}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_edge_s_ports_become_the_form_s() {
+        assert_eq!(
+            form_ports("TCP 8080,8443; UDP 53"),
+            "8080/TCP, 8443/TCP, 53/UDP"
+        );
+        assert_eq!(form_ports("All Connections"), "");
+        assert_eq!(form_ports(""), "");
+    }
+
+    #[test]
+    fn names_in_a_sentence_are_cut_out_for_their_links() {
+        let names = [
+            ("ClientIntents", "storefront/cart".to_string()),
+            ("NetworkPolicy", "platform/auth-ingress".to_string()),
+        ];
+        let parts = name_parts(
+            "cart cannot call platform/auth, although its intents storefront/cart declare it: platform/auth only admits the clients its policies (platform/auth-ingress) select. Why: the pods of storefront/cart[Deployment] lack the label.",
+            &names,
+        );
+        let linked: Vec<(&str, &str)> = parts.iter().filter(|p| !p.0.is_empty()).copied().collect();
+        assert_eq!(
+            linked,
+            [
+                ("ClientIntents", "storefront/cart"),
+                ("NetworkPolicy", "platform/auth-ingress")
+            ]
+        );
+        assert!(
+            parts
+                .iter()
+                .map(|p| p.1)
+                .collect::<String>()
+                .starts_with("cart cannot call platform/auth, although")
+        );
     }
 }
 

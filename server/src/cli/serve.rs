@@ -119,6 +119,18 @@ pub struct Args {
     )]
     request_timeout: f64,
 
+    /// Ping the dashboards' event streams every this many seconds. A dashboard that hears
+    /// nothing for about 2.7 pings shows "Offline" and reconnects: lower it to notice a silent
+    /// server (or a proxy holding a dead connection) sooner, or to stay under a proxy's idle
+    /// timeout.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = crate::serve::http::EVENTS_PING.as_secs_f64(),
+        env = "ACCORD_EVENTS_PING"
+    )]
+    events_ping: f64,
+
     /// The namespace of the operator whose generation settings (ConfigMap
     /// `accord-operator-settings`) the drift report and the what-if use, with `--cluster`.
     #[arg(
@@ -264,6 +276,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .ok()
             .filter(|d| !d.is_zero())
             .context("--request-timeout must be a positive number of seconds")?,
+        events_ping: Duration::try_from_secs_f64(args.events_ping)
+            .ok()
+            .filter(|d| d.as_millis() >= 100)
+            .context("--events-ping must be at least 0.1 seconds")?,
         owner_label: args.owner_label,
         observed: observed_config(
             args.hubble,

@@ -352,6 +352,9 @@ async fn export_graph(State(state): State<SharedState>) -> Result<Response> {
         .into_response())
 }
 
+/// How often `/api/events` pings by default.
+pub const EVENTS_PING: Duration = Duration::from_secs(15);
+
 /// Server-sent events after every sync pass, until the client goes or the server shuts down
 /// (a stream left open would hold a graceful shutdown forever).
 async fn events(
@@ -379,12 +382,17 @@ async fn events(
     };
     // The keep-alive is an event the page sees (a comment would be invisible to it): a page
     // that hears nothing for several intervals knows the connection is gone, even when no
-    // error reaches it.
-    Sse::new(stream.take_until(stopped)).keep_alive(
-        KeepAlive::new()
-            .interval(Duration::from_secs(15))
-            .event(Event::default().event("ping").data("1")),
-    )
+    // error reaches it. Its data is the interval in ms, which the page's watchdog scales its
+    // patience by; the stream opens with one, so the page knows it from the start.
+    let ping = state.events_ping;
+    let ping_event = move || {
+        Event::default()
+            .event("ping")
+            .data(ping.as_millis().to_string())
+    };
+    let first = futures::stream::once(std::future::ready(Ok(ping_event())));
+    Sse::new(first.chain(stream).take_until(stopped))
+        .keep_alive(KeepAlive::new().interval(ping).event(ping_event()))
 }
 
 #[cfg(test)]
