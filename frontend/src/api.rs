@@ -173,14 +173,15 @@ pub struct ObservedMarks {
     pub namespaces: Vec<[String; 3]>,
 }
 
-/// The observed dimension of the graph's edges, since an RFC 3339 time (or all); with a
-/// namespace, only the edges with an end in it.
+/// The observed dimension of the graph's edges, since an RFC 3339 time (or all); with a scope
+/// (`namespace`, `workload` or `pairs_only` and its value), only what the view draws.
 pub async fn observed_edges(
     since: Option<String>,
-    namespace: Option<String>,
+    scope: Option<(&'static str, String)>,
 ) -> Result<ObservedMarks> {
     let mut q = String::new();
-    for (k, v) in [("since", since), ("namespace", namespace)] {
+    let (k, v) = scope.map_or(("", None), |(k, v)| (k, Some(v)));
+    for (k, v) in [("since", since), (k, v)] {
         if let Some(v) = v {
             q += if q.is_empty() { "?" } else { "&" };
             q += &format!("{k}={}", encode(&v));

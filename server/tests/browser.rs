@@ -872,6 +872,16 @@ async fn observed_traffic_marked_on_the_graph_and_filtered_by_time() {
         d.wait_for(&format!("{backup}[data-observed='undeclared']"))
             .await?;
         assert_eq!(d.js(&marked("dropped")).await?, json!(1));
+        // A neighbourhood asks only for its workload's edges, and marks them the same way.
+        d.goto("/graph?focus=platform%2Fledger-db%5BStatefulSet%5D")
+            .await?;
+        d.wait_for(&format!("{backup}[data-observed='undeclared']"))
+            .await?;
+        assert_eq!(
+            d.js(&marked("dropped")).await?,
+            json!(0),
+            "cart → auth is not drawn"
+        );
         Ok::<_, anyhow::Error>(())
     };
     run.await

@@ -19,6 +19,13 @@ pub struct ObservedQuery {
     /// and the namespace pairs it is an end of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// `/api/observed/edges` only: the edges with this workload (`ns/name[Kind]`) at an end,
+    /// and the namespace pairs its namespace is an end of (a neighbourhood's drawing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// `/api/observed/edges` only: the window and the namespace pairs, no edges (the overview).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pairs_only: bool,
 }
 
 /// Which assessment of the observed calls an answer shows: assessing every call takes long on

@@ -403,19 +403,24 @@ pub fn GraphPage() -> impl IntoView {
     // (The server reads `1h`, `24h`, `7d` as back from now.) A signal set by a task: cheaper
     // in WASM than another resource type.
     let observed = RwSignal::new(api::ObservedMarks::default());
-    // A namespace's drawing asks only for the edges with an end in it.
-    let obs_ns = Memo::new(move |_| match mode() {
-        Some(Mode::Namespaces(ns)) if ns.len() == 1 => ns.into_iter().next(),
+    // Each view asks only for what it draws: the overview the namespace pairs, a namespace's
+    // drawing the edges with an end in it, a neighbourhood its workload's edges.
+    let obs_scope = Memo::new(move |_| match mode() {
+        Some(Mode::Overview) => Some(("pairs_only", "true".to_string())),
+        Some(Mode::Namespaces(ns)) if ns.len() == 1 => {
+            ns.into_iter().next().map(|n| ("namespace", n))
+        }
+        Some(Mode::Focus(w)) => Some(("workload", w)),
         _ => None,
     });
     Effect::new(move |_| {
         state.refresh.track();
         let since = seen.get();
-        let ns = obs_ns.get();
+        let scope = obs_scope.get();
         leptos::task::spawn_local(async move {
-            if let Ok(m) = api::observed_edges(since.clone(), ns.clone()).await
+            if let Ok(m) = api::observed_edges(since.clone(), scope.clone()).await
                 && seen.get_untracked() == since
-                && obs_ns.get_untracked() == ns
+                && obs_scope.get_untracked() == scope
             {
                 observed.set(m);
             }

@@ -64,8 +64,67 @@ pub(super) async fn panel(
     Ok(Json(panel_of(o)))
 }
 
-/// `GET /api/observed/edges?since=…&namespace=…`: every observed call between workloads, per
-/// edge (those with an end in `namespace`, when given), and every namespace pair's in words.
+/// What `/api/observed/edges` answers for: the whole estate, one namespace, one workload's
+/// neighbourhood, or the namespace pairs only (the overview's).
+struct EdgeScope {
+    namespace: Option<String>,
+    workload: Option<String>,
+    pairs_only: bool,
+}
+
+impl EdgeScope {
+    fn of(q: &o::ObservedQuery) -> Result<EdgeScope> {
+        let workload = match &q.workload {
+            Some(w) => Some(
+                WorkloadId::parse(w, "default")
+                    .ok_or_else(|| {
+                        Error::BadRequest(format!("workload={w:?} is not namespace/name[Kind]"))
+                    })?
+                    .to_string(),
+            ),
+            None => None,
+        };
+        if workload.is_some() && q.namespace.is_some() {
+            return Err(Error::BadRequest(
+                "workload= and namespace= are two scopes: give one".into(),
+            ));
+        }
+        Ok(EdgeScope {
+            namespace: q.namespace.clone(),
+            workload,
+            pairs_only: q.pairs_only,
+        })
+    }
+
+    /// The namespace the answer is about: the one asked, or the workload's.
+    fn namespace(&self) -> Option<&str> {
+        self.namespace
+            .as_deref()
+            .or_else(|| self.workload.as_deref().and_then(|w| w.split('/').next()))
+    }
+
+    /// Whether an edge between these namespaces (and, asked only for a workload's scope,
+    /// these workload ids) is answered for.
+    fn edge(&self, from_ns: &str, to_ns: &str, ids: impl FnOnce() -> (String, String)) -> bool {
+        if self.pairs_only {
+            return false;
+        }
+        if let Some(ns) = &self.namespace {
+            return from_ns == ns || to_ns == ns;
+        }
+        match &self.workload {
+            Some(w) => {
+                let (a, b) = ids();
+                &a == w || &b == w
+            }
+            None => true,
+        }
+    }
+}
+
+/// `GET /api/observed/edges?since=…&namespace=…|workload=…|pairs_only=true`: every observed
+/// call between workloads, per edge (those with an end in `namespace` or at `workload`, when
+/// given; none with `pairs_only`), and the namespace pairs in words.
 pub(super) async fn edges(
     State(state): State<SharedState>,
     Query(q): Query<o::ObservedQuery>,
@@ -76,7 +135,7 @@ pub(super) async fn edges(
         ));
     }
     let since = parse_since(q.since.as_deref())?;
-    let namespace = q.namespace.clone();
+    let scope = EdgeScope::of(&q)?;
     let status = state.observed.read().expect("observed status lock").clone();
     let all = assessed(&state).await?;
     let assessment = all.describe(&state);
@@ -86,7 +145,6 @@ pub(super) async fn edges(
             assessment,
             ..window(&status)
         };
-        let scoped = |ns: &str| namespace.as_deref().is_none_or(|n| n == ns);
         fn ns_of(id: &str) -> &str {
             id.split('/').next().unwrap_or_default()
         }
@@ -102,7 +160,7 @@ pub(super) async fn edges(
         let mut pairs: BTreeMap<(&str, &str), NamespacePair> = BTreeMap::new();
         let mut calls = Vec::new();
         // With the pairs known, one namespace's calls are all that is looked at.
-        let positions: Box<dyn Iterator<Item = usize>> = match (&cached, &namespace) {
+        let positions: Box<dyn Iterator<Item = usize>> = match (&cached, scope.namespace()) {
             (Some(_), Some(ns)) => Box::new(
                 all.by_namespace
                     .get(ns)
@@ -131,7 +189,9 @@ pub(super) async fn edges(
                     o::ObservedState::Dropped => p.dropped += 1,
                 }
             }
-            if scoped(&c.namespace) || scoped(&t.namespace) {
+            if scope.edge(&c.namespace, &t.namespace, || {
+                (c.to_string(), t.to_string())
+            }) {
                 calls.push(o::ObservedCall {
                     state: Some(s.state),
                     declared: s.declared,
@@ -150,8 +210,11 @@ pub(super) async fn edges(
         let (namespaces, unused) = match cached {
             Some(namespaces) => {
                 let unused = if claimed {
-                    let edges = workload_edges()
-                        .filter(|e| scoped(ns_of(&e.source)) || scoped(ns_of(&e.target)));
+                    let edges = workload_edges().filter(|e| {
+                        scope.edge(ns_of(&e.source), ns_of(&e.target), || {
+                            (e.source.clone(), e.target.clone())
+                        })
+                    });
                     unused(&all, edges, since)
                 } else {
                     Vec::new()
@@ -179,20 +242,24 @@ pub(super) async fn edges(
                 all.keep_namespaces(key, namespaces.clone());
                 let unused = every
                     .into_iter()
-                    .filter(|u| scoped(ns_of(&u.client)) || scoped(ns_of(&u.server)))
+                    .filter(|u| {
+                        scope.edge(ns_of(&u.client), ns_of(&u.server), || {
+                            (u.client.clone(), u.server.clone())
+                        })
+                    })
                     .collect();
                 (namespaces, unused)
             }
         };
-        // Scoped to a namespace, only the pairs it is an end of (a namespace's drawing marks
-        // its own bundles; at 15,000 workloads every pair is ~2 MB).
-        let namespaces = match namespace.as_deref() {
+        // Scoped to a namespace (or a workload's), only the pairs it is an end of (a
+        // namespace's drawing marks its own bundles; at 15,000 workloads every pair is ~2 MB).
+        let namespaces = match scope.namespace() {
             None => Arc::unwrap_or_clone(namespaces),
-            Some(_) => namespaces
+            Some(ns) => namespaces
                 .iter()
                 .filter(|p| {
                     p[0].split_once("->")
-                        .is_some_and(|(a, b)| scoped(a) || scoped(b))
+                        .is_some_and(|(a, b)| a == ns || b == ns)
                 })
                 .cloned()
                 .collect(),
@@ -1444,6 +1511,27 @@ mod tests {
             later.namespaces.iter().all(|n| n[1] == "unused"),
             "{later:#?}"
         );
+
+        // A neighbourhood's drawing: only the edges at the workload, the pairs of its
+        // namespace.
+        let at_auth: o::ObservedEdges = get(
+            &state,
+            "/api/observed/edges?workload=platform/auth%5BDeployment%5D",
+        )
+        .await;
+        assert!(!at_auth.marks.is_empty(), "{at_auth:#?}");
+        assert!(at_auth.marks.iter().all(|m| {
+            let (a, b) = m[0].split_once("->").unwrap();
+            a == AUTH || b == AUTH
+        }));
+        assert!(at_auth.edges.iter().any(|e| e.source == CART));
+        assert_eq!(at_auth.namespaces, scoped.namespaces);
+        // The overview: the pairs for the whole estate, no edges.
+        let overview: o::ObservedEdges = get(&state, "/api/observed/edges?pairs_only=true").await;
+        assert!(overview.edges.is_empty() && overview.marks.is_empty());
+        assert!(overview.unused.is_empty());
+        assert_eq!(overview.namespaces, all.namespaces);
+        assert_eq!(overview.summary, all.summary);
     }
 
     #[tokio::test]
