@@ -1490,23 +1490,7 @@ async fn the_time_filter_hides_calls_that_changed_before_the_window() {
         let three_days_ago = {
             let t = std::time::SystemTime::now() - Duration::from_secs(3 * 86_400);
             let secs = t.duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
-            let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-            // Days since 1970 → civil date (proleptic Gregorian).
-            let z = days + 719_468;
-            let era = z.div_euclid(146_097);
-            let doe = z - era * 146_097;
-            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-            let mp = (5 * doy + 2) / 153;
-            let day = doy - (153 * mp + 2) / 5 + 1;
-            let month = if mp < 10 { mp + 3 } else { mp - 9 };
-            let year = yoe + era * 400 + i64::from(month <= 2);
-            format!(
-                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-                rem / 3600,
-                rem / 60 % 60,
-                rem % 60
-            )
+            accord_policy::observed::format_rfc3339(secs * 1_000_000_000)
         };
         {
             use sqlx::Connection;
