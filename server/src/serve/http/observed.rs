@@ -1241,10 +1241,7 @@ fn window(s: &crate::observed::collector::Status) -> o::ObservedWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::Index;
-    use crate::serve::store::Store;
-    use crate::serve::sync::Syncer;
-    use crate::serve::{AppState, demo};
+    use crate::serve::demo;
     use accord_policy::objects::Protocol;
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
@@ -1284,19 +1281,8 @@ mod tests {
     /// The demo synced, with a collector of recorded flows (nothing stored yet); requests wait
     /// for assessments that took less than `quick`.
     async fn fixture(quick: Duration) -> (tempfile::TempDir, SharedState) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("accord.db").to_str().unwrap())
-            .await
-            .unwrap();
-        let mut state = AppState::new(store.clone(), "demo".into());
-        state.observed_cache.quick = quick;
-        let state = Arc::new(state);
-        let mut syncer = Syncer::new(store, "demo", Default::default())
-            .await
-            .unwrap();
-        let mut idx = Index::default();
-        idx.reset_all(demo::objects());
-        state.publish(syncer.pass(Arc::new(idx)).await.unwrap());
+        let (dir, state) =
+            super::super::tests::synced(|s| s.observed_cache.quick = quick, demo::objects()).await;
         state.observed.write().unwrap().source = "flows test.jsonl".into();
         (dir, state)
     }

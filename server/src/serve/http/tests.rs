@@ -20,19 +20,29 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    let (dir, state) = synced(|_| {}, demo::objects()).await;
+    Fixture { _dir: dir, state }
+}
+
+/// `objects` synced once into a fresh database, served by a state `configure` adjusted.
+pub(super) async fn synced(
+    configure: impl FnOnce(&mut AppState),
+    objects: Vec<(accord_policy::Origin, serde_json::Value)>,
+) -> (tempfile::TempDir, SharedState) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().join("accord.db").to_str().unwrap())
         .await
         .unwrap();
-    let state = Arc::new(AppState::new(store.clone(), "demo".into()));
+    let mut state = AppState::new(store.clone(), "demo".into());
+    configure(&mut state);
+    let state = Arc::new(state);
     let mut syncer = Syncer::new(store, "demo", Default::default())
         .await
         .unwrap();
     let mut idx = Index::default();
-    idx.reset_all(demo::objects());
-    let outcome = syncer.pass(Arc::new(idx)).await.unwrap();
-    state.publish(outcome);
-    Fixture { _dir: dir, state }
+    idx.reset_all(objects);
+    state.publish(syncer.pass(Arc::new(idx)).await.unwrap());
+    (dir, state)
 }
 
 async fn call(state: &SharedState, req: Request<Body>) -> (StatusCode, axum::body::Bytes) {
@@ -249,19 +259,7 @@ async fn drift_report_is_worst_first_one_item_per_cause_paged_filtered_and_sorte
 
 #[tokio::test]
 async fn drift_owner_comes_from_the_configured_label() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().join("accord.db").to_str().unwrap())
-        .await
-        .unwrap();
-    let mut state = AppState::new(store.clone(), "demo".into());
-    state.owner_label = Some("team".into());
-    let state = Arc::new(state);
-    let mut syncer = Syncer::new(store, "demo", Default::default())
-        .await
-        .unwrap();
-    let mut idx = Index::default();
-    idx.reset_all(demo::objects());
-    state.publish(syncer.pass(Arc::new(idx)).await.unwrap());
+    let (_dir, state) = synced(|s| s.owner_label = Some("team".into()), demo::objects()).await;
     let r = drift(&state, "?per_page=100").await;
     let cart = r
         .items
