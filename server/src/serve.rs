@@ -805,10 +805,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         let (store, status) = (state.store.clone(), state.observed.clone());
         let rows = state.observed_rows.clone();
+        let written = state.observed_cache.waker();
         // A recording ends when it is read; Hubble is followed until the server stops.
         tokio::spawn(async move {
             if let Err(e) =
-                crate::observed::collector::run(observed, store, ips, status.clone(), rows).await
+                crate::observed::collector::run(observed, store, ips, status.clone(), rows, written)
+                    .await
             {
                 tracing::error!(error = %e, "observed traffic collector stopped");
                 status.write().expect("observed status lock").last_error = Some(e.to_string());

@@ -100,6 +100,7 @@ pub async fn run(
     ips: SharedIps,
     status: SharedStatus,
     rows: SharedRows,
+    written: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<()> {
     *rows.lock().await = StoredRows {
         kept: true,
@@ -153,6 +154,7 @@ pub async fn run(
         retention: config.retention,
         status,
         rows,
+        written,
     };
     collector.run(rx, config.flush_every).await?;
     producer.await??;
@@ -175,6 +177,8 @@ struct Collector {
     retention: Duration,
     status: SharedStatus,
     rows: SharedRows,
+    /// Told after each write that stored new observations (the assessor waits on it).
+    written: Arc<tokio::sync::Notify>,
 }
 
 impl Collector {
@@ -274,6 +278,7 @@ impl Collector {
                 s.last_error = None;
                 if !batch.is_empty() {
                     s.generation += 1;
+                    self.written.notify_one();
                 }
             }
             Err(e) => {

@@ -667,8 +667,6 @@ impl Assessed {
 /// Larger ones never wait (an assessment at 1,500 workloads takes about 100 ms).
 const QUICK: Duration = Duration::from_millis(50);
 const WAIT_FOR_QUICK: Duration = Duration::from_secs(10);
-/// The collector does not wake the assessor: it looks for new observed data this often.
-const POLL: Duration = Duration::from_millis(500);
 /// After an assessment, the next one waits as long as it took (so assessing takes at most
 /// half of one core however often the collector writes), but never longer than this.
 const MAX_PAUSE: Duration = Duration::from_secs(30);
@@ -707,6 +705,11 @@ impl Assessor {
     /// Something changed: assess again (once the pause after the last assessment is over).
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// What the collector tells after each write of new observations.
+    pub fn waker(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
     }
 
     /// The last complete assessment.
@@ -780,7 +783,8 @@ pub fn start(state: &SharedState) {
                 #[cfg(test)]
                 drop(held);
                 drop((state, view, previous));
-                let _ = tokio::time::timeout(POLL, wake.notified()).await;
+                // Woken by a new view (`publish`), a collector's write or a request.
+                wake.notified().await;
                 continue;
             }
             let clock = std::time::Instant::now();
@@ -838,9 +842,6 @@ pub fn start(state: &SharedState) {
     });
 }
 
-/// What an assessment keeps for the next ones of the same view: the verdicts of the calls
-/// evaluated (a new generation evaluates only calls not seen before), and the inventory with
-/// every workload protected, compiled.
 /// Every stored observation, sorted by key: from the collector's copy in memory when it keeps
 /// one, else from SQLite.
 async fn stored_rows(state: &SharedState) -> super::super::store::Result<Vec<(Key, Aggregate)>> {
@@ -863,6 +864,9 @@ async fn stored_rows(state: &SharedState) -> super::super::store::Result<Vec<(Ke
 /// allowed once its server is protected.
 type Verdict = (bool, Option<bool>, Option<bool>);
 
+/// What an assessment keeps for the next ones of the same view: the verdicts of the calls
+/// evaluated (a new generation evaluates only calls not seen before), and the inventory with
+/// every workload protected, compiled.
 #[derive(Default)]
 struct Memo {
     view: Weak<View>,
@@ -1301,6 +1305,8 @@ mod tests {
         s.coverage = coverage;
         s.latest = to;
         s.generation += 1;
+        drop(s);
+        state.observed_cache.wake();
     }
 
     async fn get<T: serde::de::DeserializeOwned>(state: &SharedState, uri: &str) -> T {
@@ -1566,7 +1572,7 @@ mod tests {
         .await;
         assert_eq!(kinds.total, 2, "{:#?}", kinds.items);
         // Nothing changed since: no other event.
-        tokio::time::sleep(POLL * 3).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
         assert!(events.try_recv().is_err());
     }
 
