@@ -378,7 +378,7 @@ impl Observations {
 
     /// Classify one flow and count it.
     pub fn ingest(&mut self, flow: &Flow, ips: &IpHistory) -> Ingested {
-        let outcome = Self::classify_ends(flow, ips);
+        let outcome = Self::classify(flow, ips);
         match outcome {
             Err(skip) => {
                 match skip {
@@ -431,14 +431,10 @@ impl Observations {
         }
     }
 
-    /// The key a flow counts under, or why it counts under none.
-    pub fn classify(&self, flow: &Flow, ips: &IpHistory) -> Result<Key, Ingested> {
-        Self::classify_ends(flow, ips).map(|(key, _, _)| key)
-    }
-
-    /// The key, and whether the client's and the server's ends are pods that report their own
-    /// side of a call (Cilium endpoints: not the node, the world or a host-network pod).
-    fn classify_ends(flow: &Flow, ips: &IpHistory) -> Result<(Key, bool, bool), Ingested> {
+    /// The key a flow counts under (or why it counts under none), and whether the client's and
+    /// the server's ends are pods that report their own side of a call (Cilium endpoints: not
+    /// the node, the world or a host-network pod).
+    fn classify(flow: &Flow, ips: &IpHistory) -> Result<(Key, bool, bool), Ingested> {
         if flow.flow_type != FlowType::L3L4 && flow.flow_type != FlowType::Unknown {
             return Err(Ingested::NotL3L4);
         }
