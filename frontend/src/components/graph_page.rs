@@ -201,6 +201,29 @@ fn toast_html(list: &[(&String, Option<EdgeState>)]) -> String {
     h
 }
 
+/// A time window filter: "{what}: any time", the last hour, 24 h or 7 days (`1h`, `24h`, `7d`;
+/// `None` for any time).
+fn window_select(
+    what: &'static str,
+    testid: &'static str,
+    hidden: Signal<bool>,
+    value: Signal<String>,
+    set: impl Fn(Option<String>) + 'static,
+) -> impl IntoView {
+    view! {
+        <select class="input" hidden=move || hidden.get() data-testid=testid
+            aria-label=format!("{what} within") prop:value=move || value.get()
+            on:change=move |ev| {
+                let v = event_target_value(&ev);
+                set((!v.is_empty()).then_some(v));
+            }>
+            {[("", "any time"), ("1h", "last hour"), ("24h", "last 24 h"), ("7d", "last 7 days")]
+                .map(|(v, words)| view! { <option value=v>{format!("{what}: {words}")}</option> })
+                .collect_view()}
+        </select>
+    }
+}
+
 #[component]
 pub fn GraphPage() -> impl IntoView {
     let state = use_state();
@@ -651,37 +674,12 @@ pub fn GraphPage() -> impl IntoView {
                         on:click=move |_| update(&|q| { q.level = Some(Level::Workload); q.params.namespaces.clear(); q.params.focus = None; })
                     >"All workloads"</button>
                 </div>
-                <select
-                    class="input"
-                    data-testid="since-filter"
-                    aria-label="Changed within"
-                    prop:value=move || query.get().since.unwrap_or_default()
-                    on:change=move |ev| {
-                        let v = event_target_value(&ev);
-                        update(&|q| q.since = (!v.is_empty()).then(|| v.clone()))
-                    }
-                >
-                    <option value="">"Changed: any time"</option>
-                    <option value="1h">"Changed: last hour"</option>
-                    <option value="24h">"Changed: last 24 h"</option>
-                    <option value="7d">"Changed: last 7 days"</option>
-                </select>
-                    <select
-                        class="input"
-                        hidden=move || summary.get().is_empty()
-                        data-testid="seen-filter"
-                        aria-label="Observed within"
-                        prop:value=move || query.get().seen.unwrap_or_default()
-                        on:change=move |ev| {
-                            let v = event_target_value(&ev);
-                            update(&|q| q.seen = (!v.is_empty()).then(|| v.clone()))
-                        }
-                    >
-                        <option value="">"Observed: any time"</option>
-                        <option value="1h">"Observed: last hour"</option>
-                        <option value="24h">"Observed: last 24 h"</option>
-                        <option value="7d">"Observed: last 7 days"</option>
-                    </select>
+                {window_select("Changed", "since-filter", Signal::derive(|| false),
+                    Signal::derive(move || query.get().since.unwrap_or_default()),
+                    move |v| update(&|q| q.since = v.clone()))}
+                {window_select("Observed", "seen-filter", Signal::derive(move || summary.get().is_empty()),
+                    Signal::derive(move || query.get().seen.unwrap_or_default()),
+                    move |v| update(&|q| q.seen = v.clone()))}
                 <div class="spacer"></div>
                 <button class="btn ghost" data-testid="export-svg" disabled=move || is_overview.get() on:click=move |_| dom::download("accord-graph.svg", "image/svg+xml", &scene::to_svg(&scene.get_untracked()))>"Export SVG"</button>
                 <button class="btn ghost" data-testid="export-json" disabled=move || is_overview.get() on:click=move |_| dom::download("accord-graph.json", "application/json", &scene::to_json(&scene.get_untracked()))>"Export JSON"</button>
